@@ -1,0 +1,1 @@
+//! The Mosaic formula language.

@@ -1,0 +1,1 @@
+//! The Mosaic query language.
