@@ -1,1 +1,15 @@
-//! placeholder
+//! Mosaic metadata: what tenants' objects and fields are, how they map onto
+//! flex slots, and the service that validates, versions, stores and caches
+//! them.
+//!
+//! **Architecture invariant:** definitions are data. Changing an object never
+//! runs DDL; it rewrites a versioned document and, where needed, asks the
+//! record store to clear a slot or (re)build a pivot index.
+
+pub mod coerce;
+pub mod model;
+pub mod service;
+pub mod validate;
+
+pub use model::{FieldDef, NameField, ObjectDef, PicklistValue, SharingModel};
+pub use service::MetadataService;

@@ -1,1 +1,15 @@
-//! placeholder
+//! The Mosaic runtime: one generic record pipeline that serves every
+//! tenant's objects from their metadata — coercion and validation, defaults,
+//! auto numbers, encryption of sensitive fields, relationship checks,
+//! cascades — and the wiring of the stores it runs on.
+//!
+//! **Architecture invariant:** the runtime speaks domain types
+//! ([`RecordView`], [`mosaic_types::Value`]); it knows nothing of HTTP or of
+//! the Salesforce-shaped JSON, which belong to `mosaic-server`.
+
+pub mod cipher;
+pub mod platform;
+pub mod records;
+
+pub use platform::{Platform, PlatformConfig};
+pub use records::{Caller, RecordErrors, RecordView, WriteOutcome};

@@ -1,1 +1,27 @@
-//! placeholder
+//! Mosaic storage. Two stores behind traits so backends can be swapped
+//! without touching callers:
+//!
+//! - [`MetaStore`]: tenants, users, sessions and object definitions (the
+//!   metadata database);
+//! - [`RecordStore`]: every tenant's records in one wide flex-column table
+//!   with typed pivot tables for indexed / unique fields (a shard).
+//!
+//! **Architecture invariant:** only this crate writes SQL. Every statement
+//! carries the tenant predicate, every literal is a bound parameter, and the
+//! only identifiers spliced into SQL are flex column names from the closed
+//! set of [`mosaic_types::FlexSlot::column`].
+
+pub mod meta_store;
+pub mod record_store;
+pub mod sqlite;
+mod sqlite_meta;
+mod sqlite_records;
+
+pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
+pub use record_store::{
+    AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, RecordRow, RecordStore, RefCheck,
+    UpdateOp, WriteOp, WriteResult,
+};
+pub use sqlite::SqliteDb;
+pub use sqlite_meta::SqliteMetaStore;
+pub use sqlite_records::SqliteRecordStore;

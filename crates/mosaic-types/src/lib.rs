@@ -7,9 +7,11 @@ pub mod datatype;
 pub mod deckey;
 pub mod error;
 pub mod id;
+pub mod slot;
 pub mod value;
 
 pub use datatype::{DataType, SlotPool};
 pub use error::{ErrorCode, MosaicError, MosaicResult};
 pub use id::new_id;
+pub use slot::FlexSlot;
 pub use value::Value;

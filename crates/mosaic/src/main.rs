@@ -1,1 +1,225 @@
-fn main() {}
+//! `mosaic`: the single binary. It only wires crates together.
+
+use clap::{Args, Parser, Subcommand};
+use mosaic_access::NewTenant;
+use mosaic_runtime::{Platform, PlatformConfig};
+use mosaic_server::AppState;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "mosaic", version, about = "Mosaic: a multi-tenant, metadata-driven application platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command shares, so each reaches the same databases as `serve`.
+#[derive(Args, Clone)]
+struct Common {
+    /// Directory of the embedded databases.
+    #[arg(long, env = "MOSAIC_DATA_DIR", default_value = "./mosaic-data")]
+    data_dir: PathBuf,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, env = "MOSAIC_TOKEN_TTL_SECS", default_value_t = 7200)]
+    token_ttl_secs: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on.
+        #[arg(long, env = "MOSAIC_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// URL clients use to reach this server (instance_url); defaults to http://<listen>.
+        #[arg(long, env = "MOSAIC_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+    /// Tenant administration.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with its system administrator; prints one JSON object.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        subdomain: String,
+        #[arg(long, default_value = "starter", value_parser = ["starter", "professional", "enterprise"])]
+        tier: String,
+        #[arg(long)]
+        admin_username: String,
+        #[arg(long, env = "MOSAIC_ADMIN_PASSWORD")]
+        admin_password: String,
+        #[arg(long)]
+        admin_email: Option<String>,
+        /// instance_url to report; defaults to the running server's URL.
+        #[arg(long, env = "MOSAIC_PUBLIC_URL")]
+        instance_url: Option<String>,
+    },
+}
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if std::env::var("MOSAIC_LOG_FORMAT").map(|v| v == "json").unwrap_or(false) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn config(c: &Common) -> PlatformConfig {
+    let mut cfg = PlatformConfig::new(&c.data_dir);
+    cfg.token_ttl = Duration::from_secs(c.token_ttl_secs.max(1));
+    cfg
+}
+
+/// Where a running server said it listens (written at start-up).
+fn recorded_url(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join("instance.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("url")?.as_str().map(str::to_string)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn serve(common: Common, listen: String, public_url: Option<String>) -> Result<(), String> {
+    let platform = Arc::new(
+        Platform::open_embedded(config(&common)).map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?,
+    );
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let _ = std::fs::write(
+        common.data_dir.join("instance.json"),
+        serde_json::json!({"url": url, "pid": std::process::id()}).to_string(),
+    );
+    tracing::info!(%url, data_dir = %common.data_dir.display(), "Mosaic is listening on {url}");
+    tracing::info!(
+        "create a tenant and get a token: mosaic tenant create --data-dir {} --name Acme --subdomain acme --admin-username admin@acme.test --admin-password 'change-me-now'",
+        common.data_dir.display()
+    );
+    let state = AppState {
+        platform: platform.clone(),
+        instance_url: url.into(),
+    };
+    let res = mosaic_server::serve(listener, state, shutdown_signal()).await;
+    platform.close();
+    tracing::info!("stopped; all acknowledged writes are on disk");
+    res.map_err(|e| e.to_string())
+}
+
+async fn tenant_create(
+    common: Common,
+    t: NewTenant,
+    instance_url: Option<String>,
+) -> Result<(), String> {
+    let platform = Platform::open_embedded(config(&common)).map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?;
+    let created = platform.auth.create_tenant(t).await;
+    platform.close();
+    let created = created.map_err(|e| {
+        let field = e.fields.first().map(|f| format!(" ({f})")).unwrap_or_default();
+        format!("{}{field}: {}", e.code, e.message)
+    })?;
+    let url = instance_url
+        .or_else(|| recorded_url(&common.data_dir))
+        .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
+    println!(
+        "{}",
+        serde_json::json!({
+            "tenant_id": created.tenant_id,
+            "user_id": created.user_id,
+            "access_token": created.access_token,
+            "instance_url": url,
+        })
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve { common, listen, public_url } => serve(common, listen, public_url).await,
+            Command::Tenant {
+                command:
+                    TenantCommand::Create {
+                        common,
+                        name,
+                        subdomain,
+                        tier,
+                        admin_username,
+                        admin_password,
+                        admin_email,
+                        instance_url,
+                    },
+            } => {
+                tenant_create(
+                    common,
+                    NewTenant {
+                        name,
+                        subdomain,
+                        tier,
+                        admin_username,
+                        admin_password,
+                        admin_email,
+                    },
+                    instance_url,
+                )
+                .await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The authentication service: creates tenants with their admin, exchanges
+//! credentials for tokens, and resolves bearer tokens to sessions.
+
+use crate::{password, token};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use moka::future::Cache;
+use mosaic_store::{MetaStore, SessionRow, TenantRow, UserRow};
+use mosaic_types::{new_id, ErrorCode, MosaicError, MosaicResult};
+use regex::Regex;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+/// Default lifetime of an access token (Salesforce's default session: 2 h).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(2 * 60 * 60);
+/// How long a resolved session may be served from memory before the store
+/// is asked again (revocation through this service is immediate).
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
+pub const SESSION_CACHE_CAPACITY: u64 = 200_000;
+pub const MAX_USERNAME_LEN: usize = 80;
+pub const MAX_TENANT_NAME_LEN: usize = 120;
+pub const TIERS: [&str; 3] = ["starter", "professional", "enterprise"];
+pub const PROFILE_ADMIN: &str = "system_administrator";
+
+static SUBDOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$").expect("subdomain regex"));
+
+/// A resolved bearer token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub profile: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct NewTenant {
+    pub name: String,
+    pub subdomain: String,
+    pub tier: String,
+    pub admin_username: String,
+    pub admin_password: String,
+    pub admin_email: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantCreated {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub access_token: String,
+    pub issued_at: DateTime<Utc>,
+}
+
+pub struct AuthService {
+    store: Arc<dyn MetaStore>,
+    sessions: Cache<String, Arc<Session>>,
+    token_ttl: Duration,
+}
+
+fn bad(field: &str, msg: impl Into<String>) -> MosaicError {
+    MosaicError::field(ErrorCode::INVALID_INPUT, field, msg)
+}
+
+fn invalid_session() -> MosaicError {
+    MosaicError::new(ErrorCode::INVALID_SESSION_ID, "Session expired or invalid")
+}
+
+/// Checks a username: 1–80 characters, no whitespace or control characters.
+pub fn check_username(u: &str) -> MosaicResult<()> {
+    if u.is_empty() || u.chars().count() > MAX_USERNAME_LEN || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(
+            "username",
+            format!("a username is 1 to {MAX_USERNAME_LEN} characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_password(p: &str) -> MosaicResult<()> {
+    let n = p.chars().count();
+    if !(password::MIN_PASSWORD_LEN..=password::MAX_PASSWORD_LEN).contains(&n) {
+        return Err(bad(
+            "password",
+            format!(
+                "a password is {} to {} characters",
+                password::MIN_PASSWORD_LEN,
+                password::MAX_PASSWORD_LEN
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl AuthService {
+    pub fn new(store: Arc<dyn MetaStore>, token_ttl: Duration) -> AuthService {
+        AuthService {
+            store,
+            sessions: Cache::builder()
+                .max_capacity(SESSION_CACHE_CAPACITY)
+                .time_to_live(SESSION_CACHE_TTL)
+                .build(),
+            token_ttl,
+        }
+    }
+
+    fn new_session(&self, tenant_id: &str, user_id: &str) -> (String, SessionRow) {
+        let tok = token::mint();
+        let now = Utc::now();
+        let ttl = ChronoDuration::from_std(self.token_ttl).unwrap_or(ChronoDuration::hours(2));
+        let row = SessionRow {
+            token_hash: token::hash(&tok),
+            tenant_id: tenant_id.to_string(),
+            user_id: user_id.to_string(),
+            issued_at: now,
+            expires_at: now + ttl,
+            revoked: false,
+        };
+        (tok, row)
+    }
+
+    /// Creates a tenant with its system administrator and a first token.
+    pub async fn create_tenant(&self, t: NewTenant) -> MosaicResult<TenantCreated> {
+        let name = t.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_TENANT_NAME_LEN {
+            return Err(bad("name", format!("a tenant name is 1 to {MAX_TENANT_NAME_LEN} characters")));
+        }
+        if !SUBDOMAIN.is_match(&t.subdomain) {
+            return Err(bad(
+                "subdomain",
+                "a subdomain is 1 to 63 lowercase letters, digits or hyphens, not starting or ending with a hyphen",
+            ));
+        }
+        if !TIERS.contains(&t.tier.as_str()) {
+            return Err(bad("tier", format!("tier must be one of {}", TIERS.join(", "))));
+        }
+        check_username(&t.admin_username)?;
+        check_password(&t.admin_password)?;
+        let tenant_id = new_id();
+        let user_id = new_id();
+        let now = Utc::now();
+        let (tok, session) = self.new_session(&tenant_id, &user_id);
+        let issued_at = session.issued_at;
+        let pw = password::hash(&t.admin_password)?;
+        self.store
+            .create_tenant(
+                TenantRow {
+                    id: tenant_id.clone(),
+                    name: name.to_string(),
+                    subdomain: t.subdomain,
+                    tier: t.tier,
+                    status: "active".to_string(),
+                    created_at: now,
+                },
+                UserRow {
+                    id: user_id.clone(),
+                    tenant_id: tenant_id.clone(),
+                    username: t.admin_username,
+                    email: t.admin_email,
+                    password_hash: pw,
+                    is_active: true,
+                    profile: PROFILE_ADMIN.to_string(),
+                    created_at: now,
+                },
+                Some(session),
+            )
+            .await?;
+        Ok(TenantCreated {
+            tenant_id,
+            user_id,
+            access_token: tok,
+            issued_at,
+        })
+    }
+
+    /// The OAuth password grant: (token, issued_at, tenant id), or
+    /// `INSUFFICIENT_ACCESS` for any failure (which one is not revealed).
+    pub async fn login(&self, username: &str, password_plain: &str) -> MosaicResult<(String, DateTime<Utc>, String)> {
+        let failure = || MosaicError::new(ErrorCode::INSUFFICIENT_ACCESS, "authentication failure");
+        if username.is_empty() || username.len() > 4 * MAX_USERNAME_LEN || password_plain.len() > 4 * password::MAX_PASSWORD_LEN {
+            return Err(failure());
+        }
+        let user = self.store.user_by_username(username).await?;
+        let Some(user) = user else {
+            // Spend the same effort as a real check so timing reveals nothing.
+            let _ = password::verify(password_plain, DUMMY_HASH.as_str());
+            return Err(failure());
+        };
+        let stored = user.password_hash.clone();
+        let pw = password_plain.to_string();
+        let ok = tokio_free_verify(pw, stored).await;
+        if !ok || !user.is_active {
+            return Err(failure());
+        }
+        let tenant = self.store.tenant(&user.tenant_id).await?;
+        if tenant.map(|t| t.status != "active").unwrap_or(true) {
+            return Err(failure());
+        }
+        let (tok, row) = self.new_session(&user.tenant_id, &user.id);
+        let issued = row.issued_at;
+        self.store.create_session(row).await?;
+        Ok((tok, issued, user.tenant_id))
+    }
+
+    /// Resolves a bearer token to its session, or `INVALID_SESSION_ID`.
+    pub async fn resolve(&self, bearer: &str) -> MosaicResult<Arc<Session>> {
+        if bearer.is_empty() || bearer.len() > token::MAX_TOKEN_LEN || !bearer.starts_with(token::TOKEN_PREFIX) {
+            return Err(invalid_session());
+        }
+        let h = token::hash(bearer);
+        if let Some(s) = self.sessions.get(&h).await {
+            if s.expires_at > Utc::now() {
+                return Ok(s);
+            }
+            self.sessions.invalidate(&h).await;
+            return Err(invalid_session());
+        }
+        let row = self.store.session(&h).await?.ok_or_else(invalid_session)?;
+        if row.revoked || row.expires_at <= Utc::now() {
+            return Err(invalid_session());
+        }
+        let user = self
+            .store
+            .user(&row.tenant_id, &row.user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or_else(invalid_session)?;
+        let s = Arc::new(Session {
+            tenant_id: row.tenant_id,
+            user_id: row.user_id,
+            username: user.username,
+            profile: user.profile,
+            expires_at: row.expires_at,
+        });
+        self.sessions.insert(h, s.clone()).await;
+        Ok(s)
+    }
+
+    /// Revokes a token: the very next request with it is refused.
+    pub async fn revoke(&self, bearer: &str) -> MosaicResult<()> {
+        let h = token::hash(bearer);
+        self.store.revoke_session(&h).await?;
+        self.sessions.invalidate(&h).await;
+        Ok(())
+    }
+}
+
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| password::hash("mosaic-dummy-password").unwrap_or_default());
+
+/// argon2 is deliberately slow: run it on the blocking pool.
+async fn tokio_free_verify(pw: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
+        .await
+        .unwrap_or(false)
+}

@@ -1,0 +1,208 @@
+//! The definition model, serialized as the metadata API's JSON (snake_case)
+//! and as the stored document.
+
+use chrono::{DateTime, Utc};
+use mosaic_types::{DataType, FlexSlot};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SharingModel {
+    Private,
+    PublicRead,
+    #[default]
+    PublicReadWrite,
+    ControlledByParent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PicklistValue {
+    pub value: String,
+    pub label: String,
+    #[serde(default)]
+    pub is_default: bool,
+    #[serde(default = "yes")]
+    pub is_active: bool,
+    #[serde(default)]
+    pub sort_order: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The standard Name field of an object: text, or an auto number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NameField {
+    pub label: String,
+    /// `text` or `auto_number`.
+    pub data_type: DataType,
+    pub length: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_number_format: Option<String>,
+    #[serde(default = "one")]
+    pub auto_number_start: i64,
+    /// Counter key for the auto number.
+    pub counter_id: String,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldDef {
+    pub id: String,
+    pub api_name: String,
+    pub label: String,
+    pub data_type: DataType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    #[serde(default)]
+    pub is_required: bool,
+    #[serde(default)]
+    pub is_unique: bool,
+    #[serde(default)]
+    pub is_indexed: bool,
+    #[serde(default)]
+    pub is_external_id: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value_formula: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub picklist_values: Vec<PicklistValue>,
+    #[serde(default)]
+    pub is_restricted: bool,
+    /// Target object id of a lookup / master-detail (rendered as api name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_object_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship_name: Option<String>,
+    /// Name of the relationship seen from the parent (child subqueries),
+    /// e.g. `Line_Items__r`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_relationship_name: Option<String>,
+    #[serde(default)]
+    pub cascade_delete: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula_expression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formula_return_type: Option<DataType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_number_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_number_start: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The flex slot holding the values (`None` for computed fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<FlexSlot>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl FieldDef {
+    /// Whether writes to this field through the Data API are allowed.
+    pub fn is_updateable(&self) -> bool {
+        !matches!(
+            self.data_type,
+            DataType::AutoNumber | DataType::Formula | DataType::RollupSummary
+        )
+    }
+
+    /// Whether the field is mirrored into the index pivot table (lookups are
+    /// always indexed, as relationship traversal needs them).
+    pub fn needs_index(&self) -> bool {
+        self.is_indexed || self.is_external_id || self.data_type.is_reference()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectDef {
+    pub id: String,
+    pub api_name: String,
+    pub label: String,
+    pub plural_label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub sharing_model: SharingModel,
+    pub enable_history: bool,
+    pub version: i64,
+    pub name_field: NameField,
+    pub fields: Vec<FieldDef>,
+    /// Slots of deleted fields whose data may not have been cleared yet;
+    /// never allocated until cleared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_clear: Vec<FlexSlot>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An object definition with lookup tables, shared read-only across requests.
+#[derive(Debug)]
+pub struct ObjectMeta {
+    pub def: ObjectDef,
+    by_name: HashMap<String, usize>,
+}
+
+impl ObjectMeta {
+    pub fn new(def: ObjectDef) -> ObjectMeta {
+        let by_name = def
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.api_name.to_lowercase(), i))
+            .collect();
+        ObjectMeta { def, by_name }
+    }
+
+    /// A custom field by api name, case-insensitively.
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.by_name
+            .get(&name.to_lowercase())
+            .and_then(|i| self.def.fields.get(*i))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.def.id
+    }
+
+    pub fn api_name(&self) -> &str {
+        &self.def.api_name
+    }
+
+    /// Every stored slot of the object (what a full read selects).
+    pub fn slots(&self) -> Vec<FlexSlot> {
+        self.def.fields.iter().filter_map(|f| f.slot).collect()
+    }
+}
+
+/// System fields every object has, in Data API order.
+pub const SYSTEM_FIELDS: [&str; 8] = [
+    "Id",
+    "Name",
+    "OwnerId",
+    "CreatedById",
+    "CreatedDate",
+    "LastModifiedById",
+    "LastModifiedDate",
+    "IsDeleted",
+];
+
+/// Names no custom field may take (case-insensitive).
+pub fn is_reserved_field_name(name: &str) -> bool {
+    const EXTRA: [&str; 4] = ["SystemModstamp", "attributes", "Owner", "RecordTypeId"];
+    SYSTEM_FIELDS
+        .iter()
+        .chain(EXTRA.iter())
+        .any(|s| s.eq_ignore_ascii_case(name))
+}

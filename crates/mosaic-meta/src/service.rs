@@ -1,0 +1,520 @@
+//! The metadata service: validates changes, allocates flex slots, commits
+//! versioned definitions, keeps pivot indexes in step, and caches compiled
+//! definitions in process.
+
+use crate::model::*;
+use crate::validate::*;
+use chrono::Utc;
+use moka::future::Cache;
+use mosaic_store::{IndexSpec, MetaStore, ObjectRow, RecordStore};
+use mosaic_types::{DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, SlotPool};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// L1 metadata cache defaults (seed: 50,000 entries, 60 s after write, 30 s
+/// after access).
+pub const META_CACHE_CAPACITY: u64 = 50_000;
+pub const META_CACHE_TTL: Duration = Duration::from_secs(60);
+pub const META_CACHE_TTI: Duration = Duration::from_secs(30);
+/// Attempts of a change that carries no client version before giving up
+/// on concurrent writers.
+const INTERNAL_RETRIES: usize = 5;
+
+#[derive(Default, Debug)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+type Key = (String, String);
+
+pub struct MetadataService {
+    store: Arc<dyn MetaStore>,
+    records: Arc<dyn RecordStore>,
+    by_name: Cache<Key, Arc<ObjectMeta>>,
+    by_id: Cache<Key, Arc<ObjectMeta>>,
+    lists: Cache<String, Arc<Vec<Arc<ObjectMeta>>>>,
+    pub stats: CacheStats,
+}
+
+fn not_found(name: &str) -> MosaicError {
+    MosaicError::not_found(format!(
+        "The requested resource does not exist: no object named '{}'",
+        name.chars().take(80).collect::<String>()
+    ))
+}
+
+fn field_not_found(object: &str, field: &str) -> MosaicError {
+    MosaicError::not_found(format!(
+        "The requested resource does not exist: object '{object}' has no field '{}'",
+        field.chars().take(80).collect::<String>()
+    ))
+}
+
+fn decode(row: &ObjectRow) -> MosaicResult<Arc<ObjectMeta>> {
+    let mut def: ObjectDef = serde_json::from_str(&row.definition)
+        .map_err(|e| MosaicError::internal(format!("corrupt object definition {}: {e}", row.id)))?;
+    def.version = row.version;
+    Ok(Arc::new(ObjectMeta::new(def)))
+}
+
+fn encode(def: &ObjectDef, tenant: &str) -> MosaicResult<ObjectRow> {
+    Ok(ObjectRow {
+        id: def.id.clone(),
+        tenant_id: tenant.to_string(),
+        api_name: def.api_name.clone(),
+        version: def.version,
+        definition: serde_json::to_string(def)
+            .map_err(|e| MosaicError::internal(format!("encode definition: {e}")))?,
+    })
+}
+
+fn key(tenant: &str, s: &str) -> Key {
+    (tenant.to_string(), s.to_lowercase())
+}
+
+/// The pivot spec of a field (None when it is not mirrored).
+pub fn index_spec(f: &FieldDef) -> Option<IndexSpec> {
+    let slot = f.slot?;
+    (f.is_unique || f.needs_index()).then(|| IndexSpec {
+        slot,
+        field: f.api_name.clone(),
+        unique: f.is_unique,
+        indexed: f.needs_index(),
+        case_insensitive: f.data_type.is_text_like(),
+    })
+}
+
+fn allocate(def: &ObjectDef, pool: SlotPool) -> MosaicResult<FlexSlot> {
+    (1..=pool.capacity())
+        .filter_map(|i| FlexSlot::new(pool, i))
+        .find(|s| {
+            !def.pending_clear.contains(s) && !def.fields.iter().any(|f| f.slot == Some(*s))
+        })
+        .ok_or_else(|| {
+            MosaicError::field(
+                ErrorCode::LIMIT_EXCEEDED,
+                "data_type",
+                format!(
+                    "object '{}' has used all {} slots of the {pool} pool; delete a field of that pool first",
+                    def.api_name,
+                    pool.capacity()
+                ),
+            )
+        })
+}
+
+impl MetadataService {
+    pub fn new(store: Arc<dyn MetaStore>, records: Arc<dyn RecordStore>) -> MetadataService {
+        let build = || {
+            Cache::builder()
+                .max_capacity(META_CACHE_CAPACITY)
+                .time_to_live(META_CACHE_TTL)
+                .time_to_idle(META_CACHE_TTI)
+                .build()
+        };
+        MetadataService {
+            store,
+            records,
+            by_name: build(),
+            by_id: build(),
+            lists: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(META_CACHE_TTL)
+                .build(),
+            stats: CacheStats::default(),
+        }
+    }
+
+    pub fn meta_store(&self) -> &Arc<dyn MetaStore> {
+        &self.store
+    }
+
+    /// An object by api name (case-insensitive), from the cache when warm.
+    /// Concurrent misses for one key cause one load.
+    pub async fn object(&self, tenant: &str, name: &str) -> MosaicResult<Arc<ObjectMeta>> {
+        let k = key(tenant, name);
+        if let Some(o) = self.by_name.get(&k).await {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(o);
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        let store = self.store.clone();
+        let (t, n) = (tenant.to_string(), name.to_string());
+        let loaded = self
+            .by_name
+            .try_get_with(k, async move {
+                match store.object_by_name(&t, &n).await? {
+                    Some(row) => decode(&row),
+                    None => Err(not_found(&n)),
+                }
+            })
+            .await
+            .map_err(|e: Arc<MosaicError>| (*e).clone())?;
+        Ok(loaded)
+    }
+
+    /// An object by id.
+    pub async fn object_by_id(&self, tenant: &str, id: &str) -> MosaicResult<Arc<ObjectMeta>> {
+        let k = key(tenant, id);
+        if let Some(o) = self.by_id.get(&k).await {
+            return Ok(o);
+        }
+        let store = self.store.clone();
+        let (t, i) = (tenant.to_string(), id.to_string());
+        self.by_id
+            .try_get_with(k, async move {
+                match store.object_by_id(&t, &i).await? {
+                    Some(row) => decode(&row),
+                    None => Err(not_found(&i)),
+                }
+            })
+            .await
+            .map_err(|e: Arc<MosaicError>| (*e).clone())
+    }
+
+    /// Every object of a tenant, ordered by api name.
+    pub async fn objects(&self, tenant: &str) -> MosaicResult<Arc<Vec<Arc<ObjectMeta>>>> {
+        let store = self.store.clone();
+        let t = tenant.to_string();
+        self.lists
+            .try_get_with(tenant.to_string(), async move {
+                let rows = store.list_objects(&t).await?;
+                let list = rows.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
+                Ok(Arc::new(list))
+            })
+            .await
+            .map_err(|e: Arc<MosaicError>| (*e).clone())
+    }
+
+    /// Drops every cached entry of an object (called after each change).
+    pub async fn invalidate(&self, tenant: &str, def: &ObjectDef) {
+        self.by_name.invalidate(&key(tenant, &def.api_name)).await;
+        self.by_id.invalidate(&key(tenant, &def.id)).await;
+        self.lists.invalidate(tenant).await;
+    }
+
+    /// The lookup / master-detail fields of other objects that point at `object_id`.
+    pub async fn children(&self, tenant: &str, object_id: &str) -> MosaicResult<Vec<(Arc<ObjectMeta>, FieldDef)>> {
+        let all = self.objects(tenant).await?;
+        let mut out = Vec::new();
+        for o in all.iter() {
+            for f in &o.def.fields {
+                if f.lookup_object_id.as_deref() == Some(object_id) {
+                    out.push((o.clone(), f.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn resolver(list: &[Arc<ObjectMeta>], extra: Option<&ObjectDef>) -> impl Fn(&str) -> Option<(String, String)> {
+        let mut names: Vec<(String, String)> = list
+            .iter()
+            .map(|o| (o.def.id.clone(), o.def.api_name.clone()))
+            .collect();
+        if let Some(e) = extra {
+            names.push((e.id.clone(), e.api_name.clone()));
+        }
+        move |n: &str| names.iter().find(|(_, a)| a.eq_ignore_ascii_case(n)).cloned()
+    }
+
+    async fn commit(&self, tenant: &str, before: &ObjectDef, mut after: ObjectDef) -> MosaicResult<Arc<ObjectMeta>> {
+        after.version = before.version + 1;
+        after.updated_at = Utc::now();
+        let row = encode(&after, tenant)?;
+        let res = self.store.update_object(row, before.version).await;
+        self.invalidate(tenant, before).await;
+        self.invalidate(tenant, &after).await;
+        res?;
+        Ok(Arc::new(ObjectMeta::new(after)))
+    }
+
+    fn check_version(def: &ObjectDef, requested: Option<i64>) -> MosaicResult<()> {
+        match requested {
+            Some(v) if v != def.version => Err(MosaicError::field(
+                ErrorCode::CONFLICT,
+                "version",
+                format!(
+                    "object '{}' is at version {}, the change was based on version {v}; reload and retry",
+                    def.api_name, def.version
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn create_object(&self, tenant: &str, input: ObjectInput) -> MosaicResult<Arc<ObjectMeta>> {
+        let mut def = new_object(&input)?;
+        let list = self.objects(tenant).await?;
+        if list.len() >= MAX_OBJECTS_PER_TENANT {
+            return Err(MosaicError::new(
+                ErrorCode::LIMIT_EXCEEDED,
+                format!("a tenant may define at most {MAX_OBJECTS_PER_TENANT} objects"),
+            ));
+        }
+        if let Some(o) = list.iter().find(|o| o.def.api_name.eq_ignore_ascii_case(&def.api_name)) {
+            return Err(MosaicError::field(
+                ErrorCode::DUPLICATE_VALUE,
+                "api_name",
+                format!("an object named '{}' already exists", o.def.api_name),
+            ));
+        }
+        let resolve = Self::resolver(&list, Some(&def));
+        for (i, fi) in input.fields.unwrap_or_default().into_iter().enumerate() {
+            let mut f = new_field(fi, &resolve).map_err(|mut e| {
+                e.fields = e.fields.iter().map(|x| format!("fields[{i}].{x}")).collect();
+                e
+            })?;
+            self.add_to(&mut def, &mut f)?;
+        }
+        self.store.insert_object(encode(&def, tenant)?).await?;
+        self.lists.invalidate(tenant).await;
+        Ok(Arc::new(ObjectMeta::new(def)))
+    }
+
+    fn add_to(&self, def: &mut ObjectDef, f: &mut FieldDef) -> MosaicResult<()> {
+        if def.fields.len() >= MAX_FIELDS_PER_OBJECT {
+            return Err(MosaicError::new(
+                ErrorCode::LIMIT_EXCEEDED,
+                format!("an object may have at most {MAX_FIELDS_PER_OBJECT} fields"),
+            ));
+        }
+        if let Some(o) = def.fields.iter().find(|x| x.api_name.eq_ignore_ascii_case(&f.api_name)) {
+            return Err(MosaicError::field(
+                ErrorCode::DUPLICATE_VALUE,
+                "api_name",
+                format!("object '{}' already has a field named '{}'", def.api_name, o.api_name),
+            ));
+        }
+        if f.data_type == DataType::MasterDetail
+            && def.fields.iter().filter(|x| x.data_type == DataType::MasterDetail).count() >= 2
+        {
+            return Err(MosaicError::field(
+                ErrorCode::LIMIT_EXCEEDED,
+                "data_type",
+                "an object may have at most 2 master_detail fields",
+            ));
+        }
+        if f.data_type.is_reference() && f.child_relationship_name.is_none() {
+            let base = def.api_name.strip_suffix("__c").unwrap_or(&def.api_name);
+            f.child_relationship_name = Some(if def.api_name.ends_with("__c") {
+                format!("{base}s__r")
+            } else {
+                format!("{base}s")
+            });
+        }
+        if let Some(pool) = f.data_type.pool() {
+            f.slot = Some(allocate(def, pool)?);
+        }
+        def.fields.push(f.clone());
+        Ok(())
+    }
+
+    pub async fn update_object(&self, tenant: &str, name: &str, input: ObjectInput) -> MosaicResult<Arc<ObjectMeta>> {
+        for attempt in 0.. {
+            let cur = self.fresh(tenant, name).await?;
+            Self::check_version(&cur.def, input.version)?;
+            let mut next = cur.def.clone();
+            apply_object_update(&mut next, &input)?;
+            if next.sharing_model == SharingModel::ControlledByParent
+                && !next.fields.iter().any(|f| f.data_type == DataType::MasterDetail)
+            {
+                return Err(MosaicError::field(
+                    ErrorCode::INVALID_INPUT,
+                    "sharing_model",
+                    "controlled_by_parent needs a master_detail field",
+                ));
+            }
+            match self.commit(tenant, &cur.def, next).await {
+                Err(e) if e.code == ErrorCode::CONFLICT && input.version.is_none() && attempt < INTERNAL_RETRIES => continue,
+                r => return r,
+            }
+        }
+        unreachable!()
+    }
+
+    /// The current definition straight from the store (changes must not be
+    /// based on a cached copy).
+    async fn fresh(&self, tenant: &str, name: &str) -> MosaicResult<Arc<ObjectMeta>> {
+        match self.store.object_by_name(tenant, name).await? {
+            Some(row) => decode(&row),
+            None => Err(not_found(name)),
+        }
+    }
+
+    pub async fn delete_object(&self, tenant: &str, name: &str) -> MosaicResult<()> {
+        let cur = self.fresh(tenant, name).await?;
+        let children = self.children(tenant, &cur.def.id).await?;
+        let foreign: Vec<String> = children
+            .iter()
+            .filter(|(o, _)| o.def.id != cur.def.id)
+            .map(|(o, f)| format!("{}.{}", o.def.api_name, f.api_name))
+            .collect();
+        if !foreign.is_empty() {
+            return Err(MosaicError::new(
+                ErrorCode::DELETE_FAILED,
+                format!(
+                    "object '{}' is referenced by {}; delete those fields first",
+                    cur.def.api_name,
+                    foreign.join(", ")
+                ),
+            ));
+        }
+        self.store.delete_object(tenant, &cur.def.id).await?;
+        self.invalidate(tenant, &cur.def).await;
+        self.records.purge_object(tenant, &cur.def.id).await
+    }
+
+    pub async fn add_field(&self, tenant: &str, object: &str, input: FieldInput) -> MosaicResult<(Arc<ObjectMeta>, FieldDef)> {
+        let requested = input.version;
+        let list = self.objects(tenant).await?;
+        let resolve = Self::resolver(&list, None);
+        let mut f = new_field(input, &resolve)?;
+        let field_id = f.id.clone();
+        for attempt in 0.. {
+            let cur = self.fresh(tenant, object).await?;
+            Self::check_version(&cur.def, requested)?;
+            self.clear_pending(tenant, &cur.def).await?;
+            let mut next = cur.def.clone();
+            next.pending_clear.clear();
+            self.add_to(&mut next, &mut f)?;
+            if let Some(spec) = index_spec(&f) {
+                // A new slot is empty, but clear any stale pivots defensively.
+                self.records.build_index(tenant, &next.id, &spec).await?;
+            }
+            match self.commit(tenant, &cur.def, next).await {
+                Err(e) if e.code == ErrorCode::CONFLICT && requested.is_none() && attempt < INTERNAL_RETRIES => {
+                    f.slot = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+                Ok(m) => {
+                    let field = m.def.fields.iter().find(|x| x.id == field_id).cloned().ok_or_else(|| MosaicError::internal("field vanished"))?;
+                    return Ok((m, field));
+                }
+            }
+        }
+        unreachable!()
+    }
+
+    async fn clear_pending(&self, tenant: &str, def: &ObjectDef) -> MosaicResult<()> {
+        for s in &def.pending_clear {
+            self.records.clear_slot(tenant, &def.id, *s).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn update_field(&self, tenant: &str, object: &str, field: &str, input: FieldInput) -> MosaicResult<(Arc<ObjectMeta>, FieldDef)> {
+        let requested = input.version;
+        let list = self.objects(tenant).await?;
+        let resolve = Self::resolver(&list, None);
+        let cur = self.fresh(tenant, object).await?;
+        Self::check_version(&cur.def, requested)?;
+        let old = cur.field(field).cloned().ok_or_else(|| field_not_found(&cur.def.api_name, field))?;
+        let mut f = old.clone();
+        apply_update(&mut f, input, &resolve)?;
+        if let (Some(slot), Some(new_len), Some(old_len)) = (f.slot, f.length, old.length) {
+            if new_len < old_len {
+                let longest = self.records.max_text_len(tenant, &cur.def.id, slot).await?;
+                if longest > new_len as usize {
+                    return Err(MosaicError::field(
+                        ErrorCode::STRING_TOO_LONG,
+                        "length",
+                        format!("existing values of '{}' are up to {longest} characters; the new length {new_len} would truncate them", old.api_name),
+                    ));
+                }
+            }
+        }
+        let mut next = cur.def.clone();
+        if !f.api_name.eq_ignore_ascii_case(&old.api_name)
+            && next.fields.iter().any(|x| x.id != f.id && x.api_name.eq_ignore_ascii_case(&f.api_name))
+        {
+            return Err(MosaicError::field(
+                ErrorCode::DUPLICATE_VALUE,
+                "api_name",
+                format!("object '{}' already has a field named '{}'", next.api_name, f.api_name),
+            ));
+        }
+        let old_spec = index_spec(&old);
+        let new_spec = index_spec(&f);
+        let rebuild = old_spec.as_ref().map(|s| (s.unique, s.indexed)) != new_spec.as_ref().map(|s| (s.unique, s.indexed));
+        if rebuild {
+            match &new_spec {
+                Some(spec) => self.records.build_index(tenant, &next.id, spec).await?,
+                None => {
+                    if let Some(slot) = f.slot {
+                        self.records.drop_index(tenant, &next.id, slot).await?
+                    }
+                }
+            }
+        }
+        if let Some(x) = next.fields.iter_mut().find(|x| x.id == f.id) {
+            *x = f.clone();
+        }
+        match self.commit(tenant, &cur.def, next).await {
+            Ok(m) => Ok((m, f)),
+            Err(e) => {
+                if rebuild {
+                    // Put the pivots back as the committed definition expects.
+                    match &old_spec {
+                        Some(spec) => {
+                            let _ = self.records.build_index(tenant, &cur.def.id, spec).await;
+                        }
+                        None => {
+                            if let Some(slot) = old.slot {
+                                let _ = self.records.drop_index(tenant, &cur.def.id, slot).await;
+                            }
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn delete_field(&self, tenant: &str, object: &str, field: &str, requested: Option<i64>) -> MosaicResult<Arc<ObjectMeta>> {
+        for attempt in 0.. {
+            let cur = self.fresh(tenant, object).await?;
+            Self::check_version(&cur.def, requested)?;
+            let f = cur.field(field).cloned().ok_or_else(|| field_not_found(&cur.def.api_name, field))?;
+            let mut next = cur.def.clone();
+            next.fields.retain(|x| x.id != f.id);
+            if let Some(slot) = f.slot {
+                next.pending_clear.push(slot);
+            }
+            if next.sharing_model == SharingModel::ControlledByParent
+                && !next.fields.iter().any(|x| x.data_type == DataType::MasterDetail)
+            {
+                return Err(MosaicError::field(
+                    ErrorCode::DELETE_FAILED,
+                    field,
+                    "the object's sharing is controlled by its parent through this master_detail field; change sharing_model first",
+                ));
+            }
+            match self.commit(tenant, &cur.def, next).await {
+                Err(e) if e.code == ErrorCode::CONFLICT && requested.is_none() && attempt < INTERNAL_RETRIES => continue,
+                Err(e) => return Err(e),
+                Ok(m) => {
+                    // Clear the data now; the slot stays unallocatable until
+                    // the clear is recorded.
+                    if let Some(slot) = f.slot {
+                        self.records.clear_slot(tenant, &m.def.id, slot).await?;
+                        let mut done = m.def.clone();
+                        done.pending_clear.retain(|s| *s != slot);
+                        return match self.commit(tenant, &m.def, done).await {
+                            Ok(m2) => Ok(m2),
+                            // A concurrent change: the slot stays pending and
+                            // is cleared again before the next allocation.
+                            Err(e) if e.code == ErrorCode::CONFLICT => Ok(m),
+                            Err(e) => Err(e),
+                        };
+                    }
+                    return Ok(m);
+                }
+            }
+        }
+        unreachable!()
+    }
+}

@@ -1,0 +1,327 @@
+//! The Data API under `/services/data/v{version}/`, following Salesforce's
+//! REST conventions.
+
+use crate::auth::Auth;
+use crate::error::{error_json, ApiError};
+use crate::extract::{JsonBody, PathParams, QueryMap};
+use crate::render::{self, Names};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use mosaic_runtime::records::RecordResult;
+use mosaic_types::{ErrorCode, MosaicError};
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::LazyLock;
+
+/// The API version Mosaic reports as its newest Salesforce-compatible one.
+pub const API_VERSION: &str = "60.0";
+
+static VERSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^v[0-9]{1,3}(\.[0-9]{1,2})?$").expect("version regex"));
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/services/data", get(versions))
+        .route("/services/data/{version}", get(resources))
+        .route("/services/data/{version}/sobjects", get(describe_global))
+        .route(
+            "/services/data/{version}/sobjects/{object}",
+            get(object_info).post(create),
+        )
+        .route("/services/data/{version}/sobjects/{object}/describe", get(describe))
+        .route(
+            "/services/data/{version}/sobjects/{object}/{id}",
+            get(read).patch(update).delete(delete),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/{field}/{value}",
+            get(read_by_external).patch(upsert).delete(delete_by_external),
+        )
+        .route(
+            "/services/data/{version}/composite/sobjects",
+            axum::routing::post(composite_create)
+                .patch(composite_update)
+                .delete(composite_delete),
+        )
+}
+
+/// Checks the `v{version}` path segment (`v1` or `vNN.N`).
+fn version(v: &str) -> Result<&str, ApiError> {
+    if VERSION.is_match(v) {
+        Ok(v)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NOT_FOUND,
+            format!(
+                "The requested resource does not exist: unsupported API version '{}' (use v1 or vNN.N)",
+                v.chars().take(20).collect::<String>()
+            ),
+        ))
+    }
+}
+
+async fn versions() -> Json<Value> {
+    Json(json!([
+        {"label": "Mosaic", "url": "/services/data/v1", "version": "1"},
+        {"label": "Mosaic (Salesforce-compatible)", "url": format!("/services/data/v{API_VERSION}"), "version": API_VERSION},
+    ]))
+}
+
+async fn resources(PathParams(v): PathParams<String>, Auth(_c): Auth) -> Result<Json<Value>, ApiError> {
+    let v = version(&v)?;
+    Ok(Json(json!({
+        "sobjects": format!("/services/data/{v}/sobjects"),
+        "composite": format!("/services/data/{v}/composite"),
+    })))
+}
+
+async fn names(s: &AppState, tenant: &str) -> Result<Names, ApiError> {
+    Ok(s.platform
+        .meta
+        .objects(tenant)
+        .await?
+        .iter()
+        .map(|o| (o.def.id.clone(), o.def.api_name.clone()))
+        .collect())
+}
+
+async fn describe_global(
+    State(s): State<AppState>,
+    PathParams(v): PathParams<String>,
+    Auth(c): Auth,
+) -> Result<Json<Value>, ApiError> {
+    let v = version(&v)?;
+    let list = s.platform.meta.objects(&c.tenant_id).await?;
+    Ok(Json(json!({
+        "encoding": "UTF-8",
+        "maxBatchSize": mosaic_runtime::records::MAX_BATCH_RECORDS,
+        "sobjects": list.iter().map(|o| render::global_entry(v, &o.def)).collect::<Vec<_>>(),
+    })))
+}
+
+async fn object_info(
+    State(s): State<AppState>,
+    PathParams((v, object)): PathParams<(String, String)>,
+    Auth(c): Auth,
+) -> Result<Json<Value>, ApiError> {
+    let v = version(&v)?;
+    let o = s.platform.meta.object(&c.tenant_id, &object).await?;
+    Ok(Json(json!({
+        "objectDescribe": render::global_entry(v, &o.def),
+        "recentItems": [],
+    })))
+}
+
+async fn describe(
+    State(s): State<AppState>,
+    PathParams((v, object)): PathParams<(String, String)>,
+    Auth(c): Auth,
+) -> Result<Json<Value>, ApiError> {
+    let v = version(&v)?;
+    let o = s.platform.meta.object(&c.tenant_id, &object).await?;
+    let names = names(&s, &c.tenant_id).await?;
+    let children: Vec<(String, mosaic_meta::FieldDef)> = s
+        .platform
+        .meta
+        .children(&c.tenant_id, o.id())
+        .await?
+        .into_iter()
+        .map(|(child, f)| (child.api_name().to_string(), f))
+        .collect();
+    Ok(Json(render::describe(v, &o, &names, &children)))
+}
+
+fn created(id: &str) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": id, "success": true, "errors": []})),
+    )
+}
+
+async fn create(
+    State(s): State<AppState>,
+    PathParams((v, object)): PathParams<(String, String)>,
+    Auth(c): Auth,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    version(&v)?;
+    if body.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
+        return Err(MosaicError::field(
+            ErrorCode::INVALID_FIELD_FOR_INSERT_UPDATE,
+            "Id",
+            "Unable to create/update fields: Id. A new record's Id is assigned by the platform.",
+        )
+        .into());
+    }
+    let id = s.platform.create(&c, &object, &body).await?;
+    Ok(created(&id))
+}
+
+async fn read(
+    State(s): State<AppState>,
+    PathParams((v, object, id)): PathParams<(String, String, String)>,
+    Auth(c): Auth,
+    q: QueryMap,
+) -> Result<Json<Value>, ApiError> {
+    let v = version(&v)?;
+    let fields = q.list("fields");
+    let r = s.platform.get(&c, &object, &id, fields.as_deref()).await?;
+    Ok(Json(render::record(v, &r)))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    PathParams((v, object, id)): PathParams<(String, String, String)>,
+    Auth(c): Auth,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<StatusCode, ApiError> {
+    version(&v)?;
+    s.platform.update(&c, &object, &id, &body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    PathParams((v, object, id)): PathParams<(String, String, String)>,
+    Auth(c): Auth,
+) -> Result<StatusCode, ApiError> {
+    version(&v)?;
+    s.platform.delete(&c, &object, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn upsert(
+    State(s): State<AppState>,
+    PathParams((v, object, field, value)): PathParams<(String, String, String, String)>,
+    Auth(c): Auth,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    version(&v)?;
+    let out = s.platform.upsert(&c, &object, &field, &value, &body).await?;
+    Ok(if out.created {
+        (
+            StatusCode::CREATED,
+            Json(json!({"id": out.id, "success": true, "errors": [], "created": true})),
+        )
+            .into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    })
+}
+
+/// Resolves an external-id path to a record id (404 when none).
+async fn external_id(s: &AppState, c: &mosaic_runtime::Caller, object: &str, field: &str, value: &str) -> Result<String, ApiError> {
+    let o = s.platform.meta.object(&c.tenant_id, object).await?;
+    if field.eq_ignore_ascii_case("Id") {
+        return Ok(mosaic_runtime::records::parse_record_id(value)?);
+    }
+    let f = o.field(field).ok_or_else(|| {
+        MosaicError::field(
+            ErrorCode::INVALID_FIELD,
+            field.chars().take(80).collect::<String>(),
+            format!("No such column '{}' on sobject of type {}", field.chars().take(80).collect::<String>(), o.api_name()),
+        )
+    })?;
+    let spec = mosaic_meta::service::index_spec(f)
+        .filter(|_| f.is_external_id || f.is_unique)
+        .ok_or_else(|| MosaicError::field(ErrorCode::INVALID_FIELD, f.api_name.clone(), format!("{} is not an external id field", f.api_name)))?;
+    let key = mosaic_meta::coerce::coerce(f, &Value::String(value.to_string()))?;
+    let ids = s.platform.records.find_by_index(&c.tenant_id, o.id(), &spec, &key).await?;
+    match ids.len() {
+        0 => Err(MosaicError::not_found(format!("The requested resource does not exist: no {} record with {} = '{}'", o.api_name(), f.api_name, value.chars().take(80).collect::<String>())).into()),
+        1 => Ok(ids[0].clone()),
+        n => Err(MosaicError::new(ErrorCode::MULTIPLE_CHOICES, format!("{n} records match {} = '{value}'", f.api_name)).into()),
+    }
+}
+
+async fn read_by_external(
+    State(s): State<AppState>,
+    PathParams((v, object, field, value)): PathParams<(String, String, String, String)>,
+    Auth(c): Auth,
+    q: QueryMap,
+) -> Result<Json<Value>, ApiError> {
+    let v = version(&v)?;
+    let id = external_id(&s, &c, &object, &field, &value).await?;
+    let fields = q.list("fields");
+    let r = s.platform.get(&c, &object, &id, fields.as_deref()).await?;
+    Ok(Json(render::record(v, &r)))
+}
+
+async fn delete_by_external(
+    State(s): State<AppState>,
+    PathParams((v, object, field, value)): PathParams<(String, String, String, String)>,
+    Auth(c): Auth,
+) -> Result<StatusCode, ApiError> {
+    version(&v)?;
+    let id = external_id(&s, &c, &object, &field, &value).await?;
+    s.platform.delete(&c, &object, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompositeBody {
+    #[serde(rename = "allOrNone", default)]
+    all_or_none: bool,
+    records: Vec<Map<String, Value>>,
+}
+
+fn batch_json(results: Vec<RecordResult<String>>) -> Json<Value> {
+    Json(Value::Array(
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(id) => json!({"id": id, "success": true, "errors": []}),
+                Err(e) => json!({
+                    "success": false,
+                    "errors": e.0.iter().map(|x| {
+                        let j = error_json(x);
+                        json!({"statusCode": j["errorCode"], "message": j["message"], "fields": j["fields"]})
+                    }).collect::<Vec<_>>(),
+                }),
+            })
+            .collect(),
+    ))
+}
+
+async fn composite_create(
+    State(s): State<AppState>,
+    PathParams(v): PathParams<String>,
+    Auth(c): Auth,
+    JsonBody(body): JsonBody<CompositeBody>,
+) -> Result<Json<Value>, ApiError> {
+    version(&v)?;
+    let r = s.platform.create_batch(&c, &body.records, body.all_or_none).await?;
+    Ok(batch_json(r))
+}
+
+async fn composite_update(
+    State(s): State<AppState>,
+    PathParams(v): PathParams<String>,
+    Auth(c): Auth,
+    JsonBody(body): JsonBody<CompositeBody>,
+) -> Result<Json<Value>, ApiError> {
+    version(&v)?;
+    let r = s.platform.update_batch(&c, &body.records, body.all_or_none).await?;
+    Ok(batch_json(r))
+}
+
+async fn composite_delete(
+    State(s): State<AppState>,
+    PathParams(v): PathParams<String>,
+    Auth(c): Auth,
+    q: QueryMap,
+) -> Result<Json<Value>, ApiError> {
+    version(&v)?;
+    let ids = q.list("ids").ok_or_else(|| {
+        MosaicError::field(ErrorCode::INVALID_INPUT, "ids", "ids is required: a comma-separated list of record ids")
+    })?;
+    let all_or_none = q.flag("allOrNone")?;
+    let r = s.platform.delete_batch(&c, &ids, all_or_none).await?;
+    Ok(batch_json(r))
+}

@@ -1,0 +1,161 @@
+//! The metadata API under `/services/metadata/v1/`: objects and fields.
+
+use crate::auth::Auth;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams, QueryMap};
+use crate::render::{self, Names};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use mosaic_meta::validate::{FieldInput, ObjectInput};
+use mosaic_types::{ErrorCode, MosaicError};
+use serde_json::{json, Value};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/services/metadata/v1/objects", get(list_objects).post(create_object))
+        .route(
+            "/services/metadata/v1/objects/{object}",
+            get(get_object).patch(update_object).delete(delete_object),
+        )
+        .route(
+            "/services/metadata/v1/objects/{object}/fields",
+            get(list_fields).post(create_field),
+        )
+        .route(
+            "/services/metadata/v1/objects/{object}/fields/{field}",
+            get(get_field).patch(update_field).delete(delete_field),
+        )
+}
+
+async fn names(s: &AppState, tenant: &str) -> Result<Names, ApiError> {
+    Ok(s.platform
+        .meta
+        .objects(tenant)
+        .await?
+        .iter()
+        .map(|o| (o.def.id.clone(), o.def.api_name.clone()))
+        .collect())
+}
+
+async fn list_objects(State(s): State<AppState>, Auth(c): Auth) -> Result<Json<Value>, ApiError> {
+    let list = s.platform.meta.objects(&c.tenant_id).await?;
+    let names = names(&s, &c.tenant_id).await?;
+    Ok(Json(json!({
+        "objects": list.iter().map(|o| render::object_metadata(&o.def, &names)).collect::<Vec<_>>()
+    })))
+}
+
+async fn create_object(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(input): JsonBody<ObjectInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let o = s.platform.meta.create_object(&c.tenant_id, input).await?;
+    let names = names(&s, &c.tenant_id).await?;
+    Ok((StatusCode::CREATED, Json(render::object_metadata(&o.def, &names))))
+}
+
+async fn get_object(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    PathParams(object): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let o = s.platform.meta.object(&c.tenant_id, &object).await?;
+    let names = names(&s, &c.tenant_id).await?;
+    Ok(Json(render::object_metadata(&o.def, &names)))
+}
+
+async fn update_object(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    PathParams(object): PathParams<String>,
+    JsonBody(input): JsonBody<ObjectInput>,
+) -> Result<Json<Value>, ApiError> {
+    let o = s.platform.meta.update_object(&c.tenant_id, &object, input).await?;
+    let names = names(&s, &c.tenant_id).await?;
+    Ok(Json(render::object_metadata(&o.def, &names)))
+}
+
+async fn delete_object(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    PathParams(object): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    s.platform.meta.delete_object(&c.tenant_id, &object).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_fields(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    PathParams(object): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let o = s.platform.meta.object(&c.tenant_id, &object).await?;
+    let names = names(&s, &c.tenant_id).await?;
+    Ok(Json(json!({
+        "version": o.def.version,
+        "fields": o.def.fields.iter().map(|f| render::field_metadata(f, &names)).collect::<Vec<_>>()
+    })))
+}
+
+async fn create_field(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    PathParams(object): PathParams<String>,
+    JsonBody(input): JsonBody<FieldInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (o, f) = s.platform.meta.add_field(&c.tenant_id, &object, input).await?;
+    let names = names(&s, &c.tenant_id).await?;
+    let mut body = render::field_metadata(&f, &names);
+    body["object_version"] = json!(o.def.version);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn get_field(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    PathParams((object, field)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let o = s.platform.meta.object(&c.tenant_id, &object).await?;
+    let f = o.field(&field).ok_or_else(|| {
+        MosaicError::not_found(format!(
+            "The requested resource does not exist: object '{}' has no field '{}'",
+            o.api_name(),
+            field.chars().take(80).collect::<String>()
+        ))
+    })?;
+    let names = names(&s, &c.tenant_id).await?;
+    Ok(Json(render::field_metadata(f, &names)))
+}
+
+async fn update_field(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    PathParams((object, field)): PathParams<(String, String)>,
+    JsonBody(input): JsonBody<FieldInput>,
+) -> Result<Json<Value>, ApiError> {
+    let (o, f) = s.platform.meta.update_field(&c.tenant_id, &object, &field, input).await?;
+    let names = names(&s, &c.tenant_id).await?;
+    let mut body = render::field_metadata(&f, &names);
+    body["object_version"] = json!(o.def.version);
+    Ok(Json(body))
+}
+
+async fn delete_field(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    PathParams((object, field)): PathParams<(String, String)>,
+    q: QueryMap,
+) -> Result<StatusCode, ApiError> {
+    let version = match q.0.get("version") {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().map_err(|_| {
+            MosaicError::field(ErrorCode::INVALID_INPUT, "version", "version must be an integer")
+        })?),
+    };
+    s.platform.meta.delete_field(&c.tenant_id, &object, &field, version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

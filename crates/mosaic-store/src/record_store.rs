@@ -1,0 +1,184 @@
+//! The record store: every tenant's records in one wide flex-column table,
+//! plus typed pivot tables for indexed, unique and external-id fields.
+//!
+//! Callers speak in slots and [`Value`]s; encoding values for a backend
+//! (e.g. exact decimals as order-preserving text on SQLite) is the
+//! backend's business.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mosaic_types::{FlexSlot, MosaicResult, Value};
+
+/// One stored record: system columns and the values of the requested slots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRow {
+    pub id: String,
+    pub object_id: String,
+    pub name: Option<String>,
+    pub owner_id: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub modified_by: String,
+    pub modified_at: DateTime<Utc>,
+    pub is_deleted: bool,
+    pub values: Vec<(FlexSlot, Value)>,
+}
+
+impl RecordRow {
+    pub fn value(&self, slot: FlexSlot) -> Option<&Value> {
+        self.values.iter().find(|(s, _)| *s == slot).map(|(_, v)| v)
+    }
+}
+
+/// How a slot is mirrored into the pivot tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexSpec {
+    pub slot: FlexSlot,
+    /// Field api name, for error messages.
+    pub field: String,
+    pub unique: bool,
+    pub indexed: bool,
+    /// Text compared case-insensitively (keys are lower-cased).
+    pub case_insensitive: bool,
+}
+
+/// A gap-free counter to draw from inside the insert's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoNumberSpec {
+    /// `None` targets the record's Name column.
+    pub slot: Option<FlexSlot>,
+    /// Stable counter key (the field id).
+    pub counter: String,
+    /// Display format, e.g. `INV-{0000}`; `{YYYY}`, `{YY}`, `{MM}`, `{DD}` allowed.
+    pub format: String,
+    pub start: i64,
+}
+
+/// A lookup value that must name a live record of `object_id` in the same
+/// tenant when the write commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefCheck {
+    pub field: String,
+    pub object_id: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertOp {
+    pub record: RecordRow,
+    pub indexes: Vec<IndexSpec>,
+    pub auto_numbers: Vec<AutoNumberSpec>,
+    pub ref_checks: Vec<RefCheck>,
+    /// Fail with `DUPLICATE_VALUE` if a live record already has this indexed
+    /// value (upsert's create branch, decided inside the transaction).
+    pub require_absent: Option<(IndexSpec, Value)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateOp {
+    pub object_id: String,
+    pub id: String,
+    /// `Some(new)` changes the Name column.
+    pub name: Option<Option<String>>,
+    pub owner_id: Option<String>,
+    pub modified_by: String,
+    pub modified_at: DateTime<Utc>,
+    pub set: Vec<(FlexSlot, Value)>,
+    /// Pivot specs of the slots in `set` that are indexed or unique.
+    pub indexes: Vec<IndexSpec>,
+    pub ref_checks: Vec<RefCheck>,
+}
+
+/// Master-detail children deleted with their parent, recursively.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CascadeSpec {
+    pub object_id: String,
+    /// The child's master-detail slot pointing at the parent.
+    pub slot: FlexSlot,
+    pub children: Vec<CascadeSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeleteOp {
+    pub object_id: String,
+    pub id: String,
+    pub deleted_by: String,
+    pub deleted_at: DateTime<Utc>,
+    pub cascade: Vec<CascadeSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    Insert(InsertOp),
+    Update(UpdateOp),
+    Delete(DeleteOp),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteResult {
+    Inserted { id: String },
+    Updated { id: String },
+    Deleted { id: String, cascaded: usize },
+}
+
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Applies `ops` in one transaction. With `all_or_none`, the first failing
+    /// op rolls back the whole batch (its error is returned for that op,
+    /// the others report `ALL_OR_NONE_OPERATION_ROLLED_BACK`); otherwise each
+    /// op succeeds or fails alone. The outer error is for infrastructure
+    /// failures only.
+    async fn write(
+        &self,
+        tenant_id: &str,
+        ops: Vec<WriteOp>,
+        all_or_none: bool,
+    ) -> MosaicResult<Vec<MosaicResult<WriteResult>>>;
+
+    /// Reads one record (deleted ones too: `is_deleted` tells) with the
+    /// values of `slots`.
+    async fn get(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        id: &str,
+        slots: &[FlexSlot],
+    ) -> MosaicResult<Option<RecordRow>>;
+
+    /// Ids of live records whose indexed / unique `slot` equals `key`.
+    async fn find_by_index(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        spec: &IndexSpec,
+        key: &Value,
+    ) -> MosaicResult<Vec<String>>;
+
+    /// Sets `slot` to NULL on every record of the object and drops its
+    /// pivot rows (a deleted field's slot, before reuse).
+    async fn clear_slot(&self, tenant_id: &str, object_id: &str, slot: FlexSlot)
+        -> MosaicResult<()>;
+
+    /// (Re)builds the pivot rows of one slot from the records; a unique spec
+    /// whose data has duplicates fails with `DUPLICATE_VALUE` and changes nothing.
+    async fn build_index(&self, tenant_id: &str, object_id: &str, spec: &IndexSpec)
+        -> MosaicResult<()>;
+
+    /// Drops the pivot rows of one slot.
+    async fn drop_index(&self, tenant_id: &str, object_id: &str, slot: FlexSlot)
+        -> MosaicResult<()>;
+
+    /// Removes every record, pivot row and counter of an object (object deletion).
+    async fn purge_object(&self, tenant_id: &str, object_id: &str) -> MosaicResult<()>;
+
+    /// Largest length (in characters) of a text slot's values, for checks
+    /// before shrinking a field.
+    async fn max_text_len(&self, tenant_id: &str, object_id: &str, slot: FlexSlot)
+        -> MosaicResult<usize>;
+
+    /// The object of a live record, by id alone.
+    async fn locate(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<String>>;
+
+    /// Number of live records of an object.
+    async fn count(&self, tenant_id: &str, object_id: &str) -> MosaicResult<u64>;
+}
