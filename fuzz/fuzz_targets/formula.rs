@@ -26,12 +26,24 @@ fn schema() -> DynamicSchema {
 
 fn record() -> MapRecord {
     let mut r = MapRecord::new();
-    r.set("Amount", FValue::Number(mosaic_formula::Decimal::new(123_456, 2)));
+    r.set(
+        "Amount",
+        FValue::Number(mosaic_formula::Decimal::new(123_456, 2)),
+    );
     r.set("Qty", FValue::Number(mosaic_formula::Decimal::new(7, 0)));
     r.set("Name", FValue::Text("Acme ☃ Corp".into()));
-    r.set("Close", FValue::Date(mosaic_formula::chrono::NaiveDate::from_ymd_opt(2024, 1, 31).unwrap()));
-    r.set("Created", FValue::Datetime(Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).unwrap()));
-    r.set("Opens", FValue::Time(mosaic_formula::chrono::NaiveTime::from_hms_milli_opt(9, 0, 0, 5).unwrap()));
+    r.set(
+        "Close",
+        FValue::Date(mosaic_formula::chrono::NaiveDate::from_ymd_opt(2024, 1, 31).unwrap()),
+    );
+    r.set(
+        "Created",
+        FValue::Datetime(Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).unwrap()),
+    );
+    r.set(
+        "Opens",
+        FValue::Time(mosaic_formula::chrono::NaiveTime::from_hms_milli_opt(9, 0, 0, 5).unwrap()),
+    );
     r.set("Active", FValue::Boolean(true));
     r.set("Stage", FValue::Text("Closed Won".into()));
     r.set("Regions", FValue::Text("East;West".into()));
@@ -41,17 +53,23 @@ fn record() -> MapRecord {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(src) = std::str::from_utf8(data) else { return };
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(expr) = parse(src) {
         let printed = expr.to_string();
-        let reparsed = parse(&printed).unwrap_or_else(|e| panic!("printed form {printed:?} does not parse: {e}"));
+        let reparsed = parse(&printed)
+            .unwrap_or_else(|e| panic!("printed form {printed:?} does not parse: {e}"));
         assert_eq!(expr, reparsed, "round trip changed the tree: {printed:?}");
     }
     let schema = schema();
     let rec = record();
     let ctx = EvalContext::at(Utc.with_ymd_and_hms(2024, 3, 15, 10, 30, 0).unwrap());
     for zero in [false, true] {
-        let opts = Options { treat_blanks_as_zero: zero, return_type: None };
+        let opts = Options {
+            treat_blanks_as_zero: zero,
+            return_type: None,
+        };
         if let Ok(c) = compile(src, &schema, &opts) {
             let _ = c.eval(&rec, &ctx);
             let _ = c.eval(&MapRecord::new(), &ctx);

@@ -2,7 +2,9 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use mosaic_formula::chrono::{TimeZone, Utc};
-use mosaic_formula::{compile, DynamicSchema, EvalContext, FValue, FieldKind, MapRecord, Options, Record};
+use mosaic_formula::{
+    compile, DynamicSchema, EvalContext, FValue, FieldKind, MapRecord, Options, Record,
+};
 
 /// A record with one field, answering without hashing: what a runtime record
 /// backed by slot indices looks like.
@@ -46,9 +48,14 @@ fn benches(c: &mut Criterion) {
     });
     let mut map = MapRecord::new();
     map.set("Amount", FValue::Number(2500.into()));
-    c.bench_function("eval IF(...) via MapRecord", |b| b.iter(|| compiled.eval(black_box(&map), &ctx).unwrap()));
+    c.bench_function("eval IF(...) via MapRecord", |b| {
+        b.iter(|| compiled.eval(black_box(&map), &ctx).unwrap())
+    });
     let src = kilobyte_formula();
     assert!(src.len() >= 1000, "{}", src.len());
+    c.bench_function(&format!("parse {}-byte formula", src.len()), |b| {
+        b.iter(|| mosaic_formula::parse(black_box(&src)).unwrap())
+    });
     c.bench_function(&format!("compile {}-byte formula", src.len()), |b| {
         b.iter(|| compile(black_box(&src), &schema, &opts).unwrap())
     });

@@ -177,7 +177,8 @@ impl fmt::Display for Expr {
                 let p = op.bp();
                 // A prefix operator on the left would swallow a tighter
                 // operator (`-a ^ b` is `-(a ^ b)`).
-                let left_parens = l.bp() < p || (matches!(l.kind, ExprKind::Unary(..)) && p >= UNARY_BP);
+                let left_parens =
+                    l.bp() < p || (matches!(l.kind, ExprKind::Unary(..)) && p >= UNARY_BP);
                 write_child(f, l, left_parens)?;
                 write!(f, " {} ", op.symbol())?;
                 write_child(f, r, r.bp() <= p)

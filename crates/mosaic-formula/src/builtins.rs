@@ -30,7 +30,11 @@ impl Args {
     pub(crate) fn int(&self, i: usize) -> Option<i64> {
         self.num(i).map(|n| {
             let t = n.trunc();
-            i64::try_from(t).unwrap_or(if t.is_sign_negative() { i64::MIN } else { i64::MAX })
+            i64::try_from(t).unwrap_or(if t.is_sign_negative() {
+                i64::MIN
+            } else {
+                i64::MAX
+            })
         })
     }
     pub(crate) fn text(&self, i: usize) -> &str {
@@ -46,12 +50,21 @@ impl Args {
 
 /// Compiles a REGEX pattern to match whole strings, with a size bound.
 pub(crate) fn compile_regex(pattern: &str, whole: bool) -> Result<Regex, String> {
-    let full = if whole { format!("^(?:{pattern})$") } else { pattern.to_string() };
+    let full = if whole {
+        format!("^(?:{pattern})$")
+    } else {
+        pattern.to_string()
+    };
     RegexBuilder::new(&full)
         .size_limit(MAX_REGEX_SIZE)
         .dfa_size_limit(MAX_REGEX_SIZE)
         .build()
-        .map_err(|e| format!("invalid regular expression: {}", e.to_string().lines().last().unwrap_or("")))
+        .map_err(|e| {
+            format!(
+                "invalid regular expression: {}",
+                e.to_string().lines().last().unwrap_or("")
+            )
+        })
 }
 
 fn bool_v(b: bool) -> RtResult {
@@ -62,16 +75,34 @@ fn num_v(n: Option<Decimal>) -> RtResult {
     Ok(n.map_or(FValue::Null, FValue::Number))
 }
 
-pub(crate) fn call(func: Func, args: Vec<FValue>, ctx: &EvalContext, re: Option<&Regex>) -> RtResult {
+pub(crate) fn call(
+    func: Func,
+    args: Vec<FValue>,
+    ctx: &EvalContext,
+    re: Option<&Regex>,
+) -> RtResult {
     let a = Args(args);
     match func {
         // Logical functions with lazy semantics are separate nodes; these
         // are the eager ones.
         Func::IsBlank => bool_v(a.get(0).is_blank()),
         Func::IsNull => bool_v(a.get(0).is_null()),
-        Func::BlankValue => Ok(if a.get(0).is_blank() { a.get(1).clone() } else { a.get(0).clone() }),
-        Func::NullValue => Ok(if a.get(0).is_null() { a.get(1).clone() } else { a.get(0).clone() }),
-        Func::Coalesce => Ok(a.0.iter().find(|v| !v.is_blank()).cloned().unwrap_or(FValue::Null)),
+        Func::BlankValue => Ok(if a.get(0).is_blank() {
+            a.get(1).clone()
+        } else {
+            a.get(0).clone()
+        }),
+        Func::NullValue => Ok(if a.get(0).is_null() {
+            a.get(1).clone()
+        } else {
+            a.get(0).clone()
+        }),
+        Func::Coalesce => Ok(a
+            .0
+            .iter()
+            .find(|v| !v.is_blank())
+            .cloned()
+            .unwrap_or(FValue::Null)),
         Func::IsNumber => bool_v(convert::parse_number(a.text(0)).is_some()),
         Func::IsPickval => bool_v(a.text(0) == a.text(1)),
         Func::Includes => {
@@ -87,8 +118,9 @@ pub(crate) fn call(func: Func, args: Vec<FValue>, ctx: &EvalContext, re: Option<
             let re = match re {
                 Some(r) => r,
                 None => {
-                    owned = compile_regex(a.text(1), func == Func::Regex)
-                        .map_err(|m| RtError::new(ErrorKind::InvalidArgument, format!("{}: {m}", func.name())))?;
+                    owned = compile_regex(a.text(1), func == Func::Regex).map_err(|m| {
+                        RtError::new(ErrorKind::InvalidArgument, format!("{}: {m}", func.name()))
+                    })?;
                     &owned
                 }
             };

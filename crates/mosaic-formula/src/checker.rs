@@ -128,8 +128,19 @@ pub(crate) struct Checked {
     pub fields: Vec<Vec<String>>,
 }
 
-pub(crate) fn check(src: &str, expr: &Expr, schema: &dyn Schema, opts: &Options) -> Result<Checked, FormulaError> {
-    let mut c = Checker { src, schema, opts, fields: Vec::new(), nodes: 0 };
+pub(crate) fn check(
+    src: &str,
+    expr: &Expr,
+    schema: &dyn Schema,
+    opts: &Options,
+) -> Result<Checked, FormulaError> {
+    let mut c = Checker {
+        src,
+        schema,
+        opts,
+        fields: Vec::new(),
+        nodes: 0,
+    };
     let (root, ty) = c.expr(expr)?;
     if let Some(want) = opts.return_type {
         let want_ty = Ty::from_formula_type(want);
@@ -145,7 +156,11 @@ pub(crate) fn check(src: &str, expr: &Expr, schema: &dyn Schema, opts: &Options)
         (Ty::Any, Some(t)) => Ty::from_formula_type(t),
         (t, _) => t,
     };
-    Ok(Checked { root, ty, fields: c.fields })
+    Ok(Checked {
+        root,
+        ty,
+        fields: c.fields,
+    })
 }
 
 struct Checker<'a> {
@@ -208,8 +223,12 @@ impl<'a> Checker<'a> {
             ExprKind::Unary(op, inner) => {
                 let (n, t) = self.expr(inner)?;
                 match (op, t) {
-                    (UnaryOp::Neg, Ty::Number | Ty::Any) => Ok((Node::Neg(Box::new(n)), Ty::Number)),
-                    (UnaryOp::Not, Ty::Boolean | Ty::Any) => Ok((Node::Not(Box::new(n)), Ty::Boolean)),
+                    (UnaryOp::Neg, Ty::Number | Ty::Any) => {
+                        Ok((Node::Neg(Box::new(n)), Ty::Number))
+                    }
+                    (UnaryOp::Not, Ty::Boolean | Ty::Any) => {
+                        Ok((Node::Not(Box::new(n)), Ty::Boolean))
+                    }
                     (UnaryOp::Neg, t) => Err(self.err(
                         e.pos,
                         ErrorKind::Type,
@@ -248,9 +267,9 @@ impl<'a> Checker<'a> {
                         pos,
                         ErrorKind::UnknownField,
                         format!(
-                            "unknown global {}; supported: $User.Id, $User.Username, $Organization.Id",
-                            path.join(".")
-                        ),
+                        "unknown global {}; supported: $User.Id, $User.Username, $Organization.Id",
+                        path.join(".")
+                    ),
                     ))
                 }
             };
@@ -269,7 +288,11 @@ impl<'a> Checker<'a> {
         }
         let refs: Vec<&str> = path.iter().map(String::as_str).collect();
         let Some(resolved) = self.schema.resolve(&refs) else {
-            return Err(self.err(pos, ErrorKind::UnknownField, format!("unknown field {}", path.join("."))));
+            return Err(self.err(
+                pos,
+                ErrorKind::UnknownField,
+                format!("unknown field {}", path.join(".")),
+            ));
         };
         let ty = match resolved.kind {
             FieldKind::Picklist => Ty::Picklist,
@@ -281,18 +304,34 @@ impl<'a> Checker<'a> {
         Ok((Node::Field { idx, zero }, ty))
     }
 
-    fn binary(&mut self, op: BinaryOp, l: &Expr, r: &Expr, pos: usize) -> Result<Typed, FormulaError> {
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        l: &Expr,
+        r: &Expr,
+        pos: usize,
+    ) -> Result<Typed, FormulaError> {
         let (ln, lt) = self.expr(l)?;
         let (rn, rt) = self.expr(r)?;
         let mismatch = |c: &Self| {
             c.err(
                 pos,
                 ErrorKind::Type,
-                format!("operator '{}' cannot be applied to {} and {}", op.symbol(), lt.name(), rt.name()),
+                format!(
+                    "operator '{}' cannot be applied to {} and {}",
+                    op.symbol(),
+                    lt.name(),
+                    rt.name()
+                ),
             )
         };
         let p = u32::try_from(pos).unwrap_or(u32::MAX);
-        let arith = |op: Arith, l: Node, r: Node| Node::Arith { op, l: Box::new(l), r: Box::new(r), pos: p };
+        let arith = |op: Arith, l: Node, r: Node| Node::Arith {
+            op,
+            l: Box::new(l),
+            r: Box::new(r),
+            pos: p,
+        };
         use Ty::*;
         match op {
             BinaryOp::Add => {
@@ -351,8 +390,15 @@ impl<'a> Checker<'a> {
                 }
                 Ok((arith(Arith::Concat, ln, rn), Text))
             }
-            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Gt | BinaryOp::Le | BinaryOp::Ge => {
-                let Some(t) = unify(lt, rt) else { return Err(mismatch(self)) };
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Gt
+            | BinaryOp::Le
+            | BinaryOp::Ge => {
+                let Some(t) = unify(lt, rt) else {
+                    return Err(mismatch(self));
+                };
                 let ordering = !matches!(op, BinaryOp::Eq | BinaryOp::Ne);
                 if ordering && t == Boolean {
                     return Err(mismatch(self));
@@ -365,14 +411,29 @@ impl<'a> Checker<'a> {
                     BinaryOp::Le => Cmp::Le,
                     _ => Cmp::Ge,
                 };
-                Ok((Node::Cmp { op: c, text: t == Text, l: Box::new(ln), r: Box::new(rn) }, Boolean))
+                Ok((
+                    Node::Cmp {
+                        op: c,
+                        text: t == Text,
+                        l: Box::new(ln),
+                        r: Box::new(rn),
+                    },
+                    Boolean,
+                ))
             }
             BinaryOp::And | BinaryOp::Or => {
                 if !accepts('B', lt) || !accepts('B', rt) {
                     return Err(mismatch(self));
                 }
                 let v = vec![ln, rn];
-                Ok((if op == BinaryOp::And { Node::And(v) } else { Node::Or(v) }, Boolean))
+                Ok((
+                    if op == BinaryOp::And {
+                        Node::And(v)
+                    } else {
+                        Node::Or(v)
+                    },
+                    Boolean,
+                ))
             }
         }
     }
@@ -382,14 +443,29 @@ impl<'a> Checker<'a> {
         self.err(
             pos,
             ErrorKind::Type,
-            format!("{}: argument {} ({pname}) must be {want}, found {}", func.name(), i + 1, got.name()),
+            format!(
+                "{}: argument {} ({pname}) must be {want}, found {}",
+                func.name(),
+                i + 1,
+                got.name()
+            ),
         )
     }
 
     /// Checks argument `i` of `func` against signature code `code`.
-    fn arg(&mut self, func: Func, args: &[Expr], i: usize, code: char) -> Result<Typed, FormulaError> {
+    fn arg(
+        &mut self,
+        func: Func,
+        args: &[Expr],
+        i: usize,
+        code: char,
+    ) -> Result<Typed, FormulaError> {
         let Some(e) = args.get(i) else {
-            return Err(self.err(0, ErrorKind::Arity, format!("{}: missing argument {}", func.name(), i + 1)));
+            return Err(self.err(
+                0,
+                ErrorKind::Arity,
+                format!("{}: missing argument {}", func.name(), i + 1),
+            ));
         };
         let (n, t) = self.expr(e)?;
         if !accepts(code, t) {
@@ -403,7 +479,12 @@ impl<'a> Checker<'a> {
     }
 
     /// A direct field reference (not a global), for ISCHANGED/PRIORVALUE.
-    fn field_arg(&mut self, func: Func, args: &[Expr], pos: usize) -> Result<(usize, Ty), FormulaError> {
+    fn field_arg(
+        &mut self,
+        func: Func,
+        args: &[Expr],
+        pos: usize,
+    ) -> Result<(usize, Ty), FormulaError> {
         let e = args.first();
         match e.map(|e| &e.kind) {
             Some(ExprKind::Field(path)) if !path.first().is_some_and(|p| p.starts_with('$')) => {
@@ -412,20 +493,31 @@ impl<'a> Checker<'a> {
                 let (node, ty) = self.field(path, epos)?;
                 match node {
                     Node::Field { idx, .. } => Ok((idx, ty)),
-                    _ => Err(self.err(epos, ErrorKind::Type, format!("{}: argument 1 (field) must be a field", func.name()))),
+                    _ => Err(self.err(
+                        epos,
+                        ErrorKind::Type,
+                        format!("{}: argument 1 (field) must be a field", func.name()),
+                    )),
                 }
             }
             _ => Err(self.err(
                 Self::arg_pos(args, 0, pos),
                 ErrorKind::Type,
-                format!("{}: argument 1 (field) must be a field reference", func.name()),
+                format!(
+                    "{}: argument 1 (field) must be a field reference",
+                    func.name()
+                ),
             )),
         }
     }
 
     fn call(&mut self, name: &str, args: &[Expr], pos: usize) -> Result<Typed, FormulaError> {
         let Some(func) = Func::lookup(name) else {
-            return Err(self.err(pos, ErrorKind::UnknownFunction, format!("unknown function {name}")));
+            return Err(self.err(
+                pos,
+                ErrorKind::UnknownFunction,
+                format!("unknown function {name}"),
+            ));
         };
         let (min, max) = func.arity();
         let n = args.len();
@@ -444,7 +536,12 @@ impl<'a> Checker<'a> {
             ));
         }
         let p = u32::try_from(pos).unwrap_or(u32::MAX);
-        let call = |args: Vec<Node>| Node::Call { func, args, pos: p, re: None };
+        let call = |args: Vec<Node>| Node::Call {
+            func,
+            args,
+            pos: p,
+            re: None,
+        };
         use Ty::*;
         match func {
             Func::If => {
@@ -452,12 +549,18 @@ impl<'a> Checker<'a> {
                 let (a, at) = self.arg(func, args, 1, 'a')?;
                 let (b, bt) = self.arg(func, args, 2, 'a')?;
                 let Some(t) = unify(at, bt) else {
-                    return Err(self.type_error(func, 2, at.name(), bt, Self::arg_pos(args, 2, pos)));
+                    return Err(self.type_error(
+                        func,
+                        2,
+                        at.name(),
+                        bt,
+                        Self::arg_pos(args, 2, pos),
+                    ));
                 };
                 Ok((Node::If(Box::new((c, a, b))), t))
             }
             Func::Case => {
-                if n % 2 != 0 {
+                if n & 1 == 1 {
                     return Err(self.err(
                         pos,
                         ErrorKind::Arity,
@@ -467,10 +570,18 @@ impl<'a> Checker<'a> {
                 let subject_expr = args.first();
                 let (subject, st) = match subject_expr {
                     Some(e) => self.expr_any(e)?,
-                    None => return Err(self.err(pos, ErrorKind::Arity, "CASE: missing expression")),
+                    None => {
+                        return Err(self.err(pos, ErrorKind::Arity, "CASE: missing expression"))
+                    }
                 };
                 if st == MultiPicklist {
-                    return Err(self.type_error(func, 0, "a single value", st, Self::arg_pos(args, 0, pos)));
+                    return Err(self.type_error(
+                        func,
+                        0,
+                        "a single value",
+                        st,
+                        Self::arg_pos(args, 0, pos),
+                    ));
                 }
                 let st = if st == Picklist { Text } else { st };
                 let mut arms = Vec::new();
@@ -479,17 +590,32 @@ impl<'a> Checker<'a> {
                 while i + 1 < n {
                     let (v, vt) = self.arg(func, args, i, 'a')?;
                     if unify(st, vt).is_none() {
-                        return Err(self.type_error(func, i, st.name(), vt, Self::arg_pos(args, i, pos)));
+                        return Err(self.type_error(
+                            func,
+                            i,
+                            st.name(),
+                            vt,
+                            Self::arg_pos(args, i, pos),
+                        ));
                     }
                     let (r, t) = self.arg(func, args, i + 1, 'a')?;
-                    rt = unify(rt, t).ok_or_else(|| self.type_error(func, i + 1, rt.name(), t, Self::arg_pos(args, i + 1, pos)))?;
+                    rt = unify(rt, t).ok_or_else(|| {
+                        self.type_error(func, i + 1, rt.name(), t, Self::arg_pos(args, i + 1, pos))
+                    })?;
                     arms.push((v, r));
                     i += 2;
                 }
                 let (d, dt) = self.arg(func, args, n - 1, 'a')?;
-                rt = unify(rt, dt).ok_or_else(|| self.type_error(func, n - 1, rt.name(), dt, Self::arg_pos(args, n - 1, pos)))?;
+                rt = unify(rt, dt).ok_or_else(|| {
+                    self.type_error(func, n - 1, rt.name(), dt, Self::arg_pos(args, n - 1, pos))
+                })?;
                 Ok((
-                    Node::Case { subject: Box::new(subject), text: st == Text, arms, default: Box::new(d) },
+                    Node::Case {
+                        subject: Box::new(subject),
+                        text: st == Text,
+                        arms,
+                        default: Box::new(d),
+                    },
                     rt,
                 ))
             }
@@ -498,14 +624,23 @@ impl<'a> Checker<'a> {
                 for i in 0..n {
                     v.push(self.arg(func, args, i, 'B')?.0);
                 }
-                Ok((if func == Func::And { Node::And(v) } else { Node::Or(v) }, Boolean))
+                Ok((
+                    if func == Func::And {
+                        Node::And(v)
+                    } else {
+                        Node::Or(v)
+                    },
+                    Boolean,
+                ))
             }
             Func::Not => {
                 let (a, _) = self.arg(func, args, 0, 'B')?;
                 Ok((Node::Not(Box::new(a)), Boolean))
             }
             Func::IsBlank | Func::IsNull => {
-                let e = args.first().ok_or_else(|| self.err(pos, ErrorKind::Arity, "missing argument"))?;
+                let e = args
+                    .first()
+                    .ok_or_else(|| self.err(pos, ErrorKind::Arity, "missing argument"))?;
                 let (a, t) = self.expr_any(e)?;
                 if func == Func::IsNull && matches!(t, Text | Picklist | MultiPicklist) {
                     // Salesforce: text is never null, so ISNULL of text is FALSE.
@@ -517,7 +652,13 @@ impl<'a> Checker<'a> {
                 let (a, at) = self.arg(func, args, 0, 'a')?;
                 let (b, bt) = self.arg(func, args, 1, 'a')?;
                 let Some(t) = unify(at, bt) else {
-                    return Err(self.type_error(func, 1, at.name(), bt, Self::arg_pos(args, 1, pos)));
+                    return Err(self.type_error(
+                        func,
+                        1,
+                        at.name(),
+                        bt,
+                        Self::arg_pos(args, 1, pos),
+                    ));
                 };
                 if func == Func::NullValue && t == Text {
                     // Text is never null: NULLVALUE returns it unchanged.
@@ -531,7 +672,9 @@ impl<'a> Checker<'a> {
                 let mut t = Any;
                 for i in 0..n {
                     let (a, at) = self.arg(func, args, i, code)?;
-                    t = unify(t, at).ok_or_else(|| self.type_error(func, i, t.name(), at, Self::arg_pos(args, i, pos)))?;
+                    t = unify(t, at).ok_or_else(|| {
+                        self.type_error(func, i, t.name(), at, Self::arg_pos(args, i, pos))
+                    })?;
                     v.push(a);
                 }
                 if t == Any && func != Func::Coalesce {
@@ -540,11 +683,21 @@ impl<'a> Checker<'a> {
                 Ok((call(v), t))
             }
             Func::IsPickval | Func::Includes => {
-                let want = if func == Func::IsPickval { Picklist } else { MultiPicklist };
-                let e = args.first().ok_or_else(|| self.err(pos, ErrorKind::Arity, "missing argument"))?;
+                let want = if func == Func::IsPickval {
+                    Picklist
+                } else {
+                    MultiPicklist
+                };
+                let e = args
+                    .first()
+                    .ok_or_else(|| self.err(pos, ErrorKind::Arity, "missing argument"))?;
                 let (a, t) = self.expr_any(e)?;
                 if t != want {
-                    let what = if want == Picklist { "a picklist field" } else { "a multi-select picklist field" };
+                    let what = if want == Picklist {
+                        "a picklist field"
+                    } else {
+                        "a multi-select picklist field"
+                    };
                     return Err(self.type_error(func, 0, what, t, e.start()));
                 }
                 let (b, _) = self.arg(func, args, 1, 'T')?;
@@ -560,7 +713,9 @@ impl<'a> Checker<'a> {
                 Ok((Node::Prior { idx, zero }, t))
             }
             Func::Text => {
-                let e = args.first().ok_or_else(|| self.err(pos, ErrorKind::Arity, "missing argument"))?;
+                let e = args
+                    .first()
+                    .ok_or_else(|| self.err(pos, ErrorKind::Arity, "missing argument"))?;
                 let (a, t) = self.expr_any(e)?;
                 if t == MultiPicklist {
                     return Err(self.type_error(func, 0, "a single value", t, e.start()));
@@ -571,7 +726,13 @@ impl<'a> Checker<'a> {
                 let (a, at) = self.arg(func, args, 0, 'n')?;
                 if n == 1 {
                     if !accepts('N', at) {
-                        return Err(self.type_error(func, 0, "Number", at, Self::arg_pos(args, 0, pos)));
+                        return Err(self.type_error(
+                            func,
+                            0,
+                            "Number",
+                            at,
+                            Self::arg_pos(args, 0, pos),
+                        ));
                     }
                     return Ok((call(vec![a]), Text));
                 }
@@ -580,7 +741,15 @@ impl<'a> Checker<'a> {
                     Datetime => 'Z',
                     Time => 'M',
                     Any => 'a',
-                    _ => return Err(self.type_error(func, 0, "Number, Datetime or Time", at, Self::arg_pos(args, 0, pos))),
+                    _ => {
+                        return Err(self.type_error(
+                            func,
+                            0,
+                            "Number, Datetime or Time",
+                            at,
+                            Self::arg_pos(args, 0, pos),
+                        ))
+                    }
                 };
                 let (b, _) = self.arg(func, args, 1, second)?;
                 Ok((call(vec![a, b]), Text))

@@ -62,7 +62,11 @@ pub(crate) fn parse_number(s: &str) -> Option<Decimal> {
         return None;
     }
     let unsigned = body.strip_suffix('.').unwrap_or(body);
-    let unsigned = if unsigned.starts_with('.') { format!("0{unsigned}") } else { unsigned.to_string() };
+    let unsigned = if unsigned.starts_with('.') {
+        format!("0{unsigned}")
+    } else {
+        unsigned.to_string()
+    };
     let n: Decimal = unsigned.parse().ok()?;
     Some(if t.starts_with('-') { -n } else { n })
 }
@@ -77,12 +81,19 @@ pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
 pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     let t = s.trim();
     let t = t.strip_suffix('Z').unwrap_or(t);
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
             return Some(dt.and_utc());
         }
     }
-    parse_date(t).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|dt| dt.and_utc())
+    parse_date(t)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| dt.and_utc())
 }
 
 /// `HH:MM:SS.MS`, `HH:MM:SS` or `HH:MM`, optionally with a trailing `Z`.

@@ -60,7 +60,10 @@ fn last_day_of_month(year: i32, month: u32) -> Option<NaiveDate> {
 /// clamped to the length of the target month.
 pub(crate) fn add_months(d: NaiveDate, months: i64) -> Option<NaiveDate> {
     let is_month_end = d.succ_opt().is_some_and(|n| n.month() != d.month());
-    let total = i64::from(d.year()).checked_mul(12)?.checked_add(i64::from(d.month0()))?.checked_add(months)?;
+    let total = i64::from(d.year())
+        .checked_mul(12)?
+        .checked_add(i64::from(d.month0()))?
+        .checked_add(months)?;
     let year = i32::try_from(total.div_euclid(12)).ok()?;
     let month = u32::try_from(total.rem_euclid(12)).ok()? + 1;
     let last = last_day_of_month(year, month)?;
@@ -97,7 +100,11 @@ fn from_unix_millis(ms: i64) -> Option<DateTime<Utc>> {
 fn duration_text(total_seconds: i64, with_days: bool) -> String {
     let sign = if total_seconds < 0 { "-" } else { "" };
     let s = total_seconds.unsigned_abs();
-    let (days, rest) = if with_days { (s / 86_400, s % 86_400) } else { (0, s) };
+    let (days, rest) = if with_days {
+        (s / 86_400, s % 86_400)
+    } else {
+        (0, s)
+    };
     let (h, m, sec) = (rest / 3600, (rest % 3600) / 60, rest % 60);
     if with_days {
         format!("{sign}{days}:{h:02}:{m:02}:{sec:02}")
@@ -112,7 +119,9 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
             (Some(y), Some(m), Some(d)) => {
                 let ymd = (i32::try_from(y), u32::try_from(m), u32::try_from(d));
                 match ymd {
-                    (Ok(y), Ok(m), Ok(d)) => NaiveDate::from_ymd_opt(y, m, d).map_or(FValue::Null, FValue::Date),
+                    (Ok(y), Ok(m), Ok(d)) => {
+                        NaiveDate::from_ymd_opt(y, m, d).map_or(FValue::Null, FValue::Date)
+                    }
                     _ => FValue::Null,
                 }
             }
@@ -127,7 +136,9 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
             _ => FValue::Null,
         },
         Func::DatetimeValue => match a.get(0) {
-            FValue::Date(d) => d.and_hms_opt(0, 0, 0).map_or(FValue::Null, |dt| FValue::Datetime(dt.and_utc())),
+            FValue::Date(d) => d
+                .and_hms_opt(0, 0, 0)
+                .map_or(FValue::Null, |dt| FValue::Datetime(dt.and_utc())),
             FValue::Datetime(d) => FValue::Datetime(*d),
             FValue::Text(s) => convert::parse_datetime(s).map_or(FValue::Null, FValue::Datetime),
             _ => FValue::Null,
@@ -166,7 +177,9 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
             }
         }
         Func::UnixTimestamp => match a.get(0) {
-            FValue::Date(d) => d.and_hms_opt(0, 0, 0).map_or(FValue::Null, |dt| num(dt.and_utc().timestamp())),
+            FValue::Date(d) => d
+                .and_hms_opt(0, 0, 0)
+                .map_or(FValue::Null, |dt| num(dt.and_utc().timestamp())),
             FValue::Datetime(d) => num(d.timestamp()),
             FValue::Time(t) => num(t.num_seconds_from_midnight()),
             _ => FValue::Null,
@@ -181,15 +194,19 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
         },
         Func::FormatDuration => match (a.get(0), a.get(1)) {
             (FValue::Number(n), second) => match i64::try_from(n.trunc()) {
-                Ok(secs) => FValue::Text(duration_text(secs, matches!(second, FValue::Boolean(true)))),
+                Ok(secs) => {
+                    FValue::Text(duration_text(secs, matches!(second, FValue::Boolean(true))))
+                }
                 Err(_) => FValue::Null,
             },
-            (FValue::Datetime(x), FValue::Datetime(y)) => {
-                FValue::Text(duration_text(y.signed_duration_since(*x).num_seconds().abs(), true))
-            }
-            (FValue::Time(x), FValue::Time(y)) => {
-                FValue::Text(duration_text(((time_millis(y) - time_millis(x)) / 1000).abs(), false))
-            }
+            (FValue::Datetime(x), FValue::Datetime(y)) => FValue::Text(duration_text(
+                y.signed_duration_since(*x).num_seconds().abs(),
+                true,
+            )),
+            (FValue::Time(x), FValue::Time(y)) => FValue::Text(duration_text(
+                ((time_millis(y) - time_millis(x)) / 1000).abs(),
+                false,
+            )),
             _ => FValue::Null,
         },
         _ => FValue::Null,

@@ -24,7 +24,11 @@ pub(crate) struct RtError {
 
 impl RtError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        RtError { kind, message: message.into(), pos: 0 }
+        RtError {
+            kind,
+            message: message.into(),
+            pos: 0,
+        }
     }
 }
 
@@ -49,7 +53,10 @@ pub(crate) fn text_result(s: String) -> RtResult {
     if s.len() > MAX_STRING_LEN {
         return Err(RtError::new(
             ErrorKind::LimitExceeded,
-            format!("text result of {} bytes exceeds the limit of {MAX_STRING_LEN}", s.len()),
+            format!(
+                "text result of {} bytes exceeds the limit of {MAX_STRING_LEN}",
+                s.len()
+            ),
         ));
     }
     Ok(FValue::Text(s))
@@ -68,8 +75,14 @@ fn with_pos(mut e: RtError, pos: u32) -> RtError {
 
 impl<'a> Interp<'a> {
     fn field(&self, idx: usize, zero: bool, prior: bool) -> FValue {
-        let Some(path) = self.fields.get(idx) else { return FValue::Null };
-        let v = if prior { self.rec.prior(path) } else { self.rec.get(path) };
+        let Some(path) = self.fields.get(idx) else {
+            return FValue::Null;
+        };
+        let v = if prior {
+            self.rec.prior(path)
+        } else {
+            self.rec.get(path)
+        };
         match v {
             FValue::Null if zero => FValue::Number(Decimal::ZERO),
             v => v,
@@ -89,7 +102,10 @@ impl<'a> Interp<'a> {
             Node::Field { idx, zero } => Ok(self.field(*idx, *zero, false)),
             Node::Prior { idx, zero } => Ok(self.field(*idx, *zero, true)),
             Node::IsChanged(idx) => {
-                let changed = self.fields.get(*idx).is_some_and(|p| self.rec.is_changed(p));
+                let changed = self
+                    .fields
+                    .get(*idx)
+                    .is_some_and(|p| self.rec.is_changed(p));
                 Ok(FValue::Boolean(changed))
             }
             Node::Global(g) => Ok(FValue::Text(
@@ -138,7 +154,12 @@ impl<'a> Interp<'a> {
                     self.eval(&b.2)
                 }
             }
-            Node::Case { subject, text, arms, default } => {
+            Node::Case {
+                subject,
+                text,
+                arms,
+                default,
+            } => {
                 let s = self.eval(subject)?;
                 for (v, r) in arms {
                     let candidate = self.eval(v)?;
@@ -148,14 +169,25 @@ impl<'a> Interp<'a> {
                 }
                 self.eval(default)
             }
-            Node::Call { func: Func::IsNew, .. } => Ok(FValue::Boolean(self.rec.is_new())),
-            Node::Call { func: Func::IsClone, .. } => Ok(FValue::Boolean(self.rec.is_clone())),
-            Node::Call { func, args, pos, re } => {
+            Node::Call {
+                func: Func::IsNew, ..
+            } => Ok(FValue::Boolean(self.rec.is_new())),
+            Node::Call {
+                func: Func::IsClone,
+                ..
+            } => Ok(FValue::Boolean(self.rec.is_clone())),
+            Node::Call {
+                func,
+                args,
+                pos,
+                re,
+            } => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     vals.push(self.eval(a)?);
                 }
-                let out = builtins::call(*func, vals, self.ctx, re.as_deref()).map_err(|e| with_pos(e, *pos))?;
+                let out = builtins::call(*func, vals, self.ctx, re.as_deref())
+                    .map_err(|e| with_pos(e, *pos))?;
                 if let FValue::Text(s) = &out {
                     // Producing text costs in proportion to its size.
                     self.steps += (s.len() / 256) as u64;
@@ -238,14 +270,19 @@ pub(crate) fn time_from_ms(ms: i64) -> Option<NaiveTime> {
 pub(crate) fn power(base: Decimal, exp: Decimal) -> RtResult {
     let e = exp.normalize();
     if e.scale() == 0 {
-        let Ok(k) = i64::try_from(e) else { return Err(overflow("'^'")) };
+        let Ok(k) = i64::try_from(e) else {
+            return Err(overflow("'^'"));
+        };
         if base.is_zero() && k < 0 {
             return Ok(FValue::Null);
         }
         if base.is_zero() || base == Decimal::ONE {
             return Ok(FValue::Number(if k == 0 { Decimal::ONE } else { base }));
         }
-        return base.checked_powi(k).map(FValue::Number).ok_or_else(|| overflow("'^'"));
+        return base
+            .checked_powi(k)
+            .map(FValue::Number)
+            .ok_or_else(|| overflow("'^'"));
     }
     if base.is_sign_negative() {
         return Ok(FValue::Null);
@@ -253,7 +290,9 @@ pub(crate) fn power(base: Decimal, exp: Decimal) -> RtResult {
     if base.is_zero() {
         return Ok(FValue::Number(Decimal::ZERO));
     }
-    base.checked_powd(e).map(FValue::Number).ok_or_else(|| overflow("'^'"))
+    base.checked_powd(e)
+        .map(FValue::Number)
+        .ok_or_else(|| overflow("'^'"))
 }
 
 fn text_of(v: FValue) -> String {
@@ -275,9 +314,15 @@ pub(crate) fn arith(op: Arith, a: FValue, b: FValue) -> RtResult {
         return Ok(Text(s));
     }
     let out = match (op, a, b) {
-        (Arith::Add, Number(x), Number(y)) => Number(x.checked_add(y).ok_or_else(|| overflow("'+'"))?),
-        (Arith::Sub, Number(x), Number(y)) => Number(x.checked_sub(y).ok_or_else(|| overflow("'-'"))?),
-        (Arith::Mul, Number(x), Number(y)) => Number(x.checked_mul(y).ok_or_else(|| overflow("'*'"))?),
+        (Arith::Add, Number(x), Number(y)) => {
+            Number(x.checked_add(y).ok_or_else(|| overflow("'+'"))?)
+        }
+        (Arith::Sub, Number(x), Number(y)) => {
+            Number(x.checked_sub(y).ok_or_else(|| overflow("'-'"))?)
+        }
+        (Arith::Mul, Number(x), Number(y)) => {
+            Number(x.checked_mul(y).ok_or_else(|| overflow("'*'"))?)
+        }
         (Arith::Div, Number(x), Number(y)) => {
             if y.is_zero() {
                 Null
@@ -286,21 +331,37 @@ pub(crate) fn arith(op: Arith, a: FValue, b: FValue) -> RtResult {
             }
         }
         (Arith::Pow, Number(x), Number(y)) => return power(x, y),
-        (Arith::DatePlus, Date(d), Number(n)) => whole_days(&n).and_then(|t| d.checked_add_signed(t)).map_or(Null, Date),
-        (Arith::DateMinus, Date(d), Number(n)) => whole_days(&n).and_then(|t| d.checked_sub_signed(t)).map_or(Null, Date),
+        (Arith::DatePlus, Date(d), Number(n)) => whole_days(&n)
+            .and_then(|t| d.checked_add_signed(t))
+            .map_or(Null, Date),
+        (Arith::DateMinus, Date(d), Number(n)) => whole_days(&n)
+            .and_then(|t| d.checked_sub_signed(t))
+            .map_or(Null, Date),
         (Arith::DateDiff, Date(x), Date(y)) => Number(Decimal::from((x - y).num_days())),
-        (Arith::DtPlus, Datetime(d), Number(n)) => day_fraction(&n).and_then(|t| d.checked_add_signed(t)).map_or(Null, Datetime),
-        (Arith::DtMinus, Datetime(d), Number(n)) => day_fraction(&n).and_then(|t| d.checked_sub_signed(t)).map_or(Null, Datetime),
+        (Arith::DtPlus, Datetime(d), Number(n)) => day_fraction(&n)
+            .and_then(|t| d.checked_add_signed(t))
+            .map_or(Null, Datetime),
+        (Arith::DtMinus, Datetime(d), Number(n)) => day_fraction(&n)
+            .and_then(|t| d.checked_sub_signed(t))
+            .map_or(Null, Datetime),
         (Arith::DtDiff, Datetime(x), Datetime(y)) => {
             let ms = x.signed_duration_since(y).num_milliseconds();
-            Number(Decimal::from(ms).checked_div(Decimal::from(MS_PER_DAY)).unwrap_or_default())
+            Number(
+                Decimal::from(ms)
+                    .checked_div(Decimal::from(MS_PER_DAY))
+                    .unwrap_or_default(),
+            )
         }
         (Arith::TimePlus, Time(t), Number(n)) => {
-            let ms = i64::try_from(n.trunc()).map(|v| v.rem_euclid(MS_PER_DAY)).unwrap_or(0);
+            let ms = i64::try_from(n.trunc())
+                .map(|v| v.rem_euclid(MS_PER_DAY))
+                .unwrap_or(0);
             time_from_ms(time_ms(&t) + ms).map_or(Null, Time)
         }
         (Arith::TimeMinus, Time(t), Number(n)) => {
-            let ms = i64::try_from(n.trunc()).map(|v| v.rem_euclid(MS_PER_DAY)).unwrap_or(0);
+            let ms = i64::try_from(n.trunc())
+                .map(|v| v.rem_euclid(MS_PER_DAY))
+                .unwrap_or(0);
             time_from_ms(time_ms(&t) - ms).map_or(Null, Time)
         }
         (Arith::TimeDiff, Time(x), Time(y)) => Number(Decimal::from(time_ms(&x) - time_ms(&y))),

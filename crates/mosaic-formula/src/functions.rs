@@ -173,7 +173,11 @@ impl Func {
     /// Name of parameter `i` (0-based) and its signature code.
     pub(crate) fn param(self, i: usize) -> (char, &'static str) {
         let params = self.params();
-        let p = params.get(i).or_else(|| params.last()).copied().unwrap_or("a:value");
+        let p = params
+            .get(i)
+            .or_else(|| params.last())
+            .copied()
+            .unwrap_or("a:value");
         let mut parts = p.splitn(2, ':');
         let code = parts.next().and_then(|c| c.chars().next()).unwrap_or('a');
         (code, parts.next().unwrap_or("value"))

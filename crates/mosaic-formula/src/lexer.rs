@@ -93,7 +93,13 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, FormulaError> {
             b'0'..=b'9' | b'.'
                 if c != b'.'
                     || (bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-                        && !matches!(out.last(), Some(Token { tok: Tok::Ident(_) | Tok::RParen | Tok::Number(_), .. }))) =>
+                        && !matches!(
+                            out.last(),
+                            Some(Token {
+                                tok: Tok::Ident(_) | Tok::RParen | Tok::Number(_),
+                                ..
+                            })
+                        )) =>
             {
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
                     i += 1;
@@ -105,14 +111,21 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, FormulaError> {
                     }
                 }
                 let text = src.get(start..i).unwrap_or("");
-                let n = parse_number_literal(text)
-                    .ok_or_else(|| err(start, format!("number {text} is too large or too precise")))?;
-                out.push(Token { tok: Tok::Number(n), pos: start });
+                let n = parse_number_literal(text).ok_or_else(|| {
+                    err(start, format!("number {text} is too large or too precise"))
+                })?;
+                out.push(Token {
+                    tok: Tok::Number(n),
+                    pos: start,
+                });
                 continue;
             }
             b'"' | b'\'' => {
                 let (s, next) = lex_string(src, i, c)?;
-                out.push(Token { tok: Tok::Str(s), pos: start });
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    pos: start,
+                });
                 i = next;
                 continue;
             }
@@ -123,9 +136,15 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, FormulaError> {
                 }
                 let name = src.get(start..i).unwrap_or("").to_string();
                 if name == "$" {
-                    return Err(err(start, "'$' must be followed by a name such as $User".into()));
+                    return Err(err(
+                        start,
+                        "'$' must be followed by a name such as $User".into(),
+                    ));
                 }
-                out.push(Token { tok: Tok::Ident(name), pos: start });
+                out.push(Token {
+                    tok: Tok::Ident(name),
+                    pos: start,
+                });
                 continue;
             }
             _ => {}
@@ -154,14 +173,20 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, FormulaError> {
             (b'/', _) => (Tok::Slash, 1),
             (b'^', _) => (Tok::Caret, 1),
             _ => {
-                let ch = src.get(start..).and_then(|r| r.chars().next()).unwrap_or('?');
+                let ch = src
+                    .get(start..)
+                    .and_then(|r| r.chars().next())
+                    .unwrap_or('?');
                 return Err(err(start, format!("unexpected character '{ch}'")));
             }
         };
         out.push(Token { tok, pos: start });
         i += len;
     }
-    out.push(Token { tok: Tok::Eof, pos: src.len() });
+    out.push(Token {
+        tok: Tok::Eof,
+        pos: src.len(),
+    });
     Ok(out)
 }
 
@@ -208,5 +233,10 @@ fn lex_string(src: &str, start: usize, quote: u8) -> Result<(String, usize), For
             out.push(c);
         }
     }
-    Err(FormulaError::at(src, start, ErrorKind::Syntax, "unterminated text literal"))
+    Err(FormulaError::at(
+        src,
+        start,
+        ErrorKind::Syntax,
+        "unterminated text literal",
+    ))
 }

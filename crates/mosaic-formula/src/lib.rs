@@ -11,7 +11,10 @@
 //! on any input: every limit in [`limits`] turns into a [`FormulaError`].
 
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod ast;
 mod builtins;
@@ -21,8 +24,8 @@ mod dates;
 mod error;
 mod eval;
 mod functions;
-pub mod limits;
 mod lexer;
+pub mod limits;
 mod math;
 mod node;
 mod optimize;
@@ -65,12 +68,21 @@ pub struct Compiled {
 }
 
 /// Parses, checks and optimizes `src`.
-pub fn compile(src: &str, schema: &dyn Schema, opts: &Options) -> Result<Compiled, Vec<FormulaError>> {
+pub fn compile(
+    src: &str,
+    schema: &dyn Schema,
+    opts: &Options,
+) -> Result<Compiled, Vec<FormulaError>> {
     let expr = parse(src).map_err(|e| vec![e])?;
     compile_expr(src, &expr, schema, opts).map_err(|e| vec![e])
 }
 
-fn compile_expr(src: &str, expr: &Expr, schema: &dyn Schema, opts: &Options) -> Result<Compiled, FormulaError> {
+fn compile_expr(
+    src: &str,
+    expr: &Expr,
+    schema: &dyn Schema,
+    opts: &Options,
+) -> Result<Compiled, FormulaError> {
     let checked = checker::check(src, expr, schema, opts)?;
     let root = optimize::Optimizer { src }.optimize(checked.root)?;
     let mut referenced = checked.fields.clone();
@@ -112,11 +124,27 @@ impl Compiled {
     }
 
     /// Evaluates with an explicit step budget.
-    pub fn eval_with_budget(&self, rec: &dyn Record, ctx: &EvalContext, max_steps: u64) -> Result<FValue, FormulaError> {
-        let mut interp = eval::Interp { rec, ctx, fields: &self.fields, steps: 0, max_steps };
-        interp
-            .eval(&self.root)
-            .map_err(|e| FormulaError::at(&self.source, usize::try_from(e.pos).unwrap_or(0), e.kind, e.message))
+    pub fn eval_with_budget(
+        &self,
+        rec: &dyn Record,
+        ctx: &EvalContext,
+        max_steps: u64,
+    ) -> Result<FValue, FormulaError> {
+        let mut interp = eval::Interp {
+            rec,
+            ctx,
+            fields: &self.fields,
+            steps: 0,
+            max_steps,
+        };
+        interp.eval(&self.root).map_err(|e| {
+            FormulaError::at(
+                &self.source,
+                usize::try_from(e.pos).unwrap_or(0),
+                e.kind,
+                e.message,
+            )
+        })
     }
 }
 

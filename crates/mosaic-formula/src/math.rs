@@ -44,7 +44,9 @@ pub(crate) fn handles(f: Func) -> bool {
 /// Rounds to `digits` places (negative: to the left of the point).
 pub(crate) fn round_to(n: Decimal, digits: i64, strategy: RoundingStrategy) -> Option<Decimal> {
     if digits >= 0 {
-        return Some(n.round_dp_with_strategy(u32::try_from(digits.min(28)).unwrap_or(28), strategy));
+        return Some(
+            n.round_dp_with_strategy(u32::try_from(digits.min(28)).unwrap_or(28), strategy),
+        );
     }
     let places = digits.unsigned_abs();
     if places > 28 {
@@ -94,7 +96,11 @@ fn asin(x: Decimal) -> Option<Decimal> {
         return None;
     }
     if x.abs() == Decimal::ONE {
-        return Some(if x.is_sign_negative() { -Decimal::HALF_PI } else { Decimal::HALF_PI });
+        return Some(if x.is_sign_negative() {
+            -Decimal::HALF_PI
+        } else {
+            Decimal::HALF_PI
+        });
     }
     let denom = Decimal::ONE.checked_sub(x.checked_mul(x)?)?.sqrt()?;
     atan(x.checked_div(denom)?)
@@ -106,7 +112,11 @@ fn atan2(x: Decimal, y: Decimal) -> Option<Decimal> {
         if y.is_zero() {
             return None;
         }
-        return Some(if y.is_sign_negative() { -Decimal::HALF_PI } else { Decimal::HALF_PI });
+        return Some(if y.is_sign_negative() {
+            -Decimal::HALF_PI
+        } else {
+            Decimal::HALF_PI
+        });
     }
     let base = atan(y.checked_div(x)?)?;
     if x.is_sign_positive() {
@@ -163,12 +173,22 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
         if f == Func::Sum {
             return num(Some(total));
         }
-        return if count == 0 { Ok(FValue::Null) } else { num(total.checked_div(Decimal::from(count))) };
+        return if count == 0 {
+            Ok(FValue::Null)
+        } else {
+            num(total.checked_div(Decimal::from(count)))
+        };
     }
-    let Some(x) = a.num(0) else { return Ok(FValue::Null) };
+    let Some(x) = a.num(0) else {
+        return Ok(FValue::Null);
+    };
     match f {
         Func::Abs => num(Some(x.abs())),
-        Func::Ceiling => num(Some(if x.is_sign_negative() { x.floor() } else { x.ceil() })),
+        Func::Ceiling => num(Some(if x.is_sign_negative() {
+            x.floor()
+        } else {
+            x.ceil()
+        })),
         Func::Floor => num(Some(x.trunc())),
         Func::MCeiling => num(Some(x.ceil())),
         Func::MFloor => num(Some(x.floor())),
@@ -193,8 +213,16 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
             None if x.is_sign_negative() => num(Some(Decimal::ZERO)),
             None => Err(overflow("EXP")),
         },
-        Func::Ln => num(if x > Decimal::ZERO { x.checked_ln() } else { None }),
-        Func::Log => num(if x > Decimal::ZERO { x.checked_log10() } else { None }),
+        Func::Ln => num(if x > Decimal::ZERO {
+            x.checked_ln()
+        } else {
+            None
+        }),
+        Func::Log => num(if x > Decimal::ZERO {
+            x.checked_log10()
+        } else {
+            None
+        }),
         Func::Power => match a.num(1) {
             Some(e) => power(x, e),
             None => Ok(FValue::Null),

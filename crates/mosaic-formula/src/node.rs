@@ -104,9 +104,16 @@ impl Node {
         1 + match self {
             Node::Neg(x) | Node::Not(x) => x.size(),
             Node::Arith { l, r, .. } | Node::Cmp { l, r, .. } => l.size() + r.size(),
-            Node::And(v) | Node::Or(v) | Node::Call { args: v, .. } => v.iter().map(Node::size).sum(),
+            Node::And(v) | Node::Or(v) | Node::Call { args: v, .. } => {
+                v.iter().map(Node::size).sum()
+            }
             Node::If(b) => b.0.size() + b.1.size() + b.2.size(),
-            Node::Case { subject, arms, default, .. } => {
+            Node::Case {
+                subject,
+                arms,
+                default,
+                ..
+            } => {
                 subject.size()
                     + default.size()
                     + arms.iter().map(|(a, b)| a.size() + b.size()).sum::<usize>()

@@ -36,7 +36,13 @@ impl<'s> Optimizer<'s> {
     /// evaluation fails, so the error surfaces at run time with its position.
     fn fold(&self, node: Node) -> Node {
         let ctx = EvalContext::at(chrono::DateTime::UNIX_EPOCH);
-        let mut interp = Interp { rec: &NoRecord, ctx: &ctx, fields: &[], steps: 0, max_steps: u64::MAX };
+        let mut interp = Interp {
+            rec: &NoRecord,
+            ctx: &ctx,
+            fields: &[],
+            steps: 0,
+            max_steps: u64::MAX,
+        };
         match interp.eval(&node) {
             Ok(v) => Node::Const(v),
             Err(_) => node,
@@ -69,7 +75,12 @@ impl<'s> Optimizer<'s> {
                 let l = self.optimize(*l)?;
                 let r = self.optimize(*r)?;
                 let all = is_const(&l) && is_const(&r);
-                let n = Node::Arith { op, l: Box::new(l), r: Box::new(r), pos };
+                let n = Node::Arith {
+                    op,
+                    l: Box::new(l),
+                    r: Box::new(r),
+                    pos,
+                };
                 if all {
                     self.fold(n)
                 } else {
@@ -80,14 +91,21 @@ impl<'s> Optimizer<'s> {
                 let l = self.optimize(*l)?;
                 let r = self.optimize(*r)?;
                 let all = is_const(&l) && is_const(&r);
-                let n = Node::Cmp { op, text, l: Box::new(l), r: Box::new(r) };
+                let n = Node::Cmp {
+                    op,
+                    text,
+                    l: Box::new(l),
+                    r: Box::new(r),
+                };
                 if all {
                     self.fold(n)
                 } else {
                     n
                 }
             }
-            Node::And(items) | Node::Or(items) if items.is_empty() => Node::Const(FValue::Boolean(true)),
+            Node::And(items) | Node::Or(items) if items.is_empty() => {
+                Node::Const(FValue::Boolean(true))
+            }
             Node::And(items) => self.junction(items, true)?,
             Node::Or(items) => self.junction(items, false)?,
             Node::If(b) => {
@@ -99,7 +117,12 @@ impl<'s> Optimizer<'s> {
                     None => Node::If(Box::new((c, self.optimize(t)?, self.optimize(e)?))),
                 }
             }
-            Node::Case { subject, text, arms, default } => {
+            Node::Case {
+                subject,
+                text,
+                arms,
+                default,
+            } => {
                 let subject = self.optimize(*subject)?;
                 let mut new_arms = Vec::with_capacity(arms.len());
                 for (v, r) in arms {
@@ -118,9 +141,19 @@ impl<'s> Optimizer<'s> {
                         return Ok(default);
                     }
                 }
-                Node::Case { subject: Box::new(subject), text, arms: new_arms, default: Box::new(default) }
+                Node::Case {
+                    subject: Box::new(subject),
+                    text,
+                    arms: new_arms,
+                    default: Box::new(default),
+                }
             }
-            Node::Call { func, args, pos, mut re } => {
+            Node::Call {
+                func,
+                args,
+                pos,
+                mut re,
+            } => {
                 let mut new_args = Vec::with_capacity(args.len());
                 for a in args {
                     new_args.push(self.optimize(a)?);
@@ -139,7 +172,12 @@ impl<'s> Optimizer<'s> {
                     }
                 }
                 let all = func.is_pure() && new_args.iter().all(is_const);
-                let n = Node::Call { func, args: new_args, pos, re };
+                let n = Node::Call {
+                    func,
+                    args: new_args,
+                    pos,
+                    re,
+                };
                 if all {
                     self.fold(n)
                 } else {

@@ -18,14 +18,27 @@ pub fn parse(src: &str) -> Result<Expr, FormulaError> {
         ));
     }
     let tokens = lex(src)?;
-    let mut p = Parser { src, tokens, at: 0, recursion: 0 };
+    let eof = Token {
+        tok: Tok::Eof,
+        pos: src.len(),
+    };
+    let mut p = Parser {
+        src,
+        tokens,
+        at: 0,
+        recursion: 0,
+        eof,
+    };
     let (expr, _) = p.expr(0)?;
-    let t = p.peek();
+    let t = p.peek().clone();
     if t.tok != Tok::Eof {
         let msg = if t.tok == Tok::RParen {
             "unexpected ')' without a matching '('".to_string()
         } else {
-            format!("unexpected {} after a complete expression", t.tok.describe())
+            format!(
+                "unexpected {} after a complete expression",
+                t.tok.describe()
+            )
         };
         return Err(p.error(t.pos, ErrorKind::Syntax, msg));
     }
@@ -37,26 +50,43 @@ struct Parser<'s> {
     tokens: Vec<Token>,
     at: usize,
     recursion: usize,
+    eof: Token,
 }
 
 /// An expression and the depth of its tree.
 type Parsed = (Expr, usize);
 
 impl<'s> Parser<'s> {
-    fn peek(&self) -> Token {
+    fn peek(&self) -> &Token {
         self.tokens
             .get(self.at)
             .or_else(|| self.tokens.last())
-            .cloned()
-            .unwrap_or(Token { tok: Tok::Eof, pos: self.src.len() })
+            .unwrap_or(&self.eof)
     }
 
+    fn peek_is(&self, tok: &Tok) -> bool {
+        self.peek().tok == *tok
+    }
+
+    /// Consumes the current token, moving it out (the parser never looks
+    /// back). The final `Eof` is never consumed.
     fn bump(&mut self) -> Token {
-        let t = self.peek();
-        if self.at < self.tokens.len() {
+        let last = self.tokens.len().saturating_sub(1);
+        if self.at < last {
+            let placeholder = Token {
+                tok: Tok::Eof,
+                pos: 0,
+            };
+            let taken = self
+                .tokens
+                .get_mut(self.at)
+                .map(|t| std::mem::replace(t, placeholder));
             self.at += 1;
+            if let Some(t) = taken {
+                return t;
+            }
         }
-        t
+        self.peek().clone()
     }
 
     fn error(&self, pos: usize, kind: ErrorKind, msg: impl Into<String>) -> FormulaError {
@@ -87,6 +117,7 @@ impl<'s> Parser<'s> {
         let (mut lhs, mut depth) = self.prefix()?;
         loop {
             let t = self.peek();
+            let op_pos = t.pos;
             let op = match t.tok {
                 Tok::Plus => BinaryOp::Add,
                 Tok::Minus => BinaryOp::Sub,
@@ -110,8 +141,8 @@ impl<'s> Parser<'s> {
             self.bump();
             let (rhs, rdepth) = self.expr(op.bp() + 1)?;
             depth = depth.max(rdepth) + 1;
-            self.check_depth(depth, t.pos)?;
-            lhs = Expr::new(ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), t.pos);
+            self.check_depth(depth, op_pos)?;
+            lhs = Expr::new(ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), op_pos);
         }
         Ok((lhs, depth))
     }
@@ -123,9 +154,16 @@ impl<'s> Parser<'s> {
             Tok::Number(n) => leaf(ExprKind::Number(n)),
             Tok::Str(s) => leaf(ExprKind::Text(s)),
             Tok::Minus | Tok::Bang => {
-                let op = if t.tok == Tok::Minus { UnaryOp::Neg } else { UnaryOp::Not };
+                let op = if t.tok == Tok::Minus {
+                    UnaryOp::Neg
+                } else {
+                    UnaryOp::Not
+                };
                 let (inner, d) = self.expr(UNARY_BP + 1)?;
-                Ok((Expr::new(ExprKind::Unary(op, Box::new(inner)), t.pos), d + 1))
+                Ok((
+                    Expr::new(ExprKind::Unary(op, Box::new(inner)), t.pos),
+                    d + 1,
+                ))
             }
             Tok::Plus => Err(self.error(t.pos, ErrorKind::Syntax, "unary '+' is not supported")),
             Tok::LParen => {
@@ -135,24 +173,30 @@ impl<'s> Parser<'s> {
                     return Err(self.error(
                         close.pos,
                         ErrorKind::Syntax,
-                        format!("expected ')' to close '(' at offset {}, found {}", t.pos, close.tok.describe()),
+                        format!(
+                            "expected ')' to close '(' at offset {}, found {}",
+                            t.pos,
+                            close.tok.describe()
+                        ),
                     ));
                 }
                 Ok((inner, d))
             }
             Tok::Ident(name) => {
-                if self.peek().tok == Tok::LParen {
+                if self.peek_is(&Tok::LParen) {
                     return self.call(name, t.pos);
                 }
-                let upper = name.to_ascii_uppercase();
-                match upper.as_str() {
-                    "TRUE" => return leaf(ExprKind::Boolean(true)),
-                    "FALSE" => return leaf(ExprKind::Boolean(false)),
-                    "NULL" => return leaf(ExprKind::Null),
-                    _ => {}
+                for (keyword, kind) in [
+                    ("TRUE", ExprKind::Boolean(true)),
+                    ("FALSE", ExprKind::Boolean(false)),
+                    ("NULL", ExprKind::Null),
+                ] {
+                    if name.eq_ignore_ascii_case(keyword) {
+                        return leaf(kind);
+                    }
                 }
                 let mut path = vec![name];
-                while self.peek().tok == Tok::Dot {
+                while self.peek_is(&Tok::Dot) {
                     self.bump();
                     let seg = self.bump();
                     match seg.tok {
@@ -161,15 +205,26 @@ impl<'s> Parser<'s> {
                             return Err(self.error(
                                 seg.pos,
                                 ErrorKind::Syntax,
-                                format!("expected a field name after '.', found {}", other.describe()),
+                                format!(
+                                    "expected a field name after '.', found {}",
+                                    other.describe()
+                                ),
                             ))
                         }
                     }
                 }
                 leaf(ExprKind::Field(path))
             }
-            Tok::RParen => Err(self.error(t.pos, ErrorKind::Syntax, "expected an expression, found ')'")),
-            Tok::Eof => Err(self.error(t.pos, ErrorKind::Syntax, "unexpected end of formula: expected an expression")),
+            Tok::RParen => Err(self.error(
+                t.pos,
+                ErrorKind::Syntax,
+                "expected an expression, found ')'",
+            )),
+            Tok::Eof => Err(self.error(
+                t.pos,
+                ErrorKind::Syntax,
+                "unexpected end of formula: expected an expression",
+            )),
             other => Err(self.error(
                 t.pos,
                 ErrorKind::Syntax,
@@ -182,7 +237,7 @@ impl<'s> Parser<'s> {
         self.bump(); // '('
         let mut args = Vec::new();
         let mut depth = 0;
-        if self.peek().tok == Tok::RParen {
+        if self.peek_is(&Tok::RParen) {
             self.bump();
         } else {
             loop {
@@ -216,6 +271,9 @@ impl<'s> Parser<'s> {
         }
         let depth = depth + 1;
         self.check_depth(depth, pos)?;
-        Ok((Expr::new(ExprKind::Call(name.to_ascii_uppercase(), args), pos), depth))
+        Ok((
+            Expr::new(ExprKind::Call(name.to_ascii_uppercase(), args), pos),
+            depth,
+        ))
     }
 }

@@ -41,7 +41,9 @@ const MAX_MATCHES: usize = 100_000;
 
 fn pad(a: &Args, left: bool) -> RtResult {
     let s = a.text(0);
-    let Some(len) = count(a.int(1)) else { return Ok(FValue::Null) };
+    let Some(len) = count(a.int(1)) else {
+        return Ok(FValue::Null);
+    };
     let pad = if a.len() > 2 { a.text(2) } else { " " };
     let have = s.chars().count();
     if len <= have {
@@ -52,7 +54,11 @@ fn pad(a: &Args, left: bool) -> RtResult {
     }
     check_len(len.saturating_mul(4))?;
     let fill: String = pad.chars().cycle().take(len - have).collect();
-    Ok(FValue::Text(if left { fill + s } else { s.to_string() + &fill }))
+    Ok(FValue::Text(if left {
+        fill + s
+    } else {
+        s.to_string() + &fill
+    }))
 }
 
 fn initcap(s: &str) -> String {
@@ -169,7 +175,10 @@ fn substitute(a: &Args) -> RtResult {
     }
     if new.len() > old.len() {
         let n = s.matches(old).count();
-        check_len(s.len().saturating_add(n.saturating_mul(new.len() - old.len())))?;
+        check_len(
+            s.len()
+                .saturating_add(n.saturating_mul(new.len() - old.len())),
+        )?;
     }
     Ok(FValue::Text(s.replace(old, new)))
 }
@@ -215,11 +224,19 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
             } else {
                 String::new()
             };
-            text_result(format!("<a href=\"{}\"{target}>{}</a>", html_encode(s), html_encode(a.text(1))))
+            text_result(format!(
+                "<a href=\"{}\"{target}>{}</a>",
+                html_encode(s),
+                html_encode(a.text(1))
+            ))
         }
         Func::Br => t("<br>".to_string()),
         Func::Image => {
-            let mut out = format!("<img src=\"{}\" alt=\"{}\"", html_encode(s), html_encode(a.text(1)));
+            let mut out = format!(
+                "<img src=\"{}\" alt=\"{}\"",
+                html_encode(s),
+                html_encode(a.text(1))
+            );
             if let Some(h) = a.num(2) {
                 out.push_str(&format!(" height=\"{}\"", crate::convert::number_text(&h)));
             }
@@ -232,7 +249,9 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
         Func::CaseSafeId => t(case_safe_id(s)),
         Func::Initcap => text_result(initcap(s)),
         Func::Reverse => t(s.chars().rev().collect()),
-        Func::Ascii => Ok(s.chars().next().map_or(FValue::Null, |c| FValue::Number(Decimal::from(u32::from(c))))),
+        Func::Ascii => Ok(s.chars().next().map_or(FValue::Null, |c| {
+            FValue::Number(Decimal::from(u32::from(c)))
+        })),
         Func::Unichar => Ok(a
             .int(0)
             .and_then(|n| u32::try_from(n).ok())

@@ -3,7 +3,10 @@
 
 use mosaic_formula::chrono::{TimeZone, Utc};
 use mosaic_formula::limits::{MAX_NESTING_DEPTH, MAX_SOURCE_LEN};
-use mosaic_formula::{compile, parse, DynamicSchema, ErrorKind, EvalContext, FValue, FieldKind, FormulaType, MapRecord, Options};
+use mosaic_formula::{
+    compile, parse, DynamicSchema, ErrorKind, EvalContext, FValue, FieldKind, FormulaType,
+    MapRecord, Options,
+};
 
 fn ctx() -> EvalContext<'static> {
     EvalContext::at(Utc.with_ymd_and_hms(2024, 3, 15, 10, 30, 0).unwrap())
@@ -58,7 +61,12 @@ fn nesting_beyond_the_limit_is_an_error_not_a_stack_overflow() {
 
 #[test]
 fn referenced_fields_are_canonical_sorted_and_deduplicated() {
-    let c = compile("LEN(name) + amount + Amount + LEN(account.owner.name)", &schema(), &Options::default()).unwrap();
+    let c = compile(
+        "LEN(name) + amount + Amount + LEN(account.owner.name)",
+        &schema(),
+        &Options::default(),
+    )
+    .unwrap();
     let want: Vec<Vec<String>> = vec![
         vec!["Account".into(), "Owner".into(), "Name".into()],
         vec!["Amount".into()],
@@ -70,7 +78,12 @@ fn referenced_fields_are_canonical_sorted_and_deduplicated() {
 
 #[test]
 fn constant_subexpressions_are_folded() {
-    let c = compile("IF(1 + 1 = 2, Amount * (2 * 3), Amount / 0)", &schema(), &Options::default()).unwrap();
+    let c = compile(
+        "IF(1 + 1 = 2, Amount * (2 * 3), Amount / 0)",
+        &schema(),
+        &Options::default(),
+    )
+    .unwrap();
     // IF folded away; 2 * 3 folded into one constant: Amount * 6.
     assert_eq!(c.size(), 3);
     let mut rec = MapRecord::new();
@@ -121,4 +134,30 @@ fn dynamic_schema_types_fields_from_sample_values() {
     rec.set("Amount", amount);
     rec.set("Name", name);
     assert_eq!(c.eval(&rec, &ctx()).unwrap(), FValue::Text("10x".into()));
+}
+
+#[test]
+fn the_deepest_accepted_formula_runs_on_a_two_megabyte_stack() {
+    // Tokio's worker threads have 2 MiB stacks; the depth limit must fit.
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            let mut src = String::from("Amount");
+            // Each IF adds one level; each argument list one more.
+            for _ in 0..(MAX_NESTING_DEPTH / 2 - 1) {
+                src = format!("IF(Amount > 0, {src} + 1, 0)");
+            }
+            let c = compile(&src, &schema(), &Options::default()).expect("compiles");
+            let mut rec = MapRecord::new();
+            rec.set("Amount", FValue::Number(1.into()));
+            let v = c.eval(&rec, &ctx()).expect("evaluates");
+            let printed = parse(&src).expect("parses").to_string();
+            assert!(parse(&printed).is_ok());
+            v
+        })
+        .unwrap();
+    assert_eq!(
+        handle.join().unwrap(),
+        FValue::Number((MAX_NESTING_DEPTH as i64 / 2).into())
+    );
 }

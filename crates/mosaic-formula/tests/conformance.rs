@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use mosaic_formula::{compile, DynamicSchema, EvalContext, FValue, FieldKind, FormulaType, MapRecord, Options};
+use mosaic_formula::{
+    compile, DynamicSchema, EvalContext, FValue, FieldKind, FormulaType, MapRecord, Options,
+};
 use rust_decimal::Decimal;
 
 #[derive(Default, Clone)]
@@ -82,11 +84,15 @@ fn value_of(k: FieldKind, raw: &str) -> FValue {
         return FValue::Null;
     }
     match k {
-        FieldKind::Number | FieldKind::Currency | FieldKind::Percent => FValue::Number(raw.parse().expect("number")),
+        FieldKind::Number | FieldKind::Currency | FieldKind::Percent => {
+            FValue::Number(raw.parse().expect("number"))
+        }
         FieldKind::Boolean => FValue::Boolean(raw == "true"),
         FieldKind::Date => FValue::Date(NaiveDate::parse_from_str(raw, "%Y-%m-%d").expect("date")),
         FieldKind::Datetime => FValue::Datetime(parse_dt(raw)),
-        FieldKind::Time => FValue::Time(NaiveTime::parse_from_str(raw, "%H:%M:%S%.f").expect("time")),
+        FieldKind::Time => {
+            FValue::Time(NaiveTime::parse_from_str(raw, "%H:%M:%S%.f").expect("time"))
+        }
         _ => FValue::Text(unquote(raw)),
     }
 }
@@ -123,7 +129,11 @@ fn run_case(state: &State, expr: &str, expected: &str) -> Result<(), String> {
         }
     }
     rec.new = state.new;
-    let mut ctx = EvalContext::at(state.now.unwrap_or_else(|| parse_dt("2024-03-15T10:30:00Z")));
+    let mut ctx = EvalContext::at(
+        state
+            .now
+            .unwrap_or_else(|| parse_dt("2024-03-15T10:30:00Z")),
+    );
     ctx.user_id = "005000000000001AAA";
     ctx.username = "ada@example.com";
     ctx.org_id = "00D000000000001EAA";
@@ -138,15 +148,22 @@ fn run_case(state: &State, expr: &str, expected: &str) -> Result<(), String> {
             _ => (rest, None),
         };
         return match result {
-            Err(e) if e.message.contains(msg.trim()) && pos.is_none_or(|p| p == e.position) => Ok(()),
-            Err(e) => Err(format!("expected error '{msg}' at {pos:?}, got error '{}' at {}", e.message, e.position)),
+            Err(e) if e.message.contains(msg.trim()) && pos.is_none_or(|p| p == e.position) => {
+                Ok(())
+            }
+            Err(e) => Err(format!(
+                "expected error '{msg}' at {pos:?}, got error '{}' at {}",
+                e.message, e.position
+            )),
             Ok(v) => Err(format!("expected error '{msg}', got value {v:?}")),
         };
     }
     let got = result.map_err(|e| format!("unexpected error: {} at {}", e.message, e.position))?;
     let ok = match (kind, &got) {
         ("null", FValue::Null) => true,
-        ("number", FValue::Number(n)) => *n == rest.trim().parse::<Decimal>().expect("expected number"),
+        ("number", FValue::Number(n)) => {
+            *n == rest.trim().parse::<Decimal>().expect("expected number")
+        }
         ("approx", FValue::Number(n)) => {
             let (want, tol) = rest.trim().split_once(' ').expect("approx N TOL");
             let want: Decimal = want.parse().expect("number");
@@ -156,9 +173,13 @@ fn run_case(state: &State, expr: &str, expected: &str) -> Result<(), String> {
         ("text", FValue::Text(s)) => *s == unquote(rest),
         ("text", FValue::Null) => unquote(rest).is_empty(),
         ("bool", FValue::Boolean(b)) => *b == (rest.trim() == "true"),
-        ("date", FValue::Date(d)) => *d == NaiveDate::parse_from_str(rest.trim(), "%Y-%m-%d").expect("date"),
+        ("date", FValue::Date(d)) => {
+            *d == NaiveDate::parse_from_str(rest.trim(), "%Y-%m-%d").expect("date")
+        }
         ("datetime", FValue::Datetime(d)) => *d == parse_dt(rest),
-        ("time", FValue::Time(t)) => *t == NaiveTime::parse_from_str(rest.trim(), "%H:%M:%S%.f").expect("time"),
+        ("time", FValue::Time(t)) => {
+            *t == NaiveTime::parse_from_str(rest.trim(), "%H:%M:%S%.f").expect("time")
+        }
         _ => false,
     };
     if ok {
@@ -195,7 +216,12 @@ fn conformance() {
                 }
                 "prior" => {
                     let (fname, raw) = rest.split_once(' ').expect("@prior NAME VALUE");
-                    let k = state.fields.iter().find(|(n, _, _)| n == fname).expect("prior of declared field").1;
+                    let k = state
+                        .fields
+                        .iter()
+                        .find(|(n, _, _)| n == fname)
+                        .expect("prior of declared field")
+                        .1;
                     state.priors.insert(fname.to_string(), value_of(k, raw));
                 }
                 "new" => state.new = rest.trim() == "true",
@@ -216,6 +242,11 @@ fn conformance() {
         }
     }
     assert!(cases >= 400, "conformance.txt has only {cases} cases");
-    assert!(failures.is_empty(), "{} of {cases} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     println!("{cases} conformance cases passed");
 }

@@ -7,9 +7,10 @@
 //! record store to clear a slot or (re)build a pivot index.
 
 pub mod coerce;
+pub mod formulas;
 pub mod model;
 pub mod service;
 pub mod validate;
 
-pub use model::{FieldDef, NameField, ObjectDef, PicklistValue, SharingModel};
+pub use model::{FieldDef, NameField, ObjectDef, PicklistValue, SharingModel, ValidationRule};
 pub use service::MetadataService;

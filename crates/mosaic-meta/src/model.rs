@@ -96,6 +96,9 @@ pub struct FieldDef {
     pub formula_expression: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub formula_return_type: Option<DataType>,
+    /// Salesforce's "treat blank fields as zeroes" for this formula.
+    #[serde(default)]
+    pub formula_blank_as_zero: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_number_format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,12 +142,29 @@ pub struct ObjectDef {
     pub version: i64,
     pub name_field: NameField,
     pub fields: Vec<FieldDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_rules: Vec<ValidationRule>,
     /// Slots of deleted fields whose data may not have been cleared yet;
     /// never allocated until cleared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_clear: Vec<FlexSlot>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A validation rule: when its formula is true, the save is refused with
+/// `error_message` on `error_display_field`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationRule {
+    pub id: String,
+    pub name: String,
+    pub formula_expression: String,
+    pub error_message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_display_field: Option<String>,
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// An object definition with lookup tables, shared read-only across requests.

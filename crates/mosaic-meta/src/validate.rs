@@ -100,6 +100,7 @@ pub struct FieldInput {
     pub cascade_delete: Option<bool>,
     pub formula_expression: Option<String>,
     pub formula_return_type: Option<String>,
+    pub formula_blank_as_zero: Option<bool>,
     pub auto_number_format: Option<String>,
     pub auto_number_start: Option<i64>,
     pub help_text: Option<String>,
@@ -200,6 +201,7 @@ pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<Fie
         cascade_delete: data_type == DataType::MasterDetail,
         formula_expression: None,
         formula_return_type: None,
+        formula_blank_as_zero: false,
         auto_number_format: None,
         auto_number_start: None,
         help_text: None,
@@ -229,6 +231,14 @@ pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<Fie
     } else if input.lookup_object.is_some() {
         return Err(bad("lookup_object", "lookup_object applies only to lookup and master_detail fields"));
     }
+    if data_type == DataType::Formula
+        && (input.formula_expression.is_none() || input.formula_return_type.is_none())
+    {
+        return Err(bad(
+            "formula_expression",
+            "a formula field needs formula_expression and formula_return_type (text, number, currency, percent, date, datetime, time, boolean)",
+        ));
+    }
     if data_type == DataType::AutoNumber && input.auto_number_format.is_none() {
         return Err(bad("auto_number_format", "auto_number_format is required for an auto_number field, e.g. INV-{0000}"));
     }
@@ -247,7 +257,7 @@ fn parse_type(name: &str) -> MosaicResult<DataType> {
             ),
         )
     })?;
-    if matches!(t, DataType::Formula | DataType::RollupSummary) {
+    if t == DataType::RollupSummary {
         return Err(MosaicError::field(
             ErrorCode::NOT_IMPLEMENTED,
             "data_type",
@@ -294,6 +304,7 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
             DataType::Text | DataType::Textarea => MAX_TEXT_LENGTH,
             DataType::LongText | DataType::RichText => MAX_LONG_TEXT_LENGTH,
             DataType::EncryptedText => MAX_ENCRYPTED_LENGTH,
+            DataType::Formula => MAX_TEXT_LENGTH,
             _ => return Err(bad("length", format!("length does not apply to {t} fields"))),
         };
         if len == 0 || len > max {
@@ -303,7 +314,30 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
     } else if f.length.is_none() {
         f.length = default_length(t).filter(|_| t != DataType::Picklist);
     }
-    let numeric = matches!(t, DataType::Number | DataType::Currency | DataType::Percent);
+    if let Some(rt) = &input.formula_return_type {
+        if t != DataType::Formula {
+            return Err(bad("formula_return_type", format!("formula_return_type applies only to formula fields, not {t}")));
+        }
+        let parsed = DataType::parse(rt).filter(|x| crate::formulas::return_kind(*x).is_some()).ok_or_else(|| {
+            bad("formula_return_type", "formula_return_type must be one of text, number, currency, percent, date, datetime, time, boolean")
+        })?;
+        f.formula_return_type = Some(parsed);
+    }
+    if let Some(e) = input.formula_expression {
+        if t != DataType::Formula {
+            return Err(bad("formula_expression", format!("formula_expression applies only to formula fields, not {t}")));
+        }
+        f.formula_expression = Some(e);
+    }
+    if let Some(b) = input.formula_blank_as_zero {
+        if t != DataType::Formula {
+            return Err(bad("formula_blank_as_zero", "formula_blank_as_zero applies only to formula fields"));
+        }
+        f.formula_blank_as_zero = b;
+    }
+    let numeric = matches!(t, DataType::Number | DataType::Currency | DataType::Percent)
+        || (t == DataType::Formula
+            && matches!(f.formula_return_type, Some(DataType::Number | DataType::Currency | DataType::Percent)));
     if input.precision.is_some() || input.scale.is_some() {
         if !numeric {
             return Err(bad("precision", format!("precision and scale do not apply to {t} fields")));
@@ -403,15 +437,15 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
         }
         f.auto_number_start = Some(s);
     }
-    if input.formula_expression.is_some() || input.formula_return_type.is_some() {
-        return Err(bad("formula_expression", format!("formula_expression applies only to formula fields, not {t}")));
-    }
-    if input.default_value_formula.is_some() {
-        return Err(MosaicError::field(
-            ErrorCode::NOT_IMPLEMENTED,
-            "default_value_formula",
-            "default_value_formula is not implemented yet; use default_value",
-        ));
+    if let Some(dvf) = input.default_value_formula {
+        if dvf.trim().is_empty() {
+            f.default_value_formula = None;
+        } else {
+            if !f.is_updateable() || t.is_reference() || crate::formulas::field_kind(f).is_none() {
+                return Err(bad("default_value_formula", format!("{t} fields cannot have a default_value_formula")));
+            }
+            f.default_value_formula = Some(dvf);
+        }
     }
     if let Some(dv) = input.default_value {
         if dv.is_null() {
@@ -504,6 +538,7 @@ pub fn new_object(input: &ObjectInput) -> MosaicResult<ObjectDef> {
         version: 1,
         name_field,
         fields: vec![],
+        validation_rules: vec![],
         pending_clear: vec![],
         created_at: now,
         updated_at: now,
@@ -612,4 +647,80 @@ mod tests {
         assert!(check_auto_number_format("INV").is_err());
         assert!(check_auto_number_format("{00}{00}").is_err());
     }
+}
+
+/// Body of validation rule create (all of it) and update (any subset).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    pub name: Option<String>,
+    pub formula_expression: Option<String>,
+    pub error_message: Option<String>,
+    #[serde(default, deserialize_with = "some")]
+    pub error_display_field: Option<Json>,
+    pub active: Option<bool>,
+    pub description: Option<String>,
+    pub version: Option<i64>,
+    #[serde(default, rename = "id")]
+    pub _id: Option<Json>,
+}
+
+/// Most validation rules one object may have (Salesforce: 100 active).
+pub const MAX_VALIDATION_RULES: usize = 100;
+pub const MAX_ERROR_MESSAGE_LEN: usize = 255;
+
+/// Applies a rule request onto a rule of `def` (a fresh one on create).
+pub fn apply_rule(def: &ObjectDef, rule: &mut ValidationRule, input: RuleInput) -> MosaicResult<()> {
+    if let Some(n) = input.name {
+        check_api_name("validation rule", &n).map_err(|mut e| {
+            e.fields = vec!["name".into()];
+            e
+        })?;
+        if def.validation_rules.iter().any(|r| r.id != rule.id && r.name.eq_ignore_ascii_case(&n)) {
+            return Err(MosaicError::field(
+                ErrorCode::DUPLICATE_VALUE,
+                "name",
+                format!("object '{}' already has a validation rule named '{n}'", def.api_name),
+            ));
+        }
+        rule.name = n;
+    }
+    if let Some(e) = input.formula_expression {
+        rule.formula_expression = e;
+    }
+    if let Some(m) = input.error_message {
+        check_text("error_message", &m, MAX_ERROR_MESSAGE_LEN, true)?;
+        rule.error_message = m;
+    }
+    if let Some(d) = input.error_display_field {
+        rule.error_display_field = match d {
+            Json::Null => None,
+            Json::String(s) => {
+                let f = def
+                    .fields
+                    .iter()
+                    .find(|f| f.api_name.eq_ignore_ascii_case(&s))
+                    .ok_or_else(|| bad("error_display_field", format!("object '{}' has no field '{s}'", def.api_name)))?;
+                Some(f.api_name.clone())
+            }
+            _ => return Err(bad("error_display_field", "error_display_field is a field api name")),
+        };
+    }
+    if let Some(a) = input.active {
+        rule.active = a;
+    }
+    if let Some(d) = input.description {
+        check_text("description", &d, MAX_DESCRIPTION_LEN, false)?;
+        rule.description = Some(d).filter(|d| !d.is_empty());
+    }
+    if rule.name.is_empty() {
+        return Err(bad("name", "name is required"));
+    }
+    if rule.formula_expression.trim().is_empty() {
+        return Err(bad("formula_expression", "formula_expression is required"));
+    }
+    if rule.error_message.trim().is_empty() {
+        return Err(bad("error_message", "error_message is required"));
+    }
+    Ok(())
 }

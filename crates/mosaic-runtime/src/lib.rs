@@ -8,7 +8,9 @@
 //! the Salesforce-shaped JSON, which belong to `mosaic-server`.
 
 pub mod cipher;
+pub mod formula_eval;
 pub mod platform;
+pub mod query;
 pub mod records;
 
 pub use platform::{Platform, PlatformConfig};

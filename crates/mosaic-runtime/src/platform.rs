@@ -32,6 +32,8 @@ pub struct Platform {
     pub records: Arc<dyn RecordStore>,
     pub meta_store: Arc<dyn MetaStore>,
     pub cipher: FieldCipher,
+    /// SOQL / SOSL engine with its query cursors.
+    pub queries: Arc<crate::query::QueryEngine>,
     sqlite_meta: Option<Arc<SqliteMetaStore>>,
     sqlite_records: Option<Arc<SqliteRecordStore>>,
 }
@@ -54,6 +56,7 @@ impl Platform {
             records,
             meta_store,
             cipher,
+            queries: Arc::new(crate::query::QueryEngine::new(shard.clone())),
             config,
             sqlite_meta: Some(meta_db),
             sqlite_records: Some(shard),

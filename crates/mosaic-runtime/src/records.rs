@@ -25,6 +25,7 @@ pub const MAX_CASCADE_DEPTH: usize = 10;
 pub struct Caller {
     pub tenant_id: String,
     pub user_id: String,
+    pub username: String,
 }
 
 /// Every error of one record (a save reports all problems at once).
@@ -215,7 +216,15 @@ impl Platform {
                 if p.set.iter().any(|(s, _)| *s == slot) || !f.is_updateable() {
                     continue;
                 }
-                let default = if let Some(dv) = &f.default_value {
+                let default = if f.default_value_formula.is_some() {
+                    match self.default_from_formula(c, obj, f).await {
+                        Ok(v) => v.and_then(|v| self.stored_value(f, v).ok()),
+                        Err(e) => {
+                            errs.push(e);
+                            None
+                        }
+                    }
+                } else if let Some(dv) = &f.default_value {
                     coerce(f, dv).and_then(|v| self.stored_value(f, v)).ok()
                 } else if let Some(pv) = f.picklist_values.iter().find(|p| p.is_default && p.is_active) {
                     Some(Value::Text(pv.value.clone()))
@@ -256,6 +265,54 @@ impl Platform {
             Ok(p)
         } else {
             Err(RecordErrors(errs))
+        }
+    }
+
+    /// Runs the object's active validation rules on the record as it would
+    /// be saved (`existing`: the id of the record being updated).
+    async fn check_rules(&self, c: &Caller, obj: &ObjectMeta, p: &Prepared, existing: Option<&str>) -> RecordResult<()> {
+        if !obj.def.validation_rules.iter().any(|r| r.active) {
+            return Ok(());
+        }
+        let old = match existing {
+            Some(id) => {
+                let row = self
+                    .records
+                    .get(&c.tenant_id, obj.id(), id, &obj.slots())
+                    .await?
+                    .filter(|r| !r.is_deleted)
+                    .ok_or_else(|| record_not_found(id))?;
+                Some(crate::formula_eval::row_values(self, obj, &row))
+            }
+            None => None,
+        };
+        let mut new = old.clone().unwrap_or_else(|| {
+            let now = Utc::now();
+            let mut m = crate::formula_eval::Values::new();
+            m.insert("OwnerId".into(), Value::Text(c.user_id.clone()));
+            m.insert("CreatedById".into(), Value::Text(c.user_id.clone()));
+            m.insert("CreatedDate".into(), Value::Datetime(now));
+            m.insert("LastModifiedById".into(), Value::Text(c.user_id.clone()));
+            m.insert("LastModifiedDate".into(), Value::Datetime(now));
+            m.insert("IsDeleted".into(), Value::Boolean(false));
+            m
+        });
+        if let Some(n) = &p.name {
+            new.insert("Name".into(), n.clone().map(Value::Text).unwrap_or(Value::Null));
+        }
+        if let Some(o) = &p.owner {
+            new.insert("OwnerId".into(), Value::Text(o.clone()));
+        }
+        for (slot, v) in &p.set {
+            if let Some(f) = obj.def.fields.iter().find(|f| f.slot == Some(*slot)) {
+                new.insert(f.api_name.clone(), self.readable(f, v.clone()));
+            }
+        }
+        let errors = self.run_validation_rules(c, obj, new, old).await?;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RecordErrors(errors))
         }
     }
 
@@ -357,6 +414,7 @@ impl Platform {
     pub async fn create(&self, c: &Caller, object: &str, body: &Map<String, Json>) -> RecordResult<String> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         let p = self.prepare(c, &obj, body, true).await?;
+        self.check_rules(c, &obj, &p, None).await?;
         let op = self.insert_op(c, &obj, p);
         let id = op.record.id.clone();
         Self::single(self.records.write(&c.tenant_id, vec![WriteOp::Insert(op)], true).await)?;
@@ -386,14 +444,31 @@ impl Platform {
                 .chain(obj.def.fields.iter().map(|f| f.api_name.clone()))
                 .collect(),
         };
-        let slots: Vec<FlexSlot> = wanted.iter().filter_map(|n| obj.field(n).and_then(|f| f.slot)).collect();
+        let has_formula = wanted
+            .iter()
+            .any(|n| obj.field(n).is_some_and(|f| f.data_type == DataType::Formula));
+        let slots: Vec<FlexSlot> = if has_formula {
+            obj.slots()
+        } else {
+            wanted.iter().filter_map(|n| obj.field(n).and_then(|f| f.slot)).collect()
+        };
         let row = self
             .records
             .get(&c.tenant_id, obj.id(), &id, &slots)
             .await?
             .filter(|r| !r.is_deleted)
             .ok_or_else(|| record_not_found(&id))?;
-        Ok(self.view(obj, &row, &wanted))
+        let mut view = self.view(obj.clone(), &row, &wanted);
+        if has_formula {
+            let mut rows = vec![crate::formula_eval::row_values(self, &obj, &row)];
+            self.compute_formulas(c, &obj, &mut rows, &wanted, 0).await?;
+            for (name, v) in view.fields.iter_mut() {
+                if obj.field(name).is_some_and(|f| f.data_type == DataType::Formula) {
+                    *v = rows[0].remove(name.as_str()).unwrap_or(Value::Null);
+                }
+            }
+        }
+        Ok(view)
     }
 
     /// Renders a stored row as the fields asked for.
@@ -434,7 +509,7 @@ impl Platform {
         }
     }
 
-    fn readable(&self, f: &FieldDef, raw: Value) -> Value {
+    pub(crate) fn readable(&self, f: &FieldDef, raw: Value) -> Value {
         match (f.data_type, raw) {
             (DataType::EncryptedText, Value::Text(s)) => match self.cipher.decrypt(&s) {
                 Some(p) => Value::Text(p),
@@ -461,6 +536,7 @@ impl Platform {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         let id = parse_record_id(id)?;
         let p = self.prepare(c, &obj, body, false).await?;
+        self.check_rules(c, &obj, &p, Some(&id)).await?;
         let op = self.update_op(c, &obj, &id, p);
         Self::single(self.records.write(&c.tenant_id, vec![WriteOp::Update(op)], true).await)?;
         Ok(())
@@ -526,6 +602,7 @@ impl Platform {
                     with_key.retain(|k, _| !k.eq_ignore_ascii_case(&f.api_name));
                     with_key.insert(f.api_name.clone(), Json::String(value.to_string()));
                     let p = self.prepare(c, &obj, &with_key, true).await?;
+                    self.check_rules(c, &obj, &p, None).await?;
                     let mut op = self.insert_op(c, &obj, p);
                     op.require_absent = Some((spec.clone(), key.clone()));
                     let id = op.record.id.clone();
@@ -539,6 +616,7 @@ impl Platform {
                 1 => {
                     let id = ids[0].clone();
                     let p = self.prepare(c, &obj, body, false).await?;
+                    self.check_rules(c, &obj, &p, Some(&id)).await?;
                     let op = self.update_op(c, &obj, &id, p);
                     match Self::single(self.records.write(&c.tenant_id, vec![WriteOp::Update(op)], true).await) {
                         Ok(_) => return Ok(WriteOutcome { id, created: false }),
@@ -633,6 +711,7 @@ impl Platform {
                 }
                 let obj = self.meta.object(&c.tenant_id, Self::record_type(rec)?).await?;
                 let p = self.prepare(c, &obj, rec, true).await?;
+                self.check_rules(c, &obj, &p, None).await?;
                 Ok(WriteOp::Insert(self.insert_op(c, &obj, p)))
             }
             .await);
@@ -658,6 +737,7 @@ impl Platform {
                 let mut body = rec.clone();
                 body.remove(idk.as_str());
                 let p = self.prepare(c, &obj, &body, false).await?;
+                self.check_rules(c, &obj, &p, Some(&id)).await?;
                 Ok(WriteOp::Update(self.update_op(c, &obj, &id, p)))
             }
             .await);

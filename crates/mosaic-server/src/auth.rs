@@ -40,6 +40,7 @@ impl FromRequestParts<AppState> for Auth {
         Ok(Auth(Caller {
             tenant_id: s.tenant_id.clone(),
             user_id: s.user_id.clone(),
+            username: s.username.clone(),
         }))
     }
 }

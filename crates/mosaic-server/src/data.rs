@@ -108,8 +108,13 @@ async fn object_info(
     State(s): State<AppState>,
     PathParams((v, object)): PathParams<(String, String)>,
     Auth(c): Auth,
+    headers: axum::http::HeaderMap,
+    q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
+    if crate::query::is_list(&q) {
+        return crate::query::list(&s, &c, v, &object, &q, &headers).await;
+    }
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
     Ok(Json(json!({
         "objectDescribe": render::global_entry(v, &o.def),

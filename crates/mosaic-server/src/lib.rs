@@ -8,9 +8,11 @@ mod auth;
 mod data;
 pub mod error;
 mod extract;
+mod formula;
 mod health;
 mod metadata;
 mod oauth;
+mod query;
 mod render;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -60,7 +62,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .merge(oauth::routes())
         .merge(metadata::routes())
+        .merge(formula::routes())
         .merge(data::routes())
+        .merge(query::routes())
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))

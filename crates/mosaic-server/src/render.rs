@@ -88,6 +88,7 @@ pub fn object_metadata(o: &ObjectDef, names: &Names) -> Json {
             "auto_number_start": o.name_field.auto_number_start,
         },
         "fields": o.fields.iter().map(|f| field_metadata(f, names)).collect::<Vec<_>>(),
+        "validation_rules": o.validation_rules,
         "created_at": o.created_at,
         "updated_at": o.updated_at,
     })
@@ -116,22 +117,25 @@ pub fn describe_field(f: &FieldDef, names: &Names) -> Json {
         .and_then(|id| names.get(id).cloned())
         .into_iter()
         .collect();
-    let numeric = matches!(f.data_type, DataType::Number | DataType::Currency | DataType::Percent);
+    let is_formula = f.data_type == DataType::Formula;
+    let shown_type = if is_formula { f.formula_return_type.unwrap_or(DataType::Text) } else { f.data_type };
+    let numeric = matches!(shown_type, DataType::Number | DataType::Currency | DataType::Percent);
     json!({
         "name": f.api_name,
         "label": f.label,
-        "type": f.data_type.soap_type(),
+        "type": shown_type.soap_type(),
         "mosaicType": f.data_type,
         "custom": true,
         "length": f.length.unwrap_or(if f.data_type.pool() == Some(mosaic_types::SlotPool::String) { 255 } else { 0 }),
         "precision": if numeric { f.precision.unwrap_or(18) } else { 0 },
         "scale": if numeric { f.scale.unwrap_or(0) } else { 0 },
-        "nillable": !f.is_required && f.data_type != DataType::Boolean,
+        "nillable": is_formula || (!f.is_required && f.data_type != DataType::Boolean),
         "createable": f.is_updateable(),
         "updateable": f.is_updateable(),
         "unique": f.is_unique,
         "externalId": f.is_external_id,
-        "calculated": false,
+        "calculated": is_formula,
+        "calculatedFormula": f.formula_expression,
         "autoNumber": f.data_type == DataType::AutoNumber,
         "cascadeDelete": f.cascade_delete,
         "defaultValue": f.default_value,

@@ -12,12 +12,17 @@
 //! set of [`mosaic_types::FlexSlot::column`].
 
 pub mod meta_store;
+pub mod plan;
+pub mod query_store;
 pub mod record_store;
 pub mod sqlite;
 mod sqlite_meta;
+mod sqlite_query;
 mod sqlite_records;
 
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
+pub use query_store::QueryStore;
+pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm};
 pub use record_store::{
     AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, RecordRow, RecordStore, RefCheck,
     UpdateOp, WriteOp, WriteResult,

@@ -145,6 +145,16 @@ pub trait RecordStore: Send + Sync {
         slots: &[FlexSlot],
     ) -> MosaicResult<Option<RecordRow>>;
 
+    /// Reads many live records of one object by id (any order; missing and
+    /// deleted ids are skipped). One round trip per chunk of ids.
+    async fn get_many(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        ids: &[String],
+        slots: &[FlexSlot],
+    ) -> MosaicResult<Vec<RecordRow>>;
+
     /// Ids of live records whose indexed / unique `slot` equals `key`.
     async fn find_by_index(
         &self,

@@ -93,6 +93,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -32000)?;
     conn.set_prepared_statement_cache_capacity(256);
+    crate::sqlite_query::register_functions(conn)?;
     Ok(())
 }
 

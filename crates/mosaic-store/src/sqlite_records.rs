@@ -70,7 +70,13 @@ CREATE TABLE IF NOT EXISTS auto_number_counters (
   next_value INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, object_id, counter)
 ) WITHOUT ROWID;
-"#
+CREATE VIRTUAL TABLE IF NOT EXISTS record_search USING fts5 (body, tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO record_search (rowid, body)
+  SELECT rowid, {search_body} FROM object_records
+  WHERE is_deleted = 0 AND NOT EXISTS (SELECT 1 FROM schema_version WHERE component = 'search');
+INSERT OR IGNORE INTO schema_version VALUES ('search', 1);
+"#,
+        search_body = crate::sqlite_query::search_body_sql()
     )
 }
 
@@ -368,6 +374,7 @@ fn do_insert(conn: &Connection, tenant: &str, op: &InsertOp) -> MosaicResult<Wri
             put_pivots(conn, tenant, &r.object_id, &r.id, spec, v)?;
         }
     }
+    crate::sqlite_query::index_search(conn, tenant, &r.id)?;
     Ok(WriteResult::Inserted { id: r.id.clone() })
 }
 
@@ -421,6 +428,7 @@ fn do_update(conn: &Connection, tenant: &str, op: &UpdateOp) -> MosaicResult<Wri
             put_pivots(conn, tenant, &op.object_id, &op.id, spec, v)?;
         }
     }
+    crate::sqlite_query::index_search(conn, tenant, &op.id)?;
     Ok(WriteResult::Updated { id: op.id.clone() })
 }
 
@@ -437,6 +445,7 @@ fn soft_delete(
     )
     .and_then(|mut st| st.execute(params![by, at, tenant, object_id, id]))
     .map_err(map_sql)?;
+    crate::sqlite_query::unindex_search(conn, tenant, id)?;
     drop_pivots_of(conn, tenant, id, None)
 }
 
@@ -498,6 +507,28 @@ fn apply(conn: &Connection, tenant: &str, op: &WriteOp) -> MosaicResult<WriteRes
         WriteOp::Update(u) => do_update(conn, tenant, u),
         WriteOp::Delete(d) => do_delete(conn, tenant, d),
     }
+}
+
+/// Ids per statement in [`RecordStore::get_many`].
+const GET_MANY_CHUNK: usize = 500;
+
+fn row_of(r: &rusqlite::Row, slots: &[FlexSlot]) -> rusqlite::Result<RecordRow> {
+    let mut values = Vec::with_capacity(slots.len());
+    for (i, s) in slots.iter().enumerate() {
+        values.push((*s, decode(*s, r.get::<_, SqlValue>(9 + i)?)));
+    }
+    Ok(RecordRow {
+        id: r.get(0)?,
+        object_id: r.get(1)?,
+        name: r.get(2)?,
+        owner_id: r.get(3)?,
+        created_by: r.get(4)?,
+        created_at: parse_ts(&r.get::<_, String>(5)?)?,
+        modified_by: r.get(6)?,
+        modified_at: parse_ts(&r.get::<_, String>(7)?)?,
+        is_deleted: r.get(8)?,
+        values,
+    })
 }
 
 const SYSTEM_COLS: &str =
@@ -593,6 +624,46 @@ impl RecordStore for SqliteRecordStore {
                 })
                 .optional()
                 .map_err(map_sql)
+            })
+            .await
+    }
+
+    async fn get_many(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        ids: &[String],
+        slots: &[FlexSlot],
+    ) -> MosaicResult<Vec<RecordRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (t, o) = (tenant_id.to_string(), object_id.to_string());
+        let ids = ids.to_vec();
+        let slots = slots.to_vec();
+        self.db
+            .read(move |conn| {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(GET_MANY_CHUNK) {
+                    let mut sql = format!("SELECT {SYSTEM_COLS}");
+                    for s in &slots {
+                        sql.push_str(", ");
+                        sql.push_str(s.column());
+                    }
+                    sql.push_str(" FROM object_records WHERE tenant_id = ? AND object_id = ? AND is_deleted = 0 AND id IN (");
+                    sql.push_str(&vec!["?"; chunk.len()].join(", "));
+                    sql.push(')');
+                    let mut args: Vec<SqlValue> = vec![SqlValue::Text(t.clone()), SqlValue::Text(o.clone())];
+                    args.extend(chunk.iter().map(|i| SqlValue::Text(i.clone())));
+                    let mut st = conn.prepare_cached(&sql).map_err(map_sql)?;
+                    let rows = st
+                        .query_map(params_from_iter(args.iter()), |r| row_of(r, &slots))
+                        .map_err(map_sql)?;
+                    for row in rows {
+                        out.push(row.map_err(map_sql)?);
+                    }
+                }
+                Ok(out)
             })
             .await
     }

@@ -1,0 +1,718 @@
+//! The query engine: SOQL and SOSL for a caller. Binds names and types via the
+//! metadata service (the planner in `mosaic-store::plan` does the checking),
+//! resolves date literals in the tenant's zone, runs the plan on the query
+//! store, then does what SQL cannot: nests parent records and child
+//! subqueries (one extra query per subquery per page, never per row),
+//! resolves Owner / CreatedBy / LastModifiedBy users (once per distinct user
+//! per page), decrypts and formats values, and keeps cursors for paging.
+//!
+//! Paging keeps a stable snapshot: the first run streams every matching row,
+//! keeps the first batch whole and only the ids of the rest; later pages
+//! fetch exactly those ids. totalSize never costs a separate COUNT(*).
+
+use crate::platform::Platform;
+use crate::records::Caller;
+use chrono::{DateTime, FixedOffset, Utc, Weekday};
+use mosaic_meta::coerce::from_stored;
+use mosaic_meta::model::ObjectMeta;
+use mosaic_meta::FieldDef;
+use mosaic_store::plan::{
+    plan_query, plan_search_object, ChildPlan, OutputItem, PlanContext, PlannedQuery, Schema,
+    SchemaField, SchemaObject, UserField,
+};
+use mosaic_store::query_store::{QueryRows, Restrict};
+use mosaic_store::{QueryStore, UserRow};
+use mosaic_types::{DataType, ErrorCode, MosaicError, MosaicResult, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Rows per REST batch when the client asks for nothing else (Salesforce: 2,000).
+pub const DEFAULT_BATCH_SIZE: usize = 2_000;
+/// Smallest and largest `Sforce-Query-Options: batchSize`.
+pub const MIN_BATCH_SIZE: usize = 200;
+pub const MAX_BATCH_SIZE: usize = 2_000;
+/// Most rows one query may match (SPEC: 50,000 rows per transaction).
+pub const MAX_QUERY_ROWS: usize = 50_000;
+/// How long a query locator stays valid (Salesforce: 15 minutes).
+pub const CURSOR_TTL: Duration = Duration::from_secs(15 * 60);
+/// Most open query locators per process.
+pub const MAX_CURSORS: u64 = 10_000;
+/// Most records one search returns.
+pub const MAX_SEARCH_RESULTS: usize = 2_000;
+
+/// Per-request options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueryOptions {
+    /// queryAll: deleted records too (`IsDeleted` true).
+    pub include_deleted: bool,
+    /// Rows per batch; `None` = [`DEFAULT_BATCH_SIZE`]. Clamped to 200–2,000.
+    pub batch_size: Option<usize>,
+}
+
+/// A result set (top level or a child subquery).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    pub total_size: usize,
+    pub done: bool,
+    pub records: Vec<QueryRecord>,
+    /// `{locator}-{offset}` of the next batch.
+    pub next: Option<String>,
+}
+
+/// One record (or aggregate row, `object` = `AggregateResult`, no id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRecord {
+    pub object: String,
+    pub id: Option<String>,
+    pub fields: Vec<(String, QueryValue)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryValue {
+    Value(Value),
+    /// A parent (or user) record; `None` when the lookup is empty.
+    Record(Option<Box<QueryRecord>>),
+    /// A child subquery's records; `None` when there are none (as Salesforce).
+    Children(Option<QueryResult>),
+}
+
+struct Cursor {
+    tenant_id: String,
+    user_id: String,
+    planned: Arc<PlannedQuery>,
+    /// Ids of rows `[first_batch, total)` (record queries).
+    ids: Vec<String>,
+    /// Every row (aggregate queries: small, fully materialized).
+    rows: Vec<QueryRecord>,
+    first_batch: usize,
+    total: usize,
+    batch: usize,
+}
+
+/// The process-wide query engine (one per [`Platform`]).
+pub struct QueryEngine {
+    store: Arc<dyn QueryStore>,
+    cursors: moka::sync::Cache<String, Arc<Cursor>>,
+    clock: RwLock<Option<DateTime<Utc>>>,
+    zones: RwLock<HashMap<String, FixedOffset>>,
+}
+
+impl QueryEngine {
+    pub fn new(store: Arc<dyn QueryStore>) -> QueryEngine {
+        QueryEngine {
+            store,
+            cursors: moka::sync::Cache::builder()
+                .max_capacity(MAX_CURSORS)
+                .time_to_live(CURSOR_TTL)
+                .build(),
+            clock: RwLock::new(None),
+            zones: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn QueryStore> {
+        &self.store
+    }
+
+    /// Fixes "now" for date literals (tests); `None` returns to the wall clock.
+    pub fn set_clock(&self, now: Option<DateTime<Utc>>) {
+        if let Ok(mut c) = self.clock.write() {
+            *c = now;
+        }
+    }
+
+    /// Sets a tenant's time zone for date literals (UTC when unset).
+    pub fn set_zone(&self, tenant_id: &str, zone: FixedOffset) {
+        if let Ok(mut z) = self.zones.write() {
+            z.insert(tenant_id.to_string(), zone);
+        }
+    }
+
+    /// Drops every cursor (tests of expiry; operators).
+    pub fn expire_cursors(&self) {
+        self.cursors.invalidate_all();
+    }
+
+    fn context(&self, tenant_id: &str, include_deleted: bool) -> PlanContext {
+        let now = self.clock.read().ok().and_then(|c| *c).unwrap_or_else(Utc::now);
+        let zone = self
+            .zones
+            .read()
+            .ok()
+            .and_then(|z| z.get(tenant_id).copied())
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+        PlanContext {
+            today: mosaic_soql::date_literal::local_today(now, &zone),
+            zone,
+            week_start: Weekday::Sun,
+            include_deleted,
+        }
+    }
+}
+
+/// The planner's view of a tenant's objects.
+pub fn schema_of(objects: &[Arc<ObjectMeta>]) -> Schema {
+    Schema {
+        objects: objects
+            .iter()
+            .map(|o| SchemaObject {
+                id: o.def.id.clone(),
+                api_name: o.def.api_name.clone(),
+                fields: o
+                    .def
+                    .fields
+                    .iter()
+                    .map(|f| SchemaField {
+                        api_name: f.api_name.clone(),
+                        data_type: f.data_type,
+                        slot: f.slot,
+                        indexed: f.needs_index(),
+                        unique: f.is_unique,
+                        lookup_object_id: f.lookup_object_id.clone(),
+                        relationship_name: f.relationship_name.clone(),
+                        child_relationship_name: f.child_relationship_name.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn batch_of(opts: &QueryOptions) -> usize {
+    opts.batch_size
+        .unwrap_or(DEFAULT_BATCH_SIZE)
+        .clamp(MIN_BATCH_SIZE, MAX_BATCH_SIZE)
+}
+
+fn new_locator() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.random_range(0..36)]))
+        .collect()
+}
+
+/// Rendering context of one page: object definitions and users.
+struct Page<'a> {
+    platform: &'a Platform,
+    objects: HashMap<String, Arc<ObjectMeta>>,
+    users: HashMap<String, Option<UserRow>>,
+}
+
+fn text(v: &Value) -> Option<&str> {
+    match v {
+        Value::Text(s) => Some(s),
+        _ => None,
+    }
+}
+
+impl Page<'_> {
+    /// A stored value as the Data API shows it: decrypted, at the field's scale.
+    fn present(&self, f: &FieldDef, raw: Value) -> Value {
+        match (f.data_type, raw) {
+            (DataType::EncryptedText, Value::Text(s)) => {
+                self.platform.cipher.decrypt(&s).map(Value::Text).unwrap_or(Value::Null)
+            }
+            (DataType::Number | DataType::Currency | DataType::Percent, Value::Number(mut d)) => {
+                if let Some(scale) = f.scale {
+                    if d.scale() < scale {
+                        d.rescale(scale);
+                    }
+                }
+                Value::Number(d)
+            }
+            (_, v) => from_stored(f, v),
+        }
+    }
+
+    fn field_value(&self, object_id: &str, name: &str, raw: &Value) -> Value {
+        match self.objects.get(object_id).and_then(|o| o.field(name)) {
+            Some(f) => self.present(f, raw.clone()),
+            None => raw.clone(),
+        }
+    }
+
+    /// Walks (creating) nested parent records along `hops`; `None` when a
+    /// parent on the way is absent (its key is then set to null).
+    fn descend<'r>(
+        record: &'r mut QueryRecord,
+        hops: &[mosaic_store::plan::Hop],
+        row: &[Value],
+    ) -> Option<&'r mut QueryRecord> {
+        let Some((hop, rest)) = hops.split_first() else {
+            return Some(record);
+        };
+        let id = row.get(hop.id_select).and_then(text).map(str::to_string);
+        let pos = record.fields.iter().position(|(k, _)| *k == hop.name);
+        let pos = match pos {
+            Some(p) => p,
+            None => {
+                let v = QueryValue::Record(id.clone().map(|id| {
+                    Box::new(QueryRecord {
+                        object: hop.object.clone(),
+                        id: Some(id),
+                        fields: Vec::new(),
+                    })
+                }));
+                record.fields.push((hop.name.clone(), v));
+                record.fields.len() - 1
+            }
+        };
+        match &mut record.fields[pos].1 {
+            QueryValue::Record(Some(child)) => Self::descend(child, rest, row),
+            _ => None,
+        }
+    }
+
+    fn put(record: &mut QueryRecord, name: &str, v: QueryValue) {
+        if !record.fields.iter().any(|(k, _)| k == name) {
+            record.fields.push((name.to_string(), v));
+        }
+    }
+
+    fn user_value(&self, id: &str, field: UserField) -> Value {
+        let Some(Some(u)) = self.users.get(id) else {
+            return Value::Null;
+        };
+        match field {
+            UserField::Id => Value::Text(u.id.clone()),
+            UserField::Name | UserField::Username => Value::Text(u.username.clone()),
+            UserField::Email => u.email.clone().map(Value::Text).unwrap_or(Value::Null),
+            UserField::IsActive => Value::Boolean(u.is_active),
+        }
+    }
+
+    fn record(
+        &self,
+        object: &str,
+        items: &[OutputItem],
+        row: &[Value],
+        children: &[HashMap<String, QueryResult>],
+    ) -> QueryRecord {
+        let mut rec = QueryRecord {
+            object: object.to_string(),
+            id: row.first().and_then(text).map(str::to_string),
+            fields: Vec::new(),
+        };
+        let mut child_no = 0;
+        for item in items {
+            match item {
+                OutputItem::Field { hops, name, object_id, select } => {
+                    if let Some(target) = Self::descend(&mut rec, hops, row) {
+                        let raw = row.get(*select).cloned().unwrap_or(Value::Null);
+                        Self::put(target, name, QueryValue::Value(self.field_value(object_id, name, &raw)));
+                    }
+                }
+                OutputItem::Formula { hops, name, .. } => {
+                    if let Some(target) = Self::descend(&mut rec, hops, row) {
+                        // Hook: formula fields are computed after fetch by the
+                        // formula engine once it lands; until then they read null.
+                        Self::put(target, name, QueryValue::Value(Value::Null));
+                    }
+                }
+                OutputItem::User { hops, field } => {
+                    let Some((last, parents)) = hops.split_last() else { continue };
+                    let Some(target) = Self::descend(&mut rec, parents, row) else { continue };
+                    let uid = row.get(last.id_select).and_then(text).map(str::to_string);
+                    let pos = match target.fields.iter().position(|(k, _)| *k == last.name) {
+                        Some(p) => p,
+                        None => {
+                            let v = QueryValue::Record(uid.clone().map(|id| {
+                                Box::new(QueryRecord { object: "User".into(), id: Some(id), fields: Vec::new() })
+                            }));
+                            target.fields.push((last.name.clone(), v));
+                            target.fields.len() - 1
+                        }
+                    };
+                    if let (QueryValue::Record(Some(user)), Some(id)) = (&mut target.fields[pos].1, uid) {
+                        Self::put(user, field.api_name(), QueryValue::Value(self.user_value(&id, *field)));
+                    }
+                }
+                OutputItem::Child(cp) => {
+                    let found = rec
+                        .id
+                        .as_ref()
+                        .and_then(|id| children.get(child_no).and_then(|m| m.get(id)))
+                        .cloned();
+                    Self::put(&mut rec, &cp.name, QueryValue::Children(found));
+                    child_no += 1;
+                }
+                OutputItem::Aggregate { name, select } => {
+                    let v = row.get(*select).cloned().unwrap_or(Value::Null);
+                    Self::put(&mut rec, name, QueryValue::Value(v));
+                }
+            }
+        }
+        rec
+    }
+}
+
+/// User ids a page's rows refer to through user relationships.
+fn user_ids(items: &[OutputItem], rows: &[Vec<Value>], out: &mut Vec<String>) {
+    for item in items {
+        if let OutputItem::User { hops, .. } = item {
+            if let Some(last) = hops.last() {
+                for r in rows {
+                    if let Some(id) = r.get(last.id_select).and_then(text) {
+                        out.push(id.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Object ids whose definitions rendering needs.
+fn object_ids(items: &[OutputItem], out: &mut Vec<String>) {
+    for item in items {
+        match item {
+            OutputItem::Field { object_id, .. } => out.push(object_id.clone()),
+            OutputItem::Child(cp) => object_ids(&cp.items, out),
+            _ => {}
+        }
+    }
+}
+
+impl Platform {
+    async fn schema(&self, tenant_id: &str) -> MosaicResult<Schema> {
+        let objects = self.meta.objects(tenant_id).await?;
+        Ok(schema_of(&objects))
+    }
+
+    /// Plans a SOQL statement for a caller (no execution): errors are the
+    /// user-facing MALFORMED_QUERY / INVALID_FIELD / INVALID_TYPE.
+    pub async fn plan(&self, c: &Caller, soql: &str, include_deleted: bool) -> MosaicResult<PlannedQuery> {
+        let schema = self.schema(&c.tenant_id).await?;
+        plan_query(soql, &schema, &self.queries.context(&c.tenant_id, include_deleted))
+    }
+
+    /// Runs a SOQL query and returns its first batch.
+    pub async fn query(&self, c: &Caller, soql: &str, opts: QueryOptions) -> MosaicResult<QueryResult> {
+        let planned = Arc::new(self.plan(c, soql, opts.include_deleted).await?);
+        let batch = batch_of(&opts);
+        let store = self.queries.store.clone();
+        if planned.count_only {
+            let rows = store
+                .query(&c.tenant_id, Arc::new(planned.plan.clone()), Restrict::None, 1, MAX_QUERY_ROWS)
+                .await?;
+            let n = match rows.rows.first().and_then(|r| r.first()) {
+                Some(Value::Number(d)) => d.to_string().parse::<usize>().unwrap_or(0),
+                _ => 0,
+            };
+            return Ok(QueryResult { total_size: n, done: true, records: Vec::new(), next: None });
+        }
+        if planned.plan.aggregate {
+            let rows = store
+                .query(&c.tenant_id, Arc::new(planned.plan.clone()), Restrict::None, usize::MAX, MAX_QUERY_ROWS)
+                .await?;
+            let page = self.page(&c.tenant_id, &planned.items, &[], &rows.rows).await?;
+            let all: Vec<QueryRecord> = rows
+                .rows
+                .iter()
+                .map(|r| page.record("AggregateResult", &planned.items, r, &[]))
+                .collect();
+            let total = all.len();
+            let first: Vec<QueryRecord> = all.iter().take(batch).cloned().collect();
+            let next = (total > batch).then(|| {
+                self.open_cursor(c, planned.clone(), Vec::new(), all, batch, total, batch)
+            });
+            return Ok(QueryResult { total_size: total, done: next.is_none(), records: first, next });
+        }
+        let rows = store
+            .query(&c.tenant_id, Arc::new(planned.plan.clone()), Restrict::None, batch, MAX_QUERY_ROWS)
+            .await?;
+        let QueryRows { rows, rest_ids, total } = rows;
+        let records = self.render(&c.tenant_id, &planned, &rows).await?;
+        let next = (!rest_ids.is_empty()).then(|| {
+            self.open_cursor(c, planned.clone(), rest_ids, Vec::new(), batch, total, batch)
+        });
+        Ok(QueryResult { total_size: total, done: next.is_none(), records, next })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_cursor(
+        &self,
+        c: &Caller,
+        planned: Arc<PlannedQuery>,
+        ids: Vec<String>,
+        rows: Vec<QueryRecord>,
+        first_batch: usize,
+        total: usize,
+        batch: usize,
+    ) -> String {
+        let locator = new_locator();
+        self.queries.cursors.insert(
+            locator.clone(),
+            Arc::new(Cursor {
+                tenant_id: c.tenant_id.clone(),
+                user_id: c.user_id.clone(),
+                planned,
+                ids,
+                rows,
+                first_batch,
+                total,
+                batch,
+            }),
+        );
+        format!("{locator}-{first_batch}")
+    }
+
+    /// The batch at `{locator}-{offset}`; `None` when the locator is unknown,
+    /// expired, another caller's, or the offset is not inside the result.
+    pub async fn query_more(&self, c: &Caller, locator: &str) -> MosaicResult<Option<QueryResult>> {
+        let Some((key, offset)) = locator.rsplit_once('-') else {
+            return Ok(None);
+        };
+        let Ok(offset) = offset.parse::<usize>() else {
+            return Ok(None);
+        };
+        let Some(cur) = self.queries.cursors.get(key) else {
+            return Ok(None);
+        };
+        if cur.tenant_id != c.tenant_id || cur.user_id != c.user_id || offset < cur.first_batch || offset >= cur.total {
+            return Ok(None);
+        }
+        let end = (offset + cur.batch).min(cur.total);
+        let records = if cur.planned.plan.aggregate {
+            cur.rows[offset..end].to_vec()
+        } else {
+            let ids = cur.ids[offset - cur.first_batch..end - cur.first_batch].to_vec();
+            let fetched = self
+                .queries
+                .store
+                .query(&c.tenant_id, Arc::new(cur.planned.plan.clone()), Restrict::Ids(ids.clone()), usize::MAX, MAX_QUERY_ROWS)
+                .await?;
+            // Back into snapshot order; rows deleted since are skipped.
+            let mut by_id: HashMap<String, Vec<Value>> = fetched
+                .rows
+                .into_iter()
+                .filter_map(|r| r.first().and_then(text).map(str::to_string).map(|id| (id, r)))
+                .collect();
+            let rows: Vec<Vec<Value>> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+            self.render(&c.tenant_id, &cur.planned, &rows).await?
+        };
+        let next = (end < cur.total).then(|| format!("{key}-{end}"));
+        Ok(Some(QueryResult { total_size: cur.total, done: next.is_none(), records, next }))
+    }
+
+    async fn page(&self, tenant_id: &str, items: &[OutputItem], extra_items: &[&ChildPlan], rows: &[Vec<Value>]) -> MosaicResult<Page<'_>> {
+        let mut oids = Vec::new();
+        object_ids(items, &mut oids);
+        for cp in extra_items {
+            object_ids(&cp.items, &mut oids);
+        }
+        oids.sort();
+        oids.dedup();
+        let mut objects = HashMap::new();
+        for id in oids {
+            let o = self.meta.object_by_id(tenant_id, &id).await?;
+            objects.insert(id, o);
+        }
+        let mut uids = Vec::new();
+        user_ids(items, rows, &mut uids);
+        uids.sort();
+        uids.dedup();
+        let mut users = HashMap::new();
+        for id in uids {
+            let u = self.meta_store.user(tenant_id, &id).await?;
+            users.insert(id, u);
+        }
+        Ok(Page { platform: self, objects, users })
+    }
+
+    /// Renders a page of root rows, running each child subquery once for the page.
+    async fn render(&self, tenant_id: &str, planned: &PlannedQuery, rows: &[Vec<Value>]) -> MosaicResult<Vec<QueryRecord>> {
+        let parent_ids: Vec<String> = rows.iter().filter_map(|r| r.first().and_then(text).map(str::to_string)).collect();
+        let mut child_results: Vec<HashMap<String, QueryResult>> = Vec::new();
+        let mut child_rows: Vec<(Vec<Vec<Value>>, &ChildPlan)> = Vec::new();
+        let child_plans: Vec<&ChildPlan> = planned
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                OutputItem::Child(cp) => Some(&**cp),
+                _ => None,
+            })
+            .collect();
+        for cp in &child_plans {
+            let fetched = if parent_ids.is_empty() {
+                Vec::new()
+            } else {
+                self.queries
+                    .store
+                    .query(
+                        tenant_id,
+                        Arc::new(cp.plan.clone()),
+                        Restrict::ColumnIn { column: cp.link, values: parent_ids.clone() },
+                        usize::MAX,
+                        MAX_QUERY_ROWS,
+                    )
+                    .await?
+                    .rows
+            };
+            child_rows.push((fetched, cp));
+        }
+        // Users of the root rows and of every child row, fetched together.
+        let mut page = self.page(tenant_id, &planned.items, &child_plans, rows).await?;
+        let mut more_uids = Vec::new();
+        for (crow, cp) in &child_rows {
+            user_ids(&cp.items, crow, &mut more_uids);
+        }
+        more_uids.sort();
+        more_uids.dedup();
+        for id in more_uids {
+            if !page.users.contains_key(&id) {
+                let u = self.meta_store.user(tenant_id, &id).await?;
+                page.users.insert(id, u);
+            }
+        }
+        for (crow, cp) in &child_rows {
+            let mut grouped: HashMap<String, Vec<&Vec<Value>>> = HashMap::new();
+            for r in crow {
+                if let Some(pid) = r.get(cp.link_select).and_then(text) {
+                    grouped.entry(pid.to_string()).or_default().push(r);
+                }
+            }
+            let mut results = HashMap::new();
+            for (pid, list) in grouped {
+                let skip = usize::try_from(cp.offset).unwrap_or(usize::MAX);
+                let take = cp.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+                let records: Vec<QueryRecord> = list
+                    .into_iter()
+                    .skip(skip)
+                    .take(take)
+                    .map(|r| page.record(&cp.object_api_name, &cp.items, r, &[]))
+                    .collect();
+                if !records.is_empty() {
+                    results.insert(pid, QueryResult { total_size: records.len(), done: true, records, next: None });
+                }
+            }
+            child_results.push(results);
+        }
+        Ok(rows
+            .iter()
+            .map(|r| page.record(&planned.object_api_name, &planned.items, r, &child_results))
+            .collect())
+    }
+
+    /// SOSL: `FIND {term} [IN ALL FIELDS] RETURNING O(f, … [WHERE] [ORDER BY] [LIMIT])`.
+    /// Only `ALL FIELDS` is distinguished: NAME / EMAIL / PHONE scopes search all
+    /// text fields too.
+    pub async fn search(&self, c: &Caller, sosl: &str) -> MosaicResult<Vec<QueryRecord>> {
+        let sq = mosaic_soql::parse_search(sosl)
+            .map_err(|e| MosaicError::new(ErrorCode::MALFORMED_QUERY, e.render(sosl)))?;
+        let schema = self.schema(&c.tenant_id).await?;
+        let ctx = self.queries.context(&c.tenant_id, false);
+        let returning: Vec<mosaic_soql::ReturningObject> = if sq.returning.is_empty() {
+            schema
+                .objects
+                .iter()
+                .map(|o| mosaic_soql::ReturningObject {
+                    object: mosaic_soql::Ident { name: o.api_name.clone(), span: sq.span },
+                    fields: Vec::new(),
+                    where_: None,
+                    order_by: Vec::new(),
+                    limit: None,
+                    span: sq.span,
+                })
+                .collect()
+        } else {
+            sq.returning.clone()
+        };
+        let mut object_ids = Vec::new();
+        for ro in &returning {
+            let o = schema.by_name(&ro.object.name).ok_or_else(|| {
+                MosaicError::new(
+                    ErrorCode::INVALID_TYPE,
+                    mosaic_soql::ParseError::at(sosl, ro.object.span.start, format!("sObject type '{}' is not supported", ro.object.name)).render(sosl),
+                )
+            })?;
+            object_ids.push(o.id.clone());
+        }
+        let limit = sq.limit.map_or(MAX_SEARCH_RESULTS, |l| (l as usize).min(MAX_SEARCH_RESULTS));
+        let hits = self.queries.store.search(&c.tenant_id, &sq.term.raw, &object_ids, limit).await?;
+        let mut out = Vec::new();
+        for (ro, oid) in returning.iter().zip(&object_ids) {
+            let ids: Vec<String> = hits.iter().filter(|h| &h.object_id == oid).map(|h| h.record_id.clone()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let rank: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+            let planned = plan_search_object(sosl, &schema, &ctx, ro, ids.clone())?;
+            let rows = self
+                .queries
+                .store
+                .query(&c.tenant_id, Arc::new(planned.plan.clone()), Restrict::None, usize::MAX, MAX_QUERY_ROWS)
+                .await?;
+            let mut rows = rows.rows;
+            if ro.order_by.is_empty() {
+                rows.sort_by_key(|r| r.first().and_then(text).and_then(|id| rank.get(id).copied()).unwrap_or(usize::MAX));
+            }
+            out.extend(self.render(&c.tenant_id, &planned, &rows).await?);
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+/// The SOQL of the simple list endpoint (`sobjects/{O}?fields=&where=&order_by=&limit=&offset=`).
+/// Field lists and sort keys are checked to be names (and ASC / DESC / NULLS
+/// FIRST / LAST) so the parts cannot change the statement's shape; `where`
+/// is a SOQL condition and goes through the parser like any query.
+pub fn list_soql(
+    object: &ObjectMeta,
+    fields: Option<&[String]>,
+    where_: Option<&str>,
+    order_by: Option<&str>,
+    limit: Option<&str>,
+    offset: Option<&str>,
+) -> MosaicResult<String> {
+    let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    let bad = |field: &str, msg: String| MosaicError::field(ErrorCode::INVALID_INPUT, field, msg);
+    let list: Vec<String> = match fields {
+        Some(f) if !f.is_empty() => {
+            for n in f {
+                if !name_ok(n) {
+                    return Err(bad("fields", format!("'{}' is not a field name", n.chars().take(80).collect::<String>())));
+                }
+            }
+            f.to_vec()
+        }
+        _ => mosaic_meta::model::SYSTEM_FIELDS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(object.def.fields.iter().map(|f| f.api_name.clone()))
+            .collect(),
+    };
+    let mut soql = format!("SELECT {} FROM {}", list.join(", "), object.api_name());
+    if let Some(w) = where_.filter(|w| !w.trim().is_empty()) {
+        soql.push_str(" WHERE ");
+        soql.push_str(w);
+    }
+    if let Some(o) = order_by.filter(|o| !o.trim().is_empty()) {
+        for key in o.split(',') {
+            let words: Vec<&str> = key.split_whitespace().collect();
+            let ok = match words.as_slice() {
+                [f, rest @ ..] => {
+                    name_ok(f)
+                        && rest.iter().all(|w| {
+                            ["ASC", "DESC", "NULLS", "FIRST", "LAST"].iter().any(|k| k.eq_ignore_ascii_case(w))
+                        })
+                }
+                [] => false,
+            };
+            if !ok {
+                return Err(bad("order_by", format!("'{}' is not a sort key", key.trim().chars().take(80).collect::<String>())));
+            }
+        }
+        soql.push_str(" ORDER BY ");
+        soql.push_str(o);
+    }
+    for (name, v) in [("LIMIT", limit), ("OFFSET", offset)] {
+        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+            let n: u32 = v.trim().parse().map_err(|_| bad(&name.to_lowercase(), format!("{} must be a non-negative integer", name.to_lowercase())))?;
+            soql.push_str(&format!(" {name} {n}"));
+        }
+    }
+    Ok(soql)
+}

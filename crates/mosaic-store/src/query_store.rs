@@ -1,0 +1,321 @@
+//! The query store: runs a planned query (a [`QueryPlan`]) against a backend.
+//!
+//! A plan is backend-neutral: columns are system columns or flex slots, joins
+//! follow lookup slots, filters carry typed [`Value`]s. Each backend turns a
+//! plan into its own SQL dialect (SQLite: `sqlite_query.rs`); the planner
+//! that builds plans from SOQL lives in [`crate::plan`].
+//!
+//! **Semantics every backend must keep** (SOQL's, two-valued): a predicate on
+//! a null value is false, except `!=`, `NOT IN` and `EXCLUDES`, which are
+//! true; `= null` / `!= null` test for null; `NOT` negates exactly. Text
+//! compares case-insensitively (lower-cased with Rust's Unicode rules), numbers
+//! exactly, ties in ORDER BY are broken by record id.
+
+use async_trait::async_trait;
+use mosaic_types::{FlexSlot, MosaicResult, Value};
+use std::sync::Arc;
+
+/// The system columns every record has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SysColumn {
+    Id,
+    Name,
+    OwnerId,
+    CreatedById,
+    CreatedDate,
+    LastModifiedById,
+    LastModifiedDate,
+    IsDeleted,
+}
+
+impl SysColumn {
+    pub const ALL: [SysColumn; 8] = [
+        SysColumn::Id,
+        SysColumn::Name,
+        SysColumn::OwnerId,
+        SysColumn::CreatedById,
+        SysColumn::CreatedDate,
+        SysColumn::LastModifiedById,
+        SysColumn::LastModifiedDate,
+        SysColumn::IsDeleted,
+    ];
+
+    /// The Data API name (`Id`, `CreatedDate`, …).
+    pub fn api_name(self) -> &'static str {
+        match self {
+            SysColumn::Id => "Id",
+            SysColumn::Name => "Name",
+            SysColumn::OwnerId => "OwnerId",
+            SysColumn::CreatedById => "CreatedById",
+            SysColumn::CreatedDate => "CreatedDate",
+            SysColumn::LastModifiedById => "LastModifiedById",
+            SysColumn::LastModifiedDate => "LastModifiedDate",
+            SysColumn::IsDeleted => "IsDeleted",
+        }
+    }
+
+    /// The physical column of the record table.
+    pub fn column(self) -> &'static str {
+        match self {
+            SysColumn::Id => "id",
+            SysColumn::Name => "name",
+            SysColumn::OwnerId => "owner_id",
+            SysColumn::CreatedById => "created_by",
+            SysColumn::CreatedDate => "created_at",
+            SysColumn::LastModifiedById => "modified_by",
+            SysColumn::LastModifiedDate => "modified_at",
+            SysColumn::IsDeleted => "is_deleted",
+        }
+    }
+
+    pub fn kind(self) -> Kind {
+        match self {
+            SysColumn::Id
+            | SysColumn::OwnerId
+            | SysColumn::CreatedById
+            | SysColumn::LastModifiedById => Kind::Id,
+            SysColumn::Name => Kind::Text,
+            SysColumn::CreatedDate | SysColumn::LastModifiedDate => Kind::Datetime,
+            SysColumn::IsDeleted => Kind::Boolean,
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<SysColumn> {
+        SysColumn::ALL
+            .into_iter()
+            .find(|c| c.api_name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A physical column: a system column or a flex slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Column {
+    Sys(SysColumn),
+    Slot(FlexSlot),
+}
+
+/// How a column's values compare and sort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Record and user ids (lower-case UUID text), compared exactly.
+    Id,
+    /// Text compared case-insensitively.
+    Text,
+    /// `;`-joined multi-select picklist values.
+    MultiPicklist,
+    /// Exact decimals (stored as order-preserving keys).
+    Number,
+    Date,
+    Datetime,
+    Boolean,
+    /// Time of day, canonical `HH:MM:SS.mmm` text.
+    Time,
+    /// Long text, encrypted text, locations: selectable, never filtered or sorted.
+    Opaque,
+}
+
+/// Which pivot table mirrors a column (equality filters may go through it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pivot {
+    Index,
+    Unique,
+}
+
+/// A column of one row source: `source` 0 is the queried object, `n` is
+/// `joins[n - 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ColumnRef {
+    pub source: usize,
+    pub column: Column,
+    pub kind: Kind,
+    pub pivot: Option<Pivot>,
+}
+
+/// A parent row reached through a lookup slot of `from` (LEFT JOIN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Join {
+    pub from: usize,
+    pub via: FlexSlot,
+    pub object_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFn {
+    Count,
+    CountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+/// Something a plan selects, filters or sorts on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Column(ColumnRef),
+    /// `arg` is `None` only for `COUNT()`.
+    Aggregate { func: AggFn, arg: Option<ColumnRef> },
+}
+
+impl Expr {
+    /// The kind of the expression's values.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Expr::Column(c) => c.kind,
+            Expr::Aggregate {
+                func: AggFn::Count | AggFn::CountDistinct | AggFn::Sum | AggFn::Avg,
+                ..
+            } => Kind::Number,
+            Expr::Aggregate { arg, .. } => arg.map_or(Kind::Number, |a| a.kind),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// A WHERE / HAVING condition over typed values. Values are never
+/// `Value::Null` (null tests are [`Filter::IsNull`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    IsNull {
+        expr: Expr,
+        negated: bool,
+    },
+    Compare {
+        expr: Expr,
+        op: CmpOp,
+        value: Value,
+    },
+    In {
+        expr: Expr,
+        values: Vec<Value>,
+        negated: bool,
+    },
+    /// A SQL LIKE pattern (`%`, `_`, escape `\`), already lower-cased.
+    Like {
+        column: ColumnRef,
+        pattern: String,
+    },
+    /// Multi-picklist INCLUDES / EXCLUDES: any group whose every (lower-cased)
+    /// value the record has.
+    Includes {
+        column: ColumnRef,
+        groups: Vec<Vec<String>>,
+        excludes: bool,
+    },
+    /// `column [NOT] IN (SELECT …)`.
+    SemiJoin {
+        column: ColumnRef,
+        sub: Box<SubSelect>,
+        negated: bool,
+    },
+}
+
+/// The inside of a semi-/anti-join: one id-valued column of another object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubSelect {
+    pub object_id: String,
+    pub joins: Vec<Join>,
+    pub column: ColumnRef,
+    pub filter: Option<Filter>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// A planned query over one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    pub object_id: String,
+    pub joins: Vec<Join>,
+    /// What each result row holds, in order. For a non-aggregate plan the
+    /// first entry is the root record's `Id`.
+    pub select: Vec<Expr>,
+    pub filter: Option<Filter>,
+    pub group_by: Vec<ColumnRef>,
+    pub having: Option<Filter>,
+    pub order_by: Vec<SortKey>,
+    pub limit: Option<u64>,
+    pub offset: u64,
+    /// queryAll: deleted records match too.
+    pub include_deleted: bool,
+    pub aggregate: bool,
+}
+
+/// Narrows a run of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restrict {
+    /// The plan as it is.
+    None,
+    /// Exactly these root records (a later page of a snapshot): the plan's
+    /// filter, order, limit and offset are not applied.
+    Ids(Vec<String>),
+    /// The plan, further restricted to rows whose root `column` is one of
+    /// `values` (child subqueries: the lookup to the parents of a page).
+    /// Limit and offset are not applied.
+    ColumnIn {
+        column: ColumnRef,
+        values: Vec<String>,
+    },
+}
+
+/// Rows of a run: the first `keep` rows with every selected value; of the
+/// rest only the root ids (non-aggregate plans).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryRows {
+    pub rows: Vec<Vec<Value>>,
+    pub rest_ids: Vec<String>,
+    /// Every matching row, kept or not.
+    pub total: usize,
+}
+
+/// One full-text hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub object_id: String,
+    pub record_id: String,
+}
+
+#[async_trait]
+pub trait QueryStore: Send + Sync {
+    /// Runs `plan`. At most `max_rows` rows may match; more is `LIMIT_EXCEEDED`.
+    async fn query(
+        &self,
+        tenant_id: &str,
+        plan: Arc<QueryPlan>,
+        restrict: Restrict,
+        keep: usize,
+        max_rows: usize,
+    ) -> MosaicResult<QueryRows>;
+
+    /// The backend's statement and its parameters for `plan` (diagnostics, tests).
+    fn statement(&self, tenant_id: &str, plan: &QueryPlan) -> MosaicResult<(String, Vec<String>)>;
+
+    /// The backend's query plan for `plan` (SQLite: `EXPLAIN QUERY PLAN` details).
+    async fn explain(&self, tenant_id: &str, plan: Arc<QueryPlan>) -> MosaicResult<Vec<String>>;
+
+    /// Full-text search over the text fields of live records of `object_ids`.
+    /// `term` is a SOSL term: words (all must match), `"phrases"`, `*` suffix wildcards.
+    async fn search(
+        &self,
+        tenant_id: &str,
+        term: &str,
+        object_ids: &[String],
+        limit: usize,
+    ) -> MosaicResult<Vec<SearchHit>>;
+}
