@@ -46,7 +46,11 @@ pub fn from_fvalue(v: FValue, f: &FieldDef) -> Value {
         FValue::Null => Value::Null,
         FValue::Text(s) => Value::Text(s),
         FValue::Number(d) => Value::Number(match f.scale {
-            Some(s) => d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero),
+            Some(s) => {
+                let mut x = d.round_dp_with_strategy(s, RoundingStrategy::MidpointAwayFromZero);
+                x.rescale(s);
+                x
+            }
             None => d,
         }),
         FValue::Boolean(b) => Value::Boolean(b),
