@@ -233,7 +233,8 @@ impl<'s> Parser<'s> {
         }
     }
 
-    fn call(&mut self, name: String, pos: usize) -> Result<Parsed, FormulaError> {
+    fn call(&mut self, mut name: String, pos: usize) -> Result<Parsed, FormulaError> {
+        name.make_ascii_uppercase();
         self.bump(); // '('
         let mut args = Vec::new();
         let mut depth = 0;
@@ -261,7 +262,7 @@ impl<'s> Parser<'s> {
                             ErrorKind::Syntax,
                             format!(
                                 "expected ',' or ')' in call to {}, found {}",
-                                name.to_ascii_uppercase(),
+                                name,
                                 other.describe()
                             ),
                         ))
@@ -271,9 +272,6 @@ impl<'s> Parser<'s> {
         }
         let depth = depth + 1;
         self.check_depth(depth, pos)?;
-        Ok((
-            Expr::new(ExprKind::Call(name.to_ascii_uppercase(), args), pos),
-            depth,
-        ))
+        Ok((Expr::new(ExprKind::Call(name, args), pos), depth))
     }
 }

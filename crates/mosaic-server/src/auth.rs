@@ -37,6 +37,7 @@ impl FromRequestParts<AppState> for Auth {
                 e.into()
             }
         })?;
+        crate::observe::set_caller(&s.tenant_id, &s.user_id);
         Ok(Auth(Caller {
             tenant_id: s.tenant_id.clone(),
             user_id: s.user_id.clone(),

@@ -62,12 +62,17 @@ pub fn error_json(e: &MosaicError) -> serde_json::Value {
     if e.code == ErrorCode::UNKNOWN_EXCEPTION {
         tracing::error!(detail = %e.message, "internal error");
         return json!({
-            "message": "An unexpected error occurred. Please include the time of the request when reporting it.",
+            "message": "An unexpected error occurred. Please include the request id when reporting it.",
             "errorCode": e.code.as_str(),
             "fields": e.fields,
+            "requestId": crate::observe::current_request_id(),
         });
     }
-    json!({"message": e.message, "errorCode": e.code.as_str(), "fields": e.fields})
+    let mut j = json!({"message": e.message, "errorCode": e.code.as_str(), "fields": e.fields});
+    if let Some(id) = crate::observe::current_request_id() {
+        j["requestId"] = json!(id);
+    }
+    j
 }
 
 impl IntoResponse for ApiError {

@@ -12,17 +12,14 @@ mod formula;
 mod health;
 mod metadata;
 mod oauth;
+pub mod observe;
 mod query;
 mod render;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use mosaic_runtime::Platform;
 use std::sync::Arc;
-use std::time::Instant;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
@@ -34,25 +31,27 @@ pub struct AppState {
     pub platform: Arc<Platform>,
     /// The URL clients reach this server at (`instance_url`).
     pub instance_url: Arc<str>,
+    /// Bearer token `/metrics` requires (`MOSAIC_METRICS_TOKEN`), if any.
+    pub metrics_token: Option<Arc<str>>,
+    /// Tenant labels of bounded cardinality for per-tenant metrics.
+    pub tenants: Arc<observe::TenantRanking>,
 }
 
-async fn log_request(State(_s): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let res = next.run(req).await;
-    tracing::info!(
-        %method,
-        route,
-        status = res.status().as_u16(),
-        micros = start.elapsed().as_micros() as u64,
-        "request"
-    );
-    res
+impl AppState {
+    /// State for `platform` served at `instance_url`; the metrics token
+    /// comes from `MOSAIC_METRICS_TOKEN`.
+    pub fn new(platform: Arc<Platform>, instance_url: impl Into<Arc<str>>) -> AppState {
+        observe::metrics_handle();
+        AppState {
+            platform,
+            instance_url: instance_url.into(),
+            metrics_token: std::env::var("MOSAIC_METRICS_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(Into::into),
+            tenants: Arc::default(),
+        }
+    }
 }
 
 /// The whole HTTP surface.
@@ -60,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics_endpoint))
         .merge(oauth::routes())
         .merge(metadata::routes())
         .merge(formula::routes())
@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(query::routes())
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
 }

@@ -136,10 +136,7 @@ async fn serve(common: Common, listen: String, public_url: Option<String>) -> Re
         "create a tenant and get a token: mosaic tenant create --data-dir {} --name Acme --subdomain acme --admin-username admin@acme.test --admin-password 'change-me-now'",
         common.data_dir.display()
     );
-    let state = AppState {
-        platform: platform.clone(),
-        instance_url: url.into(),
-    };
+    let state = AppState::new(platform.clone(), url);
     let res = mosaic_server::serve(listener, state, shutdown_signal()).await;
     platform.close();
     tracing::info!("stopped; all acknowledged writes are on disk");

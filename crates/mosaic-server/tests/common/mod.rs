@@ -31,13 +31,12 @@ impl TestServer {
         let mut cfg = PlatformConfig::new(dir.path());
         tweak(&mut cfg);
         let platform = Arc::new(Platform::open_embedded(cfg).expect("open platform"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        let state = AppState {
-            platform: platform.clone(),
-            instance_url: base.clone().into(),
-        };
+        let state = AppState::new(platform.clone(), base.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let _ = mosaic_server::serve(listener, state, async {
@@ -126,7 +125,12 @@ impl Client {
     }
 
     /// Sends a request; returns status and the parsed JSON body (Null when empty).
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let mut rb = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
@@ -140,7 +144,8 @@ impl Client {
         let v = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON response {status}: {text}"))
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("non-JSON response {status}: {text}"))
         };
         (status, v)
     }
@@ -176,7 +181,11 @@ impl Client {
 /// The error codes of an error-array response.
 pub fn codes(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|e| e["errorCode"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["errorCode"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -1,0 +1,232 @@
+//! Request observation: a request id for every request (accepted from
+//! `X-Request-Id` or minted), carried by every log line of the request and
+//! by error bodies; one summary log line per request; HTTP metrics by route
+//! template; the Prometheus exposition at `/metrics`.
+
+use crate::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+use tracing::Instrument;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest client-supplied request id kept (longer or odd ones are replaced).
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+/// Tenants labelled individually in per-tenant metrics; the rest are `other`.
+pub const TOP_TENANTS: usize = 20;
+/// Counters not updated for this long are dropped from the exposition.
+pub const SERIES_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// Latency buckets (seconds): resolve sub-millisecond times.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// What the request has learnt about itself (set by the auth extractor).
+#[derive(Debug, Default)]
+pub struct RequestInfo {
+    pub id: String,
+    pub tenant: Mutex<Option<(String, String)>>,
+}
+
+tokio::task_local! {
+    static CURRENT: std::sync::Arc<RequestInfo>;
+}
+
+/// The id of the request being served, if any.
+pub fn current_request_id() -> Option<String> {
+    CURRENT.try_with(|c| c.id.clone()).ok()
+}
+
+/// Records the authenticated tenant and user of the current request.
+pub fn set_caller(tenant: &str, user: &str) {
+    let _ = CURRENT.try_with(|c| {
+        if let Ok(mut g) = c.tenant.lock() {
+            *g = Some((tenant.to_string(), user.to_string()));
+        }
+    });
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
+}
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide metrics recorder once; `None` when metrics are
+/// turned off (`MOSAIC_METRICS=off`) or another recorder is installed.
+pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            if std::env::var("MOSAIC_METRICS").is_ok_and(|v| v == "off") {
+                return None;
+            }
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .ok()?
+                // Series not updated for a while disappear, so tenants that
+                // left the top ranks stop costing series.
+                .idle_timeout(metrics_util::MetricKindMask::COUNTER, Some(SERIES_IDLE_TIMEOUT))
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Bounded-cardinality tenant labels: the busiest tenants by name, the rest
+/// as `other`. Counts decay by half at every re-ranking.
+#[derive(Default)]
+pub struct TenantRanking {
+    inner: Mutex<Ranking>,
+}
+
+#[derive(Default)]
+struct Ranking {
+    counts: HashMap<String, u64>,
+    top: Vec<String>,
+    since_rank: u64,
+}
+
+impl TenantRanking {
+    pub fn label(&self, tenant: &str) -> String {
+        let Ok(mut r) = self.inner.lock() else { return "other".into() };
+        *r.counts.entry(tenant.to_string()).or_insert(0) += 1;
+        r.since_rank += 1;
+        if r.since_rank >= 1000 || (r.top.len() < TOP_TENANTS && !r.top.iter().any(|t| t == tenant)) {
+            r.since_rank = 0;
+            let mut all: Vec<(String, u64)> = r.counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            r.top = all.iter().take(TOP_TENANTS).map(|(k, _)| k.clone()).collect();
+            if r.counts.len() > 50_000 {
+                r.counts.retain(|_, v| *v > 1);
+            }
+            for v in r.counts.values_mut() {
+                *v = v.div_ceil(2);
+            }
+        }
+        if r.top.iter().any(|t| t == tenant) {
+            tenant.to_string()
+        } else {
+            "other".into()
+        }
+    }
+}
+
+fn status_class(s: StatusCode) -> &'static str {
+    match s.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// The observing middleware around every route.
+pub async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(valid_request_id)
+        .unwrap_or_else(mosaic_types::new_id);
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let info = std::sync::Arc::new(RequestInfo {
+        id: id.clone(),
+        tenant: Mutex::new(None),
+    });
+    let span = tracing::info_span!("request", request_id = %id, %method, route = %route);
+    let in_flight = metrics::gauge!("http_requests_in_flight");
+    in_flight.increment(1.0);
+    metrics::gauge!("request_queue_length").increment(1.0);
+    let mut res = CURRENT
+        .scope(info.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    in_flight.decrement(1.0);
+    metrics::gauge!("request_queue_length").decrement(1.0);
+    let elapsed = start.elapsed();
+    let status = res.status();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let class = status_class(status);
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => class).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string()).record(elapsed.as_secs_f64());
+    let caller = info.tenant.lock().ok().and_then(|g| g.clone());
+    if let Some((tenant, _)) = &caller {
+        let label = s.tenants.label(tenant);
+        metrics::counter!("tenant_requests_total", "tenant" => label.clone()).increment(1);
+        if status.is_client_error() || status.is_server_error() {
+            metrics::counter!("tenant_errors_total", "tenant" => label.clone()).increment(1);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            metrics::counter!("tenant_rate_limited_total", "tenant" => label).increment(1);
+        }
+    }
+    let (tenant, user) = caller.unwrap_or_default();
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            tenant = %tenant,
+            user = %user,
+            micros = elapsed.as_micros() as u64,
+            "request"
+        )
+    });
+    res
+}
+
+/// `GET /metrics`: Prometheus text format. Open when `MOSAIC_METRICS_TOKEN`
+/// is unset; otherwise needs `Authorization: Bearer <token>`.
+pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Response {
+    if let Some(token) = &s.metrics_token {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        if !ok {
+            return crate::error::ApiError::new(mosaic_types::ErrorCode::INVALID_SESSION_ID, "a valid metrics token is required").into_response();
+        }
+    }
+    let Some(h) = metrics_handle() else {
+        return crate::error::ApiError::new(mosaic_types::ErrorCode::NOT_FOUND, "metrics are turned off (MOSAIC_METRICS=off)").into_response();
+    };
+    publish_gauges(&s.platform);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        h.render(),
+    )
+        .into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Copies the platform's own counters (caches, group commit) into gauges
+/// and counters just before a scrape.
+fn publish_gauges(p: &mosaic_runtime::Platform) {
+    use std::sync::atomic::Ordering;
+    let st = &p.meta.stats;
+    metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l1").absolute(st.hits.load(Ordering::Relaxed));
+    metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1").absolute(st.misses.load(Ordering::Relaxed));
+    if let Some((tx, jobs)) = p.writer_stats() {
+        metrics::counter!("store_transactions_total", "shard" => "local").absolute(tx);
+        metrics::counter!("store_writes_total", "shard" => "local").absolute(jobs);
+    }
+}

@@ -1,0 +1,119 @@
+//! Metrics move by the expected amounts; request ids flow from the request
+//! to the response and error bodies; the exposition is well formed.
+
+mod common;
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Parses the Prometheus text format strictly enough to catch a broken
+/// exposition: `name{label="v",…} value` lines, `# HELP`/`# TYPE` comments.
+fn parse_exposition(text: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "unterminated labels: {line}");
+            let labels = &series[name_end + 1..series.len() - 1];
+            for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("bad label: {line}"));
+                assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad label name: {line}");
+                let _ = v;
+            }
+        }
+        out.insert(series.to_string(), v);
+    }
+    out
+}
+
+async fn scrape(server: &TestServer) -> HashMap<String, f64> {
+    let text = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    parse_exposition(&text)
+}
+
+fn value(m: &HashMap<String, f64>, series: &str) -> f64 {
+    m.get(series).copied().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_move_by_the_expected_amounts() {
+    let server = TestServer::start().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Gauge__c"})).await;
+    let route = r#"http_requests_total{route="/services/data/{version}/sobjects/{object}/describe",method="GET",status="2xx"}"#;
+    let before = scrape(&server).await;
+    let n = 7;
+    for _ in 0..n {
+        let (s, _) = c.get(&format!("{DATA}/sobjects/Gauge__c/describe")).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let after = scrape(&server).await;
+    assert_eq!(value(&after, route) - value(&before, route), n as f64);
+    let hits = r#"cache_hits_total{cache="metadata",layer="l1"}"#;
+    assert!(value(&after, hits) - value(&before, hits) >= (n - 1) as f64, "identical describes hit the cache");
+    let count = r#"http_request_duration_seconds_count{route="/services/data/{version}/sobjects/{object}/describe",method="GET"}"#;
+    assert_eq!(value(&after, count) - value(&before, count), n as f64);
+    assert!(after.keys().any(|k| k.contains("le=\"0.0001\"")), "sub-millisecond buckets");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_echoed_and_carried_by_errors() {
+    let server = TestServer::start().await;
+    let c = server.tenant().await;
+    let http = reqwest::Client::new();
+    let res = http
+        .get(format!("{}{DATA}/sobjects/Missing__c/describe", server.base))
+        .bearer_auth(c.token.as_ref().unwrap())
+        .header("X-Request-Id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.headers()["x-request-id"], "trace-me-42");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body[0]["requestId"], "trace-me-42");
+    // Without a header (or with an unusable one) an id is minted.
+    for header in [None, Some("has space"), Some(&*"x".repeat(500))] {
+        let mut rb = http.get(format!("{}/healthz", server.base));
+        if let Some(h) = header {
+            rb = rb.header("X-Request-Id", h);
+        }
+        let res = rb.send().await.unwrap();
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert_eq!(id.len(), 36, "minted UUID, got {id}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_labels_stay_bounded() {
+    let server = TestServer::start().await;
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        clients.push(server.tenant().await);
+    }
+    for (i, c) in clients.iter().enumerate() {
+        for _ in 0..(i % 3 + 1) {
+            c.get(&format!("{DATA}/sobjects")).await;
+        }
+    }
+    let m = scrape(&server).await;
+    let tenant_series = m.keys().filter(|k| k.starts_with("tenant_requests_total{")).count();
+    // The top ranks plus `other`, and at most as many again from re-ranking
+    // churn until idle series expire.
+    assert!(tenant_series <= 2 * mosaic_server::observe::TOP_TENANTS + 1, "{tenant_series} tenant series");
+    assert!(m.contains_key(r#"tenant_requests_total{tenant="other"}"#));
+    server.stop().await;
+}
