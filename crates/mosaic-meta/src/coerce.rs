@@ -386,6 +386,9 @@ pub fn coerce(field: &FieldDef, v: &Json) -> MosaicResult<Value> {
 /// slots hold times and locations as text.
 pub fn from_stored(field: &FieldDef, v: Value) -> Value {
     match (field.data_type, v) {
+        // Checkboxes are never null: records written before the field existed
+        // (or before its slot was reused) read false, as new ones do.
+        (DataType::Boolean, Value::Null) => Value::Boolean(false),
         (DataType::Time, Value::Text(s)) => parse_time(&s).map(Value::Time).unwrap_or(Value::Null),
         (DataType::Geolocation, Value::Text(s)) => {
             let mut it = s.splitn(2, ',');

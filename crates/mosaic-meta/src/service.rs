@@ -502,7 +502,12 @@ impl MetadataService {
         apply_update(&mut f, input, &resolve)?;
         if let (Some(slot), Some(new_len), Some(old_len)) = (f.slot, f.length, old.length) {
             if new_len < old_len {
-                let longest = self.records.max_text_len(tenant, &cur.def.id, slot).await?;
+                let mut longest = self.records.max_text_len(tenant, &cur.def.id, slot).await?;
+                if f.data_type == DataType::EncryptedText {
+                    // Stored as `enc1:` + base64(12-byte nonce ‖ ciphertext ‖
+                    // 16-byte tag): the plaintext has at most this many bytes.
+                    longest = (longest.saturating_sub(5) / 4 * 3).saturating_sub(28);
+                }
                 if longest > new_len as usize {
                     return Err(MosaicError::field(
                         ErrorCode::STRING_TOO_LONG,

@@ -338,10 +338,8 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
     let numeric = matches!(t, DataType::Number | DataType::Currency | DataType::Percent)
         || (t == DataType::Formula
             && matches!(f.formula_return_type, Some(DataType::Number | DataType::Currency | DataType::Percent)));
-    if input.precision.is_some() || input.scale.is_some() {
-        if !numeric {
-            return Err(bad("precision", format!("precision and scale do not apply to {t} fields")));
-        }
+    if (input.precision.is_some() || input.scale.is_some()) && !numeric {
+        return Err(bad("precision", format!("precision and scale do not apply to {t} fields")));
     }
     if numeric {
         let p = input.precision.or(f.precision).unwrap_or(MAX_PRECISION);

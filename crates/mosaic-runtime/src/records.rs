@@ -226,8 +226,16 @@ impl Platform {
                     }
                 } else if let Some(dv) = &f.default_value {
                     coerce(f, dv).and_then(|v| self.stored_value(f, v)).ok()
-                } else if let Some(pv) = f.picklist_values.iter().find(|p| p.is_default && p.is_active) {
-                    Some(Value::Text(pv.value.clone()))
+                } else if f.picklist_values.iter().any(|p| p.is_default && p.is_active) {
+                    // A multi-picklist may have several defaults: all of them,
+                    // in definition order, `;`-joined as any stored value.
+                    let defaults: Vec<&str> = f
+                        .picklist_values
+                        .iter()
+                        .filter(|p| p.is_default && p.is_active)
+                        .map(|p| p.value.as_str())
+                        .collect();
+                    Some(Value::Text(defaults.join(";")))
                 } else if f.data_type == DataType::Boolean {
                     Some(Value::Boolean(false))
                 } else {
@@ -239,15 +247,25 @@ impl Platform {
             }
         }
         let mut missing: Vec<String> = Vec::new();
+        // A field whose value was refused above is not also "missing".
+        let refused = |name: &str| errs.iter().any(|e: &MosaicError| e.fields.iter().any(|f| f.eq_ignore_ascii_case(name)));
         let name_required = obj.def.name_field.data_type == DataType::Text;
-        if name_required && ((creating && !matches!(p.name, Some(Some(_)))) || matches!(p.name, Some(None))) {
+        if name_required
+            && !refused("Name")
+            && ((creating && !matches!(p.name, Some(Some(_)))) || matches!(p.name, Some(None)))
+        {
             missing.push("Name".into());
         }
         for f in obj.def.fields.iter().filter(|f| f.is_required && f.is_updateable()) {
             let Some(slot) = f.slot else { continue };
+            if refused(&f.api_name) {
+                continue;
+            }
             let v = p.set.iter().find(|(s, _)| *s == slot).map(|(_, v)| v);
+            // Blank text is missing, as for Name.
             let absent = match v {
                 None => creating,
+                Some(Value::Text(s)) => s.trim().is_empty(),
                 Some(v) => v.is_null(),
             };
             if absent {
