@@ -91,19 +91,28 @@ fuzz_target!(|data: &[u8]| {
                 mosaic_store::check_statement(&p.plan, &Restrict::None)
                     .unwrap_or_else(|e| panic!("{src:?}: {}", e.message));
                 if !p.plan.aggregate {
-                    mosaic_store::check_statement(&p.plan, &Restrict::Ids(vec!["a".into(), "b".into()]))
-                        .unwrap_or_else(|e| panic!("{src:?}: {}", e.message));
+                    mosaic_store::check_statement(
+                        &p.plan,
+                        &Restrict::Ids(vec!["a".into(), "b".into()]),
+                    )
+                    .unwrap_or_else(|e| panic!("{src:?}: {}", e.message));
                 }
                 for item in &p.items {
                     if let OutputItem::Child(c) = item {
-                        let r = Restrict::ColumnIn { column: c.link, values: vec!["a".into()] };
+                        let r = Restrict::ColumnIn {
+                            column: c.link,
+                            values: vec!["a".into()],
+                        };
                         mosaic_store::check_statement(&c.plan, &r)
                             .unwrap_or_else(|e| panic!("{src:?}: {}", e.message));
                     }
                 }
             }
             Err(e) => assert!(
-                matches!(e.code, ErrorCode::MALFORMED_QUERY | ErrorCode::INVALID_FIELD | ErrorCode::INVALID_TYPE),
+                matches!(
+                    e.code,
+                    ErrorCode::MALFORMED_QUERY | ErrorCode::INVALID_FIELD | ErrorCode::INVALID_TYPE
+                ),
                 "{src:?}: unexpected error {:?}: {}",
                 e.code,
                 e.message

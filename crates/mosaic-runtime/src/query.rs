@@ -135,7 +135,12 @@ impl QueryEngine {
     }
 
     fn context(&self, tenant_id: &str, include_deleted: bool) -> PlanContext {
-        let now = self.clock.read().ok().and_then(|c| *c).unwrap_or_else(Utc::now);
+        let now = self
+            .clock
+            .read()
+            .ok()
+            .and_then(|c| *c)
+            .unwrap_or_else(Utc::now);
         let zone = self
             .zones
             .read()
@@ -211,9 +216,12 @@ impl Page<'_> {
     /// A stored value as the Data API shows it: decrypted, at the field's scale.
     fn present(&self, f: &FieldDef, raw: Value) -> Value {
         match (f.data_type, raw) {
-            (DataType::EncryptedText, Value::Text(s)) => {
-                self.platform.cipher.decrypt(&s).map(Value::Text).unwrap_or(Value::Null)
-            }
+            (DataType::EncryptedText, Value::Text(s)) => self
+                .platform
+                .cipher
+                .decrypt(&s)
+                .map(Value::Text)
+                .unwrap_or(Value::Null),
             (DataType::Number | DataType::Currency | DataType::Percent, Value::Number(mut d)) => {
                 if let Some(scale) = f.scale {
                     if d.scale() < scale {
@@ -298,10 +306,19 @@ impl Page<'_> {
         let mut child_no = 0;
         for item in items {
             match item {
-                OutputItem::Field { hops, name, object_id, select } => {
+                OutputItem::Field {
+                    hops,
+                    name,
+                    object_id,
+                    select,
+                } => {
                     if let Some(target) = Self::descend(&mut rec, hops, row) {
                         let raw = row.get(*select).cloned().unwrap_or(Value::Null);
-                        Self::put(target, name, QueryValue::Value(self.field_value(object_id, name, &raw)));
+                        Self::put(
+                            target,
+                            name,
+                            QueryValue::Value(self.field_value(object_id, name, &raw)),
+                        );
                     }
                 }
                 OutputItem::Formula { hops, name, .. } => {
@@ -312,21 +329,35 @@ impl Page<'_> {
                     }
                 }
                 OutputItem::User { hops, field } => {
-                    let Some((last, parents)) = hops.split_last() else { continue };
-                    let Some(target) = Self::descend(&mut rec, parents, row) else { continue };
+                    let Some((last, parents)) = hops.split_last() else {
+                        continue;
+                    };
+                    let Some(target) = Self::descend(&mut rec, parents, row) else {
+                        continue;
+                    };
                     let uid = row.get(last.id_select).and_then(text).map(str::to_string);
                     let pos = match target.fields.iter().position(|(k, _)| *k == last.name) {
                         Some(p) => p,
                         None => {
                             let v = QueryValue::Record(uid.clone().map(|id| {
-                                Box::new(QueryRecord { object: "User".into(), id: Some(id), fields: Vec::new() })
+                                Box::new(QueryRecord {
+                                    object: "User".into(),
+                                    id: Some(id),
+                                    fields: Vec::new(),
+                                })
                             }));
                             target.fields.push((last.name.clone(), v));
                             target.fields.len() - 1
                         }
                     };
-                    if let (QueryValue::Record(Some(user)), Some(id)) = (&mut target.fields[pos].1, uid) {
-                        Self::put(user, field.api_name(), QueryValue::Value(self.user_value(&id, *field)));
+                    if let (QueryValue::Record(Some(user)), Some(id)) =
+                        (&mut target.fields[pos].1, uid)
+                    {
+                        Self::put(
+                            user,
+                            field.api_name(),
+                            QueryValue::Value(self.user_value(&id, *field)),
+                        );
                     }
                 }
                 OutputItem::Child(cp) => {
@@ -382,31 +413,64 @@ impl Platform {
 
     /// Plans a SOQL statement for a caller (no execution): errors are the
     /// user-facing MALFORMED_QUERY / INVALID_FIELD / INVALID_TYPE.
-    pub async fn plan(&self, c: &Caller, soql: &str, include_deleted: bool) -> MosaicResult<PlannedQuery> {
+    pub async fn plan(
+        &self,
+        c: &Caller,
+        soql: &str,
+        include_deleted: bool,
+    ) -> MosaicResult<PlannedQuery> {
         let schema = self.schema(&c.tenant_id).await?;
-        plan_query(soql, &schema, &self.queries.context(&c.tenant_id, include_deleted))
+        plan_query(
+            soql,
+            &schema,
+            &self.queries.context(&c.tenant_id, include_deleted),
+        )
     }
 
     /// Runs a SOQL query and returns its first batch.
-    pub async fn query(&self, c: &Caller, soql: &str, opts: QueryOptions) -> MosaicResult<QueryResult> {
+    pub async fn query(
+        &self,
+        c: &Caller,
+        soql: &str,
+        opts: QueryOptions,
+    ) -> MosaicResult<QueryResult> {
         let planned = Arc::new(self.plan(c, soql, opts.include_deleted).await?);
         let batch = batch_of(&opts);
         let store = self.queries.store.clone();
         if planned.count_only {
             let rows = store
-                .query(&c.tenant_id, Arc::new(planned.plan.clone()), Restrict::None, 1, MAX_QUERY_ROWS)
+                .query(
+                    &c.tenant_id,
+                    Arc::new(planned.plan.clone()),
+                    Restrict::None,
+                    1,
+                    MAX_QUERY_ROWS,
+                )
                 .await?;
             let n = match rows.rows.first().and_then(|r| r.first()) {
                 Some(Value::Number(d)) => d.to_string().parse::<usize>().unwrap_or(0),
                 _ => 0,
             };
-            return Ok(QueryResult { total_size: n, done: true, records: Vec::new(), next: None });
+            return Ok(QueryResult {
+                total_size: n,
+                done: true,
+                records: Vec::new(),
+                next: None,
+            });
         }
         if planned.plan.aggregate {
             let rows = store
-                .query(&c.tenant_id, Arc::new(planned.plan.clone()), Restrict::None, usize::MAX, MAX_QUERY_ROWS)
+                .query(
+                    &c.tenant_id,
+                    Arc::new(planned.plan.clone()),
+                    Restrict::None,
+                    usize::MAX,
+                    MAX_QUERY_ROWS,
+                )
                 .await?;
-            let page = self.page(&c.tenant_id, &planned.items, &[], &rows.rows).await?;
+            let page = self
+                .page(&c.tenant_id, &planned.items, &[], &rows.rows)
+                .await?;
             let all: Vec<QueryRecord> = rows
                 .rows
                 .iter()
@@ -417,17 +481,45 @@ impl Platform {
             let next = (total > batch).then(|| {
                 self.open_cursor(c, planned.clone(), Vec::new(), all, batch, total, batch)
             });
-            return Ok(QueryResult { total_size: total, done: next.is_none(), records: first, next });
+            return Ok(QueryResult {
+                total_size: total,
+                done: next.is_none(),
+                records: first,
+                next,
+            });
         }
         let rows = store
-            .query(&c.tenant_id, Arc::new(planned.plan.clone()), Restrict::None, batch, MAX_QUERY_ROWS)
+            .query(
+                &c.tenant_id,
+                Arc::new(planned.plan.clone()),
+                Restrict::None,
+                batch,
+                MAX_QUERY_ROWS,
+            )
             .await?;
-        let QueryRows { rows, rest_ids, total } = rows;
+        let QueryRows {
+            rows,
+            rest_ids,
+            total,
+        } = rows;
         let records = self.render(&c.tenant_id, &planned, &rows).await?;
         let next = (!rest_ids.is_empty()).then(|| {
-            self.open_cursor(c, planned.clone(), rest_ids, Vec::new(), batch, total, batch)
+            self.open_cursor(
+                c,
+                planned.clone(),
+                rest_ids,
+                Vec::new(),
+                batch,
+                total,
+                batch,
+            )
         });
-        Ok(QueryResult { total_size: total, done: next.is_none(), records, next })
+        Ok(QueryResult {
+            total_size: total,
+            done: next.is_none(),
+            records,
+            next,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -470,7 +562,11 @@ impl Platform {
         let Some(cur) = self.queries.cursors.get(key) else {
             return Ok(None);
         };
-        if cur.tenant_id != c.tenant_id || cur.user_id != c.user_id || offset < cur.first_batch || offset >= cur.total {
+        if cur.tenant_id != c.tenant_id
+            || cur.user_id != c.user_id
+            || offset < cur.first_batch
+            || offset >= cur.total
+        {
             return Ok(None);
         }
         let end = (offset + cur.batch).min(cur.total);
@@ -481,22 +577,44 @@ impl Platform {
             let fetched = self
                 .queries
                 .store
-                .query(&c.tenant_id, Arc::new(cur.planned.plan.clone()), Restrict::Ids(ids.clone()), usize::MAX, MAX_QUERY_ROWS)
+                .query(
+                    &c.tenant_id,
+                    Arc::new(cur.planned.plan.clone()),
+                    Restrict::Ids(ids.clone()),
+                    usize::MAX,
+                    MAX_QUERY_ROWS,
+                )
                 .await?;
             // Back into snapshot order; rows deleted since are skipped.
             let mut by_id: HashMap<String, Vec<Value>> = fetched
                 .rows
                 .into_iter()
-                .filter_map(|r| r.first().and_then(text).map(str::to_string).map(|id| (id, r)))
+                .filter_map(|r| {
+                    r.first()
+                        .and_then(text)
+                        .map(str::to_string)
+                        .map(|id| (id, r))
+                })
                 .collect();
             let rows: Vec<Vec<Value>> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
             self.render(&c.tenant_id, &cur.planned, &rows).await?
         };
         let next = (end < cur.total).then(|| format!("{key}-{end}"));
-        Ok(Some(QueryResult { total_size: cur.total, done: next.is_none(), records, next }))
+        Ok(Some(QueryResult {
+            total_size: cur.total,
+            done: next.is_none(),
+            records,
+            next,
+        }))
     }
 
-    async fn page(&self, tenant_id: &str, items: &[OutputItem], extra_items: &[&ChildPlan], rows: &[Vec<Value>]) -> MosaicResult<Page<'_>> {
+    async fn page(
+        &self,
+        tenant_id: &str,
+        items: &[OutputItem],
+        extra_items: &[&ChildPlan],
+        rows: &[Vec<Value>],
+    ) -> MosaicResult<Page<'_>> {
         let mut oids = Vec::new();
         object_ids(items, &mut oids);
         for cp in extra_items {
@@ -518,12 +636,24 @@ impl Platform {
             let u = self.meta_store.user(tenant_id, &id).await?;
             users.insert(id, u);
         }
-        Ok(Page { platform: self, objects, users })
+        Ok(Page {
+            platform: self,
+            objects,
+            users,
+        })
     }
 
     /// Renders a page of root rows, running each child subquery once for the page.
-    async fn render(&self, tenant_id: &str, planned: &PlannedQuery, rows: &[Vec<Value>]) -> MosaicResult<Vec<QueryRecord>> {
-        let parent_ids: Vec<String> = rows.iter().filter_map(|r| r.first().and_then(text).map(str::to_string)).collect();
+    async fn render(
+        &self,
+        tenant_id: &str,
+        planned: &PlannedQuery,
+        rows: &[Vec<Value>],
+    ) -> MosaicResult<Vec<QueryRecord>> {
+        let parent_ids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.first().and_then(text).map(str::to_string))
+            .collect();
         let mut child_results: Vec<HashMap<String, QueryResult>> = Vec::new();
         let mut child_rows: Vec<(Vec<Vec<Value>>, &ChildPlan)> = Vec::new();
         let child_plans: Vec<&ChildPlan> = planned
@@ -543,7 +673,10 @@ impl Platform {
                     .query(
                         tenant_id,
                         Arc::new(cp.plan.clone()),
-                        Restrict::ColumnIn { column: cp.link, values: parent_ids.clone() },
+                        Restrict::ColumnIn {
+                            column: cp.link,
+                            values: parent_ids.clone(),
+                        },
                         usize::MAX,
                         MAX_QUERY_ROWS,
                     )
@@ -553,7 +686,9 @@ impl Platform {
             child_rows.push((fetched, cp));
         }
         // Users of the root rows and of every child row, fetched together.
-        let mut page = self.page(tenant_id, &planned.items, &child_plans, rows).await?;
+        let mut page = self
+            .page(tenant_id, &planned.items, &child_plans, rows)
+            .await?;
         let mut more_uids = Vec::new();
         for (crow, cp) in &child_rows {
             user_ids(&cp.items, crow, &mut more_uids);
@@ -561,9 +696,9 @@ impl Platform {
         more_uids.sort();
         more_uids.dedup();
         for id in more_uids {
-            if !page.users.contains_key(&id) {
-                let u = self.meta_store.user(tenant_id, &id).await?;
-                page.users.insert(id, u);
+            if let std::collections::hash_map::Entry::Vacant(slot) = page.users.entry(id) {
+                let u = self.meta_store.user(tenant_id, slot.key()).await?;
+                slot.insert(u);
             }
         }
         for (crow, cp) in &child_rows {
@@ -576,7 +711,9 @@ impl Platform {
             let mut results = HashMap::new();
             for (pid, list) in grouped {
                 let skip = usize::try_from(cp.offset).unwrap_or(usize::MAX);
-                let take = cp.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+                let take = cp
+                    .limit
+                    .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
                 let records: Vec<QueryRecord> = list
                     .into_iter()
                     .skip(skip)
@@ -584,7 +721,15 @@ impl Platform {
                     .map(|r| page.record(&cp.object_api_name, &cp.items, r, &[]))
                     .collect();
                 if !records.is_empty() {
-                    results.insert(pid, QueryResult { total_size: records.len(), done: true, records, next: None });
+                    results.insert(
+                        pid,
+                        QueryResult {
+                            total_size: records.len(),
+                            done: true,
+                            records,
+                            next: None,
+                        },
+                    );
                 }
             }
             child_results.push(results);
@@ -608,7 +753,10 @@ impl Platform {
                 .objects
                 .iter()
                 .map(|o| mosaic_soql::ReturningObject {
-                    object: mosaic_soql::Ident { name: o.api_name.clone(), span: sq.span },
+                    object: mosaic_soql::Ident {
+                        name: o.api_name.clone(),
+                        span: sq.span,
+                    },
                     fields: Vec::new(),
                     where_: None,
                     order_by: Vec::new(),
@@ -624,29 +772,59 @@ impl Platform {
             let o = schema.by_name(&ro.object.name).ok_or_else(|| {
                 MosaicError::new(
                     ErrorCode::INVALID_TYPE,
-                    mosaic_soql::ParseError::at(sosl, ro.object.span.start, format!("sObject type '{}' is not supported", ro.object.name)).render(sosl),
+                    mosaic_soql::ParseError::at(
+                        sosl,
+                        ro.object.span.start,
+                        format!("sObject type '{}' is not supported", ro.object.name),
+                    )
+                    .render(sosl),
                 )
             })?;
             object_ids.push(o.id.clone());
         }
-        let limit = sq.limit.map_or(MAX_SEARCH_RESULTS, |l| (l as usize).min(MAX_SEARCH_RESULTS));
-        let hits = self.queries.store.search(&c.tenant_id, &sq.term.raw, &object_ids, limit).await?;
+        let limit = sq
+            .limit
+            .map_or(MAX_SEARCH_RESULTS, |l| (l as usize).min(MAX_SEARCH_RESULTS));
+        let hits = self
+            .queries
+            .store
+            .search(&c.tenant_id, &sq.term.raw, &object_ids, limit)
+            .await?;
         let mut out = Vec::new();
         for (ro, oid) in returning.iter().zip(&object_ids) {
-            let ids: Vec<String> = hits.iter().filter(|h| &h.object_id == oid).map(|h| h.record_id.clone()).collect();
+            let ids: Vec<String> = hits
+                .iter()
+                .filter(|h| &h.object_id == oid)
+                .map(|h| h.record_id.clone())
+                .collect();
             if ids.is_empty() {
                 continue;
             }
-            let rank: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+            let rank: HashMap<&str, usize> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.as_str(), i))
+                .collect();
             let planned = plan_search_object(sosl, &schema, &ctx, ro, ids.clone())?;
             let rows = self
                 .queries
                 .store
-                .query(&c.tenant_id, Arc::new(planned.plan.clone()), Restrict::None, usize::MAX, MAX_QUERY_ROWS)
+                .query(
+                    &c.tenant_id,
+                    Arc::new(planned.plan.clone()),
+                    Restrict::None,
+                    usize::MAX,
+                    MAX_QUERY_ROWS,
+                )
                 .await?;
             let mut rows = rows.rows;
             if ro.order_by.is_empty() {
-                rows.sort_by_key(|r| r.first().and_then(text).and_then(|id| rank.get(id).copied()).unwrap_or(usize::MAX));
+                rows.sort_by_key(|r| {
+                    r.first()
+                        .and_then(text)
+                        .and_then(|id| rank.get(id).copied())
+                        .unwrap_or(usize::MAX)
+                });
             }
             out.extend(self.render(&c.tenant_id, &planned, &rows).await?);
         }
@@ -667,13 +845,23 @@ pub fn list_soql(
     limit: Option<&str>,
     offset: Option<&str>,
 ) -> MosaicResult<String> {
-    let name_ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    };
     let bad = |field: &str, msg: String| MosaicError::field(ErrorCode::INVALID_INPUT, field, msg);
     let list: Vec<String> = match fields {
         Some(f) if !f.is_empty() => {
             for n in f {
                 if !name_ok(n) {
-                    return Err(bad("fields", format!("'{}' is not a field name", n.chars().take(80).collect::<String>())));
+                    return Err(bad(
+                        "fields",
+                        format!(
+                            "'{}' is not a field name",
+                            n.chars().take(80).collect::<String>()
+                        ),
+                    ));
                 }
             }
             f.to_vec()
@@ -696,13 +884,21 @@ pub fn list_soql(
                 [f, rest @ ..] => {
                     name_ok(f)
                         && rest.iter().all(|w| {
-                            ["ASC", "DESC", "NULLS", "FIRST", "LAST"].iter().any(|k| k.eq_ignore_ascii_case(w))
+                            ["ASC", "DESC", "NULLS", "FIRST", "LAST"]
+                                .iter()
+                                .any(|k| k.eq_ignore_ascii_case(w))
                         })
                 }
                 [] => false,
             };
             if !ok {
-                return Err(bad("order_by", format!("'{}' is not a sort key", key.trim().chars().take(80).collect::<String>())));
+                return Err(bad(
+                    "order_by",
+                    format!(
+                        "'{}' is not a sort key",
+                        key.trim().chars().take(80).collect::<String>()
+                    ),
+                ));
             }
         }
         soql.push_str(" ORDER BY ");
@@ -710,7 +906,12 @@ pub fn list_soql(
     }
     for (name, v) in [("LIMIT", limit), ("OFFSET", offset)] {
         if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
-            let n: u32 = v.trim().parse().map_err(|_| bad(&name.to_lowercase(), format!("{} must be a non-negative integer", name.to_lowercase())))?;
+            let n: u32 = v.trim().parse().map_err(|_| {
+                bad(
+                    &name.to_lowercase(),
+                    format!("{} must be a non-negative integer", name.to_lowercase()),
+                )
+            })?;
             soql.push_str(&format!(" {name} {n}"));
         }
     }

@@ -19,8 +19,14 @@ use serde_json::{json, Map, Value};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/services/data/{version}/query", get(query).post(query_post))
-        .route("/services/data/{version}/queryAll", get(query_all).post(query_all_post))
+        .route(
+            "/services/data/{version}/query",
+            get(query).post(query_post),
+        )
+        .route(
+            "/services/data/{version}/queryAll",
+            get(query_all).post(query_all_post),
+        )
         .route("/services/data/{version}/query/{locator}", get(more))
         .route("/services/data/{version}/queryAll/{locator}", get(more))
         .route("/services/data/{version}/search", get(search))
@@ -35,7 +41,9 @@ fn version(v: &str) -> Result<&str, ApiError> {
             !major.is_empty()
                 && major.len() <= 3
                 && major.bytes().all(|b| b.is_ascii_digit())
-                && minor.is_none_or(|m| !m.is_empty() && m.len() <= 2 && m.bytes().all(|b| b.is_ascii_digit()))
+                && minor.is_none_or(|m| {
+                    !m.is_empty() && m.len() <= 2 && m.bytes().all(|b| b.is_ascii_digit())
+                })
         });
     if ok {
         Ok(v)
@@ -52,14 +60,20 @@ fn version(v: &str) -> Result<&str, ApiError> {
 
 /// `Sforce-Query-Options: batchSize=N`.
 fn batch_size(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
-    let Some(raw) = headers.get("sforce-query-options").and_then(|v| v.to_str().ok()) else {
+    let Some(raw) = headers
+        .get("sforce-query-options")
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(None);
     };
     for part in raw.split(',') {
         if let Some((k, v)) = part.split_once('=') {
             if k.trim().eq_ignore_ascii_case("batchSize") {
                 return v.trim().parse::<usize>().map(Some).map_err(|_| {
-                    ApiError::new(ErrorCode::INVALID_INPUT, "Sforce-Query-Options batchSize must be an integer (200 to 2000)")
+                    ApiError::new(
+                        ErrorCode::INVALID_INPUT,
+                        "Sforce-Query-Options batchSize must be an integer (200 to 2000)",
+                    )
                 });
             }
         }
@@ -94,17 +108,32 @@ fn result_json(v: &str, res: &QueryResult) -> Value {
     m.insert("totalSize".into(), json!(res.total_size));
     m.insert("done".into(), json!(res.done));
     if let Some(next) = &res.next {
-        m.insert("nextRecordsUrl".into(), json!(format!("/services/data/{v}/query/{next}")));
+        m.insert(
+            "nextRecordsUrl".into(),
+            json!(format!("/services/data/{v}/query/{next}")),
+        );
     }
-    m.insert("records".into(), Value::Array(res.records.iter().map(|r| record_json(v, r)).collect()));
+    m.insert(
+        "records".into(),
+        Value::Array(res.records.iter().map(|r| record_json(v, r)).collect()),
+    );
     Value::Object(m)
 }
 
 fn missing_query() -> ApiError {
-    ApiError::new(ErrorCode::MALFORMED_QUERY, "a query is required: pass it as q=SELECT …")
+    ApiError::new(
+        ErrorCode::MALFORMED_QUERY,
+        "a query is required: pass it as q=SELECT …",
+    )
 }
 
-async fn run(s: &AppState, c: &Caller, v: &str, soql: &str, opts: QueryOptions) -> Result<Json<Value>, ApiError> {
+async fn run(
+    s: &AppState,
+    c: &Caller,
+    v: &str,
+    soql: &str,
+    opts: QueryOptions,
+) -> Result<Json<Value>, ApiError> {
     let res = s.platform.query(c, soql, opts).await?;
     Ok(Json(result_json(v, &res)))
 }
@@ -118,7 +147,10 @@ async fn query(
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
     let soql = q.0.get("q").ok_or_else(missing_query)?;
-    let opts = QueryOptions { include_deleted: false, batch_size: batch_size(&headers)? };
+    let opts = QueryOptions {
+        include_deleted: false,
+        batch_size: batch_size(&headers)?,
+    };
     run(&s, &c, v, soql, opts).await
 }
 
@@ -131,7 +163,10 @@ async fn query_all(
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
     let soql = q.0.get("q").ok_or_else(missing_query)?;
-    let opts = QueryOptions { include_deleted: true, batch_size: batch_size(&headers)? };
+    let opts = QueryOptions {
+        include_deleted: true,
+        batch_size: batch_size(&headers)?,
+    };
     run(&s, &c, v, soql, opts).await
 }
 
@@ -149,7 +184,10 @@ async fn query_post(
     JsonBody(body): JsonBody<QueryBody>,
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
-    let opts = QueryOptions { include_deleted: false, batch_size: batch_size(&headers)? };
+    let opts = QueryOptions {
+        include_deleted: false,
+        batch_size: batch_size(&headers)?,
+    };
     run(&s, &c, v, &body.query, opts).await
 }
 
@@ -161,7 +199,10 @@ async fn query_all_post(
     JsonBody(body): JsonBody<QueryBody>,
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
-    let opts = QueryOptions { include_deleted: true, batch_size: batch_size(&headers)? };
+    let opts = QueryOptions {
+        include_deleted: true,
+        batch_size: batch_size(&headers)?,
+    };
     run(&s, &c, v, &body.query, opts).await
 }
 
@@ -192,10 +233,12 @@ async fn search(
     q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
-    let sosl = q
-        .0
-        .get("q")
-        .ok_or_else(|| ApiError::new(ErrorCode::MALFORMED_QUERY, "a search is required: pass it as q=FIND {…}"))?;
+    let sosl = q.0.get("q").ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MALFORMED_QUERY,
+            "a search is required: pass it as q=FIND {…}",
+        )
+    })?;
     let records = s.platform.search(&c, sosl).await?;
     Ok(Json(json!({
         "searchRecords": records.iter().map(|r| record_json(v, r)).collect::<Vec<_>>(),
@@ -208,12 +251,29 @@ pub const LIST_PARAMS: [&str; 5] = ["fields", "where", "order_by", "limit", "off
 /// `GET sobjects/{O}?fields=&where=&order_by=&limit=&offset=`: a SOQL query
 /// built from the parameters. Called by the `sobjects/{O}` handler when any
 /// list parameter is present.
-pub async fn list(s: &AppState, c: &Caller, v: &str, object: &str, q: &QueryMap, headers: &HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    s: &AppState,
+    c: &Caller,
+    v: &str,
+    object: &str,
+    q: &QueryMap,
+    headers: &HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, object).await?;
     let get = |k: &str| q.0.get(k).map(String::as_str);
     let fields = q.list("fields");
-    let soql = list_soql(&o, fields.as_deref(), get("where"), get("order_by"), get("limit"), get("offset"))?;
-    let opts = QueryOptions { include_deleted: false, batch_size: batch_size(headers)? };
+    let soql = list_soql(
+        &o,
+        fields.as_deref(),
+        get("where"),
+        get("order_by"),
+        get("limit"),
+        get("offset"),
+    )?;
+    let opts = QueryOptions {
+        include_deleted: false,
+        batch_size: batch_size(headers)?,
+    };
     run(s, c, v, &soql, opts).await
 }
 

@@ -51,7 +51,14 @@ const DAYS: [Option<&str>; 7] = [
     Some("2024-12-31"),
     None,
 ];
-const WORDS: [&str; 6] = ["plain", "50%_off", "under_score", "Mixed Case", "back\\slash", "ÉTÉ"];
+const WORDS: [&str; 6] = [
+    "plain",
+    "50%_off",
+    "under_score",
+    "Mixed Case",
+    "back\\slash",
+    "ÉTÉ",
+];
 
 #[derive(Debug, Clone)]
 struct Rec {
@@ -67,7 +74,9 @@ fn gen_records(n: usize) -> Vec<Rec> {
     // A fixed LCG: the same data on every run.
     let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = |m: usize| {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((s >> 33) as usize) % m
     };
     (0..n)
@@ -194,8 +203,14 @@ impl Cond {
                 }
                 format!("{} LIKE '{p}'", f.api())
             }
-            Cond::And(cs) => format!("({})", cs.iter().map(Cond::soql).collect::<Vec<_>>().join(" AND ")),
-            Cond::Or(cs) => format!("({})", cs.iter().map(Cond::soql).collect::<Vec<_>>().join(" OR ")),
+            Cond::And(cs) => format!(
+                "({})",
+                cs.iter().map(Cond::soql).collect::<Vec<_>>().join(" AND ")
+            ),
+            Cond::Or(cs) => format!(
+                "({})",
+                cs.iter().map(Cond::soql).collect::<Vec<_>>().join(" OR ")
+            ),
             Cond::Not(c) => format!("(NOT {})", c.soql()),
         }
     }
@@ -339,11 +354,27 @@ fn reference(records: &[Rec], q: &Q) -> Vec<String> {
             let nulls_first = k.nulls.unwrap_or(!k.desc);
             let o = match (&x, &y) {
                 (Lit::Null, Lit::Null) => Ordering::Equal,
-                (Lit::Null, _) => if nulls_first { Ordering::Less } else { Ordering::Greater },
-                (_, Lit::Null) => if nulls_first { Ordering::Greater } else { Ordering::Less },
+                (Lit::Null, _) => {
+                    if nulls_first {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (_, Lit::Null) => {
+                    if nulls_first {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
                 _ => {
                     let o = cmp_values(&x, &y);
-                    if k.desc { o.reverse() } else { o }
+                    if k.desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
                 }
             };
             if o != Ordering::Equal {
@@ -363,22 +394,37 @@ fn reference(records: &[Rec], q: &Q) -> Vec<String> {
 
 fn text_lit() -> impl Strategy<Value = Lit> {
     prop_oneof![
-        prop::sample::select(TEXTS.to_vec()).prop_map(|t| t.map_or(Lit::Null, |s| Lit::Text(s.to_string()))),
-        prop::sample::select(vec!["ALPHA", "bet", "Ä", "o'neil", "Item 07 plain", "zz", "a"]).prop_map(|s| Lit::Text(s.to_string())),
+        prop::sample::select(TEXTS.to_vec())
+            .prop_map(|t| t.map_or(Lit::Null, |s| Lit::Text(s.to_string()))),
+        prop::sample::select(vec![
+            "ALPHA",
+            "bet",
+            "Ä",
+            "o'neil",
+            "Item 07 plain",
+            "zz",
+            "a"
+        ])
+        .prop_map(|s| Lit::Text(s.to_string())),
     ]
 }
 
 fn num_lit() -> impl Strategy<Value = Lit> {
     prop_oneof![
-        prop::sample::select(NUMS.to_vec()).prop_map(|t| t.map_or(Lit::Null, |s| Lit::Num(Decimal::from_str(s).unwrap()))),
+        prop::sample::select(NUMS.to_vec())
+            .prop_map(|t| t.map_or(Lit::Null, |s| Lit::Num(Decimal::from_str(s).unwrap()))),
         (-200i64..200, 0u32..3).prop_map(|(m, s)| Lit::Num(Decimal::new(m, s))),
     ]
 }
 
 fn day_lit() -> impl Strategy<Value = Lit> {
     prop_oneof![
-        prop::sample::select(DAYS.to_vec()).prop_map(|t| t.map_or(Lit::Null, |s| Lit::Day(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()))),
-        (0i64..500).prop_map(|d| Lit::Day(NaiveDate::from_ymd_opt(2023, 10, 1).unwrap() + chrono::Duration::days(d))),
+        prop::sample::select(DAYS.to_vec()).prop_map(|t| t.map_or(Lit::Null, |s| Lit::Day(
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+        ))),
+        (0i64..500).prop_map(|d| Lit::Day(
+            NaiveDate::from_ymd_opt(2023, 10, 1).unwrap() + chrono::Duration::days(d)
+        )),
     ]
 }
 
@@ -391,8 +437,10 @@ fn like_parts() -> impl Strategy<Value = Vec<LikePart>> {
         prop_oneof![
             Just(LikePart::Any),
             Just(LikePart::One),
-            prop::sample::select(vec!["a", "Al", "pha", "%", "_", "50", "off", "item", "ä", "'", "é", "\\", " "])
-                .prop_map(|s| LikePart::Text(s.to_string())),
+            prop::sample::select(vec![
+                "a", "Al", "pha", "%", "_", "50", "off", "item", "ä", "'", "é", "\\", " "
+            ])
+            .prop_map(|s| LikePart::Text(s.to_string())),
         ],
         1..5,
     )
@@ -401,22 +449,48 @@ fn like_parts() -> impl Strategy<Value = Vec<LikePart>> {
 fn atom() -> impl Strategy<Value = Cond> {
     let null_or = |s: BoxedStrategy<Lit>| s;
     prop_oneof![
-        (prop::sample::select(vec![Field::Txt, Field::Name]), op(), null_or(text_lit().boxed()))
+        (
+            prop::sample::select(vec![Field::Txt, Field::Name]),
+            op(),
+            null_or(text_lit().boxed())
+        )
             .prop_map(|(f, o, l)| fix_null(Cond::Cmp(f, o, l))),
         (op(), num_lit()).prop_map(|(o, l)| fix_null(Cond::Cmp(Field::Num, o, l))),
         (op(), day_lit()).prop_map(|(o, l)| fix_null(Cond::Cmp(Field::Day, o, l))),
-        (prop::bool::ANY, prop::bool::ANY).prop_map(|(b, ne)| Cond::Cmp(Field::Flag, if ne { Op::Ne } else { Op::Eq }, Lit::Bool(b))),
-        (prop::collection::vec(text_lit(), 1..4), prop::bool::ANY).prop_map(|(l, n)| Cond::In(Field::Txt, l, n)),
-        (prop::collection::vec(num_lit(), 1..4), prop::bool::ANY).prop_map(|(l, n)| Cond::In(Field::Num, l, n)),
-        (prop::collection::vec(day_lit(), 1..3), prop::bool::ANY).prop_map(|(l, n)| Cond::In(Field::Day, l, n)),
-        (prop::sample::select(vec![Field::Txt, Field::Name]), like_parts()).prop_map(|(f, p)| Cond::Like(f, p)),
+        (prop::bool::ANY, prop::bool::ANY).prop_map(|(b, ne)| Cond::Cmp(
+            Field::Flag,
+            if ne { Op::Ne } else { Op::Eq },
+            Lit::Bool(b)
+        )),
+        (prop::collection::vec(text_lit(), 1..4), prop::bool::ANY).prop_map(|(l, n)| Cond::In(
+            Field::Txt,
+            l,
+            n
+        )),
+        (prop::collection::vec(num_lit(), 1..4), prop::bool::ANY).prop_map(|(l, n)| Cond::In(
+            Field::Num,
+            l,
+            n
+        )),
+        (prop::collection::vec(day_lit(), 1..3), prop::bool::ANY).prop_map(|(l, n)| Cond::In(
+            Field::Day,
+            l,
+            n
+        )),
+        (
+            prop::sample::select(vec![Field::Txt, Field::Name]),
+            like_parts()
+        )
+            .prop_map(|(f, p)| Cond::Like(f, p)),
     ]
 }
 
 /// `< null` is not SOQL: use = / != with null.
 fn fix_null(c: Cond) -> Cond {
     match c {
-        Cond::Cmp(f, o, Lit::Null) if !matches!(o, Op::Eq | Op::Ne) => Cond::Cmp(f, Op::Eq, Lit::Null),
+        Cond::Cmp(f, o, Lit::Null) if !matches!(o, Op::Eq | Op::Ne) => {
+            Cond::Cmp(f, Op::Eq, Lit::Null)
+        }
         c => c,
     }
 }
@@ -436,7 +510,13 @@ fn query() -> impl Strategy<Value = Q> {
         prop::option::weighted(0.9, cond()),
         prop::collection::vec(
             (
-                prop::sample::select(vec![Field::Name, Field::Txt, Field::Num, Field::Day, Field::Flag]),
+                prop::sample::select(vec![
+                    Field::Name,
+                    Field::Txt,
+                    Field::Num,
+                    Field::Day,
+                    Field::Flag,
+                ]),
                 prop::bool::ANY,
                 prop::option::of(prop::bool::ANY),
             )
@@ -446,44 +526,101 @@ fn query() -> impl Strategy<Value = Q> {
         prop::option::weighted(0.4, 0usize..30),
         prop::option::weighted(0.3, 0usize..40),
     )
-        .prop_map(|(cond, order, limit, offset)| Q { cond, order, limit, offset })
+        .prop_map(|(cond, order, limit, offset)| Q {
+            cond,
+            order,
+            limit,
+            offset,
+        })
 }
 
 fn hand_written() -> Vec<Q> {
     let t = |s: &str| Lit::Text(s.to_string());
     let n = |s: &str| Lit::Num(Decimal::from_str(s).unwrap());
     let d = |s: &str| Lit::Day(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
-    let q = |cond: Option<Cond>| Q { cond, order: vec![], limit: None, offset: None };
+    let q = |cond: Option<Cond>| Q {
+        cond,
+        order: vec![],
+        limit: None,
+        offset: None,
+    };
     let mut out = vec![
         q(None),
         q(Some(Cond::Cmp(Field::Txt, Op::Eq, t("alpha")))),
         q(Some(Cond::Cmp(Field::Txt, Op::Ne, t("ALPHA")))),
         q(Some(Cond::Cmp(Field::Txt, Op::Eq, Lit::Null))),
         q(Some(Cond::Cmp(Field::Txt, Op::Ne, Lit::Null))),
-        q(Some(Cond::Not(Box::new(Cond::Cmp(Field::Txt, Op::Eq, t("beta")))))),
+        q(Some(Cond::Not(Box::new(Cond::Cmp(
+            Field::Txt,
+            Op::Eq,
+            t("beta"),
+        ))))),
         q(Some(Cond::Cmp(Field::Txt, Op::Eq, t("O'Neil")))),
         q(Some(Cond::Cmp(Field::Txt, Op::Eq, t("äPFEL")))),
         q(Some(Cond::Cmp(Field::Txt, Op::Gt, t("Beta")))),
-        q(Some(Cond::In(Field::Txt, vec![t("alpha"), t("zeta"), Lit::Null], false))),
-        q(Some(Cond::In(Field::Txt, vec![t("alpha"), t("zeta")], true))),
+        q(Some(Cond::In(
+            Field::Txt,
+            vec![t("alpha"), t("zeta"), Lit::Null],
+            false,
+        ))),
+        q(Some(Cond::In(
+            Field::Txt,
+            vec![t("alpha"), t("zeta")],
+            true,
+        ))),
         q(Some(Cond::In(Field::Txt, vec![Lit::Null], true))),
         q(Some(Cond::Cmp(Field::Num, Op::Eq, n("1.50")))),
         q(Some(Cond::Cmp(Field::Num, Op::Lt, n("0")))),
         q(Some(Cond::Cmp(Field::Num, Op::Ge, n("-1.5")))),
         q(Some(Cond::Cmp(Field::Num, Op::Gt, n("9.999")))),
-        q(Some(Cond::In(Field::Num, vec![n("-10"), n("100.99"), n("0.250")], false))),
+        q(Some(Cond::In(
+            Field::Num,
+            vec![n("-10"), n("100.99"), n("0.250")],
+            false,
+        ))),
         q(Some(Cond::Cmp(Field::Day, Op::Ge, d("2024-01-01")))),
         q(Some(Cond::Cmp(Field::Day, Op::Lt, d("2024-02-01")))),
         q(Some(Cond::Cmp(Field::Day, Op::Eq, d("2024-02-29")))),
-        q(Some(Cond::Like(Field::Name, vec![LikePart::Any, LikePart::Text("50%".into()), LikePart::Any]))),
-        q(Some(Cond::Like(Field::Name, vec![LikePart::Any, LikePart::Text("_".into()), LikePart::Any]))),
-        q(Some(Cond::Like(Field::Txt, vec![LikePart::Text("gamma%".into())]))),
-        q(Some(Cond::Like(Field::Txt, vec![LikePart::Text("gamma".into()), LikePart::One]))),
-        q(Some(Cond::Like(Field::Txt, vec![LikePart::Text("beta".into()), LikePart::One, LikePart::Text("1".into())]))),
-        q(Some(Cond::Like(Field::Name, vec![LikePart::Any, LikePart::Text("\\".into()), LikePart::Any]))),
-        q(Some(Cond::Like(Field::Name, vec![LikePart::Any, LikePart::Text("été".into())]))),
-        q(Some(Cond::Or(vec![Cond::Cmp(Field::Flag, Op::Eq, Lit::Bool(true)), Cond::Cmp(Field::Num, Op::Eq, Lit::Null)]))),
-        q(Some(Cond::And(vec![Cond::Cmp(Field::Flag, Op::Ne, Lit::Bool(true)), Cond::Not(Box::new(Cond::Cmp(Field::Day, Op::Eq, Lit::Null)))]))),
+        q(Some(Cond::Like(
+            Field::Name,
+            vec![LikePart::Any, LikePart::Text("50%".into()), LikePart::Any],
+        ))),
+        q(Some(Cond::Like(
+            Field::Name,
+            vec![LikePart::Any, LikePart::Text("_".into()), LikePart::Any],
+        ))),
+        q(Some(Cond::Like(
+            Field::Txt,
+            vec![LikePart::Text("gamma%".into())],
+        ))),
+        q(Some(Cond::Like(
+            Field::Txt,
+            vec![LikePart::Text("gamma".into()), LikePart::One],
+        ))),
+        q(Some(Cond::Like(
+            Field::Txt,
+            vec![
+                LikePart::Text("beta".into()),
+                LikePart::One,
+                LikePart::Text("1".into()),
+            ],
+        ))),
+        q(Some(Cond::Like(
+            Field::Name,
+            vec![LikePart::Any, LikePart::Text("\\".into()), LikePart::Any],
+        ))),
+        q(Some(Cond::Like(
+            Field::Name,
+            vec![LikePart::Any, LikePart::Text("été".into())],
+        ))),
+        q(Some(Cond::Or(vec![
+            Cond::Cmp(Field::Flag, Op::Eq, Lit::Bool(true)),
+            Cond::Cmp(Field::Num, Op::Eq, Lit::Null),
+        ]))),
+        q(Some(Cond::And(vec![
+            Cond::Cmp(Field::Flag, Op::Ne, Lit::Bool(true)),
+            Cond::Not(Box::new(Cond::Cmp(Field::Day, Op::Eq, Lit::Null))),
+        ]))),
     ];
     for field in [Field::Name, Field::Txt, Field::Num, Field::Day, Field::Flag] {
         for desc in [false, true] {
@@ -503,7 +640,9 @@ fn hand_written() -> Vec<Q> {
 // ---- the test ----------------------------------------------------------------
 
 async fn ids_via_http(c: &Client, soql: &str) -> Result<Vec<String>, String> {
-    let (s, v) = c.post(&format!("{DATA}/query"), json!({ "query": soql })).await;
+    let (s, v) = c
+        .post(&format!("{DATA}/query"), json!({ "query": soql }))
+        .await;
     if s != StatusCode::OK {
         return Err(format!("{s}: {v}"));
     }
@@ -511,12 +650,19 @@ async fn ids_via_http(c: &Client, soql: &str) -> Result<Vec<String>, String> {
     if v["totalSize"].as_u64() != Some(recs.len() as u64) || v["done"] != Json::Bool(true) {
         return Err(format!("bad envelope: {v}"));
     }
-    Ok(recs.iter().map(|r| r["Id"].as_str().unwrap_or("").to_string()).collect())
+    Ok(recs
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap_or("").to_string())
+        .collect())
 }
 
 #[test]
 fn sql_path_matches_the_reference_evaluator() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (server, client, records) = rt.block_on(async {
         let server = TestServer::start().await;
         let c = server.tenant().await;
@@ -555,16 +701,24 @@ fn sql_path_matches_the_reference_evaluator() {
     let mut checked = 0usize;
     for q in hand_written() {
         let soql = q.soql();
-        let got = rt.block_on(ids_via_http(&client, &soql)).unwrap_or_else(|e| panic!("{soql}: {e}"));
+        let got = rt
+            .block_on(ids_via_http(&client, &soql))
+            .unwrap_or_else(|e| panic!("{soql}: {e}"));
         assert_eq!(got, reference(&records, &q), "{soql}");
         checked += 1;
     }
-    let mut runner = TestRunner::new(Config { cases: 320, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 320,
+        failure_persistence: None,
+        ..Config::default()
+    });
     let generated = std::cell::Cell::new(0usize);
     runner
         .run(&query(), |q| {
             let soql = q.soql();
-            let got = rt.block_on(ids_via_http(&client, &soql)).map_err(|e| TestCaseError::fail(format!("{soql}: {e}")))?;
+            let got = rt
+                .block_on(ids_via_http(&client, &soql))
+                .map_err(|e| TestCaseError::fail(format!("{soql}: {e}")))?;
             let want = reference(&records, &q);
             prop_assert_eq!(got, want, "{}", soql);
             generated.set(generated.get() + 1);

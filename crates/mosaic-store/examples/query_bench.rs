@@ -18,7 +18,9 @@
 use chrono::{FixedOffset, NaiveDate, TimeZone, Utc, Weekday};
 use mosaic_store::plan::{plan_query, PlanContext, Schema, SchemaField, SchemaObject};
 use mosaic_store::query_store::Restrict;
-use mosaic_store::{IndexSpec, InsertOp, QueryStore, RecordRow, RecordStore, SqliteRecordStore, WriteOp};
+use mosaic_store::{
+    IndexSpec, InsertOp, QueryStore, RecordRow, RecordStore, SqliteRecordStore, WriteOp,
+};
 use mosaic_types::{DataType, FlexSlot, SlotPool, Value};
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -29,7 +31,9 @@ const ACCOUNTS: usize = 1_000;
 const CONTACTS: usize = 9_000;
 const CODES: usize = 90; // 9,000 / 90 = 100 contacts per code
 const BATCHES: usize = 9; // 9,000 / 9 = 1,000 contacts per batch
-const INDUSTRIES: [&str; 7] = ["Tech", "Retail", "Energy", "Health", "Media", "Finance", "Travel"];
+const INDUSTRIES: [&str; 7] = [
+    "Tech", "Retail", "Energy", "Health", "Media", "Finance", "Travel",
+];
 
 fn slot(pool: SlotPool, i: u16) -> FlexSlot {
     FlexSlot::new(pool, i).expect("slot")
@@ -49,7 +53,12 @@ fn field(name: &str, t: DataType, s: FlexSlot, indexed: bool) -> SchemaField {
 }
 
 fn schema(t: usize) -> Schema {
-    let mut lookup = field("Account__c", DataType::Lookup, slot(SlotPool::String, 1), true);
+    let mut lookup = field(
+        "Account__c",
+        DataType::Lookup,
+        slot(SlotPool::String, 1),
+        true,
+    );
     lookup.lookup_object_id = Some(format!("acc-{t}"));
     lookup.relationship_name = Some("Account__r".into());
     lookup.child_relationship_name = Some("Contacts__r".into());
@@ -58,7 +67,12 @@ fn schema(t: usize) -> Schema {
             SchemaObject {
                 id: format!("acc-{t}"),
                 api_name: "Account__c".into(),
-                fields: vec![field("Industry__c", DataType::Text, slot(SlotPool::String, 1), true)],
+                fields: vec![field(
+                    "Industry__c",
+                    DataType::Text,
+                    slot(SlotPool::String, 1),
+                    true,
+                )],
             },
             SchemaObject {
                 id: format!("con-{t}"),
@@ -67,8 +81,18 @@ fn schema(t: usize) -> Schema {
                     lookup,
                     field("Code__c", DataType::Text, slot(SlotPool::String, 2), true),
                     field("Batch__c", DataType::Text, slot(SlotPool::String, 3), true),
-                    field("Email__c", DataType::Email, slot(SlotPool::String, 4), false),
-                    field("Amount__c", DataType::Currency, slot(SlotPool::Number, 1), false),
+                    field(
+                        "Email__c",
+                        DataType::Email,
+                        slot(SlotPool::String, 4),
+                        false,
+                    ),
+                    field(
+                        "Amount__c",
+                        DataType::Currency,
+                        slot(SlotPool::Number, 1),
+                        false,
+                    ),
                 ],
             },
         ],
@@ -76,11 +100,20 @@ fn schema(t: usize) -> Schema {
 }
 
 fn spec(s: FlexSlot, name: &str, ci: bool) -> IndexSpec {
-    IndexSpec { slot: s, field: name.into(), unique: false, indexed: true, case_insensitive: ci }
+    IndexSpec {
+        slot: s,
+        field: name.into(),
+        unique: false,
+        indexed: true,
+        case_insensitive: ci,
+    }
 }
 
 fn row(object_id: &str, id: String, name: String, values: Vec<(FlexSlot, Value)>) -> RecordRow {
-    let at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().expect("time");
+    let at = Utc
+        .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time");
     RecordRow {
         id,
         object_id: object_id.into(),
@@ -105,7 +138,15 @@ async fn seed(store: &SqliteRecordStore) {
             .enumerate()
             .map(|(i, id)| {
                 WriteOp::Insert(InsertOp {
-                    record: row(&format!("acc-{t}"), id.clone(), format!("Account {i}"), vec![(slot(SlotPool::String, 1), Value::Text(INDUSTRIES[i % INDUSTRIES.len()].into()))]),
+                    record: row(
+                        &format!("acc-{t}"),
+                        id.clone(),
+                        format!("Account {i}"),
+                        vec![(
+                            slot(SlotPool::String, 1),
+                            Value::Text(INDUSTRIES[i % INDUSTRIES.len()].into()),
+                        )],
+                    ),
                     indexes: vec![spec(slot(SlotPool::String, 1), "Industry__c", true)],
                     auto_numbers: vec![],
                     ref_checks: vec![],
@@ -113,7 +154,10 @@ async fn seed(store: &SqliteRecordStore) {
                 })
             })
             .collect();
-        store.write(&tenant, ops, false).await.expect("seed accounts");
+        store
+            .write(&tenant, ops, false)
+            .await
+            .expect("seed accounts");
         for chunk in 0..(CONTACTS / 4_500) {
             let ops: Vec<WriteOp> = (chunk * 4_500..(chunk + 1) * 4_500)
                 .map(|i| {
@@ -123,11 +167,26 @@ async fn seed(store: &SqliteRecordStore) {
                             mosaic_types::new_id(),
                             format!("Contact {i}"),
                             vec![
-                                (slot(SlotPool::String, 1), Value::Text(acc_ids[i % ACCOUNTS].clone())),
-                                (slot(SlotPool::String, 2), Value::Text(format!("K{}", i % CODES))),
-                                (slot(SlotPool::String, 3), Value::Text(format!("B{}", i % BATCHES))),
-                                (slot(SlotPool::String, 4), Value::Text(format!("c{i}@example.test"))),
-                                (slot(SlotPool::Number, 1), Value::Number(Decimal::new((i as i64 * 7919) % 100_000, 2))),
+                                (
+                                    slot(SlotPool::String, 1),
+                                    Value::Text(acc_ids[i % ACCOUNTS].clone()),
+                                ),
+                                (
+                                    slot(SlotPool::String, 2),
+                                    Value::Text(format!("K{}", i % CODES)),
+                                ),
+                                (
+                                    slot(SlotPool::String, 3),
+                                    Value::Text(format!("B{}", i % BATCHES)),
+                                ),
+                                (
+                                    slot(SlotPool::String, 4),
+                                    Value::Text(format!("c{i}@example.test")),
+                                ),
+                                (
+                                    slot(SlotPool::Number, 1),
+                                    Value::Number(Decimal::new((i as i64 * 7919) % 100_000, 2)),
+                                ),
                             ],
                         ),
                         indexes: vec![
@@ -141,10 +200,18 @@ async fn seed(store: &SqliteRecordStore) {
                     })
                 })
                 .collect();
-            store.write(&tenant, ops, false).await.expect("seed contacts");
+            store
+                .write(&tenant, ops, false)
+                .await
+                .expect("seed contacts");
         }
         if (t + 1) % 10 == 0 {
-            eprintln!("seeded {} tenants ({} records) in {:.1?}", t + 1, (t + 1) * (ACCOUNTS + CONTACTS), started.elapsed());
+            eprintln!(
+                "seeded {} tenants ({} records) in {:.1?}",
+                t + 1,
+                (t + 1) * (ACCOUNTS + CONTACTS),
+                started.elapsed()
+            );
         }
     }
 }
@@ -153,7 +220,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn measure(store: &Arc<SqliteRecordStore>, label: &str, iterations: usize, expect_rows: usize, soql: impl Fn(usize) -> String) {
+async fn measure(
+    store: &Arc<SqliteRecordStore>,
+    label: &str,
+    iterations: usize,
+    expect_rows: usize,
+    soql: impl Fn(usize) -> String,
+) {
     let ctx = PlanContext {
         today: NaiveDate::from_ymd_opt(2024, 6, 1).expect("date"),
         zone: FixedOffset::east_opt(0).expect("utc"),
@@ -168,7 +241,13 @@ async fn measure(store: &Arc<SqliteRecordStore>, label: &str, iterations: usize,
         let start = Instant::now();
         let planned = plan_query(&text, &schemas[t], &ctx).expect("plan");
         let rows = store
-            .query(&format!("tenant-{t:03}"), Arc::new(planned.plan), Restrict::None, 2_000, 50_000)
+            .query(
+                &format!("tenant-{t:03}"),
+                Arc::new(planned.plan),
+                Restrict::None,
+                2_000,
+                50_000,
+            )
             .await
             .expect("query");
         let took = start.elapsed();
@@ -204,10 +283,18 @@ async fn main() {
         seed(&store).await;
     }
     let total = store.count("tenant-000", "con-0").await.expect("count") as usize;
-    println!("database: {} ({} tenants x {} records)", path.display(), TENANTS, ACCOUNTS + CONTACTS);
+    println!(
+        "database: {} ({} tenants x {} records)",
+        path.display(),
+        TENANTS,
+        ACCOUNTS + CONTACTS
+    );
     assert_eq!(total, CONTACTS);
     measure(&store, "simple indexed query, 100 rows", 2_000, 100, |i| {
-        format!("SELECT Id, Name, Email__c, Amount__c FROM Contact__c WHERE Code__c = 'k{}'", i % CODES)
+        format!(
+            "SELECT Id, Name, Email__c, Amount__c FROM Contact__c WHERE Code__c = 'k{}'",
+            i % CODES
+        )
     })
     .await;
     measure(&store, "parent join + GROUP BY + SUM/AVG/COUNT over 1,000 rows", 300, INDUSTRIES.len(), |i| {

@@ -154,7 +154,10 @@ pub enum AggFn {
 pub enum Expr {
     Column(ColumnRef),
     /// `arg` is `None` only for `COUNT()`.
-    Aggregate { func: AggFn, arg: Option<ColumnRef> },
+    Aggregate {
+        func: AggFn,
+        arg: Option<ColumnRef>,
+    },
 }
 
 impl Expr {

@@ -87,9 +87,7 @@ fn kind_of(t: DataType) -> Kind {
         Datetime => Kind::Datetime,
         Boolean => Kind::Boolean,
         Time => Kind::Time,
-        RichText | LongText | EncryptedText | Geolocation | Formula | RollupSummary => {
-            Kind::Opaque
-        }
+        RichText | LongText | EncryptedText | Geolocation | Formula | RollupSummary => Kind::Opaque,
     }
 }
 
@@ -271,7 +269,8 @@ impl<'a> Binder<'a> {
                         hops_parts[i + 1].span,
                         format!(
                             "relationships of User ('{}.{}') are not supported",
-                            name, hops_parts[i + 1].name
+                            name,
+                            hops_parts[i + 1].name
                         ),
                         &path.dotted(),
                     ));
@@ -310,11 +309,16 @@ impl<'a> Binder<'a> {
             let target = self.schema.by_id(target_id).ok_or_else(|| {
                 self.invalid_field(
                     part.span,
-                    format!("the target of relationship '{}' no longer exists", part.name),
+                    format!(
+                        "the target of relationship '{}' no longer exists",
+                        part.name
+                    ),
                     &path.dotted(),
                 )
             })?;
-            let slot = f.slot.ok_or_else(|| MosaicError::internal("lookup without slot"))?;
+            let slot = f
+                .slot
+                .ok_or_else(|| MosaicError::internal("lookup without slot"))?;
             let j = scope.join(source, slot, &target.id);
             hops.push(HopRef {
                 name: f.relationship_name.clone().unwrap_or_default(),
@@ -376,7 +380,12 @@ impl<'a> Binder<'a> {
     }
 
     /// A path used to filter, group or sort: must be a stored column.
-    fn column(&self, scope: &mut Scope<'a>, path: &FieldPath, what: &str) -> MosaicResult<ColumnRef> {
+    fn column(
+        &self,
+        scope: &mut Scope<'a>,
+        path: &FieldPath,
+        what: &str,
+    ) -> MosaicResult<ColumnRef> {
         match self.resolve(scope, path)? {
             Resolved::Column { col, .. } => Ok(col),
             Resolved::Formula { name, .. } => Err(self.invalid_field(
@@ -399,7 +408,10 @@ impl<'a> Binder<'a> {
         if col.kind == Kind::Opaque {
             return Err(self.invalid_field(
                 path.span,
-                format!("field '{}' can not be used to {what} in a query call", path.dotted()),
+                format!(
+                    "field '{}' can not be used to {what} in a query call",
+                    path.dotted()
+                ),
                 &path.dotted(),
             ));
         }
@@ -427,7 +439,9 @@ impl<'a> Binder<'a> {
         let range_err = || self.invalid_field(v.span, "date literal out of range".into(), field);
         Ok(match (&v.literal, kind) {
             (Literal::Null, _) => Lit::Null,
-            (Literal::String(s), Kind::Text | Kind::MultiPicklist) => Lit::Value(Value::Text(s.clone())),
+            (Literal::String(s), Kind::Text | Kind::MultiPicklist) => {
+                Lit::Value(Value::Text(s.clone()))
+            }
             (Literal::String(s), Kind::Id) => Lit::Value(Value::Text(s.to_lowercase())),
             (Literal::String(s), Kind::Time) => {
                 let t = ["%H:%M:%S%.f", "%H:%M:%S", "%H:%M"]
@@ -441,12 +455,14 @@ impl<'a> Binder<'a> {
             (Literal::Date(d), Kind::Date) => Lit::Value(Value::Date(*d)),
             (Literal::DateTime(d), Kind::Datetime) => Lit::Value(Value::Datetime(*d)),
             (Literal::DateLiteral(l), Kind::Date | Kind::Datetime) => {
-                let range = mosaic_soql::resolve_date_literal(*l, self.ctx.today, self.ctx.week_start)
-                    .ok_or_else(range_err)?;
+                let range =
+                    mosaic_soql::resolve_date_literal(*l, self.ctx.today, self.ctx.week_start)
+                        .ok_or_else(range_err)?;
                 if kind == Kind::Date {
                     Lit::Range(Value::Date(range.start), Value::Date(range.end_exclusive))
                 } else {
-                    let (s, e) = mosaic_soql::date_range_to_utc(range, &self.ctx.zone).ok_or_else(range_err)?;
+                    let (s, e) = mosaic_soql::date_range_to_utc(range, &self.ctx.zone)
+                        .ok_or_else(range_err)?;
                     Lit::Range(Value::Datetime(s), Value::Datetime(e))
                 }
             }
@@ -462,7 +478,14 @@ impl<'a> Binder<'a> {
     }
 
     /// `expr op literal` with SOQL null and date-literal semantics.
-    fn compare(&self, expr: Expr, op: CompareOp, lit: Lit, span: Span, field: &str) -> MosaicResult<Filter> {
+    fn compare(
+        &self,
+        expr: Expr,
+        op: CompareOp,
+        lit: Lit,
+        span: Span,
+        field: &str,
+    ) -> MosaicResult<Filter> {
         let kind = expr.kind();
         if matches!(kind, Kind::Boolean | Kind::MultiPicklist)
             && !matches!(op, CompareOp::Eq | CompareOp::Ne)
@@ -471,7 +494,10 @@ impl<'a> Binder<'a> {
                 span,
                 ErrorCode::MALFORMED_QUERY,
                 Some(field),
-                format!("invalid operator on {} field '{field}': only = and != are allowed", kind_name(kind)),
+                format!(
+                    "invalid operator on {} field '{field}': only = and != are allowed",
+                    kind_name(kind)
+                ),
             ));
         }
         let cmp = |op: CmpOp, value: Value| Filter::Compare {
@@ -480,8 +506,14 @@ impl<'a> Binder<'a> {
             value,
         };
         Ok(match (lit, op) {
-            (Lit::Null, CompareOp::Eq) => Filter::IsNull { expr, negated: false },
-            (Lit::Null, CompareOp::Ne) => Filter::IsNull { expr, negated: true },
+            (Lit::Null, CompareOp::Eq) => Filter::IsNull {
+                expr,
+                negated: false,
+            },
+            (Lit::Null, CompareOp::Ne) => Filter::IsNull {
+                expr,
+                negated: true,
+            },
             (Lit::Null, _) => {
                 return Err(self.err(
                     span,
@@ -491,10 +523,13 @@ impl<'a> Binder<'a> {
                 ))
             }
             (Lit::Value(v), op) => cmp(cmp_op(op), v),
-            (Lit::Range(s, e), CompareOp::Eq) => Filter::And(vec![cmp(CmpOp::Ge, s), cmp(CmpOp::Lt, e)]),
-            (Lit::Range(s, e), CompareOp::Ne) => {
-                Filter::Not(Box::new(Filter::And(vec![cmp(CmpOp::Ge, s), cmp(CmpOp::Lt, e)])))
+            (Lit::Range(s, e), CompareOp::Eq) => {
+                Filter::And(vec![cmp(CmpOp::Ge, s), cmp(CmpOp::Lt, e)])
             }
+            (Lit::Range(s, e), CompareOp::Ne) => Filter::Not(Box::new(Filter::And(vec![
+                cmp(CmpOp::Ge, s),
+                cmp(CmpOp::Lt, e),
+            ]))),
             (Lit::Range(s, _), CompareOp::Lt) => cmp(CmpOp::Lt, s),
             (Lit::Range(_, e), CompareOp::Le) => cmp(CmpOp::Lt, e),
             (Lit::Range(_, e), CompareOp::Gt) => cmp(CmpOp::Ge, e),
@@ -504,7 +539,12 @@ impl<'a> Binder<'a> {
 
     // ---- conditions --------------------------------------------------------
 
-    fn condition(&self, scope: &mut Scope<'a>, c: &Condition, having: Option<&[ColumnRef]>) -> MosaicResult<Filter> {
+    fn condition(
+        &self,
+        scope: &mut Scope<'a>,
+        c: &Condition,
+        having: Option<&[ColumnRef]>,
+    ) -> MosaicResult<Filter> {
         match c {
             Condition::And(items) => Ok(Filter::And(
                 items
@@ -518,8 +558,15 @@ impl<'a> Binder<'a> {
                     .map(|i| self.condition(scope, i, having))
                     .collect::<MosaicResult<_>>()?,
             )),
-            Condition::Not(inner) => Ok(Filter::Not(Box::new(self.condition(scope, inner, having)?))),
-            Condition::Compare { lhs, op, value, span } => {
+            Condition::Not(inner) => {
+                Ok(Filter::Not(Box::new(self.condition(scope, inner, having)?)))
+            }
+            Condition::Compare {
+                lhs,
+                op,
+                value,
+                span,
+            } => {
                 let (expr, kind, name) = self.operand(scope, lhs, having)?;
                 let lit = self.lit(kind, &name, value)?;
                 self.compare(expr, *op, lit, *span, &name)
@@ -527,12 +574,19 @@ impl<'a> Binder<'a> {
             Condition::Like { lhs, pattern, span } => {
                 let (expr, kind, name) = self.operand(scope, lhs, having)?;
                 let Expr::Column(column) = expr else {
-                    return Err(self.err(*span, ErrorCode::MALFORMED_QUERY, None, "LIKE applies to fields only".into()));
+                    return Err(self.err(
+                        *span,
+                        ErrorCode::MALFORMED_QUERY,
+                        None,
+                        "LIKE applies to fields only".into(),
+                    ));
                 };
                 if kind != Kind::Text {
                     return Err(self.invalid_field(
                         *span,
-                        format!("invalid operator on field '{name}': LIKE applies to text fields only"),
+                        format!(
+                            "invalid operator on field '{name}': LIKE applies to text fields only"
+                        ),
                         &name,
                     ));
                 }
@@ -546,7 +600,12 @@ impl<'a> Binder<'a> {
                 }
                 Ok(Filter::Like { column, pattern: p })
             }
-            Condition::In { lhs, values, negated, span } => match values {
+            Condition::In {
+                lhs,
+                values,
+                negated,
+                span,
+            } => match values {
                 InValues::List(list) => {
                     let (expr, kind, name) = self.operand(scope, lhs, having)?;
                     let mut plain = Vec::new();
@@ -556,30 +615,63 @@ impl<'a> Binder<'a> {
                         match self.lit(kind, &name, v)? {
                             Lit::Null => has_null = true,
                             Lit::Value(v) => plain.push(v),
-                            r @ Lit::Range(..) => alts.push(self.compare(expr.clone(), CompareOp::Eq, r, v.span, &name)?),
+                            r @ Lit::Range(..) => alts.push(self.compare(
+                                expr.clone(),
+                                CompareOp::Eq,
+                                r,
+                                v.span,
+                                &name,
+                            )?),
                         }
                     }
                     if !has_null && alts.is_empty() {
-                        return Ok(Filter::In { expr, values: plain, negated: *negated });
+                        return Ok(Filter::In {
+                            expr,
+                            values: plain,
+                            negated: *negated,
+                        });
                     }
                     if !plain.is_empty() {
-                        alts.push(Filter::In { expr: expr.clone(), values: plain, negated: false });
+                        alts.push(Filter::In {
+                            expr: expr.clone(),
+                            values: plain,
+                            negated: false,
+                        });
                     }
                     if has_null {
-                        alts.push(Filter::IsNull { expr, negated: false });
+                        alts.push(Filter::IsNull {
+                            expr,
+                            negated: false,
+                        });
                     }
-                    let any = if alts.len() == 1 { alts.remove(0) } else { Filter::Or(alts) };
-                    Ok(if *negated { Filter::Not(Box::new(any)) } else { any })
+                    let any = if alts.len() == 1 {
+                        alts.remove(0)
+                    } else {
+                        Filter::Or(alts)
+                    };
+                    Ok(if *negated {
+                        Filter::Not(Box::new(any))
+                    } else {
+                        any
+                    })
                 }
                 InValues::SubQuery(sub) => {
                     let Operand::Field(path) = lhs else {
-                        return Err(self.err(*span, ErrorCode::MALFORMED_QUERY, None, "a semi-join needs a field on the left".into()));
+                        return Err(self.err(
+                            *span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "a semi-join needs a field on the left".into(),
+                        ));
                     };
                     let column = self.column(scope, path, "filter")?;
                     if column.kind != Kind::Id {
                         return Err(self.invalid_field(
                             path.span,
-                            format!("'{}' must be an Id or lookup field to use IN (SELECT …)", path.dotted()),
+                            format!(
+                                "'{}' must be an Id or lookup field to use IN (SELECT …)",
+                                path.dotted()
+                            ),
                             &path.dotted(),
                         ));
                     }
@@ -590,10 +682,20 @@ impl<'a> Binder<'a> {
                     })
                 }
             },
-            Condition::Includes { lhs, values, excludes, span } => {
+            Condition::Includes {
+                lhs,
+                values,
+                excludes,
+                span,
+            } => {
                 let (expr, kind, name) = self.operand(scope, lhs, having)?;
                 let Expr::Column(column) = expr else {
-                    return Err(self.err(*span, ErrorCode::MALFORMED_QUERY, None, "INCLUDES applies to fields only".into()));
+                    return Err(self.err(
+                        *span,
+                        ErrorCode::MALFORMED_QUERY,
+                        None,
+                        "INCLUDES applies to fields only".into(),
+                    ));
                 };
                 if kind != Kind::MultiPicklist {
                     return Err(self.invalid_field(
@@ -614,20 +716,31 @@ impl<'a> Binder<'a> {
                         _ => {
                             return Err(self.invalid_field(
                                 v.span,
-                                format!("values of INCLUDES / EXCLUDES on '{name}' must be quoted strings"),
+                                format!(
+                                "values of INCLUDES / EXCLUDES on '{name}' must be quoted strings"
+                            ),
                                 &name,
                             ))
                         }
                     }
                 }
-                Ok(Filter::Includes { column, groups, excludes: *excludes })
+                Ok(Filter::Includes {
+                    column,
+                    groups,
+                    excludes: *excludes,
+                })
             }
         }
     }
 
     /// The left side of a predicate: a field (in HAVING, a grouped one) or,
     /// in HAVING, an aggregate. Returns the expression, its kind and a name.
-    fn operand(&self, scope: &mut Scope<'a>, op: &Operand, having: Option<&[ColumnRef]>) -> MosaicResult<(Expr, Kind, String)> {
+    fn operand(
+        &self,
+        scope: &mut Scope<'a>,
+        op: &Operand,
+        having: Option<&[ColumnRef]>,
+    ) -> MosaicResult<(Expr, Kind, String)> {
         match op {
             Operand::Field(path) => {
                 let col = self.column(scope, path, "filter")?;
@@ -638,7 +751,10 @@ impl<'a> Binder<'a> {
                             path.span,
                             ErrorCode::MALFORMED_QUERY,
                             Some(&path.dotted()),
-                            format!("field '{}' in HAVING must be grouped or aggregated", path.dotted()),
+                            format!(
+                                "field '{}' in HAVING must be grouped or aggregated",
+                                path.dotted()
+                            ),
                         ));
                     }
                 }
@@ -647,7 +763,10 @@ impl<'a> Binder<'a> {
             Operand::Aggregate(a) => {
                 let e = self.aggregate(scope, a)?;
                 let kind = match &e {
-                    Expr::Aggregate { func: AggFn::Min | AggFn::Max, arg: Some(c) } => c.kind,
+                    Expr::Aggregate {
+                        func: AggFn::Min | AggFn::Max,
+                        arg: Some(c),
+                    } => c.kind,
                     _ => Kind::Number,
                 };
                 Ok((e, kind, a.func.keyword().to_string()))
@@ -672,16 +791,25 @@ impl<'a> Binder<'a> {
             AggFn::Count => true,
             AggFn::CountDistinct => col.kind != Kind::Opaque,
             AggFn::Sum | AggFn::Avg => col.kind == Kind::Number,
-            AggFn::Min | AggFn::Max => !matches!(col.kind, Kind::Opaque | Kind::Boolean | Kind::MultiPicklist),
+            AggFn::Min | AggFn::Max => {
+                !matches!(col.kind, Kind::Opaque | Kind::Boolean | Kind::MultiPicklist)
+            }
         };
         if !ok {
             return Err(self.invalid_field(
                 path.span,
-                format!("field '{}' does not support aggregate operator {}", path.dotted(), a.func.keyword()),
+                format!(
+                    "field '{}' does not support aggregate operator {}",
+                    path.dotted(),
+                    a.func.keyword()
+                ),
                 &path.dotted(),
             ));
         }
-        Ok(Expr::Aggregate { func, arg: Some(col) })
+        Ok(Expr::Aggregate {
+            func,
+            arg: Some(col),
+        })
     }
 
     fn semi_join(&self, sub: &Query) -> MosaicResult<SubSelect> {
@@ -690,14 +818,22 @@ impl<'a> Binder<'a> {
         let path = match sub.select.as_slice() {
             [SelectItem::Field(p)] => p,
             _ => {
-                return Err(self.err(sub.span, ErrorCode::MALFORMED_QUERY, None, "a semi-join selects exactly one Id or lookup field".into()))
+                return Err(self.err(
+                    sub.span,
+                    ErrorCode::MALFORMED_QUERY,
+                    None,
+                    "a semi-join selects exactly one Id or lookup field".into(),
+                ))
             }
         };
         let column = self.column(&mut scope, path, "select in a semi-join")?;
         if column.kind != Kind::Id {
             return Err(self.invalid_field(
                 path.span,
-                format!("a semi-join must select an Id or lookup field, not '{}'", path.dotted()),
+                format!(
+                    "a semi-join must select an Id or lookup field, not '{}'",
+                    path.dotted()
+                ),
                 &path.dotted(),
             ));
         }
@@ -713,7 +849,12 @@ impl<'a> Binder<'a> {
         })
     }
 
-    fn order(&self, scope: &mut Scope<'a>, q: &Query, groups: Option<&[ColumnRef]>) -> MosaicResult<Vec<SortKey>> {
+    fn order(
+        &self,
+        scope: &mut Scope<'a>,
+        q: &Query,
+        groups: Option<&[ColumnRef]>,
+    ) -> MosaicResult<Vec<SortKey>> {
         let mut keys = Vec::new();
         for k in &q.order_by {
             let expr = match &k.key {
@@ -722,7 +863,10 @@ impl<'a> Binder<'a> {
                     if matches!(col.kind, Kind::Opaque | Kind::MultiPicklist) {
                         return Err(self.invalid_field(
                             path.span,
-                            format!("field '{}' can not be sorted in a query call", path.dotted()),
+                            format!(
+                                "field '{}' can not be sorted in a query call",
+                                path.dotted()
+                            ),
                             &path.dotted(),
                         ));
                     }
@@ -732,7 +876,10 @@ impl<'a> Binder<'a> {
                                 path.span,
                                 ErrorCode::MALFORMED_QUERY,
                                 Some(&path.dotted()),
-                                format!("ORDER BY field '{}' must be grouped or aggregated", path.dotted()),
+                                format!(
+                                    "ORDER BY field '{}' must be grouped or aggregated",
+                                    path.dotted()
+                                ),
                             ));
                         }
                     }
@@ -740,7 +887,12 @@ impl<'a> Binder<'a> {
                 }
                 Operand::Aggregate(a) => {
                     if groups.is_none() {
-                        return Err(self.err(a.span, ErrorCode::MALFORMED_QUERY, None, "ORDER BY an aggregate needs an aggregate query".into()));
+                        return Err(self.err(
+                            a.span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "ORDER BY an aggregate needs an aggregate query".into(),
+                        ));
                     }
                     self.aggregate(scope, a)?
                 }
@@ -789,10 +941,18 @@ impl<'a> Binder<'a> {
                     SelectItem::Aggregate(a) => {
                         let e = self.aggregate(&mut scope, a)?;
                         let select = scope.add(e);
-                        items.push(OutputItem::Aggregate { name: out_name.clone(), select });
+                        items.push(OutputItem::Aggregate {
+                            name: out_name.clone(),
+                            select,
+                        });
                     }
                     SelectItem::SubQuery(s) => {
-                        return Err(self.err(s.span, ErrorCode::MALFORMED_QUERY, None, "child subqueries are not allowed in aggregate queries".into()))
+                        return Err(self.err(
+                            s.span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "child subqueries are not allowed in aggregate queries".into(),
+                        ))
                     }
                 }
             }
@@ -801,9 +961,16 @@ impl<'a> Binder<'a> {
             for item in &q.select {
                 match item {
                     SelectItem::Field(p) => items.push(self.output_field(&mut scope, p)?),
-                    SelectItem::SubQuery(sub) => items.push(OutputItem::Child(Box::new(self.child(obj, sub)?))),
+                    SelectItem::SubQuery(sub) => {
+                        items.push(OutputItem::Child(Box::new(self.child(obj, sub)?)))
+                    }
                     SelectItem::Aggregate(a) => {
-                        return Err(self.err(a.span, ErrorCode::MALFORMED_QUERY, None, "aggregate in a non-aggregate query".into()))
+                        return Err(self.err(
+                            a.span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "aggregate in a non-aggregate query".into(),
+                        ))
                     }
                 }
             }
@@ -840,7 +1007,12 @@ impl<'a> Binder<'a> {
 
     fn output_field(&self, scope: &mut Scope<'a>, p: &FieldPath) -> MosaicResult<OutputItem> {
         Ok(match self.resolve(scope, p)? {
-            Resolved::Column { col, hops, name, object_id } => {
+            Resolved::Column {
+                col,
+                hops,
+                name,
+                object_id,
+            } => {
                 let hops = scope.hops(hops);
                 OutputItem::Field {
                     hops,
@@ -849,7 +1021,12 @@ impl<'a> Binder<'a> {
                     select: scope.add(Expr::Column(col)),
                 }
             }
-            Resolved::Formula { hops, name, object_id, id_col } => {
+            Resolved::Formula {
+                hops,
+                name,
+                object_id,
+                id_col,
+            } => {
                 let hops = scope.hops(hops);
                 OutputItem::Formula {
                     hops,
@@ -877,7 +1054,11 @@ impl<'a> Binder<'a> {
         }
         let by_rel: Vec<_> = found
             .iter()
-            .filter(|(_, f)| f.child_relationship_name.as_deref().is_some_and(|r| name.is(r)))
+            .filter(|(_, f)| {
+                f.child_relationship_name
+                    .as_deref()
+                    .is_some_and(|r| name.is(r))
+            })
             .collect();
         let chosen = match by_rel.as_slice() {
             [one] => Some(**one),
@@ -905,7 +1086,9 @@ impl<'a> Binder<'a> {
                 ),
             )
         })?;
-        let slot = link_field.slot.ok_or_else(|| MosaicError::internal("lookup without slot"))?;
+        let slot = link_field
+            .slot
+            .ok_or_else(|| MosaicError::internal("lookup without slot"))?;
         let mut scope = Scope::new(obj, sub.from.alias.as_ref());
         scope.add(Expr::Column(id_col(0)));
         let link = ColumnRef {
@@ -930,7 +1113,12 @@ impl<'a> Binder<'a> {
             }
         }
         if !sub.group_by.is_empty() || sub.having.is_some() {
-            return Err(self.err(sub.span, ErrorCode::MALFORMED_QUERY, None, "GROUP BY is not allowed in a child subquery".into()));
+            return Err(self.err(
+                sub.span,
+                ErrorCode::MALFORMED_QUERY,
+                None,
+                "GROUP BY is not allowed in a child subquery".into(),
+            ));
         }
         let filter = match &sub.where_ {
             Some(c) => Some(self.condition(&mut scope, c, None)?),
