@@ -13,7 +13,6 @@
 use crate::platform::Platform;
 use crate::records::Caller;
 use chrono::{DateTime, FixedOffset, Utc, Weekday};
-use mosaic_meta::coerce::from_stored;
 use mosaic_meta::model::ObjectMeta;
 use mosaic_meta::FieldDef;
 use mosaic_store::plan::{
@@ -22,7 +21,7 @@ use mosaic_store::plan::{
 };
 use mosaic_store::query_store::{QueryRows, Restrict};
 use mosaic_store::{QueryStore, UserRow};
-use mosaic_types::{DataType, ErrorCode, MosaicError, MosaicResult, Value};
+use mosaic_types::{ErrorCode, MosaicError, MosaicResult, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -203,6 +202,8 @@ struct Page<'a> {
     platform: &'a Platform,
     objects: HashMap<String, Arc<ObjectMeta>>,
     users: HashMap<String, Option<UserRow>>,
+    /// Formula values of the page by (object id, record id, field).
+    formulas: HashMap<(String, String, String), Value>,
 }
 
 fn text(v: &Value) -> Option<&str> {
@@ -215,23 +216,7 @@ fn text(v: &Value) -> Option<&str> {
 impl Page<'_> {
     /// A stored value as the Data API shows it: decrypted, at the field's scale.
     fn present(&self, f: &FieldDef, raw: Value) -> Value {
-        match (f.data_type, raw) {
-            (DataType::EncryptedText, Value::Text(s)) => self
-                .platform
-                .cipher
-                .decrypt(&s)
-                .map(Value::Text)
-                .unwrap_or(Value::Null),
-            (DataType::Number | DataType::Currency | DataType::Percent, Value::Number(mut d)) => {
-                if let Some(scale) = f.scale {
-                    if d.scale() < scale {
-                        d.rescale(scale);
-                    }
-                }
-                Value::Number(d)
-            }
-            (_, v) => from_stored(f, v),
-        }
+        self.platform.readable(f, raw)
     }
 
     fn field_value(&self, object_id: &str, name: &str, raw: &Value) -> Value {
@@ -321,11 +306,18 @@ impl Page<'_> {
                         );
                     }
                 }
-                OutputItem::Formula { hops, name, .. } => {
+                OutputItem::Formula {
+                    hops,
+                    name,
+                    object_id,
+                    id_select,
+                } => {
+                    let id = row.get(*id_select).and_then(text).map(str::to_string);
+                    let v = id
+                        .and_then(|id| self.formulas.get(&(object_id.clone(), id, name.clone())).cloned())
+                        .unwrap_or(Value::Null);
                     if let Some(target) = Self::descend(&mut rec, hops, row) {
-                        // Hook: formula fields are computed after fetch by the
-                        // formula engine once it lands; until then they read null.
-                        Self::put(target, name, QueryValue::Value(Value::Null));
+                        Self::put(target, name, QueryValue::Value(v));
                     }
                 }
                 OutputItem::User { hops, field } => {
@@ -502,7 +494,7 @@ impl Platform {
             rest_ids,
             total,
         } = rows;
-        let records = self.render(&c.tenant_id, &planned, &rows).await?;
+        let records = self.render(c, &planned, &rows).await?;
         let next = (!rest_ids.is_empty()).then(|| {
             self.open_cursor(
                 c,
@@ -597,7 +589,7 @@ impl Platform {
                 })
                 .collect();
             let rows: Vec<Vec<Value>> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
-            self.render(&c.tenant_id, &cur.planned, &rows).await?
+            self.render(c, &cur.planned, &rows).await?
         };
         let next = (end < cur.total).then(|| format!("{key}-{end}"));
         Ok(Some(QueryResult {
@@ -640,16 +632,59 @@ impl Platform {
             platform: self,
             objects,
             users,
+            formulas: HashMap::new(),
         })
+    }
+
+    /// Computes the formula fields a page selects: per object, one batch read
+    /// of the records involved and one batched evaluation (never per row).
+    async fn page_formulas(
+        &self,
+        c: &Caller,
+        sets: &[(&[OutputItem], &[Vec<Value>])],
+    ) -> MosaicResult<HashMap<(String, String, String), Value>> {
+        let mut wanted: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
+        for (items, rows) in sets {
+            for item in items.iter() {
+                if let OutputItem::Formula { name, object_id, id_select, .. } = item {
+                    let entry = wanted.entry(object_id.clone()).or_default();
+                    if !entry.0.contains(name) {
+                        entry.0.push(name.clone());
+                    }
+                    entry.1.extend(rows.iter().filter_map(|r| r.get(*id_select).and_then(text).map(str::to_string)));
+                }
+            }
+        }
+        let mut out = HashMap::new();
+        for (object_id, (names, mut ids)) in wanted {
+            ids.sort();
+            ids.dedup();
+            if ids.is_empty() {
+                continue;
+            }
+            let obj = self.meta.object_by_id(&c.tenant_id, &object_id).await?;
+            let stored = self.records.get_many(&c.tenant_id, obj.id(), &ids, &obj.slots()).await?;
+            let mut values: Vec<_> = stored.iter().map(|r| crate::formula_eval::row_values(self, &obj, r)).collect();
+            self.compute_formulas(c, &obj, &mut values, &names, 0).await?;
+            for (row, v) in stored.iter().zip(values.iter_mut()) {
+                for n in &names {
+                    if let Some(x) = v.remove(n) {
+                        out.insert((object_id.clone(), row.id.clone(), n.clone()), x);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Renders a page of root rows, running each child subquery once for the page.
     async fn render(
         &self,
-        tenant_id: &str,
+        c: &Caller,
         planned: &PlannedQuery,
         rows: &[Vec<Value>],
     ) -> MosaicResult<Vec<QueryRecord>> {
+        let tenant_id = c.tenant_id.as_str();
         let parent_ids: Vec<String> = rows
             .iter()
             .filter_map(|r| r.first().and_then(text).map(str::to_string))
@@ -701,6 +736,11 @@ impl Platform {
                 slot.insert(u);
             }
         }
+        let mut formula_sets: Vec<(&[OutputItem], &[Vec<Value>])> = vec![(&planned.items, rows)];
+        for (crow, cp) in &child_rows {
+            formula_sets.push((&cp.items, crow));
+        }
+        page.formulas = self.page_formulas(c, &formula_sets).await?;
         for (crow, cp) in &child_rows {
             let mut grouped: HashMap<String, Vec<&Vec<Value>>> = HashMap::new();
             for r in crow {
@@ -826,7 +866,7 @@ impl Platform {
                         .unwrap_or(usize::MAX)
                 });
             }
-            out.extend(self.render(&c.tenant_id, &planned, &rows).await?);
+            out.extend(self.render(c, &planned, &rows).await?);
         }
         out.truncate(limit);
         Ok(out)

@@ -328,3 +328,49 @@ async fn editor_endpoints_check_and_evaluate() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_select_formula_fields_in_batches() {
+    let server = TestServer::start().await;
+    let c = server.tenant().await;
+    let (_, acc) = setup(&c).await;
+    for (i, amount) in [500, 2000, 3000].iter().enumerate() {
+        c.create_record("Opp__c", json!({"Name": format!("q{i}"), "Amount__c": amount, "Account__c": acc, "Stage__c": "Open"}))
+            .await;
+    }
+    let q = "SELECT Name, Commission__c, Net__c, Label__c, Account__r.Name FROM Opp__c ORDER BY Name";
+    let (s, v) = c.get(&format!("{DATA}/query?q={}", urlencode(q))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["totalSize"], 3);
+    let recs = v["records"].as_array().unwrap();
+    let got: Vec<(String, String, String)> = recs
+        .iter()
+        .map(|r| (r["Commission__c"].to_string(), r["Net__c"].to_string(), r["Label__c"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("0.00".into(), "450.00".into(), "q0 / Gold / Open".into()),
+            ("200.00".into(), "1600.00".into(), "q1 / Gold / Open".into()),
+            ("300.00".into(), "2400.00".into(), "q2 / Gold / Open".into()),
+        ]
+    );
+    assert_eq!(recs[0]["Account__r"]["Name"], "Acme");
+    // Through a child subquery and a parent path.
+    let q = "SELECT Name, (SELECT Name, Commission__c FROM Opps__r ORDER BY Name) FROM Account__c WHERE Name = 'Acme'";
+    let (s, v) = c.get(&format!("{DATA}/query?q={}", urlencode(q))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let kids = v["records"][0]["Opps__r"]["records"].as_array().unwrap();
+    assert_eq!(kids.len(), 3);
+    assert_eq!(kids[2]["Commission__c"].to_string(), "300.00");
+    server.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
