@@ -23,8 +23,9 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
         .expect("email regex")
 });
-static PHONE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[0-9+()\-./#* ]*(?:(?:ext\.?|x) ?[0-9]+)?$").expect("phone regex"));
+static PHONE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[0-9+()\-./#* ]*(?:(?:ext\.?|x) ?[0-9]+)?$").expect("phone regex")
+});
 static URL_SCHEME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?i)(https?|ftp|mailto):").expect("url regex"));
 static HOSTLIKE: LazyLock<Regex> = LazyLock::new(|| {
@@ -101,7 +102,11 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
             return Some(d.with_timezone(&Utc));
         }
     }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
             return Some(d.and_utc());
         }
@@ -155,7 +160,12 @@ pub fn fit_number(field: &FieldDef, d: Decimal) -> MosaicResult<Decimal> {
     Ok(rounded)
 }
 
-fn location_part(field: &FieldDef, v: Option<&Json>, name: &str, limit: i64) -> MosaicResult<Decimal> {
+fn location_part(
+    field: &FieldDef,
+    v: Option<&Json>,
+    name: &str,
+    limit: i64,
+) -> MosaicResult<Decimal> {
     let d = v.and_then(parse_decimal).ok_or_else(|| {
         MosaicError::field(
             ErrorCode::INVALID_TYPE_ON_FIELD_IN_RECORD,
@@ -167,7 +177,10 @@ fn location_part(field: &FieldDef, v: Option<&Json>, name: &str, limit: i64) -> 
         return Err(MosaicError::field(
             ErrorCode::NUMBER_OUTSIDE_VALID_RANGE,
             field.api_name.clone(),
-            format!("{}: {name} must be between -{limit} and {limit}", field.api_name),
+            format!(
+                "{}: {name} must be between -{limit} and {limit}",
+                field.api_name
+            ),
         ));
     }
     Ok(d)
@@ -239,7 +252,11 @@ pub fn coerce(field: &FieldDef, v: &Json) -> MosaicResult<Value> {
                 return Err(MosaicError::field(
                     ErrorCode::INVALID_EMAIL_ADDRESS,
                     field.api_name.clone(),
-                    format!("{}: invalid email address: {}", field.api_name, truncate_for_message(s)),
+                    format!(
+                        "{}: invalid email address: {}",
+                        field.api_name,
+                        truncate_for_message(s)
+                    ),
                 ));
             }
             Ok(Value::Text(s.to_string()))
@@ -254,7 +271,11 @@ pub fn coerce(field: &FieldDef, v: &Json) -> MosaicResult<Value> {
                 return Err(MosaicError::field(
                     ErrorCode::INVALID_TYPE_ON_FIELD_IN_RECORD,
                     field.api_name.clone(),
-                    format!("{}: invalid phone number: {}", field.api_name, truncate_for_message(s)),
+                    format!(
+                        "{}: invalid phone number: {}",
+                        field.api_name,
+                        truncate_for_message(s)
+                    ),
                 ));
             }
             Ok(Value::Text(s.to_string()))
@@ -271,7 +292,11 @@ pub fn coerce(field: &FieldDef, v: &Json) -> MosaicResult<Value> {
                 return Err(MosaicError::field(
                     ErrorCode::INVALID_TYPE_ON_FIELD_IN_RECORD,
                     field.api_name.clone(),
-                    format!("{}: invalid URL: {}", field.api_name, truncate_for_message(s)),
+                    format!(
+                        "{}: invalid URL: {}",
+                        field.api_name,
+                        truncate_for_message(s)
+                    ),
                 ));
             }
             Ok(Value::Text(s.to_string()))
@@ -359,7 +384,11 @@ pub fn coerce(field: &FieldDef, v: &Json) -> MosaicResult<Value> {
                     MosaicError::field(
                         ErrorCode::MALFORMED_ID,
                         field.api_name.clone(),
-                        format!("{}: id value of incorrect type: {}", field.api_name, truncate_for_message(s)),
+                        format!(
+                            "{}: id value of incorrect type: {}",
+                            field.api_name,
+                            truncate_for_message(s)
+                        ),
                     )
                 })
         }
@@ -436,6 +465,7 @@ mod tests {
             cascade_delete: false,
             formula_expression: None,
             formula_return_type: None,
+            formula_blank_as_zero: false,
             auto_number_format: None,
             auto_number_start: None,
             help_text: None,
@@ -449,20 +479,39 @@ mod tests {
     fn numbers_are_exact_rounded_and_ranged() {
         let f = field(DataType::Currency);
         let v: Json = serde_json::from_str("123.455").unwrap();
-        assert_eq!(coerce(&f, &v).unwrap(), Value::Number(Decimal::from_str("123.46").unwrap()));
+        assert_eq!(
+            coerce(&f, &v).unwrap(),
+            Value::Number(Decimal::from_str("123.46").unwrap())
+        );
         let v: Json = serde_json::from_str("-0.005").unwrap();
-        assert_eq!(coerce(&f, &v).unwrap(), Value::Number(Decimal::from_str("-0.01").unwrap()));
+        assert_eq!(
+            coerce(&f, &v).unwrap(),
+            Value::Number(Decimal::from_str("-0.01").unwrap())
+        );
         let e = coerce(&f, &json!(1000)).unwrap_err();
         assert_eq!(e.code, ErrorCode::NUMBER_OUTSIDE_VALID_RANGE);
-        assert_eq!(coerce(&f, &json!("12.5")).unwrap(), Value::Number(Decimal::from_str("12.50").unwrap()));
-        assert_eq!(coerce(&f, &json!(true)).unwrap_err().code, ErrorCode::INVALID_TYPE_ON_FIELD_IN_RECORD);
+        assert_eq!(
+            coerce(&f, &json!("12.5")).unwrap(),
+            Value::Number(Decimal::from_str("12.50").unwrap())
+        );
+        assert_eq!(
+            coerce(&f, &json!(true)).unwrap_err().code,
+            ErrorCode::INVALID_TYPE_ON_FIELD_IN_RECORD
+        );
     }
 
     #[test]
     fn datetimes_in_every_offset_form() {
         let f = field(DataType::Datetime);
-        for s in ["2024-02-29T10:00:00Z", "2024-02-29T11:00:00+01:00", "2024-02-29T11:00:00.000+0100", "2024-02-29T10:00:00"] {
-            let Value::Datetime(d) = coerce(&f, &json!(s)).unwrap() else { panic!() };
+        for s in [
+            "2024-02-29T10:00:00Z",
+            "2024-02-29T11:00:00+01:00",
+            "2024-02-29T11:00:00.000+0100",
+            "2024-02-29T10:00:00",
+        ] {
+            let Value::Datetime(d) = coerce(&f, &json!(s)).unwrap() else {
+                panic!()
+            };
             assert_eq!(d.to_rfc3339(), "2024-02-29T10:00:00+00:00", "{s}");
         }
         assert!(coerce(&f, &json!("2023-02-29T10:00:00Z")).is_err());
@@ -474,7 +523,10 @@ mod tests {
     fn formats() {
         let e = field(DataType::Email);
         assert!(coerce(&e, &json!("a.b+c@example.co.uk")).is_ok());
-        assert_eq!(coerce(&e, &json!("nope@")).unwrap_err().code, ErrorCode::INVALID_EMAIL_ADDRESS);
+        assert_eq!(
+            coerce(&e, &json!("nope@")).unwrap_err().code,
+            ErrorCode::INVALID_EMAIL_ADDRESS
+        );
         let p = field(DataType::Phone);
         assert!(coerce(&p, &json!("+1 (415) 555-0100 ext 12")).is_ok());
         assert!(coerce(&p, &json!("call me")).is_err());

@@ -17,6 +17,15 @@ struct Server {
     url: String,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child is reaped by `Server`'s Drop (or by the timeout branch).
+#[allow(clippy::zombie_processes)]
 fn start(dir: &Path) -> Server {
     let _ = std::fs::remove_file(dir.join("instance.json"));
     let child = Command::new(BIN)
@@ -40,7 +49,12 @@ fn start(dir: &Path) -> Server {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "server did not start");
+        if Instant::now() >= deadline {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -49,13 +63,33 @@ fn create_tenant(dir: &Path, sub: &str) -> Value {
     let out = Command::new(BIN)
         .args(["tenant", "create", "--data-dir"])
         .arg(dir)
-        .args(["--name", "Crash Co", "--subdomain", sub, "--tier", "professional"])
-        .args(["--admin-username", &format!("admin@{sub}.test"), "--admin-password", "durable-pass-1"])
+        .args([
+            "--name",
+            "Crash Co",
+            "--subdomain",
+            sub,
+            "--tier",
+            "professional",
+        ])
+        .args([
+            "--admin-username",
+            &format!("admin@{sub}.test"),
+            "--admin-password",
+            "durable-pass-1",
+        ])
         .output()
         .expect("run tenant create");
-    assert!(out.status.success(), "tenant create failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tenant create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.trim().lines().count(), 1, "exactly one JSON line: {stdout}");
+    assert_eq!(
+        stdout.trim().lines().count(),
+        1,
+        "exactly one JSON line: {stdout}"
+    );
     let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     for k in ["tenant_id", "user_id", "access_token", "instance_url"] {
         assert!(v[k].is_string(), "missing {k} in {v}");
@@ -66,7 +100,11 @@ fn create_tenant(dir: &Path, sub: &str) -> Value {
 async fn write_load_then(dir: &Path, sub: &str, stop: impl FnOnce(&mut Child)) {
     let mut server = start(dir);
     let t = create_tenant(dir, sub);
-    assert_eq!(t["instance_url"], server.url.as_str(), "instance_url is the running server's");
+    assert_eq!(
+        t["instance_url"],
+        server.url.as_str(),
+        "instance_url is the running server's"
+    );
     let token = t["access_token"].as_str().unwrap().to_string();
     let http = reqwest::Client::new();
     let res = http
@@ -84,7 +122,12 @@ async fn write_load_then(dir: &Path, sub: &str, stop: impl FnOnce(&mut Child)) {
     let acked: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
     let mut writers = Vec::new();
     for w in 0..16 {
-        let (http, url, token, acked) = (http.clone(), server.url.clone(), token.clone(), acked.clone());
+        let (http, url, token, acked) = (
+            http.clone(),
+            server.url.clone(),
+            token.clone(),
+            acked.clone(),
+        );
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let name = format!("w{w}-{i}");
@@ -102,7 +145,11 @@ async fn write_load_then(dir: &Path, sub: &str, stop: impl FnOnce(&mut Child)) {
                             Ok(v) => v,
                             Err(_) => return,
                         };
-                        acked.lock().unwrap().push((v["id"].as_str().unwrap().to_string(), name, amount));
+                        acked.lock().unwrap().push((
+                            v["id"].as_str().unwrap().to_string(),
+                            name,
+                            amount,
+                        ));
                     }
                     _ => return,
                 }
@@ -116,13 +163,20 @@ async fn write_load_then(dir: &Path, sub: &str, stop: impl FnOnce(&mut Child)) {
     }
     let _ = server.child.wait();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 50, "the load produced only {} writes", acked.len());
+    assert!(
+        acked.len() > 50,
+        "the load produced only {} writes",
+        acked.len()
+    );
 
     let server = start(dir);
     let mut seqs = Vec::new();
     for (id, name, amount) in &acked {
         let r = http
-            .get(format!("{}/services/data/v60.0/sobjects/Ledger__c/{id}", server.url))
+            .get(format!(
+                "{}/services/data/v60.0/sobjects/Ledger__c/{id}",
+                server.url
+            ))
             .bearer_auth(&token)
             .send()
             .await
@@ -155,7 +209,11 @@ mod rust_decimal_like {
             let (int, frac) = s.split_once('.').unwrap_or((s, ""));
             let frac = frac.trim_end_matches('0');
             let int = int.trim_start_matches('0');
-            Ok(Dec(format!("{}.{}", if int.is_empty() { "0" } else { int }, frac)))
+            Ok(Dec(format!(
+                "{}.{}",
+                if int.is_empty() { "0" } else { int },
+                frac
+            )))
         }
     }
 }
