@@ -1,9 +1,9 @@
 //! Password hashing with argon2id (PHC strings).
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use rand::RngCore;
 use argon2::Argon2;
 use mosaic_types::{MosaicError, MosaicResult};
+use rand::RngCore;
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 256;
@@ -22,7 +22,9 @@ pub fn hash(password: &str) -> MosaicResult<String> {
 /// Constant-time verification against a stored PHC string.
 pub fn verify(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Ok(h) => Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
         Err(_) => false,
     }
 }

@@ -21,8 +21,9 @@ pub const MAX_TENANT_NAME_LEN: usize = 120;
 pub const TIERS: [&str; 3] = ["starter", "professional", "enterprise"];
 pub const PROFILE_ADMIN: &str = "system_administrator";
 
-static SUBDOMAIN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$").expect("subdomain regex"));
+static SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$").expect("subdomain regex")
+});
 
 /// A resolved bearer token.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +68,10 @@ fn invalid_session() -> MosaicError {
 
 /// Checks a username: 1–80 characters, no whitespace or control characters.
 pub fn check_username(u: &str) -> MosaicResult<()> {
-    if u.is_empty() || u.chars().count() > MAX_USERNAME_LEN || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if u.is_empty()
+        || u.chars().count() > MAX_USERNAME_LEN
+        || u.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad(
             "username",
             format!("a username is 1 to {MAX_USERNAME_LEN} characters without spaces"),
@@ -122,7 +126,10 @@ impl AuthService {
     pub async fn create_tenant(&self, t: NewTenant) -> MosaicResult<TenantCreated> {
         let name = t.name.trim();
         if name.is_empty() || name.chars().count() > MAX_TENANT_NAME_LEN {
-            return Err(bad("name", format!("a tenant name is 1 to {MAX_TENANT_NAME_LEN} characters")));
+            return Err(bad(
+                "name",
+                format!("a tenant name is 1 to {MAX_TENANT_NAME_LEN} characters"),
+            ));
         }
         if !SUBDOMAIN.is_match(&t.subdomain) {
             return Err(bad(
@@ -131,7 +138,10 @@ impl AuthService {
             ));
         }
         if !TIERS.contains(&t.tier.as_str()) {
-            return Err(bad("tier", format!("tier must be one of {}", TIERS.join(", "))));
+            return Err(bad(
+                "tier",
+                format!("tier must be one of {}", TIERS.join(", ")),
+            ));
         }
         check_username(&t.admin_username)?;
         check_password(&t.admin_password)?;
@@ -174,9 +184,16 @@ impl AuthService {
 
     /// The OAuth password grant: (token, issued_at, tenant id), or
     /// `INSUFFICIENT_ACCESS` for any failure (which one is not revealed).
-    pub async fn login(&self, username: &str, password_plain: &str) -> MosaicResult<(String, DateTime<Utc>, String)> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password_plain: &str,
+    ) -> MosaicResult<(String, DateTime<Utc>, String)> {
         let failure = || MosaicError::new(ErrorCode::INSUFFICIENT_ACCESS, "authentication failure");
-        if username.is_empty() || username.len() > 4 * MAX_USERNAME_LEN || password_plain.len() > 4 * password::MAX_PASSWORD_LEN {
+        if username.is_empty()
+            || username.len() > 4 * MAX_USERNAME_LEN
+            || password_plain.len() > 4 * password::MAX_PASSWORD_LEN
+        {
             return Err(failure());
         }
         let user = self.store.user_by_username(username).await?;
@@ -203,7 +220,10 @@ impl AuthService {
 
     /// Resolves a bearer token to its session, or `INVALID_SESSION_ID`.
     pub async fn resolve(&self, bearer: &str) -> MosaicResult<Arc<Session>> {
-        if bearer.is_empty() || bearer.len() > token::MAX_TOKEN_LEN || !bearer.starts_with(token::TOKEN_PREFIX) {
+        if bearer.is_empty()
+            || bearer.len() > token::MAX_TOKEN_LEN
+            || !bearer.starts_with(token::TOKEN_PREFIX)
+        {
             return Err(invalid_session());
         }
         let h = token::hash(bearer);

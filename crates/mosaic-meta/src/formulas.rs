@@ -4,7 +4,9 @@
 //! detection, and the dependency analysis that protects referenced fields.
 
 use crate::model::{FieldDef, ObjectDef, ObjectMeta};
-use mosaic_formula::{Compiled, FieldKind, FormulaError, FormulaType, Options, ResolvedField, Schema};
+use mosaic_formula::{
+    Compiled, FieldKind, FormulaError, FormulaType, Options, ResolvedField, Schema,
+};
 use mosaic_types::{DataType, ErrorCode, MosaicError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -62,7 +64,9 @@ fn system_kind(name: &str) -> Option<(&'static str, FieldKind)> {
         ("LastModifiedDate", FieldKind::Datetime),
         ("IsDeleted", FieldKind::Boolean),
     ];
-    SYS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).copied()
+    SYS.iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .copied()
 }
 
 /// One resolved step of a path: the field reached and the object it is on.
@@ -99,13 +103,19 @@ impl ObjectSchema<'_> {
         for hop in hops {
             let f = obj.fields.iter().find(|f| {
                 f.data_type.is_reference()
-                    && f.relationship_name.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(hop))
+                    && f.relationship_name
+                        .as_deref()
+                        .is_some_and(|r| r.eq_ignore_ascii_case(hop))
             })?;
             canonical.push(f.relationship_name.clone()?);
             touched.push((obj.id.clone(), f.api_name.clone()));
             obj = self.find(f.lookup_object_id.as_deref()?)?;
         }
-        let (name, kind) = match obj.fields.iter().find(|f| f.api_name.eq_ignore_ascii_case(last)) {
+        let (name, kind) = match obj
+            .fields
+            .iter()
+            .find(|f| f.api_name.eq_ignore_ascii_case(last))
+        {
             Some(f) => (f.api_name.clone(), field_kind(f)?),
             None => {
                 let (n, k) = system_kind(last)?;
@@ -114,7 +124,10 @@ impl ObjectSchema<'_> {
         };
         canonical.push(name.clone());
         touched.push((obj.id.clone(), name));
-        Some((ResolvedField { kind, canonical }, PathTarget { fields: touched }))
+        Some((
+            ResolvedField { kind, canonical },
+            PathTarget { fields: touched },
+        ))
     }
 }
 
@@ -137,7 +150,12 @@ impl Schema for NoFields {
 pub fn formula_error(field: &str, src: &str, errors: &[FormulaError]) -> MosaicError {
     let first = errors.first();
     let msg = first
-        .map(|e| format!("{field}: {} (line {}, column {})", e.message, e.line, e.column))
+        .map(|e| {
+            format!(
+                "{field}: {} (line {}, column {})",
+                e.message, e.line, e.column
+            )
+        })
         .unwrap_or_else(|| format!("{field}: invalid formula"));
     let _ = src;
     MosaicError::field(ErrorCode::INVALID_INPUT, field, msg)
@@ -147,7 +165,10 @@ pub fn formula_error(field: &str, src: &str, errors: &[FormulaError]) -> MosaicE
 pub fn field_options(f: &FieldDef) -> Options {
     Options {
         treat_blanks_as_zero: f.formula_blank_as_zero,
-        return_type: f.formula_return_type.and_then(return_kind).map(|k| k.formula_type()),
+        return_type: f
+            .formula_return_type
+            .and_then(return_kind)
+            .map(|k| k.formula_type()),
     }
 }
 
@@ -217,7 +238,13 @@ pub fn uses_of(def: &ObjectDef) -> Vec<FormulaUse> {
 }
 
 /// Compiles `src` in the context of `def` (with `all` the tenant's objects).
-pub fn compile_on(def: &ObjectDef, all: &[Arc<ObjectMeta>], src: &str, opts: &Options, is_default: bool) -> Result<Compiled, Vec<FormulaError>> {
+pub fn compile_on(
+    def: &ObjectDef,
+    all: &[Arc<ObjectMeta>],
+    src: &str,
+    opts: &Options,
+    is_default: bool,
+) -> Result<Compiled, Vec<FormulaError>> {
     if is_default {
         mosaic_formula::compile(src, &NoFields, opts)
     } else {
@@ -248,19 +275,22 @@ pub fn check_all(defs: &[Arc<ObjectMeta>]) -> Result<(), MosaicError> {
     for o in defs {
         names.insert(o.def.id.clone(), o.def.api_name.clone());
         for u in uses_of(&o.def) {
-            let compiled = compile_on(&o.def, defs, &u.source, &u.options, u.is_default).map_err(|e| {
-                let first = e.first();
-                MosaicError::field(
-                    ErrorCode::INVALID_INPUT,
-                    "formula_expression",
-                    format!(
-                        "{}: {}{}",
-                        u.label,
-                        first.map(|x| x.message.clone()).unwrap_or_default(),
-                        first.map(|x| format!(" (line {}, column {})", x.line, x.column)).unwrap_or_default()
-                    ),
-                )
-            })?;
+            let compiled =
+                compile_on(&o.def, defs, &u.source, &u.options, u.is_default).map_err(|e| {
+                    let first = e.first();
+                    MosaicError::field(
+                        ErrorCode::INVALID_INPUT,
+                        "formula_expression",
+                        format!(
+                            "{}: {}{}",
+                            u.label,
+                            first.map(|x| x.message.clone()).unwrap_or_default(),
+                            first
+                                .map(|x| format!(" (line {}, column {})", x.line, x.column))
+                                .unwrap_or_default()
+                        ),
+                    )
+                })?;
             if let Some(ff) = &u.formula_field {
                 let key = (o.def.id.clone(), ff.to_ascii_lowercase());
                 let deps = touched(&o.def, defs, &compiled)
@@ -312,7 +342,12 @@ pub fn check_all(defs: &[Arc<ObjectMeta>]) -> Result<(), MosaicError> {
             let field_name = |(o, f): &(String, String)| {
                 let obj = defs.iter().find(|d| &d.def.id == o);
                 let fname = obj
-                    .and_then(|d| d.def.fields.iter().find(|x| x.api_name.eq_ignore_ascii_case(f)))
+                    .and_then(|d| {
+                        d.def
+                            .fields
+                            .iter()
+                            .find(|x| x.api_name.eq_ignore_ascii_case(f))
+                    })
                     .map(|x| x.api_name.clone())
                     .unwrap_or_else(|| f.clone());
                 format!("{}.{}", names.get(o).cloned().unwrap_or_default(), fname)
@@ -334,7 +369,11 @@ pub fn dependents(defs: &[Arc<ObjectMeta>], object_id: &str, field: &str) -> Vec
     let mut out = HashSet::new();
     for o in defs {
         for u in uses_of(&o.def) {
-            if u.object_id == object_id && u.formula_field.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(field)) {
+            if u.object_id == object_id
+                && u.formula_field
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(field))
+            {
                 continue;
             }
             if let Ok(c) = compile_on(&o.def, defs, &u.source, &u.options, u.is_default) {

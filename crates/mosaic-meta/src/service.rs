@@ -5,9 +5,9 @@
 use crate::formulas;
 use crate::model::*;
 use crate::validate::*;
-use mosaic_formula::{Compiled, FormulaError, Options};
 use chrono::Utc;
 use moka::future::Cache;
+use mosaic_formula::{Compiled, FormulaError, Options};
 use mosaic_store::{IndexSpec, MetaStore, ObjectRow, RecordStore};
 use mosaic_types::{DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, SlotPool};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -197,7 +197,13 @@ impl MetadataService {
     }
 
     /// Refuses to remove or rename a field that formulas read.
-    async fn check_no_dependents(&self, tenant: &str, def: &ObjectDef, field: &FieldDef, action: &str) -> MosaicResult<()> {
+    async fn check_no_dependents(
+        &self,
+        tenant: &str,
+        def: &ObjectDef,
+        field: &FieldDef,
+        action: &str,
+    ) -> MosaicResult<()> {
         let all = self.store.list_objects(tenant).await?;
         let defs = all.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
         let deps = formulas::dependents(&defs, &def.id, &field.api_name);
@@ -205,7 +211,11 @@ impl MetadataService {
             return Err(MosaicError::field(
                 ErrorCode::DELETE_FAILED,
                 field.api_name.clone(),
-                format!("cannot {action} field '{}': it is used by {}", field.api_name, deps.join(", ")),
+                format!(
+                    "cannot {action} field '{}': it is used by {}",
+                    field.api_name,
+                    deps.join(", ")
+                ),
             ));
         }
         Ok(())
@@ -280,7 +290,11 @@ impl MetadataService {
     }
 
     /// The lookup / master-detail fields of other objects that point at `object_id`.
-    pub async fn children(&self, tenant: &str, object_id: &str) -> MosaicResult<Vec<(Arc<ObjectMeta>, FieldDef)>> {
+    pub async fn children(
+        &self,
+        tenant: &str,
+        object_id: &str,
+    ) -> MosaicResult<Vec<(Arc<ObjectMeta>, FieldDef)>> {
         let all = self.objects(tenant).await?;
         let mut out = Vec::new();
         for o in all.iter() {
@@ -293,7 +307,10 @@ impl MetadataService {
         Ok(out)
     }
 
-    fn resolver(list: &[Arc<ObjectMeta>], extra: Option<&ObjectDef>) -> impl Fn(&str) -> Option<(String, String)> {
+    fn resolver(
+        list: &[Arc<ObjectMeta>],
+        extra: Option<&ObjectDef>,
+    ) -> impl Fn(&str) -> Option<(String, String)> {
         let mut names: Vec<(String, String)> = list
             .iter()
             .map(|o| (o.def.id.clone(), o.def.api_name.clone()))
@@ -301,10 +318,20 @@ impl MetadataService {
         if let Some(e) = extra {
             names.push((e.id.clone(), e.api_name.clone()));
         }
-        move |n: &str| names.iter().find(|(_, a)| a.eq_ignore_ascii_case(n)).cloned()
+        move |n: &str| {
+            names
+                .iter()
+                .find(|(_, a)| a.eq_ignore_ascii_case(n))
+                .cloned()
+        }
     }
 
-    async fn commit(&self, tenant: &str, before: &ObjectDef, mut after: ObjectDef) -> MosaicResult<Arc<ObjectMeta>> {
+    async fn commit(
+        &self,
+        tenant: &str,
+        before: &ObjectDef,
+        mut after: ObjectDef,
+    ) -> MosaicResult<Arc<ObjectMeta>> {
         after.version = before.version + 1;
         after.updated_at = Utc::now();
         let row = encode(&after, tenant)?;
@@ -329,7 +356,11 @@ impl MetadataService {
         }
     }
 
-    pub async fn create_object(&self, tenant: &str, input: ObjectInput) -> MosaicResult<Arc<ObjectMeta>> {
+    pub async fn create_object(
+        &self,
+        tenant: &str,
+        input: ObjectInput,
+    ) -> MosaicResult<Arc<ObjectMeta>> {
         let mut def = new_object(&input)?;
         let list = self.objects(tenant).await?;
         if list.len() >= MAX_OBJECTS_PER_TENANT {
@@ -338,7 +369,10 @@ impl MetadataService {
                 format!("a tenant may define at most {MAX_OBJECTS_PER_TENANT} objects"),
             ));
         }
-        if let Some(o) = list.iter().find(|o| o.def.api_name.eq_ignore_ascii_case(&def.api_name)) {
+        if let Some(o) = list
+            .iter()
+            .find(|o| o.def.api_name.eq_ignore_ascii_case(&def.api_name))
+        {
             return Err(MosaicError::field(
                 ErrorCode::DUPLICATE_VALUE,
                 "api_name",
@@ -348,7 +382,11 @@ impl MetadataService {
         let resolve = Self::resolver(&list, Some(&def));
         for (i, fi) in input.fields.unwrap_or_default().into_iter().enumerate() {
             let mut f = new_field(fi, &resolve).map_err(|mut e| {
-                e.fields = e.fields.iter().map(|x| format!("fields[{i}].{x}")).collect();
+                e.fields = e
+                    .fields
+                    .iter()
+                    .map(|x| format!("fields[{i}].{x}"))
+                    .collect();
                 e
             })?;
             self.add_to(&mut def, &mut f)?;
@@ -365,15 +403,27 @@ impl MetadataService {
                 format!("an object may have at most {MAX_FIELDS_PER_OBJECT} fields"),
             ));
         }
-        if let Some(o) = def.fields.iter().find(|x| x.api_name.eq_ignore_ascii_case(&f.api_name)) {
+        if let Some(o) = def
+            .fields
+            .iter()
+            .find(|x| x.api_name.eq_ignore_ascii_case(&f.api_name))
+        {
             return Err(MosaicError::field(
                 ErrorCode::DUPLICATE_VALUE,
                 "api_name",
-                format!("object '{}' already has a field named '{}'", def.api_name, o.api_name),
+                format!(
+                    "object '{}' already has a field named '{}'",
+                    def.api_name, o.api_name
+                ),
             ));
         }
         if f.data_type == DataType::MasterDetail
-            && def.fields.iter().filter(|x| x.data_type == DataType::MasterDetail).count() >= 2
+            && def
+                .fields
+                .iter()
+                .filter(|x| x.data_type == DataType::MasterDetail)
+                .count()
+                >= 2
         {
             return Err(MosaicError::field(
                 ErrorCode::LIMIT_EXCEEDED,
@@ -396,14 +446,22 @@ impl MetadataService {
         Ok(())
     }
 
-    pub async fn update_object(&self, tenant: &str, name: &str, input: ObjectInput) -> MosaicResult<Arc<ObjectMeta>> {
+    pub async fn update_object(
+        &self,
+        tenant: &str,
+        name: &str,
+        input: ObjectInput,
+    ) -> MosaicResult<Arc<ObjectMeta>> {
         for attempt in 0.. {
             let cur = self.fresh(tenant, name).await?;
             Self::check_version(&cur.def, input.version)?;
             let mut next = cur.def.clone();
             apply_object_update(&mut next, &input)?;
             if next.sharing_model == SharingModel::ControlledByParent
-                && !next.fields.iter().any(|f| f.data_type == DataType::MasterDetail)
+                && !next
+                    .fields
+                    .iter()
+                    .any(|f| f.data_type == DataType::MasterDetail)
             {
                 return Err(MosaicError::field(
                     ErrorCode::INVALID_INPUT,
@@ -412,7 +470,13 @@ impl MetadataService {
                 ));
             }
             match self.commit(tenant, &cur.def, next).await {
-                Err(e) if e.code == ErrorCode::CONFLICT && input.version.is_none() && attempt < INTERNAL_RETRIES => continue,
+                Err(e)
+                    if e.code == ErrorCode::CONFLICT
+                        && input.version.is_none()
+                        && attempt < INTERNAL_RETRIES =>
+                {
+                    continue
+                }
                 r => return r,
             }
         }
@@ -451,7 +515,12 @@ impl MetadataService {
         self.records.purge_object(tenant, &cur.def.id).await
     }
 
-    pub async fn add_field(&self, tenant: &str, object: &str, input: FieldInput) -> MosaicResult<(Arc<ObjectMeta>, FieldDef)> {
+    pub async fn add_field(
+        &self,
+        tenant: &str,
+        object: &str,
+        input: FieldInput,
+    ) -> MosaicResult<(Arc<ObjectMeta>, FieldDef)> {
         let requested = input.version;
         let list = self.objects(tenant).await?;
         let resolve = Self::resolver(&list, None);
@@ -470,13 +539,23 @@ impl MetadataService {
                 self.records.build_index(tenant, &next.id, &spec).await?;
             }
             match self.commit(tenant, &cur.def, next).await {
-                Err(e) if e.code == ErrorCode::CONFLICT && requested.is_none() && attempt < INTERNAL_RETRIES => {
+                Err(e)
+                    if e.code == ErrorCode::CONFLICT
+                        && requested.is_none()
+                        && attempt < INTERNAL_RETRIES =>
+                {
                     f.slot = None;
                     continue;
                 }
                 Err(e) => return Err(e),
                 Ok(m) => {
-                    let field = m.def.fields.iter().find(|x| x.id == field_id).cloned().ok_or_else(|| MosaicError::internal("field vanished"))?;
+                    let field = m
+                        .def
+                        .fields
+                        .iter()
+                        .find(|x| x.id == field_id)
+                        .cloned()
+                        .ok_or_else(|| MosaicError::internal("field vanished"))?;
                     return Ok((m, field));
                 }
             }
@@ -491,13 +570,22 @@ impl MetadataService {
         Ok(())
     }
 
-    pub async fn update_field(&self, tenant: &str, object: &str, field: &str, input: FieldInput) -> MosaicResult<(Arc<ObjectMeta>, FieldDef)> {
+    pub async fn update_field(
+        &self,
+        tenant: &str,
+        object: &str,
+        field: &str,
+        input: FieldInput,
+    ) -> MosaicResult<(Arc<ObjectMeta>, FieldDef)> {
         let requested = input.version;
         let list = self.objects(tenant).await?;
         let resolve = Self::resolver(&list, None);
         let cur = self.fresh(tenant, object).await?;
         Self::check_version(&cur.def, requested)?;
-        let old = cur.field(field).cloned().ok_or_else(|| field_not_found(&cur.def.api_name, field))?;
+        let old = cur
+            .field(field)
+            .cloned()
+            .ok_or_else(|| field_not_found(&cur.def.api_name, field))?;
         let mut f = old.clone();
         apply_update(&mut f, input, &resolve)?;
         if let (Some(slot), Some(new_len), Some(old_len)) = (f.slot, f.length, old.length) {
@@ -519,16 +607,23 @@ impl MetadataService {
         }
         let mut next = cur.def.clone();
         if !f.api_name.eq_ignore_ascii_case(&old.api_name)
-            && next.fields.iter().any(|x| x.id != f.id && x.api_name.eq_ignore_ascii_case(&f.api_name))
+            && next
+                .fields
+                .iter()
+                .any(|x| x.id != f.id && x.api_name.eq_ignore_ascii_case(&f.api_name))
         {
             return Err(MosaicError::field(
                 ErrorCode::DUPLICATE_VALUE,
                 "api_name",
-                format!("object '{}' already has a field named '{}'", next.api_name, f.api_name),
+                format!(
+                    "object '{}' already has a field named '{}'",
+                    next.api_name, f.api_name
+                ),
             ));
         }
         if !f.api_name.eq_ignore_ascii_case(&old.api_name) {
-            self.check_no_dependents(tenant, &cur.def, &old, "rename").await?;
+            self.check_no_dependents(tenant, &cur.def, &old, "rename")
+                .await?;
         }
         if let Some(x) = next.fields.iter_mut().find(|x| x.id == f.id) {
             *x = f.clone();
@@ -536,7 +631,8 @@ impl MetadataService {
         self.check_formulas(tenant, &next).await?;
         let old_spec = index_spec(&old);
         let new_spec = index_spec(&f);
-        let rebuild = old_spec.as_ref().map(|s| (s.unique, s.indexed)) != new_spec.as_ref().map(|s| (s.unique, s.indexed));
+        let rebuild = old_spec.as_ref().map(|s| (s.unique, s.indexed))
+            != new_spec.as_ref().map(|s| (s.unique, s.indexed));
         if rebuild {
             match &new_spec {
                 Some(spec) => self.records.build_index(tenant, &next.id, spec).await?,
@@ -571,19 +667,34 @@ impl MetadataService {
         }
     }
 
-    pub async fn delete_field(&self, tenant: &str, object: &str, field: &str, requested: Option<i64>) -> MosaicResult<Arc<ObjectMeta>> {
+    pub async fn delete_field(
+        &self,
+        tenant: &str,
+        object: &str,
+        field: &str,
+        requested: Option<i64>,
+    ) -> MosaicResult<Arc<ObjectMeta>> {
         for attempt in 0.. {
             let cur = self.fresh(tenant, object).await?;
             Self::check_version(&cur.def, requested)?;
-            let f = cur.field(field).cloned().ok_or_else(|| field_not_found(&cur.def.api_name, field))?;
-            self.check_no_dependents(tenant, &cur.def, &f, "delete").await?;
+            let f = cur
+                .field(field)
+                .cloned()
+                .ok_or_else(|| field_not_found(&cur.def.api_name, field))?;
+            self.check_no_dependents(tenant, &cur.def, &f, "delete")
+                .await?;
             if let Some(r) = cur.def.validation_rules.iter().find(|r| {
-                r.error_display_field.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(&f.api_name))
+                r.error_display_field
+                    .as_deref()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(&f.api_name))
             }) {
                 return Err(MosaicError::field(
                     ErrorCode::DELETE_FAILED,
                     f.api_name.clone(),
-                    format!("cannot delete field '{}': validation rule {} shows its errors on it", f.api_name, r.name),
+                    format!(
+                        "cannot delete field '{}': validation rule {} shows its errors on it",
+                        f.api_name, r.name
+                    ),
                 ));
             }
             let mut next = cur.def.clone();
@@ -592,7 +703,10 @@ impl MetadataService {
                 next.pending_clear.push(slot);
             }
             if next.sharing_model == SharingModel::ControlledByParent
-                && !next.fields.iter().any(|x| x.data_type == DataType::MasterDetail)
+                && !next
+                    .fields
+                    .iter()
+                    .any(|x| x.data_type == DataType::MasterDetail)
             {
                 return Err(MosaicError::field(
                     ErrorCode::DELETE_FAILED,
@@ -601,7 +715,13 @@ impl MetadataService {
                 ));
             }
             match self.commit(tenant, &cur.def, next).await {
-                Err(e) if e.code == ErrorCode::CONFLICT && requested.is_none() && attempt < INTERNAL_RETRIES => continue,
+                Err(e)
+                    if e.code == ErrorCode::CONFLICT
+                        && requested.is_none()
+                        && attempt < INTERNAL_RETRIES =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e),
                 Ok(m) => {
                     // Clear the data now; the slot stays unallocatable until
@@ -635,7 +755,12 @@ fn rule_not_found(object: &str, rule: &str) -> MosaicError {
 
 impl MetadataService {
     /// Adds a validation rule (its formula must compile to a boolean).
-    pub async fn add_rule(&self, tenant: &str, object: &str, input: RuleInput) -> MosaicResult<(Arc<ObjectMeta>, ValidationRule)> {
+    pub async fn add_rule(
+        &self,
+        tenant: &str,
+        object: &str,
+        input: RuleInput,
+    ) -> MosaicResult<(Arc<ObjectMeta>, ValidationRule)> {
         let cur = self.fresh(tenant, object).await?;
         Self::check_version(&cur.def, input.version)?;
         if cur.def.validation_rules.len() >= MAX_VALIDATION_RULES {
@@ -667,7 +792,13 @@ impl MetadataService {
             .find(|r| r.id == rule || r.name.eq_ignore_ascii_case(rule))
     }
 
-    pub async fn update_rule(&self, tenant: &str, object: &str, rule: &str, input: RuleInput) -> MosaicResult<(Arc<ObjectMeta>, ValidationRule)> {
+    pub async fn update_rule(
+        &self,
+        tenant: &str,
+        object: &str,
+        rule: &str,
+        input: RuleInput,
+    ) -> MosaicResult<(Arc<ObjectMeta>, ValidationRule)> {
         let cur = self.fresh(tenant, object).await?;
         Self::check_version(&cur.def, input.version)?;
         let mut r = Self::find_rule(&cur.def, rule)
@@ -695,7 +826,12 @@ impl MetadataService {
     }
 
     /// A validation rule by id or name.
-    pub async fn rule(&self, tenant: &str, object: &str, rule: &str) -> MosaicResult<ValidationRule> {
+    pub async fn rule(
+        &self,
+        tenant: &str,
+        object: &str,
+        rule: &str,
+    ) -> MosaicResult<ValidationRule> {
         let o = self.object(tenant, object).await?;
         Self::find_rule(&o.def, rule)
             .cloned()

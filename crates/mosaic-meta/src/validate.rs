@@ -145,7 +145,10 @@ fn check_text(field: &str, v: &str, max: usize, required: bool) -> MosaicResult<
         return Err(bad(field, format!("{field} must not be empty")));
     }
     if v.chars().count() > max {
-        return Err(bad(field, format!("{field} is longer than {max} characters")));
+        return Err(bad(
+            field,
+            format!("{field} is longer than {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -210,17 +213,25 @@ pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<Fie
         created_at: Utc::now(),
     };
     if data_type.is_reference() {
-        let target = input
-            .lookup_object
-            .as_deref()
-            .ok_or_else(|| bad("lookup_object", format!("lookup_object is required for a {data_type} field")))?;
+        let target = input.lookup_object.as_deref().ok_or_else(|| {
+            bad(
+                "lookup_object",
+                format!("lookup_object is required for a {data_type} field"),
+            )
+        })?;
         let (id, canonical) = targets(target).ok_or_else(|| {
-            bad("lookup_object", format!("lookup_object '{target}' is not an object of this tenant"))
+            bad(
+                "lookup_object",
+                format!("lookup_object '{target}' is not an object of this tenant"),
+            )
         })?;
         f.lookup_object_id = Some(id);
         if input.relationship_name.is_none() {
             let base = f.api_name.strip_suffix("__c").unwrap_or(&f.api_name);
-            let base = base.strip_suffix("Id").filter(|b| !b.is_empty()).unwrap_or(base);
+            let base = base
+                .strip_suffix("Id")
+                .filter(|b| !b.is_empty())
+                .unwrap_or(base);
             f.relationship_name = Some(if f.api_name.ends_with("__c") {
                 format!("{base}__r")
             } else {
@@ -229,7 +240,10 @@ pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<Fie
         }
         let _ = canonical;
     } else if input.lookup_object.is_some() {
-        return Err(bad("lookup_object", "lookup_object applies only to lookup and master_detail fields"));
+        return Err(bad(
+            "lookup_object",
+            "lookup_object applies only to lookup and master_detail fields",
+        ));
     }
     if data_type == DataType::Formula
         && (input.formula_expression.is_none() || input.formula_return_type.is_none())
@@ -240,7 +254,10 @@ pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<Fie
         ));
     }
     if data_type == DataType::AutoNumber && input.auto_number_format.is_none() {
-        return Err(bad("auto_number_format", "auto_number_format is required for an auto_number field, e.g. INV-{0000}"));
+        return Err(bad(
+            "auto_number_format",
+            "auto_number_format is required for an auto_number field, e.g. INV-{0000}",
+        ));
     }
     apply_update(&mut f, input, targets)?;
     Ok(f)
@@ -253,7 +270,11 @@ fn parse_type(name: &str) -> MosaicResult<DataType> {
             format!(
                 "unknown data_type '{}'; valid types: {}",
                 name.chars().take(40).collect::<String>(),
-                DataType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                DataType::ALL
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     })?;
@@ -269,7 +290,11 @@ fn parse_type(name: &str) -> MosaicResult<DataType> {
 
 /// Applies an update request onto a field and validates the result. Used by
 /// create (onto a fresh field) and update.
-pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver) -> MosaicResult<()> {
+pub fn apply_update(
+    f: &mut FieldDef,
+    input: FieldInput,
+    targets: TargetResolver,
+) -> MosaicResult<()> {
     if let Some(t) = &input.data_type {
         if parse_type(t)? != f.data_type {
             return Err(MosaicError::field(
@@ -282,7 +307,10 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
     if let Some(n) = input.api_name {
         check_api_name("field", &n)?;
         if is_reserved_field_name(&n) {
-            return Err(bad("api_name", format!("'{n}' is a standard field name and cannot be used")));
+            return Err(bad(
+                "api_name",
+                format!("'{n}' is a standard field name and cannot be used"),
+            ));
         }
         f.api_name = n;
     }
@@ -305,10 +333,18 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
             DataType::LongText | DataType::RichText => MAX_LONG_TEXT_LENGTH,
             DataType::EncryptedText => MAX_ENCRYPTED_LENGTH,
             DataType::Formula => MAX_TEXT_LENGTH,
-            _ => return Err(bad("length", format!("length does not apply to {t} fields"))),
+            _ => {
+                return Err(bad(
+                    "length",
+                    format!("length does not apply to {t} fields"),
+                ))
+            }
         };
         if len == 0 || len > max {
-            return Err(bad("length", format!("length must be between 1 and {max} for {t} fields")));
+            return Err(bad(
+                "length",
+                format!("length must be between 1 and {max} for {t} fields"),
+            ));
         }
         f.length = Some(len);
     } else if f.length.is_none() {
@@ -316,7 +352,10 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
     }
     if let Some(rt) = &input.formula_return_type {
         if t != DataType::Formula {
-            return Err(bad("formula_return_type", format!("formula_return_type applies only to formula fields, not {t}")));
+            return Err(bad(
+                "formula_return_type",
+                format!("formula_return_type applies only to formula fields, not {t}"),
+            ));
         }
         let parsed = DataType::parse(rt).filter(|x| crate::formulas::return_kind(*x).is_some()).ok_or_else(|| {
             bad("formula_return_type", "formula_return_type must be one of text, number, currency, percent, date, datetime, time, boolean")
@@ -325,21 +364,33 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
     }
     if let Some(e) = input.formula_expression {
         if t != DataType::Formula {
-            return Err(bad("formula_expression", format!("formula_expression applies only to formula fields, not {t}")));
+            return Err(bad(
+                "formula_expression",
+                format!("formula_expression applies only to formula fields, not {t}"),
+            ));
         }
         f.formula_expression = Some(e);
     }
     if let Some(b) = input.formula_blank_as_zero {
         if t != DataType::Formula {
-            return Err(bad("formula_blank_as_zero", "formula_blank_as_zero applies only to formula fields"));
+            return Err(bad(
+                "formula_blank_as_zero",
+                "formula_blank_as_zero applies only to formula fields",
+            ));
         }
         f.formula_blank_as_zero = b;
     }
     let numeric = matches!(t, DataType::Number | DataType::Currency | DataType::Percent)
         || (t == DataType::Formula
-            && matches!(f.formula_return_type, Some(DataType::Number | DataType::Currency | DataType::Percent)));
+            && matches!(
+                f.formula_return_type,
+                Some(DataType::Number | DataType::Currency | DataType::Percent)
+            ));
     if (input.precision.is_some() || input.scale.is_some()) && !numeric {
-        return Err(bad("precision", format!("precision and scale do not apply to {t} fields")));
+        return Err(bad(
+            "precision",
+            format!("precision and scale do not apply to {t} fields"),
+        ));
     }
     if numeric {
         let p = input.precision.or(f.precision).unwrap_or(MAX_PRECISION);
@@ -348,7 +399,10 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
             .or(f.scale)
             .unwrap_or(if t == DataType::Currency { 2 } else { 0 });
         if p == 0 || p > MAX_PRECISION {
-            return Err(bad("precision", format!("precision must be between 1 and {MAX_PRECISION}")));
+            return Err(bad(
+                "precision",
+                format!("precision must be between 1 and {MAX_PRECISION}"),
+            ));
         }
         if s > p {
             return Err(bad("scale", "scale must not exceed precision"));
@@ -363,10 +417,16 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
         f.is_required = true;
         f.cascade_delete = true;
         if input.cascade_delete == Some(false) {
-            return Err(bad("cascade_delete", "master_detail children are always deleted with their parent"));
+            return Err(bad(
+                "cascade_delete",
+                "master_detail children are always deleted with their parent",
+            ));
         }
     } else if input.cascade_delete == Some(true) {
-        return Err(bad("cascade_delete", "cascade_delete applies only to master_detail fields"));
+        return Err(bad(
+            "cascade_delete",
+            "cascade_delete applies only to master_detail fields",
+        ));
     }
     if let Some(b) = input.is_unique {
         f.is_unique = b;
@@ -378,60 +438,100 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
         f.is_external_id = b;
     }
     if (f.is_unique || f.is_indexed || f.is_external_id) && !t.indexable() {
-        let which = if f.is_unique { "is_unique" } else if f.is_external_id { "is_external_id" } else { "is_indexed" };
-        return Err(bad(which, format!("{t} fields cannot be unique, indexed or external ids")));
+        let which = if f.is_unique {
+            "is_unique"
+        } else if f.is_external_id {
+            "is_external_id"
+        } else {
+            "is_indexed"
+        };
+        return Err(bad(
+            which,
+            format!("{t} fields cannot be unique, indexed or external ids"),
+        ));
     }
     if let Some(r) = input.relationship_name {
         if !t.is_reference() {
-            return Err(bad("relationship_name", "relationship_name applies only to lookup and master_detail fields"));
+            return Err(bad(
+                "relationship_name",
+                "relationship_name applies only to lookup and master_detail fields",
+            ));
         }
         check_api_name("relationship", r.strip_suffix("__r").unwrap_or(&r))?;
         f.relationship_name = Some(r);
     }
     if let Some(r) = input.child_relationship_name {
         if !t.is_reference() {
-            return Err(bad("child_relationship_name", "child_relationship_name applies only to lookup and master_detail fields"));
+            return Err(bad(
+                "child_relationship_name",
+                "child_relationship_name applies only to lookup and master_detail fields",
+            ));
         }
         check_api_name("relationship", r.strip_suffix("__r").unwrap_or(&r))?;
         f.child_relationship_name = Some(r);
     }
     if let Some(l) = input.lookup_object {
         if t.is_reference() {
-            let (id, _) = targets(&l)
-                .ok_or_else(|| bad("lookup_object", format!("lookup_object '{l}' is not an object of this tenant")))?;
+            let (id, _) = targets(&l).ok_or_else(|| {
+                bad(
+                    "lookup_object",
+                    format!("lookup_object '{l}' is not an object of this tenant"),
+                )
+            })?;
             if f.lookup_object_id.as_deref() != Some(id.as_str()) {
-                return Err(bad("lookup_object", "the target of an existing relationship cannot be changed"));
+                return Err(bad(
+                    "lookup_object",
+                    "the target of an existing relationship cannot be changed",
+                ));
             }
         }
     }
     if let Some(pv) = input.picklist_values {
         if !matches!(t, DataType::Picklist | DataType::MultiPicklist) {
-            return Err(bad("picklist_values", format!("picklist_values do not apply to {t} fields")));
+            return Err(bad(
+                "picklist_values",
+                format!("picklist_values do not apply to {t} fields"),
+            ));
         }
         f.picklist_values = picklist(pv, t == DataType::MultiPicklist)?;
     }
     if matches!(t, DataType::Picklist | DataType::MultiPicklist) && f.picklist_values.is_empty() {
-        return Err(bad("picklist_values", "a picklist needs at least one value"));
+        return Err(bad(
+            "picklist_values",
+            "a picklist needs at least one value",
+        ));
     }
     if let Some(b) = input.is_restricted {
         if !matches!(t, DataType::Picklist | DataType::MultiPicklist) {
-            return Err(bad("is_restricted", "is_restricted applies only to picklists"));
+            return Err(bad(
+                "is_restricted",
+                "is_restricted applies only to picklists",
+            ));
         }
         f.is_restricted = b;
     }
     if let Some(fmt) = input.auto_number_format {
         if t != DataType::AutoNumber {
-            return Err(bad("auto_number_format", "auto_number_format applies only to auto_number fields"));
+            return Err(bad(
+                "auto_number_format",
+                "auto_number_format applies only to auto_number fields",
+            ));
         }
         check_auto_number_format(&fmt)?;
         f.auto_number_format = Some(fmt);
     }
     if let Some(s) = input.auto_number_start {
         if t != DataType::AutoNumber {
-            return Err(bad("auto_number_start", "auto_number_start applies only to auto_number fields"));
+            return Err(bad(
+                "auto_number_start",
+                "auto_number_start applies only to auto_number fields",
+            ));
         }
         if s < 0 {
-            return Err(bad("auto_number_start", "auto_number_start must not be negative"));
+            return Err(bad(
+                "auto_number_start",
+                "auto_number_start must not be negative",
+            ));
         }
         f.auto_number_start = Some(s);
     }
@@ -440,7 +540,10 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
             f.default_value_formula = None;
         } else {
             if !f.is_updateable() || t.is_reference() || crate::formulas::field_kind(f).is_none() {
-                return Err(bad("default_value_formula", format!("{t} fields cannot have a default_value_formula")));
+                return Err(bad(
+                    "default_value_formula",
+                    format!("{t} fields cannot have a default_value_formula"),
+                ));
             }
             f.default_value_formula = Some(dvf);
         }
@@ -450,9 +553,17 @@ pub fn apply_update(f: &mut FieldDef, input: FieldInput, targets: TargetResolver
             f.default_value = None;
         } else {
             if !f.is_updateable() || t.is_reference() {
-                return Err(bad("default_value", format!("{t} fields cannot have a default_value")));
+                return Err(bad(
+                    "default_value",
+                    format!("{t} fields cannot have a default_value"),
+                ));
             }
-            coerce(f, &dv).map_err(|e| bad("default_value", format!("invalid default_value: {}", e.message)))?;
+            coerce(f, &dv).map_err(|e| {
+                bad(
+                    "default_value",
+                    format!("invalid default_value: {}", e.message),
+                )
+            })?;
             f.default_value = Some(dv);
         }
     }
@@ -474,16 +585,25 @@ pub fn check_auto_number_format(fmt: &str) -> MosaicResult<()> {
 
 fn picklist(values: Vec<PicklistInput>, multi: bool) -> MosaicResult<Vec<PicklistValue>> {
     if values.len() > MAX_PICKLIST_VALUES {
-        return Err(bad("picklist_values", format!("at most {MAX_PICKLIST_VALUES} picklist values")));
+        return Err(bad(
+            "picklist_values",
+            format!("at most {MAX_PICKLIST_VALUES} picklist values"),
+        ));
     }
     let mut out: Vec<PicklistValue> = Vec::with_capacity(values.len());
     for (i, p) in values.into_iter().enumerate() {
         let v = p.value.trim().to_string();
         if v.is_empty() || v.chars().count() > 255 {
-            return Err(bad("picklist_values", format!("picklist value {} must be 1 to 255 characters", i + 1)));
+            return Err(bad(
+                "picklist_values",
+                format!("picklist value {} must be 1 to 255 characters", i + 1),
+            ));
         }
         if multi && v.contains(';') {
-            return Err(bad("picklist_values", format!("multi-picklist value '{v}' must not contain ';'")));
+            return Err(bad(
+                "picklist_values",
+                format!("multi-picklist value '{v}' must not contain ';'"),
+            ));
         }
         if out.iter().any(|o| o.value.eq_ignore_ascii_case(&v)) {
             return Err(MosaicError::field(
@@ -502,7 +622,10 @@ fn picklist(values: Vec<PicklistInput>, multi: bool) -> MosaicResult<Vec<Picklis
         });
     }
     if !multi && out.iter().filter(|p| p.is_default).count() > 1 {
-        return Err(bad("picklist_values", "a picklist can have only one default value"));
+        return Err(bad(
+            "picklist_values",
+            "a picklist can have only one default value",
+        ));
     }
     out.sort_by_key(|p| p.sort_order);
     Ok(out)
@@ -518,7 +641,10 @@ pub fn new_object(input: &ObjectInput) -> MosaicResult<ObjectDef> {
     check_api_name("object", &api_name)?;
     let label = input.label.clone().unwrap_or_else(|| label_from(&api_name));
     check_text("label", &label, MAX_LABEL_LEN, true)?;
-    let plural = input.plural_label.clone().unwrap_or_else(|| format!("{label}s"));
+    let plural = input
+        .plural_label
+        .clone()
+        .unwrap_or_else(|| format!("{label}s"));
     check_text("plural_label", &plural, MAX_LABEL_LEN, true)?;
     if let Some(d) = &input.description {
         check_text("description", d, MAX_DESCRIPTION_LEN, false)?;
@@ -543,7 +669,10 @@ pub fn new_object(input: &ObjectInput) -> MosaicResult<ObjectDef> {
     })
 }
 
-fn name_field(input: Option<&NameFieldInput>, current: Option<&NameField>) -> MosaicResult<NameField> {
+fn name_field(
+    input: Option<&NameFieldInput>,
+    current: Option<&NameField>,
+) -> MosaicResult<NameField> {
     let mut nf = current.cloned().unwrap_or(NameField {
         label: "Name".to_string(),
         data_type: DataType::Text,
@@ -564,14 +693,20 @@ fn name_field(input: Option<&NameFieldInput>, current: Option<&NameField>) -> Mo
             other => {
                 return Err(bad(
                     "name_field.data_type",
-                    format!("the name field is text or auto_number, not '{}'", other.chars().take(40).collect::<String>()),
+                    format!(
+                        "the name field is text or auto_number, not '{}'",
+                        other.chars().take(40).collect::<String>()
+                    ),
                 ))
             }
         };
     }
     if let Some(len) = i.length {
         if len == 0 || len > MAX_TEXT_LENGTH {
-            return Err(bad("name_field.length", format!("length must be between 1 and {MAX_TEXT_LENGTH}")));
+            return Err(bad(
+                "name_field.length",
+                format!("length must be between 1 and {MAX_TEXT_LENGTH}"),
+            ));
         }
         nf.length = len;
     }
@@ -581,12 +716,18 @@ fn name_field(input: Option<&NameFieldInput>, current: Option<&NameField>) -> Mo
     }
     if let Some(s) = i.auto_number_start {
         if s < 0 {
-            return Err(bad("name_field.auto_number_start", "auto_number_start must not be negative"));
+            return Err(bad(
+                "name_field.auto_number_start",
+                "auto_number_start must not be negative",
+            ));
         }
         nf.auto_number_start = s;
     }
     if nf.data_type == DataType::AutoNumber && nf.auto_number_format.is_none() {
-        return Err(bad("name_field.auto_number_format", "an auto_number name field needs auto_number_format, e.g. A-{0000}"));
+        return Err(bad(
+            "name_field.auto_number_format",
+            "an auto_number name field needs auto_number_format, e.g. A-{0000}",
+        ));
     }
     Ok(nf)
 }
@@ -594,7 +735,10 @@ fn name_field(input: Option<&NameFieldInput>, current: Option<&NameField>) -> Mo
 /// Applies an object update request (not its fields) onto a definition.
 pub fn apply_object_update(o: &mut ObjectDef, input: &ObjectInput) -> MosaicResult<()> {
     if input.fields.is_some() {
-        return Err(bad("fields", "fields are changed through /objects/{object}/fields"));
+        return Err(bad(
+            "fields",
+            "fields are changed through /objects/{object}/fields",
+        ));
     }
     if let Some(n) = &input.api_name {
         check_api_name("object", n)?;
@@ -633,7 +777,17 @@ mod tests {
         for ok in ["Invoice", "Invoice__c", "A1_b", "x"] {
             assert!(check_api_name("object", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1abc", "a__b", "a_", "a b", "Robert'); DROP TABLE", "__c", "a__c__c", &"a".repeat(41)] {
+        for bad in [
+            "",
+            "1abc",
+            "a__b",
+            "a_",
+            "a b",
+            "Robert'); DROP TABLE",
+            "__c",
+            "a__c__c",
+            &"a".repeat(41),
+        ] {
             assert!(check_api_name("object", bad).is_err(), "{bad}");
         }
     }
@@ -668,17 +822,28 @@ pub const MAX_VALIDATION_RULES: usize = 100;
 pub const MAX_ERROR_MESSAGE_LEN: usize = 255;
 
 /// Applies a rule request onto a rule of `def` (a fresh one on create).
-pub fn apply_rule(def: &ObjectDef, rule: &mut ValidationRule, input: RuleInput) -> MosaicResult<()> {
+pub fn apply_rule(
+    def: &ObjectDef,
+    rule: &mut ValidationRule,
+    input: RuleInput,
+) -> MosaicResult<()> {
     if let Some(n) = input.name {
         check_api_name("validation rule", &n).map_err(|mut e| {
             e.fields = vec!["name".into()];
             e
         })?;
-        if def.validation_rules.iter().any(|r| r.id != rule.id && r.name.eq_ignore_ascii_case(&n)) {
+        if def
+            .validation_rules
+            .iter()
+            .any(|r| r.id != rule.id && r.name.eq_ignore_ascii_case(&n))
+        {
             return Err(MosaicError::field(
                 ErrorCode::DUPLICATE_VALUE,
                 "name",
-                format!("object '{}' already has a validation rule named '{n}'", def.api_name),
+                format!(
+                    "object '{}' already has a validation rule named '{n}'",
+                    def.api_name
+                ),
             ));
         }
         rule.name = n;
@@ -698,10 +863,20 @@ pub fn apply_rule(def: &ObjectDef, rule: &mut ValidationRule, input: RuleInput) 
                     .fields
                     .iter()
                     .find(|f| f.api_name.eq_ignore_ascii_case(&s))
-                    .ok_or_else(|| bad("error_display_field", format!("object '{}' has no field '{s}'", def.api_name)))?;
+                    .ok_or_else(|| {
+                        bad(
+                            "error_display_field",
+                            format!("object '{}' has no field '{s}'", def.api_name),
+                        )
+                    })?;
                 Some(f.api_name.clone())
             }
-            _ => return Err(bad("error_display_field", "error_display_field is a field api name")),
+            _ => {
+                return Err(bad(
+                    "error_display_field",
+                    "error_display_field is a field api name",
+                ))
+            }
         };
     }
     if let Some(a) = input.active {

@@ -18,7 +18,10 @@ fn body(v: Value) -> Map<String, Value> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Platform::open_embedded(PlatformConfig::new(dir.path())).expect("platform");
     let (caller, ids, opp) = rt.block_on(async {
@@ -67,18 +70,30 @@ fn bench(c: &mut Criterion) {
         let opp = p.meta.object(&t.tenant_id, "Opp__c").await.expect("meta");
         (caller, ids, opp)
     });
-    let wanted: Vec<String> = ["Commission__c", "Label__c", "Net__c"].iter().map(|s| s.to_string()).collect();
-    c.bench_function("read 100 records with 3 formula fields (1 cross-object)", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let rows = p.records.get_many(&caller.tenant_id, opp.id(), &ids, &opp.slots()).await.expect("rows");
-                let mut values: Vec<_> = rows.iter().map(|r| row_values(&p, &opp, r)).collect();
-                p.compute_formulas(&caller, &opp, &mut values, &wanted, 0).await.expect("formulas");
-                assert_eq!(values.len(), 100);
-                values
+    let wanted: Vec<String> = ["Commission__c", "Label__c", "Net__c"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    c.bench_function(
+        "read 100 records with 3 formula fields (1 cross-object)",
+        |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let rows = p
+                        .records
+                        .get_many(&caller.tenant_id, opp.id(), &ids, &opp.slots())
+                        .await
+                        .expect("rows");
+                    let mut values: Vec<_> = rows.iter().map(|r| row_values(&p, &opp, r)).collect();
+                    p.compute_formulas(&caller, &opp, &mut values, &wanted, 0)
+                        .await
+                        .expect("formulas");
+                    assert_eq!(values.len(), 100);
+                    values
+                })
             })
-        })
-    });
+        },
+    );
     p.close();
 }
 

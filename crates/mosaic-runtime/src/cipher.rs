@@ -27,19 +27,19 @@ impl FieldCipher {
     /// on first start.
     pub fn load(data_dir: &Path) -> MosaicResult<FieldCipher> {
         if let Ok(k) = std::env::var("MOSAIC_ENCRYPTION_KEY") {
-            let bytes = B64
-                .decode(k.trim())
-                .map_err(|e| MosaicError::invalid(format!("MOSAIC_ENCRYPTION_KEY is not base64: {e}")))?;
-            let key: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| MosaicError::invalid("MOSAIC_ENCRYPTION_KEY must decode to 32 bytes"))?;
+            let bytes = B64.decode(k.trim()).map_err(|e| {
+                MosaicError::invalid(format!("MOSAIC_ENCRYPTION_KEY is not base64: {e}"))
+            })?;
+            let key: [u8; 32] = bytes.try_into().map_err(|_| {
+                MosaicError::invalid("MOSAIC_ENCRYPTION_KEY must decode to 32 bytes")
+            })?;
             return Ok(FieldCipher::from_key(&key));
         }
         let path = data_dir.join("field-encryption.key");
         let key: [u8; 32] = match std::fs::read(&path) {
-            Ok(b) => b
-                .try_into()
-                .map_err(|_| MosaicError::internal(format!("{} must hold 32 bytes", path.display())))?,
+            Ok(b) => b.try_into().map_err(|_| {
+                MosaicError::internal(format!("{} must hold 32 bytes", path.display()))
+            })?,
             Err(_) => {
                 let mut k = [0u8; 32];
                 rand::rng().fill_bytes(&mut k);

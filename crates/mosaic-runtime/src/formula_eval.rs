@@ -93,11 +93,17 @@ impl Record for PathRecord {
 pub fn row_values(p: &Platform, obj: &ObjectMeta, row: &RecordRow) -> Values {
     let mut m = Values::with_capacity(obj.def.fields.len() + 8);
     m.insert("Id".into(), Value::Text(row.id.clone()));
-    m.insert("Name".into(), row.name.clone().map(Value::Text).unwrap_or(Value::Null));
+    m.insert(
+        "Name".into(),
+        row.name.clone().map(Value::Text).unwrap_or(Value::Null),
+    );
     m.insert("OwnerId".into(), Value::Text(row.owner_id.clone()));
     m.insert("CreatedById".into(), Value::Text(row.created_by.clone()));
     m.insert("CreatedDate".into(), Value::Datetime(row.created_at));
-    m.insert("LastModifiedById".into(), Value::Text(row.modified_by.clone()));
+    m.insert(
+        "LastModifiedById".into(),
+        Value::Text(row.modified_by.clone()),
+    );
     m.insert("LastModifiedDate".into(), Value::Datetime(row.modified_at));
     m.insert("IsDeleted".into(), Value::Boolean(row.is_deleted));
     for f in &obj.def.fields {
@@ -124,17 +130,31 @@ impl Platform {
 
     /// The formula fields of `obj` needed to compute `wanted`, in an order
     /// where each comes after the same-object formula fields it reads.
-    async fn formula_order(&self, c: &Caller, obj: &ObjectMeta, wanted: &[String]) -> MosaicResult<Vec<FieldDef>> {
+    async fn formula_order(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        wanted: &[String],
+    ) -> MosaicResult<Vec<FieldDef>> {
         let mut order: Vec<FieldDef> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
-        let mut stack: Vec<(String, bool)> = wanted.iter().rev().map(|w| (w.to_ascii_lowercase(), false)).collect();
+        let mut stack: Vec<(String, bool)> = wanted
+            .iter()
+            .rev()
+            .map(|w| (w.to_ascii_lowercase(), false))
+            .collect();
         let mut guard = 0usize;
         while let Some((name, expanded)) = stack.pop() {
             guard += 1;
             if guard > 10_000 {
                 return Err(MosaicError::internal("formula dependency walk did not end"));
             }
-            let Some(f) = obj.field(&name).filter(|f| f.data_type == DataType::Formula) else { continue };
+            let Some(f) = obj
+                .field(&name)
+                .filter(|f| f.data_type == DataType::Formula)
+            else {
+                continue;
+            };
             if seen.contains(&name) {
                 continue;
             }
@@ -154,7 +174,12 @@ impl Platform {
         Ok(order)
     }
 
-    async fn compile_field(&self, c: &Caller, obj: &ObjectMeta, f: &FieldDef) -> MosaicResult<Arc<mosaic_formula::Compiled>> {
+    async fn compile_field(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        f: &FieldDef,
+    ) -> MosaicResult<Arc<mosaic_formula::Compiled>> {
         let src = f.formula_expression.as_deref().unwrap_or("");
         self.meta
             .compiled(&c.tenant_id, obj, src, &field_options(f), false)
@@ -217,41 +242,64 @@ impl Platform {
             for p in paths {
                 if p.len() == 1 {
                     for (row, rec) in rows.iter().zip(out.iter_mut()) {
-                        rec.values.insert(p.clone(), row.get(&p[0]).map(to_fvalue).unwrap_or(FValue::Null));
+                        rec.values.insert(
+                            p.clone(),
+                            row.get(&p[0]).map(to_fvalue).unwrap_or(FValue::Null),
+                        );
                     }
                 } else {
-                    by_rel.entry(p[0].clone()).or_default().push(p[1..].to_vec());
+                    by_rel
+                        .entry(p[0].clone())
+                        .or_default()
+                        .push(p[1..].to_vec());
                 }
             }
             for (rel, rests) in by_rel {
-                let Some(lf) = obj
-                    .def
-                    .fields
-                    .iter()
-                    .find(|f| f.data_type.is_reference() && f.relationship_name.as_deref() == Some(rel.as_str()))
-                else {
+                let Some(lf) = obj.def.fields.iter().find(|f| {
+                    f.data_type.is_reference()
+                        && f.relationship_name.as_deref() == Some(rel.as_str())
+                }) else {
                     continue;
                 };
-                let Some(target_id) = &lf.lookup_object_id else { continue };
+                let Some(target_id) = &lf.lookup_object_id else {
+                    continue;
+                };
                 let target = self.meta.object_by_id(&c.tenant_id, target_id).await?;
                 let ids: Vec<String> = rows
                     .iter()
-                    .filter_map(|r| r.get(&lf.api_name).and_then(|v| v.as_text()).map(str::to_string))
+                    .filter_map(|r| {
+                        r.get(&lf.api_name)
+                            .and_then(|v| v.as_text())
+                            .map(str::to_string)
+                    })
                     .collect::<HashSet<_>>()
                     .into_iter()
                     .collect();
-                let related_rows = self.records.get_many(&c.tenant_id, target.id(), &ids, &target.slots()).await?;
-                let mut related: Vec<Values> = related_rows.iter().map(|r| row_values(self, &target, r)).collect();
+                let related_rows = self
+                    .records
+                    .get_many(&c.tenant_id, target.id(), &ids, &target.slots())
+                    .await?;
+                let mut related: Vec<Values> = related_rows
+                    .iter()
+                    .map(|r| row_values(self, &target, r))
+                    .collect();
                 let wanted_formulas: Vec<String> = rests
                     .iter()
                     .filter(|r| r.len() == 1)
                     .map(|r| r[0].clone())
-                    .filter(|n| target.field(n).is_some_and(|f| f.data_type == DataType::Formula))
+                    .filter(|n| {
+                        target
+                            .field(n)
+                            .is_some_and(|f| f.data_type == DataType::Formula)
+                    })
                     .collect();
                 if !wanted_formulas.is_empty() {
-                    self.compute_formulas(c, &target, &mut related, &wanted_formulas, depth + 1).await?;
+                    self.compute_formulas(c, &target, &mut related, &wanted_formulas, depth + 1)
+                        .await?;
                 }
-                let sub = self.path_records(c, &target, &related, &rests, depth + 1).await?;
+                let sub = self
+                    .path_records(c, &target, &related, &rests, depth + 1)
+                    .await?;
                 let index: HashMap<&str, usize> = related
                     .iter()
                     .enumerate()
@@ -266,7 +314,9 @@ impl Platform {
                     for rest in &rests {
                         let mut full = vec![rel.clone()];
                         full.extend(rest.iter().cloned());
-                        let v = hit.and_then(|s| s.values.get(rest).cloned()).unwrap_or(FValue::Null);
+                        let v = hit
+                            .and_then(|s| s.values.get(rest).cloned())
+                            .unwrap_or(FValue::Null);
                         rec.values.insert(full, v);
                     }
                 }
@@ -276,8 +326,15 @@ impl Platform {
     }
 
     /// Evaluates the default formula of `f` (on create).
-    pub async fn default_from_formula(&self, c: &Caller, obj: &ObjectMeta, f: &FieldDef) -> MosaicResult<Option<Value>> {
-        let Some(src) = &f.default_value_formula else { return Ok(None) };
+    pub async fn default_from_formula(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        f: &FieldDef,
+    ) -> MosaicResult<Option<Value>> {
+        let Some(src) = &f.default_value_formula else {
+            return Ok(None);
+        };
         let compiled = self
             .meta
             .compiled(&c.tenant_id, obj, src, &default_options(f), true)
@@ -285,11 +342,19 @@ impl Platform {
             .map_err(|e| mosaic_meta::formulas::formula_error(&f.api_name, src, &e))?;
         let v = compiled
             .eval(&PathRecord::default(), &Self::ctx(c))
-            .map_err(|e| MosaicError::field(ErrorCode::INVALID_INPUT, f.api_name.clone(), format!("{}: default formula failed: {}", f.api_name, e.message)))?;
+            .map_err(|e| {
+                MosaicError::field(
+                    ErrorCode::INVALID_INPUT,
+                    f.api_name.clone(),
+                    format!("{}: default formula failed: {}", f.api_name, e.message),
+                )
+            })?;
         let as_json = match &v {
             FValue::Null => return Ok(None),
             FValue::Text(s) => serde_json::Value::String(s.clone()),
-            FValue::Number(d) => serde_json::from_str(&d.to_string()).unwrap_or(serde_json::Value::Null),
+            FValue::Number(d) => {
+                serde_json::from_str(&d.to_string()).unwrap_or(serde_json::Value::Null)
+            }
             FValue::Boolean(b) => serde_json::Value::Bool(*b),
             FValue::Date(d) => serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
             FValue::Datetime(d) => serde_json::Value::String(d.to_rfc3339()),
@@ -300,8 +365,19 @@ impl Platform {
 
     /// Runs the active validation rules of `obj` on a record about to be
     /// saved; returns one error per rule that fires.
-    pub async fn run_validation_rules(&self, c: &Caller, obj: &ObjectMeta, new: Values, old: Option<Values>) -> MosaicResult<Vec<MosaicError>> {
-        let rules: Vec<_> = obj.def.validation_rules.iter().filter(|r| r.active).collect();
+    pub async fn run_validation_rules(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        new: Values,
+        old: Option<Values>,
+    ) -> MosaicResult<Vec<MosaicError>> {
+        let rules: Vec<_> = obj
+            .def
+            .validation_rules
+            .iter()
+            .filter(|r| r.active)
+            .collect();
         if rules.is_empty() {
             return Ok(Vec::new());
         }
@@ -313,7 +389,8 @@ impl Platform {
             .map(|f| f.api_name.clone())
             .collect();
         let mut rows = vec![new];
-        self.compute_formulas(c, obj, &mut rows, &formula_names, 0).await?;
+        self.compute_formulas(c, obj, &mut rows, &formula_names, 0)
+            .await?;
         let mut priors_rows = old.map(|o| vec![o]);
         if let Some(p) = priors_rows.as_mut() {
             self.compute_formulas(c, obj, p, &formula_names, 0).await?;
@@ -323,14 +400,30 @@ impl Platform {
         for r in rules {
             let compiled = self
                 .meta
-                .compiled(&c.tenant_id, obj, &r.formula_expression, &validation_options(), false)
+                .compiled(
+                    &c.tenant_id,
+                    obj,
+                    &r.formula_expression,
+                    &validation_options(),
+                    false,
+                )
                 .await
-                .map_err(|e| mosaic_meta::formulas::formula_error(&r.name, &r.formula_expression, &e))?;
+                .map_err(|e| {
+                    mosaic_meta::formulas::formula_error(&r.name, &r.formula_expression, &e)
+                })?;
             let paths = compiled.referenced_fields().to_vec();
-            let mut rec = self.path_records(c, obj, &rows, &paths, 0).await?.pop().unwrap_or_default();
+            let mut rec = self
+                .path_records(c, obj, &rows, &paths, 0)
+                .await?
+                .pop()
+                .unwrap_or_default();
             rec.is_new = priors_rows.is_none();
             if let Some(p) = &priors_rows {
-                let prior = self.path_records(c, obj, p, &paths, 0).await?.pop().unwrap_or_default();
+                let prior = self
+                    .path_records(c, obj, p, &paths, 0)
+                    .await?
+                    .pop()
+                    .unwrap_or_default();
                 rec.priors = Some(prior.values);
             }
             let fires = matches!(compiled.eval(&rec, &ctx), Ok(FValue::Boolean(true)));
@@ -375,14 +468,17 @@ impl Platform {
         obj: Option<&ObjectMeta>,
         src: &str,
         return_type: Option<mosaic_formula::FormulaType>,
-    ) -> MosaicResult<Result<Arc<mosaic_formula::Compiled>, Vec<mosaic_formula::FormulaError>>> {
+    ) -> MosaicResult<Result<Arc<mosaic_formula::Compiled>, Vec<mosaic_formula::FormulaError>>>
+    {
         let opts = mosaic_formula::Options {
             treat_blanks_as_zero: false,
             return_type,
         };
         Ok(match obj {
             Some(o) => self.meta.compiled(&c.tenant_id, o, src, &opts, false).await,
-            None => mosaic_formula::compile(src, &mosaic_meta::formulas::NoFields, &opts).map(Arc::new),
+            None => {
+                mosaic_formula::compile(src, &mosaic_meta::formulas::NoFields, &opts).map(Arc::new)
+            }
         })
     }
 
@@ -402,7 +498,12 @@ impl Platform {
                 ErrorCode::INVALID_INPUT,
                 "expression",
                 first
-                    .map(|x| format!("{} (line {}, column {}, position {})", x.message, x.line, x.column, x.position))
+                    .map(|x| {
+                        format!(
+                            "{} (line {}, column {}, position {})",
+                            x.message, x.line, x.column, x.position
+                        )
+                    })
                     .unwrap_or_else(|| "invalid formula".into()),
             )
         };
@@ -420,7 +521,13 @@ impl Platform {
                         .ok()
                         .or_else(|| rust_decimal::Decimal::from_scientific(&n.to_string()).ok())
                         .map(FValue::Number)
-                        .ok_or_else(|| MosaicError::field(ErrorCode::INVALID_INPUT, format!("record.{k}"), "number out of range"))?,
+                        .ok_or_else(|| {
+                            MosaicError::field(
+                                ErrorCode::INVALID_INPUT,
+                                format!("record.{k}"),
+                                "number out of range",
+                            )
+                        })?,
                     serde_json::Value::String(s) => FValue::Text(s.clone()),
                     _ => {
                         return Err(MosaicError::field(
@@ -432,14 +539,17 @@ impl Platform {
                 };
                 vals.push((k.clone(), fv));
             }
-            let schema = mosaic_formula::DynamicSchema::from_sample(vals.iter().map(|(k, v)| (k.as_str(), v)));
+            let schema = mosaic_formula::DynamicSchema::from_sample(
+                vals.iter().map(|(k, v)| (k.as_str(), v)),
+            );
             for (k, v) in &vals {
                 rec.set(k, v.clone());
             }
-            let compiled = mosaic_formula::compile(src, &schema, &Default::default()).map_err(compile_err)?;
-            return compiled
-                .eval(&rec, &ctx)
-                .map_err(|e| MosaicError::field(ErrorCode::INVALID_INPUT, "expression", e.message));
+            let compiled =
+                mosaic_formula::compile(src, &schema, &Default::default()).map_err(compile_err)?;
+            return compiled.eval(&rec, &ctx).map_err(|e| {
+                MosaicError::field(ErrorCode::INVALID_INPUT, "expression", e.message)
+            });
         };
         let compiled = self
             .meta
@@ -454,7 +564,11 @@ impl Platform {
                     .get(&c.tenant_id, obj.id(), &id, &obj.slots())
                     .await?
                     .filter(|r| !r.is_deleted)
-                    .ok_or_else(|| MosaicError::not_found(format!("The requested resource does not exist: no record with id '{id}'")))?;
+                    .ok_or_else(|| {
+                        MosaicError::not_found(format!(
+                            "The requested resource does not exist: no record with id '{id}'"
+                        ))
+                    })?;
                 row_values(self, &obj, &row)
             }
             None => Values::new(),
@@ -463,7 +577,12 @@ impl Platform {
             if let Some(f) = obj.field(k) {
                 values.insert(f.api_name.clone(), mosaic_meta::coerce::coerce(f, v)?);
             } else if k.eq_ignore_ascii_case("Name") {
-                values.insert("Name".into(), v.as_str().map(|s| Value::Text(s.to_string())).unwrap_or(Value::Null));
+                values.insert(
+                    "Name".into(),
+                    v.as_str()
+                        .map(|s| Value::Text(s.to_string()))
+                        .unwrap_or(Value::Null),
+                );
             } else {
                 return Err(MosaicError::field(
                     ErrorCode::INVALID_FIELD,
@@ -480,9 +599,14 @@ impl Platform {
             .filter(|f| f.data_type == DataType::Formula)
             .map(|f| f.api_name.clone())
             .collect();
-        self.compute_formulas(c, &obj, &mut rows, &formula_names, 0).await?;
+        self.compute_formulas(c, &obj, &mut rows, &formula_names, 0)
+            .await?;
         let paths = compiled.referenced_fields().to_vec();
-        let rec = self.path_records(c, &obj, &rows, &paths, 0).await?.pop().unwrap_or_default();
+        let rec = self
+            .path_records(c, &obj, &rows, &paths, 0)
+            .await?
+            .pop()
+            .unwrap_or_default();
         compiled
             .eval(&rec, &ctx)
             .map_err(|e| MosaicError::field(ErrorCode::INVALID_INPUT, "expression", e.message))

@@ -43,10 +43,17 @@ impl Platform {
     /// the directory and databases on first use.
     pub fn open_embedded(config: PlatformConfig) -> MosaicResult<Platform> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            MosaicError::internal(format!("create data dir {}: {e}", config.data_dir.display()))
+            MosaicError::internal(format!(
+                "create data dir {}: {e}",
+                config.data_dir.display()
+            ))
         })?;
-        let meta_db = Arc::new(SqliteMetaStore::open(&config.data_dir.join("metadata.sqlite"))?);
-        let shard = Arc::new(SqliteRecordStore::open(&config.data_dir.join("records.sqlite"))?);
+        let meta_db = Arc::new(SqliteMetaStore::open(
+            &config.data_dir.join("metadata.sqlite"),
+        )?);
+        let shard = Arc::new(SqliteRecordStore::open(
+            &config.data_dir.join("records.sqlite"),
+        )?);
         let meta_store: Arc<dyn MetaStore> = meta_db.clone();
         let records: Arc<dyn RecordStore> = shard.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
@@ -78,7 +85,10 @@ impl Platform {
         use std::sync::atomic::Ordering;
         self.sqlite_records.as_ref().map(|s| {
             let st = &s.db().stats;
-            (st.transactions.load(Ordering::Relaxed), st.jobs.load(Ordering::Relaxed))
+            (
+                st.transactions.load(Ordering::Relaxed),
+                st.jobs.load(Ordering::Relaxed),
+            )
         })
     }
 }

@@ -314,7 +314,11 @@ impl Page<'_> {
                 } => {
                     let id = row.get(*id_select).and_then(text).map(str::to_string);
                     let v = id
-                        .and_then(|id| self.formulas.get(&(object_id.clone(), id, name.clone())).cloned())
+                        .and_then(|id| {
+                            self.formulas
+                                .get(&(object_id.clone(), id, name.clone()))
+                                .cloned()
+                        })
                         .unwrap_or(Value::Null);
                     if let Some(target) = Self::descend(&mut rec, hops, row) {
                         Self::put(target, name, QueryValue::Value(v));
@@ -646,12 +650,21 @@ impl Platform {
         let mut wanted: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
         for (items, rows) in sets {
             for item in items.iter() {
-                if let OutputItem::Formula { name, object_id, id_select, .. } = item {
+                if let OutputItem::Formula {
+                    name,
+                    object_id,
+                    id_select,
+                    ..
+                } = item
+                {
                     let entry = wanted.entry(object_id.clone()).or_default();
                     if !entry.0.contains(name) {
                         entry.0.push(name.clone());
                     }
-                    entry.1.extend(rows.iter().filter_map(|r| r.get(*id_select).and_then(text).map(str::to_string)));
+                    entry.1.extend(
+                        rows.iter()
+                            .filter_map(|r| r.get(*id_select).and_then(text).map(str::to_string)),
+                    );
                 }
             }
         }
@@ -663,9 +676,16 @@ impl Platform {
                 continue;
             }
             let obj = self.meta.object_by_id(&c.tenant_id, &object_id).await?;
-            let stored = self.records.get_many(&c.tenant_id, obj.id(), &ids, &obj.slots()).await?;
-            let mut values: Vec<_> = stored.iter().map(|r| crate::formula_eval::row_values(self, &obj, r)).collect();
-            self.compute_formulas(c, &obj, &mut values, &names, 0).await?;
+            let stored = self
+                .records
+                .get_many(&c.tenant_id, obj.id(), &ids, &obj.slots())
+                .await?;
+            let mut values: Vec<_> = stored
+                .iter()
+                .map(|r| crate::formula_eval::row_values(self, &obj, r))
+                .collect();
+            self.compute_formulas(c, &obj, &mut values, &names, 0)
+                .await?;
             for (row, v) in stored.iter().zip(values.iter_mut()) {
                 for n in &names {
                     if let Some(x) = v.remove(n) {

@@ -40,7 +40,10 @@ impl From<MosaicError> for RecordErrors {
 
 impl RecordErrors {
     pub fn first_code(&self) -> ErrorCode {
-        self.0.first().map(|e| e.code).unwrap_or(ErrorCode::UNKNOWN_EXCEPTION)
+        self.0
+            .first()
+            .map(|e| e.code)
+            .unwrap_or(ErrorCode::UNKNOWN_EXCEPTION)
     }
 }
 
@@ -116,7 +119,11 @@ impl Platform {
             .as_str()
             .and_then(mosaic_types::id::normalize_id)
             .ok_or_else(|| {
-                MosaicError::field(ErrorCode::MALFORMED_ID, "OwnerId", "OwnerId: id value of incorrect type")
+                MosaicError::field(
+                    ErrorCode::MALFORMED_ID,
+                    "OwnerId",
+                    "OwnerId: id value of incorrect type",
+                )
             })?;
         match self.meta_store.user(&c.tenant_id, &id).await? {
             Some(u) if u.is_active => Ok(id),
@@ -136,7 +143,13 @@ impl Platform {
     }
 
     /// Coerces a body into slot values; collects every error.
-    async fn prepare(&self, c: &Caller, obj: &ObjectMeta, body: &Map<String, Json>, creating: bool) -> RecordResult<Prepared> {
+    async fn prepare(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        body: &Map<String, Json>,
+        creating: bool,
+    ) -> RecordResult<Prepared> {
         let mut errs = Vec::new();
         let mut p = Prepared {
             name: None,
@@ -161,7 +174,10 @@ impl Platform {
                             errs.push(MosaicError::field(
                                 ErrorCode::STRING_TOO_LONG,
                                 "Name",
-                                format!("Name: data value too large: {n} characters (max length={})", obj.def.name_field.length),
+                                format!(
+                                    "Name: data value too large: {n} characters (max length={})",
+                                    obj.def.name_field.length
+                                ),
                             ));
                         } else {
                             p.name = Some(Some(s.clone()).filter(|s| !s.trim().is_empty()));
@@ -226,7 +242,11 @@ impl Platform {
                     }
                 } else if let Some(dv) = &f.default_value {
                     coerce(f, dv).and_then(|v| self.stored_value(f, v)).ok()
-                } else if f.picklist_values.iter().any(|p| p.is_default && p.is_active) {
+                } else if f
+                    .picklist_values
+                    .iter()
+                    .any(|p| p.is_default && p.is_active)
+                {
                     // A multi-picklist may have several defaults: all of them,
                     // in definition order, `;`-joined as any stored value.
                     let defaults: Vec<&str> = f
@@ -248,7 +268,10 @@ impl Platform {
         }
         let mut missing: Vec<String> = Vec::new();
         // A field whose value was refused above is not also "missing".
-        let refused = |name: &str| errs.iter().any(|e: &MosaicError| e.fields.iter().any(|f| f.eq_ignore_ascii_case(name)));
+        let refused = |name: &str| {
+            errs.iter()
+                .any(|e: &MosaicError| e.fields.iter().any(|f| f.eq_ignore_ascii_case(name)))
+        };
         let name_required = obj.def.name_field.data_type == DataType::Text;
         if name_required
             && !refused("Name")
@@ -256,7 +279,12 @@ impl Platform {
         {
             missing.push("Name".into());
         }
-        for f in obj.def.fields.iter().filter(|f| f.is_required && f.is_updateable()) {
+        for f in obj
+            .def
+            .fields
+            .iter()
+            .filter(|f| f.is_required && f.is_updateable())
+        {
             let Some(slot) = f.slot else { continue };
             if refused(&f.api_name) {
                 continue;
@@ -288,7 +316,13 @@ impl Platform {
 
     /// Runs the object's active validation rules on the record as it would
     /// be saved (`existing`: the id of the record being updated).
-    async fn check_rules(&self, c: &Caller, obj: &ObjectMeta, p: &Prepared, existing: Option<&str>) -> RecordResult<()> {
+    async fn check_rules(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        p: &Prepared,
+        existing: Option<&str>,
+    ) -> RecordResult<()> {
         if !obj.def.validation_rules.iter().any(|r| r.active) {
             return Ok(());
         }
@@ -316,7 +350,10 @@ impl Platform {
             m
         });
         if let Some(n) = &p.name {
-            new.insert("Name".into(), n.clone().map(Value::Text).unwrap_or(Value::Null));
+            new.insert(
+                "Name".into(),
+                n.clone().map(Value::Text).unwrap_or(Value::Null),
+            );
         }
         if let Some(o) = &p.owner {
             new.insert("OwnerId".into(), Value::Text(o.clone()));
@@ -341,11 +378,21 @@ impl Platform {
             auto_numbers.push(AutoNumberSpec {
                 slot: None,
                 counter: obj.def.name_field.counter_id.clone(),
-                format: obj.def.name_field.auto_number_format.clone().unwrap_or_else(|| "{0}".into()),
+                format: obj
+                    .def
+                    .name_field
+                    .auto_number_format
+                    .clone()
+                    .unwrap_or_else(|| "{0}".into()),
                 start: obj.def.name_field.auto_number_start,
             });
         }
-        for f in obj.def.fields.iter().filter(|f| f.data_type == DataType::AutoNumber) {
+        for f in obj
+            .def
+            .fields
+            .iter()
+            .filter(|f| f.data_type == DataType::AutoNumber)
+        {
             auto_numbers.push(AutoNumberSpec {
                 slot: f.slot,
                 counter: f.id.clone(),
@@ -399,7 +446,9 @@ impl Platform {
         tenant: &'a str,
         object_id: &'a str,
         depth: usize,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = MosaicResult<Vec<CascadeSpec>>> + Send + 'a>> {
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = MosaicResult<Vec<CascadeSpec>>> + Send + 'a>,
+    > {
         Box::pin(async move {
             if depth >= MAX_CASCADE_DEPTH {
                 return Ok(vec![]);
@@ -429,25 +478,42 @@ impl Platform {
     }
 
     /// Creates a record; returns its id.
-    pub async fn create(&self, c: &Caller, object: &str, body: &Map<String, Json>) -> RecordResult<String> {
+    pub async fn create(
+        &self,
+        c: &Caller,
+        object: &str,
+        body: &Map<String, Json>,
+    ) -> RecordResult<String> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         let p = self.prepare(c, &obj, body, true).await?;
         self.check_rules(c, &obj, &p, None).await?;
         let op = self.insert_op(c, &obj, p);
         let id = op.record.id.clone();
-        Self::single(self.records.write(&c.tenant_id, vec![WriteOp::Insert(op)], true).await)?;
+        Self::single(
+            self.records
+                .write(&c.tenant_id, vec![WriteOp::Insert(op)], true)
+                .await,
+        )?;
         Ok(id)
     }
 
     /// Reads a record: all fields, or the named ones.
-    pub async fn get(&self, c: &Caller, object: &str, id: &str, fields: Option<&[String]>) -> MosaicResult<RecordView> {
+    pub async fn get(
+        &self,
+        c: &Caller,
+        object: &str,
+        id: &str,
+        fields: Option<&[String]>,
+    ) -> MosaicResult<RecordView> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         let id = parse_record_id(id)?;
         let wanted: Vec<String> = match fields {
             Some(list) => {
                 let mut out = Vec::new();
                 for n in list {
-                    let known = mosaic_meta::model::SYSTEM_FIELDS.iter().any(|s| s.eq_ignore_ascii_case(n))
+                    let known = mosaic_meta::model::SYSTEM_FIELDS
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(n))
                         || obj.field(n).is_some();
                     if !known {
                         return Err(invalid_field(&obj, n));
@@ -462,13 +528,17 @@ impl Platform {
                 .chain(obj.def.fields.iter().map(|f| f.api_name.clone()))
                 .collect(),
         };
-        let has_formula = wanted
-            .iter()
-            .any(|n| obj.field(n).is_some_and(|f| f.data_type == DataType::Formula));
+        let has_formula = wanted.iter().any(|n| {
+            obj.field(n)
+                .is_some_and(|f| f.data_type == DataType::Formula)
+        });
         let slots: Vec<FlexSlot> = if has_formula {
             obj.slots()
         } else {
-            wanted.iter().filter_map(|n| obj.field(n).and_then(|f| f.slot)).collect()
+            wanted
+                .iter()
+                .filter_map(|n| obj.field(n).and_then(|f| f.slot))
+                .collect()
         };
         let row = self
             .records
@@ -479,9 +549,13 @@ impl Platform {
         let mut view = self.view(obj.clone(), &row, &wanted);
         if has_formula {
             let mut rows = vec![crate::formula_eval::row_values(self, &obj, &row)];
-            self.compute_formulas(c, &obj, &mut rows, &wanted, 0).await?;
+            self.compute_formulas(c, &obj, &mut rows, &wanted, 0)
+                .await?;
             for (name, v) in view.fields.iter_mut() {
-                if obj.field(name).is_some_and(|f| f.data_type == DataType::Formula) {
+                if obj
+                    .field(name)
+                    .is_some_and(|f| f.data_type == DataType::Formula)
+                {
                     *v = rows[0].remove(name.as_str()).unwrap_or(Value::Null);
                 }
             }
@@ -504,7 +578,10 @@ impl Platform {
                 "isdeleted" => Value::Boolean(row.is_deleted),
                 _ => match obj.field(n) {
                     Some(f) => {
-                        let raw = f.slot.and_then(|s| row.value(s).cloned()).unwrap_or(Value::Null);
+                        let raw = f
+                            .slot
+                            .and_then(|s| row.value(s).cloned())
+                            .unwrap_or(Value::Null);
                         self.readable(f, raw)
                     }
                     None => Value::Null,
@@ -550,13 +627,23 @@ impl Platform {
     }
 
     /// Updates the given fields of a record.
-    pub async fn update(&self, c: &Caller, object: &str, id: &str, body: &Map<String, Json>) -> RecordResult<()> {
+    pub async fn update(
+        &self,
+        c: &Caller,
+        object: &str,
+        id: &str,
+        body: &Map<String, Json>,
+    ) -> RecordResult<()> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         let id = parse_record_id(id)?;
         let p = self.prepare(c, &obj, body, false).await?;
         self.check_rules(c, &obj, &p, Some(&id)).await?;
         let op = self.update_op(c, &obj, &id, p);
-        Self::single(self.records.write(&c.tenant_id, vec![WriteOp::Update(op)], true).await)?;
+        Self::single(
+            self.records
+                .write(&c.tenant_id, vec![WriteOp::Update(op)], true)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -565,7 +652,11 @@ impl Platform {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         let id = parse_record_id(id)?;
         let op = self.delete_op(c, &obj, &id).await?;
-        Self::single(self.records.write(&c.tenant_id, vec![WriteOp::Delete(op)], true).await)?;
+        Self::single(
+            self.records
+                .write(&c.tenant_id, vec![WriteOp::Delete(op)], true)
+                .await,
+        )?;
         Ok(())
     }
 
@@ -581,39 +672,68 @@ impl Platform {
 
     /// Upsert by external id: updates the record whose `ext_field` equals
     /// `value`, or creates one with it.
-    pub async fn upsert(&self, c: &Caller, object: &str, ext_field: &str, value: &str, body: &Map<String, Json>) -> RecordResult<WriteOutcome> {
+    pub async fn upsert(
+        &self,
+        c: &Caller,
+        object: &str,
+        ext_field: &str,
+        value: &str,
+        body: &Map<String, Json>,
+    ) -> RecordResult<WriteOutcome> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         if ext_field.eq_ignore_ascii_case("Id") {
             let id = parse_record_id(value)?;
             self.update(c, object, &id, body).await?;
             return Ok(WriteOutcome { id, created: false });
         }
-        let f = obj.field(ext_field).ok_or_else(|| invalid_field(&obj, ext_field))?;
+        let f = obj
+            .field(ext_field)
+            .ok_or_else(|| invalid_field(&obj, ext_field))?;
         if !(f.is_external_id || f.is_unique) {
             return Err(MosaicError::field(
                 ErrorCode::INVALID_FIELD,
                 f.api_name.clone(),
-                format!("{} is not an external id or unique field of {}", f.api_name, obj.api_name()),
+                format!(
+                    "{} is not an external id or unique field of {}",
+                    f.api_name,
+                    obj.api_name()
+                ),
             )
             .into());
         }
-        let spec = index_spec(f).ok_or_else(|| MosaicError::internal("external id without index"))?;
+        let spec =
+            index_spec(f).ok_or_else(|| MosaicError::internal("external id without index"))?;
         let key = coerce(f, &Json::String(value.to_string()))?;
         if key.is_null() {
-            return Err(MosaicError::field(ErrorCode::INVALID_FIELD, f.api_name.clone(), "the external id value is empty").into());
+            return Err(MosaicError::field(
+                ErrorCode::INVALID_FIELD,
+                f.api_name.clone(),
+                "the external id value is empty",
+            )
+            .into());
         }
-        if let Some(v) = body.iter().find(|(k, _)| k.eq_ignore_ascii_case(&f.api_name)).map(|(_, v)| v) {
+        if let Some(v) = body
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&f.api_name))
+            .map(|(_, v)| v)
+        {
             if coerce(f, v).ok().as_ref() != Some(&key) {
                 return Err(MosaicError::field(
                     ErrorCode::INVALID_FIELD,
                     f.api_name.clone(),
-                    format!("the body's {} differs from the external id in the URL", f.api_name),
+                    format!(
+                        "the body's {} differs from the external id in the URL",
+                        f.api_name
+                    ),
                 )
                 .into());
             }
         }
         for _attempt in 0..3 {
-            let ids = self.records.find_by_index(&c.tenant_id, obj.id(), &spec, &key).await?;
+            let ids = self
+                .records
+                .find_by_index(&c.tenant_id, obj.id(), &spec, &key)
+                .await?;
             match ids.len() {
                 0 => {
                     let mut with_key = body.clone();
@@ -624,10 +744,19 @@ impl Platform {
                     let mut op = self.insert_op(c, &obj, p);
                     op.require_absent = Some((spec.clone(), key.clone()));
                     let id = op.record.id.clone();
-                    match Self::single(self.records.write(&c.tenant_id, vec![WriteOp::Insert(op)], true).await) {
+                    match Self::single(
+                        self.records
+                            .write(&c.tenant_id, vec![WriteOp::Insert(op)], true)
+                            .await,
+                    ) {
                         Ok(_) => return Ok(WriteOutcome { id, created: true }),
                         // Created concurrently: retry as an update.
-                        Err(e) if e.code == ErrorCode::DUPLICATE_VALUE && e.fields.first() == Some(&f.api_name) => continue,
+                        Err(e)
+                            if e.code == ErrorCode::DUPLICATE_VALUE
+                                && e.fields.first() == Some(&f.api_name) =>
+                        {
+                            continue
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -636,7 +765,11 @@ impl Platform {
                     let p = self.prepare(c, &obj, body, false).await?;
                     self.check_rules(c, &obj, &p, Some(&id)).await?;
                     let op = self.update_op(c, &obj, &id, p);
-                    match Self::single(self.records.write(&c.tenant_id, vec![WriteOp::Update(op)], true).await) {
+                    match Self::single(
+                        self.records
+                            .write(&c.tenant_id, vec![WriteOp::Update(op)], true)
+                            .await,
+                    ) {
                         Ok(_) => return Ok(WriteOutcome { id, created: false }),
                         Err(e) if e.code == ErrorCode::NOT_FOUND => continue,
                         Err(e) => return Err(e.into()),
@@ -652,12 +785,21 @@ impl Platform {
                 }
             }
         }
-        Err(MosaicError::new(ErrorCode::CONFLICT, "the record changed concurrently; retry the upsert").into())
+        Err(MosaicError::new(
+            ErrorCode::CONFLICT,
+            "the record changed concurrently; retry the upsert",
+        )
+        .into())
     }
 
     /// Runs prepared batch ops: preparation errors and write errors are
     /// reported per record; with `all_or_none` any failure fails all.
-    async fn run_batch(&self, c: &Caller, prepared: Vec<RecordResult<WriteOp>>, all_or_none: bool) -> MosaicResult<Vec<RecordResult<String>>> {
+    async fn run_batch(
+        &self,
+        c: &Caller,
+        prepared: Vec<RecordResult<WriteOp>>,
+        all_or_none: bool,
+    ) -> MosaicResult<Vec<RecordResult<String>>> {
         let rolled_back = || {
             RecordErrors(vec![MosaicError::new(
                 ErrorCode::ALL_OR_NONE_OPERATION_ROLLED_BACK,
@@ -690,7 +832,11 @@ impl Platform {
             let results = self.records.write(&c.tenant_id, ops, all_or_none).await?;
             for (pos, r) in positions.into_iter().zip(results) {
                 slots[pos] = Some(match r {
-                    Ok(WriteResult::Inserted { id } | WriteResult::Updated { id } | WriteResult::Deleted { id, .. }) => Ok(id),
+                    Ok(
+                        WriteResult::Inserted { id }
+                        | WriteResult::Updated { id }
+                        | WriteResult::Deleted { id, .. },
+                    ) => Ok(id),
                     Err(e) => Err(e.into()),
                 });
             }
@@ -715,66 +861,116 @@ impl Platform {
         rec.get("attributes")
             .and_then(|a| a.get("type"))
             .and_then(|t| t.as_str())
-            .ok_or_else(|| MosaicError::field(ErrorCode::INVALID_TYPE, "attributes.type", "each record needs attributes.type naming its object"))
+            .ok_or_else(|| {
+                MosaicError::field(
+                    ErrorCode::INVALID_TYPE,
+                    "attributes.type",
+                    "each record needs attributes.type naming its object",
+                )
+            })
     }
 
     /// Batch create (`composite/sobjects` POST).
-    pub async fn create_batch(&self, c: &Caller, records: &[Map<String, Json>], all_or_none: bool) -> MosaicResult<Vec<RecordResult<String>>> {
+    pub async fn create_batch(
+        &self,
+        c: &Caller,
+        records: &[Map<String, Json>],
+        all_or_none: bool,
+    ) -> MosaicResult<Vec<RecordResult<String>>> {
         Self::check_batch(records.len())?;
         let mut prepared = Vec::with_capacity(records.len());
         for rec in records {
-            prepared.push(async {
-                if rec.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
-                    return Err(MosaicError::field(ErrorCode::INVALID_FIELD_FOR_INSERT_UPDATE, "Id", "records to create must not have an Id").into());
+            prepared.push(
+                async {
+                    if rec.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
+                        return Err(MosaicError::field(
+                            ErrorCode::INVALID_FIELD_FOR_INSERT_UPDATE,
+                            "Id",
+                            "records to create must not have an Id",
+                        )
+                        .into());
+                    }
+                    let obj = self
+                        .meta
+                        .object(&c.tenant_id, Self::record_type(rec)?)
+                        .await?;
+                    let p = self.prepare(c, &obj, rec, true).await?;
+                    self.check_rules(c, &obj, &p, None).await?;
+                    Ok(WriteOp::Insert(self.insert_op(c, &obj, p)))
                 }
-                let obj = self.meta.object(&c.tenant_id, Self::record_type(rec)?).await?;
-                let p = self.prepare(c, &obj, rec, true).await?;
-                self.check_rules(c, &obj, &p, None).await?;
-                Ok(WriteOp::Insert(self.insert_op(c, &obj, p)))
-            }
-            .await);
+                .await,
+            );
         }
         self.run_batch(c, prepared, all_or_none).await
     }
 
     /// Batch update (`composite/sobjects` PATCH): each record carries `id`.
-    pub async fn update_batch(&self, c: &Caller, records: &[Map<String, Json>], all_or_none: bool) -> MosaicResult<Vec<RecordResult<String>>> {
+    pub async fn update_batch(
+        &self,
+        c: &Caller,
+        records: &[Map<String, Json>],
+        all_or_none: bool,
+    ) -> MosaicResult<Vec<RecordResult<String>>> {
         Self::check_batch(records.len())?;
         let mut prepared = Vec::with_capacity(records.len());
         for rec in records {
-            prepared.push(async {
-                let obj = self.meta.object(&c.tenant_id, Self::record_type(rec)?).await?;
-                let (idk, idv) = rec
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("Id"))
-                    .ok_or_else(|| MosaicError::field(ErrorCode::INVALID_ID_FIELD, "Id", "each record to update needs its Id"))?;
-                let id = idv
-                    .as_str()
-                    .and_then(mosaic_types::id::normalize_id)
-                    .ok_or_else(|| MosaicError::field(ErrorCode::MALFORMED_ID, "Id", "Id: malformed id"))?;
-                let mut body = rec.clone();
-                body.remove(idk.as_str());
-                let p = self.prepare(c, &obj, &body, false).await?;
-                self.check_rules(c, &obj, &p, Some(&id)).await?;
-                Ok(WriteOp::Update(self.update_op(c, &obj, &id, p)))
-            }
-            .await);
+            prepared.push(
+                async {
+                    let obj = self
+                        .meta
+                        .object(&c.tenant_id, Self::record_type(rec)?)
+                        .await?;
+                    let (idk, idv) = rec
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("Id"))
+                        .ok_or_else(|| {
+                            MosaicError::field(
+                                ErrorCode::INVALID_ID_FIELD,
+                                "Id",
+                                "each record to update needs its Id",
+                            )
+                        })?;
+                    let id = idv
+                        .as_str()
+                        .and_then(mosaic_types::id::normalize_id)
+                        .ok_or_else(|| {
+                            MosaicError::field(ErrorCode::MALFORMED_ID, "Id", "Id: malformed id")
+                        })?;
+                    let mut body = rec.clone();
+                    body.remove(idk.as_str());
+                    let p = self.prepare(c, &obj, &body, false).await?;
+                    self.check_rules(c, &obj, &p, Some(&id)).await?;
+                    Ok(WriteOp::Update(self.update_op(c, &obj, &id, p)))
+                }
+                .await,
+            );
         }
         self.run_batch(c, prepared, all_or_none).await
     }
 
     /// Batch delete (`composite/sobjects?ids=` DELETE).
-    pub async fn delete_batch(&self, c: &Caller, ids: &[String], all_or_none: bool) -> MosaicResult<Vec<RecordResult<String>>> {
+    pub async fn delete_batch(
+        &self,
+        c: &Caller,
+        ids: &[String],
+        all_or_none: bool,
+    ) -> MosaicResult<Vec<RecordResult<String>>> {
         Self::check_batch(ids.len())?;
         let mut prepared = Vec::with_capacity(ids.len());
         for raw in ids {
-            prepared.push(async {
-                let id = parse_record_id(raw)?;
-                let object_id = self.records.locate(&c.tenant_id, &id).await?.ok_or_else(|| record_not_found(&id))?;
-                let obj = self.meta.object_by_id(&c.tenant_id, &object_id).await?;
-                Ok(WriteOp::Delete(self.delete_op(c, &obj, &id).await?))
-            }
-            .await);
+            prepared.push(
+                async {
+                    let id = parse_record_id(raw)?;
+                    let object_id = self
+                        .records
+                        .locate(&c.tenant_id, &id)
+                        .await?
+                        .ok_or_else(|| record_not_found(&id))?;
+                    let obj = self.meta.object_by_id(&c.tenant_id, &object_id).await?;
+                    Ok(WriteOp::Delete(self.delete_op(c, &obj, &id).await?))
+                }
+                .await,
+            );
         }
         self.run_batch(c, prepared, all_or_none).await
     }

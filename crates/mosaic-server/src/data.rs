@@ -33,14 +33,19 @@ pub fn routes() -> Router<AppState> {
             "/services/data/{version}/sobjects/{object}",
             get(object_info).post(create),
         )
-        .route("/services/data/{version}/sobjects/{object}/describe", get(describe))
+        .route(
+            "/services/data/{version}/sobjects/{object}/describe",
+            get(describe),
+        )
         .route(
             "/services/data/{version}/sobjects/{object}/{id}",
             get(read).patch(update).delete(delete),
         )
         .route(
             "/services/data/{version}/sobjects/{object}/{field}/{value}",
-            get(read_by_external).patch(upsert).delete(delete_by_external),
+            get(read_by_external)
+                .patch(upsert)
+                .delete(delete_by_external),
         )
         .route(
             "/services/data/{version}/composite/sobjects",
@@ -72,7 +77,10 @@ async fn versions() -> Json<Value> {
     ]))
 }
 
-async fn resources(PathParams(v): PathParams<String>, Auth(_c): Auth) -> Result<Json<Value>, ApiError> {
+async fn resources(
+    PathParams(v): PathParams<String>,
+    Auth(_c): Auth,
+) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
     Ok(Json(json!({
         "sobjects": format!("/services/data/{v}/sobjects"),
@@ -207,7 +215,10 @@ async fn upsert(
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     version(&v)?;
-    let out = s.platform.upsert(&c, &object, &field, &value, &body).await?;
+    let out = s
+        .platform
+        .upsert(&c, &object, &field, &value, &body)
+        .await?;
     Ok(if out.created {
         (
             StatusCode::CREATED,
@@ -220,7 +231,13 @@ async fn upsert(
 }
 
 /// Resolves an external-id path to a record id (404 when none).
-async fn external_id(s: &AppState, c: &mosaic_runtime::Caller, object: &str, field: &str, value: &str) -> Result<String, ApiError> {
+async fn external_id(
+    s: &AppState,
+    c: &mosaic_runtime::Caller,
+    object: &str,
+    field: &str,
+    value: &str,
+) -> Result<String, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, object).await?;
     if field.eq_ignore_ascii_case("Id") {
         return Ok(mosaic_runtime::records::parse_record_id(value)?);
@@ -229,18 +246,42 @@ async fn external_id(s: &AppState, c: &mosaic_runtime::Caller, object: &str, fie
         MosaicError::field(
             ErrorCode::INVALID_FIELD,
             field.chars().take(80).collect::<String>(),
-            format!("No such column '{}' on sobject of type {}", field.chars().take(80).collect::<String>(), o.api_name()),
+            format!(
+                "No such column '{}' on sobject of type {}",
+                field.chars().take(80).collect::<String>(),
+                o.api_name()
+            ),
         )
     })?;
     let spec = mosaic_meta::service::index_spec(f)
         .filter(|_| f.is_external_id || f.is_unique)
-        .ok_or_else(|| MosaicError::field(ErrorCode::INVALID_FIELD, f.api_name.clone(), format!("{} is not an external id field", f.api_name)))?;
+        .ok_or_else(|| {
+            MosaicError::field(
+                ErrorCode::INVALID_FIELD,
+                f.api_name.clone(),
+                format!("{} is not an external id field", f.api_name),
+            )
+        })?;
     let key = mosaic_meta::coerce::coerce(f, &Value::String(value.to_string()))?;
-    let ids = s.platform.records.find_by_index(&c.tenant_id, o.id(), &spec, &key).await?;
+    let ids = s
+        .platform
+        .records
+        .find_by_index(&c.tenant_id, o.id(), &spec, &key)
+        .await?;
     match ids.len() {
-        0 => Err(MosaicError::not_found(format!("The requested resource does not exist: no {} record with {} = '{}'", o.api_name(), f.api_name, value.chars().take(80).collect::<String>())).into()),
+        0 => Err(MosaicError::not_found(format!(
+            "The requested resource does not exist: no {} record with {} = '{}'",
+            o.api_name(),
+            f.api_name,
+            value.chars().take(80).collect::<String>()
+        ))
+        .into()),
         1 => Ok(ids[0].clone()),
-        n => Err(MosaicError::new(ErrorCode::MULTIPLE_CHOICES, format!("{n} records match {} = '{value}'", f.api_name)).into()),
+        n => Err(MosaicError::new(
+            ErrorCode::MULTIPLE_CHOICES,
+            format!("{n} records match {} = '{value}'", f.api_name),
+        )
+        .into()),
     }
 }
 
@@ -301,7 +342,10 @@ async fn composite_create(
     JsonBody(body): JsonBody<CompositeBody>,
 ) -> Result<Json<Value>, ApiError> {
     version(&v)?;
-    let r = s.platform.create_batch(&c, &body.records, body.all_or_none).await?;
+    let r = s
+        .platform
+        .create_batch(&c, &body.records, body.all_or_none)
+        .await?;
     Ok(batch_json(r))
 }
 
@@ -312,7 +356,10 @@ async fn composite_update(
     JsonBody(body): JsonBody<CompositeBody>,
 ) -> Result<Json<Value>, ApiError> {
     version(&v)?;
-    let r = s.platform.update_batch(&c, &body.records, body.all_or_none).await?;
+    let r = s
+        .platform
+        .update_batch(&c, &body.records, body.all_or_none)
+        .await?;
     Ok(batch_json(r))
 }
 
@@ -324,7 +371,11 @@ async fn composite_delete(
 ) -> Result<Json<Value>, ApiError> {
     version(&v)?;
     let ids = q.list("ids").ok_or_else(|| {
-        MosaicError::field(ErrorCode::INVALID_INPUT, "ids", "ids is required: a comma-separated list of record ids")
+        MosaicError::field(
+            ErrorCode::INVALID_INPUT,
+            "ids",
+            "ids is required: a comma-separated list of record ids",
+        )
     })?;
     let all_or_none = q.flag("allOrNone")?;
     let r = s.platform.delete_batch(&c, &ids, all_or_none).await?;

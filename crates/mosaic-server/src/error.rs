@@ -79,7 +79,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body: Vec<serde_json::Value> = self.errors.iter().map(error_json).collect();
         let mut res = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         }
@@ -88,7 +90,10 @@ impl IntoResponse for ApiError {
 }
 
 pub async fn not_found_fallback() -> ApiError {
-    ApiError::new(ErrorCode::NOT_FOUND, "The requested resource does not exist")
+    ApiError::new(
+        ErrorCode::NOT_FOUND,
+        "The requested resource does not exist",
+    )
 }
 
 pub async fn method_not_allowed() -> ApiError {

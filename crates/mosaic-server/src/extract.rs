@@ -16,7 +16,13 @@ pub struct JsonBody<T>(pub T);
 fn content_type_is(parts_ct: Option<&header::HeaderValue>, want: &str) -> bool {
     parts_ct
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(want))
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(want)
+        })
         .unwrap_or(false)
 }
 
@@ -44,12 +50,8 @@ fn too_large() -> ApiError {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            ErrorCode::JSON_PARSER_ERROR,
-            format!("malformed JSON: {e}"),
-        )
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(ErrorCode::JSON_PARSER_ERROR, format!("malformed JSON: {e}")))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -64,7 +66,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         }
         let bytes = read_body(req).await?;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            return Err(ApiError::new(ErrorCode::JSON_PARSER_ERROR, "the request body is empty"));
+            return Err(ApiError::new(
+                ErrorCode::JSON_PARSER_ERROR,
+                "the request body is empty",
+            ));
         }
         Ok(JsonBody(parse_json(&bytes)?))
     }
@@ -79,7 +84,10 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).map_err(|e| {
-            ApiError::new(ErrorCode::INVALID_INPUT, format!("malformed query string: {e}"))
+            ApiError::new(
+                ErrorCode::INVALID_INPUT,
+                format!("malformed query string: {e}"),
+            )
         })?;
         Ok(QueryMap(pairs.into_iter().collect()))
     }
@@ -87,14 +95,22 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
 
 impl QueryMap {
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        match self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()) {
+        match self
+            .0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+        {
             None => Ok(false),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
             Some(v) => Err(ApiError::from(mosaic_types::MosaicError::field(
                 ErrorCode::INVALID_INPUT,
                 name,
-                format!("{name} must be true or false, not '{}'", v.chars().take(40).collect::<String>()),
+                format!(
+                    "{name} must be true or false, not '{}'",
+                    v.chars().take(40).collect::<String>()
+                ),
             ))),
         }
     }
@@ -119,6 +135,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| PathParams(p.0))
-            .map_err(|e| ApiError::new(ErrorCode::NOT_FOUND, format!("The requested resource does not exist: {e}")))
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::NOT_FOUND,
+                    format!("The requested resource does not exist: {e}"),
+                )
+            })
     }
 }

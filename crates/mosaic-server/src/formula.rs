@@ -55,8 +55,15 @@ async fn create_rule(
     PathParams(object): PathParams<String>,
     JsonBody(input): JsonBody<RuleInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (o, r) = s.platform.meta.add_rule(&c.tenant_id, &object, input).await?;
-    Ok((StatusCode::CREATED, Json(rule_json(&r, Some(o.def.version)))))
+    let (o, r) = s
+        .platform
+        .meta
+        .add_rule(&c.tenant_id, &object, input)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(rule_json(&r, Some(o.def.version))),
+    ))
 }
 
 async fn get_rule(
@@ -74,7 +81,11 @@ async fn update_rule(
     PathParams((object, rule)): PathParams<(String, String)>,
     JsonBody(input): JsonBody<RuleInput>,
 ) -> Result<Json<Value>, ApiError> {
-    let (o, r) = s.platform.meta.update_rule(&c.tenant_id, &object, &rule, input).await?;
+    let (o, r) = s
+        .platform
+        .meta
+        .update_rule(&c.tenant_id, &object, &rule, input)
+        .await?;
     Ok(Json(rule_json(&r, Some(o.def.version))))
 }
 
@@ -83,7 +94,10 @@ async fn delete_rule(
     Auth(c): Auth,
     PathParams((object, rule)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    s.platform.meta.delete_rule(&c.tenant_id, &object, &rule).await?;
+    s.platform
+        .meta
+        .delete_rule(&c.tenant_id, &object, &rule)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,11 +169,22 @@ async fn evaluate(
         None => None,
     };
     if obj.is_none() && body.record_id.is_some() {
-        return Err(MosaicError::field(ErrorCode::INVALID_INPUT, "record_id", "record_id needs object").into());
+        return Err(MosaicError::field(
+            ErrorCode::INVALID_INPUT,
+            "record_id",
+            "record_id needs object",
+        )
+        .into());
     }
     let v = s
         .platform
-        .evaluate_expression(&c, obj, &body.expression, body.record.as_ref(), body.record_id.as_deref())
+        .evaluate_expression(
+            &c,
+            obj,
+            &body.expression,
+            body.record.as_ref(),
+            body.record_id.as_deref(),
+        )
         .await?;
     let value = crate::render::value(&match &v {
         mosaic_formula::FValue::Null => mosaic_types::Value::Null,

@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/services/metadata/v1/objects", get(list_objects).post(create_object))
+        .route(
+            "/services/metadata/v1/objects",
+            get(list_objects).post(create_object),
+        )
         .route(
             "/services/metadata/v1/objects/{object}",
             get(get_object).patch(update_object).delete(delete_object),
@@ -55,7 +58,10 @@ async fn create_object(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let o = s.platform.meta.create_object(&c.tenant_id, input).await?;
     let names = names(&s, &c.tenant_id).await?;
-    Ok((StatusCode::CREATED, Json(render::object_metadata(&o.def, &names))))
+    Ok((
+        StatusCode::CREATED,
+        Json(render::object_metadata(&o.def, &names)),
+    ))
 }
 
 async fn get_object(
@@ -74,7 +80,11 @@ async fn update_object(
     PathParams(object): PathParams<String>,
     JsonBody(input): JsonBody<ObjectInput>,
 ) -> Result<Json<Value>, ApiError> {
-    let o = s.platform.meta.update_object(&c.tenant_id, &object, input).await?;
+    let o = s
+        .platform
+        .meta
+        .update_object(&c.tenant_id, &object, input)
+        .await?;
     let names = names(&s, &c.tenant_id).await?;
     Ok(Json(render::object_metadata(&o.def, &names)))
 }
@@ -107,7 +117,11 @@ async fn create_field(
     PathParams(object): PathParams<String>,
     JsonBody(input): JsonBody<FieldInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (o, f) = s.platform.meta.add_field(&c.tenant_id, &object, input).await?;
+    let (o, f) = s
+        .platform
+        .meta
+        .add_field(&c.tenant_id, &object, input)
+        .await?;
     let names = names(&s, &c.tenant_id).await?;
     let mut body = render::field_metadata(&f, &names);
     body["object_version"] = json!(o.def.version);
@@ -137,7 +151,11 @@ async fn update_field(
     PathParams((object, field)): PathParams<(String, String)>,
     JsonBody(input): JsonBody<FieldInput>,
 ) -> Result<Json<Value>, ApiError> {
-    let (o, f) = s.platform.meta.update_field(&c.tenant_id, &object, &field, input).await?;
+    let (o, f) = s
+        .platform
+        .meta
+        .update_field(&c.tenant_id, &object, &field, input)
+        .await?;
     let names = names(&s, &c.tenant_id).await?;
     let mut body = render::field_metadata(&f, &names);
     body["object_version"] = json!(o.def.version);
@@ -153,9 +171,16 @@ async fn delete_field(
     let version = match q.0.get("version") {
         None => None,
         Some(v) => Some(v.parse::<i64>().map_err(|_| {
-            MosaicError::field(ErrorCode::INVALID_INPUT, "version", "version must be an integer")
+            MosaicError::field(
+                ErrorCode::INVALID_INPUT,
+                "version",
+                "version must be an integer",
+            )
         })?),
     };
-    s.platform.meta.delete_field(&c.tenant_id, &object, &field, version).await?;
+    s.platform
+        .meta
+        .delete_field(&c.tenant_id, &object, &field, version)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,7 +23,8 @@ pub const TOP_TENANTS: usize = 20;
 pub const SERIES_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// Latency buckets (seconds): resolve sub-millisecond times.
 pub const LATENCY_BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// What the request has learnt about itself (set by the auth extractor).
@@ -53,7 +54,8 @@ pub fn set_caller(tenant: &str, user: &str) {
 
 fn valid_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
+    (!s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -71,7 +73,10 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
                 .ok()?
                 // Series not updated for a while disappear, so tenants that
                 // left the top ranks stop costing series.
-                .idle_timeout(metrics_util::MetricKindMask::COUNTER, Some(SERIES_IDLE_TIMEOUT))
+                .idle_timeout(
+                    metrics_util::MetricKindMask::COUNTER,
+                    Some(SERIES_IDLE_TIMEOUT),
+                )
                 .install_recorder()
                 .ok()
         })
@@ -94,14 +99,22 @@ struct Ranking {
 
 impl TenantRanking {
     pub fn label(&self, tenant: &str) -> String {
-        let Ok(mut r) = self.inner.lock() else { return "other".into() };
+        let Ok(mut r) = self.inner.lock() else {
+            return "other".into();
+        };
         *r.counts.entry(tenant.to_string()).or_insert(0) += 1;
         r.since_rank += 1;
-        if r.since_rank >= 1000 || (r.top.len() < TOP_TENANTS && !r.top.iter().any(|t| t == tenant)) {
+        if r.since_rank >= 1000 || (r.top.len() < TOP_TENANTS && !r.top.iter().any(|t| t == tenant))
+        {
             r.since_rank = 0;
-            let mut all: Vec<(String, u64)> = r.counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let mut all: Vec<(String, u64)> =
+                r.counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
             all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            r.top = all.iter().take(TOP_TENANTS).map(|(k, _)| k.clone()).collect();
+            r.top = all
+                .iter()
+                .take(TOP_TENANTS)
+                .map(|(k, _)| k.clone())
+                .collect();
             if r.counts.len() > 50_000 {
                 r.counts.retain(|_, v| *v > 1);
             }
@@ -197,15 +210,26 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
         if !ok {
-            return crate::error::ApiError::new(mosaic_types::ErrorCode::INVALID_SESSION_ID, "a valid metrics token is required").into_response();
+            return crate::error::ApiError::new(
+                mosaic_types::ErrorCode::INVALID_SESSION_ID,
+                "a valid metrics token is required",
+            )
+            .into_response();
         }
     }
     let Some(h) = metrics_handle() else {
-        return crate::error::ApiError::new(mosaic_types::ErrorCode::NOT_FOUND, "metrics are turned off (MOSAIC_METRICS=off)").into_response();
+        return crate::error::ApiError::new(
+            mosaic_types::ErrorCode::NOT_FOUND,
+            "metrics are turned off (MOSAIC_METRICS=off)",
+        )
+        .into_response();
     };
     publish_gauges(&s.platform);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         h.render(),
     )
         .into_response()
@@ -223,8 +247,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn publish_gauges(p: &mosaic_runtime::Platform) {
     use std::sync::atomic::Ordering;
     let st = &p.meta.stats;
-    metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l1").absolute(st.hits.load(Ordering::Relaxed));
-    metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1").absolute(st.misses.load(Ordering::Relaxed));
+    metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l1")
+        .absolute(st.hits.load(Ordering::Relaxed));
+    metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1")
+        .absolute(st.misses.load(Ordering::Relaxed));
     if let Some((tx, jobs)) = p.writer_stats() {
         metrics::counter!("store_transactions_total", "shard" => "local").absolute(tx);
         metrics::counter!("store_writes_total", "shard" => "local").absolute(jobs);

@@ -31,7 +31,10 @@ pub fn value(v: &Value) -> Json {
         Value::Date(d) => Json::String(format_date(d)),
         Value::Datetime(d) => Json::String(sf_datetime(d)),
         Value::Time(t) => Json::String(format!("{}Z", format_time(t))),
-        Value::Location { latitude, longitude } => {
+        Value::Location {
+            latitude,
+            longitude,
+        } => {
             json!({"latitude": number(latitude), "longitude": number(longitude)})
         }
     }
@@ -61,10 +64,19 @@ pub fn field_metadata(f: &FieldDef, names: &Names) -> Json {
     if let Some(m) = j.as_object_mut() {
         if let Some(id) = m.remove("lookup_object_id") {
             let name = id.as_str().and_then(|i| names.get(i)).cloned();
-            m.insert("lookup_object".into(), name.map(Json::String).unwrap_or(Json::Null));
+            m.insert(
+                "lookup_object".into(),
+                name.map(Json::String).unwrap_or(Json::Null),
+            );
         }
         if let Some(slot) = m.remove("slot") {
-            m.insert("storage_slot".into(), slot.get("pool").zip(slot.get("index")).map(|(p, i)| json!(format!("{}_{}", p.as_str().unwrap_or(""), i))).unwrap_or(Json::Null));
+            m.insert(
+                "storage_slot".into(),
+                slot.get("pool")
+                    .zip(slot.get("index"))
+                    .map(|(p, i)| json!(format!("{}_{}", p.as_str().unwrap_or(""), i)))
+                    .unwrap_or(Json::Null),
+            );
         }
     }
     j
@@ -118,8 +130,15 @@ pub fn describe_field(f: &FieldDef, names: &Names) -> Json {
         .into_iter()
         .collect();
     let is_formula = f.data_type == DataType::Formula;
-    let shown_type = if is_formula { f.formula_return_type.unwrap_or(DataType::Text) } else { f.data_type };
-    let numeric = matches!(shown_type, DataType::Number | DataType::Currency | DataType::Percent);
+    let shown_type = if is_formula {
+        f.formula_return_type.unwrap_or(DataType::Text)
+    } else {
+        f.data_type
+    };
+    let numeric = matches!(
+        shown_type,
+        DataType::Number | DataType::Currency | DataType::Percent
+    );
     json!({
         "name": f.api_name,
         "label": f.label,
@@ -171,20 +190,55 @@ pub fn global_entry(version: &str, o: &ObjectDef) -> Json {
 }
 
 /// `sobjects/{O}/describe`.
-pub fn describe(version: &str, o: &ObjectMeta, names: &Names, children: &[(String, FieldDef)]) -> Json {
+pub fn describe(
+    version: &str,
+    o: &ObjectMeta,
+    names: &Names,
+    children: &[(String, FieldDef)],
+) -> Json {
     let d = &o.def;
     let name_auto = d.name_field.data_type == DataType::AutoNumber;
     let mut fields = vec![
-        sys_field("Id", "Record ID", "id", json!({"length": 36, "filterable": true})),
-        sys_field("Name", &d.name_field.label, "string", json!({
-            "length": d.name_field.length, "nillable": name_auto, "createable": !name_auto, "updateable": !name_auto,
-            "autoNumber": name_auto, "nameField": true, "filterable": true,
-        })),
-        sys_field("OwnerId", "Owner ID", "reference", json!({"length": 36, "createable": true, "updateable": true, "referenceTo": ["User"], "relationshipName": "Owner"})),
-        sys_field("CreatedById", "Created By ID", "reference", json!({"length": 36, "referenceTo": ["User"], "relationshipName": "CreatedBy"})),
+        sys_field(
+            "Id",
+            "Record ID",
+            "id",
+            json!({"length": 36, "filterable": true}),
+        ),
+        sys_field(
+            "Name",
+            &d.name_field.label,
+            "string",
+            json!({
+                "length": d.name_field.length, "nillable": name_auto, "createable": !name_auto, "updateable": !name_auto,
+                "autoNumber": name_auto, "nameField": true, "filterable": true,
+            }),
+        ),
+        sys_field(
+            "OwnerId",
+            "Owner ID",
+            "reference",
+            json!({"length": 36, "createable": true, "updateable": true, "referenceTo": ["User"], "relationshipName": "Owner"}),
+        ),
+        sys_field(
+            "CreatedById",
+            "Created By ID",
+            "reference",
+            json!({"length": 36, "referenceTo": ["User"], "relationshipName": "CreatedBy"}),
+        ),
         sys_field("CreatedDate", "Created Date", "datetime", json!({})),
-        sys_field("LastModifiedById", "Last Modified By ID", "reference", json!({"length": 36, "referenceTo": ["User"], "relationshipName": "LastModifiedBy"})),
-        sys_field("LastModifiedDate", "Last Modified Date", "datetime", json!({})),
+        sys_field(
+            "LastModifiedById",
+            "Last Modified By ID",
+            "reference",
+            json!({"length": 36, "referenceTo": ["User"], "relationshipName": "LastModifiedBy"}),
+        ),
+        sys_field(
+            "LastModifiedDate",
+            "Last Modified Date",
+            "datetime",
+            json!({}),
+        ),
         sys_field("IsDeleted", "Deleted", "boolean", json!({})),
     ];
     fields.extend(d.fields.iter().map(|f| describe_field(f, names)));

@@ -23,7 +23,11 @@ async fn password_grant_and_token_checks() {
     let a = server.tenant().await;
     let (s, v) = token_request(
         &server.base,
-        &[("grant_type", "password"), ("username", &a.username), ("password", "correct-horse-battery")],
+        &[
+            ("grant_type", "password"),
+            ("username", &a.username),
+            ("password", "correct-horse-battery"),
+        ],
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -38,7 +42,11 @@ async fn password_grant_and_token_checks() {
     let upper = a.username.to_uppercase();
     let (s, _) = token_request(
         &server.base,
-        &[("grant_type", "password"), ("username", &upper), ("password", "correct-horse-battery")],
+        &[
+            ("grant_type", "password"),
+            ("username", &upper),
+            ("password", "correct-horse-battery"),
+        ],
     )
     .await;
     assert_eq!(s, StatusCode::OK);
@@ -47,7 +55,15 @@ async fn password_grant_and_token_checks() {
         ("nobody@example.test", "correct-horse-battery"),
         ("", ""),
     ] {
-        let (s, v) = token_request(&server.base, &[("grant_type", "password"), ("username", user), ("password", pass)]).await;
+        let (s, v) = token_request(
+            &server.base,
+            &[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", pass),
+            ],
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(v["error"], "invalid_grant");
     }
@@ -60,7 +76,13 @@ async fn password_grant_and_token_checks() {
 
     // Missing, malformed, unknown and revoked tokens → 401 INVALID_SESSION_ID.
     let anon = server.anonymous();
-    let bad_tokens = ["", "mos_", "not-a-token", "mos_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &"x".repeat(5000)];
+    let bad_tokens = [
+        "",
+        "mos_",
+        "not-a-token",
+        "mos_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &"x".repeat(5000),
+    ];
     let (s, v) = anon.get(&format!("{DATA}/sobjects")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(codes(&v), vec!["INVALID_SESSION_ID"]);
@@ -79,7 +101,11 @@ async fn password_grant_and_token_checks() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let (s, _) = a.with_token(&tok).get(&format!("{DATA}/sobjects")).await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED, "revoked token must be refused at once");
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "revoked token must be refused at once"
+    );
     server.stop().await;
 }
 

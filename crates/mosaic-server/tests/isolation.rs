@@ -24,14 +24,22 @@ async fn tenants_never_see_each_other() {
     a.create_object(object()).await;
     b.create_object(object()).await;
     let a_id = a
-        .create_record("Account__c", json!({"Name": "A secret", "Code__c": "X1", "Revenue__c": 1}))
+        .create_record(
+            "Account__c",
+            json!({"Name": "A secret", "Code__c": "X1", "Revenue__c": 1}),
+        )
         .await;
     let b_id = b
-        .create_record("Account__c", json!({"Name": "B secret", "Code__c": "X1", "Revenue__c": 2}))
+        .create_record(
+            "Account__c",
+            json!({"Name": "B secret", "Code__c": "X1", "Revenue__c": 2}),
+        )
         .await;
 
     // Same external id in both tenants is fine: uniqueness is per tenant.
-    let (s, v) = a.get(&format!("{DATA}/sobjects/Account__c/Code__c/X1")).await;
+    let (s, v) = a
+        .get(&format!("{DATA}/sobjects/Account__c/Code__c/X1"))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["Name"], "A secret");
 
@@ -49,7 +57,11 @@ async fn tenants_never_see_each_other() {
     }
     // Batch endpoints: per-record NOT_FOUND, nothing changed.
     let (s, v) = b
-        .send(reqwest::Method::DELETE, &format!("{DATA}/composite/sobjects?ids={a_id}"), None)
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{DATA}/composite/sobjects?ids={a_id}"),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[0]["success"], false);
@@ -66,11 +78,16 @@ async fn tenants_never_see_each_other() {
     b.send(
         reqwest::Method::POST,
         &format!("{META}/objects/Account__c/fields"),
-        Some(&json!({"api_name": "Parent__c", "data_type": "lookup", "lookup_object": "Account__c"})),
+        Some(
+            &json!({"api_name": "Parent__c", "data_type": "lookup", "lookup_object": "Account__c"}),
+        ),
     )
     .await;
     let (s, v) = b
-        .post(&format!("{DATA}/sobjects/Account__c"), json!({"Name": "child", "Parent__c": a_id}))
+        .post(
+            &format!("{DATA}/sobjects/Account__c"),
+            json!({"Name": "child", "Parent__c": a_id}),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(codes(&v), vec!["INVALID_CROSS_REFERENCE_KEY"]);
@@ -88,11 +105,13 @@ async fn tenants_never_see_each_other() {
     for (status, body) in [
         b.get(&format!("{META}/objects/Private__c")).await,
         b.get(&format!("{META}/objects/Private__c/fields")).await,
-        b.patch(&format!("{META}/objects/Private__c"), json!({"label": "x"})).await,
+        b.patch(&format!("{META}/objects/Private__c"), json!({"label": "x"}))
+            .await,
         b.delete(&format!("{META}/objects/Private__c")).await,
         b.get(&format!("{DATA}/sobjects/Private__c/describe")).await,
         b.get(&format!("{DATA}/sobjects/Private__c")).await,
-        b.post(&format!("{DATA}/sobjects/Private__c"), json!({"Name": "x"})).await,
+        b.post(&format!("{DATA}/sobjects/Private__c"), json!({"Name": "x"}))
+            .await,
     ] {
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         assert_eq!(codes(&body), vec!["NOT_FOUND"]);
@@ -109,7 +128,12 @@ async fn tenants_never_see_each_other() {
     assert!(!global.to_string().contains("Private__c"));
 
     // B renaming its own object does not affect A's.
-    let (s, _) = b.patch(&format!("{META}/objects/Account__c"), json!({"label": "B label"})).await;
+    let (s, _) = b
+        .patch(
+            &format!("{META}/objects/Account__c"),
+            json!({"label": "B label"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (_, v) = a.get(&format!("{META}/objects/Account__c")).await;
     assert_eq!(v["label"], "Account");

@@ -20,7 +20,9 @@ fn field(object: &str, f: &str) -> String {
 }
 
 fn fields_of_error(v: &Value) -> Vec<Value> {
-    v.as_array().map(|a| a.iter().map(|e| e["fields"].clone()).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().map(|e| e["fields"].clone()).collect())
+        .unwrap_or_default()
 }
 
 fn message(v: &Value) -> String {
@@ -34,7 +36,11 @@ async fn describe(c: &Client, o: &str) -> Value {
 }
 
 fn describe_field<'a>(d: &'a Value, name: &str) -> Option<&'a Value> {
-    d["fields"].as_array().unwrap().iter().find(|f| f["name"] == name)
+    d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +78,13 @@ async fn object_lifecycle_with_versions() {
     assert_eq!(f[0]["is_required"], true);
     assert_eq!(f[0]["precision"], 18);
     assert_eq!(f[0]["scale"], 2);
-    assert!(f[0]["storage_slot"].as_str().unwrap().starts_with("number_"), "{f}");
+    assert!(
+        f[0]["storage_slot"]
+            .as_str()
+            .unwrap()
+            .starts_with("number_"),
+        "{f}"
+    );
     assert_eq!(f[1]["picklist_values"][0]["value"], "Draft");
     assert_eq!(f[1]["picklist_values"][0]["is_default"], true);
     assert_eq!(f[1]["picklist_values"][1]["is_active"], true);
@@ -82,7 +94,12 @@ async fn object_lifecycle_with_versions() {
     c.create_object(json!({"api_name": "Another"})).await;
     let (s, list) = c.get(&format!("{META}/objects")).await;
     assert_eq!(s, StatusCode::OK);
-    let names: Vec<&str> = list["objects"].as_array().unwrap().iter().map(|o| o["api_name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["api_name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["Another", "Invoice__c"]);
     let (s, got) = c.get(&obj("iNVOICE__C")).await;
     assert_eq!(s, StatusCode::OK);
@@ -96,18 +113,27 @@ async fn object_lifecycle_with_versions() {
     assert_eq!(codes(&e), vec!["NOT_FOUND"]);
 
     // Update: version increments; stale version → 409; no version applies.
-    let (s, u) = c.patch(&obj("Invoice__c"), json!({"label": "Bill", "version": 1})).await;
+    let (s, u) = c
+        .patch(&obj("Invoice__c"), json!({"label": "Bill", "version": 1}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{u}");
     assert_eq!(u["label"], "Bill");
     assert_eq!(u["version"], 2);
     assert_eq!(u["plural_label"], "Invoices", "unmentioned keys are kept");
-    let (s, e) = c.patch(&obj("Invoice__c"), json!({"label": "Stale", "version": 1})).await;
+    let (s, e) = c
+        .patch(&obj("Invoice__c"), json!({"label": "Stale", "version": 1}))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
     assert_eq!(codes(&e), vec!["CONFLICT"]);
     let (_, g) = c.get(&obj("Invoice__c")).await;
     assert_eq!(g["label"], "Bill");
     assert_eq!(g["version"], 2);
-    let (s, u) = c.patch(&obj("Invoice__c"), json!({"plural_label": "Bills", "enable_history": true})).await;
+    let (s, u) = c
+        .patch(
+            &obj("Invoice__c"),
+            json!({"plural_label": "Bills", "enable_history": true}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{u}");
     assert_eq!(u["version"], 3);
     assert_eq!(u["enable_history"], true);
@@ -124,14 +150,23 @@ async fn object_lifecycle_with_versions() {
     let (s, e) = c.patch(&obj("Invoice__c"), json!({"fields": []})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     // Bad values.
-    for body in [json!({"label": ""}), json!({"label": "x".repeat(81)}), json!({"sharing_model": "everyone"}), json!({"sharing_model": "controlled_by_parent"})] {
+    for body in [
+        json!({"label": ""}),
+        json!({"label": "x".repeat(81)}),
+        json!({"sharing_model": "everyone"}),
+        json!({"sharing_model": "controlled_by_parent"}),
+    ] {
         let (s, e) = c.patch(&obj("Invoice__c"), body.clone()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
     }
 
     // Rename: old name 404 at once, records follow the object.
-    let rid = c.create_record("Invoice__c", json!({"Name": "i1", "Amount__c": 5})).await;
-    let (s, u) = c.patch(&obj("Invoice__c"), json!({"api_name": "Bill__c"})).await;
+    let rid = c
+        .create_record("Invoice__c", json!({"Name": "i1", "Amount__c": 5}))
+        .await;
+    let (s, u) = c
+        .patch(&obj("Invoice__c"), json!({"api_name": "Bill__c"}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{u}");
     let (s, _) = c.get(&obj("Invoice__c")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -140,7 +175,9 @@ async fn object_lifecycle_with_versions() {
     let (s, r) = c.get(&format!("{DATA}/sobjects/Bill__c/{rid}")).await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["attributes"]["type"], "Bill__c");
-    let (s, e) = c.patch(&obj("Bill__c"), json!({"api_name": "another"})).await;
+    let (s, e) = c
+        .patch(&obj("Bill__c"), json!({"api_name": "another"}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["DUPLICATE_VALUE"]);
 
@@ -155,7 +192,11 @@ async fn object_lifecycle_with_versions() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     c.create_object(json!({"api_name": "Bill__c", "fields": [{"api_name": "Amount__c", "data_type": "currency"}]})).await;
     let (s, _) = c.get(&format!("{DATA}/sobjects/Bill__c/{rid}")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "a deleted object's record came back");
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "a deleted object's record came back"
+    );
     let (_, list) = c.get(&format!("{META}/objects")).await;
     assert_eq!(list["objects"].as_array().unwrap().len(), 2);
     server.stop().await;
@@ -180,8 +221,14 @@ async fn an_object_others_point_at_cannot_be_deleted() {
     let (s, e) = c.delete(&obj("Account__c")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     let m = message(&e);
-    assert!(m.contains("Contact__c.Account__c") && m.contains("Line__c.Acct__c"), "{m}");
-    assert!(!m.contains("Account__c.Parent__c"), "a self-lookup is no dependent: {m}");
+    assert!(
+        m.contains("Contact__c.Account__c") && m.contains("Line__c.Acct__c"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("Account__c.Parent__c"),
+        "a self-lookup is no dependent: {m}"
+    );
     let (s, _) = c.get(&obj("Account__c")).await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = c.delete(&field("Contact__c", "Account__c")).await;
@@ -201,33 +248,74 @@ async fn names_are_validated_and_unique_case_insensitively() {
     let server = TestServer::start().await;
     let c = server.tenant().await;
     let bad = [
-        "", "1abc", "a__b", "a_", "_a", "a b", "a-b", "Robert'); DROP TABLE", "__c", "a__c__c", "ünï", "a.b",
+        "",
+        "1abc",
+        "a__b",
+        "a_",
+        "_a",
+        "a b",
+        "a-b",
+        "Robert'); DROP TABLE",
+        "__c",
+        "a__c__c",
+        "ünï",
+        "a.b",
         &"a".repeat(41),
     ];
     for name in bad {
-        let (s, e) = c.post(&format!("{META}/objects"), json!({"api_name": name})).await;
+        let (s, e) = c
+            .post(&format!("{META}/objects"), json!({"api_name": name}))
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "object {name:?}: {e}");
-        assert_eq!(fields_of_error(&e), vec![json!(["api_name"])], "object {name:?}");
+        assert_eq!(
+            fields_of_error(&e),
+            vec![json!(["api_name"])],
+            "object {name:?}"
+        );
     }
-    let (s, e) = c.post(&format!("{META}/objects"), json!({"label": "no name"})).await;
+    let (s, e) = c
+        .post(&format!("{META}/objects"), json!({"label": "no name"}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(fields_of_error(&e), vec![json!(["api_name"])]);
-    for ok in ["A", "Invoice", "Line_Item__c", &"a".repeat(40), &format!("{}__c", "b".repeat(40))] {
-        let (s, e) = c.post(&format!("{META}/objects"), json!({"api_name": ok})).await;
+    for ok in [
+        "A",
+        "Invoice",
+        "Line_Item__c",
+        &"a".repeat(40),
+        &format!("{}__c", "b".repeat(40)),
+    ] {
+        let (s, e) = c
+            .post(&format!("{META}/objects"), json!({"api_name": ok}))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "object {ok:?}: {e}");
     }
     // Duplicates, case-insensitively.
     for dup in ["invoice", "INVOICE", "LINE_ITEM__c"] {
-        let (s, e) = c.post(&format!("{META}/objects"), json!({"api_name": dup})).await;
+        let (s, e) = c
+            .post(&format!("{META}/objects"), json!({"api_name": dup}))
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{dup}: {e}");
         assert_eq!(codes(&e), vec!["DUPLICATE_VALUE"], "{dup}");
         assert_eq!(fields_of_error(&e), vec![json!(["api_name"])]);
     }
     // Field names.
-    for name in bad.iter().chain(["Name", "Id", "ownerid", "CreatedDate", "IsDeleted"].iter()) {
-        let (s, e) = c.post(&fields_of("Invoice"), json!({"api_name": name, "data_type": "text"})).await;
+    for name in bad
+        .iter()
+        .chain(["Name", "Id", "ownerid", "CreatedDate", "IsDeleted"].iter())
+    {
+        let (s, e) = c
+            .post(
+                &fields_of("Invoice"),
+                json!({"api_name": name, "data_type": "text"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "field {name:?}: {e}");
-        assert_eq!(fields_of_error(&e), vec![json!(["api_name"])], "field {name:?}");
+        assert_eq!(
+            fields_of_error(&e),
+            vec![json!(["api_name"])],
+            "field {name:?}"
+        );
     }
     let (s, e) = c
         .post(&format!("{META}/objects"), json!({"api_name": "Bad", "fields": [{"api_name": "Ok__c", "data_type": "text"}, {"api_name": "no good", "data_type": "text"}]}))
@@ -235,24 +323,53 @@ async fn names_are_validated_and_unique_case_insensitively() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(fields_of_error(&e), vec![json!(["fields[1].api_name"])]);
     let (s, _) = c.get(&obj("Bad")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "a refused create left an object behind");
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "a refused create left an object behind"
+    );
     let (s, e) = c
         .post(&format!("{META}/objects"), json!({"api_name": "Bad", "fields": [{"api_name": "Code__c", "data_type": "text"}, {"api_name": "CODE__c", "data_type": "number"}]}))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["DUPLICATE_VALUE"]);
-    let (s, _) = c.post(&fields_of("Invoice"), json!({"api_name": "Code__c", "data_type": "text"})).await;
+    let (s, _) = c
+        .post(
+            &fields_of("Invoice"),
+            json!({"api_name": "Code__c", "data_type": "text"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, _) = c.post(&fields_of("Invoice"), json!({"api_name": "Other__c", "data_type": "text"})).await;
+    let (s, _) = c
+        .post(
+            &fields_of("Invoice"),
+            json!({"api_name": "Other__c", "data_type": "text"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, e) = c.post(&fields_of("Invoice"), json!({"api_name": "CODE__c", "data_type": "date"})).await;
+    let (s, e) = c
+        .post(
+            &fields_of("Invoice"),
+            json!({"api_name": "CODE__c", "data_type": "date"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["DUPLICATE_VALUE"]);
-    let (s, e) = c.patch(&field("Invoice", "Other__c"), json!({"api_name": "CODE__c"})).await;
+    let (s, e) = c
+        .patch(
+            &field("Invoice", "Other__c"),
+            json!({"api_name": "CODE__c"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["DUPLICATE_VALUE"]);
     // Renaming a field to another case of itself is fine.
-    let (s, e) = c.patch(&field("Invoice", "Other__c"), json!({"api_name": "OTHER__c"})).await;
+    let (s, e) = c
+        .patch(
+            &field("Invoice", "Other__c"),
+            json!({"api_name": "OTHER__c"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{e}");
     assert_eq!(e["api_name"], "OTHER__c");
     server.stop().await;
@@ -262,17 +379,44 @@ async fn names_are_validated_and_unique_case_insensitively() {
 async fn unknown_keys_and_bad_options_are_refused() {
     let server = TestServer::start().await;
     let c = server.tenant().await;
-    c.create_object(json!({"api_name": "Thing", "fields": [{"api_name": "T__c", "data_type": "text"}]})).await;
+    c.create_object(
+        json!({"api_name": "Thing", "fields": [{"api_name": "T__c", "data_type": "text"}]}),
+    )
+    .await;
     for (path, patch, body) in [
-        (format!("{META}/objects"), false, json!({"api_name": "X", "colour": "red"})),
-        (format!("{META}/objects"), false, json!({"api_name": "X", "fields": [{"api_name": "A__c", "data_type": "text", "maxlen": 3}]})),
-        (format!("{META}/objects"), false, json!({"api_name": "X", "name_field": {"label": "N", "kind": "x"}})),
+        (
+            format!("{META}/objects"),
+            false,
+            json!({"api_name": "X", "colour": "red"}),
+        ),
+        (
+            format!("{META}/objects"),
+            false,
+            json!({"api_name": "X", "fields": [{"api_name": "A__c", "data_type": "text", "maxlen": 3}]}),
+        ),
+        (
+            format!("{META}/objects"),
+            false,
+            json!({"api_name": "X", "name_field": {"label": "N", "kind": "x"}}),
+        ),
         (obj("Thing"), true, json!({"lable": "typo"})),
-        (fields_of("Thing"), false, json!({"api_name": "B__c", "data_type": "text", "requried": true})),
+        (
+            fields_of("Thing"),
+            false,
+            json!({"api_name": "B__c", "data_type": "text", "requried": true}),
+        ),
         (field("Thing", "T__c"), true, json!({"is_requird": true})),
-        (fields_of("Thing"), false, json!({"api_name": "P__c", "data_type": "picklist", "picklist_values": [{"value": "a", "colour": "red"}]})),
+        (
+            fields_of("Thing"),
+            false,
+            json!({"api_name": "P__c", "data_type": "picklist", "picklist_values": [{"value": "a", "colour": "red"}]}),
+        ),
     ] {
-        let (s, e) = if patch { c.patch(&path, body.clone()).await } else { c.post(&path, body.clone()).await };
+        let (s, e) = if patch {
+            c.patch(&path, body.clone()).await
+        } else {
+            c.post(&path, body.clone()).await
+        };
         assert_eq!(s, StatusCode::BAD_REQUEST, "{path} {body}: {e}");
         assert!(e.is_array() && !codes(&e).is_empty(), "{e}");
     }
@@ -283,30 +427,102 @@ async fn unknown_keys_and_bad_options_are_refused() {
 
     // Options that don't fit the type, with the offending key named.
     for (body, key) in [
-        (json!({"api_name": "A__c", "data_type": "text", "length": 0}), "length"),
-        (json!({"api_name": "A__c", "data_type": "text", "length": 256}), "length"),
-        (json!({"api_name": "A__c", "data_type": "number", "length": 5}), "length"),
-        (json!({"api_name": "A__c", "data_type": "number", "precision": 19}), "precision"),
-        (json!({"api_name": "A__c", "data_type": "number", "precision": 3, "scale": 4}), "scale"),
-        (json!({"api_name": "A__c", "data_type": "text", "precision": 3}), "precision"),
-        (json!({"api_name": "A__c", "data_type": "picklist"}), "picklist_values"),
-        (json!({"api_name": "A__c", "data_type": "picklist", "picklist_values": [{"value": "a"}, {"value": "A"}]}), "picklist_values"),
-        (json!({"api_name": "A__c", "data_type": "picklist", "picklist_values": [{"value": "a", "is_default": true}, {"value": "b", "is_default": true}]}), "picklist_values"),
-        (json!({"api_name": "A__c", "data_type": "multi_picklist", "picklist_values": [{"value": "a;b"}]}), "picklist_values"),
-        (json!({"api_name": "A__c", "data_type": "text", "picklist_values": [{"value": "a"}]}), "picklist_values"),
-        (json!({"api_name": "A__c", "data_type": "auto_number"}), "auto_number_format"),
-        (json!({"api_name": "A__c", "data_type": "auto_number", "auto_number_format": "INV"}), "auto_number_format"),
-        (json!({"api_name": "A__c", "data_type": "lookup"}), "lookup_object"),
-        (json!({"api_name": "A__c", "data_type": "text", "lookup_object": "Thing"}), "lookup_object"),
-        (json!({"api_name": "A__c", "data_type": "long_text", "is_unique": true}), "is_unique"),
-        (json!({"api_name": "A__c", "data_type": "encrypted_text", "is_external_id": true}), "is_external_id"),
-        (json!({"api_name": "A__c", "data_type": "lookup", "lookup_object": "Thing", "cascade_delete": true}), "cascade_delete"),
-        (json!({"api_name": "A__c", "data_type": "master_detail", "lookup_object": "Thing", "cascade_delete": false}), "cascade_delete"),
-        (json!({"api_name": "A__c", "data_type": "number", "default_value": "abc"}), "default_value"),
-        (json!({"api_name": "A__c", "data_type": "picklist", "is_restricted": true, "picklist_values": [{"value": "a"}], "default_value": "zzz"}), "default_value"),
-        (json!({"api_name": "A__c", "data_type": "text", "length": 3, "default_value": "toolong"}), "default_value"),
-        (json!({"api_name": "A__c", "data_type": "text", "label": ""}), "label"),
-        (json!({"api_name": "A__c", "data_type": "text", "is_restricted": true}), "is_restricted"),
+        (
+            json!({"api_name": "A__c", "data_type": "text", "length": 0}),
+            "length",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "text", "length": 256}),
+            "length",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "number", "length": 5}),
+            "length",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "number", "precision": 19}),
+            "precision",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "number", "precision": 3, "scale": 4}),
+            "scale",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "text", "precision": 3}),
+            "precision",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "picklist"}),
+            "picklist_values",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "picklist", "picklist_values": [{"value": "a"}, {"value": "A"}]}),
+            "picklist_values",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "picklist", "picklist_values": [{"value": "a", "is_default": true}, {"value": "b", "is_default": true}]}),
+            "picklist_values",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "multi_picklist", "picklist_values": [{"value": "a;b"}]}),
+            "picklist_values",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "text", "picklist_values": [{"value": "a"}]}),
+            "picklist_values",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "auto_number"}),
+            "auto_number_format",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "auto_number", "auto_number_format": "INV"}),
+            "auto_number_format",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "lookup"}),
+            "lookup_object",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "text", "lookup_object": "Thing"}),
+            "lookup_object",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "long_text", "is_unique": true}),
+            "is_unique",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "encrypted_text", "is_external_id": true}),
+            "is_external_id",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "lookup", "lookup_object": "Thing", "cascade_delete": true}),
+            "cascade_delete",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "master_detail", "lookup_object": "Thing", "cascade_delete": false}),
+            "cascade_delete",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "number", "default_value": "abc"}),
+            "default_value",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "picklist", "is_restricted": true, "picklist_values": [{"value": "a"}], "default_value": "zzz"}),
+            "default_value",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "text", "length": 3, "default_value": "toolong"}),
+            "default_value",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "text", "label": ""}),
+            "label",
+        ),
+        (
+            json!({"api_name": "A__c", "data_type": "text", "is_restricted": true}),
+            "is_restricted",
+        ),
     ] {
         let (s, e) = c.post(&fields_of("Thing"), body.clone()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
@@ -318,22 +534,44 @@ async fn unknown_keys_and_bad_options_are_refused() {
 
     // Unknown data_type lists the valid ones; roll-up summaries are not built yet;
     // a type change is not supported.
-    let (s, e) = c.post(&fields_of("Thing"), json!({"api_name": "M__c", "data_type": "money"})).await;
+    let (s, e) = c
+        .post(
+            &fields_of("Thing"),
+            json!({"api_name": "M__c", "data_type": "money"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(fields_of_error(&e), vec![json!(["data_type"])]);
     let m = message(&e);
-    for t in ["text", "currency", "multi_picklist", "geolocation", "encrypted_text", "auto_number"] {
+    for t in [
+        "text",
+        "currency",
+        "multi_picklist",
+        "geolocation",
+        "encrypted_text",
+        "auto_number",
+    ] {
         assert!(m.contains(t), "{m}");
     }
     let (s, e) = c
-        .post(&fields_of("Thing"), json!({"api_name": "R__c", "data_type": "rollup_summary"}))
+        .post(
+            &fields_of("Thing"),
+            json!({"api_name": "R__c", "data_type": "rollup_summary"}),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{e}");
     assert_eq!(codes(&e), vec!["NOT_IMPLEMENTED"]);
-    let (s, e) = c.patch(&field("Thing", "T__c"), json!({"data_type": "number"})).await;
+    let (s, e) = c
+        .patch(&field("Thing", "T__c"), json!({"data_type": "number"}))
+        .await;
     assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{e}");
     assert_eq!(codes(&e), vec!["NOT_IMPLEMENTED"]);
-    let (s, e) = c.patch(&field("Thing", "T__c"), json!({"data_type": "text", "label": "Same type"})).await;
+    let (s, e) = c
+        .patch(
+            &field("Thing", "T__c"),
+            json!({"data_type": "text", "label": "Same type"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{e}");
     server.stop().await;
 }
@@ -354,17 +592,36 @@ async fn fields_are_created_updated_and_deleted() {
     assert_eq!(f["help_text"], "how big");
     assert_eq!(f["object_version"], 2);
     // A stale version is refused for fields too.
-    let (s, e) = c.post(&fields_of("Thing"), json!({"api_name": "Late__c", "data_type": "text", "version": 1})).await;
+    let (s, e) = c
+        .post(
+            &fields_of("Thing"),
+            json!({"api_name": "Late__c", "data_type": "text", "version": 1}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
-    let (s, e) = c.patch(&field("Thing", "Size__c"), json!({"label": "Late", "version": 1})).await;
+    let (s, e) = c
+        .patch(
+            &field("Thing", "Size__c"),
+            json!({"label": "Late", "version": 1}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
-    let (s, e) = c.delete(&format!("{}?version=1", field("Thing", "Size__c"))).await;
+    let (s, e) = c
+        .delete(&format!("{}?version=1", field("Thing", "Size__c")))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
 
-    let id = c.create_record("Thing", json!({"Name": "t", "Size__c": 1234.56})).await;
+    let id = c
+        .create_record("Thing", json!({"Name": "t", "Size__c": 1234.56}))
+        .await;
     let (_, r) = c.get(&format!("{DATA}/sobjects/Thing/{id}")).await;
     assert_eq!(r["Size__c"].to_string(), "1234.6");
-    let (s, f) = c.patch(&field("Thing", "size__c"), json!({"label": "Dimension", "is_required": true, "scale": 2, "precision": 6})).await;
+    let (s, f) = c
+        .patch(
+            &field("Thing", "size__c"),
+            json!({"label": "Dimension", "is_required": true, "scale": 2, "precision": 6}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{f}");
     assert_eq!(f["label"], "Dimension");
     assert_eq!(f["object_version"], 3);
@@ -372,10 +629,14 @@ async fn fields_are_created_updated_and_deleted() {
     assert_eq!(g["label"], "Dimension");
     assert_eq!(g["is_required"], true);
     // The new rules apply to writes at once.
-    let (s, e) = c.post(&format!("{DATA}/sobjects/Thing"), json!({"Name": "t2"})).await;
+    let (s, e) = c
+        .post(&format!("{DATA}/sobjects/Thing"), json!({"Name": "t2"}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(codes(&e), vec!["REQUIRED_FIELD_MISSING"]);
-    let id2 = c.create_record("Thing", json!({"Name": "t2", "Size__c": 1.005})).await;
+    let id2 = c
+        .create_record("Thing", json!({"Name": "t2", "Size__c": 1.005}))
+        .await;
     let (_, r) = c.get(&format!("{DATA}/sobjects/Thing/{id2}")).await;
     assert_eq!(r["Size__c"].to_string(), "1.01");
 
@@ -385,17 +646,31 @@ async fn fields_are_created_updated_and_deleted() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
     let (s, _) = c.delete(&field("Thing", "Size__c")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, e) = c.patch(&field("Thing", "Size__c"), json!({"label": "x"})).await;
+    let (s, e) = c
+        .patch(&field("Thing", "Size__c"), json!({"label": "x"}))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
     let (_, r) = c.get(&format!("{DATA}/sobjects/Thing/{id}")).await;
     assert!(r.get("Size__c").is_none(), "{r}");
-    let (s, e) = c.patch(&format!("{DATA}/sobjects/Thing/{id}"), json!({"Size__c": 1})).await;
+    let (s, e) = c
+        .patch(
+            &format!("{DATA}/sobjects/Thing/{id}"),
+            json!({"Size__c": 1}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(codes(&e), vec!["INVALID_FIELD"]);
-    let (s, e) = c.get(&format!("{DATA}/sobjects/Thing/{id}?fields=Size__c")).await;
+    let (s, e) = c
+        .get(&format!("{DATA}/sobjects/Thing/{id}?fields=Size__c"))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(codes(&e), vec!["INVALID_FIELD"]);
-    let (s, _) = c.post(&fields_of("Nope__c"), json!({"api_name": "A__c", "data_type": "text"})).await;
+    let (s, _) = c
+        .post(
+            &fields_of("Nope__c"),
+            json!({"api_name": "A__c", "data_type": "text"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     server.stop().await;
 }
@@ -410,7 +685,10 @@ async fn lookup_targets_must_be_objects_of_the_same_tenant() {
     for target in ["Nope__c", "Theirs__c"] {
         for dt in ["lookup", "master_detail"] {
             let (s, e) = c
-                .post(&fields_of("Mine__c"), json!({"api_name": "Ref__c", "data_type": dt, "lookup_object": target}))
+                .post(
+                    &fields_of("Mine__c"),
+                    json!({"api_name": "Ref__c", "data_type": dt, "lookup_object": target}),
+                )
                 .await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{dt} → {target}: {e}");
             assert_eq!(fields_of_error(&e), vec![json!(["lookup_object"])]);
@@ -423,12 +701,22 @@ async fn lookup_targets_must_be_objects_of_the_same_tenant() {
         assert!(message(&e).contains("not an object of this tenant"), "{e}");
     }
     // Same tenant, any case; self references allowed; the target is fixed.
-    let (s, f) = c.post(&fields_of("Mine__c"), json!({"api_name": "Self__c", "data_type": "lookup", "lookup_object": "mine__C"})).await;
+    let (s, f) = c
+        .post(
+            &fields_of("Mine__c"),
+            json!({"api_name": "Self__c", "data_type": "lookup", "lookup_object": "mine__C"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{f}");
     assert_eq!(f["lookup_object"], "Mine__c");
     assert_eq!(f["relationship_name"], "Self__r");
     c.create_object(json!({"api_name": "Other__c"})).await;
-    let (s, e) = c.patch(&field("Mine__c", "Self__c"), json!({"lookup_object": "Other__c"})).await;
+    let (s, e) = c
+        .patch(
+            &field("Mine__c", "Self__c"),
+            json!({"lookup_object": "Other__c"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     let (s, o) = c
         .post(&format!("{META}/objects"), json!({"api_name": "Tree__c", "fields": [{"api_name": "Up__c", "data_type": "lookup", "lookup_object": "Tree__c"}]}))
@@ -446,7 +734,12 @@ async fn exhausted_pools_are_a_clear_400_and_deleted_slots_are_reused() {
     let clobs: Vec<Value> = (0..11)
         .map(|i| json!({"api_name": format!("L{i}__c"), "data_type": if i % 2 == 0 { "long_text" } else { "rich_text" }}))
         .collect();
-    let (s, e) = c.post(&format!("{META}/objects"), json!({"api_name": "Big__c", "fields": clobs})).await;
+    let (s, e) = c
+        .post(
+            &format!("{META}/objects"),
+            json!({"api_name": "Big__c", "fields": clobs}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["LIMIT_EXCEEDED"]);
     let (s, _) = c.get(&obj("Big__c")).await;
@@ -455,7 +748,12 @@ async fn exhausted_pools_are_a_clear_400_and_deleted_slots_are_reused() {
     c.create_object(json!({"api_name": "Big__c"})).await;
     let mut slots = Vec::new();
     for i in 0..10 {
-        let (s, f) = c.post(&fields_of("Big__c"), json!({"api_name": format!("L{i}__c"), "data_type": "long_text"})).await;
+        let (s, f) = c
+            .post(
+                &fields_of("Big__c"),
+                json!({"api_name": format!("L{i}__c"), "data_type": "long_text"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{f}");
         slots.push(f["storage_slot"].as_str().unwrap().to_string());
     }
@@ -463,19 +761,43 @@ async fn exhausted_pools_are_a_clear_400_and_deleted_slots_are_reused() {
     slots.dedup();
     assert_eq!(slots.len(), 10);
     assert!(slots.iter().all(|s| s.starts_with("clob_")), "{slots:?}");
-    let (s, e) = c.post(&fields_of("Big__c"), json!({"api_name": "L10__c", "data_type": "long_text"})).await;
+    let (s, e) = c
+        .post(
+            &fields_of("Big__c"),
+            json!({"api_name": "L10__c", "data_type": "long_text"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["LIMIT_EXCEEDED"]);
     let m = message(&e);
     assert!(m.contains("clob") && m.contains("10"), "{m}");
-    let (s, e) = c.post(&fields_of("Big__c"), json!({"api_name": "R__c", "data_type": "rich_text"})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "rich text shares the clob pool: {e}");
+    let (s, e) = c
+        .post(
+            &fields_of("Big__c"),
+            json!({"api_name": "R__c", "data_type": "rich_text"}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "rich text shares the clob pool: {e}"
+    );
     // Other pools are unaffected.
     for i in 0..20 {
-        let (s, f) = c.post(&fields_of("Big__c"), json!({"api_name": format!("B{i}__c"), "data_type": "boolean"})).await;
+        let (s, f) = c
+            .post(
+                &fields_of("Big__c"),
+                json!({"api_name": format!("B{i}__c"), "data_type": "boolean"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "boolean {i}: {f}");
     }
-    let (s, e) = c.post(&fields_of("Big__c"), json!({"api_name": "B20__c", "data_type": "boolean"})).await;
+    let (s, e) = c
+        .post(
+            &fields_of("Big__c"),
+            json!({"api_name": "B20__c", "data_type": "boolean"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["LIMIT_EXCEEDED"]);
     assert!(message(&e).contains("boolean"), "{e}");
@@ -485,11 +807,21 @@ async fn exhausted_pools_are_a_clear_400_and_deleted_slots_are_reused() {
     let (_, gone) = c.get(&field("Big__c", "L3__c")).await;
     let (s, _) = c.delete(&field("Big__c", "L3__c")).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, f) = c.post(&fields_of("Big__c"), json!({"api_name": "L10__c", "data_type": "rich_text"})).await;
+    let (s, f) = c
+        .post(
+            &fields_of("Big__c"),
+            json!({"api_name": "L10__c", "data_type": "rich_text"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{f}");
     assert_eq!(f["storage_slot"], gone["storage_slot"]);
     // Records with every slot in use still work.
-    let id = c.create_record("Big__c", json!({"Name": "full", "L10__c": "<p>x</p>", "B19__c": true})).await;
+    let id = c
+        .create_record(
+            "Big__c",
+            json!({"Name": "full", "L10__c": "<p>x</p>", "B19__c": true}),
+        )
+        .await;
     let (_, r) = c.get(&format!("{DATA}/sobjects/Big__c/{id}")).await;
     assert_eq!(r["L10__c"], "<p>x</p>");
     assert_eq!(r["B19__c"], true);
@@ -512,7 +844,9 @@ async fn a_deleted_fields_data_never_shows_in_its_successor() {
     let (_, old_flag) = c.get(&field("Doc__c", "Flag__c")).await;
     let (_, old_qty) = c.get(&field("Doc__c", "Qty__c")).await;
     let a = c.create_record("Doc__c", json!({"Name": "a", "Keep__c": "k", "Old__c": "SECRET-A", "Flag__c": true, "Qty__c": 7})).await;
-    let b = c.create_record("Doc__c", json!({"Name": "b", "Old__c": "SECRET-B"})).await;
+    let b = c
+        .create_record("Doc__c", json!({"Name": "b", "Old__c": "SECRET-B"}))
+        .await;
     for f in ["Old__c", "Flag__c", "Qty__c"] {
         let (s, _) = c.delete(&field("Doc__c", f)).await;
         assert_eq!(s, StatusCode::NO_CONTENT);
@@ -520,9 +854,19 @@ async fn a_deleted_fields_data_never_shows_in_its_successor() {
     let (s, n) = c.post(&fields_of("Doc__c"), json!({"api_name": "New__c", "data_type": "text", "is_unique": true, "is_external_id": true})).await;
     assert_eq!(s, StatusCode::CREATED, "{n}");
     assert_eq!(n["storage_slot"], old["storage_slot"], "the slot is reused");
-    let (_, nf) = c.post(&fields_of("Doc__c"), json!({"api_name": "Flag2__c", "data_type": "boolean"})).await;
+    let (_, nf) = c
+        .post(
+            &fields_of("Doc__c"),
+            json!({"api_name": "Flag2__c", "data_type": "boolean"}),
+        )
+        .await;
     assert_eq!(nf["storage_slot"], old_flag["storage_slot"]);
-    let (_, nq) = c.post(&fields_of("Doc__c"), json!({"api_name": "Qty2__c", "data_type": "number"})).await;
+    let (_, nq) = c
+        .post(
+            &fields_of("Doc__c"),
+            json!({"api_name": "Qty2__c", "data_type": "number"}),
+        )
+        .await;
     assert_eq!(nq["storage_slot"], old_qty["storage_slot"]);
     for id in [&a, &b] {
         let (_, r) = c.get(&format!("{DATA}/sobjects/Doc__c/{id}")).await;
@@ -534,11 +878,20 @@ async fn a_deleted_fields_data_never_shows_in_its_successor() {
     let (_, r) = c.get(&format!("{DATA}/sobjects/Doc__c/{a}")).await;
     assert_eq!(r["Keep__c"], "k");
     // The old unique values are gone from the index too.
-    let (s, _) = c.get(&format!("{DATA}/sobjects/Doc__c/New__c/SECRET-A")).await;
+    let (s, _) = c
+        .get(&format!("{DATA}/sobjects/Doc__c/New__c/SECRET-A"))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, e) = c.post(&format!("{DATA}/sobjects/Doc__c"), json!({"Name": "c", "New__c": "secret-a"})).await;
+    let (s, e) = c
+        .post(
+            &format!("{DATA}/sobjects/Doc__c"),
+            json!({"Name": "c", "New__c": "secret-a"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{e}");
-    let (s, _) = c.get(&format!("{DATA}/sobjects/Doc__c/New__c/SECRET-A")).await;
+    let (s, _) = c
+        .get(&format!("{DATA}/sobjects/Doc__c/New__c/SECRET-A"))
+        .await;
     assert_eq!(s, StatusCode::OK);
     server.stop().await;
 }
@@ -552,47 +905,100 @@ async fn field_changes_that_existing_data_would_break_are_refused() {
         {"api_name": "Secret__c", "data_type": "encrypted_text", "length": 100}
     ]}))
     .await;
-    let a = c.create_record("Item__c", json!({"Name": "a", "Sku__c": "abc-123", "Secret__c": "abc"})).await;
-    let b = c.create_record("Item__c", json!({"Name": "b", "Sku__c": "ABC-123"})).await;
+    let a = c
+        .create_record(
+            "Item__c",
+            json!({"Name": "a", "Sku__c": "abc-123", "Secret__c": "abc"}),
+        )
+        .await;
+    let b = c
+        .create_record("Item__c", json!({"Name": "b", "Sku__c": "ABC-123"}))
+        .await;
     // Unique over duplicates (case-insensitive for text): refused, field unchanged.
-    let (s, e) = c.patch(&field("Item__c", "Sku__c"), json!({"is_unique": true})).await;
+    let (s, e) = c
+        .patch(&field("Item__c", "Sku__c"), json!({"is_unique": true}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["DUPLICATE_VALUE"]);
     let (_, f) = c.get(&field("Item__c", "Sku__c")).await;
     assert_eq!(f["is_unique"], false);
     let (_, o) = c.get(&obj("Item__c")).await;
     assert_eq!(o["version"], 1);
-    let (s, _) = c.post(&format!("{DATA}/sobjects/Item__c"), json!({"Name": "c", "Sku__c": "abc-123"})).await;
-    assert_eq!(s, StatusCode::CREATED, "the field must still accept duplicates");
+    let (s, _) = c
+        .post(
+            &format!("{DATA}/sobjects/Item__c"),
+            json!({"Name": "c", "Sku__c": "abc-123"}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "the field must still accept duplicates"
+    );
     // Once the data is clean, unique is accepted and enforced.
-    let (s, _) = c.patch(&format!("{DATA}/sobjects/Item__c/{b}"), json!({"Sku__c": "B-1"})).await;
+    let (s, _) = c
+        .patch(
+            &format!("{DATA}/sobjects/Item__c/{b}"),
+            json!({"Sku__c": "B-1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _) = c.patch(&format!("{DATA}/sobjects/Item__c/{a}"), json!({"Sku__c": "A-1"})).await;
+    let (s, _) = c
+        .patch(
+            &format!("{DATA}/sobjects/Item__c/{a}"),
+            json!({"Sku__c": "A-1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, e) = c.patch(&field("Item__c", "Sku__c"), json!({"is_unique": true})).await;
+    let (s, e) = c
+        .patch(&field("Item__c", "Sku__c"), json!({"is_unique": true}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{e}");
-    let (s, e) = c.post(&format!("{DATA}/sobjects/Item__c"), json!({"Name": "d", "Sku__c": "a-1"})).await;
+    let (s, e) = c
+        .post(
+            &format!("{DATA}/sobjects/Item__c"),
+            json!({"Name": "d", "Sku__c": "a-1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(codes(&e), vec!["DUPLICATE_VALUE"]);
     // And dropping unique stops enforcing it.
-    let (s, _) = c.patch(&field("Item__c", "Sku__c"), json!({"is_unique": false})).await;
+    let (s, _) = c
+        .patch(&field("Item__c", "Sku__c"), json!({"is_unique": false}))
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let (s, _) = c.post(&format!("{DATA}/sobjects/Item__c"), json!({"Name": "d", "Sku__c": "a-1"})).await;
+    let (s, _) = c
+        .post(
+            &format!("{DATA}/sobjects/Item__c"),
+            json!({"Name": "d", "Sku__c": "a-1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
 
     // Shrinking below existing data is refused; to the longest value is fine.
-    let (s, e) = c.patch(&field("Item__c", "Sku__c"), json!({"length": 6})).await;
+    let (s, e) = c
+        .patch(&field("Item__c", "Sku__c"), json!({"length": 6}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(fields_of_error(&e), vec![json!(["length"])]);
     let (_, f) = c.get(&field("Item__c", "Sku__c")).await;
     assert_eq!(f["length"], 50);
-    let (s, e) = c.patch(&field("Item__c", "Sku__c"), json!({"length": 7})).await;
+    let (s, e) = c
+        .patch(&field("Item__c", "Sku__c"), json!({"length": 7}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{e}");
-    let (s, e) = c.post(&format!("{DATA}/sobjects/Item__c"), json!({"Name": "e", "Sku__c": "12345678"})).await;
+    let (s, e) = c
+        .post(
+            &format!("{DATA}/sobjects/Item__c"),
+            json!({"Name": "e", "Sku__c": "12345678"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(codes(&e), vec!["STRING_TOO_LONG"]);
     // Encrypted values: shrinking below the stored plaintext is refused.
-    let (s, e) = c.patch(&field("Item__c", "Secret__c"), json!({"length": 2})).await;
+    let (s, e) = c
+        .patch(&field("Item__c", "Secret__c"), json!({"length": 2}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     let (_, f) = c.get(&field("Item__c", "Secret__c")).await;
     assert_eq!(f["length"], 100);
@@ -607,14 +1013,20 @@ async fn encrypted_text_length_is_measured_by_plaintext() {
         {"api_name": "Secret__c", "data_type": "encrypted_text", "length": 100}
     ]}))
     .await;
-    c.create_record("Vault__c", json!({"Name": "v", "Secret__c": "abc"})).await;
-    let (s, e) = c.patch(&field("Vault__c", "Secret__c"), json!({"length": 10})).await;
+    c.create_record("Vault__c", json!({"Name": "v", "Secret__c": "abc"}))
+        .await;
+    let (s, e) = c
+        .patch(&field("Vault__c", "Secret__c"), json!({"length": 10}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{e}");
     let (_, f) = c.get(&field("Vault__c", "Secret__c")).await;
     assert_eq!(f["length"], 10);
     // Shrinking below a stored secret's length is still refused.
-    c.create_record("Vault__c", json!({"Name": "w", "Secret__c": "0123456789"})).await;
-    let (s, e) = c.patch(&field("Vault__c", "Secret__c"), json!({"length": 5})).await;
+    c.create_record("Vault__c", json!({"Name": "w", "Secret__c": "0123456789"}))
+        .await;
+    let (s, e) = c
+        .patch(&field("Vault__c", "Secret__c"), json!({"length": 5}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     server.stop().await;
 }
@@ -623,28 +1035,59 @@ async fn encrypted_text_length_is_measured_by_plaintext() {
 async fn describe_follows_every_metadata_change_at_once() {
     let server = TestServer::start().await;
     let c = server.tenant().await;
-    c.create_object(json!({"api_name": "Account__c", "label": "Account"})).await;
+    c.create_object(json!({"api_name": "Account__c", "label": "Account"}))
+        .await;
     c.create_object(json!({"api_name": "Contact__c"})).await;
     // Warm every cache.
     let d = describe(&c, "Account__c").await;
     assert_eq!(d["name"], "Account__c");
     assert_eq!(d["label"], "Account");
     assert_eq!(d["childRelationships"], json!([]));
-    let names: Vec<&str> = d["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["Id", "Name", "OwnerId", "CreatedById", "CreatedDate", "LastModifiedById", "LastModifiedDate", "IsDeleted"]);
+    let names: Vec<&str> = d["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "Id",
+            "Name",
+            "OwnerId",
+            "CreatedById",
+            "CreatedDate",
+            "LastModifiedById",
+            "LastModifiedDate",
+            "IsDeleted"
+        ]
+    );
     let name = describe_field(&d, "Name").unwrap();
     assert_eq!(name["nillable"], false);
     assert_eq!(name["updateable"], true);
     describe(&c, "Contact__c").await;
     let (_, g) = c.get(&format!("{DATA}/sobjects")).await;
-    let global: Vec<&str> = g["sobjects"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    let global: Vec<&str> = g["sobjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
     assert_eq!(global, vec!["Account__c", "Contact__c"]);
 
     // Fields appear with their properties.
-    c.post(&fields_of("Account__c"), json!({"api_name": "Tier__c", "data_type": "picklist", "is_restricted": true,
-        "picklist_values": [{"value": "Gold"}, {"value": "Silver", "is_default": true}]})).await;
+    c.post(
+        &fields_of("Account__c"),
+        json!({"api_name": "Tier__c", "data_type": "picklist", "is_restricted": true,
+        "picklist_values": [{"value": "Gold"}, {"value": "Silver", "is_default": true}]}),
+    )
+    .await;
     c.post(&fields_of("Account__c"), json!({"api_name": "Code__c", "data_type": "text", "length": 12, "is_unique": true, "is_external_id": true})).await;
-    c.post(&fields_of("Account__c"), json!({"api_name": "Num__c", "data_type": "auto_number", "auto_number_format": "A-{000}"})).await;
+    c.post(
+        &fields_of("Account__c"),
+        json!({"api_name": "Num__c", "data_type": "auto_number", "auto_number_format": "A-{000}"}),
+    )
+    .await;
     c.post(&fields_of("Contact__c"), json!({"api_name": "Account__c", "data_type": "lookup", "lookup_object": "Account__c", "child_relationship_name": "Contacts__r"})).await;
     c.post(&fields_of("Contact__c"), json!({"api_name": "Owner_Account__c", "data_type": "master_detail", "lookup_object": "Account__c"})).await;
     let d = describe(&c, "Account__c").await;
@@ -653,10 +1096,13 @@ async fn describe_follows_every_metadata_change_at_once() {
     assert_eq!(tier["nillable"], true);
     assert_eq!(tier["updateable"], true);
     assert_eq!(tier["restrictedPicklist"], true);
-    assert_eq!(tier["picklistValues"], json!([
-        {"value": "Gold", "label": "Gold", "active": true, "defaultValue": false},
-        {"value": "Silver", "label": "Silver", "active": true, "defaultValue": true}
-    ]));
+    assert_eq!(
+        tier["picklistValues"],
+        json!([
+            {"value": "Gold", "label": "Gold", "active": true, "defaultValue": false},
+            {"value": "Silver", "label": "Silver", "active": true, "defaultValue": true}
+        ])
+    );
     let code = describe_field(&d, "Code__c").unwrap();
     assert_eq!(code["type"], "string");
     assert_eq!(code["length"], 12);
@@ -687,23 +1133,49 @@ async fn describe_follows_every_metadata_change_at_once() {
     assert_eq!(md["relationshipName"], "Owner_Account__r");
 
     // Updates show at once.
-    c.patch(&field("Account__c", "Tier__c"), json!({"label": "Level", "is_required": true,
-        "picklist_values": [{"value": "Bronze"}, {"value": "Gold", "is_active": false}]})).await;
-    c.patch(&obj("Account__c"), json!({"label": "Customer", "plural_label": "Customers"})).await;
+    c.patch(
+        &field("Account__c", "Tier__c"),
+        json!({"label": "Level", "is_required": true,
+        "picklist_values": [{"value": "Bronze"}, {"value": "Gold", "is_active": false}]}),
+    )
+    .await;
+    c.patch(
+        &obj("Account__c"),
+        json!({"label": "Customer", "plural_label": "Customers"}),
+    )
+    .await;
     let d = describe(&c, "Account__c").await;
     assert_eq!(d["label"], "Customer");
     assert_eq!(d["labelPlural"], "Customers");
     let tier = describe_field(&d, "Tier__c").unwrap();
     assert_eq!(tier["label"], "Level");
     assert_eq!(tier["nillable"], false);
-    assert_eq!(tier["picklistValues"], json!([
-        {"value": "Bronze", "label": "Bronze", "active": true, "defaultValue": false},
-        {"value": "Gold", "label": "Gold", "active": false, "defaultValue": false}
-    ]));
-    let (s, e) = c.post(&format!("{DATA}/sobjects/Account__c"), json!({"Name": "x", "Tier__c": "Silver"})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "a removed picklist value is still accepted: {e}");
+    assert_eq!(
+        tier["picklistValues"],
+        json!([
+            {"value": "Bronze", "label": "Bronze", "active": true, "defaultValue": false},
+            {"value": "Gold", "label": "Gold", "active": false, "defaultValue": false}
+        ])
+    );
+    let (s, e) = c
+        .post(
+            &format!("{DATA}/sobjects/Account__c"),
+            json!({"Name": "x", "Tier__c": "Silver"}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "a removed picklist value is still accepted: {e}"
+    );
     let (_, g) = c.get(&format!("{DATA}/sobjects")).await;
-    let entry = g["sobjects"].as_array().unwrap().iter().find(|o| o["name"] == "Account__c").unwrap().clone();
+    let entry = g["sobjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Account__c")
+        .unwrap()
+        .clone();
     assert_eq!(entry["label"], "Customer");
     let (_, info) = c.get(&format!("{DATA}/sobjects/Account__c")).await;
     assert_eq!(info["objectDescribe"]["label"], "Customer");
@@ -720,9 +1192,13 @@ async fn describe_follows_every_metadata_change_at_once() {
     assert!(describe_field(&cd, "Account__c").is_none());
 
     // A renamed parent is named in its children's referenceTo.
-    c.patch(&obj("Account__c"), json!({"api_name": "Customer__c"})).await;
+    c.patch(&obj("Account__c"), json!({"api_name": "Customer__c"}))
+        .await;
     let cd = describe(&c, "Contact__c").await;
-    assert_eq!(describe_field(&cd, "Owner_Account__c").unwrap()["referenceTo"], json!(["Customer__c"]));
+    assert_eq!(
+        describe_field(&cd, "Owner_Account__c").unwrap()["referenceTo"],
+        json!(["Customer__c"])
+    );
     let (s, _) = c.get(&format!("{DATA}/sobjects/Account__c/describe")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     describe(&c, "customer__c").await;
@@ -732,7 +1208,12 @@ async fn describe_follows_every_metadata_change_at_once() {
     let (s, _) = c.get(&format!("{DATA}/sobjects/Contact__c/describe")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, g) = c.get(&format!("{DATA}/sobjects")).await;
-    let global: Vec<&str> = g["sobjects"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    let global: Vec<&str> = g["sobjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
     assert_eq!(global, vec!["Customer__c"]);
     let d = describe(&c, "Customer__c").await;
     assert_eq!(d["childRelationships"], json!([]));
@@ -745,7 +1226,8 @@ async fn metadata_needs_a_token() {
     let anon = server.anonymous();
     for (s, v) in [
         anon.get(&format!("{META}/objects")).await,
-        anon.post(&format!("{META}/objects"), json!({"api_name": "X"})).await,
+        anon.post(&format!("{META}/objects"), json!({"api_name": "X"}))
+            .await,
         anon.get(&format!("{DATA}/sobjects/X/describe")).await,
     ] {
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");

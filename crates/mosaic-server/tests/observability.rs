@@ -15,20 +15,32 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
-        let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
         let name_end = series.find('{').unwrap_or(series.len());
         let name = &series[..name_end];
         assert!(
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name: {line}"
         );
         if name_end < series.len() {
             assert!(series.ends_with('}'), "unterminated labels: {line}");
             let labels = &series[name_end + 1..series.len() - 1];
             for pair in labels.split("\",").filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("bad label: {line}"));
-                assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad label name: {line}");
+                let (k, v) = pair
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("bad label: {line}"));
+                assert!(
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "bad label name: {line}"
+                );
                 let _ = v;
             }
         }
@@ -38,7 +50,12 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
 }
 
 async fn scrape(server: &TestServer) -> HashMap<String, f64> {
-    let text = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     parse_exposition(&text)
 }
 
@@ -61,10 +78,16 @@ async fn counters_move_by_the_expected_amounts() {
     let after = scrape(&server).await;
     assert_eq!(value(&after, route) - value(&before, route), n as f64);
     let hits = r#"cache_hits_total{cache="metadata",layer="l1"}"#;
-    assert!(value(&after, hits) - value(&before, hits) >= (n - 1) as f64, "identical describes hit the cache");
+    assert!(
+        value(&after, hits) - value(&before, hits) >= (n - 1) as f64,
+        "identical describes hit the cache"
+    );
     let count = r#"http_request_duration_seconds_count{route="/services/data/{version}/sobjects/{object}/describe",method="GET"}"#;
     assert_eq!(value(&after, count) - value(&before, count), n as f64);
-    assert!(after.keys().any(|k| k.contains("le=\"0.0001\"")), "sub-millisecond buckets");
+    assert!(
+        after.keys().any(|k| k.contains("le=\"0.0001\"")),
+        "sub-millisecond buckets"
+    );
     server.stop().await;
 }
 
@@ -74,7 +97,10 @@ async fn request_ids_are_echoed_and_carried_by_errors() {
     let c = server.tenant().await;
     let http = reqwest::Client::new();
     let res = http
-        .get(format!("{}{DATA}/sobjects/Missing__c/describe", server.base))
+        .get(format!(
+            "{}{DATA}/sobjects/Missing__c/describe",
+            server.base
+        ))
         .bearer_auth(c.token.as_ref().unwrap())
         .header("X-Request-Id", "trace-me-42")
         .send()
@@ -110,10 +136,16 @@ async fn tenant_labels_stay_bounded() {
         }
     }
     let m = scrape(&server).await;
-    let tenant_series = m.keys().filter(|k| k.starts_with("tenant_requests_total{")).count();
+    let tenant_series = m
+        .keys()
+        .filter(|k| k.starts_with("tenant_requests_total{"))
+        .count();
     // The top ranks plus `other`, and at most as many again from re-ranking
     // churn until idle series expire.
-    assert!(tenant_series <= 2 * mosaic_server::observe::TOP_TENANTS + 1, "{tenant_series} tenant series");
+    assert!(
+        tenant_series <= 2 * mosaic_server::observe::TOP_TENANTS + 1,
+        "{tenant_series} tenant series"
+    );
     assert!(m.contains_key(r#"tenant_requests_total{tenant="other"}"#));
     server.stop().await;
 }

@@ -22,11 +22,11 @@ mod sqlite_records;
 
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
 pub use query_store::QueryStore;
-pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm};
 pub use record_store::{
     AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, RecordRow, RecordStore, RefCheck,
     UpdateOp, WriteOp, WriteResult,
 };
 pub use sqlite::SqliteDb;
 pub use sqlite_meta::SqliteMetaStore;
+pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm};
 pub use sqlite_records::SqliteRecordStore;

@@ -69,8 +69,11 @@ pub trait MetaStore: Send + Sync {
 
     async fn list_objects(&self, tenant_id: &str) -> MosaicResult<Vec<ObjectRow>>;
     /// Looks an object up by api name, case-insensitively.
-    async fn object_by_name(&self, tenant_id: &str, api_name: &str)
-        -> MosaicResult<Option<ObjectRow>>;
+    async fn object_by_name(
+        &self,
+        tenant_id: &str,
+        api_name: &str,
+    ) -> MosaicResult<Option<ObjectRow>>;
     async fn object_by_id(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<ObjectRow>>;
     /// Inserts a new object. Duplicate api name in the tenant → `DUPLICATE_VALUE`.
     async fn insert_object(&self, row: ObjectRow) -> MosaicResult<()>;

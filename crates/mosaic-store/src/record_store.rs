@@ -166,25 +166,41 @@ pub trait RecordStore: Send + Sync {
 
     /// Sets `slot` to NULL on every record of the object and drops its
     /// pivot rows (a deleted field's slot, before reuse).
-    async fn clear_slot(&self, tenant_id: &str, object_id: &str, slot: FlexSlot)
-        -> MosaicResult<()>;
+    async fn clear_slot(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<()>;
 
     /// (Re)builds the pivot rows of one slot from the records; a unique spec
     /// whose data has duplicates fails with `DUPLICATE_VALUE` and changes nothing.
-    async fn build_index(&self, tenant_id: &str, object_id: &str, spec: &IndexSpec)
-        -> MosaicResult<()>;
+    async fn build_index(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        spec: &IndexSpec,
+    ) -> MosaicResult<()>;
 
     /// Drops the pivot rows of one slot.
-    async fn drop_index(&self, tenant_id: &str, object_id: &str, slot: FlexSlot)
-        -> MosaicResult<()>;
+    async fn drop_index(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<()>;
 
     /// Removes every record, pivot row and counter of an object (object deletion).
     async fn purge_object(&self, tenant_id: &str, object_id: &str) -> MosaicResult<()>;
 
     /// Largest length (in characters) of a text slot's values, for checks
     /// before shrinking a field.
-    async fn max_text_len(&self, tenant_id: &str, object_id: &str, slot: FlexSlot)
-        -> MosaicResult<usize>;
+    async fn max_text_len(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<usize>;
 
     /// The object of a live record, by id alone.
     async fn locate(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<String>>;

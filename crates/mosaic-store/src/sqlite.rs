@@ -156,7 +156,10 @@ impl SqliteDb {
             reply,
         });
         {
-            let guard = self.tx.lock().map_err(|_| MosaicError::internal("writer lock"))?;
+            let guard = self
+                .tx
+                .lock()
+                .map_err(|_| MosaicError::internal("writer lock"))?;
             let tx = guard
                 .as_ref()
                 .ok_or_else(|| MosaicError::unavailable("the database is shutting down"))?;

@@ -73,7 +73,9 @@ impl SqliteMetaStore {
 pub(crate) fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn tenant_row(r: &Row) -> rusqlite::Result<TenantRow> {
@@ -211,9 +213,11 @@ impl MetaStore for SqliteMetaStore {
         let lc = username.to_lowercase();
         self.db
             .read(move |conn| {
-                conn.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE username_lc = ?1"))
-                    .and_then(|mut st| st.query_row([lc], user_row).optional())
-                    .map_err(map_sql)
+                conn.prepare_cached(&format!(
+                    "SELECT {USER_COLS} FROM users WHERE username_lc = ?1"
+                ))
+                .and_then(|mut st| st.query_row([lc], user_row).optional())
+                .map_err(map_sql)
             })
             .await
     }

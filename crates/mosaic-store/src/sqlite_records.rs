@@ -221,7 +221,10 @@ fn check_refs(conn: &Connection, tenant: &str, checks: &[RefCheck]) -> MosaicRes
             return Err(MosaicError::field(
                 ErrorCode::INVALID_CROSS_REFERENCE_KEY,
                 c.field.clone(),
-                format!("{}: no record with id '{}' exists to refer to", c.field, c.id),
+                format!(
+                    "{}: no record with id '{}' exists to refer to",
+                    c.field, c.id
+                ),
             ));
         }
     }
@@ -277,7 +280,12 @@ fn put_pivots(
     Ok(())
 }
 
-fn drop_pivots_of(conn: &Connection, tenant: &str, record_id: &str, slot: Option<FlexSlot>) -> MosaicResult<()> {
+fn drop_pivots_of(
+    conn: &Connection,
+    tenant: &str,
+    record_id: &str,
+    slot: Option<FlexSlot>,
+) -> MosaicResult<()> {
     match slot {
         Some(s) => {
             for t in ["record_index", "record_unique"] {
@@ -304,7 +312,11 @@ fn drop_pivots_of(conn: &Connection, tenant: &str, record_id: &str, slot: Option
 fn do_insert(conn: &Connection, tenant: &str, op: &InsertOp) -> MosaicResult<WriteResult> {
     if let Some((spec, v)) = &op.require_absent {
         if let Some(key) = index_key(spec.case_insensitive, spec.slot, v)? {
-            let table = if spec.unique { "record_unique" } else { "record_index" };
+            let table = if spec.unique {
+                "record_unique"
+            } else {
+                "record_index"
+            };
             let hit: Option<String> = conn
                 .prepare_cached(&format!(
                     "SELECT record_id FROM {table} WHERE tenant_id = ?1 AND object_id = ?2 AND slot = ?3 AND value = ?4 LIMIT 1"
@@ -318,7 +330,10 @@ fn do_insert(conn: &Connection, tenant: &str, op: &InsertOp) -> MosaicResult<Wri
                 return Err(MosaicError::field(
                     ErrorCode::DUPLICATE_VALUE,
                     spec.field.clone(),
-                    format!("duplicate value found: {} duplicates value on record with id: {other}", spec.field),
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {other}",
+                        spec.field
+                    ),
                 ));
             }
         }
@@ -602,7 +617,9 @@ impl RecordStore for SqliteRecordStore {
                     sql.push_str(", ");
                     sql.push_str(s.column());
                 }
-                sql.push_str(" FROM object_records WHERE tenant_id = ?1 AND object_id = ?2 AND id = ?3");
+                sql.push_str(
+                    " FROM object_records WHERE tenant_id = ?1 AND object_id = ?2 AND id = ?3",
+                );
                 let mut st = conn.prepare_cached(&sql).map_err(map_sql)?;
                 st.query_row(params![t, o, id], |r| {
                     let mut values = Vec::with_capacity(slots.len());
@@ -678,8 +695,16 @@ impl RecordStore for SqliteRecordStore {
         let Some(key) = index_key(spec.case_insensitive, spec.slot, key)? else {
             return Ok(Vec::new());
         };
-        let table = if spec.unique { "record_unique" } else { "record_index" };
-        let (t, o, col) = (tenant_id.to_string(), object_id.to_string(), spec.slot.column());
+        let table = if spec.unique {
+            "record_unique"
+        } else {
+            "record_index"
+        };
+        let (t, o, col) = (
+            tenant_id.to_string(),
+            object_id.to_string(),
+            spec.slot.column(),
+        );
         self.db
             .read(move |conn| {
                 let sql = format!(
@@ -692,7 +717,12 @@ impl RecordStore for SqliteRecordStore {
             .await
     }
 
-    async fn clear_slot(&self, tenant_id: &str, object_id: &str, slot: FlexSlot) -> MosaicResult<()> {
+    async fn clear_slot(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<()> {
         let (t, o) = (tenant_id.to_string(), object_id.to_string());
         self.db
             .write(move |conn| {
@@ -716,7 +746,12 @@ impl RecordStore for SqliteRecordStore {
             .await
     }
 
-    async fn build_index(&self, tenant_id: &str, object_id: &str, spec: &IndexSpec) -> MosaicResult<()> {
+    async fn build_index(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        spec: &IndexSpec,
+    ) -> MosaicResult<()> {
         let (t, o, spec) = (tenant_id.to_string(), object_id.to_string(), spec.clone());
         self.db
             .write(move |conn| {
@@ -745,7 +780,12 @@ impl RecordStore for SqliteRecordStore {
             .await
     }
 
-    async fn drop_index(&self, tenant_id: &str, object_id: &str, slot: FlexSlot) -> MosaicResult<()> {
+    async fn drop_index(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<()> {
         let (t, o) = (tenant_id.to_string(), object_id.to_string());
         self.db
             .write(move |conn| {
@@ -765,7 +805,12 @@ impl RecordStore for SqliteRecordStore {
         let (t, o) = (tenant_id.to_string(), object_id.to_string());
         self.db
             .write(move |conn| {
-                for table in ["object_records", "record_index", "record_unique", "auto_number_counters"] {
+                for table in [
+                    "object_records",
+                    "record_index",
+                    "record_unique",
+                    "auto_number_counters",
+                ] {
                     conn.execute(
                         &format!("DELETE FROM {table} WHERE tenant_id = ?1 AND object_id = ?2"),
                         params![t, o],
@@ -777,7 +822,12 @@ impl RecordStore for SqliteRecordStore {
             .await
     }
 
-    async fn max_text_len(&self, tenant_id: &str, object_id: &str, slot: FlexSlot) -> MosaicResult<usize> {
+    async fn max_text_len(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<usize> {
         let (t, o) = (tenant_id.to_string(), object_id.to_string());
         self.db
             .read(move |conn| {
@@ -834,7 +884,10 @@ mod tests {
     fn auto_number_formats() {
         let d = NaiveDate::from_ymd_opt(2024, 2, 9).unwrap();
         assert_eq!(fmt_auto_number("INV-{0000}", 7, d), "INV-0007");
-        assert_eq!(fmt_auto_number("{YYYY}{MM}{DD}-{00}", 123, d), "20240209-123");
+        assert_eq!(
+            fmt_auto_number("{YYYY}{MM}{DD}-{00}", 123, d),
+            "20240209-123"
+        );
         assert_eq!(fmt_auto_number("A{YY}-{0}", 5, d), "A24-5");
         assert_eq!(fmt_auto_number("X{bad}{", 1, d), "X{bad}{");
     }

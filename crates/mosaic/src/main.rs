@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "mosaic", version, about = "Mosaic: a multi-tenant, metadata-driven application platform")]
+#[command(
+    name = "mosaic",
+    version,
+    about = "Mosaic: a multi-tenant, metadata-driven application platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,7 +83,10 @@ fn init_logs() {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    if std::env::var("MOSAIC_LOG_FORMAT").map(|v| v == "json").unwrap_or(false) {
+    if std::env::var("MOSAIC_LOG_FORMAT")
+        .map(|v| v == "json")
+        .unwrap_or(false)
+    {
         builder.json().init();
     } else {
         builder.init();
@@ -105,7 +112,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -120,7 +128,8 @@ async fn shutdown_signal() {
 
 async fn serve(common: Common, listen: String, public_url: Option<String>) -> Result<(), String> {
     let platform = Arc::new(
-        Platform::open_embedded(config(&common)).map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?,
+        Platform::open_embedded(config(&common))
+            .map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?,
     );
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -148,11 +157,16 @@ async fn tenant_create(
     t: NewTenant,
     instance_url: Option<String>,
 ) -> Result<(), String> {
-    let platform = Platform::open_embedded(config(&common)).map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?;
+    let platform = Platform::open_embedded(config(&common))
+        .map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?;
     let created = platform.auth.create_tenant(t).await;
     platform.close();
     let created = created.map_err(|e| {
-        let field = e.fields.first().map(|f| format!(" ({f})")).unwrap_or_default();
+        let field = e
+            .fields
+            .first()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
         format!("{}{field}: {}", e.code, e.message)
     })?;
     let url = instance_url
@@ -173,7 +187,10 @@ async fn tenant_create(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -182,7 +199,11 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Serve { common, listen, public_url } => serve(common, listen, public_url).await,
+            Command::Serve {
+                common,
+                listen,
+                public_url,
+            } => serve(common, listen, public_url).await,
             Command::Tenant {
                 command:
                     TenantCommand::Create {

@@ -37,7 +37,11 @@ async fn request_id_reaches_response_and_logs() {
     let res = http
         .post(format!("{url}/services/oauth2/token"))
         .header("X-Request-Id", "login-req-77")
-        .form(&[("grant_type", "password"), ("username", "ghost@example.test"), ("password", "super-secret-pw")])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "ghost@example.test"),
+            ("password", "super-secret-pw"),
+        ])
         .send()
         .await
         .unwrap();
@@ -54,5 +58,8 @@ async fn request_id_reaches_response_and_logs() {
         .unwrap_or_else(|| panic!("no log line with the request id in:\n{text}"));
     assert_eq!(line["fields"]["status"], 400);
     assert_eq!(line["span"]["route"], "/services/oauth2/token");
-    assert!(!text.contains("super-secret-pw"), "passwords never reach the log");
+    assert!(
+        !text.contains("super-secret-pw"),
+        "passwords never reach the log"
+    );
 }
