@@ -556,6 +556,17 @@ impl MetadataService {
                         .find(|x| x.id == field_id)
                         .cloned()
                         .ok_or_else(|| MosaicError::internal("field vanished"))?;
+                    if let (DataType::Boolean, Some(slot)) = (field.data_type, field.slot) {
+                        // Booleans are never null: existing records read false.
+                        self.records
+                            .fill_nulls(
+                                tenant,
+                                &m.def.id,
+                                slot,
+                                &mosaic_types::Value::Boolean(false),
+                            )
+                            .await?;
+                    }
                     return Ok((m, field));
                 }
             }

@@ -1234,3 +1234,28 @@ async fn metadata_needs_a_token() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boolean_added_later_is_false_on_existing_records_everywhere() {
+    let server = TestServer::start().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Late__c"})).await;
+    let id = c.create_record("Late__c", json!({"Name": "old"})).await;
+    let (s, _) = c
+        .post(
+            &format!("{META}/objects/Late__c/fields"),
+            json!({"api_name": "Flag__c", "data_type": "boolean"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, v) = c.get(&format!("{DATA}/sobjects/Late__c/{id}")).await;
+    assert_eq!(v["Flag__c"], false);
+    let (s, v) = c
+        .get(&format!(
+            "{DATA}/query?q=SELECT+Id+FROM+Late__c+WHERE+Flag__c+%3D+false"
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["totalSize"], 1, "the query sees false, not null: {v}");
+    server.stop().await;
+}

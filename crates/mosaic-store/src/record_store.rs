@@ -173,6 +173,16 @@ pub trait RecordStore: Send + Sync {
         slot: FlexSlot,
     ) -> MosaicResult<()>;
 
+    /// Sets `slot` to `value` on every record of the object where it is NULL
+    /// (a boolean field added to an object that already has records).
+    async fn fill_nulls(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+        value: &Value,
+    ) -> MosaicResult<()>;
+
     /// (Re)builds the pivot rows of one slot from the records; a unique spec
     /// whose data has duplicates fails with `DUPLICATE_VALUE` and changes nothing.
     async fn build_index(

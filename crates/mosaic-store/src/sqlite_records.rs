@@ -746,6 +746,30 @@ impl RecordStore for SqliteRecordStore {
             .await
     }
 
+    async fn fill_nulls(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+        value: &Value,
+    ) -> MosaicResult<()> {
+        let (t, o) = (tenant_id.to_string(), object_id.to_string());
+        let v = encode(slot, value)?;
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    &format!(
+                        "UPDATE object_records SET {c} = ?1 WHERE tenant_id = ?2 AND object_id = ?3 AND {c} IS NULL",
+                        c = slot.column()
+                    ),
+                    params![v, t, o],
+                )
+                .map_err(map_sql)?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn build_index(
         &self,
         tenant_id: &str,
