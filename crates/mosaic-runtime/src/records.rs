@@ -8,8 +8,8 @@ use mosaic_meta::model::ObjectMeta;
 use mosaic_meta::service::index_spec;
 use mosaic_meta::FieldDef;
 use mosaic_store::{
-    AutoNumberSpec, CascadeSpec, DeleteOp, InsertOp, RecordRow, RefCheck, UpdateOp, WriteOp,
-    WriteResult,
+    AutoNumberSpec, CascadeSpec, DeleteOp, InsertOp, LookupRef, RecordRow, RefCheck, UpdateOp,
+    WriteOp, WriteResult,
 };
 use mosaic_types::{new_id, DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, Value};
 use serde_json::{Map, Value as Json};
@@ -460,14 +460,33 @@ impl Platform {
                 }
                 let Some(slot) = f.slot else { continue };
                 let children = self.cascade_specs(tenant, child.id(), depth + 1).await?;
+                let clear = self.lookups_to(tenant, child.id()).await?;
                 out.push(CascadeSpec {
                     object_id: child.id().to_string(),
                     slot,
                     children,
+                    clear,
                 });
             }
             Ok(out)
         })
+    }
+
+    /// The plain lookup fields (not master-detail) that point at `object_id`.
+    async fn lookups_to(&self, tenant: &str, object_id: &str) -> MosaicResult<Vec<LookupRef>> {
+        Ok(self
+            .meta
+            .children(tenant, object_id)
+            .await?
+            .into_iter()
+            .filter(|(_, f)| f.data_type == DataType::Lookup)
+            .filter_map(|(o, f)| {
+                f.slot.map(|slot| LookupRef {
+                    object_id: o.id().to_string(),
+                    slot,
+                })
+            })
+            .collect())
     }
 
     fn single(results: MosaicResult<Vec<MosaicResult<WriteResult>>>) -> MosaicResult<WriteResult> {
@@ -667,6 +686,7 @@ impl Platform {
             deleted_by: c.user_id.clone(),
             deleted_at: Utc::now(),
             cascade: self.cascade_specs(&c.tenant_id, obj.id(), 0).await?,
+            clear: self.lookups_to(&c.tenant_id, obj.id()).await?,
         })
     }
 

@@ -916,6 +916,13 @@ async fn deleting_a_master_cascades_to_children_and_grandchildren_only() {
         let (s, v) = c.get(&path).await;
         assert_eq!(s, StatusCode::OK, "{path}: {v}");
     }
+    // ...and their lookups to the deleted parent are cleared, as Salesforce does.
+    let (_, v) = c.get(&format!("{}/{friend}", sobject("Friend__c"))).await;
+    assert_eq!(v["Pal__c"], Value::Null, "{v}");
+    let (_, v) = c
+        .get(&format!("{}/{kept_child}", sobject("Child__c")))
+        .await;
+    assert_eq!(v["Ref__c"], Value::Null, "{v}");
     // A new child cannot be attached to the deleted parent.
     let (s, v) = c
         .post(

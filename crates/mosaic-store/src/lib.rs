@@ -23,8 +23,8 @@ mod sqlite_records;
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
 pub use query_store::QueryStore;
 pub use record_store::{
-    AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, RecordRow, RecordStore, RefCheck,
-    UpdateOp, WriteOp, WriteResult,
+    AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef, RecordRow, RecordStore,
+    RefCheck, UpdateOp, WriteOp, WriteResult,
 };
 pub use sqlite::SqliteDb;
 pub use sqlite_meta::SqliteMetaStore;

@@ -89,6 +89,14 @@ pub struct UpdateOp {
     pub ref_checks: Vec<RefCheck>,
 }
 
+/// A lookup field (object, slot) pointing at the object of a deleted
+/// record: its value is cleared, as Salesforce does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupRef {
+    pub object_id: String,
+    pub slot: FlexSlot,
+}
+
 /// Master-detail children deleted with their parent, recursively.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CascadeSpec {
@@ -96,6 +104,8 @@ pub struct CascadeSpec {
     /// The child's master-detail slot pointing at the parent.
     pub slot: FlexSlot,
     pub children: Vec<CascadeSpec>,
+    /// Lookups pointing at this child object, cleared when a child goes.
+    pub clear: Vec<LookupRef>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +115,8 @@ pub struct DeleteOp {
     pub deleted_by: String,
     pub deleted_at: DateTime<Utc>,
     pub cascade: Vec<CascadeSpec>,
+    /// Lookups pointing at the deleted record's object, cleared.
+    pub clear: Vec<LookupRef>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

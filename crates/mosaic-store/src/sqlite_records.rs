@@ -464,6 +464,31 @@ fn soft_delete(
     drop_pivots_of(conn, tenant, id, None)
 }
 
+/// Clears lookup values that point at a deleted record (and their pivots).
+fn clear_lookups(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+    refs: &[LookupRef],
+) -> MosaicResult<()> {
+    for r in refs {
+        conn.prepare_cached(&format!(
+            "UPDATE object_records SET {c} = NULL WHERE tenant_id = ?1 AND object_id = ?2 AND {c} = ?3",
+            c = r.slot.column()
+        ))
+        .and_then(|mut st| st.execute(params![tenant, r.object_id, id]))
+        .map_err(map_sql)?;
+        for t in ["record_index", "record_unique"] {
+            conn.prepare_cached(&format!(
+                "DELETE FROM {t} WHERE tenant_id = ?1 AND object_id = ?2 AND slot = ?3 AND value = ?4"
+            ))
+            .and_then(|mut st| st.execute(params![tenant, r.object_id, r.slot.column(), id]))
+            .map_err(map_sql)?;
+        }
+    }
+    Ok(())
+}
+
 fn cascade(
     conn: &Connection,
     tenant: &str,
@@ -495,6 +520,7 @@ fn cascade(
         for child in ids {
             n += 1 + cascade(conn, tenant, &child, &spec.children, by, at, depth + 1)?;
             soft_delete(conn, tenant, &spec.object_id, &child, by, at)?;
+            clear_lookups(conn, tenant, &child, &spec.clear)?;
         }
     }
     Ok(n)
@@ -510,6 +536,7 @@ fn do_delete(conn: &Connection, tenant: &str, op: &DeleteOp) -> MosaicResult<Wri
     let at = format_datetime(&op.deleted_at);
     let cascaded = cascade(conn, tenant, &op.id, &op.cascade, &op.deleted_by, &at, 0)?;
     soft_delete(conn, tenant, &op.object_id, &op.id, &op.deleted_by, &at)?;
+    clear_lookups(conn, tenant, &op.id, &op.clear)?;
     Ok(WriteResult::Deleted {
         id: op.id.clone(),
         cascaded,
