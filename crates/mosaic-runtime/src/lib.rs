@@ -11,6 +11,7 @@ pub mod cipher;
 pub mod formula_eval;
 pub mod platform;
 pub mod query;
+mod query_formula;
 pub mod records;
 
 pub use platform::{Platform, PlatformConfig};

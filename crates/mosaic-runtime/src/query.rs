@@ -183,7 +183,7 @@ pub fn schema_of(objects: &[Arc<ObjectMeta>]) -> Schema {
     }
 }
 
-fn batch_of(opts: &QueryOptions) -> usize {
+pub(crate) fn batch_of(opts: &QueryOptions) -> usize {
     opts.batch_size
         .unwrap_or(DEFAULT_BATCH_SIZE)
         .clamp(MIN_BATCH_SIZE, MAX_BATCH_SIZE)
@@ -206,7 +206,7 @@ struct Page<'a> {
     formulas: HashMap<(String, String, String), Value>,
 }
 
-fn text(v: &Value) -> Option<&str> {
+pub(crate) fn text(v: &Value) -> Option<&str> {
     match v {
         Value::Text(s) => Some(s),
         _ => None,
@@ -430,7 +430,16 @@ impl Platform {
         soql: &str,
         opts: QueryOptions,
     ) -> MosaicResult<QueryResult> {
-        let planned = Arc::new(self.plan(c, soql, opts.include_deleted).await?);
+        // Formula fields of the queried object in WHERE / ORDER BY: engine path.
+        let schema = self.schema(&c.tenant_id).await?;
+        let ctx = self.queries.context(&c.tenant_id, opts.include_deleted);
+        if let Some(r) = self
+            .query_formula_path(c, soql, opts, &schema, &ctx)
+            .await?
+        {
+            return Ok(r);
+        }
+        let planned = Arc::new(plan_query(soql, &schema, &ctx)?);
         let batch = batch_of(&opts);
         let store = self.queries.store.clone();
         if planned.count_only {
@@ -676,10 +685,7 @@ impl Platform {
                 continue;
             }
             let obj = self.meta.object_by_id(&c.tenant_id, &object_id).await?;
-            let stored = self
-                .records
-                .get_many(&c.tenant_id, obj.id(), &ids, &obj.slots())
-                .await?;
+            let stored = self.load_records(&c.tenant_id, &obj, &ids).await?;
             let mut values: Vec<_> = stored
                 .iter()
                 .map(|r| crate::formula_eval::row_values(self, &obj, r))
@@ -695,6 +701,110 @@ impl Platform {
             }
         }
         Ok(out)
+    }
+
+    /// Records by id in one batch read; ids it skips (deleted records, which
+    /// queryAll returns) are read one by one.
+    async fn load_records(
+        &self,
+        tenant_id: &str,
+        obj: &ObjectMeta,
+        ids: &[String],
+    ) -> MosaicResult<Vec<mosaic_store::RecordRow>> {
+        let slots = obj.slots();
+        let mut stored = self
+            .records
+            .get_many(tenant_id, obj.id(), ids, &slots)
+            .await?;
+        if stored.len() < ids.len() {
+            let found: std::collections::HashSet<String> =
+                stored.iter().map(|r| r.id.clone()).collect();
+            for id in ids.iter().filter(|id| !found.contains(*id)) {
+                if let Some(r) = self.records.get(tenant_id, obj.id(), id, &slots).await? {
+                    stored.push(r);
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Values of the formula fields `names` of the records `ids` (batched),
+    /// by record id, in `names` order.
+    pub(crate) async fn formula_values(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        ids: &[String],
+        names: &[String],
+    ) -> MosaicResult<HashMap<String, Vec<Value>>> {
+        let stored = self.load_records(&c.tenant_id, obj, ids).await?;
+        let mut values: Vec<_> = stored
+            .iter()
+            .map(|r| crate::formula_eval::row_values(self, obj, r))
+            .collect();
+        if !names.is_empty() {
+            self.compute_formulas(c, obj, &mut values, names, 0).await?;
+        }
+        Ok(stored
+            .iter()
+            .zip(values.iter_mut())
+            .map(|(row, v)| {
+                let vals = names
+                    .iter()
+                    .map(|n| v.remove(n).unwrap_or(Value::Null))
+                    .collect();
+                (row.id.clone(), vals)
+            })
+            .collect())
+    }
+
+    /// The first batch of an ordered id list (rows fetched with `planned`,
+    /// rendered in that order), keeping the rest in a cursor.
+    pub(crate) async fn snapshot_result(
+        &self,
+        c: &Caller,
+        planned: Arc<PlannedQuery>,
+        ids: Vec<String>,
+        batch: usize,
+    ) -> MosaicResult<QueryResult> {
+        let total = ids.len();
+        let first: Vec<String> = ids.iter().take(batch).cloned().collect();
+        let fetched = if first.is_empty() {
+            Vec::new()
+        } else {
+            self.queries
+                .store
+                .query(
+                    &c.tenant_id,
+                    Arc::new(planned.plan.clone()),
+                    Restrict::Ids(first.clone()),
+                    usize::MAX,
+                    MAX_QUERY_ROWS,
+                )
+                .await?
+                .rows
+        };
+        let mut by_id: HashMap<String, Vec<Value>> = fetched
+            .into_iter()
+            .filter_map(|r| {
+                r.first()
+                    .and_then(text)
+                    .map(str::to_string)
+                    .map(|id| (id, r))
+            })
+            .collect();
+        let rows: Vec<Vec<Value>> = first.iter().filter_map(|id| by_id.remove(id)).collect();
+        let records = self.render(c, &planned, &rows).await?;
+        let next = (total > batch).then(|| {
+            let rest = ids[batch..].to_vec();
+            self.open_cursor(c, planned.clone(), rest, Vec::new(), batch, total, batch)
+        });
+        Ok(QueryResult {
+            total_size: total,
+            done: next.is_none(),
+            records,
+            next,
+        })
     }
 
     /// Renders a page of root rows, running each child subquery once for the page.

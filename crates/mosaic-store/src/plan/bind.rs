@@ -18,6 +18,17 @@ pub fn plan_query(src: &str, schema: &Schema, ctx: &PlanContext) -> MosaicResult
     Binder { src, schema, ctx }.top(&q, ctx.include_deleted)
 }
 
+/// Plans an already-parsed (possibly rewritten) statement; its spans point
+/// into `src`, so errors render against the original text.
+pub fn plan_parsed(
+    src: &str,
+    q: &Query,
+    schema: &Schema,
+    ctx: &PlanContext,
+) -> MosaicResult<PlannedQuery> {
+    Binder { src, schema, ctx }.top(q, ctx.include_deleted)
+}
+
 /// Plans one SOSL `RETURNING` object restricted to the records a search found.
 pub fn plan_search_object(
     src: &str,

@@ -14,7 +14,7 @@ use crate::query_store::{ColumnRef, QueryPlan};
 use chrono::{FixedOffset, NaiveDate, Weekday};
 use mosaic_types::{DataType, FlexSlot};
 
-pub use bind::{plan_query, plan_search_object};
+pub use bind::{plan_parsed, plan_query, plan_search_object};
 
 /// One field of an object, as the planner needs it.
 #[derive(Debug, Clone, PartialEq)]
