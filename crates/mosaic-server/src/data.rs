@@ -4,7 +4,7 @@
 use crate::auth::Auth;
 use crate::error::{error_json, ApiError};
 use crate::extract::{JsonBody, PathParams, QueryMap};
-use crate::render::{self, Names};
+use crate::render;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -56,7 +56,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Checks the `v{version}` path segment (`v1` or `vNN.N`).
-fn version(v: &str) -> Result<&str, ApiError> {
+pub(crate) fn version(v: &str) -> Result<&str, ApiError> {
     if VERSION.is_match(v) {
         Ok(v)
     } else {
@@ -86,16 +86,6 @@ async fn resources(
         "sobjects": format!("/services/data/{v}/sobjects"),
         "composite": format!("/services/data/{v}/composite"),
     })))
-}
-
-async fn names(s: &AppState, tenant: &str) -> Result<Names, ApiError> {
-    Ok(s.platform
-        .meta
-        .objects(tenant)
-        .await?
-        .iter()
-        .map(|o| (o.def.id.clone(), o.def.api_name.clone()))
-        .collect())
 }
 
 async fn describe_global(
@@ -137,7 +127,7 @@ async fn describe(
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     let children: Vec<(String, mosaic_meta::FieldDef)> = s
         .platform
         .meta

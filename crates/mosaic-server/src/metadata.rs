@@ -3,7 +3,7 @@
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryMap};
-use crate::render::{self, Names};
+use crate::render;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -33,19 +33,9 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-async fn names(s: &AppState, tenant: &str) -> Result<Names, ApiError> {
-    Ok(s.platform
-        .meta
-        .objects(tenant)
-        .await?
-        .iter()
-        .map(|o| (o.def.id.clone(), o.def.api_name.clone()))
-        .collect())
-}
-
 async fn list_objects(State(s): State<AppState>, Auth(c): Auth) -> Result<Json<Value>, ApiError> {
     let list = s.platform.meta.objects(&c.tenant_id).await?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     Ok(Json(json!({
         "objects": list.iter().map(|o| render::object_metadata(&o.def, &names)).collect::<Vec<_>>()
     })))
@@ -57,7 +47,7 @@ async fn create_object(
     JsonBody(input): JsonBody<ObjectInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let o = s.platform.meta.create_object(&c.tenant_id, input).await?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(render::object_metadata(&o.def, &names)),
@@ -70,7 +60,7 @@ async fn get_object(
     PathParams(object): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     Ok(Json(render::object_metadata(&o.def, &names)))
 }
 
@@ -85,7 +75,7 @@ async fn update_object(
         .meta
         .update_object(&c.tenant_id, &object, input)
         .await?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     Ok(Json(render::object_metadata(&o.def, &names)))
 }
 
@@ -104,7 +94,7 @@ async fn list_fields(
     PathParams(object): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     Ok(Json(json!({
         "version": o.def.version,
         "fields": o.def.fields.iter().map(|f| render::field_metadata(f, &names)).collect::<Vec<_>>()
@@ -122,7 +112,7 @@ async fn create_field(
         .meta
         .add_field(&c.tenant_id, &object, input)
         .await?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     let mut body = render::field_metadata(&f, &names);
     body["object_version"] = json!(o.def.version);
     Ok((StatusCode::CREATED, Json(body)))
@@ -141,7 +131,7 @@ async fn get_field(
             field.chars().take(80).collect::<String>()
         ))
     })?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     Ok(Json(render::field_metadata(f, &names)))
 }
 
@@ -156,7 +146,7 @@ async fn update_field(
         .meta
         .update_field(&c.tenant_id, &object, &field, input)
         .await?;
-    let names = names(&s, &c.tenant_id).await?;
+    let names = render::object_names(&s, &c.tenant_id).await?;
     let mut body = render::field_metadata(&f, &names);
     body["object_version"] = json!(o.def.version);
     Ok(Json(body))

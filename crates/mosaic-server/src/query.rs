@@ -2,6 +2,7 @@
 //! (`nextRecordsUrl`), `search`, and the simple list under `sobjects/{O}`.
 
 use crate::auth::Auth;
+use crate::data::version;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryMap};
 use crate::render;
@@ -30,32 +31,6 @@ pub fn routes() -> Router<AppState> {
         .route("/services/data/{version}/query/{locator}", get(more))
         .route("/services/data/{version}/queryAll/{locator}", get(more))
         .route("/services/data/{version}/search", get(search))
-}
-
-fn version(v: &str) -> Result<&str, ApiError> {
-    let ok = v.len() <= 7
-        && v.strip_prefix('v').is_some_and(|n| {
-            let mut parts = n.splitn(2, '.');
-            let major = parts.next().unwrap_or("");
-            let minor = parts.next();
-            !major.is_empty()
-                && major.len() <= 3
-                && major.bytes().all(|b| b.is_ascii_digit())
-                && minor.is_none_or(|m| {
-                    !m.is_empty() && m.len() <= 2 && m.bytes().all(|b| b.is_ascii_digit())
-                })
-        });
-    if ok {
-        Ok(v)
-    } else {
-        Err(ApiError::new(
-            ErrorCode::NOT_FOUND,
-            format!(
-                "The requested resource does not exist: unsupported API version '{}' (use v1 or vNN.N)",
-                v.chars().take(20).collect::<String>()
-            ),
-        ))
-    }
 }
 
 /// `Sforce-Query-Options: batchSize=N`.

@@ -59,6 +59,20 @@ pub fn record(version: &str, r: &RecordView) -> Json {
 /// Object ids → api names, for rendering relationship targets.
 pub type Names = HashMap<String, String>;
 
+/// The tenant's object ids → api names.
+pub async fn object_names(
+    s: &crate::AppState,
+    tenant: &str,
+) -> Result<Names, crate::error::ApiError> {
+    Ok(s.platform
+        .meta
+        .objects(tenant)
+        .await?
+        .iter()
+        .map(|o| (o.def.id.clone(), o.def.api_name.clone()))
+        .collect())
+}
+
 pub fn field_metadata(f: &FieldDef, names: &Names) -> Json {
     let mut j = serde_json::to_value(f).unwrap_or(Json::Null);
     if let Some(m) = j.as_object_mut() {
