@@ -1,5 +1,7 @@
 //! `mosaic`: the single binary. It only wires crates together.
 
+mod loadtest;
+
 use clap::{Args, Parser, Subcommand};
 use mosaic_access::NewTenant;
 use mosaic_runtime::{Platform, PlatformConfig};
@@ -49,6 +51,9 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Drive a running server with the seed's mixed workload and report
+    /// per-operation latency against the seed's targets (docs/performance.md).
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 #[derive(Subcommand)]
@@ -204,6 +209,7 @@ fn main() -> ExitCode {
                 listen,
                 public_url,
             } => serve(common, listen, public_url).await,
+            Command::Loadtest(args) => loadtest::run(args).await,
             Command::Tenant {
                 command:
                     TenantCommand::Create {
