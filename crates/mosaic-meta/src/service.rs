@@ -38,6 +38,7 @@ pub struct MetadataService {
     by_id: Cache<Key, Arc<ObjectMeta>>,
     lists: Cache<String, Arc<Vec<Arc<ObjectMeta>>>>,
     compiled: moka::sync::Cache<FormulaKey, Arc<Compiled>>,
+    epoch: std::sync::atomic::AtomicU64,
     pub stats: CacheStats,
 }
 
@@ -138,6 +139,7 @@ impl MetadataService {
                 .max_capacity(FORMULA_CACHE_CAPACITY)
                 .time_to_live(FORMULA_CACHE_TTL)
                 .build(),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             stats: CacheStats::default(),
         }
     }
@@ -287,6 +289,14 @@ impl MetadataService {
         self.by_name.invalidate(&key(tenant, &def.api_name)).await;
         self.by_id.invalidate(&key(tenant, &def.id)).await;
         self.lists.invalidate(tenant).await;
+        self.epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// A counter that moves on every metadata change of any tenant, after
+    /// the caches are cleared: caches of things derived from several
+    /// definitions (e.g. a rendered describe) key on it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// The lookup / master-detail fields of other objects that point at `object_id`.
@@ -393,6 +403,7 @@ impl MetadataService {
         }
         self.store.insert_object(encode(&def, tenant)?).await?;
         self.lists.invalidate(tenant).await;
+        self.epoch.fetch_add(1, Ordering::Release);
         Ok(Arc::new(ObjectMeta::new(def)))
     }
 

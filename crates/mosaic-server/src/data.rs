@@ -124,19 +124,43 @@ async fn describe(
     State(s): State<AppState>,
     PathParams((v, object)): PathParams<(String, String)>,
     Auth(c): Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let v = version(&v)?;
+    // The epoch is read before the definitions: a change that lands while
+    // this describe is built moves it, so the entry is never served again.
+    let epoch = s.platform.meta.epoch();
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
-    let names = render::object_names(&s, &c.tenant_id).await?;
-    let children: Vec<(String, mosaic_meta::FieldDef)> = s
-        .platform
-        .meta
-        .children(&c.tenant_id, o.id())
-        .await?
-        .into_iter()
-        .map(|(child, f)| (child.api_name().to_string(), f))
-        .collect();
-    Ok(Json(render::describe(v, &o, &names, &children)))
+    let key = (
+        c.tenant_id.clone(),
+        o.id().to_string(),
+        v.to_string(),
+        epoch,
+    );
+    let body = match s.describes.get(&key) {
+        Some(b) => b,
+        None => {
+            let names = render::object_names(&s, &c.tenant_id).await?;
+            let children: Vec<(String, mosaic_meta::FieldDef)> = s
+                .platform
+                .meta
+                .children(&c.tenant_id, o.id())
+                .await?
+                .into_iter()
+                .map(|(child, f)| (child.api_name().to_string(), f))
+                .collect();
+            let json = render::describe(v, &o, &names, &children);
+            let bytes = axum::body::Bytes::from(serde_json::to_vec(&json).map_err(|e| {
+                mosaic_types::MosaicError::internal(format!("render describe: {e}"))
+            })?);
+            s.describes.insert(key, bytes.clone());
+            bytes
+        }
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 fn created(id: &str) -> (StatusCode, Json<Value>) {

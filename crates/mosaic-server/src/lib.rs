@@ -35,7 +35,12 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// Tenant labels of bounded cardinality for per-tenant metrics.
     pub tenants: Arc<observe::TenantRanking>,
+    /// Rendered describes by (tenant, object id, API version, metadata epoch).
+    pub describes: moka::sync::Cache<(String, String, String, u64), axum::body::Bytes>,
 }
+
+/// Rendered describes kept (they are rebuilt after any metadata change).
+pub const DESCRIBE_CACHE_CAPACITY: u64 = 10_000;
 
 impl AppState {
     /// State for `platform` served at `instance_url`; the metrics token
@@ -50,6 +55,10 @@ impl AppState {
                 .filter(|t| !t.is_empty())
                 .map(Into::into),
             tenants: Arc::default(),
+            describes: moka::sync::Cache::builder()
+                .max_capacity(DESCRIBE_CACHE_CAPACITY)
+                .time_to_live(std::time::Duration::from_secs(300))
+                .build(),
         }
     }
 }
