@@ -175,6 +175,7 @@ impl MetadataService {
                 kind: mosaic_formula::ErrorKind::Type,
             }]
         })?;
+        metrics::counter!("formula_compilations_total").increment(1);
         let c = Arc::new(formulas::compile_on(&obj.def, &all, src, opts, is_default)?);
         self.compiled.insert(key, c.clone());
         Ok(c)

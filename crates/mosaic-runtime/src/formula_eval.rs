@@ -210,6 +210,8 @@ impl Platform {
                 let compiled = self.compile_field(c, obj, f).await?;
                 let paths = compiled.referenced_fields().to_vec();
                 let records = self.path_records(c, obj, rows, &paths, depth).await?;
+                metrics::counter!("formula_evaluations_total", "kind" => "field")
+                    .increment(rows.len() as u64);
                 for (row, rec) in rows.iter_mut().zip(records) {
                     let v = match compiled.eval(&rec, &ctx) {
                         Ok(v) => from_fvalue(v, f),
@@ -426,6 +428,8 @@ impl Platform {
                     .unwrap_or_default();
                 rec.priors = Some(prior.values);
             }
+            metrics::counter!("formula_evaluations_total", "kind" => "validation_rule")
+                .increment(1);
             let fires = matches!(compiled.eval(&rec, &ctx), Ok(FValue::Boolean(true)));
             if fires {
                 errors.push(MosaicError {

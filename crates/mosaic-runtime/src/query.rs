@@ -430,6 +430,7 @@ impl Platform {
         soql: &str,
         opts: QueryOptions,
     ) -> MosaicResult<QueryResult> {
+        metrics::counter!("query_plans_total", "shape" => query_shape(soql)).increment(1);
         // Formula fields of the queried object in WHERE / ORDER BY: engine path.
         let schema = self.schema(&c.tenant_id).await?;
         let ctx = self.queries.context(&c.tenant_id, opts.include_deleted);
@@ -1086,4 +1087,27 @@ pub fn list_soql(
         }
     }
     Ok(soql)
+}
+
+/// A coarse shape of a query for metrics: how it will be executed.
+fn query_shape(soql: &str) -> &'static str {
+    match mosaic_soql::parse_query(soql) {
+        Err(_) => "malformed",
+        Ok(q) if q.is_aggregate() => "aggregate",
+        Ok(q)
+            if q.select
+                .iter()
+                .any(|i| matches!(i, mosaic_soql::SelectItem::SubQuery(_))) =>
+        {
+            "with_children"
+        }
+        Ok(q)
+            if q.select
+                .iter()
+                .any(|i| matches!(i, mosaic_soql::SelectItem::Field(f) if f.parts.len() > 1)) =>
+        {
+            "parent_join"
+        }
+        Ok(_) => "rows",
+    }
 }

@@ -150,3 +150,43 @@ async fn tenant_labels_stay_bounded() {
     assert!(m.contains_key(r#"tenant_requests_total{tenant="other"}"#));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_and_store_series_move() {
+    let server = TestServer::start().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Engine__c", "fields": [
+        {"api_name": "N__c", "data_type": "number"},
+        {"api_name": "Twice__c", "data_type": "formula", "formula_return_type": "number", "formula_expression": "N__c * 2"}
+    ]}))
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            c.create_record("Engine__c", json!({"Name": format!("e{i}"), "N__c": i}))
+                .await,
+        );
+    }
+    let before = scrape(&server).await;
+    for id in &ids {
+        let (_, v) = c.get(&format!("{DATA}/sobjects/Engine__c/{id}")).await;
+        assert!(v["Twice__c"].is_number());
+    }
+    let (s, _) = c
+        .get(&format!("{DATA}/query?q=SELECT+COUNT()+FROM+Engine__c"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let after = scrape(&server).await;
+    let evals = r#"formula_evaluations_total{kind="field"}"#;
+    assert_eq!(
+        value(&after, evals) - value(&before, evals),
+        3.0,
+        "one evaluation per record read"
+    );
+    let plans = r#"query_plans_total{shape="aggregate"}"#;
+    assert_eq!(value(&after, plans) - value(&before, plans), 1.0);
+    assert!(value(&after, "formula_compilations_total") >= 1.0);
+    assert!(value(&after, r#"store_group_commit_jobs_count{db="records"}"#) >= 3.0);
+    assert!(value(&after, r#"store_read_seconds_count{db="records"}"#) >= 3.0);
+    server.stop().await;
+}

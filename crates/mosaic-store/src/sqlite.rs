@@ -72,6 +72,8 @@ pub struct WriterStats {
 /// A SQLite database file with its writer thread and reader pool.
 pub struct SqliteDb {
     path: PathBuf,
+    /// Metrics label: the file stem (`metadata`, `records`).
+    label: String,
     tx: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
@@ -126,9 +128,21 @@ impl SqliteDb {
         );
         let handle = std::thread::Builder::new()
             .name(name)
-            .spawn(move || writer_loop(wconn, rx, wstats))
+            .spawn({
+                let label = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("db")
+                    .to_string();
+                move || writer_loop(wconn, rx, wstats, label)
+            })
             .map_err(|e| MosaicError::internal(format!("spawn writer: {e}")))?;
         Ok(Arc::new(SqliteDb {
+            label: path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("db")
+                .to_string(),
             path: path.to_path_buf(),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
@@ -182,6 +196,7 @@ impl SqliteDb {
             .await
             .map_err(|_| MosaicError::unavailable("reader pool closed"))?;
         let this = self.clone();
+        let started = std::time::Instant::now();
         let out = tokio::task::spawn_blocking(move || {
             let conn = {
                 let mut pool = this
@@ -200,6 +215,8 @@ impl SqliteDb {
         .await
         .map_err(|e| MosaicError::internal(format!("read task: {e}")))?;
         drop(permit);
+        metrics::histogram!("store_read_seconds", "db" => self.label.clone())
+            .record(started.elapsed().as_secs_f64());
         out
     }
 
@@ -223,7 +240,12 @@ impl Drop for SqliteDb {
     }
 }
 
-fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
+fn writer_loop(
+    conn: Connection,
+    rx: std::sync::mpsc::Receiver<Job>,
+    stats: Arc<WriterStats>,
+    label: String,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP_COMMIT {
@@ -232,7 +254,14 @@ fn writer_loop(conn: Connection, rx: std::sync::mpsc::Receiver<Job>, stats: Arc<
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let committed = run_batch(&conn, &mut batch);
+        // Looked up per batch (not cached) so that a recorder installed
+        // after the database opened still receives them.
+        metrics::histogram!("store_commit_seconds", "db" => label.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("store_group_commit_jobs", "db" => label.clone())
+            .record(batch.len() as f64);
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         for job in batch {
