@@ -648,26 +648,9 @@ impl RecordStore for SqliteRecordStore {
                     " FROM object_records WHERE tenant_id = ?1 AND object_id = ?2 AND id = ?3",
                 );
                 let mut st = conn.prepare_cached(&sql).map_err(map_sql)?;
-                st.query_row(params![t, o, id], |r| {
-                    let mut values = Vec::with_capacity(slots.len());
-                    for (i, s) in slots.iter().enumerate() {
-                        values.push((*s, decode(*s, r.get::<_, SqlValue>(9 + i)?)));
-                    }
-                    Ok(RecordRow {
-                        id: r.get(0)?,
-                        object_id: r.get(1)?,
-                        name: r.get(2)?,
-                        owner_id: r.get(3)?,
-                        created_by: r.get(4)?,
-                        created_at: parse_ts(&r.get::<_, String>(5)?)?,
-                        modified_by: r.get(6)?,
-                        modified_at: parse_ts(&r.get::<_, String>(7)?)?,
-                        is_deleted: r.get(8)?,
-                        values,
-                    })
-                })
-                .optional()
-                .map_err(map_sql)
+                st.query_row(params![t, o, id], |r| row_of(r, &slots))
+                    .optional()
+                    .map_err(map_sql)
             })
             .await
     }
