@@ -234,9 +234,13 @@ impl MetadataService {
         let k = key(tenant, name);
         if let Some(o) = self.by_name.get(&k).await {
             self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l1")
+                .increment(1);
             return Ok(o);
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1")
+            .increment(1);
         let store = self.store.clone();
         let (t, n) = (tenant.to_string(), name.to_string());
         let loaded = self

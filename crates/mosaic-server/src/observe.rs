@@ -224,7 +224,6 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
         )
         .into_response();
     };
-    publish_gauges(&s.platform);
     (
         [(
             header::CONTENT_TYPE,
@@ -240,19 +239,4 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Copies the platform's own counters (caches, group commit) into gauges
-/// and counters just before a scrape.
-fn publish_gauges(p: &mosaic_runtime::Platform) {
-    use std::sync::atomic::Ordering;
-    let st = &p.meta.stats;
-    metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l1")
-        .absolute(st.hits.load(Ordering::Relaxed));
-    metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1")
-        .absolute(st.misses.load(Ordering::Relaxed));
-    if let Some((tx, jobs)) = p.writer_stats() {
-        metrics::counter!("store_transactions_total", "shard" => "local").absolute(tx);
-        metrics::counter!("store_writes_total", "shard" => "local").absolute(jobs);
-    }
 }

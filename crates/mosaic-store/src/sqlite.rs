@@ -264,6 +264,9 @@ fn writer_loop(
             .record(batch.len() as f64);
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        metrics::counter!("store_transactions_total", "db" => label.clone()).increment(1);
+        metrics::counter!("store_writes_total", "db" => label.clone())
+            .increment(batch.len() as u64);
         for job in batch {
             job.finish(committed.clone());
         }
