@@ -8,11 +8,14 @@
 //! the Salesforce-shaped JSON, which belong to `mosaic-server`.
 
 pub mod cipher;
+pub mod clock;
 pub mod formula_eval;
+pub mod outbox;
 pub mod platform;
 pub mod query;
 mod query_formula;
 pub mod records;
+pub mod workflow;
 
 pub use platform::{Platform, PlatformConfig};
 pub use records::{Caller, RecordErrors, RecordView, WriteOutcome};

@@ -5,6 +5,7 @@
 //! errors from the domain are converted here, once, into the public shape.
 
 mod auth;
+mod automation;
 mod data;
 pub mod error;
 mod extract;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(formula::routes())
         .merge(data::routes())
         .merge(query::routes())
+        .merge(automation::routes())
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -93,11 +95,18 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let worker = state
+        .platform
+        .start_outbox_worker()
+        .await
+        .map_err(|e| std::io::Error::other(e.message))?;
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
-    axum::serve(
+    let served = axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    worker.stop().await;
+    served
 }

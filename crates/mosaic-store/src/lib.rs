@@ -11,6 +11,7 @@
 //! only identifiers spliced into SQL are flex column names from the closed
 //! set of [`mosaic_types::FlexSlot::column`].
 
+pub mod automation;
 pub mod meta_store;
 pub mod plan;
 pub mod query_store;
@@ -20,6 +21,7 @@ mod sqlite_meta;
 mod sqlite_query;
 mod sqlite_records;
 
+pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
 pub use query_store::QueryStore;
 pub use record_store::{
