@@ -4,7 +4,10 @@
 use crate::cipher::FieldCipher;
 use mosaic_access::AuthService;
 use mosaic_meta::MetadataService;
-use mosaic_store::{MetaStore, RecordStore, SqliteMetaStore, SqliteRecordStore};
+use mosaic_store::{
+    IdempotencyStore, MetaStore, RecordStore, SqliteIdempotencyStore, SqliteMetaStore,
+    SqliteRecordStore,
+};
 use mosaic_types::{MosaicError, MosaicResult};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,13 +17,20 @@ use std::time::Duration;
 pub struct PlatformConfig {
     pub data_dir: PathBuf,
     pub token_ttl: Duration,
+    /// How long an `Idempotency-Key` and its kept response live.
+    pub idempotency_ttl: Duration,
 }
+
+/// Default lifetime of an idempotency key: a day, long enough for any
+/// client's retry schedule.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl PlatformConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> PlatformConfig {
         PlatformConfig {
             data_dir: data_dir.into(),
             token_ttl: mosaic_access::service::DEFAULT_TOKEN_TTL,
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
         }
     }
 }
@@ -34,6 +44,8 @@ pub struct Platform {
     pub cipher: FieldCipher,
     /// SOQL / SOSL engine with its query cursors.
     pub queries: Arc<crate::query::QueryEngine>,
+    /// Idempotency keys of keyed writes (in the records database).
+    pub idempotency: Arc<dyn IdempotencyStore>,
     sqlite_meta: Option<Arc<SqliteMetaStore>>,
     sqlite_records: Option<Arc<SqliteRecordStore>>,
 }
@@ -57,6 +69,8 @@ impl Platform {
         let meta_store: Arc<dyn MetaStore> = meta_db.clone();
         let records: Arc<dyn RecordStore> = shard.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
+        let idempotency: Arc<dyn IdempotencyStore> =
+            Arc::new(SqliteIdempotencyStore::open(shard.db().clone())?);
         Ok(Platform {
             meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
             auth: Arc::new(AuthService::new(meta_store.clone(), config.token_ttl)),
@@ -64,6 +78,7 @@ impl Platform {
             meta_store,
             cipher,
             queries: Arc::new(crate::query::QueryEngine::new(shard.clone())),
+            idempotency,
             config,
             sqlite_meta: Some(meta_db),
             sqlite_records: Some(shard),

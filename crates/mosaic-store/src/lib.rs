@@ -4,13 +4,16 @@
 //! - [`MetaStore`]: tenants, users, sessions and object definitions (the
 //!   metadata database);
 //! - [`RecordStore`]: every tenant's records in one wide flex-column table
-//!   with typed pivot tables for indexed / unique fields (a shard).
+//!   with typed pivot tables for indexed / unique fields (a shard);
+//! - [`IdempotencyStore`]: reserved and completed `Idempotency-Key`s with
+//!   the responses kept for replays (beside the records, in the shard).
 //!
 //! **Architecture invariant:** only this crate writes SQL. Every statement
 //! carries the tenant predicate, every literal is a bound parameter, and the
 //! only identifiers spliced into SQL are flex column names from the closed
 //! set of [`mosaic_types::FlexSlot::column`].
 
+pub mod idempotency;
 pub mod meta_store;
 pub mod plan;
 pub mod query_store;
@@ -20,6 +23,9 @@ mod sqlite_meta;
 mod sqlite_query;
 mod sqlite_records;
 
+pub use idempotency::{
+    IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,
+};
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
 pub use query_store::QueryStore;
 pub use record_store::{
