@@ -5,7 +5,10 @@ use crate::cipher::FieldCipher;
 use crate::clock::{Clock, SystemClock};
 use mosaic_access::AuthService;
 use mosaic_meta::MetadataService;
-use mosaic_store::{AutomationStore, MetaStore, RecordStore, SqliteMetaStore, SqliteRecordStore};
+use mosaic_store::{
+    AutomationStore, IdempotencyStore, MetaStore, RecordStore, SqliteIdempotencyStore,
+    SqliteMetaStore, SqliteRecordStore,
+};
 use mosaic_types::{MosaicError, MosaicResult};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +21,13 @@ pub struct PlatformConfig {
     pub automation: AutomationConfig,
     /// "Now" for scheduling time-based actions and retries.
     pub clock: Arc<dyn Clock>,
+    /// How long an `Idempotency-Key` and its kept response live.
+    pub idempotency_ttl: Duration,
 }
+
+/// Default lifetime of an idempotency key: a day, long enough for any
+/// client's retry schedule.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl PlatformConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> PlatformConfig {
@@ -27,6 +36,7 @@ impl PlatformConfig {
             automation: AutomationConfig::new(&data_dir),
             data_dir,
             token_ttl: mosaic_access::service::DEFAULT_TOKEN_TTL,
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             clock: Arc::new(SystemClock),
         }
     }
@@ -87,6 +97,8 @@ pub struct Platform {
     pub(crate) record_locks: crate::workflow::RecordLocks,
     /// Wakes the delivery worker when a write queued something.
     pub(crate) outbox_wake: Arc<tokio::sync::Notify>,
+    /// Idempotency keys of keyed writes (in the records database).
+    pub idempotency: Arc<dyn IdempotencyStore>,
     sqlite_meta: Option<Arc<SqliteMetaStore>>,
     sqlite_records: Option<Arc<SqliteRecordStore>>,
 }
@@ -110,6 +122,8 @@ impl Platform {
         let meta_store: Arc<dyn MetaStore> = meta_db.clone();
         let records: Arc<dyn RecordStore> = shard.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
+        let idempotency: Arc<dyn IdempotencyStore> =
+            Arc::new(SqliteIdempotencyStore::open(shard.db().clone())?);
         Ok(Platform {
             meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
             auth: Arc::new(AuthService::new(meta_store.clone(), config.token_ttl)),
@@ -120,6 +134,7 @@ impl Platform {
             automation: shard.clone(),
             record_locks: crate::workflow::RecordLocks::new(),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            idempotency,
             config,
             sqlite_meta: Some(meta_db),
             sqlite_records: Some(shard),

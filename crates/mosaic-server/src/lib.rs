@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 mod formula;
 mod health;
+pub mod idempotency;
 mod metadata;
 mod oauth;
 pub mod observe;
@@ -48,6 +49,7 @@ impl AppState {
     /// comes from `MOSAIC_METRICS_TOKEN`.
     pub fn new(platform: Arc<Platform>, instance_url: impl Into<Arc<str>>) -> AppState {
         observe::metrics_handle();
+        idempotency::spawn_purge(&platform);
         AppState {
             platform,
             instance_url: instance_url.into(),
@@ -78,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .merge(automation::routes())
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::keyed_writes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::track,
