@@ -857,3 +857,47 @@ async fn field_history_records_each_change() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_of_one_record_see_a_consistent_old_new_chain() {
+    let server = fast_server().await;
+    let c = server.tenant().await;
+    c.create_object(
+        json!({"api_name": "Ticket__c", "enable_history": true, "fields": [
+        {"api_name": "State__c", "data_type": "text", "length": 20}]}),
+    )
+    .await;
+    let id = c
+        .create_record("Ticket__c", json!({"Name": "T", "State__c": "s0"}))
+        .await;
+    let rec = format!("{DATA}/sobjects/Ticket__c/{id}");
+    let mut tasks = Vec::new();
+    for i in 1..=16 {
+        let (c, rec) = (c.clone(), rec.clone());
+        tasks.push(tokio::spawn(async move {
+            c.patch(&rec, json!({"State__c": format!("s{i}")})).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
+    }
+    let (_, h) = c.get(&format!("{rec}/history?limit=100")).await;
+    let mut rows: Vec<&Value> = h["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["field"] == "State__c")
+        .collect();
+    rows.reverse(); // oldest first
+    assert_eq!(rows.len(), 16, "{h}");
+    assert_eq!(rows[0]["oldValue"], "s0");
+    for w in rows.windows(2) {
+        assert_eq!(
+            w[1]["oldValue"], w[0]["newValue"],
+            "each save saw the previous save's result as its old value: {h}"
+        );
+    }
+    let (_, v) = c.get(&rec).await;
+    assert_eq!(v["State__c"], rows[15]["newValue"]);
+    server.stop().await;
+}

@@ -80,10 +80,9 @@ async fn receiver() -> (Log, String) {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    l.lock().unwrap().push((
-                        id,
-                        doc["record_id"].as_str().unwrap_or("").to_string(),
-                    ));
+                    l.lock()
+                        .unwrap()
+                        .push((id, doc["record_id"].as_str().unwrap_or("").to_string()));
                     axum::http::StatusCode::OK
                 }
             },
@@ -106,7 +105,12 @@ async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
         .args(["tenant", "create", "--data-dir"])
         .arg(dir.path())
         .args(["--name", "Outbox Co", "--subdomain", "outbox"])
-        .args(["--admin-username", "admin@outbox.test", "--admin-password", "durable-pass-1"])
+        .args([
+            "--admin-username",
+            "admin@outbox.test",
+            "--admin-password",
+            "durable-pass-1",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -116,7 +120,13 @@ async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
     let post = |url: String, body: Value| {
         let (http, token) = (http.clone(), token.clone());
         async move {
-            let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             let s = r.status();
             (s, r.json::<Value>().await.unwrap_or(Value::Null))
         }
@@ -190,8 +200,15 @@ async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
         assert!(!d.is_empty(), "every delivery carries its id");
         by_delivery.entry(d.clone()).or_default().insert(r.clone());
     }
-    assert_eq!(by_delivery.len(), acked.len(), "one delivery id per acknowledged record");
-    assert!(by_delivery.values().all(|r| r.len() == 1), "a delivery id names one record");
+    assert_eq!(
+        by_delivery.len(),
+        acked.len(),
+        "one delivery id per acknowledged record"
+    );
+    assert!(
+        by_delivery.values().all(|r| r.len() == 1),
+        "a delivery id names one record"
+    );
     let distinct: HashSet<&String> = by_delivery.values().flatten().collect();
     assert_eq!(distinct.len(), acked.len());
     eprintln!(
