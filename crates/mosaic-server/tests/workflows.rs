@@ -901,3 +901,71 @@ async fn concurrent_updates_of_one_record_see_a_consistent_old_new_chain() {
     assert_eq!(v["State__c"], rows[15]["newValue"]);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_rules_and_the_queued_action_limit() {
+    let (recv, hook) = Receiver::start().await;
+    let server = fast_server().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Asset__c", "fields": [
+        {"api_name": "Kind__c", "data_type": "text", "length": 20}]}))
+        .await;
+    let (s, v) = c
+        .post(
+            &rule(&c, "Asset__c"),
+            json!({"name": "Gone", "trigger_type": "deleted",
+              "filter_criteria": {"conditions": [{"field": "Kind__c", "operator": "equals", "value": "laptop"}]},
+              "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": hook, "fields": ["Kind__c"]}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let laptop = c
+        .create_record("Asset__c", json!({"Name": "L", "Kind__c": "laptop"}))
+        .await;
+    let desk = c
+        .create_record("Asset__c", json!({"Name": "D", "Kind__c": "desk"}))
+        .await;
+    assert_eq!(
+        c.delete(&format!("{DATA}/sobjects/Asset__c/{desk}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.delete(&format!("{DATA}/sobjects/Asset__c/{laptop}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let body = eventually("the deletion message", || recv.bodies().first().cloned()).await;
+    assert_eq!(body["event"], "deleted");
+    assert_eq!(body["record_id"], json!(laptop));
+    assert_eq!(body["record"]["Kind__c"], "laptop");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(recv.bodies().len(), 1, "the desk matched no rule");
+    // 6 rules × 20 outbound messages = 120 queued actions > 100: refused.
+    c.create_object(json!({"api_name": "Noisy__c"})).await;
+    for r in 0..6 {
+        let actions: Vec<Value> = (0..20)
+            .map(|_| json!({"action_type": "outbound_message", "action_config": {"endpoint_url": hook}}))
+            .collect();
+        let (s, v) = c
+            .post(
+                &rule(&c, "Noisy__c"),
+                json!({"name": format!("N{r}"), "trigger_type": "created", "actions": actions}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, e) = c
+        .post(&format!("{DATA}/sobjects/Noisy__c"), json!({"Name": "x"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e[0]["errorCode"], "LIMIT_EXCEEDED");
+    assert!(e[0]["message"].as_str().unwrap().contains("100"), "{e}");
+    let (_, q) = c
+        .get(&format!("{DATA}/query?q=SELECT+Id+FROM+Noisy__c"))
+        .await;
+    assert_eq!(q["totalSize"], 0, "nothing written");
+    server.stop().await;
+}
