@@ -969,3 +969,77 @@ async fn deletion_rules_and_the_queued_action_limit() {
     assert_eq!(q["totalSize"], 0, "nothing written");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_read_formula_fields_and_cross_object_values() {
+    let server = fast_server().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Co__c", "fields": [
+        {"api_name": "Region__c", "data_type": "text", "length": 20}]}))
+        .await;
+    c.create_object(json!({"api_name": "Deal__c", "fields": [
+        {"api_name": "Amount__c", "data_type": "number", "precision": 12, "scale": 0},
+        {"api_name": "Co__c", "data_type": "lookup", "lookup_object": "Co__c"},
+        {"api_name": "Double__c", "data_type": "formula", "formula_return_type": "number", "formula_expression": "Amount__c * 2"},
+        {"api_name": "Region__c", "data_type": "formula", "formula_return_type": "text", "formula_expression": "Co__r.Region__c"},
+        {"api_name": "Flag__c", "data_type": "text", "length": 80}]}))
+    .await;
+    let (s, v) = c
+        .post(
+            &rule(&c, "Deal__c"),
+            json!({"name": "Big", "trigger_type": "created_or_updated", "re_evaluation": "every_time",
+              "filter_criteria": {"logic": "1 AND 2", "conditions": [
+                  {"field": "Double__c", "operator": "greater_than", "value": 150},
+                  {"field": "Region__c", "operator": "equals", "value": "EMEA"}]},
+              "actions": [{"action_type": "field_update", "action_config": {"field_api_name": "Flag__c", "value_type": "formula", "formula": "\"big in \" & Region__c"}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let emea = c
+        .create_record("Co__c", json!({"Name": "E", "Region__c": "EMEA"}))
+        .await;
+    let apac = c
+        .create_record("Co__c", json!({"Name": "A", "Region__c": "APAC"}))
+        .await;
+    let d1 = c
+        .create_record(
+            "Deal__c",
+            json!({"Name": "1", "Amount__c": 100, "Co__c": emea}),
+        )
+        .await;
+    let d2 = c
+        .create_record(
+            "Deal__c",
+            json!({"Name": "2", "Amount__c": 100, "Co__c": apac}),
+        )
+        .await;
+    let d3 = c
+        .create_record(
+            "Deal__c",
+            json!({"Name": "3", "Amount__c": 50, "Co__c": emea}),
+        )
+        .await;
+    let flag = |v: Value| v["Flag__c"].clone();
+    assert_eq!(
+        flag(c.get(&format!("{DATA}/sobjects/Deal__c/{d1}")).await.1),
+        json!("big in EMEA")
+    );
+    assert_eq!(
+        flag(c.get(&format!("{DATA}/sobjects/Deal__c/{d2}")).await.1),
+        Value::Null
+    );
+    assert_eq!(
+        flag(c.get(&format!("{DATA}/sobjects/Deal__c/{d3}")).await.1),
+        Value::Null
+    );
+    c.patch(
+        &format!("{DATA}/sobjects/Deal__c/{d3}"),
+        json!({"Amount__c": 80}),
+    )
+    .await;
+    assert_eq!(
+        flag(c.get(&format!("{DATA}/sobjects/Deal__c/{d3}")).await.1),
+        json!("big in EMEA")
+    );
+    server.stop().await;
+}
