@@ -9,6 +9,7 @@
 
 pub mod cipher;
 pub mod formula_eval;
+pub mod health;
 pub mod platform;
 pub mod query;
 mod query_formula;

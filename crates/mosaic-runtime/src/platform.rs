@@ -34,8 +34,8 @@ pub struct Platform {
     pub cipher: FieldCipher,
     /// SOQL / SOSL engine with its query cursors.
     pub queries: Arc<crate::query::QueryEngine>,
-    sqlite_meta: Option<Arc<SqliteMetaStore>>,
-    sqlite_records: Option<Arc<SqliteRecordStore>>,
+    pub(crate) sqlite_meta: Option<Arc<SqliteMetaStore>>,
+    pub(crate) sqlite_records: Option<Arc<SqliteRecordStore>>,
 }
 
 impl Platform {

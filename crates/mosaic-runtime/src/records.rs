@@ -497,6 +497,7 @@ impl Platform {
     }
 
     /// Creates a record; returns its id.
+    #[tracing::instrument(name = "records.create", skip_all, fields(object = %object))]
     pub async fn create(
         &self,
         c: &Caller,
@@ -517,6 +518,7 @@ impl Platform {
     }
 
     /// Reads a record: all fields, or the named ones.
+    #[tracing::instrument(name = "records.get", skip_all, fields(object = %object))]
     pub async fn get(
         &self,
         c: &Caller,
@@ -646,6 +648,7 @@ impl Platform {
     }
 
     /// Updates the given fields of a record.
+    #[tracing::instrument(name = "records.update", skip_all, fields(object = %object))]
     pub async fn update(
         &self,
         c: &Caller,
@@ -667,6 +670,7 @@ impl Platform {
     }
 
     /// Soft-deletes a record and its master-detail children.
+    #[tracing::instrument(name = "records.delete", skip_all, fields(object = %object))]
     pub async fn delete(&self, c: &Caller, object: &str, id: &str) -> MosaicResult<()> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         let id = parse_record_id(id)?;
@@ -692,6 +696,7 @@ impl Platform {
 
     /// Upsert by external id: updates the record whose `ext_field` equals
     /// `value`, or creates one with it.
+    #[tracing::instrument(name = "records.upsert", skip_all, fields(object = %object))]
     pub async fn upsert(
         &self,
         c: &Caller,
@@ -891,6 +896,7 @@ impl Platform {
     }
 
     /// Batch create (`composite/sobjects` POST).
+    #[tracing::instrument(name = "records.create_batch", skip_all, fields(records = records.len()))]
     pub async fn create_batch(
         &self,
         c: &Caller,
@@ -925,6 +931,7 @@ impl Platform {
     }
 
     /// Batch update (`composite/sobjects` PATCH): each record carries `id`.
+    #[tracing::instrument(name = "records.update_batch", skip_all, fields(records = records.len()))]
     pub async fn update_batch(
         &self,
         c: &Caller,
@@ -969,6 +976,7 @@ impl Platform {
     }
 
     /// Batch delete (`composite/sobjects?ids=` DELETE).
+    #[tracing::instrument(name = "records.delete_batch", skip_all, fields(records = ids.len()))]
     pub async fn delete_batch(
         &self,
         c: &Caller,
