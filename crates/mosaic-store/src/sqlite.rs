@@ -202,9 +202,20 @@ impl SqliteDb {
             tx.send(job)
                 .map_err(|_| MosaicError::unavailable("the database writer has stopped"))?;
         }
-        rx.instrument(tracing::info_span!("store.write", db = %self.label))
-            .await
-            .map_err(|_| MosaicError::internal("the database writer dropped a job"))?
+        let queued = std::time::Instant::now();
+        async move {
+            let r = rx
+                .await
+                .map_err(|_| MosaicError::internal("the database writer dropped a job"))?;
+            tracing::debug!(
+                micros = queued.elapsed().as_micros() as u64,
+                ok = r.is_ok(),
+                "write"
+            );
+            r
+        }
+        .instrument(tracing::info_span!("store.write", db = %self.label))
+        .await
     }
 
     /// Runs `f` on a pooled read-only connection on the blocking pool.
@@ -232,10 +243,16 @@ impl SqliteDb {
                 pool.pop()
                     .ok_or_else(|| MosaicError::internal("reader pool empty"))?
             };
+            let ran = std::time::Instant::now();
             let r = f(&conn);
             if let Ok(mut pool) = this.readers.lock() {
                 pool.push(conn);
             }
+            tracing::debug!(
+                micros = ran.elapsed().as_micros() as u64,
+                ok = r.is_ok(),
+                "read"
+            );
             r
         })
         .await
