@@ -15,7 +15,7 @@ mod oauth;
 pub mod observe;
 mod query;
 mod render;
-mod status;
+pub mod status;
 
 use axum::routing::get;
 use axum::Router;
