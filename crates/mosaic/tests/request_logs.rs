@@ -154,3 +154,82 @@ fn span_export_without_the_otlp_feature_is_refused_clearly() {
         "the server did not start"
     );
 }
+
+/// A collector stand-in: answers OTLP/HTTP posts with 200 and hands each
+/// (path, content type, body) to the test.
+#[cfg(feature = "otlp")]
+fn fake_collector() -> (String, std::sync::mpsc::Receiver<(String, String, Vec<u8>)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("")
+                    .to_string();
+                let (mut len, mut content_type) = (0usize, String::new());
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        match k.to_ascii_lowercase().as_str() {
+                            "content-length" => len = v.trim().parse().unwrap_or(0),
+                            "content-type" => content_type = v.trim().to_string(),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                let _ = tx.send((path, content_type, body));
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[cfg(feature = "otlp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_to_the_otlp_endpoint() {
+    let (collector, posts) = fake_collector();
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url) = start_server(dir.path(), &[("MOSAIC_OTLP_ENDPOINT", &collector)]);
+    failed_login(&url, "login-req-otlp").await;
+    // A graceful stop flushes the spans still batched.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let mut child = child;
+    let _ = child.wait();
+    let mut bodies = Vec::new();
+    while let Ok((path, content_type, body)) = posts.recv_timeout(Duration::from_secs(10)) {
+        assert_eq!(path, "/v1/traces");
+        assert_eq!(content_type, "application/x-protobuf");
+        bodies.extend(body);
+        if bodies.windows(14).any(|w| w == b"login-req-otlp") {
+            break;
+        }
+    }
+    let has = |s: &[u8]| bodies.windows(s.len()).any(|w| w == s);
+    assert!(has(b"login-req-otlp"), "the request span's id was exported");
+    assert!(
+        has(b"auth.login") && has(b"store.read"),
+        "pipeline spans were exported"
+    );
+    assert!(!has(b"super-secret-pw"));
+}
