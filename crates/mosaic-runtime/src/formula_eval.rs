@@ -197,38 +197,54 @@ impl Platform {
         wanted: &'a [String],
         depth: usize,
     ) -> BoxFut<'a, MosaicResult<()>> {
-        let span = tracing::info_span!("formula.fields", object = %obj.api_name(), rows = rows.len(), depth);
+        let span = tracing::info_span!(
+            "formula.fields",
+            object = %obj.api_name(),
+            rows = rows.len(),
+            depth
+        );
         Box::pin(tracing::Instrument::instrument(
-            async move {
-                if rows.is_empty() || depth > MAX_FORMULA_NESTING {
-                    return Ok(());
-                }
-                let order = self.formula_order(c, obj, wanted).await?;
-                if order.is_empty() {
-                    return Ok(());
-                }
-                let ctx = Self::ctx(c);
-                for f in &order {
-                    let compiled = self.compile_field(c, obj, f).await?;
-                    let paths = compiled.referenced_fields().to_vec();
-                    let records = self.path_records(c, obj, rows, &paths, depth).await?;
-                    metrics::counter!("formula_evaluations_total", "kind" => "field")
-                        .increment(rows.len() as u64);
-                    for (row, rec) in rows.iter_mut().zip(records) {
-                        let v = match compiled.eval(&rec, &ctx) {
-                            Ok(v) => from_fvalue(v, f),
-                            Err(e) => {
-                                tracing::debug!(field = %f.api_name, error = %e.message, "formula evaluation failed; value is null");
-                                Value::Null
-                            }
-                        };
-                        row.insert(f.api_name.clone(), v);
-                    }
-                }
-                Ok(())
-            },
+            self.compute_formulas_in_span(c, obj, rows, wanted, depth),
             span,
         ))
+    }
+
+    fn compute_formulas_in_span<'a>(
+        &'a self,
+        c: &'a Caller,
+        obj: &'a ObjectMeta,
+        rows: &'a mut [Values],
+        wanted: &'a [String],
+        depth: usize,
+    ) -> BoxFut<'a, MosaicResult<()>> {
+        Box::pin(async move {
+            if rows.is_empty() || depth > MAX_FORMULA_NESTING {
+                return Ok(());
+            }
+            let order = self.formula_order(c, obj, wanted).await?;
+            if order.is_empty() {
+                return Ok(());
+            }
+            let ctx = Self::ctx(c);
+            for f in &order {
+                let compiled = self.compile_field(c, obj, f).await?;
+                let paths = compiled.referenced_fields().to_vec();
+                let records = self.path_records(c, obj, rows, &paths, depth).await?;
+                metrics::counter!("formula_evaluations_total", "kind" => "field")
+                    .increment(rows.len() as u64);
+                for (row, rec) in rows.iter_mut().zip(records) {
+                    let v = match compiled.eval(&rec, &ctx) {
+                        Ok(v) => from_fvalue(v, f),
+                        Err(e) => {
+                            tracing::debug!(field = %f.api_name, error = %e.message, "formula evaluation failed; value is null");
+                            Value::Null
+                        }
+                    };
+                    row.insert(f.api_name.clone(), v);
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Builds, for every row, the values of `paths` (following lookups in
