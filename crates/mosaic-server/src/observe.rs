@@ -79,8 +79,30 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
                 )
                 .install_recorder()
                 .ok()
+                .inspect(start_upkeep)
         })
         .as_ref()
+}
+
+/// How often the recorder folds recorded histogram samples into their
+/// buckets and forgets idle series.
+pub const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until upkeep folds it into the
+/// buckets; without it memory grows with traffic between scrapes (forever
+/// when nobody scrapes) and recording gets slower. One thread for the
+/// process, like the recorder itself.
+fn start_upkeep(handle: &PrometheusHandle) {
+    let handle = handle.clone();
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(METRICS_UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms are folded at scrape time only");
+    }
 }
 
 /// Seconds of traffic behind a tenant's rolling request rate.
