@@ -56,6 +56,8 @@ pub struct AuthService {
     store: Arc<dyn MetaStore>,
     sessions: Cache<String, Arc<Session>>,
     token_ttl: Duration,
+    /// Hits and misses of the session cache.
+    pub session_cache: mosaic_types::CacheStats,
 }
 
 fn bad(field: &str, msg: impl Into<String>) -> MosaicError {
@@ -104,6 +106,7 @@ impl AuthService {
                 .time_to_live(SESSION_CACHE_TTL)
                 .build(),
             token_ttl,
+            session_cache: mosaic_types::CacheStats::default(),
         }
     }
 
@@ -184,6 +187,7 @@ impl AuthService {
 
     /// The OAuth password grant: (token, issued_at, tenant id), or
     /// `INSUFFICIENT_ACCESS` for any failure (which one is not revealed).
+    #[tracing::instrument(name = "auth.login", skip_all)]
     pub async fn login(
         &self,
         username: &str,
@@ -219,6 +223,7 @@ impl AuthService {
     }
 
     /// Resolves a bearer token to its session, or `INVALID_SESSION_ID`.
+    #[tracing::instrument(name = "auth.resolve", skip_all)]
     pub async fn resolve(&self, bearer: &str) -> MosaicResult<Arc<Session>> {
         if bearer.is_empty()
             || bearer.len() > token::MAX_TOKEN_LEN
@@ -228,12 +233,17 @@ impl AuthService {
         }
         let h = token::hash(bearer);
         if let Some(s) = self.sessions.get(&h).await {
+            self.session_cache.hit();
+            metrics::counter!("cache_hits_total", "cache" => "session", "layer" => "l1")
+                .increment(1);
             if s.expires_at > Utc::now() {
                 return Ok(s);
             }
             self.sessions.invalidate(&h).await;
             return Err(invalid_session());
         }
+        self.session_cache.miss();
+        metrics::counter!("cache_misses_total", "cache" => "session", "layer" => "l1").increment(1);
         let row = self.store.session(&h).await?.ok_or_else(invalid_session)?;
         if row.revoked || row.expires_at <= Utc::now() {
             return Err(invalid_session());
@@ -253,6 +263,11 @@ impl AuthService {
         });
         self.sessions.insert(h, s.clone()).await;
         Ok(s)
+    }
+
+    /// Sessions held in the cache (approximate while writes are pending).
+    pub fn session_cache_entries(&self) -> u64 {
+        self.sessions.entry_count()
     }
 
     /// Revokes a token: the very next request with it is refused.

@@ -10,7 +10,7 @@ use moka::future::Cache;
 use mosaic_formula::{Compiled, FormulaError, Options};
 use mosaic_store::{IndexSpec, MetaStore, ObjectRow, RecordStore};
 use mosaic_types::{DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, SlotPool};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +23,7 @@ pub const META_CACHE_TTI: Duration = Duration::from_secs(30);
 /// on concurrent writers.
 const INTERNAL_RETRIES: usize = 5;
 
-#[derive(Default, Debug)]
-pub struct CacheStats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-}
+pub use mosaic_types::CacheStats;
 
 type Key = (String, String);
 
@@ -39,7 +35,10 @@ pub struct MetadataService {
     lists: Cache<String, Arc<Vec<Arc<ObjectMeta>>>>,
     compiled: moka::sync::Cache<FormulaKey, Arc<Compiled>>,
     epoch: std::sync::atomic::AtomicU64,
+    /// Hits and misses of the L1 object cache (by name).
     pub stats: CacheStats,
+    /// Hits and misses of the compiled-formula cache.
+    pub formula_stats: CacheStats,
 }
 
 /// Compiled formulas are shared per (tenant, object, object version,
@@ -141,10 +140,12 @@ impl MetadataService {
                 .build(),
             epoch: std::sync::atomic::AtomicU64::new(0),
             stats: CacheStats::default(),
+            formula_stats: CacheStats::default(),
         }
     }
 
     /// A formula compiled in the context of `obj`, from the shared cache.
+    #[tracing::instrument(name = "formula.compiled", skip_all)]
     pub async fn compiled(
         &self,
         tenant: &str,
@@ -164,8 +165,10 @@ impl MetadataService {
             is_default,
         );
         if let Some(c) = self.compiled.get(&key) {
+            self.formula_stats.hit();
             return Ok(c);
         }
+        self.formula_stats.miss();
         let all = self.objects(tenant).await.map_err(|e| {
             vec![FormulaError {
                 message: e.message,
@@ -231,15 +234,16 @@ impl MetadataService {
 
     /// An object by api name (case-insensitive), from the cache when warm.
     /// Concurrent misses for one key cause one load.
+    #[tracing::instrument(name = "metadata.object", skip_all)]
     pub async fn object(&self, tenant: &str, name: &str) -> MosaicResult<Arc<ObjectMeta>> {
         let k = key(tenant, name);
         if let Some(o) = self.by_name.get(&k).await {
-            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            self.stats.hit();
             metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l1")
                 .increment(1);
             return Ok(o);
         }
-        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        self.stats.miss();
         metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1")
             .increment(1);
         let store = self.store.clone();
@@ -303,6 +307,12 @@ impl MetadataService {
     /// definitions (e.g. a rendered describe) key on it.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Entries in the L1 object cache (by name) and in the compiled-formula
+    /// cache; moka's counts are approximate while writes are pending.
+    pub fn cache_entries(&self) -> (u64, u64) {
+        (self.by_name.entry_count(), self.compiled.entry_count())
     }
 
     /// The lookup / master-detail fields of other objects that point at `object_id`.

@@ -197,6 +197,26 @@ impl Platform {
         wanted: &'a [String],
         depth: usize,
     ) -> BoxFut<'a, MosaicResult<()>> {
+        let span = tracing::info_span!(
+            "formula.fields",
+            object = %obj.api_name(),
+            rows = rows.len(),
+            depth
+        );
+        Box::pin(tracing::Instrument::instrument(
+            self.compute_formulas_in_span(c, obj, rows, wanted, depth),
+            span,
+        ))
+    }
+
+    fn compute_formulas_in_span<'a>(
+        &'a self,
+        c: &'a Caller,
+        obj: &'a ObjectMeta,
+        rows: &'a mut [Values],
+        wanted: &'a [String],
+        depth: usize,
+    ) -> BoxFut<'a, MosaicResult<()>> {
         Box::pin(async move {
             if rows.is_empty() || depth > MAX_FORMULA_NESTING {
                 return Ok(());
@@ -328,6 +348,7 @@ impl Platform {
     }
 
     /// Evaluates the default formula of `f` (on create).
+    #[tracing::instrument(name = "formula.default", skip_all)]
     pub async fn default_from_formula(
         &self,
         c: &Caller,
@@ -367,6 +388,7 @@ impl Platform {
 
     /// Runs the active validation rules of `obj` on a record about to be
     /// saved; returns one error per rule that fires.
+    #[tracing::instrument(name = "formula.validation_rules", skip_all, fields(object = %obj.api_name()))]
     pub async fn run_validation_rules(
         &self,
         c: &Caller,

@@ -10,6 +10,7 @@
 pub mod cipher;
 pub mod clock;
 pub mod formula_eval;
+pub mod health;
 pub mod outbox;
 pub mod platform;
 pub mod query;

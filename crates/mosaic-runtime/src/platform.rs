@@ -99,8 +99,8 @@ pub struct Platform {
     pub(crate) outbox_wake: Arc<tokio::sync::Notify>,
     /// Idempotency keys of keyed writes (in the records database).
     pub idempotency: Arc<dyn IdempotencyStore>,
-    sqlite_meta: Option<Arc<SqliteMetaStore>>,
-    sqlite_records: Option<Arc<SqliteRecordStore>>,
+    pub(crate) sqlite_meta: Option<Arc<SqliteMetaStore>>,
+    pub(crate) sqlite_records: Option<Arc<SqliteRecordStore>>,
 }
 
 impl Platform {

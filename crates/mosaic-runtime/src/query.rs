@@ -409,6 +409,7 @@ impl Platform {
 
     /// Plans a SOQL statement for a caller (no execution): errors are the
     /// user-facing MALFORMED_QUERY / INVALID_FIELD / INVALID_TYPE.
+    #[tracing::instrument(name = "query.plan", skip_all)]
     pub async fn plan(
         &self,
         c: &Caller,
@@ -424,6 +425,7 @@ impl Platform {
     }
 
     /// Runs a SOQL query and returns its first batch.
+    #[tracing::instrument(name = "query.execute", skip_all)]
     pub async fn query(
         &self,
         c: &Caller,
@@ -558,6 +560,7 @@ impl Platform {
 
     /// The batch at `{locator}-{offset}`; `None` when the locator is unknown,
     /// expired, another caller's, or the offset is not inside the result.
+    #[tracing::instrument(name = "query.more", skip_all)]
     pub async fn query_more(&self, c: &Caller, locator: &str) -> MosaicResult<Option<QueryResult>> {
         let Some((key, offset)) = locator.rsplit_once('-') else {
             return Ok(None);
@@ -914,6 +917,7 @@ impl Platform {
     /// SOSL: `FIND {term} [IN ALL FIELDS] RETURNING O(f, … [WHERE] [ORDER BY] [LIMIT])`.
     /// Only `ALL FIELDS` is distinguished: NAME / EMAIL / PHONE scopes search all
     /// text fields too.
+    #[tracing::instrument(name = "query.search", skip_all)]
     pub async fn search(&self, c: &Caller, sosl: &str) -> MosaicResult<Vec<QueryRecord>> {
         let sq = mosaic_soql::parse_search(sosl)
             .map_err(|e| MosaicError::new(ErrorCode::MALFORMED_QUERY, e.render(sosl)))?;

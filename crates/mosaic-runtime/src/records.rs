@@ -608,6 +608,7 @@ impl Platform {
     }
 
     /// Creates a record; returns its id.
+    #[tracing::instrument(name = "records.create", skip_all, fields(object = %object))]
     pub async fn create(
         &self,
         c: &Caller,
@@ -628,6 +629,7 @@ impl Platform {
     }
 
     /// Reads a record: all fields, or the named ones.
+    #[tracing::instrument(name = "records.get", skip_all, fields(object = %object))]
     pub async fn get(
         &self,
         c: &Caller,
@@ -757,6 +759,7 @@ impl Platform {
     }
 
     /// Updates the given fields of a record.
+    #[tracing::instrument(name = "records.update", skip_all, fields(object = %object))]
     pub async fn update(
         &self,
         c: &Caller,
@@ -779,6 +782,7 @@ impl Platform {
     }
 
     /// Soft-deletes a record and its master-detail children.
+    #[tracing::instrument(name = "records.delete", skip_all, fields(object = %object))]
     pub async fn delete(&self, c: &Caller, object: &str, id: &str) -> MosaicResult<()> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         let id = parse_record_id(id)?;
@@ -808,6 +812,7 @@ impl Platform {
 
     /// Upsert by external id: updates the record whose `ext_field` equals
     /// `value`, or creates one with it.
+    #[tracing::instrument(name = "records.upsert", skip_all, fields(object = %object))]
     pub async fn upsert(
         &self,
         c: &Caller,
@@ -1018,6 +1023,7 @@ impl Platform {
     }
 
     /// Batch create (`composite/sobjects` POST).
+    #[tracing::instrument(name = "records.create_batch", skip_all, fields(records = records.len()))]
     pub async fn create_batch(
         &self,
         c: &Caller,
@@ -1050,6 +1056,7 @@ impl Platform {
     }
 
     /// Batch update (`composite/sobjects` PATCH): each record carries `id`.
+    #[tracing::instrument(name = "records.update_batch", skip_all, fields(records = records.len()))]
     pub async fn update_batch(
         &self,
         c: &Caller,
@@ -1116,6 +1123,7 @@ impl Platform {
     }
 
     /// Batch delete (`composite/sobjects?ids=` DELETE).
+    #[tracing::instrument(name = "records.delete_batch", skip_all, fields(records = ids.len()))]
     pub async fn delete_batch(
         &self,
         c: &Caller,

@@ -137,8 +137,16 @@ async fn describe(
         epoch,
     );
     let body = match s.describes.get(&key) {
-        Some(b) => b,
+        Some(b) => {
+            s.describe_stats.hit();
+            metrics::counter!("cache_hits_total", "cache" => "describe", "layer" => "l1")
+                .increment(1);
+            b
+        }
         None => {
+            s.describe_stats.miss();
+            metrics::counter!("cache_misses_total", "cache" => "describe", "layer" => "l1")
+                .increment(1);
             let names = render::object_names(&s, &c.tenant_id).await?;
             let children: Vec<(String, mosaic_meta::FieldDef)> = s
                 .platform

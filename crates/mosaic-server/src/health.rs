@@ -4,7 +4,8 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use mosaic_runtime::health::DegradationLevel;
+use serde_json::{json, Map, Value};
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -12,21 +13,13 @@ pub async fn healthz() -> Json<Value> {
 
 /// Ready when the metadata and record stores answer.
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
-    let meta = s
-        .platform
-        .meta_store
-        .tenant("00000000-0000-0000-0000-000000000000")
-        .await;
-    let records = s
-        .platform
-        .records
-        .locate(
-            "00000000-0000-0000-0000-000000000000",
-            "00000000-0000-0000-0000-000000000000",
-        )
-        .await;
-    let state = |ok: bool| if ok { "up" } else { "down" };
-    let ok = meta.is_ok() && records.is_ok();
+    let deps = s.platform.probe_dependencies().await;
+    let level = DegradationLevel::from_dependencies(&deps);
+    let ok = deps.iter().all(|d| d.up);
+    let states: Map<String, Value> = deps
+        .iter()
+        .map(|d| (d.name.to_string(), json!(if d.up { "up" } else { "down" })))
+        .collect();
     (
         if ok {
             StatusCode::OK
@@ -35,11 +28,8 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         },
         Json(json!({
             "status": if ok { "ready" } else { "unavailable" },
-            "degradation_level": if ok { 0 } else { 3 },
-            "dependencies": {
-                "metadata_store": state(meta.is_ok()),
-                "record_store": state(records.is_ok()),
-            }
+            "degradation_level": level.level(),
+            "dependencies": states,
         })),
     )
 }

@@ -17,6 +17,7 @@ mod oauth;
 pub mod observe;
 mod query;
 mod render;
+pub mod status;
 
 use axum::routing::get;
 use axum::Router;
@@ -39,6 +40,11 @@ pub struct AppState {
     pub tenants: Arc<observe::TenantRanking>,
     /// Rendered describes by (tenant, object id, API version, metadata epoch).
     pub describes: moka::sync::Cache<(String, String, String, u64), axum::body::Bytes>,
+    /// Hits and misses of `describes`.
+    pub describe_stats: Arc<mosaic_types::CacheStats>,
+    /// When this server state was built (the process's start, for uptime).
+    pub started: std::time::Instant,
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Rendered describes kept (they are rebuilt after any metadata change).
@@ -62,6 +68,9 @@ impl AppState {
                 .max_capacity(DESCRIBE_CACHE_CAPACITY)
                 .time_to_live(std::time::Duration::from_secs(300))
                 .build(),
+            describe_stats: Arc::default(),
+            started: std::time::Instant::now(),
+            started_at: chrono::Utc::now(),
         }
     }
 }
@@ -72,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observe::metrics_endpoint))
+        .route("/services/admin/v1/status", get(status::status))
         .merge(oauth::routes())
         .merge(metadata::routes())
         .merge(formula::routes())

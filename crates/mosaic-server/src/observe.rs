@@ -93,15 +93,55 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
                 )
                 .install_recorder()
                 .ok()
+                .inspect(start_upkeep)
         })
         .as_ref()
 }
 
+/// How often the recorder folds recorded histogram samples into their
+/// buckets and forgets idle series.
+pub const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until upkeep folds it into the
+/// buckets; without it memory grows with traffic between scrapes (forever
+/// when nobody scrapes) and recording gets slower. One thread for the
+/// process, like the recorder itself.
+fn start_upkeep(handle: &PrometheusHandle) {
+    let handle = handle.clone();
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(METRICS_UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms are folded at scrape time only");
+    }
+}
+
+/// Seconds of traffic behind a tenant's rolling request rate.
+pub const RATE_WINDOW_SECS: u64 = 60;
+/// Requests counted between two re-rankings of the labelled tenants.
+const RERANK_EVERY: u64 = 1000;
+/// Tenants remembered for ranking before the rarely seen are forgotten.
+const MAX_RANKED_TENANTS: usize = 50_000;
+
 /// Bounded-cardinality tenant labels: the busiest tenants by name, the rest
-/// as `other`. Counts decay by half at every re-ranking.
-#[derive(Default)]
+/// as `other`. Counts decay by half at every re-ranking. Beside them, each
+/// tenant's requests over the last [`RATE_WINDOW_SECS`] seconds, for the
+/// status view's hot tenants.
 pub struct TenantRanking {
+    started: Instant,
     inner: Mutex<Ranking>,
+}
+
+impl Default for TenantRanking {
+    fn default() -> TenantRanking {
+        TenantRanking {
+            started: Instant::now(),
+            inner: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -109,16 +149,96 @@ struct Ranking {
     counts: HashMap<String, u64>,
     top: Vec<String>,
     since_rank: u64,
+    rates: HashMap<String, RateWindow>,
+}
+
+/// Requests per second over the last [`RATE_WINDOW_SECS`] seconds, one
+/// bucket per second (bucket `s % window` holds second `s`).
+struct RateWindow {
+    buckets: [u32; RATE_WINDOW_SECS as usize],
+    last: u64,
+}
+
+impl RateWindow {
+    fn new(now: u64) -> RateWindow {
+        RateWindow {
+            buckets: [0; RATE_WINDOW_SECS as usize],
+            last: now,
+        }
+    }
+
+    /// Moves the window to end at second `now`, clearing the seconds that
+    /// fell out of it.
+    fn advance(&mut self, now: u64) {
+        if now >= self.last + RATE_WINDOW_SECS {
+            self.buckets = [0; RATE_WINDOW_SECS as usize];
+        } else {
+            for sec in self.last + 1..=now {
+                self.buckets[(sec % RATE_WINDOW_SECS) as usize] = 0;
+            }
+        }
+        self.last = self.last.max(now);
+    }
+
+    fn hit(&mut self, now: u64) {
+        self.advance(now);
+        let b = &mut self.buckets[(now % RATE_WINDOW_SECS) as usize];
+        *b = b.saturating_add(1);
+    }
+
+    fn total(&self) -> u64 {
+        self.buckets.iter().map(|&n| u64::from(n)).sum()
+    }
+}
+
+/// A tenant's traffic over the rolling window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRate {
+    pub tenant: String,
+    /// Requests in the last [`RATE_WINDOW_SECS`] seconds.
+    pub requests: u64,
+}
+
+impl TenantRate {
+    /// Mean requests per second over the window.
+    pub fn qps(&self) -> f64 {
+        self.requests as f64 / RATE_WINDOW_SECS as f64
+    }
 }
 
 impl TenantRanking {
+    fn now_sec(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Counts one request of `tenant` and returns its metrics label.
     pub fn label(&self, tenant: &str) -> String {
-        let Ok(mut r) = self.inner.lock() else {
+        self.label_at(tenant, self.now_sec())
+    }
+
+    /// [`TenantRanking::label`] at second `now` of the ranking's clock.
+    pub fn label_at(&self, tenant: &str, now: u64) -> String {
+        let Ok(mut guard) = self.inner.lock() else {
             return "other".into();
         };
-        *r.counts.entry(tenant.to_string()).or_insert(0) += 1;
+        let r = &mut *guard;
+        match r.counts.get_mut(tenant) {
+            Some(n) => *n += 1,
+            None => {
+                r.counts.insert(tenant.to_string(), 1);
+            }
+        }
+        match r.rates.get_mut(tenant) {
+            Some(w) => w.hit(now),
+            None => {
+                let mut w = RateWindow::new(now);
+                w.hit(now);
+                r.rates.insert(tenant.to_string(), w);
+            }
+        }
         r.since_rank += 1;
-        if r.since_rank >= 1000 || (r.top.len() < TOP_TENANTS && !r.top.iter().any(|t| t == tenant))
+        if r.since_rank >= RERANK_EVERY
+            || (r.top.len() < TOP_TENANTS && !r.top.iter().any(|t| t == tenant))
         {
             r.since_rank = 0;
             let mut all: Vec<(String, u64)> =
@@ -129,18 +249,51 @@ impl TenantRanking {
                 .take(TOP_TENANTS)
                 .map(|(k, _)| k.clone())
                 .collect();
-            if r.counts.len() > 50_000 {
+            if r.counts.len() > MAX_RANKED_TENANTS {
                 r.counts.retain(|_, v| *v > 1);
             }
             for v in r.counts.values_mut() {
                 *v = v.div_ceil(2);
             }
+            r.rates.retain(|_, w| now < w.last + RATE_WINDOW_SECS);
         }
         if r.top.iter().any(|t| t == tenant) {
             tenant.to_string()
         } else {
             "other".into()
         }
+    }
+
+    /// The `n` tenants with the most requests over the last
+    /// [`RATE_WINDOW_SECS`] seconds, busiest first.
+    pub fn top_by_rate(&self, n: usize) -> Vec<TenantRate> {
+        self.top_by_rate_at(n, self.now_sec())
+    }
+
+    /// [`TenantRanking::top_by_rate`] at second `now` of the ranking's clock.
+    pub fn top_by_rate_at(&self, n: usize, now: u64) -> Vec<TenantRate> {
+        let Ok(mut r) = self.inner.lock() else {
+            return Vec::new();
+        };
+        r.rates.retain(|_, w| {
+            w.advance(now);
+            w.total() > 0
+        });
+        let mut all: Vec<TenantRate> = r
+            .rates
+            .iter()
+            .map(|(t, w)| TenantRate {
+                tenant: t.clone(),
+                requests: w.total(),
+            })
+            .collect();
+        all.sort_by(|a, b| {
+            b.requests
+                .cmp(&a.requests)
+                .then_with(|| a.tenant.cmp(&b.tenant))
+        });
+        all.truncate(n);
+        all
     }
 }
 
@@ -216,20 +369,8 @@ pub async fn track(State(s): State<AppState>, req: Request, next: Next) -> Respo
 /// `GET /metrics`: Prometheus text format. Open when `MOSAIC_METRICS_TOKEN`
 /// is unset; otherwise needs `Authorization: Bearer <token>`.
 pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Response {
-    if let Some(token) = &s.metrics_token {
-        let ok = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        if !ok {
-            return crate::error::ApiError::new(
-                mosaic_types::ErrorCode::INVALID_SESSION_ID,
-                "a valid metrics token is required",
-            )
-            .into_response();
-        }
+    if let Err(e) = check_operator_token(&s, req.headers()) {
+        return e.into_response();
     }
     let Some(h) = metrics_handle() else {
         return crate::error::ApiError::new(
@@ -248,9 +389,82 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
         .into_response()
 }
 
+/// The guard of the operator endpoints (`/metrics`, the status view): open
+/// when `MOSAIC_METRICS_TOKEN` is unset, else `Authorization: Bearer <token>`.
+pub(crate) fn check_operator_token(
+    s: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), crate::error::ApiError> {
+    let Some(token) = &s.metrics_token else {
+        return Ok(());
+    };
+    let ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::error::ApiError::new(
+            mosaic_types::ErrorCode::INVALID_SESSION_ID,
+            "a valid metrics token is required",
+        ))
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_cover_the_last_window_only() {
+        let r = TenantRanking::default();
+        for _ in 0..5 {
+            r.label_at("hot", 10);
+        }
+        r.label_at("cold", 12);
+        r.label_at("hot", 40);
+        let top = r.top_by_rate_at(10, 40);
+        assert_eq!(
+            top.iter()
+                .map(|t| (t.tenant.as_str(), t.requests))
+                .collect::<Vec<_>>(),
+            [("hot", 6), ("cold", 1)]
+        );
+        // Second 10 leaves the window at 70, second 12 at 72.
+        assert_eq!(r.top_by_rate_at(10, 70)[0].requests, 1);
+        assert_eq!(r.top_by_rate_at(10, 71).len(), 2);
+        assert_eq!(r.top_by_rate_at(10, 72).len(), 1);
+        assert!(r.top_by_rate_at(10, 100).is_empty());
+        assert!(
+            (TenantRate {
+                tenant: "t".into(),
+                requests: 120
+            }
+            .qps()
+                - 2.0)
+                .abs()
+                < 1e-9
+        );
+    }
+
+    #[test]
+    fn only_the_busiest_tenants_get_their_own_label() {
+        let r = TenantRanking::default();
+        for i in 0..TOP_TENANTS {
+            for _ in 0..3 {
+                r.label_at(&format!("busy{i}"), 0);
+            }
+        }
+        assert_eq!(r.label_at("busy0", 0), "busy0");
+        assert_eq!(r.label_at("newcomer", 0), "other");
+    }
 }

@@ -2,52 +2,11 @@
 //! to the response and error bodies; the exposition is well formed.
 
 mod common;
+use common::exposition::parse_exposition;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashMap;
-
-/// Parses the Prometheus text format strictly enough to catch a broken
-/// exposition: `name{label="v",…} value` lines, `# HELP`/`# TYPE` comments.
-fn parse_exposition(text: &str) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("no value: {line}"));
-        let v: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value: {line}"));
-        let name_end = series.find('{').unwrap_or(series.len());
-        let name = &series[..name_end];
-        assert!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name: {line}"
-        );
-        if name_end < series.len() {
-            assert!(series.ends_with('}'), "unterminated labels: {line}");
-            let labels = &series[name_end + 1..series.len() - 1];
-            for pair in labels.split("\",").filter(|p| !p.is_empty()) {
-                let (k, v) = pair
-                    .split_once("=\"")
-                    .unwrap_or_else(|| panic!("bad label: {line}"));
-                assert!(
-                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                    "bad label name: {line}"
-                );
-                let _ = v;
-            }
-        }
-        out.insert(series.to_string(), v);
-    }
-    out
-}
 
 async fn scrape(server: &TestServer) -> HashMap<String, f64> {
     let text = reqwest::get(format!("{}/metrics", server.base))
@@ -188,5 +147,156 @@ async fn engine_and_store_series_move() {
     assert!(value(&after, "formula_compilations_total") >= 1.0);
     assert!(value(&after, r#"store_group_commit_jobs_count{db="records"}"#) >= 3.0);
     assert!(value(&after, r#"store_read_seconds_count{db="records"}"#) >= 3.0);
+    for state in ["idle", "in_use"] {
+        let series = format!(r#"store_pool_connections{{db="records",state="{state}"}}"#);
+        let v = after
+            .get(&series)
+            .unwrap_or_else(|| panic!("{series} is exposed"));
+        assert!(
+            (0.0..=mosaic_store::sqlite::READERS as f64).contains(v),
+            "{series} = {v}"
+        );
+    }
     server.stop().await;
+}
+
+const STATUS: &str = "/services/admin/v1/status";
+
+async fn status(server: &TestServer) -> serde_json::Value {
+    let res = reqwest::get(format!("{}{STATUS}", server.base))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_the_platform_and_moves_with_traffic() {
+    let server = TestServer::start().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Status__c"})).await;
+    for i in 0..2 {
+        c.create_record("Status__c", json!({"Name": format!("s{i}")}))
+            .await;
+    }
+    let describe = format!("{DATA}/sobjects/Status__c/describe");
+    for _ in 0..5 {
+        assert_eq!(c.get(&describe).await.0, StatusCode::OK);
+    }
+    let v = status(&server).await;
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["uptime_seconds"].is_u64());
+    assert!(chrono::DateTime::parse_from_rfc3339(v["started_at"].as_str().unwrap()).is_ok());
+    assert_eq!(v["degradation_level"], 0);
+    assert_eq!(v["degradation"], "full_operation");
+    for dep in ["metadata_store", "record_store"] {
+        assert_eq!(v["dependencies"][dep]["state"], "up", "{v}");
+        assert!(v["dependencies"][dep]["latency_ms"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(
+        v["shards"],
+        json!([{"name": "local", "state": "up", "tenants": 1, "records": 2}])
+    );
+    // One miss builds the describe, the next four are served from the cache.
+    assert_eq!(v["caches"]["describe"]["misses"], 1, "{v}");
+    assert_eq!(v["caches"]["describe"]["hits"], 4, "{v}");
+    assert_eq!(v["caches"]["describe"]["hit_ratio"], 0.8);
+    assert!(v["caches"]["session"]["hits"].as_u64().unwrap() >= 7, "{v}");
+    assert!(
+        v["caches"]["metadata"]["hits"].as_u64().unwrap() >= 4,
+        "{v}"
+    );
+    for cache in ["metadata", "compiled_formula", "describe", "session"] {
+        assert!(v["caches"][cache]["entries"].is_u64(), "{cache}: {v}");
+    }
+    let records = &v["store"]["records"];
+    assert!(records["transactions"].as_u64().unwrap() >= 1, "{v}");
+    assert!(records["write_jobs"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(records["readers"], mosaic_store::sqlite::READERS);
+    assert!(v["store"]["metadata"]["write_jobs"].as_u64().unwrap() >= 2);
+    // Create object, two records, five describes: eight requests.
+    assert_eq!(v["top_tenants_window_seconds"], 60);
+    let top = v["top_tenants"].as_array().unwrap();
+    assert_eq!(top.len(), 1, "{v}");
+    assert_eq!(top[0]["tenant_id"], c.tenant_id.as_str());
+    assert_eq!(top[0]["requests"], 8);
+    assert!(top[0]["subdomain"].as_str().unwrap().starts_with('t'));
+
+    // A second tenant, busier than the first, takes the lead; the describe
+    // cache keeps counting.
+    let d = server.tenant().await;
+    for _ in 0..15 {
+        assert_eq!(d.get(&format!("{DATA}/sobjects")).await.0, StatusCode::OK);
+    }
+    for _ in 0..3 {
+        assert_eq!(c.get(&describe).await.0, StatusCode::OK);
+    }
+    let w = status(&server).await;
+    assert_eq!(w["caches"]["describe"]["hits"], 7, "{w}");
+    assert_eq!(w["shards"][0]["tenants"], 2);
+    let top = w["top_tenants"].as_array().unwrap();
+    assert_eq!(top[0]["tenant_id"], d.tenant_id.as_str());
+    assert_eq!(top[0]["requests"], 15);
+    assert_eq!(top[1]["requests"], 11);
+    server.stop().await;
+}
+
+/// A server whose operator endpoints require `token`.
+async fn start_guarded(
+    token: &str,
+) -> (String, tokio::sync::oneshot::Sender<()>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = std::sync::Arc::new(
+        mosaic_runtime::Platform::open_embedded(mosaic_runtime::PlatformConfig::new(dir.path()))
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut state = mosaic_server::AppState::new(platform, base.clone());
+    state.metrics_token = Some(token.into());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = mosaic_server::serve(listener, state, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (base, tx, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_endpoints_require_the_metrics_token_when_set() {
+    let (base, stop, _dir) = start_guarded("op-secret-1").await;
+    let http = reqwest::Client::new();
+    for path in ["/metrics", STATUS] {
+        let res = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} without token"
+        );
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
+        for wrong in ["op-secret-2", "op-secret-1x", ""] {
+            let res = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(wrong)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAUTHORIZED,
+                "{path} with {wrong:?}"
+            );
+        }
+        let res = http
+            .get(format!("{base}{path}"))
+            .bearer_auth("op-secret-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path} with the token");
+    }
+    let _ = stop.send(());
 }

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod query_store;
 pub mod record_store;
 pub mod sqlite;
+mod sqlite_census;
 mod sqlite_meta;
 mod sqlite_query;
 mod sqlite_records;

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
+use tracing::Instrument;
 
 /// Most jobs folded into one transaction.
 pub const MAX_GROUP_COMMIT: usize = 512;
@@ -156,6 +157,27 @@ impl SqliteDb {
         &self.path
     }
 
+    /// The metrics label of this database (its file stem).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The reader pool: (connections, connections checked out now).
+    pub fn pool_usage(&self) -> (usize, usize) {
+        let idle = self.reader_permits.available_permits().min(READERS);
+        (READERS, READERS - idle)
+    }
+
+    /// Publishes the reader pool's gauges; called at every checkout and
+    /// return, so the last value set is at most one read behind.
+    fn publish_pool_usage(&self) {
+        let (size, in_use) = self.pool_usage();
+        metrics::gauge!("store_pool_connections", "db" => self.label.clone(), "state" => "in_use")
+            .set(in_use as f64);
+        metrics::gauge!("store_pool_connections", "db" => self.label.clone(), "state" => "idle")
+            .set((size - in_use) as f64);
+    }
+
     /// Runs `f` inside the writer's transaction (in its own savepoint) and
     /// answers after the commit is durable.
     pub async fn write<T, F>(&self, f: F) -> MosaicResult<T>
@@ -180,8 +202,20 @@ impl SqliteDb {
             tx.send(job)
                 .map_err(|_| MosaicError::unavailable("the database writer has stopped"))?;
         }
-        rx.await
-            .map_err(|_| MosaicError::internal("the database writer dropped a job"))?
+        let queued = std::time::Instant::now();
+        async move {
+            let r = rx
+                .await
+                .map_err(|_| MosaicError::internal("the database writer dropped a job"))?;
+            tracing::debug!(
+                micros = queued.elapsed().as_micros() as u64,
+                ok = r.is_ok(),
+                "write"
+            );
+            r
+        }
+        .instrument(tracing::info_span!("store.write", db = %self.label))
+        .await
     }
 
     /// Runs `f` on a pooled read-only connection on the blocking pool.
@@ -190,14 +224,17 @@ impl SqliteDb {
         T: Send + 'static,
         F: FnOnce(&Connection) -> MosaicResult<T> + Send + 'static,
     {
+        let span = tracing::info_span!("store.read", db = %self.label);
         let permit = self
             .reader_permits
             .acquire()
             .await
             .map_err(|_| MosaicError::unavailable("reader pool closed"))?;
+        self.publish_pool_usage();
         let this = self.clone();
         let started = std::time::Instant::now();
         let out = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let conn = {
                 let mut pool = this
                     .readers
@@ -206,15 +243,22 @@ impl SqliteDb {
                 pool.pop()
                     .ok_or_else(|| MosaicError::internal("reader pool empty"))?
             };
+            let ran = std::time::Instant::now();
             let r = f(&conn);
             if let Ok(mut pool) = this.readers.lock() {
                 pool.push(conn);
             }
+            tracing::debug!(
+                micros = ran.elapsed().as_micros() as u64,
+                ok = r.is_ok(),
+                "read"
+            );
             r
         })
         .await
         .map_err(|e| MosaicError::internal(format!("read task: {e}")))?;
         drop(permit);
+        self.publish_pool_usage();
         metrics::histogram!("store_read_seconds", "db" => self.label.clone())
             .record(started.elapsed().as_secs_f64());
         out

@@ -3,6 +3,7 @@
 //!
 //! **Architecture invariant:** this crate does no I/O and never panics on input.
 
+pub mod cache_stats;
 pub mod datatype;
 pub mod deckey;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod id;
 pub mod slot;
 pub mod value;
 
+pub use cache_stats::CacheStats;
 pub use datatype::{DataType, SlotPool};
 pub use error::{ErrorCode, MosaicError, MosaicResult};
 pub use id::new_id;

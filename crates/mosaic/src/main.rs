@@ -1,6 +1,7 @@
 //! `mosaic`: the single binary. It only wires crates together.
 
 mod loadtest;
+mod telemetry;
 
 use clap::{Args, Parser, Subcommand};
 use mosaic_access::NewTenant;
@@ -89,24 +90,6 @@ enum TenantCommand {
         #[arg(long, env = "MOSAIC_PUBLIC_URL")]
         instance_url: Option<String>,
     },
-}
-
-fn init_logs() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if std::env::var("MOSAIC_LOG_FORMAT")
-        .map(|v| v == "json")
-        .unwrap_or(false)
-    {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 fn config(c: &Common) -> PlatformConfig {
@@ -207,7 +190,13 @@ async fn tenant_create(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    let telemetry = match telemetry::init(matches!(cli.command, Command::Serve { .. })) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -255,6 +244,7 @@ fn main() -> ExitCode {
             }
         }
     });
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,6 +2,8 @@
 //! fresh data directory, and a small JSON client for it.
 #![allow(dead_code)]
 
+pub mod exposition;
+
 use mosaic_access::NewTenant;
 use mosaic_runtime::{Platform, PlatformConfig};
 use mosaic_server::AppState;

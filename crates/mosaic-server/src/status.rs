@@ -1,0 +1,118 @@
+//! `GET /services/admin/v1/status`: the platform operator's view — version,
+//! uptime, degradation level, dependency states, shards, cache statistics,
+//! store figures and the hottest tenants. Guarded like `/metrics`.
+
+use crate::observe::{check_operator_token, RATE_WINDOW_SECS};
+use crate::AppState;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mosaic_runtime::health::DegradationLevel;
+use mosaic_types::CacheStats;
+use serde_json::{json, Map, Value};
+
+/// Tenants listed under `top_tenants`.
+pub const STATUS_TOP_TENANTS: usize = 10;
+
+pub async fn status(State(s): State<AppState>, req: Request) -> Response {
+    if let Err(e) = check_operator_token(&s, req.headers()) {
+        return e.into_response();
+    }
+    let p = &s.platform;
+    let deps = p.probe_dependencies().await;
+    let level = DegradationLevel::from_dependencies(&deps);
+    let dependencies: Map<String, Value> = deps
+        .iter()
+        .map(|d| {
+            let mut v = json!({
+                "state": up_down(d.up),
+                "latency_ms": d.latency.as_secs_f64() * 1000.0,
+            });
+            if let Some(e) = &d.error {
+                v["error"] = json!(e);
+            }
+            (d.name.to_string(), v)
+        })
+        .collect();
+    let shards: Vec<Value> = p
+        .shards()
+        .await
+        .into_iter()
+        .map(|sh| {
+            json!({
+                "name": sh.name,
+                "state": up_down(sh.up),
+                "tenants": sh.tenants,
+                "records": sh.records,
+            })
+        })
+        .collect();
+    let (meta_entries, formula_entries) = p.meta.cache_entries();
+    let caches = json!({
+        "metadata": cache(meta_entries, &p.meta.stats),
+        "compiled_formula": cache(formula_entries, &p.meta.formula_stats),
+        "describe": cache(s.describes.entry_count(), &s.describe_stats),
+        "session": cache(p.auth.session_cache_entries(), &p.auth.session_cache),
+    });
+    let store: Map<String, Value> = p
+        .store_figures()
+        .into_iter()
+        .map(|f| {
+            let mean_batch = (f.transactions > 0).then(|| f.jobs as f64 / f.transactions as f64);
+            (
+                f.db,
+                json!({
+                    "transactions": f.transactions,
+                    "write_jobs": f.jobs,
+                    "mean_group_commit_jobs": mean_batch,
+                    "readers": f.readers,
+                    "readers_in_use": f.readers_in_use,
+                }),
+            )
+        })
+        .collect();
+    let mut top_tenants = Vec::new();
+    for t in s.tenants.top_by_rate(STATUS_TOP_TENANTS) {
+        let row = p.meta_store.tenant(&t.tenant).await.ok().flatten();
+        top_tenants.push(json!({
+            "tenant_id": t.tenant,
+            "name": row.as_ref().map(|r| r.name.clone()),
+            "subdomain": row.as_ref().map(|r| r.subdomain.clone()),
+            "requests": t.requests,
+            "qps": t.qps(),
+        }));
+    }
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started_at": s.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "degradation_level": level.level(),
+        "degradation": level.name(),
+        "dependencies": dependencies,
+        "shards": shards,
+        "caches": caches,
+        "store": store,
+        "top_tenants_window_seconds": RATE_WINDOW_SECS,
+        "top_tenants": top_tenants,
+    }))
+    .into_response()
+}
+
+fn up_down(up: bool) -> &'static str {
+    if up {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+fn cache(entries: u64, stats: &CacheStats) -> Value {
+    let (hits, misses) = stats.snapshot();
+    let lookups = hits + misses;
+    json!({
+        "entries": entries,
+        "hits": hits,
+        "misses": misses,
+        "hit_ratio": (lookups > 0).then(|| hits as f64 / lookups as f64),
+    })
+}
