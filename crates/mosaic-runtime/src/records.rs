@@ -1,6 +1,7 @@
 //! The record pipeline: create, read, update, delete, upsert and batches
 //! for any object, driven by its metadata.
 
+use crate::access::ObjectOp;
 use crate::platform::Platform;
 use chrono::Utc;
 use mosaic_meta::coerce::{coerce, from_stored};
@@ -26,6 +27,8 @@ pub struct Caller {
     pub tenant_id: String,
     pub user_id: String,
     pub username: String,
+    /// What the caller may do: object permissions and field-level security.
+    pub perms: Arc<mosaic_access::PermissionSnapshot>,
 }
 
 /// Every error of one record (a save reports all problems at once).
@@ -208,6 +211,10 @@ impl Platform {
             };
             if !f.is_updateable() {
                 errs.push(not_writeable(&f.api_name));
+                continue;
+            }
+            if let Err(e) = crate::access::check_field_write(c, obj, f) {
+                errs.push(e);
                 continue;
             }
             let Some(slot) = f.slot else { continue };
@@ -504,6 +511,7 @@ impl Platform {
         body: &Map<String, Json>,
     ) -> RecordResult<String> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Create)?;
         let p = self.prepare(c, &obj, body, true).await?;
         self.check_rules(c, &obj, &p, None).await?;
         let op = self.insert_op(c, &obj, p);
@@ -525,6 +533,7 @@ impl Platform {
         fields: Option<&[String]>,
     ) -> MosaicResult<RecordView> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Read)?;
         let id = parse_record_id(id)?;
         let wanted: Vec<String> = match fields {
             Some(list) => {
@@ -547,6 +556,7 @@ impl Platform {
                 .chain(obj.def.fields.iter().map(|f| f.api_name.clone()))
                 .collect(),
         };
+        let wanted = crate::access::visible_fields(c, &obj, wanted, fields.is_some())?;
         let has_formula = wanted.iter().any(|n| {
             obj.field(n)
                 .is_some_and(|f| f.data_type == DataType::Formula)
@@ -654,7 +664,9 @@ impl Platform {
         body: &Map<String, Json>,
     ) -> RecordResult<()> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Edit)?;
         let id = parse_record_id(id)?;
+        self.check_owner_transfer(c, &obj, &id, body).await?;
         let p = self.prepare(c, &obj, body, false).await?;
         self.check_rules(c, &obj, &p, Some(&id)).await?;
         let op = self.update_op(c, &obj, &id, p);
@@ -669,6 +681,7 @@ impl Platform {
     /// Soft-deletes a record and its master-detail children.
     pub async fn delete(&self, c: &Caller, object: &str, id: &str) -> MosaicResult<()> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Delete)?;
         let id = parse_record_id(id)?;
         let op = self.delete_op(c, &obj, &id).await?;
         Self::single(
@@ -701,6 +714,7 @@ impl Platform {
         body: &Map<String, Json>,
     ) -> RecordResult<WriteOutcome> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Read)?;
         if ext_field.eq_ignore_ascii_case("Id") {
             let id = parse_record_id(value)?;
             self.update(c, object, &id, body).await?;
@@ -708,6 +722,7 @@ impl Platform {
         }
         let f = obj
             .field(ext_field)
+            .filter(|f| crate::access::can_read_field(c, f))
             .ok_or_else(|| invalid_field(&obj, ext_field))?;
         if !(f.is_external_id || f.is_unique) {
             return Err(MosaicError::field(
@@ -759,6 +774,7 @@ impl Platform {
                     let mut with_key = body.clone();
                     with_key.retain(|k, _| !k.eq_ignore_ascii_case(&f.api_name));
                     with_key.insert(f.api_name.clone(), Json::String(value.to_string()));
+                    crate::access::require(c, &obj, ObjectOp::Create)?;
                     let p = self.prepare(c, &obj, &with_key, true).await?;
                     self.check_rules(c, &obj, &p, None).await?;
                     let mut op = self.insert_op(c, &obj, p);
@@ -782,6 +798,8 @@ impl Platform {
                 }
                 1 => {
                     let id = ids[0].clone();
+                    crate::access::require(c, &obj, ObjectOp::Edit)?;
+                    self.check_owner_transfer(c, &obj, &id, body).await?;
                     let p = self.prepare(c, &obj, body, false).await?;
                     self.check_rules(c, &obj, &p, Some(&id)).await?;
                     let op = self.update_op(c, &obj, &id, p);
@@ -914,6 +932,7 @@ impl Platform {
                         .meta
                         .object(&c.tenant_id, Self::record_type(rec)?)
                         .await?;
+                    crate::access::require(c, &obj, ObjectOp::Create)?;
                     let p = self.prepare(c, &obj, rec, true).await?;
                     self.check_rules(c, &obj, &p, None).await?;
                     Ok(WriteOp::Insert(self.insert_op(c, &obj, p)))
@@ -958,6 +977,8 @@ impl Platform {
                         })?;
                     let mut body = rec.clone();
                     body.remove(idk.as_str());
+                    crate::access::require(c, &obj, ObjectOp::Edit)?;
+                    self.check_owner_transfer(c, &obj, &id, &body).await?;
                     let p = self.prepare(c, &obj, &body, false).await?;
                     self.check_rules(c, &obj, &p, Some(&id)).await?;
                     Ok(WriteOp::Update(self.update_op(c, &obj, &id, p)))
@@ -987,6 +1008,7 @@ impl Platform {
                         .await?
                         .ok_or_else(|| record_not_found(&id))?;
                     let obj = self.meta.object_by_id(&c.tenant_id, &object_id).await?;
+                    crate::access::require(c, &obj, ObjectOp::Delete)?;
                     Ok(WriteOp::Delete(self.delete_op(c, &obj, &id).await?))
                 }
                 .await,

@@ -4,6 +4,7 @@
 //! **Architecture invariant:** only this crate knows HTTP and the wire JSON;
 //! errors from the domain are converted here, once, into the public shape.
 
+mod admin;
 mod auth;
 mod data;
 pub mod error;
@@ -70,8 +71,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observe::metrics_endpoint))
         .merge(oauth::routes())
-        .merge(metadata::routes())
-        .merge(formula::routes())
+        .merge(admin::routes())
+        // Changing (and reading) definitions is for system administrators.
+        .merge(metadata::routes().merge(formula::routes()).route_layer(
+            axum::middleware::from_fn_with_state(state.clone(), auth::require_admin),
+        ))
         .merge(data::routes())
         .merge(query::routes())
         .fallback(error::not_found_fallback)
@@ -96,7 +100,9 @@ pub async fn serve(
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -3,6 +3,9 @@
 //!
 //! - [`MetaStore`]: tenants, users, sessions and object definitions (the
 //!   metadata database);
+//! - [`AccessStore`]: roles, groups, permission sets, connected apps,
+//!   refresh tokens, login-failure counters and the audit log (the metadata
+//!   database too);
 //! - [`RecordStore`]: every tenant's records in one wide flex-column table
 //!   with typed pivot tables for indexed / unique fields (a shard).
 //!
@@ -11,15 +14,18 @@
 //! only identifiers spliced into SQL are flex column names from the closed
 //! set of [`mosaic_types::FlexSlot::column`].
 
+pub mod access_store;
 pub mod meta_store;
 pub mod plan;
 pub mod query_store;
 pub mod record_store;
 pub mod sqlite;
+mod sqlite_access;
 mod sqlite_meta;
 mod sqlite_query;
 mod sqlite_records;
 
+pub use access_store::AccessStore;
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
 pub use query_store::QueryStore;
 pub use record_store::{
@@ -27,6 +33,7 @@ pub use record_store::{
     RefCheck, UpdateOp, WriteOp, WriteResult,
 };
 pub use sqlite::SqliteDb;
+pub use sqlite_access::SqliteAccessStore;
 pub use sqlite_meta::SqliteMetaStore;
 pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm};
 pub use sqlite_records::SqliteRecordStore;
