@@ -103,7 +103,33 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Inpu
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+type ApiResult = Result<Response, AdminError>;
+
+/// The admin API's errors: the public error array, with a taken name as
+/// 409 Conflict (the Data API keeps Salesforce's 400 DUPLICATE_VALUE).
+struct AdminError(ApiError);
+
+impl From<MosaicError> for AdminError {
+    fn from(e: MosaicError) -> Self {
+        let mut api = ApiError::from(e);
+        if api.errors.first().map(|e| e.code) == Some(ErrorCode::DUPLICATE_VALUE) {
+            api.status = StatusCode::CONFLICT;
+        }
+        AdminError(api)
+    }
+}
+
+impl From<ApiError> for AdminError {
+    fn from(e: ApiError) -> Self {
+        AdminError(e)
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
 
 fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
@@ -419,7 +445,7 @@ async fn delete_connected_app(
 
 // ---------- audit ----------
 
-fn bad_param(name: &str, msg: &str) -> ApiError {
+fn bad_param(name: &str, msg: &str) -> AdminError {
     MosaicError::field(ErrorCode::INVALID_INPUT, name, format!("{name}: {msg}")).into()
 }
 

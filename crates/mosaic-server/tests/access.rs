@@ -107,7 +107,7 @@ async fn secret_object(admin: &Client) {
     admin
         .create_object(json!({
             "api_name": "Secret__c",
-            "fields": [{"api_name": "Code__c", "data_type": "text", "length": 20}]
+            "fields": [{"api_name": "Code__c", "data_type": "text", "length": 20, "is_external_id": true, "is_unique": true}]
         }))
         .await;
 }
