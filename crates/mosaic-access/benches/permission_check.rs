@@ -41,24 +41,30 @@ fn bench(c: &mut Criterion) {
     let tenant = "0190a3d2-0000-7000-8000-000000000042";
     let user = "0190a3d2-0001-7000-8000-000000000007";
     assert!(cache.get(tenant, user).is_some(), "the entry is cached");
-    c.bench_function("cached permission check (snapshot lookup + object + field)", |b| {
-        b.iter(|| {
-            let s = cache
-                .get(black_box(tenant), black_box(user))
-                .expect("cached");
-            let o = s.object(black_box("object-7"));
-            let f = s.field(black_box("field-147"));
-            black_box(o.read && f.read && !f.edit)
-        })
-    });
+    c.bench_function(
+        "cached permission check (snapshot lookup + object + field)",
+        |b| {
+            b.iter(|| {
+                let s = cache
+                    .get(black_box(tenant), black_box(user))
+                    .expect("cached");
+                let o = s.object(black_box("object-7"));
+                let f = s.field(black_box("field-147"));
+                black_box(o.read && f.read && !f.edit)
+            })
+        },
+    );
     let snap = cache.get(tenant, user).expect("cached");
-    c.bench_function("permission check on a held snapshot (object + field)", |b| {
-        b.iter(|| {
-            let o = snap.object(black_box("object-7"));
-            let f = snap.field(black_box("field-147"));
-            black_box(o.read && f.read)
-        })
-    });
+    c.bench_function(
+        "permission check on a held snapshot (object + field)",
+        |b| {
+            b.iter(|| {
+                let o = snap.object(black_box("object-7"));
+                let f = snap.field(black_box("field-147"));
+                black_box(o.read && f.read)
+            })
+        },
+    );
 }
 
 criterion_group!(benches, bench);

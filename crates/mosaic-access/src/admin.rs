@@ -372,7 +372,7 @@ impl AccessService {
                 let g = self.store.user_grants(tenant_id, user_id).await?;
                 PermissionSnapshot::from_grants(tenant_id, user_id, &g.objects, &g.fields)
             }
-            _ => PermissionSnapshot::nothing(tenant_id, user_id),
+            _ => PermissionSnapshot::inactive(tenant_id, user_id),
         };
         let snap = Arc::new(snap.with_generation(generation));
         self.cache.insert(snap.clone());
@@ -456,6 +456,12 @@ impl AccessService {
             return Err(bad(
                 "active",
                 "an administrator cannot deactivate themselves",
+            ));
+        }
+        if input.profile.as_deref().is_some_and(|p| p != PROFILE_ADMIN) && id == a.user_id {
+            return Err(bad(
+                "profile",
+                "an administrator cannot take their own administrator profile away",
             ));
         }
         let patch = UserPatch {

@@ -37,6 +37,8 @@ pub struct PermissionSnapshot {
     pub tenant_id: String,
     pub user_id: String,
     admin: bool,
+    /// False for an unknown or inactive user: the request is refused.
+    active: bool,
     generation: u64,
     /// By object id.
     objects: HashMap<String, ObjectFlags>,
@@ -72,18 +74,33 @@ impl PermissionSnapshot {
             tenant_id: tenant_id.to_string(),
             user_id: user_id.to_string(),
             admin: true,
+            active: true,
             generation: 0,
             objects: HashMap::new(),
             fields: HashMap::new(),
         }
     }
 
-    /// No permission at all (an unknown or inactive user).
+    /// No permission at all: a standard user without permission sets.
     pub fn nothing(tenant_id: &str, user_id: &str) -> PermissionSnapshot {
         PermissionSnapshot {
             admin: false,
             ..PermissionSnapshot::system_administrator(tenant_id, user_id)
         }
+    }
+
+    /// An unknown or inactive user: nothing, and not a valid caller.
+    pub fn inactive(tenant_id: &str, user_id: &str) -> PermissionSnapshot {
+        PermissionSnapshot {
+            active: false,
+            ..PermissionSnapshot::nothing(tenant_id, user_id)
+        }
+    }
+
+    /// Whether the user exists and is active (sessions of inactive users
+    /// are refused even if a session cache still holds them).
+    pub fn is_active(&self) -> bool {
+        self.active
     }
 
     /// A standard user: the union of the rows of their permission sets.

@@ -83,8 +83,8 @@ pub fn routes() -> Router<AppState> {
 static SERDE_FIELD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"field `([^`]{1,80})`").expect("serde field regex"));
 
-/// A JSON body parsed into an admin input: unknown or missing keys are a
-/// 400 naming the key.
+/// A JSON body parsed into an admin input: an unknown, missing or mistyped
+/// key is a 400 naming the key (with its path, e.g. `members[0].user_id`).
 struct Input<T>(T);
 
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Input<T> {
@@ -92,14 +92,36 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Inpu
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let JsonBody(v) = JsonBody::<Value>::from_request(req, state).await?;
-        serde_json::from_value::<T>(v).map(Input).map_err(|e| {
-            let msg = e.to_string();
-            match SERDE_FIELD.captures(&msg).and_then(|c| c.get(1)) {
-                Some(f) => MosaicError::field(ErrorCode::INVALID_INPUT, f.as_str(), msg.clone()),
-                None => MosaicError::new(ErrorCode::INVALID_INPUT, msg.clone()),
-            }
-            .into()
-        })
+        serde_path_to_error::deserialize::<_, T>(v)
+            .map(Input)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let msg = e.inner().to_string();
+                let prefix = if path == "." {
+                    String::new()
+                } else {
+                    path.clone()
+                };
+                let field = match SERDE_FIELD.captures(&msg).and_then(|c| c.get(1)) {
+                    // The path of an unknown key ends with it; that of a
+                    // missing key is its parent.
+                    _ if msg.starts_with("unknown field") => prefix,
+                    Some(k) if prefix.is_empty() => k.as_str().to_string(),
+                    Some(k) => format!("{prefix}.{}", k.as_str()),
+                    None => prefix,
+                };
+                let text = if field.is_empty() {
+                    msg
+                } else {
+                    format!("{field}: {msg}")
+                };
+                if field.is_empty() {
+                    MosaicError::new(ErrorCode::INVALID_INPUT, text)
+                } else {
+                    MosaicError::field(ErrorCode::INVALID_INPUT, field, text)
+                }
+                .into()
+            })
     }
 }
 

@@ -47,6 +47,9 @@ impl FromRequestParts<AppState> for Auth {
             .access
             .snapshot(&s.tenant_id, &s.user_id)
             .await?;
+        if !perms.is_active() {
+            return Err(unauthorized());
+        }
         Ok(Auth(Caller {
             tenant_id: s.tenant_id.clone(),
             user_id: s.user_id.clone(),

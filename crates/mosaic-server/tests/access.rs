@@ -184,6 +184,25 @@ async fn admin_api_shapes_and_errors() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(fields_of(&v), vec!["activ"]);
+    let (s, v) = a
+        .patch(&format!("{ADMIN}/users/{uid}"), json!({"active": "yes"}))
+        .await;
+    assert_eq!(
+        (s, fields_of(&v)),
+        (StatusCode::BAD_REQUEST, vec!["active".to_string()]),
+        "{v}"
+    );
+    let (s, v) = a
+        .patch(
+            &format!("{ADMIN}/users/{}", a.user_id),
+            json!({"profile": "standard"}),
+        )
+        .await;
+    assert_eq!(
+        (s, fields_of(&v)),
+        (StatusCode::BAD_REQUEST, vec!["profile".to_string()]),
+        "no self-demotion"
+    );
     let (s, v) = a.get(&format!("{ADMIN}/users")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["users"].as_array().unwrap().len(), 2);
@@ -251,6 +270,25 @@ async fn admin_api_shapes_and_errors() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(fields_of(&v), vec!["members[0].user_id"], "{v}");
+    for (members, field) in [
+        (json!([{"user_id": 5}]), "members[0].user_id"),
+        (
+            json!([{"user_id": uid}, {"group_id": uid}]),
+            "members[1].group_id",
+        ),
+    ] {
+        let (s, v) = a
+            .post(
+                &format!("{ADMIN}/groups"),
+                json!({"name": "Other", "members": members}),
+            )
+            .await;
+        assert_eq!(
+            (s, fields_of(&v)),
+            (StatusCode::BAD_REQUEST, vec![field.to_string()]),
+            "{v}"
+        );
+    }
     let (s, v) = a
         .post(
             &format!("{ADMIN}/groups"),
@@ -304,7 +342,7 @@ async fn admin_api_shapes_and_errors() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(fields_of(&v), vec!["raed"]);
+    assert_eq!(fields_of(&v), vec!["object_permissions[0].raed"]);
     let ps = permission_set(
         &a,
         json!({"name": "Readers", "label": "Secret readers",

@@ -115,6 +115,7 @@ CREATE TABLE IF NOT EXISTS login_failures (
   window_start TEXT NOT NULL,
   PRIMARY KEY (scope, key)
 );
+CREATE INDEX IF NOT EXISTS login_failures_window ON login_failures(window_start);
 CREATE TABLE IF NOT EXISTS audit_log (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   tenant_id TEXT NOT NULL,
@@ -1364,6 +1365,16 @@ impl AccessStore for SqliteAccessStore {
                     }
                     None => (1, now),
                 };
+                if n == 1 {
+                    // A new window: forget windows that are over (keeps the
+                    // table as small as the recent failures).
+                    let expired = now - chrono::Duration::seconds(window_secs);
+                    conn.execute(
+                        "DELETE FROM login_failures WHERE window_start < ?1",
+                        [format_datetime(&expired)],
+                    )
+                    .map_err(map_sql)?;
+                }
                 conn.execute(
                     "INSERT OR REPLACE INTO login_failures (scope, key, failures, window_start) VALUES (?1, ?2, ?3, ?4)",
                     params![s, k, n, format_datetime(&start)],
