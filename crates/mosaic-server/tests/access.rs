@@ -1576,3 +1576,71 @@ async fn ownership_transfer_needs_edit_and_ownership() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relationships_into_unreadable_objects_do_not_exist() {
+    let server = TestServer::start().await;
+    let a = server.tenant().await;
+    a.create_object(
+        json!({"api_name": "Acct__c", "fields": [{"api_name": "Tier__c", "data_type": "text"}]}),
+    )
+    .await;
+    a.create_object(json!({"api_name": "Opp__c", "fields": [
+        {"api_name": "Acct__c", "data_type": "lookup", "lookup_object": "Acct__c", "child_relationship_name": "Opps__r"}]}))
+        .await;
+    let acct = a
+        .create_record("Acct__c", json!({"Name": "Acme", "Tier__c": "gold"}))
+        .await;
+    a.create_record("Opp__c", json!({"Name": "Deal", "Acct__c": acct}))
+        .await;
+    let (opp_reader, o) = user(&a, "opps", "standard").await;
+    let (acct_reader, ac) = user(&a, "accts", "standard").await;
+    let opps = permission_set(
+        &a,
+        json!({"name": "Opps",
+        "object_permissions": [{"object": "Opp__c", "read": true}],
+        "field_permissions": [{"object": "Opp__c", "field": "Acct__c", "read": true}]}),
+    )
+    .await;
+    assign(&a, &opps, &opp_reader).await;
+    let accts = permission_set(
+        &a,
+        json!({"name": "Accts",
+        "object_permissions": [{"object": "Acct__c", "read": true}],
+        "field_permissions": [{"object": "Acct__c", "field": "Tier__c", "read": true}]}),
+    )
+    .await;
+    assign(&a, &accts, &acct_reader).await;
+
+    // The lookup's id is readable; the parent object behind it is not.
+    let (s, v) = o.get(&query_path("SELECT Name, Acct__c FROM Opp__c")).await;
+    assert_eq!(
+        (s, v["records"][0]["Acct__c"].as_str()),
+        (StatusCode::OK, Some(acct.as_str())),
+        "{v}"
+    );
+    for q in [
+        "SELECT Name, Acct__r.Name FROM Opp__c",
+        "SELECT Name FROM Opp__c WHERE Acct__r.Tier__c = 'gold'",
+    ] {
+        let (s, v) = o.get(&query_path(q)).await;
+        assert_eq!(
+            (s, codes(&v)),
+            (StatusCode::BAD_REQUEST, vec!["INVALID_FIELD".to_string()]),
+            "{q}: {v}"
+        );
+        assert_eq!(a.get(&query_path(q)).await.0, StatusCode::OK, "{q}");
+    }
+    // A child relationship into an unreadable object is refused too.
+    let q = "SELECT Name, (SELECT Name FROM Opps__r) FROM Acct__c";
+    let (s, v) = ac.get(&query_path(q)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = a.get(&query_path(q)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Describe does not list the unreadable child relationship.
+    let (_, v) = ac.get(&format!("{DATA}/sobjects/Acct__c/describe")).await;
+    assert_eq!(v["childRelationships"], json!([]), "{v}");
+    let (_, v) = a.get(&format!("{DATA}/sobjects/Acct__c/describe")).await;
+    assert_eq!(v["childRelationships"].as_array().map(Vec::len), Some(1));
+    server.stop().await;
+}

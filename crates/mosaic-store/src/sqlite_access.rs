@@ -1472,3 +1472,38 @@ impl AccessStore for SqliteAccessStore {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::meta_store::MetaStore;
+
+    /// A metadata database created before access control opens, and its
+    /// users gain `role_id`.
+    #[tokio::test]
+    async fn an_older_metadata_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.sqlite");
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE users (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, username TEXT NOT NULL,
+                   username_lc TEXT NOT NULL UNIQUE, email TEXT, password_hash TEXT NOT NULL,
+                   is_active INTEGER NOT NULL, profile TEXT NOT NULL, created_at TEXT NOT NULL);
+                 INSERT INTO users VALUES ('u1', 't1', 'Ann', 'ann', NULL, 'x', 1, 'standard', '2026-01-01T00:00:00.000Z');",
+            )
+            .unwrap();
+        }
+        let store = crate::SqliteMetaStore::open(&path).unwrap();
+        let u = store.user("t1", "u1").await.unwrap().expect("user kept");
+        assert_eq!((u.username.as_str(), u.role_id), ("Ann", None));
+        assert!(
+            store.user("t2", "u1").await.unwrap().is_none(),
+            "tenant-scoped"
+        );
+        store.db().close();
+        // Opening again is a no-op.
+        let again = crate::SqliteMetaStore::open(&path).unwrap();
+        assert!(again.user("t1", "u1").await.unwrap().is_some());
+        again.db().close();
+    }
+}
