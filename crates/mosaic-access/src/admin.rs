@@ -359,8 +359,12 @@ impl AccessService {
         user_id: &str,
     ) -> MosaicResult<Arc<PermissionSnapshot>> {
         if let Some(s) = self.cache.get(tenant_id, user_id) {
+            metrics::counter!("cache_hits_total", "cache" => "permissions", "layer" => "l1")
+                .increment(1);
             return Ok(s);
         }
+        metrics::counter!("cache_misses_total", "cache" => "permissions", "layer" => "l1")
+            .increment(1);
         // Read the generation before the data: a change committing meanwhile
         // bumps it, and this snapshot is never served.
         let generation = self.cache.generations.current(tenant_id);
