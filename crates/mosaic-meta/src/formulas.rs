@@ -224,6 +224,46 @@ pub fn uses_of(def: &ObjectDef) -> Vec<FormulaUse> {
             });
         }
     }
+    for r in &def.workflow_rules {
+        if let Some(src) = &r.formula {
+            out.push(FormulaUse {
+                object_id: def.id.clone(),
+                label: format!("workflow rule {}.{}", def.api_name, r.name),
+                source: src.clone(),
+                options: validation_options(),
+                formula_field: None,
+                is_default: false,
+            });
+        }
+        for a in &r.actions {
+            if let Ok(crate::workflow::ActionConfig::FieldUpdate(fu)) = a.config() {
+                let Some(src) = fu
+                    .formula
+                    .filter(|_| fu.value_type == crate::workflow::ValueType::Formula)
+                else {
+                    continue;
+                };
+                let target = def.fields.iter().find(|f| f.api_name == fu.field_api_name);
+                out.push(FormulaUse {
+                    object_id: def.id.clone(),
+                    label: format!(
+                        "field update of workflow rule {}.{} ({})",
+                        def.api_name, r.name, fu.field_api_name
+                    ),
+                    source: src,
+                    options: match target {
+                        Some(f) => default_options(f),
+                        None => Options {
+                            treat_blanks_as_zero: false,
+                            return_type: Some(FormulaType::Text),
+                        },
+                    },
+                    formula_field: None,
+                    is_default: false,
+                });
+            }
+        }
+    }
     for r in &def.validation_rules {
         out.push(FormulaUse {
             object_id: def.id.clone(),

@@ -11,6 +11,7 @@ pub mod formulas;
 pub mod model;
 pub mod service;
 pub mod validate;
+pub mod workflow;
 
 pub use model::{FieldDef, NameField, ObjectDef, PicklistValue, SharingModel, ValidationRule};
 pub use service::MetadataService;

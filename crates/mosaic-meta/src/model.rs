@@ -113,6 +113,41 @@ pub struct FieldDef {
     pub created_at: DateTime<Utc>,
 }
 
+/// A bare field of type text named `name`, for coercing values against
+/// system fields and formula results (set `data_type` on the result).
+pub fn probe_field(name: &str) -> FieldDef {
+    FieldDef {
+        id: String::new(),
+        api_name: name.to_string(),
+        label: name.to_string(),
+        data_type: DataType::Text,
+        length: Some(131_072),
+        precision: Some(18),
+        scale: None,
+        is_required: false,
+        is_unique: false,
+        is_indexed: false,
+        is_external_id: false,
+        default_value: None,
+        default_value_formula: None,
+        picklist_values: vec![],
+        is_restricted: false,
+        lookup_object_id: None,
+        relationship_name: None,
+        child_relationship_name: None,
+        cascade_delete: false,
+        formula_expression: None,
+        formula_return_type: None,
+        formula_blank_as_zero: false,
+        auto_number_format: None,
+        auto_number_start: None,
+        help_text: None,
+        description: None,
+        slot: None,
+        created_at: DateTime::<Utc>::UNIX_EPOCH,
+    }
+}
+
 impl FieldDef {
     /// Whether writes to this field through the Data API are allowed.
     pub fn is_updateable(&self) -> bool {
@@ -144,6 +179,8 @@ pub struct ObjectDef {
     pub fields: Vec<FieldDef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation_rules: Vec<ValidationRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflow_rules: Vec<crate::workflow::WorkflowRule>,
     /// Slots of deleted fields whose data may not have been cleared yet;
     /// never allocated until cleared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

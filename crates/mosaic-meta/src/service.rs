@@ -209,7 +209,8 @@ impl MetadataService {
     ) -> MosaicResult<()> {
         let all = self.store.list_objects(tenant).await?;
         let defs = all.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
-        let deps = formulas::dependents(&defs, &def.id, &field.api_name);
+        let mut deps = formulas::dependents(&defs, &def.id, &field.api_name);
+        deps.extend(crate::workflow::rules_using(def, &field.api_name));
         if !deps.is_empty() {
             return Err(MosaicError::field(
                 ErrorCode::DELETE_FAILED,
@@ -863,5 +864,123 @@ impl MetadataService {
         Self::find_rule(&o.def, rule)
             .cloned()
             .ok_or_else(|| rule_not_found(&o.def.api_name, rule))
+    }
+}
+
+fn workflow_not_found(object: &str, rule: &str) -> MosaicError {
+    MosaicError::not_found(format!(
+        "object '{object}' has no workflow rule '{}'",
+        rule.chars().take(80).collect::<String>()
+    ))
+}
+
+impl MetadataService {
+    fn find_workflow<'a>(
+        def: &'a ObjectDef,
+        rule: &str,
+    ) -> Option<&'a crate::workflow::WorkflowRule> {
+        def.workflow_rules
+            .iter()
+            .find(|r| r.id == rule || r.name.eq_ignore_ascii_case(rule))
+    }
+
+    /// Adds a workflow rule; everything it names is checked now.
+    pub async fn add_workflow(
+        &self,
+        tenant: &str,
+        object: &str,
+        input: crate::workflow::WorkflowInput,
+    ) -> MosaicResult<(Arc<ObjectMeta>, crate::workflow::WorkflowRule)> {
+        use crate::workflow::*;
+        let cur = self.fresh(tenant, object).await?;
+        Self::check_version(&cur.def, input.version)?;
+        if cur.def.workflow_rules.len() >= MAX_WORKFLOW_RULES {
+            return Err(MosaicError::new(
+                ErrorCode::LIMIT_EXCEEDED,
+                format!("an object may have at most {MAX_WORKFLOW_RULES} workflow rules"),
+            ));
+        }
+        if input.trigger_type.is_none() {
+            return Err(MosaicError::field(
+                ErrorCode::INVALID_INPUT,
+                "trigger_type",
+                "trigger_type is required (created, updated, created_or_updated or deleted)",
+            ));
+        }
+        let now = chrono::Utc::now();
+        let mut rule = WorkflowRule {
+            id: mosaic_types::new_id(),
+            name: String::new(),
+            description: None,
+            trigger_type: Trigger::CreatedOrUpdated,
+            filter_criteria: None,
+            formula: None,
+            re_evaluation: ReEvaluation::default(),
+            execution_order: cur.def.workflow_rules.len() as i64 + 1,
+            is_active: true,
+            actions: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        apply_workflow(&cur.def, &mut rule, input)?;
+        let mut next = cur.def.clone();
+        next.workflow_rules.push(rule.clone());
+        next.workflow_rules.sort_by_key(|r| r.execution_order);
+        self.check_formulas(tenant, &next).await?;
+        let m = self.commit(tenant, &cur.def, next).await?;
+        Ok((m, rule))
+    }
+
+    pub async fn update_workflow(
+        &self,
+        tenant: &str,
+        object: &str,
+        rule: &str,
+        input: crate::workflow::WorkflowInput,
+    ) -> MosaicResult<(Arc<ObjectMeta>, crate::workflow::WorkflowRule)> {
+        let cur = self.fresh(tenant, object).await?;
+        Self::check_version(&cur.def, input.version)?;
+        let mut r = Self::find_workflow(&cur.def, rule)
+            .cloned()
+            .ok_or_else(|| workflow_not_found(&cur.def.api_name, rule))?;
+        crate::workflow::apply_workflow(&cur.def, &mut r, input)?;
+        r.updated_at = chrono::Utc::now();
+        let mut next = cur.def.clone();
+        if let Some(x) = next.workflow_rules.iter_mut().find(|x| x.id == r.id) {
+            *x = r.clone();
+        }
+        next.workflow_rules.sort_by_key(|r| r.execution_order);
+        self.check_formulas(tenant, &next).await?;
+        let m = self.commit(tenant, &cur.def, next).await?;
+        Ok((m, r))
+    }
+
+    pub async fn delete_workflow(
+        &self,
+        tenant: &str,
+        object: &str,
+        rule: &str,
+    ) -> MosaicResult<()> {
+        let cur = self.fresh(tenant, object).await?;
+        let r = Self::find_workflow(&cur.def, rule)
+            .cloned()
+            .ok_or_else(|| workflow_not_found(&cur.def.api_name, rule))?;
+        let mut next = cur.def.clone();
+        next.workflow_rules.retain(|x| x.id != r.id);
+        self.commit(tenant, &cur.def, next).await?;
+        Ok(())
+    }
+
+    /// A workflow rule by id or name.
+    pub async fn workflow(
+        &self,
+        tenant: &str,
+        object: &str,
+        rule: &str,
+    ) -> MosaicResult<crate::workflow::WorkflowRule> {
+        let o = self.object(tenant, object).await?;
+        Self::find_workflow(&o.def, rule)
+            .cloned()
+            .ok_or_else(|| workflow_not_found(&o.def.api_name, rule))
     }
 }

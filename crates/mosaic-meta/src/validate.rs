@@ -663,6 +663,7 @@ pub fn new_object(input: &ObjectInput) -> MosaicResult<ObjectDef> {
         name_field,
         fields: vec![],
         validation_rules: vec![],
+        workflow_rules: vec![],
         pending_clear: vec![],
         created_at: now,
         updated_at: now,

@@ -443,6 +443,50 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Evaluates `src` (compiled with `opts`, cached) on a record about to
+    /// be saved, with `old` its values before the save (ISCHANGED,
+    /// PRIORVALUE, ISNEW). `new` and `old` carry formula fields already.
+    pub(crate) async fn eval_on_save(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        label: &str,
+        src: &str,
+        opts: &mosaic_formula::Options,
+        (new, old): (&Values, Option<&Values>),
+    ) -> MosaicResult<FValue> {
+        let compiled = self
+            .meta
+            .compiled(&c.tenant_id, obj, src, opts, false)
+            .await
+            .map_err(|e| mosaic_meta::formulas::formula_error(label, src, &e))?;
+        let paths = compiled.referenced_fields().to_vec();
+        let rows = [new.clone()];
+        let mut rec = self
+            .path_records(c, obj, &rows, &paths, 0)
+            .await?
+            .pop()
+            .unwrap_or_default();
+        rec.is_new = old.is_none();
+        if let Some(o) = old {
+            let prior = self
+                .path_records(c, obj, std::slice::from_ref(o), &paths, 0)
+                .await?
+                .pop()
+                .unwrap_or_default();
+            rec.priors = Some(prior.values);
+        }
+        metrics::counter!("formula_evaluations_total", "kind" => "workflow").increment(1);
+        compiled.eval(&rec, &Self::ctx(c)).map_err(|e| {
+            MosaicError::new(
+                ErrorCode::INVALID_INPUT,
+                format!("{label}: the formula failed: {}", e.message),
+            )
+        })
+    }
+}
+
 /// The wire name of a formula value's type.
 pub fn type_name(v: &FValue) -> &'static str {
     match v {

@@ -9,11 +9,14 @@
 
 pub mod access;
 pub mod cipher;
+pub mod clock;
 pub mod formula_eval;
+pub mod outbox;
 pub mod platform;
 pub mod query;
 mod query_formula;
 pub mod records;
+pub mod workflow;
 
 pub use platform::{Platform, PlatformConfig};
 pub use records::{Caller, RecordErrors, RecordView, WriteOutcome};

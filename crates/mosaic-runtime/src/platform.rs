@@ -2,10 +2,12 @@
 //! on them. One per process; shared by every request.
 
 use crate::cipher::FieldCipher;
+use crate::clock::{Clock, SystemClock};
 use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
 use mosaic_store::{
-    AccessStore, MetaStore, RecordStore, SqliteAccessStore, SqliteMetaStore, SqliteRecordStore,
+    AccessStore, AutomationStore, IdempotencyStore, MetaStore, RecordStore, SqliteAccessStore,
+    SqliteIdempotencyStore, SqliteMetaStore, SqliteRecordStore,
 };
 use mosaic_types::{MosaicError, MosaicResult};
 use std::path::PathBuf;
@@ -16,13 +18,66 @@ use std::time::Duration;
 pub struct PlatformConfig {
     pub data_dir: PathBuf,
     pub token_ttl: Duration,
+    pub automation: AutomationConfig,
+    /// "Now" for scheduling time-based actions and retries.
+    pub clock: Arc<dyn Clock>,
+    /// How long an `Idempotency-Key` and its kept response live.
+    pub idempotency_ttl: Duration,
 }
+
+/// Default lifetime of an idempotency key: a day, long enough for any
+/// client's retry schedule.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl PlatformConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> PlatformConfig {
+        let data_dir = data_dir.into();
         PlatformConfig {
-            data_dir: data_dir.into(),
+            automation: AutomationConfig::new(&data_dir),
+            data_dir,
             token_ttl: mosaic_access::service::DEFAULT_TOKEN_TTL,
+            idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// How workflow actions leave the platform.
+#[derive(Debug, Clone)]
+pub struct AutomationConfig {
+    /// First retry delay; each retry doubles it (with jitter) up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Retries after the first attempt before an entry is dead-lettered.
+    pub max_retries: u32,
+    /// How long a claimed entry is reserved for the worker that claimed it.
+    pub lease: Duration,
+    /// How often the worker looks for due entries when not woken.
+    pub poll: Duration,
+    /// Timeout of one outbound message delivery.
+    pub http_timeout: Duration,
+    /// Entries handled concurrently by one worker.
+    pub concurrency: usize,
+    /// `smtp://host:port` (or `smtps://`, with credentials in the URL);
+    /// without it, email alerts are written as files to `mail_dir`.
+    pub smtp_url: Option<String>,
+    pub mail_dir: PathBuf,
+    pub mail_from: String,
+}
+
+impl AutomationConfig {
+    pub fn new(data_dir: &std::path::Path) -> AutomationConfig {
+        AutomationConfig {
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(300),
+            max_retries: 5,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(500),
+            http_timeout: Duration::from_secs(10),
+            concurrency: 16,
+            smtp_url: None,
+            mail_dir: data_dir.join("mail"),
+            mail_from: "Mosaic <no-reply@mosaic.localhost>".into(),
         }
     }
 }
@@ -39,6 +94,14 @@ pub struct Platform {
     pub cipher: FieldCipher,
     /// SOQL / SOSL engine with its query cursors.
     pub queries: Arc<crate::query::QueryEngine>,
+    /// Outbox and field history of the record shard.
+    pub automation: Arc<dyn AutomationStore>,
+    /// Serializes concurrent saves of one record.
+    pub(crate) record_locks: crate::workflow::RecordLocks,
+    /// Wakes the delivery worker when a write queued something.
+    pub(crate) outbox_wake: Arc<tokio::sync::Notify>,
+    /// Idempotency keys of keyed writes (in the records database).
+    pub idempotency: Arc<dyn IdempotencyStore>,
     sqlite_meta: Option<Arc<SqliteMetaStore>>,
     sqlite_records: Option<Arc<SqliteRecordStore>>,
 }
@@ -65,6 +128,8 @@ impl Platform {
         let auth = Arc::new(AuthService::new(meta_store.clone(), config.token_ttl));
         let access_store: Arc<dyn AccessStore> =
             Arc::new(SqliteAccessStore::new(meta_db.db().clone()));
+        let idempotency: Arc<dyn IdempotencyStore> =
+            Arc::new(SqliteIdempotencyStore::open(shard.db().clone())?);
         Ok(Platform {
             meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
             access: Arc::new(AccessService::new(
@@ -77,6 +142,10 @@ impl Platform {
             meta_store,
             cipher,
             queries: Arc::new(crate::query::QueryEngine::new(shard.clone())),
+            automation: shard.clone(),
+            record_locks: crate::workflow::RecordLocks::new(),
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            idempotency,
             config,
             sqlite_meta: Some(meta_db),
             sqlite_records: Some(shard),

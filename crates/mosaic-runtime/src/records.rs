@@ -31,6 +31,22 @@ pub struct Caller {
     pub perms: Arc<mosaic_access::PermissionSnapshot>,
 }
 
+impl Caller {
+    /// The platform acting on its own (time-based workflow actions) on
+    /// behalf of `user_id` of the tenant. System context: no object or
+    /// field permission limits it, as for Salesforce's workflow actions.
+    pub fn system(tenant_id: &str, user_id: &str) -> Caller {
+        Caller {
+            tenant_id: tenant_id.to_string(),
+            user_id: user_id.to_string(),
+            username: "workflow".into(),
+            perms: Arc::new(mosaic_access::PermissionSnapshot::system_administrator(
+                tenant_id, user_id,
+            )),
+        }
+    }
+}
+
 /// Every error of one record (a save reports all problems at once).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordErrors(pub Vec<MosaicError>);
@@ -100,11 +116,11 @@ pub fn parse_record_id(id: &str) -> MosaicResult<String> {
     mosaic_types::id::normalize_id(id).ok_or_else(|| record_not_found(id))
 }
 
-struct Prepared {
-    name: Option<Option<String>>,
-    owner: Option<String>,
-    set: Vec<(FlexSlot, Value)>,
-    refs: Vec<RefCheck>,
+pub(crate) struct Prepared {
+    pub(crate) name: Option<Option<String>>,
+    pub(crate) owner: Option<String>,
+    pub(crate) set: Vec<(FlexSlot, Value)>,
+    pub(crate) refs: Vec<RefCheck>,
 }
 
 const SYSTEM_READONLY: [&str; 6] = [
@@ -138,7 +154,7 @@ impl Platform {
         }
     }
 
-    fn stored_value(&self, f: &FieldDef, v: Value) -> MosaicResult<Value> {
+    pub(crate) fn stored_value(&self, f: &FieldDef, v: Value) -> MosaicResult<Value> {
         match (f.data_type, v) {
             (DataType::EncryptedText, Value::Text(s)) => Ok(Value::Text(self.cipher.encrypt(&s)?)),
             (_, v) => Ok(v),
@@ -146,7 +162,7 @@ impl Platform {
     }
 
     /// Coerces a body into slot values; collects every error.
-    async fn prepare(
+    pub(crate) async fn prepare(
         &self,
         c: &Caller,
         obj: &ObjectMeta,
@@ -321,39 +337,48 @@ impl Platform {
         }
     }
 
-    /// Runs the object's active validation rules on the record as it would
-    /// be saved (`existing`: the id of the record being updated).
-    async fn check_rules(
+    /// The live record's values (decrypted), or not found.
+    pub(crate) async fn load_values(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        id: &str,
+    ) -> RecordResult<crate::formula_eval::Values> {
+        let row = self
+            .records
+            .get(&c.tenant_id, obj.id(), id, &obj.slots())
+            .await?
+            .filter(|r| !r.is_deleted)
+            .ok_or_else(|| record_not_found(id))?;
+        Ok(crate::formula_eval::row_values(self, obj, &row))
+    }
+
+    /// The record as it would be saved: `old` (or a new record's system
+    /// fields) with the prepared changes applied.
+    pub(crate) fn new_values(
         &self,
         c: &Caller,
         obj: &ObjectMeta,
         p: &Prepared,
-        existing: Option<&str>,
-    ) -> RecordResult<()> {
-        if !obj.def.validation_rules.iter().any(|r| r.active) {
-            return Ok(());
-        }
-        let old = match existing {
-            Some(id) => {
-                let row = self
-                    .records
-                    .get(&c.tenant_id, obj.id(), id, &obj.slots())
-                    .await?
-                    .filter(|r| !r.is_deleted)
-                    .ok_or_else(|| record_not_found(id))?;
-                Some(crate::formula_eval::row_values(self, obj, &row))
-            }
-            None => None,
-        };
-        let mut new = old.clone().unwrap_or_else(|| {
+        old: Option<&crate::formula_eval::Values>,
+        id: &str,
+    ) -> crate::formula_eval::Values {
+        let mut new = old.cloned().unwrap_or_else(|| {
             let now = Utc::now();
             let mut m = crate::formula_eval::Values::new();
+            m.insert("Id".into(), Value::Text(id.to_string()));
+            m.insert("Name".into(), Value::Null);
             m.insert("OwnerId".into(), Value::Text(c.user_id.clone()));
             m.insert("CreatedById".into(), Value::Text(c.user_id.clone()));
             m.insert("CreatedDate".into(), Value::Datetime(now));
             m.insert("LastModifiedById".into(), Value::Text(c.user_id.clone()));
             m.insert("LastModifiedDate".into(), Value::Datetime(now));
             m.insert("IsDeleted".into(), Value::Boolean(false));
+            for f in &obj.def.fields {
+                if f.slot.is_some() {
+                    m.insert(f.api_name.clone(), Value::Null);
+                }
+            }
             m
         });
         if let Some(n) = &p.name {
@@ -370,15 +395,103 @@ impl Platform {
                 new.insert(f.api_name.clone(), self.readable(f, v.clone()));
             }
         }
-        let errors = self.run_validation_rules(c, obj, new, old).await?;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(RecordErrors(errors))
-        }
+        new
     }
 
-    fn insert_op(&self, c: &Caller, obj: &ObjectMeta, p: Prepared) -> InsertOp {
+    /// Whether a save of `obj` needs the record's values before and after
+    /// (validation rules, workflow rules, field history).
+    fn needs_states(obj: &ObjectMeta, creating: bool) -> bool {
+        obj.def.validation_rules.iter().any(|r| r.active)
+            || obj.def.enable_history
+            || obj.def.workflow_rules.iter().any(|r| {
+                r.is_active
+                    && if creating {
+                        r.trigger_type.on_create()
+                    } else {
+                        r.trigger_type.on_update() || r.timed().next().is_some()
+                    }
+            })
+    }
+
+    /// Validation rules, then workflow rules and history: the effects the
+    /// write carries. `p` gains the workflows' field updates.
+    async fn before_write(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        id: &str,
+        p: &mut Prepared,
+        old: Option<crate::formula_eval::Values>,
+    ) -> RecordResult<Vec<mosaic_store::Effect>> {
+        let creating = old.is_none();
+        if !Self::needs_states(obj, creating) {
+            return Ok(Vec::new());
+        }
+        let mut new = self.new_values(c, obj, p, old.as_ref(), id);
+        if obj.def.validation_rules.iter().any(|r| r.active) {
+            let errors = self
+                .run_validation_rules(c, obj, new.clone(), old.clone())
+                .await?;
+            if !errors.is_empty() {
+                return Err(RecordErrors(errors));
+            }
+        }
+        let mut effects = self
+            .run_workflows(c, obj, id, old.as_ref(), &mut new, p)
+            .await?;
+        if obj.def.enable_history {
+            effects.extend(crate::workflow::history_effects(
+                c,
+                obj,
+                id,
+                old.as_ref(),
+                Some(&new),
+            ));
+        }
+        Ok(effects)
+    }
+
+    /// A create, prepared and checked: the insert to write.
+    async fn prepared_insert(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        body: &Map<String, Json>,
+    ) -> RecordResult<InsertOp> {
+        let mut p = self.prepare(c, obj, body, true).await?;
+        let id = new_id();
+        let effects = self.before_write(c, obj, &id, &mut p, None).await?;
+        let mut op = self.insert_op(c, obj, p);
+        op.record.id = id;
+        op.effects = effects;
+        Ok(op)
+    }
+
+    /// An update, prepared and checked. The caller holds the record's lock
+    /// (see [`crate::workflow::RecordLocks`]) until the write is done.
+    async fn prepared_update(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        id: &str,
+        body: &Map<String, Json>,
+    ) -> RecordResult<UpdateOp> {
+        let mut p = self.prepare(c, obj, body, false).await?;
+        let old = if Self::needs_states(obj, false) {
+            Some(self.load_values(c, obj, id).await?)
+        } else {
+            None
+        };
+        let effects = match old {
+            Some(old) => self.before_write(c, obj, id, &mut p, Some(old)).await?,
+            None => Vec::new(),
+        };
+        let mut op = self.update_op(c, obj, id, p);
+        op.effects = effects;
+        Ok(op)
+    }
+
+    pub(crate) fn insert_op(&self, c: &Caller, obj: &ObjectMeta, p: Prepared) -> InsertOp {
         let now = Utc::now();
         let mut auto_numbers = Vec::new();
         if obj.def.name_field.data_type == DataType::AutoNumber {
@@ -424,6 +537,7 @@ impl Platform {
             auto_numbers,
             ref_checks: p.refs,
             require_absent: None,
+            effects: Vec::new(),
         }
     }
 
@@ -445,6 +559,7 @@ impl Platform {
             set: p.set,
             indexes,
             ref_checks: p.refs,
+            effects: Vec::new(),
         }
     }
 
@@ -512,15 +627,15 @@ impl Platform {
     ) -> RecordResult<String> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         crate::access::require(c, &obj, ObjectOp::Create)?;
-        let p = self.prepare(c, &obj, body, true).await?;
-        self.check_rules(c, &obj, &p, None).await?;
-        let op = self.insert_op(c, &obj, p);
+        let op = self.prepared_insert(c, &obj, body).await?;
         let id = op.record.id.clone();
+        let queued = !op.effects.is_empty();
         Self::single(
             self.records
                 .write(&c.tenant_id, vec![WriteOp::Insert(op)], true)
                 .await,
         )?;
+        self.written(queued);
         Ok(id)
     }
 
@@ -666,15 +781,16 @@ impl Platform {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         crate::access::require(c, &obj, ObjectOp::Edit)?;
         let id = parse_record_id(id)?;
+        let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
         self.check_owner_transfer(c, &obj, &id, body).await?;
-        let p = self.prepare(c, &obj, body, false).await?;
-        self.check_rules(c, &obj, &p, Some(&id)).await?;
-        let op = self.update_op(c, &obj, &id, p);
+        let op = self.prepared_update(c, &obj, &id, body).await?;
+        let queued = !op.effects.is_empty();
         Self::single(
             self.records
                 .write(&c.tenant_id, vec![WriteOp::Update(op)], true)
                 .await,
         )?;
+        self.written(queued);
         Ok(())
     }
 
@@ -683,12 +799,15 @@ impl Platform {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         crate::access::require(c, &obj, ObjectOp::Delete)?;
         let id = parse_record_id(id)?;
+        let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
         let op = self.delete_op(c, &obj, &id).await?;
+        let queued = !op.effects.is_empty();
         Self::single(
             self.records
                 .write(&c.tenant_id, vec![WriteOp::Delete(op)], true)
                 .await,
         )?;
+        self.written(queued);
         Ok(())
     }
 
@@ -700,6 +819,7 @@ impl Platform {
             deleted_at: Utc::now(),
             cascade: self.cascade_specs(&c.tenant_id, obj.id(), 0).await?,
             clear: self.lookups_to(&c.tenant_id, obj.id()).await?,
+            effects: self.delete_effects(c, obj, id).await?,
         })
     }
 
@@ -775,17 +895,19 @@ impl Platform {
                     with_key.retain(|k, _| !k.eq_ignore_ascii_case(&f.api_name));
                     with_key.insert(f.api_name.clone(), Json::String(value.to_string()));
                     crate::access::require(c, &obj, ObjectOp::Create)?;
-                    let p = self.prepare(c, &obj, &with_key, true).await?;
-                    self.check_rules(c, &obj, &p, None).await?;
-                    let mut op = self.insert_op(c, &obj, p);
+                    let mut op = self.prepared_insert(c, &obj, &with_key).await?;
                     op.require_absent = Some((spec.clone(), key.clone()));
                     let id = op.record.id.clone();
+                    let queued = !op.effects.is_empty();
                     match Self::single(
                         self.records
                             .write(&c.tenant_id, vec![WriteOp::Insert(op)], true)
                             .await,
                     ) {
-                        Ok(_) => return Ok(WriteOutcome { id, created: true }),
+                        Ok(_) => {
+                            self.written(queued);
+                            return Ok(WriteOutcome { id, created: true });
+                        }
                         // Created concurrently: retry as an update.
                         Err(e)
                             if e.code == ErrorCode::DUPLICATE_VALUE
@@ -798,17 +920,20 @@ impl Platform {
                 }
                 1 => {
                     let id = ids[0].clone();
+                    let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
                     crate::access::require(c, &obj, ObjectOp::Edit)?;
                     self.check_owner_transfer(c, &obj, &id, body).await?;
-                    let p = self.prepare(c, &obj, body, false).await?;
-                    self.check_rules(c, &obj, &p, Some(&id)).await?;
-                    let op = self.update_op(c, &obj, &id, p);
+                    let op = self.prepared_update(c, &obj, &id, body).await?;
+                    let queued = !op.effects.is_empty();
                     match Self::single(
                         self.records
                             .write(&c.tenant_id, vec![WriteOp::Update(op)], true)
                             .await,
                     ) {
-                        Ok(_) => return Ok(WriteOutcome { id, created: false }),
+                        Ok(_) => {
+                            self.written(queued);
+                            return Ok(WriteOutcome { id, created: false });
+                        }
                         Err(e) if e.code == ErrorCode::NOT_FOUND => continue,
                         Err(e) => return Err(e.into()),
                     }
@@ -867,7 +992,13 @@ impl Platform {
             }
         }
         if !ops.is_empty() {
+            let queued = ops.iter().any(|op| match op {
+                WriteOp::Insert(i) => !i.effects.is_empty(),
+                WriteOp::Update(u) => !u.effects.is_empty(),
+                WriteOp::Delete(d) => !d.effects.is_empty(),
+            });
             let results = self.records.write(&c.tenant_id, ops, all_or_none).await?;
+            self.written(queued);
             for (pos, r) in positions.into_iter().zip(results) {
                 slots[pos] = Some(match r {
                     Ok(
@@ -933,9 +1064,7 @@ impl Platform {
                         .object(&c.tenant_id, Self::record_type(rec)?)
                         .await?;
                     crate::access::require(c, &obj, ObjectOp::Create)?;
-                    let p = self.prepare(c, &obj, rec, true).await?;
-                    self.check_rules(c, &obj, &p, None).await?;
-                    Ok(WriteOp::Insert(self.insert_op(c, &obj, p)))
+                    Ok(WriteOp::Insert(self.prepared_insert(c, &obj, rec).await?))
                 }
                 .await,
             );
@@ -951,6 +1080,20 @@ impl Platform {
         all_or_none: bool,
     ) -> MosaicResult<Vec<RecordResult<String>>> {
         Self::check_batch(records.len())?;
+        let ids: Vec<String> = records
+            .iter()
+            .filter_map(|r| {
+                r.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("Id"))
+                    .and_then(|(_, v)| v.as_str())
+                    .and_then(mosaic_types::id::normalize_id)
+            })
+            .collect();
+        let _locks = self
+            .record_locks
+            .lock(&c.tenant_id, ids.iter().map(String::as_str))
+            .await;
+        let mut seen = std::collections::HashSet::new();
         let mut prepared = Vec::with_capacity(records.len());
         for rec in records {
             prepared.push(
@@ -975,13 +1118,21 @@ impl Platform {
                         .ok_or_else(|| {
                             MosaicError::field(ErrorCode::MALFORMED_ID, "Id", "Id: malformed id")
                         })?;
+                    if !seen.insert(id.clone()) {
+                        return Err(MosaicError::field(
+                            ErrorCode::DUPLICATE_VALUE,
+                            "Id",
+                            format!("the batch names record {id} more than once"),
+                        )
+                        .into());
+                    }
                     let mut body = rec.clone();
                     body.remove(idk.as_str());
                     crate::access::require(c, &obj, ObjectOp::Edit)?;
                     self.check_owner_transfer(c, &obj, &id, &body).await?;
-                    let p = self.prepare(c, &obj, &body, false).await?;
-                    self.check_rules(c, &obj, &p, Some(&id)).await?;
-                    Ok(WriteOp::Update(self.update_op(c, &obj, &id, p)))
+                    Ok(WriteOp::Update(
+                        self.prepared_update(c, &obj, &id, &body).await?,
+                    ))
                 }
                 .await,
             );
@@ -997,6 +1148,14 @@ impl Platform {
         all_or_none: bool,
     ) -> MosaicResult<Vec<RecordResult<String>>> {
         Self::check_batch(ids.len())?;
+        let normalized: Vec<String> = ids
+            .iter()
+            .filter_map(|i| mosaic_types::id::normalize_id(i))
+            .collect();
+        let _locks = self
+            .record_locks
+            .lock(&c.tenant_id, normalized.iter().map(String::as_str))
+            .await;
         let mut prepared = Vec::with_capacity(ids.len());
         for raw in ids {
             prepared.push(

@@ -21,6 +21,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         INVALID_SESSION_ID => StatusCode::UNAUTHORIZED,
         INSUFFICIENT_ACCESS => StatusCode::FORBIDDEN,
         CONFLICT => StatusCode::CONFLICT,
+        IDEMPOTENCY_KEY_REUSED => StatusCode::UNPROCESSABLE_ENTITY,
         UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         REQUEST_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
         METHOD_NOT_ALLOWED => StatusCode::METHOD_NOT_ALLOWED,

@@ -6,11 +6,13 @@
 
 mod admin;
 mod auth;
+mod automation;
 mod data;
 pub mod error;
 mod extract;
 mod formula;
 mod health;
+pub mod idempotency;
 mod metadata;
 mod oauth;
 pub mod observe;
@@ -48,6 +50,7 @@ impl AppState {
     /// comes from `MOSAIC_METRICS_TOKEN`.
     pub fn new(platform: Arc<Platform>, instance_url: impl Into<Arc<str>>) -> AppState {
         observe::metrics_handle();
+        idempotency::spawn_purge(&platform);
         AppState {
             platform,
             instance_url: instance_url.into(),
@@ -78,8 +81,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(data::routes())
         .merge(query::routes())
+        .merge(automation::routes())
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::keyed_writes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::track,
@@ -97,13 +105,20 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let worker = state
+        .platform
+        .start_outbox_worker()
+        .await
+        .map_err(|e| std::io::Error::other(e.message))?;
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
-    axum::serve(
+    let served = axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
             std::net::SocketAddr,
         >(app),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    worker.stop().await;
+    served
 }

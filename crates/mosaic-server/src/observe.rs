@@ -52,6 +52,20 @@ pub fn set_caller(tenant: &str, user: &str) {
     });
 }
 
+/// `f` carried in the current request's context (its id and caller), for
+/// work a request hands to a spawned task.
+pub fn within_current_request<F: std::future::Future>(
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
+    let info = CURRENT.try_with(std::sync::Arc::clone).ok();
+    async move {
+        match info {
+            Some(info) => CURRENT.scope(info, f).await,
+            None => f.await,
+        }
+    }
+}
+
 fn valid_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     (!s.is_empty() && s.len() <= MAX_REQUEST_ID_LEN && s.bytes().all(|b| b.is_ascii_graphic()))

@@ -1,44 +1,13 @@
 //! Rendering of domain values, records and definitions as wire JSON.
 
-use chrono::{DateTime, Utc};
 use mosaic_meta::model::ObjectMeta;
 use mosaic_meta::{FieldDef, ObjectDef};
 use mosaic_runtime::RecordView;
-use mosaic_types::value::{format_date, format_time};
-use mosaic_types::{DataType, Value};
-use rust_decimal::Decimal;
+use mosaic_types::DataType;
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 
-/// Salesforce's datetime wire format: `2024-01-31T10:00:00.000+0000`.
-pub fn sf_datetime(d: &DateTime<Utc>) -> String {
-    d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
-}
-
-/// An exact decimal as a JSON number with its digits intact.
-pub fn number(d: &Decimal) -> Json {
-    serde_json::from_str::<serde_json::Number>(&d.to_string())
-        .map(Json::Number)
-        .unwrap_or_else(|_| Json::String(d.to_string()))
-}
-
-pub fn value(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Text(s) => Json::String(s.clone()),
-        Value::Number(d) => number(d),
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::Date(d) => Json::String(format_date(d)),
-        Value::Datetime(d) => Json::String(sf_datetime(d)),
-        Value::Time(t) => Json::String(format!("{}Z", format_time(t))),
-        Value::Location {
-            latitude,
-            longitude,
-        } => {
-            json!({"latitude": number(latitude), "longitude": number(longitude)})
-        }
-    }
-}
+pub use mosaic_types::value::to_json as value;
 
 pub fn sobject_url(version: &str, object: &str, id: &str) -> String {
     format!("/services/data/{version}/sobjects/{object}/{id}")

@@ -151,6 +151,7 @@ async fn seed(store: &SqliteRecordStore) {
                     auto_numbers: vec![],
                     ref_checks: vec![],
                     require_absent: None,
+                    effects: Vec::new(),
                 })
             })
             .collect();
@@ -197,6 +198,7 @@ async fn seed(store: &SqliteRecordStore) {
                         auto_numbers: vec![],
                         ref_checks: vec![],
                         require_absent: None,
+                        effects: Vec::new(),
                     })
                 })
                 .collect();

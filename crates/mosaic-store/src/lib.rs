@@ -7,7 +7,9 @@
 //!   refresh tokens, login-failure counters and the audit log (the metadata
 //!   database too);
 //! - [`RecordStore`]: every tenant's records in one wide flex-column table
-//!   with typed pivot tables for indexed / unique fields (a shard).
+//!   with typed pivot tables for indexed / unique fields (a shard);
+//! - [`IdempotencyStore`]: reserved and completed `Idempotency-Key`s with
+//!   the responses kept for replays (beside the records, in the shard).
 //!
 //! **Architecture invariant:** only this crate writes SQL. Every statement
 //! carries the tenant predicate, every literal is a bound parameter, and the
@@ -15,6 +17,8 @@
 //! set of [`mosaic_types::FlexSlot::column`].
 
 pub mod access_store;
+pub mod automation;
+pub mod idempotency;
 pub mod meta_store;
 pub mod plan;
 pub mod query_store;
@@ -26,6 +30,10 @@ mod sqlite_query;
 mod sqlite_records;
 
 pub use access_store::AccessStore;
+pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
+pub use idempotency::{
+    IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,
+};
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
 pub use query_store::QueryStore;
 pub use record_store::{

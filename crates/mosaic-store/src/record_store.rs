@@ -72,6 +72,8 @@ pub struct InsertOp {
     /// Fail with `DUPLICATE_VALUE` if a live record already has this indexed
     /// value (upsert's create branch, decided inside the transaction).
     pub require_absent: Option<(IndexSpec, Value)>,
+    /// Outbox entries, history rows and related records written with it.
+    pub effects: Vec<crate::automation::Effect>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +89,7 @@ pub struct UpdateOp {
     /// Pivot specs of the slots in `set` that are indexed or unique.
     pub indexes: Vec<IndexSpec>,
     pub ref_checks: Vec<RefCheck>,
+    pub effects: Vec<crate::automation::Effect>,
 }
 
 /// A lookup field (object, slot) pointing at the object of a deleted
@@ -117,6 +120,7 @@ pub struct DeleteOp {
     pub cascade: Vec<CascadeSpec>,
     /// Lookups pointing at the deleted record's object, cleared.
     pub clear: Vec<LookupRef>,
+    pub effects: Vec<crate::automation::Effect>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -75,7 +75,9 @@ INSERT INTO record_search (rowid, body)
   SELECT rowid, {search_body} FROM object_records
   WHERE is_deleted = 0 AND NOT EXISTS (SELECT 1 FROM schema_version WHERE component = 'search');
 INSERT OR IGNORE INTO schema_version VALUES ('search', 1);
+{automation}
 "#,
+        automation = crate::automation::AUTOMATION_SCHEMA,
         search_body = crate::sqlite_query::search_body_sql()
     )
 }
@@ -543,12 +545,25 @@ fn do_delete(conn: &Connection, tenant: &str, op: &DeleteOp) -> MosaicResult<Wri
     })
 }
 
+/// An insert and its effects (the caller provides the savepoint).
+pub(crate) fn insert_with_effects(
+    conn: &Connection,
+    tenant: &str,
+    op: &InsertOp,
+) -> MosaicResult<WriteResult> {
+    let r = do_insert(conn, tenant, op)?;
+    crate::automation::apply_effects(conn, tenant, &op.effects)?;
+    Ok(r)
+}
+
 fn apply(conn: &Connection, tenant: &str, op: &WriteOp) -> MosaicResult<WriteResult> {
-    match op {
-        WriteOp::Insert(i) => do_insert(conn, tenant, i),
-        WriteOp::Update(u) => do_update(conn, tenant, u),
-        WriteOp::Delete(d) => do_delete(conn, tenant, d),
-    }
+    let (r, effects) = match op {
+        WriteOp::Insert(i) => (do_insert(conn, tenant, i)?, &i.effects),
+        WriteOp::Update(u) => (do_update(conn, tenant, u)?, &u.effects),
+        WriteOp::Delete(d) => (do_delete(conn, tenant, d)?, &d.effects),
+    };
+    crate::automation::apply_effects(conn, tenant, effects)?;
+    Ok(r)
 }
 
 /// Ids per statement in [`RecordStore::get_many`].

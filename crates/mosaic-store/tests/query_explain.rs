@@ -94,6 +94,7 @@ fn insert(i: usize) -> WriteOp {
         auto_numbers: vec![],
         ref_checks: vec![],
         require_absent: None,
+        effects: Vec::new(),
     })
 }
 

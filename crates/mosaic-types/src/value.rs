@@ -49,3 +49,33 @@ pub fn format_time(t: &NaiveTime) -> String {
 pub fn format_date(d: &NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
+
+/// Salesforce's datetime wire format: `2024-01-31T10:00:00.000+0000`.
+pub fn sf_datetime(d: &DateTime<Utc>) -> String {
+    d.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+}
+
+/// An exact decimal as a JSON number with its digits intact.
+pub fn number(d: &Decimal) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Number>(&d.to_string())
+        .map(serde_json::Value::Number)
+        .unwrap_or_else(|_| serde_json::Value::String(d.to_string()))
+}
+
+/// A value as the Data API writes it in JSON.
+pub fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match v {
+        Value::Null => Json::Null,
+        Value::Text(s) => Json::String(s.clone()),
+        Value::Number(d) => number(d),
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Date(d) => Json::String(format_date(d)),
+        Value::Datetime(d) => Json::String(sf_datetime(d)),
+        Value::Time(t) => Json::String(format!("{}Z", format_time(t))),
+        Value::Location {
+            latitude,
+            longitude,
+        } => serde_json::json!({"latitude": number(latitude), "longitude": number(longitude)}),
+    }
+}

@@ -31,6 +31,17 @@ struct Common {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, env = "MOSAIC_TOKEN_TTL_SECS", default_value_t = 7200)]
     token_ttl_secs: u64,
+    /// SMTP server for email alerts (`smtp://host:port`, `smtps://user:pass@host`);
+    /// without it, alerts are written as files under <data-dir>/mail.
+    #[arg(long, env = "MOSAIC_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// Sender of email alerts.
+    #[arg(long, env = "MOSAIC_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// First retry delay of a failed workflow delivery, in milliseconds
+    /// (doubling per retry up to 5 minutes, 5 retries, then dead letter).
+    #[arg(long, env = "MOSAIC_OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
+    outbox_retry_base_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +112,11 @@ fn init_logs() {
 fn config(c: &Common) -> PlatformConfig {
     let mut cfg = PlatformConfig::new(&c.data_dir);
     cfg.token_ttl = Duration::from_secs(c.token_ttl_secs.max(1));
+    cfg.automation.smtp_url = c.smtp_url.clone().filter(|u| !u.is_empty());
+    if let Some(f) = c.mail_from.clone().filter(|f| !f.is_empty()) {
+        cfg.automation.mail_from = f;
+    }
+    cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
     cfg
 }
 

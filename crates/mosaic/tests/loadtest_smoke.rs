@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_mosaic");
 
 /// Operations the platform has today; the harness must run each of them.
-const AVAILABLE_NOW: [&str; 6] = [
+const AVAILABLE_NOW: [&str; 7] = [
     "metadata_read",
     "record_read_simple",
     "record_read_formulas",
     "record_write_simple",
+    "record_write_workflows",
     "query_simple",
     "query_complex",
 ];

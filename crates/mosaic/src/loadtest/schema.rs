@@ -100,10 +100,11 @@ pub fn validation_rule() -> Value {
 /// write-with-workflows operation runs only if the server accepts it.
 pub fn workflow_rule() -> Value {
     json!({
-        "name": "Large_Deal_Next_Step", "active": true,
-        "trigger": "created_or_updated", "reevaluation": "every_time",
-        "criteria": {"conditions": [{"field": "Amount__c", "operator": "greater_than", "value": "50000"}]},
-        "actions": [{"type": "field_update", "field": "NextStep__c", "value": "Executive review"}]
+        "name": "Large_Deal_Next_Step", "trigger_type": "created_or_updated",
+        "re_evaluation": "every_time", "is_active": true,
+        "filter_criteria": {"logic": "AND", "conditions": [{"field": "Amount__c", "operator": "greater_than", "value": 50000}]},
+        "actions": [{"action_type": "field_update", "action_config": {
+            "field_api_name": "NextStep__c", "value_type": "literal", "value": "Executive review"}}]
     })
 }
 
