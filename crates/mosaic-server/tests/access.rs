@@ -1644,3 +1644,47 @@ async fn relationships_into_unreadable_objects_do_not_exist() {
     assert_eq!(v["childRelationships"].as_array().map(Vec::len), Some(1));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_actions_run_in_system_context() {
+    let server = TestServer::start().await;
+    let a = server.tenant().await;
+    a.create_object(json!({"api_name": "Case__c", "fields": [
+        {"api_name": "Stage__c", "data_type": "text", "length": 20}]}))
+        .await;
+    let (s, v) = a
+        .post(
+            &format!("{META}/objects/Case__c/workflows"),
+            json!({"name": "Triage", "trigger_type": "created", "actions": [
+                {"action_type": "task_creation", "action_config": {"subject": "Call about {!Name}", "assignee": "owner"}},
+                {"action_type": "field_update", "action_config": {"field_api_name": "Stage__c", "value_type": "literal", "value": "New"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (uid, u) = user(&a, "agent", "standard").await;
+    let ps = permission_set(
+        &a,
+        json!({"name": "Agents", "object_permissions": [{"object": "Case__c", "create": true}],
+               "field_permissions": [{"object": "Case__c", "field": "Stage__c", "read": true}]}),
+    )
+    .await;
+    assign(&a, &ps, &uid).await;
+    // The user may not edit Stage__c nor touch Task; the rule's actions may.
+    let id = u.create_record("Case__c", json!({"Name": "Printer"})).await;
+    let (_, v) = u.get(&format!("{DATA}/sobjects/Case__c/{id}")).await;
+    assert_eq!(v["Stage__c"], "New", "{v}");
+    let (s, q) = a
+        .get(&query_path("SELECT Subject, OwnerId FROM Task"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{q}");
+    assert_eq!(q["records"][0]["Subject"], "Call about Printer");
+    assert_eq!(q["records"][0]["OwnerId"], uid.as_str());
+    let (s, _) = u.get(&query_path("SELECT Subject FROM Task")).await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "Task itself stays unreadable to the user"
+    );
+    server.stop().await;
+}
