@@ -1688,3 +1688,66 @@ async fn workflow_actions_run_in_system_context() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automation_endpoints_follow_permissions() {
+    let server = TestServer::start().await;
+    let a = server.tenant().await;
+    a.create_object(
+        json!({"api_name": "Lead__c", "enable_history": true, "fields": [
+        {"api_name": "Status__c", "data_type": "text", "length": 20},
+        {"api_name": "Score__c", "data_type": "number", "precision": 5, "scale": 0}]}),
+    )
+    .await;
+    let id = a
+        .create_record(
+            "Lead__c",
+            json!({"Name": "L", "Status__c": "New", "Score__c": 1}),
+        )
+        .await;
+    let rec = format!("{DATA}/sobjects/Lead__c/{id}");
+    let (s, _) = a
+        .patch(&rec, json!({"Status__c": "Working", "Score__c": 9}))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (uid, u) = user(&a, "hist", "standard").await;
+    for path in [
+        format!("{META}/objects/Lead__c/workflows"),
+        format!("{ADMIN}/dead-letters"),
+    ] {
+        let (s, v) = u.get(&path).await;
+        assert_eq!(
+            (s, codes(&v)),
+            (
+                StatusCode::FORBIDDEN,
+                vec!["INSUFFICIENT_ACCESS".to_string()]
+            ),
+            "{path}"
+        );
+    }
+    let (s, _) = u.get(&format!("{rec}/history")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no read on the object");
+    let ps = permission_set(
+        &a,
+        json!({"name": "Leads", "object_permissions": [{"object": "Lead__c", "read": true}],
+               "field_permissions": [{"object": "Lead__c", "field": "Status__c", "read": true}]}),
+    )
+    .await;
+    assign(&a, &ps, &uid).await;
+    let (s, h) = u.get(&format!("{rec}/history")).await;
+    assert_eq!(s, StatusCode::OK, "{h}");
+    let fields: Vec<&str> = h["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"Status__c"), "{fields:?}");
+    assert!(
+        !fields.contains(&"Score__c"),
+        "unreadable field changes are left out: {fields:?}"
+    );
+    let (_, h) = a.get(&format!("{rec}/history")).await;
+    assert!(h.to_string().contains("Score__c"));
+    server.stop().await;
+}
