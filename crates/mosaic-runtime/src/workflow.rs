@@ -291,6 +291,59 @@ pub fn history_effects(
     }
 }
 
+/// Whether any active rule reads a formula field's value (criteria, merge
+/// fields, outbound fields, formulas): only then are formula fields
+/// computed for the rules, which can take reads across relationships.
+fn rules_read_formula_fields(obj: &ObjectMeta) -> bool {
+    if !obj
+        .def
+        .fields
+        .iter()
+        .any(|f| f.data_type == DataType::Formula)
+    {
+        return false;
+    }
+    let is_formula = |name: &str| {
+        obj.field(name)
+            .is_some_and(|f| f.data_type == DataType::Formula)
+    };
+    let merges = |t: &str| {
+        mosaic_meta::workflow::merge_fields(t)
+            .iter()
+            .any(|(_, n)| is_formula(n))
+    };
+    obj.def
+        .workflow_rules
+        .iter()
+        .filter(|r| r.is_active)
+        .any(|r| {
+            r.formula.is_some()
+                || r.filter_criteria
+                    .as_ref()
+                    .is_some_and(|c| c.conditions.iter().any(|c| is_formula(&c.field)))
+                || r.actions.iter().any(|a| {
+                    a.time_trigger
+                        .as_ref()
+                        .is_some_and(|t| is_formula(&t.field))
+                        || match a.config() {
+                            Ok(ActionConfig::FieldUpdate(fu)) => {
+                                fu.value_type == ValueType::Formula
+                            }
+                            Ok(ActionConfig::TaskCreation(t)) => {
+                                merges(&t.subject) || t.description.as_deref().is_some_and(merges)
+                            }
+                            Ok(ActionConfig::EmailAlert(e)) => {
+                                merges(&e.template.subject) || merges(&e.template.body)
+                            }
+                            Ok(ActionConfig::OutboundMessage(o)) => {
+                                o.fields.is_empty() || o.fields.iter().any(|f| is_formula(f))
+                            }
+                            Err(_) => true,
+                        }
+                })
+        })
+}
+
 /// When a time-based action is due, from the record's date field.
 fn due_time(a: &WorkflowAction, vals: &Values) -> Option<DateTime<Utc>> {
     let t = a.time_trigger.as_ref()?;
@@ -327,6 +380,9 @@ impl Platform {
         obj: &ObjectMeta,
         v: &Values,
     ) -> MosaicResult<Values> {
+        if !rules_read_formula_fields(obj) {
+            return Ok(v.clone());
+        }
         let names: Vec<String> = obj
             .def
             .fields

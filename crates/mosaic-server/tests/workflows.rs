@@ -857,3 +857,189 @@ async fn field_history_records_each_change() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_of_one_record_see_a_consistent_old_new_chain() {
+    let server = fast_server().await;
+    let c = server.tenant().await;
+    c.create_object(
+        json!({"api_name": "Ticket__c", "enable_history": true, "fields": [
+        {"api_name": "State__c", "data_type": "text", "length": 20}]}),
+    )
+    .await;
+    let id = c
+        .create_record("Ticket__c", json!({"Name": "T", "State__c": "s0"}))
+        .await;
+    let rec = format!("{DATA}/sobjects/Ticket__c/{id}");
+    let mut tasks = Vec::new();
+    for i in 1..=16 {
+        let (c, rec) = (c.clone(), rec.clone());
+        tasks.push(tokio::spawn(async move {
+            c.patch(&rec, json!({"State__c": format!("s{i}")})).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
+    }
+    let (_, h) = c.get(&format!("{rec}/history?limit=100")).await;
+    let mut rows: Vec<&Value> = h["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["field"] == "State__c")
+        .collect();
+    rows.reverse(); // oldest first
+    assert_eq!(rows.len(), 16, "{h}");
+    assert_eq!(rows[0]["oldValue"], "s0");
+    for w in rows.windows(2) {
+        assert_eq!(
+            w[1]["oldValue"], w[0]["newValue"],
+            "each save saw the previous save's result as its old value: {h}"
+        );
+    }
+    let (_, v) = c.get(&rec).await;
+    assert_eq!(v["State__c"], rows[15]["newValue"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_rules_and_the_queued_action_limit() {
+    let (recv, hook) = Receiver::start().await;
+    let server = fast_server().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Asset__c", "fields": [
+        {"api_name": "Kind__c", "data_type": "text", "length": 20}]}))
+        .await;
+    let (s, v) = c
+        .post(
+            &rule(&c, "Asset__c"),
+            json!({"name": "Gone", "trigger_type": "deleted",
+              "filter_criteria": {"conditions": [{"field": "Kind__c", "operator": "equals", "value": "laptop"}]},
+              "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": hook, "fields": ["Kind__c"]}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let laptop = c
+        .create_record("Asset__c", json!({"Name": "L", "Kind__c": "laptop"}))
+        .await;
+    let desk = c
+        .create_record("Asset__c", json!({"Name": "D", "Kind__c": "desk"}))
+        .await;
+    assert_eq!(
+        c.delete(&format!("{DATA}/sobjects/Asset__c/{desk}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        c.delete(&format!("{DATA}/sobjects/Asset__c/{laptop}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let body = eventually("the deletion message", || recv.bodies().first().cloned()).await;
+    assert_eq!(body["event"], "deleted");
+    assert_eq!(body["record_id"], json!(laptop));
+    assert_eq!(body["record"]["Kind__c"], "laptop");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(recv.bodies().len(), 1, "the desk matched no rule");
+    // 6 rules × 20 outbound messages = 120 queued actions > 100: refused.
+    c.create_object(json!({"api_name": "Noisy__c"})).await;
+    for r in 0..6 {
+        let actions: Vec<Value> = (0..20)
+            .map(|_| json!({"action_type": "outbound_message", "action_config": {"endpoint_url": hook}}))
+            .collect();
+        let (s, v) = c
+            .post(
+                &rule(&c, "Noisy__c"),
+                json!({"name": format!("N{r}"), "trigger_type": "created", "actions": actions}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, e) = c
+        .post(&format!("{DATA}/sobjects/Noisy__c"), json!({"Name": "x"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e[0]["errorCode"], "LIMIT_EXCEEDED");
+    assert!(e[0]["message"].as_str().unwrap().contains("100"), "{e}");
+    let (_, q) = c
+        .get(&format!("{DATA}/query?q=SELECT+Id+FROM+Noisy__c"))
+        .await;
+    assert_eq!(q["totalSize"], 0, "nothing written");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_read_formula_fields_and_cross_object_values() {
+    let server = fast_server().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Co__c", "fields": [
+        {"api_name": "Region__c", "data_type": "text", "length": 20}]}))
+        .await;
+    c.create_object(json!({"api_name": "Deal__c", "fields": [
+        {"api_name": "Amount__c", "data_type": "number", "precision": 12, "scale": 0},
+        {"api_name": "Co__c", "data_type": "lookup", "lookup_object": "Co__c"},
+        {"api_name": "Double__c", "data_type": "formula", "formula_return_type": "number", "formula_expression": "Amount__c * 2"},
+        {"api_name": "Region__c", "data_type": "formula", "formula_return_type": "text", "formula_expression": "Co__r.Region__c"},
+        {"api_name": "Flag__c", "data_type": "text", "length": 80}]}))
+    .await;
+    let (s, v) = c
+        .post(
+            &rule(&c, "Deal__c"),
+            json!({"name": "Big", "trigger_type": "created_or_updated", "re_evaluation": "every_time",
+              "filter_criteria": {"logic": "1 AND 2", "conditions": [
+                  {"field": "Double__c", "operator": "greater_than", "value": 150},
+                  {"field": "Region__c", "operator": "equals", "value": "EMEA"}]},
+              "actions": [{"action_type": "field_update", "action_config": {"field_api_name": "Flag__c", "value_type": "formula", "formula": "\"big in \" & Region__c"}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let emea = c
+        .create_record("Co__c", json!({"Name": "E", "Region__c": "EMEA"}))
+        .await;
+    let apac = c
+        .create_record("Co__c", json!({"Name": "A", "Region__c": "APAC"}))
+        .await;
+    let d1 = c
+        .create_record(
+            "Deal__c",
+            json!({"Name": "1", "Amount__c": 100, "Co__c": emea}),
+        )
+        .await;
+    let d2 = c
+        .create_record(
+            "Deal__c",
+            json!({"Name": "2", "Amount__c": 100, "Co__c": apac}),
+        )
+        .await;
+    let d3 = c
+        .create_record(
+            "Deal__c",
+            json!({"Name": "3", "Amount__c": 50, "Co__c": emea}),
+        )
+        .await;
+    let flag = |v: Value| v["Flag__c"].clone();
+    assert_eq!(
+        flag(c.get(&format!("{DATA}/sobjects/Deal__c/{d1}")).await.1),
+        json!("big in EMEA")
+    );
+    assert_eq!(
+        flag(c.get(&format!("{DATA}/sobjects/Deal__c/{d2}")).await.1),
+        Value::Null
+    );
+    assert_eq!(
+        flag(c.get(&format!("{DATA}/sobjects/Deal__c/{d3}")).await.1),
+        Value::Null
+    );
+    c.patch(
+        &format!("{DATA}/sobjects/Deal__c/{d3}"),
+        json!({"Amount__c": 80}),
+    )
+    .await;
+    assert_eq!(
+        flag(c.get(&format!("{DATA}/sobjects/Deal__c/{d3}")).await.1),
+        json!("big in EMEA")
+    );
+    server.stop().await;
+}
