@@ -383,19 +383,39 @@ impl Platform {
         if rules.is_empty() {
             return Ok(Vec::new());
         }
-        let formula_names: Vec<String> = obj
-            .def
-            .fields
-            .iter()
-            .filter(|f| f.data_type == DataType::Formula)
-            .map(|f| f.api_name.clone())
-            .collect();
+        // Only the formula fields the rules read are computed (each may
+        // cost reads across relationships).
+        let mut formula_names: Vec<String> = Vec::new();
+        for r in &rules {
+            let compiled = self
+                .meta
+                .compiled(
+                    &c.tenant_id,
+                    obj,
+                    &r.formula_expression,
+                    &validation_options(),
+                    false,
+                )
+                .await
+                .map_err(|e| {
+                    mosaic_meta::formulas::formula_error(&r.name, &r.formula_expression, &e)
+                })?;
+            for p in compiled.referenced_fields() {
+                if let Some(f) = p.first().and_then(|n| obj.field(n)) {
+                    if f.data_type == DataType::Formula && !formula_names.contains(&f.api_name) {
+                        formula_names.push(f.api_name.clone());
+                    }
+                }
+            }
+        }
         let mut rows = vec![new];
-        self.compute_formulas(c, obj, &mut rows, &formula_names, 0)
-            .await?;
         let mut priors_rows = old.map(|o| vec![o]);
-        if let Some(p) = priors_rows.as_mut() {
-            self.compute_formulas(c, obj, p, &formula_names, 0).await?;
+        if !formula_names.is_empty() {
+            self.compute_formulas(c, obj, &mut rows, &formula_names, 0)
+                .await?;
+            if let Some(p) = priors_rows.as_mut() {
+                self.compute_formulas(c, obj, p, &formula_names, 0).await?;
+            }
         }
         let ctx = Self::ctx(c);
         let mut errors = Vec::new();
