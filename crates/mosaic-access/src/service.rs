@@ -173,6 +173,7 @@ impl AuthService {
                     is_active: true,
                     profile: PROFILE_ADMIN.to_string(),
                     created_at: now,
+                    role_id: None,
                 },
                 Some(session),
             )
@@ -193,6 +194,16 @@ impl AuthService {
         username: &str,
         password_plain: &str,
     ) -> MosaicResult<(String, DateTime<Utc>, String)> {
+        let (tok, issued, tenant, _user) = self.login_user(username, password_plain).await?;
+        Ok((tok, issued, tenant))
+    }
+
+    /// The password grant with the user's id: (token, issued_at, tenant id, user id).
+    pub async fn login_user(
+        &self,
+        username: &str,
+        password_plain: &str,
+    ) -> MosaicResult<(String, DateTime<Utc>, String, String)> {
         let failure = || MosaicError::new(ErrorCode::INSUFFICIENT_ACCESS, "authentication failure");
         if username.is_empty()
             || username.len() > 4 * MAX_USERNAME_LEN
@@ -219,7 +230,38 @@ impl AuthService {
         let (tok, row) = self.new_session(&user.tenant_id, &user.id);
         let issued = row.issued_at;
         self.store.create_session(row).await?;
-        Ok((tok, issued, user.tenant_id))
+        Ok((tok, issued, user.tenant_id, user.id))
+    }
+
+    /// Mints an access token for an active user of an active tenant (the
+    /// refresh-token and client-credentials grants), or `INSUFFICIENT_ACCESS`.
+    pub async fn issue_session(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> MosaicResult<(String, DateTime<Utc>)> {
+        let failure = || MosaicError::new(ErrorCode::INSUFFICIENT_ACCESS, "authentication failure");
+        let user = self
+            .store
+            .user(tenant_id, user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or_else(failure)?;
+        let tenant = self.store.tenant(&user.tenant_id).await?;
+        if tenant.map(|t| t.status != "active").unwrap_or(true) {
+            return Err(failure());
+        }
+        let (tok, row) = self.new_session(tenant_id, user_id);
+        let issued = row.issued_at;
+        self.store.create_session(row).await?;
+        Ok((tok, issued))
+    }
+
+    /// Drops resolved sessions from memory (their rows were revoked).
+    pub async fn forget_sessions(&self, token_hashes: &[String]) {
+        for h in token_hashes {
+            self.sessions.invalidate(h).await;
+        }
     }
 
     /// Resolves a bearer token to its session, or `INVALID_SESSION_ID`.

@@ -7,6 +7,7 @@
 //! ([`RecordView`], [`mosaic_types::Value`]); it knows nothing of HTTP or of
 //! the Salesforce-shaped JSON, which belong to `mosaic-server`.
 
+pub mod access;
 pub mod cipher;
 pub mod clock;
 pub mod formula_eval;

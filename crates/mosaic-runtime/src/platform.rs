@@ -3,11 +3,11 @@
 
 use crate::cipher::FieldCipher;
 use crate::clock::{Clock, SystemClock};
-use mosaic_access::AuthService;
+use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
 use mosaic_store::{
-    AutomationStore, IdempotencyStore, MetaStore, RecordStore, SqliteIdempotencyStore,
-    SqliteMetaStore, SqliteRecordStore,
+    AccessStore, AutomationStore, IdempotencyStore, MetaStore, RecordStore, SqliteAccessStore,
+    SqliteIdempotencyStore, SqliteMetaStore, SqliteRecordStore,
 };
 use mosaic_types::{MosaicError, MosaicResult};
 use std::path::PathBuf;
@@ -86,6 +86,9 @@ pub struct Platform {
     pub config: PlatformConfig,
     pub meta: Arc<MetadataService>,
     pub auth: Arc<AuthService>,
+    /// Users, roles, groups, permission sets, connected apps, OAuth grants
+    /// and permission snapshots.
+    pub access: Arc<AccessService>,
     pub records: Arc<dyn RecordStore>,
     pub meta_store: Arc<dyn MetaStore>,
     pub cipher: FieldCipher,
@@ -122,11 +125,19 @@ impl Platform {
         let meta_store: Arc<dyn MetaStore> = meta_db.clone();
         let records: Arc<dyn RecordStore> = shard.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
+        let auth = Arc::new(AuthService::new(meta_store.clone(), config.token_ttl));
+        let access_store: Arc<dyn AccessStore> =
+            Arc::new(SqliteAccessStore::new(meta_db.db().clone()));
         let idempotency: Arc<dyn IdempotencyStore> =
             Arc::new(SqliteIdempotencyStore::open(shard.db().clone())?);
         Ok(Platform {
             meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
-            auth: Arc::new(AuthService::new(meta_store.clone(), config.token_ttl)),
+            access: Arc::new(AccessService::new(
+                access_store,
+                meta_store.clone(),
+                auth.clone(),
+            )),
+            auth,
             records,
             meta_store,
             cipher,

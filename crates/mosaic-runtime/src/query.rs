@@ -402,9 +402,14 @@ fn object_ids(items: &[OutputItem], out: &mut Vec<String>) {
 }
 
 impl Platform {
-    async fn schema(&self, tenant_id: &str) -> MosaicResult<Schema> {
-        let objects = self.meta.objects(tenant_id).await?;
-        Ok(schema_of(&objects))
+    /// The planner's schema as the caller may see it.
+    async fn schema(&self, c: &Caller) -> MosaicResult<Schema> {
+        let objects = self.meta.objects(&c.tenant_id).await?;
+        Ok(crate::access::visible_schema(
+            c,
+            &objects,
+            schema_of(&objects),
+        ))
     }
 
     /// Plans a SOQL statement for a caller (no execution): errors are the
@@ -416,7 +421,7 @@ impl Platform {
         soql: &str,
         include_deleted: bool,
     ) -> MosaicResult<PlannedQuery> {
-        let schema = self.schema(&c.tenant_id).await?;
+        let schema = self.schema(c).await?;
         plan_query(
             soql,
             &schema,
@@ -434,7 +439,7 @@ impl Platform {
     ) -> MosaicResult<QueryResult> {
         metrics::counter!("query_plans_total", "shape" => query_shape(soql)).increment(1);
         // Formula fields of the queried object in WHERE / ORDER BY: engine path.
-        let schema = self.schema(&c.tenant_id).await?;
+        let schema = self.schema(c).await?;
         let ctx = self.queries.context(&c.tenant_id, opts.include_deleted);
         if let Some(r) = self
             .query_formula_path(c, soql, opts, &schema, &ctx)
@@ -573,6 +578,7 @@ impl Platform {
         };
         if cur.tenant_id != c.tenant_id
             || cur.user_id != c.user_id
+            || !c.perms.can_read_object(&cur.planned.object_id)
             || offset < cur.first_batch
             || offset >= cur.total
         {
@@ -921,7 +927,7 @@ impl Platform {
     pub async fn search(&self, c: &Caller, sosl: &str) -> MosaicResult<Vec<QueryRecord>> {
         let sq = mosaic_soql::parse_search(sosl)
             .map_err(|e| MosaicError::new(ErrorCode::MALFORMED_QUERY, e.render(sosl)))?;
-        let schema = self.schema(&c.tenant_id).await?;
+        let schema = self.schema(c).await?;
         let ctx = self.queries.context(&c.tenant_id, false);
         let returning: Vec<mosaic_soql::ReturningObject> = if sq.returning.is_empty() {
             schema

@@ -1,6 +1,7 @@
 //! The record pipeline: create, read, update, delete, upsert and batches
 //! for any object, driven by its metadata.
 
+use crate::access::ObjectOp;
 use crate::platform::Platform;
 use chrono::Utc;
 use mosaic_meta::coerce::{coerce, from_stored};
@@ -26,16 +27,22 @@ pub struct Caller {
     pub tenant_id: String,
     pub user_id: String,
     pub username: String,
+    /// What the caller may do: object permissions and field-level security.
+    pub perms: Arc<mosaic_access::PermissionSnapshot>,
 }
 
 impl Caller {
     /// The platform acting on its own (time-based workflow actions) on
-    /// behalf of `user_id` of the tenant.
+    /// behalf of `user_id` of the tenant. System context: no object or
+    /// field permission limits it, as for Salesforce's workflow actions.
     pub fn system(tenant_id: &str, user_id: &str) -> Caller {
         Caller {
             tenant_id: tenant_id.to_string(),
             user_id: user_id.to_string(),
             username: "workflow".into(),
+            perms: Arc::new(mosaic_access::PermissionSnapshot::system_administrator(
+                tenant_id, user_id,
+            )),
         }
     }
 }
@@ -220,6 +227,10 @@ impl Platform {
             };
             if !f.is_updateable() {
                 errs.push(not_writeable(&f.api_name));
+                continue;
+            }
+            if let Err(e) = crate::access::check_field_write(c, obj, f) {
+                errs.push(e);
                 continue;
             }
             let Some(slot) = f.slot else { continue };
@@ -616,6 +627,7 @@ impl Platform {
         body: &Map<String, Json>,
     ) -> RecordResult<String> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Create)?;
         let op = self.prepared_insert(c, &obj, body).await?;
         let id = op.record.id.clone();
         let queued = !op.effects.is_empty();
@@ -638,6 +650,7 @@ impl Platform {
         fields: Option<&[String]>,
     ) -> MosaicResult<RecordView> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Read)?;
         let id = parse_record_id(id)?;
         let wanted: Vec<String> = match fields {
             Some(list) => {
@@ -660,6 +673,7 @@ impl Platform {
                 .chain(obj.def.fields.iter().map(|f| f.api_name.clone()))
                 .collect(),
         };
+        let wanted = crate::access::visible_fields(c, &obj, wanted, fields.is_some())?;
         let has_formula = wanted.iter().any(|n| {
             obj.field(n)
                 .is_some_and(|f| f.data_type == DataType::Formula)
@@ -768,8 +782,10 @@ impl Platform {
         body: &Map<String, Json>,
     ) -> RecordResult<()> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Edit)?;
         let id = parse_record_id(id)?;
         let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
+        self.check_owner_transfer(c, &obj, &id, body).await?;
         let op = self.prepared_update(c, &obj, &id, body).await?;
         let queued = !op.effects.is_empty();
         Self::single(
@@ -785,6 +801,7 @@ impl Platform {
     #[tracing::instrument(name = "records.delete", skip_all, fields(object = %object))]
     pub async fn delete(&self, c: &Caller, object: &str, id: &str) -> MosaicResult<()> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Delete)?;
         let id = parse_record_id(id)?;
         let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
         let op = self.delete_op(c, &obj, &id).await?;
@@ -822,6 +839,7 @@ impl Platform {
         body: &Map<String, Json>,
     ) -> RecordResult<WriteOutcome> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Read)?;
         if ext_field.eq_ignore_ascii_case("Id") {
             let id = parse_record_id(value)?;
             self.update(c, object, &id, body).await?;
@@ -829,6 +847,7 @@ impl Platform {
         }
         let f = obj
             .field(ext_field)
+            .filter(|f| crate::access::can_read_field(c, f))
             .ok_or_else(|| invalid_field(&obj, ext_field))?;
         if !(f.is_external_id || f.is_unique) {
             return Err(MosaicError::field(
@@ -880,6 +899,7 @@ impl Platform {
                     let mut with_key = body.clone();
                     with_key.retain(|k, _| !k.eq_ignore_ascii_case(&f.api_name));
                     with_key.insert(f.api_name.clone(), Json::String(value.to_string()));
+                    crate::access::require(c, &obj, ObjectOp::Create)?;
                     let mut op = self.prepared_insert(c, &obj, &with_key).await?;
                     op.require_absent = Some((spec.clone(), key.clone()));
                     let id = op.record.id.clone();
@@ -906,6 +926,8 @@ impl Platform {
                 1 => {
                     let id = ids[0].clone();
                     let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
+                    crate::access::require(c, &obj, ObjectOp::Edit)?;
+                    self.check_owner_transfer(c, &obj, &id, body).await?;
                     let op = self.prepared_update(c, &obj, &id, body).await?;
                     let queued = !op.effects.is_empty();
                     match Self::single(
@@ -1047,6 +1069,7 @@ impl Platform {
                         .meta
                         .object(&c.tenant_id, Self::record_type(rec)?)
                         .await?;
+                    crate::access::require(c, &obj, ObjectOp::Create)?;
                     Ok(WriteOp::Insert(self.prepared_insert(c, &obj, rec).await?))
                 }
                 .await,
@@ -1112,6 +1135,8 @@ impl Platform {
                     }
                     let mut body = rec.clone();
                     body.remove(idk.as_str());
+                    crate::access::require(c, &obj, ObjectOp::Edit)?;
+                    self.check_owner_transfer(c, &obj, &id, &body).await?;
                     Ok(WriteOp::Update(
                         self.prepared_update(c, &obj, &id, &body).await?,
                     ))
@@ -1150,6 +1175,7 @@ impl Platform {
                         .await?
                         .ok_or_else(|| record_not_found(&id))?;
                     let obj = self.meta.object_by_id(&c.tenant_id, &object_id).await?;
+                    crate::access::require(c, &obj, ObjectOp::Delete)?;
                     Ok(WriteOp::Delete(self.delete_op(c, &obj, &id).await?))
                 }
                 .await,

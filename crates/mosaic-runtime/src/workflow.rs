@@ -539,7 +539,10 @@ impl Platform {
                     body.insert("Description".into(), Json::String(render(d)));
                 }
                 body.insert("OwnerId".into(), to_json(&owner));
-                let p = match self.prepare(c, &task, &body, true).await {
+                // Workflow actions run in system context: the saving user's
+                // field permissions on Task do not limit them.
+                let system = Caller::system(&c.tenant_id, &c.user_id);
+                let p = match self.prepare(&system, &task, &body, true).await {
                     Ok(p) => p,
                     Err(e) => {
                         // An assignee that no longer exists falls back to
@@ -547,11 +550,13 @@ impl Platform {
                         if e.0.iter().any(|e| e.fields.iter().any(|f| f == "OwnerId")) {
                             tracing::warn!(rule = %r.name, "task assignee is not an active user; assigning the record owner");
                             body.insert("OwnerId".into(), to_json(&field_value(vals, "OwnerId")));
-                            self.prepare(c, &task, &body, true).await.map_err(|e| {
-                                e.0.into_iter()
-                                    .next()
-                                    .unwrap_or_else(|| MosaicError::internal("task"))
-                            })?
+                            self.prepare(&system, &task, &body, true)
+                                .await
+                                .map_err(|e| {
+                                    e.0.into_iter()
+                                        .next()
+                                        .unwrap_or_else(|| MosaicError::internal("task"))
+                                })?
                         } else {
                             return Err(e
                                 .0

@@ -1,5 +1,6 @@
 //! Bearer-token authentication: every Data and Metadata API request is
-//! resolved to a (tenant, user) before its handler runs.
+//! resolved to a (tenant, user) and that user's permission snapshot before
+//! its handler runs. [`Admin`] additionally requires a system administrator.
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -41,10 +42,115 @@ impl FromRequestParts<AppState> for Auth {
             }
         })?;
         crate::observe::set_caller(&s.tenant_id, &s.user_id);
+        let perms = state
+            .platform
+            .access
+            .snapshot(&s.tenant_id, &s.user_id)
+            .await?;
+        if !perms.is_active() {
+            return Err(unauthorized());
+        }
         Ok(Auth(Caller {
             tenant_id: s.tenant_id.clone(),
             user_id: s.user_id.clone(),
             username: s.username.clone(),
+            perms,
         }))
     }
+}
+
+/// An authenticated system administrator of the tenant; anyone else gets
+/// 403 INSUFFICIENT_ACCESS.
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Auth(c) = Auth::from_request_parts(parts, state).await?;
+        if !c.perms.is_admin() {
+            return Err(ApiError::new(
+                ErrorCode::INSUFFICIENT_ACCESS,
+                "insufficient access rights: this API is for system administrators",
+            ));
+        }
+        Ok(Admin(c))
+    }
+}
+
+/// Only system administrators pass; every successful change (POST, PUT, PATCH,
+/// DELETE) is written to the tenant's audit log: who, which method on
+/// which definition, when.
+pub async fn require_admin_audited(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = req.into_parts();
+    let caller = match Admin::from_request_parts(&mut parts, &state).await {
+        Ok(Admin(c)) => c,
+        Err(e) => return e.into_response(),
+    };
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_string();
+    let res = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await;
+    let changes = matches!(
+        method,
+        axum::http::Method::POST
+            | axum::http::Method::PUT
+            | axum::http::Method::PATCH
+            | axum::http::Method::DELETE
+    );
+    // The formula editor's check / evaluate change nothing.
+    if changes && res.status().is_success() && !path.contains("/formula/") {
+        let (target_type, target_id) = metadata_target(&path);
+        let entry = mosaic_store::access_store::AuditEntry {
+            tenant_id: caller.tenant_id.clone(),
+            actor_id: caller.user_id.clone(),
+            action: format!(
+                "metadata.{}",
+                match method {
+                    axum::http::Method::POST => "create",
+                    axum::http::Method::DELETE => "delete",
+                    _ => "update",
+                }
+            ),
+            target_type,
+            target_id,
+            detail: serde_json::json!({"method": method.as_str(), "path": path}).to_string(),
+            at: chrono::Utc::now(),
+        };
+        if let Err(e) = state.platform.access.store().append_audit(entry).await {
+            tracing::warn!(error = %e.message, "audit entry for a metadata change was not written");
+        }
+    }
+    res
+}
+
+/// What a metadata path changes: (`object` | `field` | `validation_rule` |
+/// `workflow_rule`, its name path such as `Deal__c/Amount__c`).
+fn metadata_target(path: &str) -> (String, String) {
+    let rest = path
+        .trim_start_matches("/services/metadata/v1/objects")
+        .trim_matches('/');
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let kind = match parts.get(1).copied() {
+        None => "object",
+        Some("fields") => "field",
+        Some("validations") => "validation_rule",
+        Some("workflows") => "workflow_rule",
+        Some(_) => "object",
+    };
+    let id = match parts.as_slice() {
+        [] => String::new(),
+        [o] | [o, _] => o.to_string(),
+        [o, _, name, ..] => format!("{o}/{name}"),
+    };
+    (kind.into(), id)
 }

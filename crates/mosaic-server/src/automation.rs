@@ -1,8 +1,10 @@
 //! Automation endpoints: workflow rules per object (metadata API), record
 //! field history (data API), and the dead-letter queue of the outbox
-//! (admin API).
+//! (admin API). Workflow rules and dead letters are for system
+//! administrators; history follows object permissions and field-level
+//! security.
 
-use crate::auth::Auth;
+use crate::auth::{Admin, Auth};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryMap};
 use crate::AppState;
@@ -17,7 +19,8 @@ use mosaic_types::value::sf_datetime;
 use mosaic_types::{ErrorCode, MosaicError};
 use serde_json::{json, Value};
 
-pub fn routes() -> Router<AppState> {
+/// Workflow rule definitions (part of the metadata API).
+pub fn metadata_routes() -> Router<AppState> {
     Router::new()
         .route(
             "/services/metadata/v1/objects/{object}/workflows",
@@ -27,6 +30,11 @@ pub fn routes() -> Router<AppState> {
             "/services/metadata/v1/objects/{object}/workflows/{rule}",
             get(get_rule).patch(update_rule).delete(delete_rule),
         )
+}
+
+/// Field history and dead letters.
+pub fn routes() -> Router<AppState> {
+    Router::new()
         .route(
             "/services/data/{version}/sobjects/{object}/{field}/history",
             get(history),
@@ -63,7 +71,7 @@ fn rule_json(r: &WorkflowRule, version: Option<i64>) -> Value {
 
 async fn list_rules(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     PathParams(object): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
@@ -82,7 +90,7 @@ fn creates_tasks(input: &WorkflowInput) -> bool {
 
 async fn create_rule(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     PathParams(object): PathParams<String>,
     JsonBody(input): JsonBody<WorkflowInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -102,7 +110,7 @@ async fn create_rule(
 
 async fn get_rule(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     PathParams((object, rule)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let r = s
@@ -115,7 +123,7 @@ async fn get_rule(
 
 async fn update_rule(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     PathParams((object, rule)): PathParams<(String, String)>,
     JsonBody(input): JsonBody<WorkflowInput>,
 ) -> Result<Json<Value>, ApiError> {
@@ -132,7 +140,7 @@ async fn update_rule(
 
 async fn delete_rule(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     PathParams((object, rule)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     s.platform
@@ -157,6 +165,7 @@ async fn history(
 ) -> Result<Json<Value>, ApiError> {
     crate::data::version(&v)?;
     let obj = s.platform.meta.object(&c.tenant_id, &object).await?;
+    mosaic_runtime::access::require(&c, &obj, mosaic_runtime::access::ObjectOp::Read)?;
     let id = parse_record_id(&id)?;
     if s.platform
         .records
@@ -194,6 +203,14 @@ async fn history(
         .automation
         .history(&c.tenant_id, &id, limit)
         .await?;
+    // Field-level security: changes of fields the caller cannot read are left out.
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| {
+            obj.field(&r.field)
+                .is_none_or(|f| mosaic_runtime::access::can_read_field(&c, f))
+        })
+        .collect();
     let mut names = std::collections::HashMap::new();
     for r in &rows {
         names.entry(r.changed_by.clone()).or_insert(None::<String>);
@@ -275,7 +292,7 @@ fn dead_not_found(id: &str) -> ApiError {
 
 async fn list_dead(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     QueryMap(q): QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     let limit = limit_param(&q)?;
@@ -303,7 +320,7 @@ async fn list_dead(
 
 async fn get_dead(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     match s.platform.automation.entry(&c.tenant_id, &id).await? {
@@ -314,7 +331,7 @@ async fn get_dead(
 
 async fn replay_dead(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     PathParams(id): PathParams<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let now = s.platform.config.clock.now();
@@ -330,7 +347,7 @@ async fn replay_dead(
 
 async fn discard_dead(
     State(s): State<AppState>,
-    Auth(c): Auth,
+    Admin(c): Admin,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     if !s.platform.automation.discard(&c.tenant_id, &id).await? {

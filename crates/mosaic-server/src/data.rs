@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use mosaic_runtime::access::{self, ObjectOp};
 use mosaic_runtime::records::RecordResult;
 use mosaic_types::{ErrorCode, MosaicError};
 use regex::Regex;
@@ -98,7 +99,11 @@ async fn describe_global(
     Ok(Json(json!({
         "encoding": "UTF-8",
         "maxBatchSize": mosaic_runtime::records::MAX_BATCH_RECORDS,
-        "sobjects": list.iter().map(|o| render::global_entry(v, &o.def)).collect::<Vec<_>>(),
+        "sobjects": list
+            .iter()
+            .filter(|o| c.perms.can_read_object(o.id()))
+            .map(|o| render::global_entry(v, &o.def))
+            .collect::<Vec<_>>(),
     })))
 }
 
@@ -110,10 +115,11 @@ async fn object_info(
     q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
+    let o = s.platform.meta.object(&c.tenant_id, &object).await?;
+    access::require(&c, &o, ObjectOp::Read)?;
     if crate::query::is_list(&q) {
         return crate::query::list(&s, &c, v, &object, &q, &headers).await;
     }
-    let o = s.platform.meta.object(&c.tenant_id, &object).await?;
     Ok(Json(json!({
         "objectDescribe": render::global_entry(v, &o.def),
         "recentItems": [],
@@ -130,6 +136,26 @@ async fn describe(
     // this describe is built moves it, so the entry is never served again.
     let epoch = s.platform.meta.epoch();
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
+    access::require(&c, &o, ObjectOp::Read)?;
+    if !c.perms.is_admin() {
+        // Field-level security: rendered for this caller, never cached.
+        let o = access::visible_object(&c, &o);
+        let names = render::object_names(&s, &c.tenant_id).await?;
+        let children: Vec<(String, mosaic_meta::FieldDef)> = s
+            .platform
+            .meta
+            .children(&c.tenant_id, o.id())
+            .await?
+            .into_iter()
+            .filter(|(child, f)| {
+                c.perms.can_read_object(child.id()) && access::can_read_field(&c, f)
+            })
+            .map(|(child, f)| (child.api_name().to_string(), f))
+            .collect();
+        let mut json = render::describe(v, &o, &names, &children);
+        caller_flags(&c, &o, &mut json);
+        return Ok(Json(json).into_response());
+    }
     let key = (
         c.tenant_id.clone(),
         o.id().to_string(),
@@ -169,6 +195,26 @@ async fn describe(
         body,
     )
         .into_response())
+}
+
+/// A describe's create / update / delete flags as this caller has them.
+fn caller_flags(c: &mosaic_runtime::Caller, o: &mosaic_meta::model::ObjectMeta, json: &mut Value) {
+    let flags = c.perms.object(o.id());
+    json["createable"] = json!(flags.create);
+    json["updateable"] = json!(flags.edit);
+    json["deletable"] = json!(flags.delete);
+    if let Some(fields) = json["fields"].as_array_mut() {
+        for f in fields {
+            let editable = f["name"]
+                .as_str()
+                .and_then(|n| o.field(n))
+                .map(|d| c.perms.field(&d.id).edit);
+            if editable == Some(false) {
+                f["createable"] = json!(false);
+                f["updateable"] = json!(false);
+            }
+        }
+    }
 }
 
 fn created(id: &str) -> (StatusCode, Json<Value>) {
@@ -261,20 +307,24 @@ async fn external_id(
     value: &str,
 ) -> Result<String, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, object).await?;
+    access::require(c, &o, ObjectOp::Read)?;
     if field.eq_ignore_ascii_case("Id") {
         return Ok(mosaic_runtime::records::parse_record_id(value)?);
     }
-    let f = o.field(field).ok_or_else(|| {
-        MosaicError::field(
-            ErrorCode::INVALID_FIELD,
-            field.chars().take(80).collect::<String>(),
-            format!(
-                "No such column '{}' on sobject of type {}",
+    let f = o
+        .field(field)
+        .filter(|f| access::can_read_field(c, f))
+        .ok_or_else(|| {
+            MosaicError::field(
+                ErrorCode::INVALID_FIELD,
                 field.chars().take(80).collect::<String>(),
-                o.api_name()
-            ),
-        )
-    })?;
+                format!(
+                    "No such column '{}' on sobject of type {}",
+                    field.chars().take(80).collect::<String>(),
+                    o.api_name()
+                ),
+            )
+        })?;
     let spec = mosaic_meta::service::index_spec(f)
         .filter(|_| f.is_external_id || f.is_unique)
         .ok_or_else(|| {

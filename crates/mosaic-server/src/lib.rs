@@ -4,6 +4,7 @@
 //! **Architecture invariant:** only this crate knows HTTP and the wire JSON;
 //! errors from the domain are converted here, once, into the public shape.
 
+mod admin;
 mod auth;
 mod automation;
 mod data;
@@ -83,8 +84,17 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(observe::metrics_endpoint))
         .route("/services/admin/v1/status", get(status::status))
         .merge(oauth::routes())
-        .merge(metadata::routes())
-        .merge(formula::routes())
+        .merge(admin::routes())
+        // Changing (and reading) definitions is for system administrators.
+        .merge(
+            metadata::routes()
+                .merge(formula::routes())
+                .merge(automation::metadata_routes())
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require_admin_audited,
+                )),
+        )
         .merge(data::routes())
         .merge(query::routes())
         .merge(automation::routes())
@@ -119,7 +129,9 @@ pub async fn serve(
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     let served = axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(shutdown)
     .await;

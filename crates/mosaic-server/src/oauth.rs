@@ -1,14 +1,19 @@
-//! `POST /services/oauth2/token` (password grant) and token revocation.
+//! `POST /services/oauth2/token` (grant types password, refresh_token and
+//! client_credentials) and `POST /services/oauth2/revoke` (access or refresh
+//! token). Failed password logins are rate limited per username and per
+//! source address.
 
 use crate::extract::read_body;
 use crate::AppState;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use mosaic_access::{GrantError, Granted};
 use serde_json::json;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -49,13 +54,104 @@ async fn form_params(req: Request) -> Result<HashMap<String, String>, Response> 
         })
 }
 
+/// `client_id` / `client_secret` from HTTP Basic authentication, if sent.
+fn basic_credentials(req: &Request) -> Option<(String, String)> {
+    use base64::Engine;
+    let raw = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let b64 = raw.strip_prefix("Basic ")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+fn granted(s: &AppState, g: Granted) -> Response {
+    let mut body = json!({
+        "access_token": g.access_token,
+        "instance_url": &*s.instance_url,
+        "id": format!("{}/id/{}/{}", s.instance_url, g.tenant_id, g.user_id),
+        "token_type": "Bearer",
+        "issued_at": g.issued_at.timestamp_millis().to_string(),
+    });
+    if let Some(r) = g.refresh_token {
+        body["refresh_token"] = json!(r);
+    }
+    Json(body).into_response()
+}
+
+fn refused(e: GrantError) -> Response {
+    match e {
+        GrantError::InvalidGrant => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "authentication failure",
+        ),
+        GrantError::InvalidClient => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        ),
+        GrantError::TooManyAttempts { retry_after_secs } => {
+            let mut r = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_grant",
+                "too many failed attempts; retry later",
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
+                r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+            r
+        }
+        GrantError::Internal(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+fn missing(what: &str) -> Response {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        &format!("{what} required"),
+    )
+}
+
 async fn token(State(s): State<AppState>, req: Request) -> Response {
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let basic = basic_credentials(&req);
     let p = match form_params(req).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    match p.get("grant_type").map(String::as_str) {
-        Some("password") => {}
+    let access = &s.platform.access;
+    let result = match p.get("grant_type").map(String::as_str) {
+        Some("password") => {
+            let (Some(user), Some(pass)) = (p.get("username"), p.get("password")) else {
+                return missing("username and password are");
+            };
+            access.password_grant(user, pass, source.as_deref()).await
+        }
+        Some("refresh_token") => {
+            let Some(r) = p.get("refresh_token") else {
+                return missing("refresh_token is");
+            };
+            access.refresh_grant(r).await
+        }
+        Some("client_credentials") => {
+            let (id, secret) = match (p.get("client_id"), p.get("client_secret"), basic) {
+                (Some(i), Some(sec), _) => (i.clone(), sec.clone()),
+                (_, _, Some(b)) => b,
+                _ => return missing("client_id and client_secret are"),
+            };
+            access.client_credentials_grant(&id, &secret).await
+        }
         Some(_) => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -70,29 +166,10 @@ async fn token(State(s): State<AppState>, req: Request) -> Response {
                 "grant_type is required",
             )
         }
-    }
-    let (Some(user), Some(pass)) = (p.get("username"), p.get("password")) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "username and password are required",
-        );
     };
-    match s.platform.auth.login(user, pass).await {
-        Ok((tok, issued, tenant)) => Json(json!({
-            "access_token": tok,
-            "instance_url": &*s.instance_url,
-            "id": format!("{}/id/{tenant}", s.instance_url),
-            "token_type": "Bearer",
-            "issued_at": issued.timestamp_millis().to_string(),
-        }))
-        .into_response(),
-        Err(e) if e.code == mosaic_types::ErrorCode::INSUFFICIENT_ACCESS => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "authentication failure",
-        ),
-        Err(e) => crate::error::ApiError::from(e).into_response(),
+    match result {
+        Ok(g) => granted(&s, g),
+        Err(e) => refused(e),
     }
 }
 
@@ -108,7 +185,7 @@ async fn revoke(State(s): State<AppState>, req: Request) -> Response {
             "token is required",
         );
     };
-    match s.platform.auth.revoke(tok).await {
+    match s.platform.access.revoke_token(tok).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => crate::error::ApiError::from(e).into_response(),
     }

@@ -43,6 +43,7 @@ async fn many_tenants(server: &TestServer, n: usize) -> Vec<(String, String)> {
                 password_hash: pw.clone(),
                 is_active: true,
                 profile: mosaic_access::service::PROFILE_ADMIN.into(),
+                role_id: None,
                 created_at: now,
             },
             SessionRow {

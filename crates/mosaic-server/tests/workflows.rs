@@ -1043,3 +1043,70 @@ async fn rules_read_formula_fields_and_cross_object_values() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_changes_are_audit_logged() {
+    let server = fast_server().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Aud__c"})).await;
+    let (s, _) = c
+        .post(
+            &format!("{META}/objects/Aud__c/fields"),
+            json!({"api_name": "Size__c", "data_type": "number"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = c
+        .post(
+            &rule(&c, "Aud__c"),
+            json!({"name": "W", "trigger_type": "created", "actions": []}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(
+        c.delete(&format!("{META}/objects/Aud__c/workflows/W"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    // A refused change and a read are not logged.
+    let (s, _) = c.post(&rule(&c, "Aud__c"), json!({"name": "W"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    c.get(&rule(&c, "Aud__c")).await;
+    let (s, v) = c.get("/services/admin/v1/audit?limit=50").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let got: Vec<(String, String, String)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("metadata."))
+        .map(|e| {
+            assert_eq!(e["actor_user_id"], json!(c.user_id));
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["target_type"].as_str().unwrap().to_string(),
+                e["target_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("metadata.delete", "workflow_rule", "Aud__c/W"),
+        ("metadata.create", "workflow_rule", "Aud__c"),
+        ("metadata.create", "field", "Aud__c"),
+        ("metadata.create", "object", ""),
+    ];
+    assert_eq!(
+        got,
+        want.iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect::<Vec<_>>(),
+        "{v}"
+    );
+    // Another tenant's log holds none of it.
+    let other = server.tenant().await;
+    let (_, v) = other
+        .get("/services/admin/v1/audit?action=metadata.create")
+        .await;
+    assert_eq!(v["entries"].as_array().unwrap().len(), 0, "{v}");
+    server.stop().await;
+}

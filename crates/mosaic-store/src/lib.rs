@@ -3,6 +3,9 @@
 //!
 //! - [`MetaStore`]: tenants, users, sessions and object definitions (the
 //!   metadata database);
+//! - [`AccessStore`]: roles, groups, permission sets, connected apps,
+//!   refresh tokens, login-failure counters and the audit log (the metadata
+//!   database too);
 //! - [`RecordStore`]: every tenant's records in one wide flex-column table
 //!   with typed pivot tables for indexed / unique fields (a shard);
 //! - [`IdempotencyStore`]: reserved and completed `Idempotency-Key`s with
@@ -13,6 +16,7 @@
 //! only identifiers spliced into SQL are flex column names from the closed
 //! set of [`mosaic_types::FlexSlot::column`].
 
+pub mod access_store;
 pub mod automation;
 pub mod idempotency;
 pub mod meta_store;
@@ -20,11 +24,13 @@ pub mod plan;
 pub mod query_store;
 pub mod record_store;
 pub mod sqlite;
+mod sqlite_access;
 mod sqlite_census;
 mod sqlite_meta;
 mod sqlite_query;
 mod sqlite_records;
 
+pub use access_store::AccessStore;
 pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
 pub use idempotency::{
     IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,
@@ -36,6 +42,7 @@ pub use record_store::{
     RefCheck, UpdateOp, WriteOp, WriteResult,
 };
 pub use sqlite::SqliteDb;
+pub use sqlite_access::SqliteAccessStore;
 pub use sqlite_meta::SqliteMetaStore;
 pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm};
 pub use sqlite_records::SqliteRecordStore;

@@ -26,6 +26,8 @@ pub struct UserRow {
     pub is_active: bool,
     pub profile: String,
     pub created_at: DateTime<Utc>,
+    /// The user's role in the tenant's hierarchy, if any.
+    pub role_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS users (
   password_hash TEXT NOT NULL,
   is_active INTEGER NOT NULL,
   profile TEXT NOT NULL,
-  created_at TEXT NOT NULL
+  created_at TEXT NOT NULL,
+  role_id TEXT
 );
 CREATE INDEX IF NOT EXISTS users_tenant ON users(tenant_id, id);
 CREATE TABLE IF NOT EXISTS sessions (
@@ -60,8 +61,10 @@ pub struct SqliteMetaStore {
 
 impl SqliteMetaStore {
     pub fn open(path: &Path) -> MosaicResult<SqliteMetaStore> {
+        crate::sqlite_access::migrate(path)?;
+        let schema = format!("{META_SCHEMA}{}", crate::sqlite_access::ACCESS_SCHEMA);
         Ok(SqliteMetaStore {
-            db: SqliteDb::open(path, META_SCHEMA)?,
+            db: SqliteDb::open(path, &schema)?,
         })
     }
 
@@ -89,10 +92,10 @@ fn tenant_row(r: &Row) -> rusqlite::Result<TenantRow> {
     })
 }
 
-const USER_COLS: &str =
-    "id, tenant_id, username, email, password_hash, is_active, profile, created_at";
+pub(crate) const USER_COLS: &str =
+    "id, tenant_id, username, email, password_hash, is_active, profile, created_at, role_id";
 
-fn user_row(r: &Row) -> rusqlite::Result<UserRow> {
+pub(crate) fn user_row(r: &Row) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
@@ -102,6 +105,7 @@ fn user_row(r: &Row) -> rusqlite::Result<UserRow> {
         is_active: r.get(5)?,
         profile: r.get(6)?,
         created_at: parse_ts(&r.get::<_, String>(7)?)?,
+        role_id: r.get(8)?,
     })
 }
 
@@ -184,8 +188,8 @@ impl MetaStore for SqliteMetaStore {
                 )
                 .map_err(map_sql)?;
                 conn.execute(
-                    "INSERT INTO users (id, tenant_id, username, username_lc, email, password_hash, is_active, profile, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![u.id, u.tenant_id, u.username, u.username.to_lowercase(), u.email, u.password_hash, u.is_active, u.profile, format_datetime(&u.created_at)],
+                    "INSERT INTO users (id, tenant_id, username, username_lc, email, password_hash, is_active, profile, created_at, role_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![u.id, u.tenant_id, u.username, u.username.to_lowercase(), u.email, u.password_hash, u.is_active, u.profile, format_datetime(&u.created_at), u.role_id],
                 )
                 .map_err(map_sql)?;
                 if let Some(s) = &s {

@@ -110,7 +110,12 @@ async fn pipeline_spans_carry_the_request_id() {
     let read = lines
         .iter()
         .filter(in_request)
-        .find(|v| v["span"]["name"] == "store.read")
+        .filter(|v| v["span"]["name"] == "store.read")
+        .find(|v| {
+            v["spans"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|p| p["name"] == "auth.login"))
+        })
         .unwrap_or_else(|| panic!("no store line of the request in:\n{text}"));
     assert_eq!(read["fields"]["message"], "read");
     assert_eq!(read["span"]["db"], "metadata");
