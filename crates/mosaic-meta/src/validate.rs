@@ -822,6 +822,22 @@ pub struct RuleInput {
 pub const MAX_VALIDATION_RULES: usize = 100;
 pub const MAX_ERROR_MESSAGE_LEN: usize = 255;
 
+/// A rule's name: an api name, not `taken` by another rule of the object.
+pub fn check_rule_name(object: &str, what: &str, name: &str, taken: bool) -> MosaicResult<()> {
+    check_api_name(what, name).map_err(|mut e| {
+        e.fields = vec!["name".into()];
+        e
+    })?;
+    if taken {
+        return Err(MosaicError::field(
+            ErrorCode::DUPLICATE_VALUE,
+            "name",
+            format!("object '{object}' already has a {what} named '{name}'"),
+        ));
+    }
+    Ok(())
+}
+
 /// Applies a rule request onto a rule of `def` (a fresh one on create).
 pub fn apply_rule(
     def: &ObjectDef,
@@ -829,24 +845,11 @@ pub fn apply_rule(
     input: RuleInput,
 ) -> MosaicResult<()> {
     if let Some(n) = input.name {
-        check_api_name("validation rule", &n).map_err(|mut e| {
-            e.fields = vec!["name".into()];
-            e
-        })?;
-        if def
+        let taken = def
             .validation_rules
             .iter()
-            .any(|r| r.id != rule.id && r.name.eq_ignore_ascii_case(&n))
-        {
-            return Err(MosaicError::field(
-                ErrorCode::DUPLICATE_VALUE,
-                "name",
-                format!(
-                    "object '{}' already has a validation rule named '{n}'",
-                    def.api_name
-                ),
-            ));
-        }
+            .any(|r| r.id != rule.id && r.name.eq_ignore_ascii_case(&n));
+        check_rule_name(&def.api_name, "validation rule", &n, taken)?;
         rule.name = n;
     }
     if let Some(e) = input.formula_expression {

@@ -1010,24 +1010,11 @@ pub fn apply_workflow(
     input: WorkflowInput,
 ) -> MosaicResult<()> {
     if let Some(n) = input.name {
-        crate::validate::check_api_name("workflow rule", &n).map_err(|mut e| {
-            e.fields = vec!["name".into()];
-            e
-        })?;
-        if def
+        let taken = def
             .workflow_rules
             .iter()
-            .any(|r| r.id != rule.id && r.name.eq_ignore_ascii_case(&n))
-        {
-            return Err(MosaicError::field(
-                ErrorCode::DUPLICATE_VALUE,
-                "name",
-                format!(
-                    "object '{}' already has a workflow rule named '{n}'",
-                    def.api_name
-                ),
-            ));
-        }
+            .any(|r| r.id != rule.id && r.name.eq_ignore_ascii_case(&n));
+        crate::validate::check_rule_name(&def.api_name, "workflow rule", &n, taken)?;
         rule.name = n;
     }
     if let Some(d) = input.description {
