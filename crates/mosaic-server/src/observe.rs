@@ -379,6 +379,13 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
         )
         .into_response();
     };
+    // Dependency states and the degradation level, as of this scrape.
+    let deps = s.platform.probe_dependencies().await;
+    for d in &deps {
+        metrics::gauge!("dependency_up", "dependency" => d.name).set(if d.up { 1.0 } else { 0.0 });
+    }
+    let level = mosaic_runtime::health::DegradationLevel::from_dependencies(&deps);
+    metrics::gauge!("degradation_level").set(f64::from(level.level()));
     (
         [(
             header::CONTENT_TYPE,

@@ -47,6 +47,11 @@ async fn counters_move_by_the_expected_amounts() {
         after.keys().any(|k| k.contains("le=\"0.0001\"")),
         "sub-millisecond buckets"
     );
+    assert_eq!(value(&after, "degradation_level"), 0.0);
+    assert_eq!(
+        value(&after, r#"dependency_up{dependency="record_store"}"#),
+        1.0
+    );
     server.stop().await;
 }
 
