@@ -439,39 +439,16 @@ pub fn from_stored(field: &FieldDef, v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use serde_json::json;
 
     fn field(t: DataType) -> FieldDef {
         FieldDef {
             id: "f".into(),
-            api_name: "F__c".into(),
-            label: "F".into(),
             data_type: t,
             length: None,
             precision: Some(5),
             scale: Some(2),
-            is_required: false,
-            is_unique: false,
-            is_indexed: false,
-            is_external_id: false,
-            default_value: None,
-            default_value_formula: None,
-            picklist_values: vec![],
-            is_restricted: false,
-            lookup_object_id: None,
-            relationship_name: None,
-            child_relationship_name: None,
-            cascade_delete: false,
-            formula_expression: None,
-            formula_return_type: None,
-            formula_blank_as_zero: false,
-            auto_number_format: None,
-            auto_number_start: None,
-            help_text: None,
-            description: None,
-            slot: None,
-            created_at: Utc::now(),
+            ..crate::model::probe_field("F__c")
         }
     }
 

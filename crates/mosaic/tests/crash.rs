@@ -6,58 +6,12 @@
 
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mosaic");
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is reaped by `Server`'s Drop (or by the timeout branch).
-#[allow(clippy::zombie_processes)]
-fn start(dir: &Path) -> Server {
-    let _ = std::fs::remove_file(dir.join("instance.json"));
-    let child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mosaic serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(dir.join("instance.json")) {
-            if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                if v["pid"].as_u64() == Some(u64::from(child.id())) {
-                    return Server {
-                        url: v["url"].as_str().unwrap().to_string(),
-                        child,
-                    };
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+mod common;
+use common::{start, BIN};
 
 fn create_tenant(dir: &Path, sub: &str) -> Value {
     let out = Command::new(BIN)

@@ -5,60 +5,12 @@
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mosaic");
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is reaped by `Server`'s Drop (or by the timeout branch).
-#[allow(clippy::zombie_processes)]
-fn start(dir: &Path) -> Server {
-    let _ = std::fs::remove_file(dir.join("instance.json"));
-    let child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .env("MOSAIC_OUTBOX_RETRY_BASE_MS", "50")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn mosaic serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(dir.join("instance.json")) {
-            if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                if v["pid"].as_u64() == Some(u64::from(child.id())) {
-                    return Server {
-                        url: v["url"].as_str().unwrap().to_string(),
-                        child,
-                    };
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+mod common;
+use common::{start_with, BIN};
 
 /// Deliveries as the receiver saw them: (delivery id, record id).
 type Log = Arc<Mutex<Vec<(String, String)>>>;
@@ -100,7 +52,7 @@ async fn receiver() -> (Log, String) {
 async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
     let dir = tempfile::tempdir().unwrap();
     let (log, hook) = receiver().await;
-    let mut server = start(dir.path());
+    let mut server = start_with(dir.path(), &[("MOSAIC_OUTBOX_RETRY_BASE_MS", "50")]);
     let out = Command::new(BIN)
         .args(["tenant", "create", "--data-dir"])
         .arg(dir.path())
@@ -177,7 +129,7 @@ async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
         "the kill must land while deliveries are pending ({before_restart} of {})",
         acked.len()
     );
-    let _server = start(dir.path());
+    let _server = start_with(dir.path(), &[("MOSAIC_OUTBOX_RETRY_BASE_MS", "50")]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let records: HashSet<String> = log.lock().unwrap().iter().map(|(_, r)| r.clone()).collect();
