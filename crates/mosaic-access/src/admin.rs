@@ -327,6 +327,7 @@ pub struct AccessService {
     meta: Arc<dyn MetaStore>,
     auth: Arc<AuthService>,
     cache: SnapshotCache,
+    sharing: crate::sharing::SharingCache,
 }
 
 impl AccessService {
@@ -340,6 +341,7 @@ impl AccessService {
             meta,
             auth,
             cache: SnapshotCache::default(),
+            sharing: crate::sharing::SharingCache::default(),
         }
     }
 
@@ -395,6 +397,38 @@ impl AccessService {
     /// Invalidates every snapshot of the tenant (after a change commits).
     pub fn permissions_changed(&self, tenant_id: &str, user_id: Option<&str>) {
         self.cache.invalidate(tenant_id, user_id);
+        self.sharing.changed(tenant_id);
+    }
+
+    /// The user's sharing view (principals, owners held by the hierarchy).
+    pub async fn user_sharing(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> MosaicResult<Arc<crate::sharing::UserSharing>> {
+        self.sharing
+            .user(
+                self.store.as_ref(),
+                &self.cache.generations,
+                tenant_id,
+                user_id,
+            )
+            .await
+    }
+
+    /// The tenant's users, roles and groups, indexed for sharing.
+    pub async fn sharing_index(
+        &self,
+        tenant_id: &str,
+    ) -> MosaicResult<Arc<crate::sharing::TenantIndex>> {
+        self.sharing
+            .index(self.store.as_ref(), &self.cache.generations, tenant_id)
+            .await
+    }
+
+    /// Record decisions and their generation.
+    pub fn sharing(&self) -> &crate::sharing::SharingCache {
+        &self.sharing
     }
 
     // ---------- users ----------

@@ -13,6 +13,7 @@ pub mod grants;
 pub mod password;
 pub mod permissions;
 pub mod service;
+pub mod sharing;
 pub mod token;
 
 pub use admin::{AccessService, Actor};

@@ -10,6 +10,7 @@ pub mod coerce;
 pub mod formulas;
 pub mod model;
 pub mod service;
+pub mod sharing;
 pub mod validate;
 pub mod workflow;
 

@@ -181,6 +181,8 @@ pub struct ObjectDef {
     pub validation_rules: Vec<ValidationRule>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workflow_rules: Vec<crate::workflow::WorkflowRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sharing_rules: Vec<crate::sharing::SharingRule>,
     /// Slots of deleted fields whose data may not have been cleared yet;
     /// never allocated until cleared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -214,6 +214,11 @@ impl MetadataService {
         let defs = all.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
         let mut deps = formulas::dependents(&defs, &def.id, &field.api_name);
         deps.extend(crate::workflow::rules_using(def, &field.api_name));
+        deps.extend(
+            crate::sharing::sharing_rules_using(def, &field.api_name)
+                .into_iter()
+                .map(|n| format!("sharing rule {n}")),
+        );
         if !deps.is_empty() {
             return Err(MosaicError::field(
                 ErrorCode::DELETE_FAILED,
@@ -494,6 +499,18 @@ impl MetadataService {
                     ErrorCode::INVALID_INPUT,
                     "sharing_model",
                     "controlled_by_parent needs a master_detail field",
+                ));
+            }
+            if next.sharing_model == SharingModel::ControlledByParent
+                && !next.sharing_rules.is_empty()
+            {
+                return Err(MosaicError::field(
+                    ErrorCode::INVALID_INPUT,
+                    "sharing_model",
+                    format!(
+                        "{} has sharing rules; delete them before sharing its records through their master record",
+                        next.api_name
+                    ),
                 ));
             }
             match self.commit(tenant, &cur.def, next).await {
@@ -992,5 +1009,118 @@ impl MetadataService {
         Self::find_workflow(&o.def, rule)
             .cloned()
             .ok_or_else(|| workflow_not_found(&o.def.api_name, rule))
+    }
+}
+
+fn sharing_rule_not_found(id: &str) -> MosaicError {
+    MosaicError::not_found(format!(
+        "no sharing rule with id '{}'",
+        id.chars().take(80).collect::<String>()
+    ))
+}
+
+/// Sharing rules: kept in their object's definition, addressed by id.
+impl MetadataService {
+    /// Every sharing rule of the tenant with its object.
+    pub async fn sharing_rules(
+        &self,
+        tenant: &str,
+    ) -> MosaicResult<Vec<(Arc<ObjectMeta>, crate::sharing::SharingRule)>> {
+        let objects = self.objects(tenant).await?;
+        Ok(objects
+            .iter()
+            .flat_map(|o| o.def.sharing_rules.iter().map(|r| (o.clone(), r.clone())))
+            .collect())
+    }
+
+    /// One sharing rule by id, with its object.
+    pub async fn sharing_rule(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> MosaicResult<(Arc<ObjectMeta>, crate::sharing::SharingRule)> {
+        self.sharing_rules(tenant)
+            .await?
+            .into_iter()
+            .find(|(_, r)| r.id == id)
+            .ok_or_else(|| sharing_rule_not_found(id))
+    }
+
+    pub async fn add_sharing_rule(
+        &self,
+        tenant: &str,
+        object: &str,
+        input: crate::sharing::SharingRuleInput,
+    ) -> MosaicResult<(Arc<ObjectMeta>, crate::sharing::SharingRule)> {
+        let cur = self.fresh(tenant, object).await?;
+        Self::check_version(&cur.def, input.version)?;
+        if cur.def.sharing_rules.len() >= crate::sharing::MAX_SHARING_RULES {
+            return Err(MosaicError::new(
+                ErrorCode::LIMIT_EXCEEDED,
+                format!(
+                    "an object may have at most {} sharing rules",
+                    crate::sharing::MAX_SHARING_RULES
+                ),
+            ));
+        }
+        let mut rule = crate::sharing::new_sharing_rule(&input)?;
+        crate::sharing::apply_sharing_rule(&cur.def, &mut rule, input)?;
+        let mut next = cur.def.clone();
+        next.sharing_rules.push(rule.clone());
+        let m = self.commit(tenant, &cur.def, next).await?;
+        Ok((m, rule))
+    }
+
+    /// Updates a rule; returns the object, the rule before and after.
+    pub async fn update_sharing_rule(
+        &self,
+        tenant: &str,
+        id: &str,
+        input: crate::sharing::SharingRuleInput,
+    ) -> MosaicResult<(
+        Arc<ObjectMeta>,
+        crate::sharing::SharingRule,
+        crate::sharing::SharingRule,
+    )> {
+        let (obj, _) = self.sharing_rule(tenant, id).await?;
+        let cur = self.fresh(tenant, obj.api_name()).await?;
+        Self::check_version(&cur.def, input.version)?;
+        let before = cur
+            .def
+            .sharing_rules
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| sharing_rule_not_found(id))?;
+        let mut r = before.clone();
+        crate::sharing::apply_sharing_rule(&cur.def, &mut r, input)?;
+        r.updated_at = Utc::now();
+        let mut next = cur.def.clone();
+        if let Some(x) = next.sharing_rules.iter_mut().find(|x| x.id == r.id) {
+            *x = r.clone();
+        }
+        let m = self.commit(tenant, &cur.def, next).await?;
+        Ok((m, before, r))
+    }
+
+    /// Deletes a rule; returns its object and the rule.
+    pub async fn delete_sharing_rule(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> MosaicResult<(Arc<ObjectMeta>, crate::sharing::SharingRule)> {
+        let (obj, _) = self.sharing_rule(tenant, id).await?;
+        let cur = self.fresh(tenant, obj.api_name()).await?;
+        let r = cur
+            .def
+            .sharing_rules
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| sharing_rule_not_found(id))?;
+        let mut next = cur.def.clone();
+        next.sharing_rules.retain(|x| x.id != id);
+        let m = self.commit(tenant, &cur.def, next).await?;
+        Ok((m, r))
     }
 }

@@ -664,6 +664,7 @@ pub fn new_object(input: &ObjectInput) -> MosaicResult<ObjectDef> {
         fields: vec![],
         validation_rules: vec![],
         workflow_rules: vec![],
+        sharing_rules: vec![],
         pending_clear: vec![],
         created_at: now,
         updated_at: now,

@@ -891,8 +891,8 @@ fn check_action(def: &ObjectDef, trigger: Trigger, a: &ActionInput) -> MosaicRes
     }
 }
 
-fn check_condition(def: &ObjectDef, i: usize, c: &Condition) -> MosaicResult<()> {
-    let at = |f: &str| format!("filter_criteria.conditions[{i}].{f}");
+fn check_condition(def: &ObjectDef, path: &str, i: usize, c: &Condition) -> MosaicResult<()> {
+    let at = |f: &str| format!("{path}.conditions[{i}].{f}");
     let field = rule_field(def, &c.field).ok_or_else(|| {
         bad(
             at("field"),
@@ -967,28 +967,30 @@ fn check_condition(def: &ObjectDef, i: usize, c: &Condition) -> MosaicResult<()>
     Ok(())
 }
 
-fn check_criteria(def: &ObjectDef, v: &Json) -> MosaicResult<Criteria> {
+/// Checks a criteria document (`{"logic", "conditions"}`) against `def`;
+/// errors name `path` (`filter_criteria`, `criteria`).
+pub fn check_criteria(def: &ObjectDef, path: &str, v: &Json) -> MosaicResult<Criteria> {
     let input: CriteriaInput = serde_json::from_value(v.clone()).map_err(|e| {
         bad(
-            "filter_criteria",
-            format!("filter_criteria: {e} (expected {{\"logic\", \"conditions\"}})"),
+            path,
+            format!("{path}: {e} (expected {{\"logic\", \"conditions\"}})"),
         )
     })?;
     if input.conditions.is_empty() {
         return Err(bad(
-            "filter_criteria.conditions",
-            "filter_criteria needs at least one condition",
+            format!("{path}.conditions"),
+            format!("{path} needs at least one condition"),
         ));
     }
     if input.conditions.len() > MAX_CONDITIONS {
         return Err(bad(
-            "filter_criteria.conditions",
+            format!("{path}.conditions"),
             format!("at most {MAX_CONDITIONS} conditions"),
         ));
     }
     let mut conditions = input.conditions;
     for (i, c) in conditions.iter_mut().enumerate() {
-        check_condition(def, i, c)?;
+        check_condition(def, path, i, c)?;
         if let Some(f) = rule_field(def, &c.field) {
             c.field = f.name().to_string();
         }
@@ -1040,11 +1042,15 @@ pub fn apply_workflow(
     }
     match input.filter_criteria {
         Some(Json::Null) => rule.filter_criteria = None,
-        Some(v) => rule.filter_criteria = Some(check_criteria(def, &v)?),
+        Some(v) => rule.filter_criteria = Some(check_criteria(def, "filter_criteria", &v)?),
         None => {
             // Re-check kept criteria: fields may have changed type.
             if let Some(c) = &rule.filter_criteria {
-                check_criteria(def, &serde_json::to_value(c).unwrap_or(Json::Null))?;
+                check_criteria(
+                    def,
+                    "filter_criteria",
+                    &serde_json::to_value(c).unwrap_or(Json::Null),
+                )?;
             }
         }
     }

@@ -14,8 +14,7 @@
 //! fields follow the object.
 //!
 //! Record-level sharing (organization-wide defaults, role hierarchy, sharing
-//! rules, manual shares) is not enforced yet: every record of an object the
-//! caller may read is visible to them.
+//! rules, manual shares) comes after these checks: see [`crate::sharing`].
 
 use crate::platform::Platform;
 use crate::records::Caller;
@@ -204,32 +203,36 @@ fn owner_key(body: &Map<String, Json>) -> bool {
 }
 
 impl Platform {
-    /// Ownership transfer (`OwnerId` in an update): besides edit on the
-    /// object, a caller without modify-all must own the record.
-    pub async fn check_owner_transfer(
+    /// Record access for an update: edit on the record, and full access
+    /// (owner, a manager of the owner, modify-all) for an ownership
+    /// transfer (`OwnerId` in the body). A record the caller may not read
+    /// is NOT_FOUND.
+    pub async fn check_record_write(
         &self,
         c: &Caller,
         obj: &ObjectMeta,
         id: &str,
         body: &Map<String, Json>,
     ) -> MosaicResult<()> {
-        if !owner_key(body) || c.perms.object(obj.id()).modify_all {
-            return Ok(());
+        use mosaic_access::sharing::RecordLevel;
+        self.require_record(c, obj, id, RecordLevel::Edit, "edit")
+            .await?;
+        if owner_key(body) {
+            self.require_record(c, obj, id, RecordLevel::Full, "transfer")
+                .await
+                .map_err(|e| {
+                    if e.code == ErrorCode::INSUFFICIENT_ACCESS {
+                        MosaicError::field(
+                            ErrorCode::INSUFFICIENT_ACCESS,
+                            "OwnerId",
+                            "insufficient access rights: only the record's owner, a user above the owner in the role hierarchy or an administrator may transfer its ownership",
+                        )
+                    } else {
+                        e
+                    }
+                })?;
         }
-        let row = self
-            .records
-            .get(&c.tenant_id, obj.id(), id, &[])
-            .await?
-            .filter(|r| !r.is_deleted);
-        match row {
-            Some(r) if r.owner_id != c.user_id => Err(MosaicError::field(
-                ErrorCode::INSUFFICIENT_ACCESS,
-                "OwnerId",
-                "insufficient access rights: only the record's owner or an administrator may transfer its ownership",
-            )),
-            // A missing record fails later as NOT_FOUND, as without a transfer.
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     /// The actor of an admin change.

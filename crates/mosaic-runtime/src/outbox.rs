@@ -382,7 +382,7 @@ async fn time_trigger(p: &Arc<Platform>, e: &OutboxEntry) -> MosaicResult<Attemp
             p.automation
                 .complete_with(&e.tenant_id, &e.id, effect.into_iter().collect())
                 .await?;
-            p.written(true);
+            p.outbox_wake.notify_one();
             Ok(Attempt::Settled)
         }
     }

@@ -90,6 +90,8 @@ pub struct Platform {
     /// and permission snapshots.
     pub access: Arc<AccessService>,
     pub records: Arc<dyn RecordStore>,
+    /// Record shares (manual and rule-made), beside the records.
+    pub shares: Arc<dyn mosaic_store::ShareStore>,
     pub meta_store: Arc<dyn MetaStore>,
     pub cipher: FieldCipher,
     /// SOQL / SOSL engine with its query cursors.
@@ -139,6 +141,7 @@ impl Platform {
             )),
             auth,
             records,
+            shares: shard.clone(),
             meta_store,
             cipher,
             queries: Arc::new(crate::query::QueryEngine::new(shard.clone())),

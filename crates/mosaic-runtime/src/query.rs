@@ -449,16 +449,9 @@ impl Platform {
         }
         let planned = Arc::new(plan_query(soql, &schema, &ctx)?);
         let batch = batch_of(&opts);
-        let store = self.queries.store.clone();
         if planned.count_only {
-            let rows = store
-                .query(
-                    &c.tenant_id,
-                    Arc::new(planned.plan.clone()),
-                    Restrict::None,
-                    1,
-                    MAX_QUERY_ROWS,
-                )
+            let rows = self
+                .run_plan(c, &planned.plan, Restrict::None, 1, MAX_QUERY_ROWS)
                 .await?;
             let n = match rows.rows.first().and_then(|r| r.first()) {
                 Some(Value::Number(d)) => d.to_string().parse::<usize>().unwrap_or(0),
@@ -472,14 +465,8 @@ impl Platform {
             });
         }
         if planned.plan.aggregate {
-            let rows = store
-                .query(
-                    &c.tenant_id,
-                    Arc::new(planned.plan.clone()),
-                    Restrict::None,
-                    usize::MAX,
-                    MAX_QUERY_ROWS,
-                )
+            let rows = self
+                .run_plan(c, &planned.plan, Restrict::None, usize::MAX, MAX_QUERY_ROWS)
                 .await?;
             let page = self
                 .page(&c.tenant_id, &planned.items, &[], &rows.rows)
@@ -501,14 +488,8 @@ impl Platform {
                 next,
             });
         }
-        let rows = store
-            .query(
-                &c.tenant_id,
-                Arc::new(planned.plan.clone()),
-                Restrict::None,
-                batch,
-                MAX_QUERY_ROWS,
-            )
+        let rows = self
+            .run_plan(c, &planned.plan, Restrict::None, batch, MAX_QUERY_ROWS)
             .await?;
         let QueryRows {
             rows,
@@ -590,11 +571,9 @@ impl Platform {
         } else {
             let ids = cur.ids[offset - cur.first_batch..end - cur.first_batch].to_vec();
             let fetched = self
-                .queries
-                .store
-                .query(
-                    &c.tenant_id,
-                    Arc::new(cur.planned.plan.clone()),
+                .run_plan(
+                    c,
+                    &cur.planned.plan,
                     Restrict::Ids(ids.clone()),
                     usize::MAX,
                     MAX_QUERY_ROWS,
@@ -782,17 +761,15 @@ impl Platform {
         let fetched = if first.is_empty() {
             Vec::new()
         } else {
-            self.queries
-                .store
-                .query(
-                    &c.tenant_id,
-                    Arc::new(planned.plan.clone()),
-                    Restrict::Ids(first.clone()),
-                    usize::MAX,
-                    MAX_QUERY_ROWS,
-                )
-                .await?
-                .rows
+            self.run_plan(
+                c,
+                &planned.plan,
+                Restrict::Ids(first.clone()),
+                usize::MAX,
+                MAX_QUERY_ROWS,
+            )
+            .await?
+            .rows
         };
         let mut by_id: HashMap<String, Vec<Value>> = fetched
             .into_iter()
@@ -843,20 +820,18 @@ impl Platform {
             let fetched = if parent_ids.is_empty() {
                 Vec::new()
             } else {
-                self.queries
-                    .store
-                    .query(
-                        tenant_id,
-                        Arc::new(cp.plan.clone()),
-                        Restrict::ColumnIn {
-                            column: cp.link,
-                            values: parent_ids.clone(),
-                        },
-                        usize::MAX,
-                        MAX_QUERY_ROWS,
-                    )
-                    .await?
-                    .rows
+                self.run_plan(
+                    c,
+                    &cp.plan,
+                    Restrict::ColumnIn {
+                        column: cp.link,
+                        values: parent_ids.clone(),
+                    },
+                    usize::MAX,
+                    MAX_QUERY_ROWS,
+                )
+                .await?
+                .rows
             };
             child_rows.push((fetched, cp));
         }
@@ -969,7 +944,13 @@ impl Platform {
         let hits = self
             .queries
             .store
-            .search(&c.tenant_id, &sq.term.raw, &object_ids, limit)
+            .search(
+                &c.tenant_id,
+                &sq.term.raw,
+                &object_ids,
+                limit,
+                self.visibility(c, object_ids.iter().cloned()).await?,
+            )
             .await?;
         let mut out = Vec::new();
         for (ro, oid) in returning.iter().zip(&object_ids) {
@@ -988,15 +969,7 @@ impl Platform {
                 .collect();
             let planned = plan_search_object(sosl, &schema, &ctx, ro, ids.clone())?;
             let rows = self
-                .queries
-                .store
-                .query(
-                    &c.tenant_id,
-                    Arc::new(planned.plan.clone()),
-                    Restrict::None,
-                    usize::MAX,
-                    MAX_QUERY_ROWS,
-                )
+                .run_plan(c, &planned.plan, Restrict::None, usize::MAX, MAX_QUERY_ROWS)
                 .await?;
             let mut rows = rows.rows;
             if ro.order_by.is_empty() {

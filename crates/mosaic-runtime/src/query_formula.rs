@@ -704,7 +704,6 @@ impl Platform {
         }
         let mut cand_plan = cand.plan.clone();
         cand_plan.order_by.clear();
-        let store = self.queries.store().clone();
         let limit_msg = |e: MosaicError| {
             if e.code == ErrorCode::LIMIT_EXCEEDED {
                 MosaicError::new(
@@ -715,10 +714,10 @@ impl Platform {
                 e
             }
         };
-        let candidates = store
-            .query(
-                &c.tenant_id,
-                Arc::new(cand_plan),
+        let candidates = self
+            .run_plan(
+                c,
+                &cand_plan,
                 Restrict::None,
                 MAX_QUERY_ROWS,
                 MAX_QUERY_ROWS,
@@ -740,14 +739,8 @@ impl Platform {
                 schema,
                 ctx,
             )?;
-            let rows = store
-                .query(
-                    &c.tenant_id,
-                    Arc::new(p.plan),
-                    Restrict::None,
-                    0,
-                    MAX_QUERY_ROWS,
-                )
+            let rows = self
+                .run_plan(c, &p.plan, Restrict::None, 0, MAX_QUERY_ROWS)
                 .await
                 .map_err(limit_msg)?;
             plain_sets.push(rows.rest_ids.into_iter().collect::<HashSet<String>>());

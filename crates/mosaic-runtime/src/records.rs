@@ -4,6 +4,7 @@
 use crate::access::ObjectOp;
 use crate::platform::Platform;
 use chrono::Utc;
+use mosaic_access::sharing::RecordLevel;
 use mosaic_meta::coerce::{coerce, from_stored};
 use mosaic_meta::model::ObjectMeta;
 use mosaic_meta::service::index_spec;
@@ -101,6 +102,14 @@ fn not_writeable(name: &str) -> MosaicError {
         name,
         format!("Unable to create/update fields: {name}. The field is read-only."),
     )
+}
+
+/// The object has criteria-based sharing rules (saves rewrite their shares).
+fn has_criteria_rules(obj: &ObjectMeta) -> bool {
+    obj.def
+        .sharing_rules
+        .iter()
+        .any(|r| r.rule_type == mosaic_meta::sharing::SharingRuleType::CriteriaBased)
 }
 
 fn record_not_found(id: &str) -> MosaicError {
@@ -399,9 +408,11 @@ impl Platform {
     }
 
     /// Whether a save of `obj` needs the record's values before and after
-    /// (validation rules, workflow rules, field history).
+    /// (validation rules, workflow rules, field history, criteria-based
+    /// sharing rules).
     fn needs_states(obj: &ObjectMeta, creating: bool) -> bool {
-        obj.def.validation_rules.iter().any(|r| r.active)
+        has_criteria_rules(obj)
+            || obj.def.validation_rules.iter().any(|r| r.active)
             || obj.def.enable_history
             || obj.def.workflow_rules.iter().any(|r| {
                 r.is_active
@@ -447,6 +458,29 @@ impl Platform {
                 old.as_ref(),
                 Some(&new),
             ));
+        }
+        if has_criteria_rules(obj) {
+            // Shares of criteria-based rules, rewritten when the set of
+            // matching rules changes (always written on create).
+            let rows = self.criteria_shares(obj, id, &new);
+            let rules = |rows: &[mosaic_store::ShareRow]| -> Vec<String> {
+                rows.iter()
+                    .filter_map(|r| match &r.cause {
+                        mosaic_store::ShareCause::Rule(x) => Some(x.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let changed = match &old {
+                None => !rows.is_empty(),
+                Some(o) => rules(&self.criteria_shares(obj, id, o)) != rules(&rows),
+            };
+            if changed {
+                effects.push(mosaic_store::Effect::RuleShares {
+                    record_id: id.to_string(),
+                    rows,
+                });
+            }
         }
         Ok(effects)
     }
@@ -630,13 +664,12 @@ impl Platform {
         crate::access::require(c, &obj, ObjectOp::Create)?;
         let op = self.prepared_insert(c, &obj, body).await?;
         let id = op.record.id.clone();
-        let queued = !op.effects.is_empty();
-        Self::single(
-            self.records
-                .write(&c.tenant_id, vec![WriteOp::Insert(op)], true)
-                .await,
-        )?;
-        self.written(queued);
+        let op_w = WriteOp::Insert(op);
+        let queued = self
+            .after_write(&c.tenant_id, std::slice::from_ref(&op_w))
+            .await;
+        Self::single(self.records.write(&c.tenant_id, vec![op_w], true).await)?;
+        self.written(&c.tenant_id, queued);
         Ok(id)
     }
 
@@ -678,7 +711,7 @@ impl Platform {
             obj.field(n)
                 .is_some_and(|f| f.data_type == DataType::Formula)
         });
-        let slots: Vec<FlexSlot> = if has_formula {
+        let mut slots: Vec<FlexSlot> = if has_formula {
             obj.slots()
         } else {
             wanted
@@ -686,12 +719,21 @@ impl Platform {
                 .filter_map(|n| obj.field(n).and_then(|f| f.slot))
                 .collect()
         };
+        if let Some((_, s)) = crate::sharing::master_field(&obj) {
+            if !slots.contains(&s) {
+                slots.push(s);
+            }
+        }
+        let generation = self.sharing_generation(&c.tenant_id);
         let row = self
             .records
             .get(&c.tenant_id, obj.id(), &id, &slots)
             .await?
             .filter(|r| !r.is_deleted)
             .ok_or_else(|| record_not_found(&id))?;
+        if self.record_level(c, &obj, &row, generation).await? == RecordLevel::None {
+            return Err(record_not_found(&id));
+        }
         let mut view = self.view(obj.clone(), &row, &wanted);
         if has_formula {
             let mut rows = vec![crate::formula_eval::row_values(self, &obj, &row)];
@@ -785,15 +827,14 @@ impl Platform {
         crate::access::require(c, &obj, ObjectOp::Edit)?;
         let id = parse_record_id(id)?;
         let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
-        self.check_owner_transfer(c, &obj, &id, body).await?;
+        self.check_record_write(c, &obj, &id, body).await?;
         let op = self.prepared_update(c, &obj, &id, body).await?;
-        let queued = !op.effects.is_empty();
-        Self::single(
-            self.records
-                .write(&c.tenant_id, vec![WriteOp::Update(op)], true)
-                .await,
-        )?;
-        self.written(queued);
+        let op_w = WriteOp::Update(op);
+        let queued = self
+            .after_write(&c.tenant_id, std::slice::from_ref(&op_w))
+            .await;
+        Self::single(self.records.write(&c.tenant_id, vec![op_w], true).await)?;
+        self.written(&c.tenant_id, queued);
         Ok(())
     }
 
@@ -804,14 +845,15 @@ impl Platform {
         crate::access::require(c, &obj, ObjectOp::Delete)?;
         let id = parse_record_id(id)?;
         let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
+        self.require_record(c, &obj, &id, RecordLevel::Full, "delete")
+            .await?;
         let op = self.delete_op(c, &obj, &id).await?;
-        let queued = !op.effects.is_empty();
-        Self::single(
-            self.records
-                .write(&c.tenant_id, vec![WriteOp::Delete(op)], true)
-                .await,
-        )?;
-        self.written(queued);
+        let op_w = WriteOp::Delete(op);
+        let queued = self
+            .after_write(&c.tenant_id, std::slice::from_ref(&op_w))
+            .await;
+        Self::single(self.records.write(&c.tenant_id, vec![op_w], true).await)?;
+        self.written(&c.tenant_id, queued);
         Ok(())
     }
 
@@ -903,14 +945,13 @@ impl Platform {
                     let mut op = self.prepared_insert(c, &obj, &with_key).await?;
                     op.require_absent = Some((spec.clone(), key.clone()));
                     let id = op.record.id.clone();
-                    let queued = !op.effects.is_empty();
-                    match Self::single(
-                        self.records
-                            .write(&c.tenant_id, vec![WriteOp::Insert(op)], true)
-                            .await,
-                    ) {
+                    let op_w = WriteOp::Insert(op);
+                    let queued = self
+                        .after_write(&c.tenant_id, std::slice::from_ref(&op_w))
+                        .await;
+                    match Self::single(self.records.write(&c.tenant_id, vec![op_w], true).await) {
                         Ok(_) => {
-                            self.written(queued);
+                            self.written(&c.tenant_id, queued);
                             return Ok(WriteOutcome { id, created: true });
                         }
                         // Created concurrently: retry as an update.
@@ -927,16 +968,15 @@ impl Platform {
                     let id = ids[0].clone();
                     let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
                     crate::access::require(c, &obj, ObjectOp::Edit)?;
-                    self.check_owner_transfer(c, &obj, &id, body).await?;
+                    self.check_record_write(c, &obj, &id, body).await?;
                     let op = self.prepared_update(c, &obj, &id, body).await?;
-                    let queued = !op.effects.is_empty();
-                    match Self::single(
-                        self.records
-                            .write(&c.tenant_id, vec![WriteOp::Update(op)], true)
-                            .await,
-                    ) {
+                    let op_w = WriteOp::Update(op);
+                    let queued = self
+                        .after_write(&c.tenant_id, std::slice::from_ref(&op_w))
+                        .await;
+                    match Self::single(self.records.write(&c.tenant_id, vec![op_w], true).await) {
                         Ok(_) => {
-                            self.written(queued);
+                            self.written(&c.tenant_id, queued);
                             return Ok(WriteOutcome { id, created: false });
                         }
                         Err(e) if e.code == ErrorCode::NOT_FOUND => continue,
@@ -997,13 +1037,9 @@ impl Platform {
             }
         }
         if !ops.is_empty() {
-            let queued = ops.iter().any(|op| match op {
-                WriteOp::Insert(i) => !i.effects.is_empty(),
-                WriteOp::Update(u) => !u.effects.is_empty(),
-                WriteOp::Delete(d) => !d.effects.is_empty(),
-            });
+            let queued = self.after_write(&c.tenant_id, &ops).await;
             let results = self.records.write(&c.tenant_id, ops, all_or_none).await?;
-            self.written(queued);
+            self.written(&c.tenant_id, queued);
             for (pos, r) in positions.into_iter().zip(results) {
                 slots[pos] = Some(match r {
                     Ok(
@@ -1136,7 +1172,7 @@ impl Platform {
                     let mut body = rec.clone();
                     body.remove(idk.as_str());
                     crate::access::require(c, &obj, ObjectOp::Edit)?;
-                    self.check_owner_transfer(c, &obj, &id, &body).await?;
+                    self.check_record_write(c, &obj, &id, &body).await?;
                     Ok(WriteOp::Update(
                         self.prepared_update(c, &obj, &id, &body).await?,
                     ))
@@ -1176,6 +1212,8 @@ impl Platform {
                         .ok_or_else(|| record_not_found(&id))?;
                     let obj = self.meta.object_by_id(&c.tenant_id, &object_id).await?;
                     crate::access::require(c, &obj, ObjectOp::Delete)?;
+                    self.require_record(c, &obj, &id, RecordLevel::Full, "delete")
+                        .await?;
                     Ok(WriteOp::Delete(self.delete_op(c, &obj, &id).await?))
                 }
                 .await,

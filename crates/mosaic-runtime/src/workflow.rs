@@ -20,7 +20,7 @@ use mosaic_meta::workflow::{
     WorkflowRule,
 };
 use mosaic_store::automation::TIME_TRIGGER;
-use mosaic_store::{Effect, HistoryRow, OutboxEntry, RefCheck};
+use mosaic_store::{Effect, HistoryRow, OutboxEntry, RefCheck, WriteOp};
 use mosaic_types::value::{format_date, format_time, sf_datetime, to_json};
 use mosaic_types::{new_id, DataType, ErrorCode, MosaicError, MosaicResult, Value};
 use serde_json::{json, Map, Value as Json};
@@ -219,7 +219,19 @@ pub fn condition_holds(
     }
 }
 
-fn criteria_hold(obj: &ObjectMeta, cr: &Criteria, new: &Values, old: Option<&Values>) -> bool {
+/// What a committed write still has to do.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AfterWrite {
+    queued: bool,
+    reshare: bool,
+}
+
+pub(crate) fn criteria_hold(
+    obj: &ObjectMeta,
+    cr: &Criteria,
+    new: &Values,
+    old: Option<&Values>,
+) -> bool {
     let results: Vec<bool> = cr
         .conditions
         .iter()
@@ -366,9 +378,44 @@ impl Platform {
     }
 
     /// Notes a committed write: wakes the delivery worker if it queued work.
-    pub(crate) fn written(&self, queued: bool) {
-        if queued {
+    /// What `ops` need once they have committed (see [`Platform::written`]).
+    pub(crate) async fn after_write(&self, tenant: &str, ops: &[WriteOp]) -> AfterWrite {
+        let mut a = AfterWrite::default();
+        for op in ops {
+            let effects = match op {
+                WriteOp::Insert(i) => &i.effects,
+                WriteOp::Update(u) => &u.effects,
+                WriteOp::Delete(d) => &d.effects,
+            };
+            a.queued |= !effects.is_empty();
+            if let WriteOp::Update(u) = op {
+                // Owner, master record or rule-made shares changed: cached
+                // record decisions may be wrong now.
+                a.reshare |= u.owner_id.is_some()
+                    || effects
+                        .iter()
+                        .any(|e| matches!(e, Effect::RuleShares { .. }));
+                if !a.reshare {
+                    if let Ok(obj) = self.meta.object_by_id(tenant, &u.object_id).await {
+                        if let Some((_, s)) = crate::sharing::master_field(&obj) {
+                            a.reshare |= u.set.iter().any(|(x, _)| *x == s);
+                        }
+                    }
+                }
+            }
+        }
+        a
+    }
+
+    /// After a committed write: wakes the delivery worker when the write
+    /// queued something, drops cached record decisions when it changed
+    /// who may see a record.
+    pub(crate) fn written(&self, tenant: &str, a: AfterWrite) {
+        if a.queued {
             self.outbox_wake.notify_one();
+        }
+        if a.reshare {
+            self.sharing_changed(tenant);
         }
     }
 

@@ -109,6 +109,9 @@ pub async fn require_admin_audited(
     );
     // The formula editor's check / evaluate change nothing.
     if changes && res.status().is_success() && !path.contains("/formula/") {
+        // A sharing model, a master-detail field or a definition a rule
+        // reads may have changed: cached record decisions are stale.
+        state.platform.sharing_changed(&caller.tenant_id);
         let (target_type, target_id) = metadata_target(&path);
         let entry = mosaic_store::access_store::AuditEntry {
             tenant_id: caller.tenant_id.clone(),

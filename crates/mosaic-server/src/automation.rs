@@ -167,25 +167,29 @@ async fn history(
     let obj = s.platform.meta.object(&c.tenant_id, &object).await?;
     mosaic_runtime::access::require(&c, &obj, mosaic_runtime::access::ObjectOp::Read)?;
     let id = parse_record_id(&id)?;
-    if s.platform
+    // Deleted records keep their history: the record itself, deleted or
+    // not, decides who may read it.
+    let generation = s.platform.sharing_generation(&c.tenant_id);
+    let slots: Vec<_> = mosaic_runtime::sharing::master_field(&obj)
+        .map(|(_, s)| vec![s])
+        .unwrap_or_default();
+    let row = s
+        .platform
         .records
-        .locate(&c.tenant_id, &id)
-        .await?
-        .as_deref()
-        != Some(obj.id())
-    {
-        // Deleted records keep their history; ask the record itself.
-        let row = s
-            .platform
-            .records
-            .get(&c.tenant_id, obj.id(), &id, &[])
-            .await?;
-        if row.is_none() {
-            return Err(MosaicError::not_found(format!(
-                "The requested resource does not exist: no record with id '{id}'"
-            ))
-            .into());
+        .get(&c.tenant_id, obj.id(), &id, &slots)
+        .await?;
+    let readable = match &row {
+        Some(r) => {
+            s.platform.record_level(&c, &obj, r, generation).await?
+                != mosaic_access::sharing::RecordLevel::None
         }
+        None => false,
+    };
+    if !readable {
+        return Err(MosaicError::not_found(format!(
+            "The requested resource does not exist: no record with id '{id}'"
+        ))
+        .into());
     }
     if !obj.def.enable_history {
         return Err(MosaicError::new(

@@ -18,6 +18,7 @@ mod oauth;
 pub mod observe;
 mod query;
 mod render;
+mod sharing;
 pub mod status;
 
 use axum::routing::get;
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(data::routes())
         .merge(query::routes())
         .merge(automation::routes())
+        .merge(sharing::routes())
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

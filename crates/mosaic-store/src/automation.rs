@@ -109,6 +109,12 @@ pub enum Effect {
     History(HistoryRow),
     /// Another record created with this one (a workflow task).
     Insert(Box<InsertOp>),
+    /// The shares criteria-based sharing rules give the record, replacing
+    /// the ones they gave it before.
+    RuleShares {
+        record_id: String,
+        rows: Vec<crate::sharing::ShareRow>,
+    },
 }
 
 pub(crate) fn apply_effects(
@@ -171,6 +177,9 @@ pub(crate) fn apply_effects(
             }
             Effect::Insert(op) => {
                 crate::sqlite_records::insert_with_effects(conn, tenant, op)?;
+            }
+            Effect::RuleShares { record_id, rows } => {
+                crate::sqlite_sharing::set_rule_shares(conn, tenant, record_id, rows)?;
             }
         }
     }

@@ -23,12 +23,14 @@ pub mod meta_store;
 pub mod plan;
 pub mod query_store;
 pub mod record_store;
+pub mod sharing;
 pub mod sqlite;
 mod sqlite_access;
 mod sqlite_census;
 mod sqlite_meta;
 mod sqlite_query;
 mod sqlite_records;
+mod sqlite_sharing;
 
 pub use access_store::AccessStore;
 pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
@@ -40,6 +42,9 @@ pub use query_store::QueryStore;
 pub use record_store::{
     AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef, RecordRow, RecordStore,
     RefCheck, UpdateOp, WriteOp, WriteResult,
+};
+pub use sharing::{
+    Principal, RowAccess, ShareAccess, ShareCause, ShareRow, ShareStore, Visibility,
 };
 pub use sqlite::SqliteDb;
 pub use sqlite_access::SqliteAccessStore;

@@ -258,6 +258,9 @@ pub struct QueryPlan {
     /// queryAll: deleted records match too.
     pub include_deleted: bool,
     pub aggregate: bool,
+    /// The caller's sharing predicates, applied to every row source of a
+    /// listed object (`None`: everything visible).
+    pub visibility: Option<Arc<crate::sharing::Visibility>>,
 }
 
 /// Narrows a run of a plan.
@@ -314,11 +317,13 @@ pub trait QueryStore: Send + Sync {
 
     /// Full-text search over the text fields of live records of `object_ids`.
     /// `term` is a SOSL term: words (all must match), `"phrases"`, `*` suffix wildcards.
+    /// Records `visibility` hides are never hits.
     async fn search(
         &self,
         tenant_id: &str,
         term: &str,
         object_ids: &[String],
         limit: usize,
+        visibility: Option<Arc<crate::sharing::Visibility>>,
     ) -> MosaicResult<Vec<SearchHit>>;
 }

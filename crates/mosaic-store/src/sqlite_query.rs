@@ -9,6 +9,7 @@
 //! each row source (asserted in debug builds).
 
 use crate::query_store::*;
+use crate::sharing::{RowAccess, Visibility};
 use crate::sqlite::map_sql;
 use crate::sqlite_meta::parse_ts;
 use crate::sqlite_records::{decode, index_key, SqliteRecordStore};
@@ -158,6 +159,10 @@ struct Gen<'a> {
     /// Pivot tables hold live records only: unusable for queryAll.
     pivots_usable: bool,
     sub_count: usize,
+    /// The caller's sharing predicates.
+    visibility: Option<&'a Visibility>,
+    /// Aliases used by sharing predicates so far.
+    access_count: usize,
 }
 
 impl Gen<'_> {
@@ -365,6 +370,7 @@ impl Gen<'_> {
                 self.joins(sql, &sp, &sub.joins);
                 sql.push(" WHERE ");
                 self.scope(sql, &sp, &sub.object_id, false);
+                self.access(sql, &sp, &sub.object_id);
                 sql.push(&format!(" AND {inner} IS NOT NULL"));
                 if let Some(f) = &sub.filter {
                     sql.push(" AND ");
@@ -381,7 +387,7 @@ impl Gen<'_> {
         Ok(())
     }
 
-    fn joins(&self, sql: &mut Sql, prefix: &str, joins: &[Join]) {
+    fn joins(&mut self, sql: &mut Sql, prefix: &str, joins: &[Join]) {
         for (i, j) in joins.iter().enumerate() {
             let a = alias(prefix, i + 1);
             let from = alias(prefix, j.from);
@@ -391,6 +397,61 @@ impl Gen<'_> {
             ));
             sql.bind_text(&j.object_id);
             sql.push(&format!(" AND {a}.is_deleted = 0"));
+            // A parent the caller may not see joins as null.
+            self.access(sql, &a, &j.object_id);
+        }
+    }
+
+    /// ` AND <sharing predicate>` for rows of `object_id` under `alias`,
+    /// when the caller's view of that object is restricted.
+    fn access(&mut self, sql: &mut Sql, alias: &str, object_id: &str) {
+        let Some(a) = self.visibility.and_then(|v| v.of(object_id)) else {
+            return;
+        };
+        sql.push(" AND ");
+        self.row_access(sql, alias, a);
+    }
+
+    fn row_access(&mut self, sql: &mut Sql, alias: &str, a: &RowAccess) {
+        match a {
+            RowAccess::Nothing => sql.push("0"),
+            RowAccess::Shared { owners, principals } => {
+                let sh = format!("sh{}", self.access_count);
+                self.access_count += 1;
+                sql.push(&format!(
+                    "({alias}.owner_id IN (SELECT value FROM json_each("
+                ));
+                sql.bind_text(&serde_json::to_string(owners.as_slice()).unwrap_or_default());
+                sql.push(&format!(
+                    ")) OR EXISTS (SELECT 1 FROM record_shares {sh} WHERE {sh}.tenant_id = "
+                ));
+                sql.bind_text(self.tenant);
+                sql.push(&format!(
+                    " AND {sh}.record_id = {alias}.id AND {sh}.principal IN (SELECT value FROM json_each("
+                ));
+                sql.bind_text(&serde_json::to_string(principals.as_slice()).unwrap_or_default());
+                sql.push("))))");
+            }
+            RowAccess::Parent {
+                via,
+                parent_object_id,
+                parent,
+            } => {
+                let m = format!("pm{}", self.access_count);
+                self.access_count += 1;
+                sql.push(&format!(
+                    "EXISTS (SELECT 1 FROM object_records {m} WHERE {m}.tenant_id = "
+                ));
+                sql.bind_text(self.tenant);
+                sql.push(&format!(
+                    " AND {m}.id = {alias}.{} AND {m}.object_id = ",
+                    via.column()
+                ));
+                sql.bind_text(parent_object_id);
+                sql.push(&format!(" AND {m}.is_deleted = 0 AND "));
+                self.row_access(sql, &m, parent);
+                sql.push(")");
+            }
         }
     }
 
@@ -430,6 +491,8 @@ fn build(
         tenant,
         pivots_usable: !plan.include_deleted,
         sub_count: 0,
+        visibility: plan.visibility.as_deref(),
+        access_count: 0,
     };
     let mut sql = Sql::default();
     sql.push("SELECT ");
@@ -446,6 +509,7 @@ fn build(
     g.joins(&mut sql, "r", &plan.joins);
     sql.push(" WHERE ");
     g.scope(&mut sql, "r", &plan.object_id, plan.include_deleted);
+    g.access(&mut sql, "r", &plan.object_id);
     let mut whole = true;
     match restrict {
         Restrict::None => {}
@@ -780,6 +844,7 @@ impl QueryStore for SqliteRecordStore {
         term: &str,
         object_ids: &[String],
         limit: usize,
+        visibility: Option<Arc<Visibility>>,
     ) -> MosaicResult<Vec<SearchHit>> {
         let Some(q) = fts_query(term) else {
             return Ok(Vec::new());
@@ -803,7 +868,24 @@ impl QueryStore for SqliteRecordStore {
                     }
                     sql.bind_text(o);
                 }
-                sql.push(") ORDER BY s.rank, r.id LIMIT ");
+                sql.push(")");
+                let mut g = Gen {
+                    tenant: &tenant,
+                    pivots_usable: false,
+                    sub_count: 0,
+                    visibility: visibility.as_deref(),
+                    access_count: 0,
+                };
+                for o in &objects {
+                    if g.visibility.and_then(|v| v.of(o)).is_some() {
+                        sql.push(" AND (r.object_id != ");
+                        sql.bind_text(o);
+                        sql.push(" OR (1");
+                        g.access(&mut sql, "r", o);
+                        sql.push("))");
+                    }
+                }
+                sql.push(" ORDER BY s.rank, r.id LIMIT ");
                 sql.bind(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
                 let mut st = conn.prepare_cached(&sql.text).map_err(map_sql)?;
                 let rows = st

@@ -76,8 +76,10 @@ INSERT INTO record_search (rowid, body)
   WHERE is_deleted = 0 AND NOT EXISTS (SELECT 1 FROM schema_version WHERE component = 'search');
 INSERT OR IGNORE INTO schema_version VALUES ('search', 1);
 {automation}
+{shares}
 "#,
         automation = crate::automation::AUTOMATION_SCHEMA,
+        shares = crate::sharing::SHARES_SCHEMA,
         search_body = crate::sqlite_query::search_body_sql()
     )
 }
@@ -569,7 +571,7 @@ fn apply(conn: &Connection, tenant: &str, op: &WriteOp) -> MosaicResult<WriteRes
 /// Ids per statement in [`RecordStore::get_many`].
 const GET_MANY_CHUNK: usize = 500;
 
-fn row_of(r: &rusqlite::Row, slots: &[FlexSlot]) -> rusqlite::Result<RecordRow> {
+pub(crate) fn row_of(r: &rusqlite::Row, slots: &[FlexSlot]) -> rusqlite::Result<RecordRow> {
     let mut values = Vec::with_capacity(slots.len());
     for (i, s) in slots.iter().enumerate() {
         values.push((*s, decode(*s, r.get::<_, SqlValue>(9 + i)?)));
@@ -588,7 +590,7 @@ fn row_of(r: &rusqlite::Row, slots: &[FlexSlot]) -> rusqlite::Result<RecordRow> 
     })
 }
 
-const SYSTEM_COLS: &str =
+pub(crate) const SYSTEM_COLS: &str =
     "id, object_id, name, owner_id, created_by, created_at, modified_by, modified_at, is_deleted";
 
 #[async_trait]
@@ -859,6 +861,7 @@ impl RecordStore for SqliteRecordStore {
                     "record_index",
                     "record_unique",
                     "auto_number_counters",
+                    "record_shares",
                 ] {
                     conn.execute(
                         &format!("DELETE FROM {table} WHERE tenant_id = ?1 AND object_id = ?2"),

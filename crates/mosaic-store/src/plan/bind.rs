@@ -1012,6 +1012,7 @@ impl<'a> Binder<'a> {
                 offset: q.offset.map_or(0, u64::from),
                 include_deleted,
                 aggregate,
+                visibility: None,
             },
         })
     }
@@ -1154,6 +1155,7 @@ impl<'a> Binder<'a> {
                 offset: 0,
                 include_deleted: false,
                 aggregate: false,
+                visibility: None,
             },
             link,
             link_select,
