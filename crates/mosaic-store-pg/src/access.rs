@@ -124,11 +124,7 @@ fn role_row(r: &Row) -> Result<RoleRow, tokio_postgres::Error> {
     })
 }
 
-async fn get_role<C: GenericClient + Sync>(
-    c: &C,
-    tenant: &str,
-    id: &str,
-) -> Step<Option<RoleRow>> {
+async fn get_role<C: GenericClient + Sync>(c: &C, tenant: &str, id: &str) -> Step<Option<RoleRow>> {
     let st = c
         .prepare_cached(&format!(
             "SELECT {ROLE_COLS} FROM roles WHERE tenant_id = $1 AND id = $2"
@@ -236,7 +232,10 @@ async fn existing_ids<C: GenericClient + Sync>(
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    Ok(strings(c, sql, &[&tenant, &ids]).await?.into_iter().collect())
+    Ok(strings(c, sql, &[&tenant, &ids])
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// Replaces a group's members. The first member that names no user or role
@@ -747,7 +746,8 @@ impl AccessStore for PgAccessStore {
                         "SELECT MAX(depth) FROM roles WHERE tenant_id = $1 AND starts_with(path, $2::text)",
                     )
                     .await?;
-                let deepest: Option<i64> = tx.query_one(&st, &[&t, &role.path]).await?.try_get(0)?;
+                let deepest: Option<i64> =
+                    tx.query_one(&st, &[&t, &role.path]).await?.try_get(0)?;
                 if deepest.unwrap_or(role.depth) + delta > MAX_ROLE_DEPTH {
                     return Err(too_deep().into());
                 }
@@ -1432,7 +1432,14 @@ impl AccessStore for PgAccessStore {
             let rows = c
                 .query(
                     &st,
-                    &[&tenant_id, &f.action, &f.target_id, &since, &f.before_seq, &limit],
+                    &[
+                        &tenant_id,
+                        &f.action,
+                        &f.target_id,
+                        &since,
+                        &f.before_seq,
+                        &limit,
+                    ],
                 )
                 .await?;
             let mut out = Vec::with_capacity(rows.len());

@@ -109,7 +109,14 @@ impl IdempotencyStore for PgIdempotencyStore {
             let inserted = c
                 .execute(
                     &st,
-                    &[&tenant_id, &key, &fingerprint, &token, &now_ms, &expires_at_ms],
+                    &[
+                        &tenant_id,
+                        &key,
+                        &fingerprint,
+                        &token,
+                        &now_ms,
+                        &expires_at_ms,
+                    ],
                 )
                 .await?;
             if inserted == 1 {
@@ -122,9 +129,7 @@ impl IdempotencyStore for PgIdempotencyStore {
             Ok(read_key(&c, tenant_id, key, now_ms)
                 .await?
                 .map(Reservation::Existing)
-                .ok_or_else(|| {
-                    MosaicError::internal("idempotency key vanished while reserving")
-                })?)
+                .ok_or_else(|| MosaicError::internal("idempotency key vanished while reserving"))?)
         })
     }
 
@@ -159,7 +164,15 @@ impl IdempotencyStore for PgIdempotencyStore {
             let n = c
                 .execute(
                     &st,
-                    &[&tenant_id, &key, &token, &status, &headers, &response.body, &kept],
+                    &[
+                        &tenant_id,
+                        &key,
+                        &token,
+                        &status,
+                        &headers,
+                        &response.body,
+                        &kept,
+                    ],
                 )
                 .await?;
             Ok(n == 1)

@@ -84,10 +84,7 @@ pub(crate) fn username_taken(username: &str) -> MosaicError {
     )
 }
 
-pub(crate) async fn username_exists<C: GenericClient + Sync>(
-    c: &C,
-    username: &str,
-) -> Step<bool> {
+pub(crate) async fn username_exists<C: GenericClient + Sync>(c: &C, username: &str) -> Step<bool> {
     let st = c
         .prepare_cached("SELECT 1 FROM users WHERE username_lc = $1")
         .await?;
@@ -275,10 +272,7 @@ impl MetaStore for PgMetaStore {
                 ))
                 .await?;
             let rows = c.query(&st, &[&tenant_id]).await?;
-            Ok(rows
-                .iter()
-                .map(object_row)
-                .collect::<Result<Vec<_>, _>>()?)
+            Ok(rows.iter().map(object_row).collect::<Result<Vec<_>, _>>()?)
         })
     }
 
@@ -383,10 +377,11 @@ impl MetaStore for PgMetaStore {
                 let st = tx
                     .prepare_cached("SELECT version FROM objects WHERE tenant_id = $1 AND id = $2")
                     .await?;
-                let current: Option<i64> = match tx.query_opt(&st, &[&row.tenant_id, &row.id]).await? {
-                    Some(r) => Some(r.try_get(0)?),
-                    None => None,
-                };
+                let current: Option<i64> =
+                    match tx.query_opt(&st, &[&row.tenant_id, &row.id]).await? {
+                        Some(r) => Some(r.try_get(0)?),
+                        None => None,
+                    };
                 return Err(match current {
                     None => MosaicError::not_found(format!("object '{}' not found", row.api_name)),
                     Some(v) => MosaicError::field(

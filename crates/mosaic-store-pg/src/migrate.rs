@@ -270,7 +270,12 @@ pub async fn migrate(
         );
     }
     for m in migrations.iter().filter(|m| m.version > current) {
-        tracing::info!(component, version = m.version, name = m.name, "applying migration");
+        tracing::info!(
+            component,
+            version = m.version,
+            name = m.name,
+            "applying migration"
+        );
         tx.batch_execute(m.sql).await.map_err(pg)?;
         tx.execute(
             "INSERT INTO schema_version (component, version, name) VALUES ($1, $2, $3)",

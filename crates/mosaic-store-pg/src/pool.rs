@@ -56,9 +56,8 @@ impl PgPool {
                 "the PostgreSQL pool size must be between 1 and {MAX_POOL_SIZE}, not {pool_size}"
             )));
         }
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            MosaicError::invalid(format!("invalid PostgreSQL connection URL: {e}"))
-        })?;
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| MosaicError::invalid(format!("invalid PostgreSQL connection URL: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -111,7 +110,11 @@ impl PgPool {
 
 fn map_pool(e: PoolError) -> MosaicError {
     match e {
-        PoolError::Backend(e) => map_pg(&e),
+        // Opening a connection failed (unreachable server, refused login,
+        // missing database): nothing can be served until it opens again.
+        PoolError::Backend(e) => {
+            MosaicError::unavailable(format!("postgres: cannot connect: {}", describe(&e)))
+        }
         PoolError::Timeout(t) => {
             MosaicError::unavailable(format!("postgres: no connection available ({t:?} timeout)"))
         }
@@ -152,8 +155,9 @@ fn is_unavailable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Maps a driver error to the error code the SQLite backend would report.
-pub(crate) fn map_pg(e: &tokio_postgres::Error) -> MosaicError {
+/// Maps a driver error to the error code the SQLite backend would report;
+/// a lost or refused connection is `SERVICE_UNAVAILABLE`.
+pub fn map_pg(e: &tokio_postgres::Error) -> MosaicError {
     if is_unavailable(e) {
         return MosaicError::unavailable(format!("postgres: {}", describe(e)));
     }
