@@ -16,6 +16,10 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+/// A starting pool size for one instance's metadata database: writes are
+/// rare and most reads are served by caches, so a few connections serve
+/// many requests (instances × pool size must stay under `max_connections`).
+pub const DEFAULT_POOL_SIZE: usize = 16;
 /// Largest pool a store accepts (connections are a server resource shared by
 /// every `mosaic serve` instance; PostgreSQL's default `max_connections` is 100).
 pub const MAX_POOL_SIZE: usize = 256;

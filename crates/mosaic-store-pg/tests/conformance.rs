@@ -897,6 +897,45 @@ async fn moving_a_role_moves_its_subtree(s: &Stores) {
         .is_none());
 }
 
+async fn concurrent_moves_never_make_a_cycle(s: &Stores) {
+    seed(s, "t1").await;
+    for id in ["a", "b"] {
+        s.access
+            .create_role(role("t1", id, None), audit("t1", "role.create", id, 1))
+            .await
+            .unwrap();
+    }
+    // Each move alone is valid; together they would put a under b under a.
+    let mv = |id: &'static str, parent: &'static str| {
+        s.access.update_role(
+            "t1",
+            id,
+            None,
+            Some(Some(parent.to_string())),
+            audit("t1", "role.update", id, 2),
+        )
+    };
+    let (x, y) = tokio::join!(mv("a", "b"), mv("b", "a"));
+    let results = [x, y];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    for r in results.into_iter().filter(|r| r.is_err()) {
+        assert_code(r, ErrorCode::INVALID_INPUT, "parent_role_id");
+    }
+    let roots = s
+        .access
+        .list_roles("t1")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.parent_id.is_none())
+        .count();
+    assert_eq!(roots, 1, "one role stays the root of the other");
+}
+
 async fn roles_in_use_are_not_deleted(s: &Stores) {
     seed(s, "t1").await;
     for (id, parent) in [("a", None), ("b", Some("a")), ("c", None), ("d", None)] {
@@ -1937,6 +1976,7 @@ conformance!(
     deactivating_a_user_revokes_sessions_and_refresh_tokens,
     roles_keep_materialized_paths,
     moving_a_role_moves_its_subtree,
+    concurrent_moves_never_make_a_cycle,
     roles_in_use_are_not_deleted,
     groups_keep_their_members_in_order,
     permission_sets_store_grants_and_assignments,
