@@ -1,0 +1,188 @@
+//! What only the PostgreSQL backend has: migrations, the pool, and how
+//! connection failures surface.
+
+mod common;
+
+use common::TestDatabase;
+use mosaic_store::MetaStore;
+use mosaic_store_pg::migrate::{METADATA, METADATA_MIGRATIONS};
+use mosaic_store_pg::{migrate, migrate_metadata, Migration, PgMetaStore, PgPool};
+use mosaic_types::ErrorCode;
+
+async fn versions(db: &TestDatabase) -> Vec<(String, i64)> {
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT component, version FROM schema_version ORDER BY component, version",
+            &[],
+        )
+        .await
+        .expect("schema_version")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_once_and_record_their_versions() {
+    let db = TestDatabase::create().await;
+    let pool = PgPool::new(&db.url, 2).unwrap();
+    let latest = METADATA_MIGRATIONS.len() as i64;
+    assert_eq!(migrate_metadata(&pool).await.unwrap(), latest);
+    assert_eq!(migrate_metadata(&pool).await.unwrap(), latest, "idempotent");
+    // Connecting migrates too, and finds nothing to do.
+    let store = PgMetaStore::connect(&db.url, 2).await.unwrap();
+    assert!(store.list_objects("t1").await.unwrap().is_empty());
+    let expected: Vec<(String, i64)> = (1..=latest).map(|v| (METADATA.to_string(), v)).collect();
+    assert_eq!(versions(&db).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrators_wait_for_each_other() {
+    let db = TestDatabase::create().await;
+    let pools: Vec<PgPool> = (0..6).map(|_| PgPool::new(&db.url, 1).unwrap()).collect();
+    let runs: Vec<_> = pools
+        .iter()
+        .map(|p| {
+            let p = p.clone();
+            tokio::spawn(async move { migrate_metadata(&p).await })
+        })
+        .collect();
+    for r in runs {
+        assert_eq!(r.await.unwrap().unwrap(), METADATA_MIGRATIONS.len() as i64);
+    }
+    assert_eq!(versions(&db).await.len(), METADATA_MIGRATIONS.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_migration_applies_on_top_and_a_failing_one_leaves_nothing() {
+    let db = TestDatabase::create().await;
+    let pool = PgPool::new(&db.url, 2).unwrap();
+    const V1: Migration = Migration {
+        version: 1,
+        name: "t",
+        sql: "CREATE TABLE probe (id TEXT PRIMARY KEY)",
+    };
+    const V2: Migration = Migration {
+        version: 2,
+        name: "t2",
+        sql: "ALTER TABLE probe ADD COLUMN note TEXT",
+    };
+    const BROKEN: Migration = Migration {
+        version: 3,
+        name: "broken",
+        sql: "ALTER TABLE probe ADD COLUMN extra TEXT; SELECT no_such_function()",
+    };
+    assert_eq!(migrate(&pool, "probe", &[V1]).await.unwrap(), 1);
+    assert_eq!(migrate(&pool, "probe", &[V1, V2]).await.unwrap(), 2);
+    let e = migrate(&pool, "probe", &[V1, V2, BROKEN])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::UNKNOWN_EXCEPTION, "{e}");
+    assert_eq!(
+        versions(&db).await,
+        [("probe".to_string(), 1), ("probe".to_string(), 2)],
+        "the failed migration rolled back whole"
+    );
+    // An older build (knowing only V1) runs against the newer schema.
+    assert_eq!(migrate(&pool, "probe", &[V1]).await.unwrap(), 2);
+    let gap = Migration { version: 3, ..V1 };
+    assert_eq!(
+        migrate(&pool, "probe", &[V1, gap]).await.unwrap_err().code,
+        ErrorCode::UNKNOWN_EXCEPTION,
+        "numbers must not skip"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_service_unavailable() {
+    // Nothing listens on port 1.
+    let e = PgMetaStore::connect("postgres://postgres@127.0.0.1:1/mosaic", 2)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::SERVICE_UNAVAILABLE, "{e}");
+}
+
+#[tokio::test]
+async fn a_missing_database_is_service_unavailable() {
+    let url = common::with_database(&common::admin_url(), "mosaic_test_does_not_exist");
+    let e = PgMetaStore::connect(&url, 2).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::SERVICE_UNAVAILABLE, "{e}");
+}
+
+#[tokio::test]
+async fn bad_settings_are_invalid_input() {
+    for (url, size) in [
+        ("not a url at all://", 4),
+        ("postgres://postgres@127.0.0.1/db", 0),
+        (
+            "postgres://postgres@127.0.0.1/db",
+            mosaic_store_pg::pool::MAX_POOL_SIZE + 1,
+        ),
+    ] {
+        let e = PgPool::new(url, size).unwrap_err();
+        assert_eq!(e.code, ErrorCode::INVALID_INPUT, "{url} {size}: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pool_is_service_unavailable() {
+    let db = TestDatabase::create().await;
+    let store = PgMetaStore::connect(&db.url, 2).await.unwrap();
+    store.pool().close();
+    let e = store.tenant("t1").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::SERVICE_UNAVAILABLE, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_service_unavailable_and_the_pool_replaces_it() {
+    let db = TestDatabase::create().await;
+    let store = PgMetaStore::connect(&db.url, 2).await.unwrap();
+    {
+        let client = store.pool().client().await.unwrap();
+        let e = client
+            .simple_query("SELECT pg_terminate_backend(pg_backend_pid())")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            mosaic_store_pg::pool::map_pg(&e).code,
+            ErrorCode::SERVICE_UNAVAILABLE,
+            "{e:?}"
+        );
+        let e = client.simple_query("SELECT 1").await.unwrap_err();
+        assert_eq!(
+            mosaic_store_pg::pool::map_pg(&e).code,
+            ErrorCode::SERVICE_UNAVAILABLE,
+            "{e:?}"
+        );
+    }
+    // Every connection of the store dies (a failover, a restart).
+    let (admin, conn) = tokio_postgres::connect(&common::admin_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db.name],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The pool drops dead connections when handing them out and opens new ones.
+    assert!(store.tenant("t1").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_database_is_dropped_with_its_guard() {
+    let db = TestDatabase::create().await;
+    let name = db.name.clone();
+    let store = PgMetaStore::connect(&db.url, 2).await.unwrap();
+    assert!(common::database_exists(&name).await);
+    drop(db); // with the store's connections still open
+    assert!(!common::database_exists(&name).await);
+    drop(store);
+}
