@@ -2,41 +2,23 @@
 //! lookup: the batched evaluation path (one `get_many` for the page, one
 //! per relationship hop), on the embedded backend.
 
+mod common;
+use common::body;
 use criterion::{criterion_group, criterion_main, Criterion};
-use mosaic_access::NewTenant;
 use mosaic_meta::validate::ObjectInput;
 use mosaic_runtime::formula_eval::row_values;
-use mosaic_runtime::{Caller, Platform, PlatformConfig};
-use serde_json::{json, Map, Value};
+use mosaic_runtime::Caller;
+use serde_json::{json, Value};
 
 fn input(v: Value) -> ObjectInput {
     serde_json::from_value(v).expect("object input")
 }
 
-fn body(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let p = Platform::open_embedded(PlatformConfig::new(dir.path())).expect("platform");
+    let common::Bench { rt, p, admin, .. } = common::setup();
+    let t = admin.clone();
     let (caller, ids, opp) = rt.block_on(async {
-        let t = p
-            .auth
-            .create_tenant(NewTenant {
-                name: "Bench".into(),
-                subdomain: "bench".into(),
-                tier: "starter".into(),
-                admin_username: "bench@example.test".into(),
-                admin_password: "bench-password".into(),
-                admin_email: None,
-            })
-            .await
-            .expect("tenant");
+
         let caller = Caller { tenant_id: t.tenant_id.clone(), user_id: t.user_id.clone(), username: "bench@example.test".into(), perms: std::sync::Arc::new(mosaic_access::PermissionSnapshot::system_administrator(&t.tenant_id, &t.user_id)) };
         p.meta
             .create_object(&t.tenant_id, input(json!({"api_name": "Account__c", "fields": [

@@ -4,14 +4,17 @@
 //! manual shares; a cached single-record decision; and the recalculation
 //! of a criteria-based rule over every record.
 
+mod common;
+use common::body;
 use criterion::{criterion_group, criterion_main, Criterion};
-use mosaic_access::admin::{MemberInput, NewGroupInput, NewPermissionSetInput, NewRoleInput, NewUserInput};
-use mosaic_access::NewTenant;
+use mosaic_access::admin::{
+    MemberInput, NewGroupInput, NewPermissionSetInput, NewRoleInput, NewUserInput,
+};
 use mosaic_meta::sharing::SharingRuleInput;
 use mosaic_meta::validate::ObjectInput;
 use mosaic_runtime::query::{QueryOptions, QueryValue};
+use mosaic_runtime::{Caller, Platform};
 use mosaic_types::Value as TypedValue;
-use mosaic_runtime::{Caller, Platform, PlatformConfig};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,30 +23,11 @@ const RECORDS: usize = 100_000;
 const TEAMS: usize = 10;
 const REPS_PER_TEAM: usize = 5;
 
-fn body(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let p = Platform::open_embedded(PlatformConfig::new(dir.path())).expect("platform");
+    let common::Bench { rt, p, admin, .. } = common::setup();
+    let t = admin.clone();
     let (admin, manager, hot) = rt.block_on(async {
-        let t = p
-            .auth
-            .create_tenant(NewTenant {
-                name: "Bench".into(),
-                subdomain: "bench".into(),
-                tier: "starter".into(),
-                admin_username: "bench@example.test".into(),
-                admin_password: "bench-password".into(),
-                admin_email: None,
-            })
-            .await
-            .expect("tenant");
+
         let admin = Caller::system(&t.tenant_id, &t.user_id);
         let actor = Platform::actor(&admin);
         let input: ObjectInput = serde_json::from_value(json!({"api_name": "Opp__c", "sharing_model": "private", "fields": [
@@ -84,7 +68,7 @@ fn bench(c: &mut Criterion) {
                     })
                     .await
                     .expect("user");
-                p.access.assign(&actor, &set, &u.id).await.expect("assign");
+                p.access.assign(&actor, &set, mosaic_access::admin::AssignmentInput { user_id: u.id.clone() }).await.expect("assign");
                 u.id
             }
         };
@@ -202,13 +186,17 @@ fn bench(c: &mut Criterion) {
         }
     }
     g.finish();
-    let obj = rt.block_on(p.meta.object(&manager.tenant_id, "Opp__c")).expect("object");
+    let obj = rt
+        .block_on(p.meta.object(&manager.tenant_id, "Opp__c"))
+        .expect("object");
     let row = rt
         .block_on(p.records.get(&manager.tenant_id, obj.id(), &hot, &[]))
         .expect("get")
         .expect("row");
     let generation = p.sharing_generation(&manager.tenant_id);
-    let level = rt.block_on(p.record_level(&manager, &obj, &row, generation)).expect("level");
+    let level = rt
+        .block_on(p.record_level(&manager, &obj, &row, generation))
+        .expect("level");
     assert_ne!(level, mosaic_access::sharing::RecordLevel::None);
     let manager = Arc::new(manager);
     c.bench_function("record decision, cached", |b| {

@@ -3,38 +3,20 @@
 //! transaction, a rule whose criteria do not hold) against the same update
 //! of an object without rules.
 
+mod common;
+use common::body;
 use criterion::{criterion_group, criterion_main, Criterion};
-use mosaic_access::NewTenant;
 use mosaic_meta::validate::ObjectInput;
 use mosaic_meta::workflow::WorkflowInput;
-use mosaic_runtime::{Caller, Platform, PlatformConfig};
-use serde_json::{json, Map, Value};
+use mosaic_runtime::Caller;
+use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-fn body(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let p = Platform::open_embedded(PlatformConfig::new(dir.path())).expect("platform");
+    let common::Bench { rt, p, admin, .. } = common::setup();
+    let t = admin.clone();
     let (caller, plain, auto) = rt.block_on(async {
-        let t = p
-            .auth
-            .create_tenant(NewTenant {
-                name: "Bench".into(),
-                subdomain: "bench".into(),
-                tier: "starter".into(),
-                admin_username: "bench@example.test".into(),
-                admin_password: "bench-password".into(),
-                admin_email: None,
-            })
-            .await
-            .expect("tenant");
+
         let caller = Caller::system(&t.tenant_id, &t.user_id);
         for name in ["Plain__c", "Auto__c"] {
             let input: ObjectInput = serde_json::from_value(json!({"api_name": name, "fields": [
