@@ -12,9 +12,8 @@ use mosaic_access::admin::{
 };
 use mosaic_meta::sharing::SharingRuleInput;
 use mosaic_meta::validate::ObjectInput;
-use mosaic_runtime::query::{QueryOptions, QueryValue};
+use mosaic_runtime::query::QueryOptions;
 use mosaic_runtime::{Caller, Platform};
-use mosaic_types::Value as TypedValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -90,7 +89,7 @@ fn bench(c: &mut Criterion) {
         while n < RECORDS {
             let batch: Vec<Map<String, Value>> = (n..(n + 200).min(RECORDS))
                 .map(|i| {
-                    body(json!({"Name": format!("Opp {i}"), "Amount__c": (i * 7919) % 100_000,
+                    body(json!({"attributes": {"type": "Opp__c"}, "Name": format!("Opp {i}"), "Amount__c": (i * 7919) % 100_000,
                                 "Region__c": regions[i % 4], "OwnerId": reps[i % reps.len()].2}))
                 })
                 .collect();
@@ -127,10 +126,6 @@ fn bench(c: &mut Criterion) {
             "criteria-based rule over {RECORDS} records recalculated in {:.2} s",
             started.elapsed().as_secs_f64()
         );
-        let all = p
-            .query(&admin, "SELECT Id, OwnerId FROM Opp__c WHERE Region__c = 'East' LIMIT 2000", QueryOptions::default())
-            .await
-            .expect("ids");
         let outsider = reps.iter().find(|r| r.0 == 5).unwrap().2.clone();
         let rep5 = Caller {
             tenant_id: t.tenant_id.clone(),
@@ -138,22 +133,24 @@ fn bench(c: &mut Criterion) {
             username: "rep5".into(),
             perms: p.access.snapshot(&t.tenant_id, &outsider).await.expect("snapshot"),
         };
+        // rep5 shares 100 of their records with manager0 by hand.
+        let theirs = p
+            .query(
+                &admin,
+                &format!("SELECT Id FROM Opp__c WHERE OwnerId = '{outsider}' AND Region__c != 'North' LIMIT 100"),
+                QueryOptions::default(),
+            )
+            .await
+            .expect("ids");
         let mut hot = String::new();
-        for r in &all.records {
-            let Some(id) = r.id.clone() else { continue };
-            let owner = r.fields.iter().find(|(k, _)| k == "OwnerId").map(|(_, v)| v.clone());
-            let Some(QueryValue::Value(TypedValue::Text(o))) = owner else { continue };
-            if o == outsider {
-                hot = id.clone();
-            }
-            // The owner shares some of rep5's records with manager0.
-            if o == outsider {
-                p.grant_share(&rep5, "Opp__c", &id, &body(json!({"user_id": m0_user, "access_level": "read"})))
-                    .await
-                    .expect("share");
-            }
+        for r in &theirs.records {
+            let id = r.id.clone().expect("id");
+            p.grant_share(&rep5, "Opp__c", &id, &body(json!({"user_id": m0_user, "access_level": "read"})))
+                .await
+                .expect("share");
+            hot = id;
         }
-        assert!(!hot.is_empty(), "a record of rep5's among the first East deals");
+        assert!(!hot.is_empty());
         let manager = Caller {
             tenant_id: t.tenant_id.clone(),
             user_id: m0_user.clone(),
