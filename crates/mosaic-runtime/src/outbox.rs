@@ -108,10 +108,15 @@ enum Attempt {
     Failed(String),
 }
 
+/// How often the background loop looks for shard-directory changes.
+const DIRECTORY_REFRESH: Duration = Duration::from_secs(1);
+
 impl Platform {
     /// Starts the delivery worker. Leases left by an earlier run of this
     /// embedded server are released first (no one else can hold them).
     pub async fn start_outbox_worker(self: &Arc<Self>) -> MosaicResult<OutboxWorker> {
+        // Every registered shard open, so claims reach all of them.
+        self.shards.refresh().await?;
         let released = self.automation.release_leases().await?;
         if released > 0 {
             tracing::info!(
@@ -139,9 +144,17 @@ async fn worker_loop(ctx: Arc<Ctx>, mut stop: tokio::sync::watch::Receiver<bool>
     let p = ctx.platform.clone();
     let cfg = p.config.automation.clone();
     let mut last_stats = std::time::Instant::now() - Duration::from_secs(60);
+    let mut last_refresh = std::time::Instant::now();
     loop {
         if *stop.borrow() {
             return;
+        }
+        if last_refresh.elapsed() >= DIRECTORY_REFRESH {
+            // Shards registered and tenants moved by other processes.
+            last_refresh = std::time::Instant::now();
+            if let Err(e) = p.shards.refresh().await {
+                tracing::warn!(error = %e.message, "shard directory refresh failed");
+            }
         }
         if last_stats.elapsed() > Duration::from_secs(5) {
             last_stats = std::time::Instant::now();

@@ -5,11 +5,13 @@ use crate::cipher::FieldCipher;
 use crate::clock::{Clock, SystemClock};
 use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
+use mosaic_store::router::{Shard, ShardOpener, ShardRouter};
+use mosaic_store::shards::{ShardRow, LOCAL_SHARD};
 use mosaic_store::{
     AccessStore, AutomationStore, IdempotencyStore, MetaStore, RecordStore, SqliteAccessStore,
-    SqliteIdempotencyStore, SqliteMetaStore, SqliteRecordStore,
+    SqliteMetaStore, SqliteRecordStore,
 };
-use mosaic_types::{MosaicError, MosaicResult};
+use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,10 +104,40 @@ pub struct Platform {
     pub(crate) record_locks: crate::workflow::RecordLocks,
     /// Wakes the delivery worker when a write queued something.
     pub(crate) outbox_wake: Arc<tokio::sync::Notify>,
+    /// Routes every shard-side call to the tenant's shard.
+    pub shards: Arc<ShardRouter>,
     /// Idempotency keys of keyed writes (in the records database).
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) sqlite_meta: Option<Arc<SqliteMetaStore>>,
     pub(crate) sqlite_records: Option<Arc<SqliteRecordStore>>,
+}
+
+/// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
+/// data directory).
+fn open_shard(data_dir: &std::path::Path, row: &ShardRow) -> MosaicResult<Arc<Shard>> {
+    if let Some(path) = row.url.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        let p = std::path::Path::new(path);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            data_dir.join(p)
+        };
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| MosaicError::internal(format!("create {}: {e}", parent.display())))?;
+        }
+        let store = Arc::new(SqliteRecordStore::open(&p)?);
+        return Ok(Arc::new(Shard::sqlite(&row.id, store)?));
+    }
+    Err(MosaicError::new(
+        ErrorCode::NOT_IMPLEMENTED,
+        format!(
+            "shard {} is on PostgreSQL ({}): PostgreSQL record shards are not available yet",
+            row.id,
+            row.url.split('@').next_back().unwrap_or("")
+        ),
+    ))
 }
 
 impl Platform {
@@ -125,13 +157,21 @@ impl Platform {
             &config.data_dir.join("records.sqlite"),
         )?);
         let meta_store: Arc<dyn MetaStore> = meta_db.clone();
-        let records: Arc<dyn RecordStore> = shard.clone();
+        let local = Arc::new(Shard::sqlite(LOCAL_SHARD, shard.clone())?);
+        let dir = config.data_dir.clone();
+        let opener: ShardOpener = Arc::new(move |row: &ShardRow| open_shard(&dir, row));
+        let router = Arc::new(ShardRouter::new(
+            meta_db.clone(),
+            meta_store.clone(),
+            local,
+            opener,
+        ));
+        let records: Arc<dyn RecordStore> = router.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
         let auth = Arc::new(AuthService::new(meta_store.clone(), config.token_ttl));
         let access_store: Arc<dyn AccessStore> =
             Arc::new(SqliteAccessStore::new(meta_db.db().clone()));
-        let idempotency: Arc<dyn IdempotencyStore> =
-            Arc::new(SqliteIdempotencyStore::open(shard.db().clone())?);
+        let idempotency: Arc<dyn IdempotencyStore> = router.clone();
         Ok(Platform {
             meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
             access: Arc::new(AccessService::new(
@@ -141,11 +181,12 @@ impl Platform {
             )),
             auth,
             records,
-            shares: shard.clone(),
+            shares: router.clone(),
             meta_store,
             cipher,
-            queries: Arc::new(crate::query::QueryEngine::new(shard.clone())),
-            automation: shard.clone(),
+            queries: Arc::new(crate::query::QueryEngine::new(router.clone())),
+            automation: router.clone(),
+            shards: router,
             record_locks: crate::workflow::RecordLocks::new(),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             idempotency,
@@ -175,5 +216,23 @@ impl Platform {
                 st.jobs.load(Ordering::Relaxed),
             )
         })
+    }
+}
+
+impl Platform {
+    /// Creates a tenant and places it on a shard by its tier. A tier that
+    /// cannot be placed (an enterprise tenant without a spare dedicated
+    /// shard, every shard of the tier's group full) is refused before
+    /// anything is created.
+    pub async fn create_tenant(
+        &self,
+        t: mosaic_access::NewTenant,
+    ) -> MosaicResult<mosaic_access::TenantCreated> {
+        let shards = self.shards.directory().shards().await?;
+        let load = self.shards.load().await?;
+        mosaic_store::shards::choose_shard(&t.subdomain, &t.tier, &shards, &load)?;
+        let created = self.auth.create_tenant(t).await?;
+        self.shards.shard_id(&created.tenant_id).await?;
+        Ok(created)
     }
 }

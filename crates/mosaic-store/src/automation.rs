@@ -195,6 +195,18 @@ pub struct OutboxStats {
     pub dead: u64,
 }
 
+impl OutboxStats {
+    /// Adds another shard's totals.
+    pub fn merge(&mut self, o: &OutboxStats) {
+        self.pending += o.pending;
+        self.dead += o.dead;
+        self.oldest_due = match (self.oldest_due, o.oldest_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
 #[async_trait]
 pub trait AutomationStore: Send + Sync {
     /// Claims up to `limit` entries due at `now` that no live lease holds,

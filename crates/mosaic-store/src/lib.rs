@@ -23,6 +23,8 @@ pub mod meta_store;
 pub mod plan;
 pub mod query_store;
 pub mod record_store;
+pub mod router;
+pub mod shards;
 pub mod sharing;
 pub mod sqlite;
 mod sqlite_access;
@@ -30,6 +32,7 @@ mod sqlite_census;
 mod sqlite_meta;
 mod sqlite_query;
 mod sqlite_records;
+mod sqlite_shards;
 mod sqlite_sharing;
 
 pub use access_store::AccessStore;

@@ -1,6 +1,7 @@
 //! `mosaic`: the single binary. It only wires crates together.
 
 mod loadtest;
+mod shard_cmd;
 mod telemetry;
 
 use clap::{Args, Parser, Subcommand};
@@ -62,6 +63,11 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Record shards: register, list, drain.
+    Shard {
+        #[command(subcommand)]
+        command: shard_cmd::ShardCommand,
     },
     /// Drive a running server with the seed's mixed workload and report
     /// per-operation latency against the seed's targets (docs/performance.md).
@@ -163,7 +169,7 @@ async fn tenant_create(
 ) -> Result<(), String> {
     let platform = Platform::open_embedded(config(&common))
         .map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?;
-    let created = platform.auth.create_tenant(t).await;
+    let created = platform.create_tenant(t).await;
     platform.close();
     let created = created.map_err(|e| {
         let field = e
@@ -215,6 +221,7 @@ fn main() -> ExitCode {
                 public_url,
             } => serve(common, listen, public_url).await,
             Command::Loadtest(args) => loadtest::run(args).await,
+            Command::Shard { command } => shard_cmd::run(command).await,
             Command::Tenant {
                 command:
                     TenantCommand::Create {

@@ -90,3 +90,99 @@ fn tenant_create_contract_and_refusals() {
     let tier = create(dir.path(), "t2", "t2@x.test", &["--tier", "platinum"]);
     assert!(!tier.status.success());
 }
+
+fn mosaic(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run mosaic")
+}
+
+#[test]
+fn shard_commands_register_list_and_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = mosaic(
+        dir.path(),
+        &[
+            "shard",
+            "add",
+            "--id",
+            "s1",
+            "--url",
+            "sqlite:shards/s1.sqlite",
+            "--group",
+            "starter",
+            "--max-tenants",
+            "1",
+        ],
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let v: Value = serde_json::from_slice(&add.stdout).expect("JSON");
+    assert_eq!(v["id"], "s1");
+    assert!(
+        dir.path().join("shards/s1.sqlite").exists(),
+        "opened at once"
+    );
+    let again = mosaic(
+        dir.path(),
+        &[
+            "shard",
+            "add",
+            "--id",
+            "s1",
+            "--url",
+            "sqlite:x.sqlite",
+            "--group",
+            "starter",
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already registered"));
+    let pg = mosaic(
+        dir.path(),
+        &[
+            "shard",
+            "add",
+            "--id",
+            "bad",
+            "--url",
+            "mysql://x",
+            "--group",
+            "starter",
+        ],
+    );
+    assert!(!pg.status.success());
+
+    // A starter tenant lands on s1 (one tenant at most), the next is refused.
+    let t = create(dir.path(), "acme", "admin@acme.test", &[]);
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let full = create(dir.path(), "beta", "admin@beta.test", &[]);
+    assert!(!full.status.success());
+    assert!(String::from_utf8_lossy(&full.stderr).contains("capacity"));
+
+    let list = mosaic(dir.path(), &["shard", "list"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let text = String::from_utf8_lossy(&list.stdout);
+    let s1 = text.lines().find(|l| l.starts_with("s1 ")).expect("s1 row");
+    let cols: Vec<&str> = s1.split_whitespace().collect();
+    assert_eq!(cols[1..4], ["starter", "active", "1"], "{text}");
+    assert!(text.contains("nearly full: s1"), "{text}");
+
+    let drain = mosaic(dir.path(), &["shard", "drain", "--id", "s1"]);
+    assert!(drain.status.success());
+    let list = mosaic(dir.path(), &["shard", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("draining"));
+    let unknown = mosaic(dir.path(), &["shard", "drain", "--id", "nope"]);
+    assert!(!unknown.status.success());
+}

@@ -63,7 +63,6 @@ impl TestServer {
         let username = format!("admin-{tag}@example.test");
         let created = self
             .platform
-            .auth
             .create_tenant(NewTenant {
                 name: format!("Tenant {tag}"),
                 subdomain: format!("t{tag}"),

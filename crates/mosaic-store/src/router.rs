@@ -1,0 +1,678 @@
+//! The shard router: one object that is the record store, query store,
+//! automation store, share store and idempotency store of the platform, and
+//! sends each call to the shard of its tenant (every such call names its
+//! tenant; the few that span tenants — the delivery worker's claims, stats,
+//! purges — go to every shard).
+//!
+//! The tenant → shard map comes from the [`ShardDirectory`] and is cached;
+//! [`ShardRouter::refresh`] drops the cache when the directory's version has
+//! moved (the serving process calls it every second), and a move made by
+//! this process updates it at once. A tenant with no placement is placed on
+//! first use by [`choose_shard`].
+
+use crate::automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
+use crate::idempotency::{IdempotencyStore, KeptResponse, KeyRecord, Reservation};
+use crate::meta_store::MetaStore;
+use crate::query_store::{QueryPlan, QueryRows, QueryStore, Restrict, SearchHit};
+use crate::record_store::*;
+use crate::shards::{choose_shard, Load, ShardDirectory, ShardRow, LOCAL_SHARD};
+use crate::sharing::{ShareRow, ShareStore, Visibility};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mosaic_types::{FlexSlot, MosaicError, MosaicResult, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// One shard's stores.
+pub struct Shard {
+    pub id: String,
+    pub records: Arc<dyn RecordStore>,
+    pub queries: Arc<dyn QueryStore>,
+    pub automation: Arc<dyn AutomationStore>,
+    pub shares: Arc<dyn ShareStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The embedded database, when the shard is one (census, writer stats).
+    pub sqlite: Option<Arc<crate::SqliteRecordStore>>,
+}
+
+impl Shard {
+    /// A SQLite shard: every store on one database.
+    pub fn sqlite(id: &str, store: Arc<crate::SqliteRecordStore>) -> MosaicResult<Shard> {
+        let idempotency = Arc::new(crate::SqliteIdempotencyStore::open(store.db().clone())?);
+        Ok(Shard {
+            id: id.to_string(),
+            records: store.clone(),
+            queries: store.clone(),
+            automation: store.clone(),
+            shares: store.clone(),
+            idempotency,
+            sqlite: Some(store),
+        })
+    }
+}
+
+/// Opens the stores of a registered shard.
+pub type ShardOpener = Arc<dyn Fn(&ShardRow) -> MosaicResult<Arc<Shard>> + Send + Sync>;
+
+pub struct ShardRouter {
+    directory: Arc<dyn ShardDirectory>,
+    tenants: Arc<dyn MetaStore>,
+    opener: ShardOpener,
+    local: Arc<Shard>,
+    shards: RwLock<HashMap<String, Arc<Shard>>>,
+    placements: RwLock<HashMap<String, String>>,
+    seen_version: AtomicI64,
+}
+
+fn poisoned() -> MosaicError {
+    MosaicError::internal("shard router lock poisoned")
+}
+
+impl ShardRouter {
+    pub fn new(
+        directory: Arc<dyn ShardDirectory>,
+        tenants: Arc<dyn MetaStore>,
+        local: Arc<Shard>,
+        opener: ShardOpener,
+    ) -> ShardRouter {
+        ShardRouter {
+            directory,
+            tenants,
+            opener,
+            local,
+            shards: RwLock::new(HashMap::new()),
+            placements: RwLock::new(HashMap::new()),
+            seen_version: AtomicI64::new(-1),
+        }
+    }
+
+    pub fn local(&self) -> &Arc<Shard> {
+        &self.local
+    }
+
+    pub fn directory(&self) -> &Arc<dyn ShardDirectory> {
+        &self.directory
+    }
+
+    /// Opens every registered shard not open yet and forgets cached
+    /// placements when the directory changed since the last look.
+    pub async fn refresh(&self) -> MosaicResult<()> {
+        let v = self.directory.version().await?;
+        if self.seen_version.swap(v, Ordering::SeqCst) == v {
+            return Ok(());
+        }
+        for row in self.directory.shards().await? {
+            let open = self
+                .shards
+                .read()
+                .map_err(|_| poisoned())?
+                .contains_key(&row.id);
+            if !open {
+                let s = (self.opener)(&row)?;
+                self.shards
+                    .write()
+                    .map_err(|_| poisoned())?
+                    .insert(row.id.clone(), s);
+            }
+        }
+        self.placements.write().map_err(|_| poisoned())?.clear();
+        Ok(())
+    }
+
+    /// Every open shard, the local one first.
+    pub fn all(&self) -> Vec<Arc<Shard>> {
+        let mut out = vec![self.local.clone()];
+        if let Ok(m) = self.shards.read() {
+            let mut ids: Vec<&String> = m.keys().collect();
+            ids.sort();
+            out.extend(ids.into_iter().filter_map(|id| m.get(id).cloned()));
+        }
+        out
+    }
+
+    fn by_id(&self, id: &str) -> Option<Arc<Shard>> {
+        if id == LOCAL_SHARD {
+            return Some(self.local.clone());
+        }
+        self.shards.read().ok()?.get(id).cloned()
+    }
+
+    /// The shard of a tenant from the cache only (the local shard when not
+    /// cached): for the synchronous diagnostics.
+    pub fn cached(&self, tenant_id: &str) -> Arc<Shard> {
+        self.placements
+            .read()
+            .ok()
+            .and_then(|m| m.get(tenant_id).cloned())
+            .and_then(|id| self.by_id(&id))
+            .unwrap_or_else(|| self.local.clone())
+    }
+
+    /// Which shard holds a tenant (placing it on first use).
+    pub async fn shard_id(&self, tenant_id: &str) -> MosaicResult<String> {
+        if let Some(id) = self
+            .placements
+            .read()
+            .map_err(|_| poisoned())?
+            .get(tenant_id)
+        {
+            return Ok(id.clone());
+        }
+        let id = match self.directory.placement(tenant_id).await? {
+            Some(p) => p.shard_id,
+            None => match self.tenants.tenant(tenant_id).await? {
+                // Unknown tenants (probes, ids of nothing) read the local
+                // shard and are not placed.
+                None => return Ok(LOCAL_SHARD.to_string()),
+                Some(t) => {
+                    let shards = self.directory.shards().await?;
+                    let load = self.load().await?;
+                    let chosen = choose_shard(tenant_id, &t.tier, &shards, &load)?;
+                    self.directory.assign(tenant_id, &chosen).await?.shard_id
+                }
+            },
+        };
+        self.placements
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(tenant_id.to_string(), id.clone());
+        Ok(id)
+    }
+
+    /// Tenants per shard from the directory (records are not counted here:
+    /// `mosaic shard list` counts them).
+    pub async fn load(&self) -> MosaicResult<HashMap<String, Load>> {
+        let mut out: HashMap<String, Load> = HashMap::new();
+        for p in self.directory.placements().await? {
+            out.entry(p.shard_id).or_default().tenants += 1;
+        }
+        Ok(out)
+    }
+
+    /// The stores of a tenant's shard.
+    pub async fn shard(&self, tenant_id: &str) -> MosaicResult<Arc<Shard>> {
+        let id = self.shard_id(tenant_id).await?;
+        if let Some(s) = self.by_id(&id) {
+            return Ok(s);
+        }
+        // Registered after our last refresh.
+        self.seen_version.store(-1, Ordering::SeqCst);
+        self.refresh().await?;
+        self.by_id(&id).ok_or_else(|| {
+            MosaicError::internal(format!(
+                "tenant {tenant_id} is placed on unknown shard {id}"
+            ))
+        })
+    }
+
+    /// Points a tenant at another shard in this process's cache at once
+    /// (after the directory was changed by a move).
+    pub fn moved(&self, tenant_id: &str, shard_id: &str) {
+        if let Ok(mut m) = self.placements.write() {
+            m.insert(tenant_id.to_string(), shard_id.to_string());
+        }
+    }
+}
+
+#[async_trait]
+impl RecordStore for ShardRouter {
+    async fn write(
+        &self,
+        tenant_id: &str,
+        ops: Vec<WriteOp>,
+        all_or_none: bool,
+    ) -> MosaicResult<Vec<MosaicResult<WriteResult>>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .write(tenant_id, ops, all_or_none)
+            .await
+    }
+
+    async fn get(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        id: &str,
+        slots: &[FlexSlot],
+    ) -> MosaicResult<Option<RecordRow>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .get(tenant_id, object_id, id, slots)
+            .await
+    }
+
+    async fn get_many(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        ids: &[String],
+        slots: &[FlexSlot],
+    ) -> MosaicResult<Vec<RecordRow>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .get_many(tenant_id, object_id, ids, slots)
+            .await
+    }
+
+    async fn find_by_index(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        spec: &IndexSpec,
+        key: &Value,
+    ) -> MosaicResult<Vec<String>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .find_by_index(tenant_id, object_id, spec, key)
+            .await
+    }
+
+    async fn clear_slot(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .clear_slot(tenant_id, object_id, slot)
+            .await
+    }
+
+    async fn fill_nulls(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+        value: &Value,
+    ) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .fill_nulls(tenant_id, object_id, slot, value)
+            .await
+    }
+
+    async fn build_index(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        spec: &IndexSpec,
+    ) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .build_index(tenant_id, object_id, spec)
+            .await
+    }
+
+    async fn drop_index(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .drop_index(tenant_id, object_id, slot)
+            .await
+    }
+
+    async fn purge_object(&self, tenant_id: &str, object_id: &str) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .purge_object(tenant_id, object_id)
+            .await
+    }
+
+    async fn max_text_len(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<usize> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .max_text_len(tenant_id, object_id, slot)
+            .await
+    }
+
+    async fn locate(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<String>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .locate(tenant_id, id)
+            .await
+    }
+
+    async fn count(&self, tenant_id: &str, object_id: &str) -> MosaicResult<u64> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .count(tenant_id, object_id)
+            .await
+    }
+}
+
+#[async_trait]
+impl QueryStore for ShardRouter {
+    async fn query(
+        &self,
+        tenant_id: &str,
+        plan: Arc<QueryPlan>,
+        restrict: Restrict,
+        keep: usize,
+        max_rows: usize,
+    ) -> MosaicResult<QueryRows> {
+        self.shard(tenant_id)
+            .await?
+            .queries
+            .query(tenant_id, plan, restrict, keep, max_rows)
+            .await
+    }
+
+    fn statement(&self, tenant_id: &str, plan: &QueryPlan) -> MosaicResult<(String, Vec<String>)> {
+        self.cached(tenant_id).queries.statement(tenant_id, plan)
+    }
+
+    async fn explain(&self, tenant_id: &str, plan: Arc<QueryPlan>) -> MosaicResult<Vec<String>> {
+        self.shard(tenant_id)
+            .await?
+            .queries
+            .explain(tenant_id, plan)
+            .await
+    }
+
+    async fn search(
+        &self,
+        tenant_id: &str,
+        term: &str,
+        object_ids: &[String],
+        limit: usize,
+        visibility: Option<Arc<Visibility>>,
+    ) -> MosaicResult<Vec<SearchHit>> {
+        self.shard(tenant_id)
+            .await?
+            .queries
+            .search(tenant_id, term, object_ids, limit, visibility)
+            .await
+    }
+}
+
+#[async_trait]
+impl AutomationStore for ShardRouter {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> MosaicResult<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        for s in self.all() {
+            if out.len() >= limit {
+                break;
+            }
+            out.extend(
+                s.automation
+                    .claim_due(now, lease_until, limit - out.len())
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn release_leases(&self) -> MosaicResult<u64> {
+        let mut n = 0;
+        for s in self.all() {
+            n += s.automation.release_leases().await?;
+        }
+        Ok(n)
+    }
+
+    async fn complete(&self, tenant_id: &str, id: &str) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .complete(tenant_id, id)
+            .await
+    }
+
+    async fn complete_with(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        effects: Vec<Effect>,
+    ) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .complete_with(tenant_id, id, effects)
+            .await
+    }
+
+    async fn failed(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        attempts: u32,
+        error: &str,
+        due_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .failed(tenant_id, id, attempts, error, due_at, now)
+            .await
+    }
+
+    async fn dead_letters(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> MosaicResult<Vec<OutboxEntry>> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .dead_letters(tenant_id, limit, before)
+            .await
+    }
+
+    async fn entry(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<OutboxEntry>> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .entry(tenant_id, id)
+            .await
+    }
+
+    async fn replay(&self, tenant_id: &str, id: &str, now: DateTime<Utc>) -> MosaicResult<bool> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .replay(tenant_id, id, now)
+            .await
+    }
+
+    async fn discard(&self, tenant_id: &str, id: &str) -> MosaicResult<bool> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .discard(tenant_id, id)
+            .await
+    }
+
+    async fn pending_for_record(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+    ) -> MosaicResult<Vec<OutboxEntry>> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .pending_for_record(tenant_id, record_id)
+            .await
+    }
+
+    async fn outbox_stats(&self, now: DateTime<Utc>) -> MosaicResult<OutboxStats> {
+        let mut total = OutboxStats::default();
+        for s in self.all() {
+            let st = s.automation.outbox_stats(now).await?;
+            total.merge(&st);
+        }
+        Ok(total)
+    }
+
+    async fn history(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+        limit: usize,
+    ) -> MosaicResult<Vec<HistoryRow>> {
+        self.shard(tenant_id)
+            .await?
+            .automation
+            .history(tenant_id, record_id, limit)
+            .await
+    }
+}
+
+#[async_trait]
+impl ShareStore for ShardRouter {
+    async fn shares_of(&self, tenant_id: &str, record_id: &str) -> MosaicResult<Vec<ShareRow>> {
+        self.shard(tenant_id)
+            .await?
+            .shares
+            .shares_of(tenant_id, record_id)
+            .await
+    }
+
+    async fn grant_share(&self, tenant_id: &str, row: ShareRow) -> MosaicResult<String> {
+        self.shard(tenant_id)
+            .await?
+            .shares
+            .grant_share(tenant_id, row)
+            .await
+    }
+
+    async fn revoke_share(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+        share_id: &str,
+    ) -> MosaicResult<bool> {
+        self.shard(tenant_id)
+            .await?
+            .shares
+            .revoke_share(tenant_id, record_id, share_id)
+            .await
+    }
+
+    async fn replace_rule_shares(
+        &self,
+        tenant_id: &str,
+        rule_ids: &[String],
+        record_ids: &[String],
+        rows: Vec<ShareRow>,
+    ) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .shares
+            .replace_rule_shares(tenant_id, rule_ids, record_ids, rows)
+            .await
+    }
+
+    async fn drop_rule_shares(&self, tenant_id: &str, rule_id: &str) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .shares
+            .drop_rule_shares(tenant_id, rule_id)
+            .await
+    }
+
+    async fn scan(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        after: Option<&str>,
+        limit: usize,
+        slots: &[FlexSlot],
+    ) -> MosaicResult<Vec<RecordRow>> {
+        self.shard(tenant_id)
+            .await?
+            .shares
+            .scan(tenant_id, object_id, after, limit, slots)
+            .await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for ShardRouter {
+    async fn reserve(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> MosaicResult<Reservation> {
+        self.shard(tenant_id)
+            .await?
+            .idempotency
+            .reserve(tenant_id, key, fingerprint, now_ms, expires_at_ms)
+            .await
+    }
+
+    async fn get(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> MosaicResult<Option<KeyRecord>> {
+        self.shard(tenant_id)
+            .await?
+            .idempotency
+            .get(tenant_id, key, now_ms)
+            .await
+    }
+
+    async fn complete(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        token: &str,
+        response: KeptResponse,
+    ) -> MosaicResult<bool> {
+        self.shard(tenant_id)
+            .await?
+            .idempotency
+            .complete(tenant_id, key, token, response)
+            .await
+    }
+
+    async fn release(&self, tenant_id: &str, key: &str, token: &str) -> MosaicResult<()> {
+        self.shard(tenant_id)
+            .await?
+            .idempotency
+            .release(tenant_id, key, token)
+            .await
+    }
+
+    async fn purge_expired(&self, now_ms: i64) -> MosaicResult<u64> {
+        let mut n = 0;
+        for s in self.all() {
+            n += s.idempotency.purge_expired(now_ms).await?;
+        }
+        Ok(n)
+    }
+}
