@@ -30,6 +30,9 @@ pub const MIGRATION_LOCK_KEY: i64 = 0x6d6f_7361_6963_0001;
 pub const METADATA: &str = "metadata";
 /// Component name of the idempotency-key table (in a records database).
 pub const IDEMPOTENCY: &str = "idempotency";
+/// Component name of a shard's record tables (records, pivots, counters,
+/// outbox, field history, shares).
+pub const RECORDS: &str = "records";
 
 const SCHEMA_VERSION_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_version (
   component TEXT NOT NULL,
@@ -296,4 +299,185 @@ pub async fn migrate_metadata(pool: &PgPool) -> MosaicResult<i64> {
 /// Migrates the idempotency-key table of a records database.
 pub async fn migrate_idempotency(pool: &PgPool) -> MosaicResult<i64> {
     migrate(pool, IDEMPOTENCY, IDEMPOTENCY_MIGRATIONS).await
+}
+
+/// Functions the record queries call: SOQL's text semantics (Rust's Unicode
+/// lower-casing through ICU's root locale, compared in byte order),
+/// multi-picklist tests and the exact decoding of decimal keys.
+const RECORD_FUNCTIONS: &str = r#"
+CREATE FUNCTION mosaic_lower(v text) RETURNS text
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN lower(v COLLATE "und-x-icu") COLLATE "C";
+CREATE FUNCTION mosaic_mp_has(v text, term text) RETURNS boolean
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN EXISTS (SELECT 1 FROM unnest(string_to_array(v, ';')) AS p(x)
+                 WHERE mosaic_lower(btrim(p.x, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))) = term);
+CREATE FUNCTION mosaic_mp_norm(v text) RETURNS text
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN CASE WHEN v IS NULL THEN NULL ELSE coalesce(
+    (SELECT string_agg(q.x, ';' ORDER BY q.x COLLATE "C")
+       FROM (SELECT DISTINCT mosaic_lower(btrim(p.x, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))) AS x
+               FROM unnest(string_to_array(v, ';')) AS p(x)) AS q
+      WHERE q.x <> ''), '') END;
+CREATE FUNCTION mosaic_deckey_numeric(k text) RETURNS numeric
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN CASE left(k, 1)
+    WHEN '1' THEN 0::numeric
+    WHEN '2' THEN ('0.' || substr(k, 5) || 'e' || (substr(k, 2, 3)::int - 500)::text)::numeric
+    WHEN '0' THEN -(('0.' || translate(rtrim(substr(k, 5), '~'), '0123456789', '9876543210')
+                     || 'e' || (500 - substr(k, 2, 3)::int)::text)::numeric)
+  END;
+"#;
+
+/// The SQL type of a flex column of `pool`. Number slots keep the
+/// order-preserving decimal keys of `mosaic_types::deckey` in byte order
+/// (`COLLATE "C"`), exactly as SQLite compares them.
+fn flex_type(pool: mosaic_types::SlotPool) -> &'static str {
+    use mosaic_types::SlotPool;
+    match pool {
+        SlotPool::String | SlotPool::Number | SlotPool::Clob => "TEXT COLLATE \"C\"",
+        SlotPool::Date => "DATE",
+        SlotPool::Datetime => "TIMESTAMPTZ",
+        SlotPool::Boolean => "BOOLEAN",
+    }
+}
+
+/// The search document of a row: Name and every text-pool column,
+/// lower-cased like `mosaic_lower`, every run of characters that are not
+/// letters or digits turned into one space (the words SQLite's FTS5
+/// `unicode61` tokenizer sees), parsed with the `simple` configuration.
+fn search_document_sql() -> String {
+    use mosaic_types::{FlexSlot, SlotPool};
+    let mut parts = vec!["coalesce(name, '')".to_string()];
+    parts.extend(
+        FlexSlot::all()
+            .filter(|s| matches!(s.pool, SlotPool::String | SlotPool::Clob))
+            .map(|s| format!("coalesce({}, '')", s.column())),
+    );
+    format!(
+        "to_tsvector('simple'::regconfig, regexp_replace(lower(({}) COLLATE \"und-x-icu\"), '[^[:alnum:]]+', ' ', 'g'))",
+        parts.join(" || ' ' || ")
+    )
+}
+
+/// Migration 1 of a shard: the wide record table (its flex columns follow
+/// the pool capacities of `mosaic_types::SlotPool`; a larger pool is a new
+/// migration), pivot tables, auto-number counters, outbox, field history
+/// and record shares.
+fn records_v1() -> String {
+    let mut cols = String::new();
+    for s in mosaic_types::FlexSlot::all() {
+        cols.push_str(&format!(",\n  {} {}", s.column(), flex_type(s.pool)));
+    }
+    format!(
+        r#"{RECORD_FUNCTIONS}
+CREATE TABLE object_records (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  object_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  name TEXT COLLATE "C",
+  owner_id TEXT COLLATE "C" NOT NULL,
+  created_by TEXT COLLATE "C" NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  modified_by TEXT COLLATE "C" NOT NULL,
+  modified_at TIMESTAMPTZ NOT NULL,
+  is_deleted BOOLEAN NOT NULL DEFAULT FALSE{cols},
+  search_doc TSVECTOR GENERATED ALWAYS AS ({doc}) STORED,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX object_records_by_object ON object_records (tenant_id, object_id, id);
+CREATE INDEX object_records_search ON object_records USING gin (search_doc);
+CREATE TABLE record_index (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  object_id TEXT COLLATE "C" NOT NULL,
+  slot TEXT COLLATE "C" NOT NULL,
+  value TEXT COLLATE "C" NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (tenant_id, object_id, slot, value, record_id)
+);
+CREATE INDEX record_index_by_record ON record_index (tenant_id, record_id, slot);
+CREATE TABLE record_unique (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  object_id TEXT COLLATE "C" NOT NULL,
+  slot TEXT COLLATE "C" NOT NULL,
+  value TEXT COLLATE "C" NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (tenant_id, object_id, slot, value)
+);
+CREATE INDEX record_unique_by_record ON record_unique (tenant_id, record_id, slot);
+CREATE TABLE auto_number_counters (
+  tenant_id TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  counter TEXT NOT NULL,
+  next_value BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, object_id, counter)
+);
+CREATE TABLE outbox (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  kind TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  rule_id TEXT COLLATE "C",
+  action_id TEXT,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL,
+  due_at TIMESTAMPTZ NOT NULL,
+  attempts BIGINT NOT NULL DEFAULT 0,
+  last_error TEXT,
+  lease_until TIMESTAMPTZ,
+  created_at TIMESTAMPTZ NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX outbox_due ON outbox (state, due_at);
+CREATE INDEX outbox_by_record ON outbox (tenant_id, record_id, rule_id);
+CREATE INDEX outbox_by_tenant ON outbox (tenant_id, state, id);
+CREATE TABLE field_history (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  object_id TEXT NOT NULL,
+  field TEXT NOT NULL,
+  old_value TEXT,
+  new_value TEXT,
+  changed_by TEXT NOT NULL,
+  changed_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (tenant_id, record_id, id)
+);
+CREATE TABLE record_shares (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  record_id TEXT COLLATE "C" NOT NULL,
+  principal TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  object_id TEXT COLLATE "C" NOT NULL,
+  access SMALLINT NOT NULL,
+  rule_id TEXT COLLATE "C",
+  created_by TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (tenant_id, record_id, principal, id)
+);
+CREATE UNIQUE INDEX record_shares_id ON record_shares (tenant_id, id);
+CREATE INDEX record_shares_rule ON record_shares (tenant_id, rule_id, record_id);
+"#,
+        doc = search_document_sql()
+    )
+}
+
+static RECORDS_MIGRATIONS: std::sync::LazyLock<Vec<Migration>> = std::sync::LazyLock::new(|| {
+    vec![Migration {
+        version: 1,
+        name: "records, pivots, counters, outbox, field history, shares",
+        sql: Box::leak(records_v1().into_boxed_str()),
+    }]
+});
+
+/// The migrations of a shard's record tables.
+pub fn records_migrations() -> &'static [Migration] {
+    &RECORDS_MIGRATIONS
+}
+
+/// Migrates the record tables of a shard (what `mosaic migrate` runs against it).
+pub async fn migrate_records(pool: &PgPool) -> MosaicResult<i64> {
+    migrate(pool, RECORDS, records_migrations()).await
 }

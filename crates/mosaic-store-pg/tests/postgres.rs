@@ -186,3 +186,137 @@ async fn a_test_database_is_dropped_with_its_guard() {
     assert!(!common::database_exists(&name).await);
     drop(store);
 }
+
+// ---------- the records shard ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_records_its_migration_and_fails_unavailable_when_unreachable() {
+    let db = TestDatabase::create().await;
+    let store = mosaic_store_pg::PgRecordStore::connect(&db.url, 2)
+        .await
+        .unwrap();
+    let latest = mosaic_store_pg::migrate::records_migrations().len() as i64;
+    assert_eq!(
+        mosaic_store_pg::migrate_records(store.pool())
+            .await
+            .unwrap(),
+        latest
+    );
+    assert!(versions(&db)
+        .await
+        .contains(&(mosaic_store_pg::migrate::RECORDS.to_string(), latest)));
+    let e = mosaic_store_pg::PgRecordStore::connect("postgres://postgres@127.0.0.1:1/mosaic", 2)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::SERVICE_UNAVAILABLE, "{e}");
+    use mosaic_store::{QueryStore, RecordStore};
+    store.pool().close();
+    let e = store.count("t1", "o1").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::SERVICE_UNAVAILABLE, "{e}");
+    let e = store
+        .search("t1", "x", &["o1".to_string()], 10, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::SERVICE_UNAVAILABLE, "{e}");
+}
+
+/// A master deleted while details are inserted under it never leaves a
+/// live detail behind: each insert either commits first (and the delete's
+/// cascade takes it) or finds the master gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_deleted_during_detail_inserts_leaves_no_orphan() {
+    use chrono::Utc;
+    use mosaic_store::record_store::*;
+    use mosaic_store::RecordStore;
+    use mosaic_types::{FlexSlot, SlotPool, Value};
+    use std::sync::Arc;
+    let db = TestDatabase::create().await;
+    let store = Arc::new(
+        mosaic_store_pg::PgRecordStore::connect(&db.url, 8)
+            .await
+            .unwrap(),
+    );
+    let link = FlexSlot::new(SlotPool::String, 1).unwrap();
+    let row = |object: &str, id: &str, values: Vec<(FlexSlot, Value)>| RecordRow {
+        id: id.into(),
+        object_id: object.into(),
+        name: Some(id.into()),
+        owner_id: "u".into(),
+        created_by: "u".into(),
+        created_at: Utc::now(),
+        modified_by: "u".into(),
+        modified_at: Utc::now(),
+        is_deleted: false,
+        values,
+    };
+    let insert = |record: RecordRow, checks: Vec<RefCheck>| {
+        WriteOp::Insert(InsertOp {
+            record,
+            indexes: vec![],
+            auto_numbers: vec![],
+            ref_checks: checks,
+            require_absent: None,
+            effects: vec![],
+        })
+    };
+    for round in 0..5 {
+        let master = format!("m{round}");
+        store
+            .write(
+                "t",
+                vec![insert(row("master", &master, vec![]), vec![])],
+                true,
+            )
+            .await
+            .unwrap()[0]
+            .as_ref()
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let store = store.clone();
+            let op = insert(
+                row(
+                    "detail",
+                    &format!("d{round}-{i}"),
+                    vec![(link, Value::Text(master.clone()))],
+                ),
+                vec![RefCheck {
+                    field: "Master__c".into(),
+                    object_id: "master".into(),
+                    id: master.clone(),
+                }],
+            );
+            tasks.push(tokio::spawn(async move {
+                store.write("t", vec![op], true).await
+            }));
+        }
+        let delete = WriteOp::Delete(DeleteOp {
+            object_id: "master".into(),
+            id: master.clone(),
+            deleted_by: "u".into(),
+            deleted_at: Utc::now(),
+            cascade: vec![CascadeSpec {
+                object_id: "detail".into(),
+                slot: link,
+                children: vec![],
+                clear: vec![],
+            }],
+            clear: vec![],
+            effects: vec![],
+        });
+        store.write("t", vec![delete], true).await.unwrap()[0]
+            .as_ref()
+            .unwrap();
+        for t in tasks {
+            let r = t.await.unwrap().unwrap();
+            if let Err(e) = &r[0] {
+                assert_eq!(e.code, ErrorCode::INVALID_CROSS_REFERENCE_KEY, "{e}");
+            }
+        }
+        assert_eq!(
+            store.count("t", "detail").await.unwrap(),
+            0,
+            "round {round}"
+        );
+    }
+}

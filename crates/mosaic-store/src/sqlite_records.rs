@@ -160,7 +160,9 @@ pub fn index_key(spec_ci: bool, slot: FlexSlot, v: &Value) -> MosaicResult<Optio
     })
 }
 
-fn fmt_auto_number(format: &str, n: i64, date: NaiveDate) -> String {
+/// The text of auto number `n` in `format` on `date` (`INV-{0000}`,
+/// `{YYYY}{MM}{DD}-{00}`; unknown tokens are kept as written).
+pub fn fmt_auto_number(format: &str, n: i64, date: NaiveDate) -> String {
     let mut out = String::new();
     let mut rest = format;
     while let Some(open) = rest.find('{') {

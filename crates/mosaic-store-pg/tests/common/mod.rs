@@ -172,3 +172,48 @@ pub async fn postgres() -> Stores {
         home: Home::Postgres(db),
     }
 }
+
+// ---------- records shards ----------
+
+/// The record-side stores of one shard (one object implements them all).
+pub struct Shard {
+    pub backend: &'static str,
+    pub records: Arc<dyn mosaic_store::RecordStore>,
+    pub queries: Arc<dyn mosaic_store::QueryStore>,
+    pub automation: Arc<dyn mosaic_store::AutomationStore>,
+    pub shares: Arc<dyn mosaic_store::ShareStore>,
+    pub home: Home,
+}
+
+pub async fn sqlite_shard() -> Shard {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        mosaic_store::SqliteRecordStore::open(&dir.path().join("records.sqlite"))
+            .expect("open the shard"),
+    );
+    Shard {
+        backend: "sqlite",
+        records: store.clone(),
+        queries: store.clone(),
+        automation: store.clone(),
+        shares: store,
+        home: Home::Sqlite(dir),
+    }
+}
+
+pub async fn postgres_shard() -> Shard {
+    let db = TestDatabase::create().await;
+    let store = Arc::new(
+        mosaic_store_pg::PgRecordStore::connect(&db.url, TEST_POOL_SIZE)
+            .await
+            .expect("connect the shard"),
+    );
+    Shard {
+        backend: "postgres",
+        records: store.clone(),
+        queries: store.clone(),
+        automation: store.clone(),
+        shares: store,
+        home: Home::Postgres(db),
+    }
+}
