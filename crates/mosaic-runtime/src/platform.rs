@@ -6,7 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
 use mosaic_store::router::{Shard, ShardOpener, ShardRouter};
-use mosaic_store::shards::{ShardRow, LOCAL_SHARD};
+use mosaic_store::shards::{ShardDirectory, ShardRow, LOCAL_SHARD};
 use mosaic_store::{
     AccessStore, AutomationStore, IdempotencyStore, MetaStore, RecordStore, SqliteAccessStore,
     SqliteMetaStore, SqliteRecordStore,
@@ -25,7 +25,18 @@ pub struct PlatformConfig {
     pub clock: Arc<dyn Clock>,
     /// How long an `Idempotency-Key` and its kept response live.
     pub idempotency_ttl: Duration,
+    /// The metadata database on PostgreSQL (`postgres://…`); `None`: the
+    /// embedded `metadata.sqlite` in the data directory.
+    pub metadata_url: Option<String>,
+    /// The built-in record shard on PostgreSQL; `None`: the embedded
+    /// `records.sqlite` in the data directory.
+    pub records_url: Option<String>,
+    /// Connections per PostgreSQL pool.
+    pub pg_pool_size: usize,
 }
+
+/// Default connections per PostgreSQL pool.
+pub const DEFAULT_PG_POOL_SIZE: usize = 16;
 
 /// Default lifetime of an idempotency key: a day, long enough for any
 /// client's retry schedule.
@@ -40,6 +51,9 @@ impl PlatformConfig {
             token_ttl: mosaic_access::service::DEFAULT_TOKEN_TTL,
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             clock: Arc::new(SystemClock),
+            metadata_url: None,
+            records_url: None,
+            pg_pool_size: DEFAULT_PG_POOL_SIZE,
         }
     }
 }
@@ -113,8 +127,12 @@ pub struct Platform {
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
-/// data directory).
-fn open_shard(data_dir: &std::path::Path, row: &ShardRow) -> MosaicResult<Arc<Shard>> {
+/// data directory) or `postgres://…` (migrated on open).
+async fn open_shard(
+    data_dir: PathBuf,
+    pool_size: usize,
+    row: ShardRow,
+) -> MosaicResult<Arc<Shard>> {
     if let Some(path) = row.url.strip_prefix("sqlite:") {
         let path = path.trim_start_matches("//");
         let p = std::path::Path::new(path);
@@ -130,52 +148,143 @@ fn open_shard(data_dir: &std::path::Path, row: &ShardRow) -> MosaicResult<Arc<Sh
         let store = Arc::new(SqliteRecordStore::open(&p)?);
         return Ok(Arc::new(Shard::sqlite(&row.id, store)?));
     }
+    if row.url.starts_with("postgres://") || row.url.starts_with("postgresql://") {
+        return Ok(Arc::new(pg_shard(&row.id, &row.url, pool_size).await?));
+    }
     Err(MosaicError::new(
-        ErrorCode::NOT_IMPLEMENTED,
-        format!(
-            "shard {} is on PostgreSQL ({}): PostgreSQL record shards are not available yet",
-            row.id,
-            row.url.split('@').next_back().unwrap_or("")
-        ),
+        ErrorCode::INVALID_INPUT,
+        format!("shard {}: unsupported url scheme", row.id),
     ))
+}
+
+/// A shard on PostgreSQL: its stores on one pool.
+async fn pg_shard(id: &str, url: &str, pool_size: usize) -> MosaicResult<Shard> {
+    let store = Arc::new(mosaic_store_pg::PgRecordStore::connect(url, pool_size).await?);
+    let idempotency =
+        Arc::new(mosaic_store_pg::PgIdempotencyStore::open(store.pool().clone()).await?);
+    Ok(Shard {
+        id: id.to_string(),
+        records: store.clone(),
+        queries: store.clone(),
+        automation: store.clone(),
+        shares: store,
+        idempotency,
+        sqlite: None,
+    })
+}
+
+fn opener(config: &PlatformConfig) -> ShardOpener {
+    let dir = config.data_dir.clone();
+    let size = config.pg_pool_size;
+    Arc::new(move |row: &ShardRow| {
+        let (dir, row) = (dir.clone(), row.clone());
+        Box::pin(open_shard(dir, size, row))
+    })
+}
+
+/// The metadata database's stores.
+struct MetaStores {
+    meta: Arc<dyn MetaStore>,
+    access: Arc<dyn AccessStore>,
+    directory: Arc<dyn ShardDirectory>,
+    sqlite: Option<Arc<SqliteMetaStore>>,
 }
 
 impl Platform {
     /// Opens the embedded (SQLite) platform in `config.data_dir`, creating
     /// the directory and databases on first use.
     pub fn open_embedded(config: PlatformConfig) -> MosaicResult<Platform> {
+        Self::data_dir(&config)?;
+        let metas = Self::sqlite_meta(&config)?;
+        let shard = Arc::new(SqliteRecordStore::open(
+            &config.data_dir.join("records.sqlite"),
+        )?);
+        let local = Arc::new(Shard::sqlite(LOCAL_SHARD, shard.clone())?);
+        Self::assemble(config, metas, local, Some(shard))
+    }
+
+    /// Opens the platform as configured: the metadata database and the
+    /// built-in shard each embedded or on PostgreSQL (`metadata_url`,
+    /// `records_url`). Migrations are applied on open.
+    pub async fn open(config: PlatformConfig) -> MosaicResult<Platform> {
+        if config.metadata_url.is_none() && config.records_url.is_none() {
+            return Self::open_embedded(config);
+        }
+        Self::data_dir(&config)?;
+        let metas = match &config.metadata_url {
+            None => Self::sqlite_meta(&config)?,
+            Some(url) => {
+                let m = Arc::new(
+                    mosaic_store_pg::PgMetaStore::connect(url, config.pg_pool_size).await?,
+                );
+                MetaStores {
+                    meta: m.clone(),
+                    access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
+                    directory: m,
+                    sqlite: None,
+                }
+            }
+        };
+        let (local, sqlite) = match &config.records_url {
+            None => {
+                let shard = Arc::new(SqliteRecordStore::open(
+                    &config.data_dir.join("records.sqlite"),
+                )?);
+                (
+                    Arc::new(Shard::sqlite(LOCAL_SHARD, shard.clone())?),
+                    Some(shard),
+                )
+            }
+            Some(url) => (
+                Arc::new(pg_shard(LOCAL_SHARD, url, config.pg_pool_size).await?),
+                None,
+            ),
+        };
+        Self::assemble(config, metas, local, sqlite)
+    }
+
+    fn data_dir(config: &PlatformConfig) -> MosaicResult<()> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             MosaicError::internal(format!(
                 "create data dir {}: {e}",
                 config.data_dir.display()
             ))
-        })?;
+        })
+    }
+
+    fn sqlite_meta(config: &PlatformConfig) -> MosaicResult<MetaStores> {
         let meta_db = Arc::new(SqliteMetaStore::open(
             &config.data_dir.join("metadata.sqlite"),
         )?);
-        let shard = Arc::new(SqliteRecordStore::open(
-            &config.data_dir.join("records.sqlite"),
-        )?);
-        let meta_store: Arc<dyn MetaStore> = meta_db.clone();
-        let local = Arc::new(Shard::sqlite(LOCAL_SHARD, shard.clone())?);
-        let dir = config.data_dir.clone();
-        let opener: ShardOpener = Arc::new(move |row: &ShardRow| open_shard(&dir, row));
+        Ok(MetaStores {
+            meta: meta_db.clone(),
+            access: Arc::new(SqliteAccessStore::new(meta_db.db().clone())),
+            directory: meta_db.clone(),
+            sqlite: Some(meta_db),
+        })
+    }
+
+    fn assemble(
+        config: PlatformConfig,
+        metas: MetaStores,
+        local: Arc<Shard>,
+        sqlite_records: Option<Arc<SqliteRecordStore>>,
+    ) -> MosaicResult<Platform> {
+        let meta_store = metas.meta;
         let router = Arc::new(ShardRouter::new(
-            meta_db.clone(),
+            metas.directory,
             meta_store.clone(),
             local,
-            opener,
+            opener(&config),
         ));
         let records: Arc<dyn RecordStore> = router.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
         let auth = Arc::new(AuthService::new(meta_store.clone(), config.token_ttl));
-        let access_store: Arc<dyn AccessStore> =
-            Arc::new(SqliteAccessStore::new(meta_db.db().clone()));
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
         Ok(Platform {
             meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
             access: Arc::new(AccessService::new(
-                access_store,
+                metas.access,
                 meta_store.clone(),
                 auth.clone(),
             )),
@@ -191,8 +300,8 @@ impl Platform {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             idempotency,
             config,
-            sqlite_meta: Some(meta_db),
-            sqlite_records: Some(shard),
+            sqlite_meta: metas.sqlite,
+            sqlite_records,
         })
     }
 

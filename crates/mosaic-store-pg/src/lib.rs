@@ -22,6 +22,7 @@
 
 pub mod access;
 pub mod automation;
+pub mod directory;
 pub mod idempotency;
 pub mod meta;
 pub mod migrate;
@@ -29,6 +30,7 @@ mod param;
 pub mod pool;
 pub mod query;
 pub mod records;
+pub mod scratch;
 pub mod sharing;
 
 pub use access::PgAccessStore;
@@ -43,7 +45,8 @@ pub use records::PgRecordStore;
 /// look-ups listed in the crate documentation.
 #[cfg(test)]
 mod tenant_predicate {
-    const SOURCES: [(&str, &str); 8] = [
+    const SOURCES: [(&str, &str); 9] = [
+        ("directory.rs", include_str!("directory.rs")),
         ("meta.rs", include_str!("meta.rs")),
         ("access.rs", include_str!("access.rs")),
         ("idempotency.rs", include_str!("idempotency.rs")),
@@ -55,7 +58,11 @@ mod tenant_predicate {
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 15] = [
+    const GLOBAL: [&str; 18] = [
+        // the shard directory is the platform's, not a tenant's
+        "shards",
+        "directory_version",
+        "tenant_shards",
         "FROM tenants WHERE",           // tenant by id / subdomain
         "INSERT INTO tenants",          // the tenant row itself
         "FROM users WHERE username_lc", // usernames are global

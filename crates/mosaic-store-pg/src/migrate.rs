@@ -44,10 +44,11 @@ const SCHEMA_VERSION_DDL: &str = "CREATE TABLE IF NOT EXISTS schema_version (
 
 /// The metadata database: tenants, users, sessions, object definitions and
 /// the access-control tables.
-pub const METADATA_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenants, users, sessions, objects, access control, audit log",
-    sql: r#"
+pub const METADATA_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenants, users, sessions, objects, access control, audit log",
+        sql: r#"
 CREATE TABLE tenants (
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL,
@@ -204,7 +205,34 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_tenant ON audit_log (tenant_id, seq);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "shard directory",
+        sql: r#"
+CREATE TABLE shards (
+  id TEXT PRIMARY KEY,
+  url TEXT NOT NULL,
+  grp TEXT NOT NULL,
+  max_tenants BIGINT,
+  max_records BIGINT,
+  status TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE tenant_shards (
+  tenant_id TEXT PRIMARY KEY,
+  shard_id TEXT NOT NULL,
+  version BIGINT NOT NULL
+);
+CREATE INDEX tenant_shards_shard ON tenant_shards (shard_id);
+CREATE TABLE directory_version (
+  only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+  version BIGINT NOT NULL
+);
+INSERT INTO directory_version VALUES (1, 0);
+"#,
+    },
+];
 
 /// The idempotency keys of a records database.
 pub const IDEMPOTENCY_MIGRATIONS: &[Migration] = &[Migration {

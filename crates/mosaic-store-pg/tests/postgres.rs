@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestDatabase;
+use common::{test_database, TestDatabase};
 use mosaic_store::MetaStore;
 use mosaic_store_pg::migrate::{METADATA, METADATA_MIGRATIONS};
 use mosaic_store_pg::{migrate, migrate_metadata, Migration, PgMetaStore, PgPool};
@@ -28,7 +28,7 @@ async fn versions(db: &TestDatabase) -> Vec<(String, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_once_and_record_their_versions() {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let pool = PgPool::new(&db.url, 2).unwrap();
     let latest = METADATA_MIGRATIONS.len() as i64;
     assert_eq!(migrate_metadata(&pool).await.unwrap(), latest);
@@ -42,7 +42,7 @@ async fn migrations_apply_once_and_record_their_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrators_wait_for_each_other() {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let pools: Vec<PgPool> = (0..6).map(|_| PgPool::new(&db.url, 1).unwrap()).collect();
     let runs: Vec<_> = pools
         .iter()
@@ -59,7 +59,7 @@ async fn concurrent_migrators_wait_for_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_migration_applies_on_top_and_a_failing_one_leaves_nothing() {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let pool = PgPool::new(&db.url, 2).unwrap();
     const V1: Migration = Migration {
         version: 1,
@@ -130,7 +130,7 @@ async fn bad_settings_are_invalid_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_pool_is_service_unavailable() {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let store = PgMetaStore::connect(&db.url, 2).await.unwrap();
     store.pool().close();
     let e = store.tenant("t1").await.unwrap_err();
@@ -139,7 +139,7 @@ async fn a_closed_pool_is_service_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_connection_is_service_unavailable_and_the_pool_replaces_it() {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let store = PgMetaStore::connect(&db.url, 2).await.unwrap();
     {
         let client = store.pool().client().await.unwrap();
@@ -178,7 +178,7 @@ async fn a_lost_connection_is_service_unavailable_and_the_pool_replaces_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_test_database_is_dropped_with_its_guard() {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let name = db.name.clone();
     let store = PgMetaStore::connect(&db.url, 2).await.unwrap();
     assert!(common::database_exists(&name).await);
@@ -191,7 +191,7 @@ async fn a_test_database_is_dropped_with_its_guard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_records_its_migration_and_fails_unavailable_when_unreachable() {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let store = mosaic_store_pg::PgRecordStore::connect(&db.url, 2)
         .await
         .unwrap();
@@ -230,7 +230,7 @@ async fn a_master_deleted_during_detail_inserts_leaves_no_orphan() {
     use mosaic_store::RecordStore;
     use mosaic_types::{FlexSlot, SlotPool, Value};
     use std::sync::Arc;
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let store = Arc::new(
         mosaic_store_pg::PgRecordStore::connect(&db.url, 8)
             .await

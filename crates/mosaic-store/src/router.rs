@@ -53,7 +53,14 @@ impl Shard {
 }
 
 /// Opens the stores of a registered shard.
-pub type ShardOpener = Arc<dyn Fn(&ShardRow) -> MosaicResult<Arc<Shard>> + Send + Sync>;
+pub type ShardOpener = Arc<
+    dyn Fn(
+            &ShardRow,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = MosaicResult<Arc<Shard>>> + Send>>
+        + Send
+        + Sync,
+>;
 
 pub struct ShardRouter {
     directory: Arc<dyn ShardDirectory>,
@@ -109,7 +116,7 @@ impl ShardRouter {
                 .map_err(|_| poisoned())?
                 .contains_key(&row.id);
             if !open {
-                let s = (self.opener)(&row)?;
+                let s = (self.opener)(&row).await?;
                 self.shards
                     .write()
                     .map_err(|_| poisoned())?

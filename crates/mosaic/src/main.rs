@@ -44,6 +44,17 @@ struct Common {
     /// (doubling per retry up to 5 minutes, 5 retries, then dead letter).
     #[arg(long, env = "MOSAIC_OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
     outbox_retry_base_ms: u64,
+    /// The metadata database on PostgreSQL (`postgres://user@host/db`);
+    /// without it, `metadata.sqlite` in the data directory.
+    #[arg(long, env = "MOSAIC_METADATA_URL")]
+    metadata_url: Option<String>,
+    /// The built-in record shard on PostgreSQL; without it,
+    /// `records.sqlite` in the data directory.
+    #[arg(long, env = "MOSAIC_RECORDS_URL")]
+    records_url: Option<String>,
+    /// Connections per PostgreSQL pool.
+    #[arg(long, env = "MOSAIC_PG_POOL_SIZE", default_value_t = mosaic_runtime::platform::DEFAULT_PG_POOL_SIZE)]
+    pg_pool_size: usize,
 }
 
 #[derive(Subcommand)]
@@ -63,6 +74,12 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Apply the schema migrations of the metadata database and the
+    /// built-in shard (also done by `serve` at start-up) and report them.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
     },
     /// Record shards: register, list, drain.
     Shard {
@@ -106,7 +123,21 @@ fn config(c: &Common) -> PlatformConfig {
         cfg.automation.mail_from = f;
     }
     cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
+    cfg.metadata_url = c.metadata_url.clone().filter(|u| !u.is_empty());
+    cfg.records_url = c.records_url.clone().filter(|u| !u.is_empty());
+    cfg.pg_pool_size = c.pg_pool_size.clamp(1, 256);
     cfg
+}
+
+/// Opens the platform every command works on (the same databases as `serve`).
+pub(crate) async fn open(common: &Common) -> Result<Platform, String> {
+    Platform::open(config(common)).await.map_err(|e| {
+        format!(
+            "cannot open the platform ({}): {}",
+            common.data_dir.display(),
+            e.message
+        )
+    })
 }
 
 /// Where a running server said it listens (written at start-up).
@@ -137,10 +168,7 @@ async fn shutdown_signal() {
 }
 
 async fn serve(common: Common, listen: String, public_url: Option<String>) -> Result<(), String> {
-    let platform = Arc::new(
-        Platform::open_embedded(config(&common))
-            .map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?,
-    );
+    let platform = Arc::new(open(&common).await?);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -167,8 +195,7 @@ async fn tenant_create(
     t: NewTenant,
     instance_url: Option<String>,
 ) -> Result<(), String> {
-    let platform = Platform::open_embedded(config(&common))
-        .map_err(|e| format!("cannot open {}: {}", common.data_dir.display(), e.message))?;
+    let platform = open(&common).await?;
     let created = platform.create_tenant(t).await;
     platform.close();
     let created = created.map_err(|e| {
@@ -222,6 +249,17 @@ fn main() -> ExitCode {
             } => serve(common, listen, public_url).await,
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::Shard { command } => shard_cmd::run(command).await,
+            Command::Migrate { common } => {
+                let p = open(&common).await?;
+                p.shards.refresh().await.map_err(|e| e.message)?;
+                let shards: Vec<String> = p.shards.all().iter().map(|s| s.id.clone()).collect();
+                p.close();
+                println!(
+                    "{}",
+                    serde_json::json!({"migrated": true, "metadata": if common.metadata_url.is_some() { "postgres" } else { "sqlite" }, "shards": shards})
+                );
+                Ok(())
+            }
             Command::Tenant {
                 command:
                     TenantCommand::Create {

@@ -44,8 +44,8 @@ pub enum ShardCommand {
     },
 }
 
-fn open(common: &crate::Common) -> Result<Platform, String> {
-    Platform::open_embedded(crate::config(common)).map_err(|e| e.message)
+async fn open(common: &crate::Common) -> Result<Platform, String> {
+    crate::open(common).await
 }
 
 pub async fn run(cmd: ShardCommand) -> Result<(), String> {
@@ -58,7 +58,7 @@ pub async fn run(cmd: ShardCommand) -> Result<(), String> {
             max_tenants,
             max_records,
         } => {
-            let p = open(&common)?;
+            let p = open(&common).await?;
             let row = ShardRow {
                 id,
                 url,
@@ -83,7 +83,7 @@ pub async fn run(cmd: ShardCommand) -> Result<(), String> {
             Ok(())
         }
         ShardCommand::List { common } => {
-            let p = open(&common)?;
+            let p = open(&common).await?;
             p.shards.refresh().await.map_err(|e| e.message)?;
             let rows = p.shards.directory().shards().await.map_err(|e| e.message)?;
             let mut load: HashMap<String, Load> = p.shards.load().await.map_err(|e| e.message)?;
@@ -121,7 +121,7 @@ pub async fn run(cmd: ShardCommand) -> Result<(), String> {
             Ok(())
         }
         ShardCommand::Drain { common, id } => {
-            let p = open(&common)?;
+            let p = open(&common).await?;
             p.shards
                 .directory()
                 .set_shard_status(&id, "draining")

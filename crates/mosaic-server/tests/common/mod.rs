@@ -7,6 +7,7 @@ pub mod exposition;
 use mosaic_access::NewTenant;
 use mosaic_runtime::{Platform, PlatformConfig};
 use mosaic_server::AppState;
+use mosaic_store_pg::scratch::ScratchDatabase;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +20,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
+    /// Scratch PostgreSQL databases, dropped with the server.
+    _databases: Vec<ScratchDatabase>,
 }
 
 static TENANTS: AtomicUsize = AtomicUsize::new(0);
@@ -32,7 +35,19 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = PlatformConfig::new(dir.path());
         tweak(&mut cfg);
-        let platform = Arc::new(Platform::open_embedded(cfg).expect("open platform"));
+        // `MOSAIC_TEST_BACKEND=postgres`: the metadata database and the
+        // built-in shard each in a scratch PostgreSQL database.
+        let mut databases = Vec::new();
+        if std::env::var("MOSAIC_TEST_BACKEND").as_deref() == Ok("postgres") {
+            let meta = ScratchDatabase::create().await.expect("scratch database");
+            let records = ScratchDatabase::create().await.expect("scratch database");
+            cfg.metadata_url = Some(meta.url.clone());
+            cfg.records_url = Some(records.url.clone());
+            cfg.pg_pool_size = 8;
+            databases.push(meta);
+            databases.push(records);
+        }
+        let platform = Arc::new(Platform::open(cfg).await.expect("open platform"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -52,6 +67,7 @@ impl TestServer {
             dir,
             shutdown: Some(tx),
             handle: Some(handle),
+            _databases: databases,
         }
     }
 

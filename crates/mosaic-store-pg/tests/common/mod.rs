@@ -7,7 +7,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `scripts/services` starts
 //! PostgreSQL there.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use mosaic_store::{
     AccessStore, IdempotencyStore, MetaStore, SqliteAccessStore, SqliteDb, SqliteIdempotencyStore,
@@ -16,111 +16,24 @@ use mosaic_store::{
 use mosaic_store_pg::{PgAccessStore, PgIdempotencyStore, PgMetaStore};
 use std::sync::Arc;
 
-pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub use mosaic_store_pg::scratch::{admin_url, with_database, DEFAULT_ADMIN_URL};
 /// Connections per store in tests (small: many test databases exist at once).
 pub const TEST_POOL_SIZE: usize = 4;
 
-pub fn admin_url() -> String {
-    std::env::var("MOSAIC_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string())
-}
+pub type TestDatabase = mosaic_store_pg::scratch::ScratchDatabase;
 
-/// `url` with its database name replaced by `db`.
-pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
-async fn admin_client() -> tokio_postgres::Client {
-    let url = admin_url();
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+/// A fresh database for one test.
+pub async fn test_database() -> TestDatabase {
+    TestDatabase::create()
         .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {url} ({e}); run scripts/services first")
-        });
-    tokio::spawn(conn);
-    client
-}
-
-/// A database that exists for one test and is dropped (`WITH (FORCE)`,
-/// closing any connection left open) when this guard goes out of scope.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> TestDatabase {
-        // Only hex digits: the name is safe to splice into the DDL (database
-        // names cannot be bound parameters).
-        let name = format!("mosaic_test_{}", mosaic_types::new_id().replace('-', ""));
-        let client = admin_client().await;
-        // A linguistic default collation (ICU, English), where `_`, `.`,
-        // `-` and accented letters sort differently from bytes: the stores
-        // must still list rows in SQLite's byte order. Plain `CREATE
-        // DATABASE` where the server has no ICU.
-        let icu = format!(
-            "CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-        );
-        if client.batch_execute(&icu).await.is_err() {
-            client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create the test database");
-        }
-        TestDatabase {
-            url: with_database(&admin_url(), &name),
-            name,
-        }
-    }
+        .expect("create the test database")
 }
 
 /// Whether a database of this name exists (asked on the admin connection).
 pub async fn database_exists(name: &str) -> bool {
-    admin_client()
-        .await
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+    mosaic_store_pg::scratch::database_exists(name)
         .await
         .expect("query pg_database")
-        .is_some()
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime, which cannot be blocked on:
-        // a short-lived thread with its own runtime drops the database.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let (client, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            eprintln!("could not drop test database {}: {e}", self.name);
-        }
-    }
 }
 
 /// Where a set of stores lives, kept alive as long as the stores.
@@ -154,7 +67,7 @@ pub async fn sqlite() -> Stores {
 }
 
 pub async fn postgres() -> Stores {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let meta = PgMetaStore::connect(&db.url, TEST_POOL_SIZE)
         .await
         .expect("connect the metadata store");
@@ -202,7 +115,7 @@ pub async fn sqlite_shard() -> Shard {
 }
 
 pub async fn postgres_shard() -> Shard {
-    let db = TestDatabase::create().await;
+    let db = test_database().await;
     let store = Arc::new(
         mosaic_store_pg::PgRecordStore::connect(&db.url, TEST_POOL_SIZE)
             .await
