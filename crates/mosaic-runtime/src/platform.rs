@@ -5,10 +5,13 @@ use crate::cipher::FieldCipher;
 use crate::clock::{Clock, SystemClock};
 use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
+use crate::resilience::{Breakers, Maintenance};
 use mosaic_store::{
-    AccessStore, AutomationStore, IdempotencyStore, MetaStore, RecordStore, SqliteAccessStore,
-    SqliteIdempotencyStore, SqliteMetaStore, SqliteRecordStore,
+    AccessStore, AutomationStore, CallGuard, IdempotencyStore, MetaStore, RecordStore,
+    SettingsStore, SqliteAccessStore, SqliteIdempotencyStore, SqliteMetaStore, SqliteRecordStore,
+    SqliteSettingsStore,
 };
+use mosaic_types::timeouts;
 use mosaic_types::{MosaicError, MosaicResult};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +59,8 @@ pub struct AutomationConfig {
     pub poll: Duration,
     /// Timeout of one outbound message delivery.
     pub http_timeout: Duration,
+    /// Timeout of handing one email alert to the SMTP server.
+    pub smtp_timeout: Duration,
     /// Entries handled concurrently by one worker.
     pub concurrency: usize,
     /// `smtp://host:port` (or `smtps://`, with credentials in the URL);
@@ -73,7 +78,8 @@ impl AutomationConfig {
             max_retries: 5,
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(500),
-            http_timeout: Duration::from_secs(10),
+            http_timeout: timeouts::HTTP_DELIVERY_TIMEOUT,
+            smtp_timeout: timeouts::SMTP_TIMEOUT,
             concurrency: 16,
             smtp_url: None,
             mail_dir: data_dir.join("mail"),
@@ -106,6 +112,14 @@ pub struct Platform {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) sqlite_meta: Option<Arc<SqliteMetaStore>>,
     pub(crate) sqlite_records: Option<Arc<SqliteRecordStore>>,
+    /// Platform-wide settings (the maintenance switch), in the metadata database.
+    pub settings: Arc<dyn SettingsStore>,
+    /// One circuit breaker per database; every call of the database asks it.
+    pub breakers: Breakers,
+    /// The maintenance switch as last read (see `resilience::maintenance`).
+    pub(crate) maintenance: std::sync::RwLock<Maintenance>,
+    /// Whether the health monitor's last read of the metadata database failed.
+    pub(crate) metadata_probe_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Platform {
@@ -132,6 +146,17 @@ impl Platform {
             Arc::new(SqliteAccessStore::new(meta_db.db().clone()));
         let idempotency: Arc<dyn IdempotencyStore> =
             Arc::new(SqliteIdempotencyStore::open(shard.db().clone())?);
+        let settings: Arc<dyn SettingsStore> =
+            Arc::new(SqliteSettingsStore::new(meta_db.db().clone()));
+        // Installed after the databases are open and migrated: every call
+        // from here on asks the database's breaker first.
+        let breakers = Breakers::embedded(config.clock.clone());
+        meta_db
+            .db()
+            .set_guard(breakers.metadata.clone() as Arc<dyn CallGuard>);
+        shard
+            .db()
+            .set_guard(breakers.shards[0].clone() as Arc<dyn CallGuard>);
         Ok(Platform {
             meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
             access: Arc::new(AccessService::new(
@@ -152,6 +177,10 @@ impl Platform {
             config,
             sqlite_meta: Some(meta_db),
             sqlite_records: Some(shard),
+            settings,
+            breakers,
+            maintenance: Default::default(),
+            metadata_probe_failed: Default::default(),
         })
     }
 

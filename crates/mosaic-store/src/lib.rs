@@ -8,6 +8,8 @@
 //!   database too);
 //! - [`RecordStore`]: every tenant's records in one wide flex-column table
 //!   with typed pivot tables for indexed / unique fields (a shard);
+//! - [`SettingsStore`]: platform-wide settings such as the maintenance
+//!   switch (the metadata database);
 //! - [`IdempotencyStore`]: reserved and completed `Idempotency-Key`s with
 //!   the responses kept for replays (beside the records, in the shard).
 //!
@@ -18,11 +20,13 @@
 
 pub mod access_store;
 pub mod automation;
+pub mod guard;
 pub mod idempotency;
 pub mod meta_store;
 pub mod plan;
 pub mod query_store;
 pub mod record_store;
+pub mod settings;
 pub mod sharing;
 pub mod sqlite;
 mod sqlite_access;
@@ -46,6 +50,8 @@ pub use record_store::{
 pub use sharing::{
     Principal, RowAccess, ShareAccess, ShareCause, ShareRow, ShareStore, Visibility,
 };
+pub use guard::{CallGuard, CallOutcome};
+pub use settings::{SettingRow, SettingsStore, SqliteSettingsStore};
 pub use sqlite::SqliteDb;
 pub use sqlite_access::SqliteAccessStore;
 pub use sqlite_meta::SqliteMetaStore;

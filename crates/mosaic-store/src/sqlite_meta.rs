@@ -62,7 +62,11 @@ pub struct SqliteMetaStore {
 impl SqliteMetaStore {
     pub fn open(path: &Path) -> MosaicResult<SqliteMetaStore> {
         crate::sqlite_access::migrate(path)?;
-        let schema = format!("{META_SCHEMA}{}", crate::sqlite_access::ACCESS_SCHEMA);
+        let schema = format!(
+            "{META_SCHEMA}{}{}",
+            crate::sqlite_access::ACCESS_SCHEMA,
+            crate::settings::SETTINGS_SCHEMA
+        );
         Ok(SqliteMetaStore {
             db: SqliteDb::open(path, &schema)?,
         })
