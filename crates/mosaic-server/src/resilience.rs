@@ -156,6 +156,34 @@ fn deadline_of(req: &Request, server: Duration) -> Duration {
         .map_or(server, |d| d.clamp(timeouts::MIN_REQUEST_DEADLINE, server))
 }
 
+/// `work`'s response, or 504 `REQUEST_RUNNING_TOO_LONG` when `deadline`
+/// passes first. The work is dropped then, which stops it at its next
+/// await; a write already handed to the database may still commit, which
+/// the message says.
+pub async fn within_deadline(
+    deadline: Duration,
+    work: impl std::future::Future<Output = Response>,
+) -> Response {
+    match tokio::time::timeout(deadline, work).await {
+        Ok(res) => res,
+        Err(_) => {
+            metrics::counter!("requests_refused_total", "reason" => "deadline").increment(1);
+            tracing::warn!(deadline_ms = deadline.as_millis() as u64, "request ran past its deadline; stopped");
+            ApiError {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                errors: vec![MosaicError::new(
+                    ErrorCode::REQUEST_RUNNING_TOO_LONG,
+                    format!(
+                        "The request did not finish within its deadline of {} ms and was stopped. A write may or may not have been applied: retry it with the same Idempotency-Key.",
+                        deadline.as_millis()
+                    ),
+                )],
+            }
+            .into_response()
+        }
+    }
+}
+
 /// The middleware.
 pub async fn defend(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
@@ -190,24 +218,7 @@ pub async fn defend(State(s): State<AppState>, req: Request, next: Next) -> Resp
         }
     }
     let deadline = deadline_of(&req, s.limits.request_deadline);
-    let mut res = match tokio::time::timeout(deadline, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => {
-            metrics::counter!("requests_refused_total", "reason" => "deadline").increment(1);
-            tracing::warn!(deadline_ms = deadline.as_millis() as u64, "request ran past its deadline; stopped");
-            return ApiError {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                errors: vec![MosaicError::new(
-                    ErrorCode::REQUEST_RUNNING_TOO_LONG,
-                    format!(
-                        "The request did not finish within its deadline of {} ms and was stopped. A write may or may not have been applied: retry it with the same Idempotency-Key.",
-                        deadline.as_millis()
-                    ),
-                )],
-            }
-            .into_response();
-        }
-    };
+    let mut res = within_deadline(deadline, next.run(req)).await;
     // A dependency refused inside the handler (its breaker open): tell the
     // client when it is worth trying again.
     if res.status() == StatusCode::SERVICE_UNAVAILABLE {
@@ -245,6 +256,24 @@ mod tests {
         assert!(!changes_nothing(&Method::POST, "/services/data/v60.0/sobjects/A__c"));
         assert!(!changes_nothing(&Method::PATCH, "/services/admin/v1/users/1"));
         assert!(!changes_nothing(&Method::DELETE, "/services/metadata/v1/objects/A__c"));
+    }
+
+    #[tokio::test]
+    async fn work_past_its_deadline_is_stopped_and_answered_504() {
+        let res = within_deadline(
+            Duration::from_millis(10),
+            std::future::pending::<Response>(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v[0]["errorCode"], "REQUEST_RUNNING_TOO_LONG");
+        let done = within_deadline(Duration::from_secs(30), async {
+            StatusCode::NO_CONTENT.into_response()
+        })
+        .await;
+        assert_eq!(done.status(), StatusCode::NO_CONTENT);
     }
 
     #[test]
