@@ -122,7 +122,12 @@ impl Platform {
         let breaker = |name: &str| self.breakers.by_dependency(name).map(|b| b.state());
         vec![
             probe(METADATA_STORE, meta, meta_latency, breaker(METADATA_STORE)),
-            probe(RECORD_STORE, records, records_latency, breaker(RECORD_STORE)),
+            probe(
+                RECORD_STORE,
+                records,
+                records_latency,
+                breaker(RECORD_STORE),
+            ),
         ]
     }
 
@@ -138,7 +143,11 @@ impl Platform {
                 let state = b.state();
                 let is_meta = b.dependency() == METADATA_STORE;
                 DependencyProbe {
-                    name: if is_meta { METADATA_STORE } else { RECORD_STORE },
+                    name: if is_meta {
+                        METADATA_STORE
+                    } else {
+                        RECORD_STORE
+                    },
                     role: DependencyRole::Database,
                     up: state == BreakerState::Closed && !(is_meta && metadata_probe_failed),
                     latency: Duration::ZERO,
@@ -256,7 +265,8 @@ mod tests {
     #[test]
     fn levels_follow_the_seeds_determination() {
         use DependencyRole::*;
-        let level = |m, deps: &[DependencyProbe]| DegradationLevel::from_dependencies(m, deps).level();
+        let level =
+            |m, deps: &[DependencyProbe]| DegradationLevel::from_dependencies(m, deps).level();
         assert_eq!(level(false, &[dep(Database, true), dep(Database, true)]), 0);
         assert_eq!(level(false, &[dep(Database, true), dep(Ai, false)]), 1);
         assert_eq!(level(false, &[dep(Cache, false), dep(Ai, false)]), 2);

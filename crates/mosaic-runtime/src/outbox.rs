@@ -11,13 +11,13 @@
 use crate::formula_eval::Values;
 use crate::platform::{AutomationConfig, Platform};
 use crate::records::Caller;
+use crate::resilience::RetryPolicy;
 use crate::workflow::{EMAIL_ALERT, OUTBOUND_MESSAGE};
 use hmac::{Hmac, Mac};
 use mosaic_meta::workflow::ActionConfig;
 use mosaic_store::automation::TIME_TRIGGER;
 use mosaic_store::OutboxEntry;
 use mosaic_types::{MosaicError, MosaicResult, Value};
-use crate::resilience::RetryPolicy;
 use serde_json::{Map, Value as Json};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -159,7 +159,9 @@ async fn worker_loop(ctx: Arc<Ctx>, mut stop: tokio::sync::watch::Receiver<bool>
         if p.degradation_level() >= crate::health::DegradationLevel::ReadOnly {
             if !paused {
                 paused = true;
-                tracing::warn!("outbox deliveries paused: the platform is read-only or in maintenance");
+                tracing::warn!(
+                    "outbox deliveries paused: the platform is read-only or in maintenance"
+                );
             }
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll) => {}

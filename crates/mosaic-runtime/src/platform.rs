@@ -3,9 +3,9 @@
 
 use crate::cipher::FieldCipher;
 use crate::clock::{Clock, SystemClock};
+use crate::resilience::{Breakers, Maintenance};
 use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
-use crate::resilience::{Breakers, Maintenance};
 use mosaic_store::{
     AccessStore, AutomationStore, CallGuard, IdempotencyStore, MetaStore, RecordStore,
     SettingsStore, SqliteAccessStore, SqliteIdempotencyStore, SqliteMetaStore, SqliteRecordStore,

@@ -22,10 +22,7 @@ use serde_json::{json, Value};
 pub const OPERATOR_TOKEN_HEADER: &str = "x-mosaic-operator-token";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        crate::resilience::MAINTENANCE_PATH,
-        get(show).post(switch),
-    )
+    Router::new().route(crate::resilience::MAINTENANCE_PATH, get(show).post(switch))
 }
 
 #[derive(Deserialize)]

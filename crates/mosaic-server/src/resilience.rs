@@ -116,7 +116,10 @@ impl InFlightLimit {
 
 /// Paths no defence applies to.
 fn exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/services/admin/v1/status")
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/services/admin/v1/status"
+    )
 }
 
 /// Requests that change nothing even though their method could: the formula
@@ -168,7 +171,10 @@ pub async fn within_deadline(
         Ok(res) => res,
         Err(_) => {
             metrics::counter!("requests_refused_total", "reason" => "deadline").increment(1);
-            tracing::warn!(deadline_ms = deadline.as_millis() as u64, "request ran past its deadline; stopped");
+            tracing::warn!(
+                deadline_ms = deadline.as_millis() as u64,
+                "request ran past its deadline; stopped"
+            );
             ApiError {
                 status: StatusCode::GATEWAY_TIMEOUT,
                 errors: vec![MosaicError::new(
@@ -243,19 +249,40 @@ mod tests {
     fn client_deadlines_only_shorten_the_servers() {
         let server = Duration::from_secs(30);
         assert_eq!(deadline_of(&req(None), server), server);
-        assert_eq!(deadline_of(&req(Some("250")), server), Duration::from_millis(250));
+        assert_eq!(
+            deadline_of(&req(Some("250")), server),
+            Duration::from_millis(250)
+        );
         assert_eq!(deadline_of(&req(Some("600000")), server), server);
-        assert_eq!(deadline_of(&req(Some("0")), server), timeouts::MIN_REQUEST_DEADLINE);
+        assert_eq!(
+            deadline_of(&req(Some("0")), server),
+            timeouts::MIN_REQUEST_DEADLINE
+        );
         assert_eq!(deadline_of(&req(Some("soon")), server), server);
     }
 
     #[test]
     fn reads_and_editor_calls_pass_read_only_mode() {
-        assert!(changes_nothing(&Method::GET, "/services/data/v60.0/sobjects/A__c"));
-        assert!(changes_nothing(&Method::POST, "/services/metadata/v1/formula/check"));
-        assert!(!changes_nothing(&Method::POST, "/services/data/v60.0/sobjects/A__c"));
-        assert!(!changes_nothing(&Method::PATCH, "/services/admin/v1/users/1"));
-        assert!(!changes_nothing(&Method::DELETE, "/services/metadata/v1/objects/A__c"));
+        assert!(changes_nothing(
+            &Method::GET,
+            "/services/data/v60.0/sobjects/A__c"
+        ));
+        assert!(changes_nothing(
+            &Method::POST,
+            "/services/metadata/v1/formula/check"
+        ));
+        assert!(!changes_nothing(
+            &Method::POST,
+            "/services/data/v60.0/sobjects/A__c"
+        ));
+        assert!(!changes_nothing(
+            &Method::PATCH,
+            "/services/admin/v1/users/1"
+        ));
+        assert!(!changes_nothing(
+            &Method::DELETE,
+            "/services/metadata/v1/objects/A__c"
+        ));
     }
 
     #[tokio::test]
@@ -266,7 +293,9 @@ mod tests {
         )
         .await;
         assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
-        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v[0]["errorCode"], "REQUEST_RUNNING_TOO_LONG");
         let done = within_deadline(Duration::from_secs(30), async {

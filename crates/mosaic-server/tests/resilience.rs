@@ -67,11 +67,17 @@ async fn maintenance_switch_refuses_everything_but_health_metrics_and_the_switch
 
     let (s, v) = admin.get(MAINTENANCE).await;
     assert_eq!((s, &v["enabled"]), (StatusCode::OK, &json!(false)));
-    let (s, v) = server.anonymous().post(MAINTENANCE, json!({"enabled": true})).await;
+    let (s, v) = server
+        .anonymous()
+        .post(MAINTENANCE, json!({"enabled": true}))
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
 
     let (s, v) = admin
-        .post(MAINTENANCE, json!({"enabled": true, "message": "Upgrading the database; back at 10:00."}))
+        .post(
+            MAINTENANCE,
+            json!({"enabled": true, "message": "Upgrading the database; back at 10:00."}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["enabled"], true);
@@ -91,21 +97,33 @@ async fn maintenance_switch_refuses_everything_but_health_metrics_and_the_switch
     assert_eq!(codes(&body), ["SERVICE_UNAVAILABLE"]);
     assert_eq!(body[0]["message"], "Upgrading the database; back at 10:00.");
     let (s, _) = admin
-        .post(&format!("{DATA}/sobjects/Invoice__c"), json!({"Name": "Second"}))
+        .post(
+            &format!("{DATA}/sobjects/Invoice__c"),
+            json!({"Name": "Second"}),
+        )
         .await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     let (s, _) = server.anonymous().get("/no/such/thing").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
 
     // …but health, readiness, metrics and the switch answer.
-    assert_eq!(raw_get(&server.base, "/healthz").await.status(), StatusCode::OK);
+    assert_eq!(
+        raw_get(&server.base, "/healthz").await.status(),
+        StatusCode::OK
+    );
     let res = raw_get(&server.base, "/readyz").await;
     assert_eq!(res.status(), StatusCode::OK);
     let ready: Value = res.json().await.unwrap();
     assert_eq!(ready["degradation_level"], 4);
     assert_eq!(ready["status"], "maintenance");
-    assert_eq!(ready["maintenance"]["message"], "Upgrading the database; back at 10:00.");
-    assert_eq!(raw_get(&server.base, "/metrics").await.status(), StatusCode::OK);
+    assert_eq!(
+        ready["maintenance"]["message"],
+        "Upgrading the database; back at 10:00."
+    );
+    assert_eq!(
+        raw_get(&server.base, "/metrics").await.status(),
+        StatusCode::OK
+    );
     let (s, v) = admin.get(MAINTENANCE).await;
     assert_eq!((s, &v["enabled"]), (StatusCode::OK, &json!(true)));
 
@@ -153,7 +171,9 @@ async fn maintenance_set_by_another_instance_reaches_this_one_within_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_outage_makes_the_platform_read_only_until_it_recovers_by_itself() {
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
+    ));
     let c = clock.clone();
     let server = TestServer::start_with(move |cfg| cfg.clock = c).await;
     let admin = server.tenant().await;
@@ -174,11 +194,18 @@ async fn metadata_outage_makes_the_platform_read_only_until_it_recovers_by_itsel
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(retry_after(&res), Some(30), "Retry-After is the breaker's open time left");
+    assert_eq!(
+        retry_after(&res),
+        Some(30),
+        "Retry-After is the breaker's open time left"
+    );
     let body: Value = res.json().await.unwrap();
     assert_eq!(codes(&body), ["SERVICE_UNAVAILABLE"]);
     for (s, what) in [
-        (admin.patch(&record, json!({"Amount__c": 2})).await.0, "record update"),
+        (
+            admin.patch(&record, json!({"Amount__c": 2})).await.0,
+            "record update",
+        ),
         (admin.delete(&record).await.0, "record delete"),
         (
             admin
@@ -202,7 +229,11 @@ async fn metadata_outage_makes_the_platform_read_only_until_it_recovers_by_itsel
     }
     // Reads keep working.
     let (s, v) = admin.get(&record).await;
-    assert_eq!((s, v["Amount__c"].as_f64()), (StatusCode::OK, Some(10.0)), "{v}");
+    assert_eq!(
+        (s, v["Amount__c"].as_f64()),
+        (StatusCode::OK, Some(10.0)),
+        "{v}"
+    );
     let ready: Value = raw_get(&server.base, "/readyz").await.json().await.unwrap();
     assert_eq!(ready["degradation_level"], 3, "{ready}");
     assert_eq!(ready["degradation"], "read_only");
@@ -222,7 +253,9 @@ async fn metadata_outage_makes_the_platform_read_only_until_it_recovers_by_itsel
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     // Nothing refused was applied.
     let (_, v) = admin
-        .get(&format!("{DATA}/query?q=SELECT+Name,+Amount__c+FROM+Invoice__c"))
+        .get(&format!(
+            "{DATA}/query?q=SELECT+Name,+Amount__c+FROM+Invoice__c"
+        ))
         .await;
     assert_eq!(v["totalSize"], 1, "{v}");
     assert_eq!(v["records"][0]["Amount__c"].as_f64(), Some(3.0));
@@ -262,7 +295,11 @@ async fn requests_beyond_the_in_flight_limit_are_shed_with_retry_after() {
         .unwrap();
     let http = reqwest::Client::new();
     let sobjects = format!("{base}{DATA}/sobjects");
-    let get = || http.get(&sobjects).bearer_auth(&created.access_token).send();
+    let get = || {
+        http.get(&sobjects)
+            .bearer_auth(&created.access_token)
+            .send()
+    };
     assert_eq!(get().await.unwrap().status(), StatusCode::OK);
 
     // Every place taken: the next request is refused at once.

@@ -35,7 +35,9 @@ impl CallOutcome {
 pub fn is_dependency_failure(e: &MosaicError) -> bool {
     matches!(
         e.code,
-        ErrorCode::UNKNOWN_EXCEPTION | ErrorCode::SERVICE_UNAVAILABLE | ErrorCode::UNABLE_TO_LOCK_ROW
+        ErrorCode::UNKNOWN_EXCEPTION
+            | ErrorCode::SERVICE_UNAVAILABLE
+            | ErrorCode::UNABLE_TO_LOCK_ROW
     )
 }
 

@@ -38,6 +38,7 @@ mod sqlite_sharing;
 
 pub use access_store::AccessStore;
 pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
+pub use guard::{CallGuard, CallOutcome};
 pub use idempotency::{
     IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,
 };
@@ -47,11 +48,10 @@ pub use record_store::{
     AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef, RecordRow, RecordStore,
     RefCheck, UpdateOp, WriteOp, WriteResult,
 };
+pub use settings::{SettingRow, SettingsStore, SqliteSettingsStore};
 pub use sharing::{
     Principal, RowAccess, ShareAccess, ShareCause, ShareRow, ShareStore, Visibility,
 };
-pub use guard::{CallGuard, CallOutcome};
-pub use settings::{SettingRow, SettingsStore, SqliteSettingsStore};
 pub use sqlite::SqliteDb;
 pub use sqlite_access::SqliteAccessStore;
 pub use sqlite_meta::SqliteMetaStore;

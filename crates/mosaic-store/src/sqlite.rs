@@ -7,11 +7,11 @@
 //! savepoint (a failing job rolls back alone), then commits once: concurrent
 //! writers share one fsync. A job's caller is answered only after the commit.
 
+use crate::guard::{Admitted, CallGuard};
 use mosaic_types::{MosaicError, MosaicResult};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use crate::guard::{Admitted, CallGuard};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};

@@ -271,7 +271,9 @@ fn main() -> ExitCode {
                 MaintenanceCommand::On { common, message } => {
                     maintenance(common, Some((true, message))).await
                 }
-                MaintenanceCommand::Off { common } => maintenance(common, Some((false, None))).await,
+                MaintenanceCommand::Off { common } => {
+                    maintenance(common, Some((false, None))).await
+                }
                 MaintenanceCommand::Status { common } => maintenance(common, None).await,
             },
             Command::Tenant {

@@ -55,7 +55,10 @@ async fn cli_switch_reaches_the_running_server() {
     assert_eq!(on["enabled"], true);
     assert_eq!(on["updated_by"], "cli");
     let (status, body) = wait_for(&server.url, 503).await;
-    assert_eq!(status, 503, "maintenance did not reach the server within 5 s");
+    assert_eq!(
+        status, 503,
+        "maintenance did not reach the server within 5 s"
+    );
     assert_eq!(body[0]["message"], "Moving to new disks");
     let ready: Value = reqwest::get(format!("{}/readyz", server.url))
         .await
@@ -68,5 +71,9 @@ async fn cli_switch_reaches_the_running_server() {
 
     let off = cli(dir.path(), &["off"]);
     assert_eq!(off["enabled"], false);
-    assert_eq!(wait_for(&server.url, 401).await.0, 401, "the server stayed in maintenance");
+    assert_eq!(
+        wait_for(&server.url, 401).await.0,
+        401,
+        "the server stayed in maintenance"
+    );
 }

@@ -243,8 +243,7 @@ impl CircuitBreaker {
 
     /// Moves an open breaker whose time is up to half-open.
     fn tick(&self, g: &mut Inner, now: DateTime<Utc>) {
-        if g.state == BreakerState::Open && now >= g.opened_at + chrono_of(self.settings.open_for)
-        {
+        if g.state == BreakerState::Open && now >= g.opened_at + chrono_of(self.settings.open_for) {
             self.transition(g, BreakerState::HalfOpen, now);
         }
     }
@@ -442,11 +441,35 @@ mod tests {
     #[test]
     fn seed_settings() {
         let m = BreakerSettings::METADATA_DB;
-        assert_eq!((m.failure_threshold, m.window.as_secs(), m.open_for.as_secs(), m.half_open_probes), (5, 30, 30, 3));
+        assert_eq!(
+            (
+                m.failure_threshold,
+                m.window.as_secs(),
+                m.open_for.as_secs(),
+                m.half_open_probes
+            ),
+            (5, 30, 30, 3)
+        );
         let r = BreakerSettings::REDIS;
-        assert_eq!((r.failure_threshold, r.window.as_secs(), r.open_for.as_secs(), r.half_open_probes), (10, 10, 10, 5));
+        assert_eq!(
+            (
+                r.failure_threshold,
+                r.window.as_secs(),
+                r.open_for.as_secs(),
+                r.half_open_probes
+            ),
+            (10, 10, 10, 5)
+        );
         let l = BreakerSettings::LLM;
-        assert_eq!((l.failure_threshold, l.window.as_secs(), l.open_for.as_secs(), l.half_open_probes), (3, 60, 60, 1));
+        assert_eq!(
+            (
+                l.failure_threshold,
+                l.window.as_secs(),
+                l.open_for.as_secs(),
+                l.half_open_probes
+            ),
+            (3, 60, 60, 1)
+        );
         assert_eq!(BreakerSettings::SHARD, m);
     }
 

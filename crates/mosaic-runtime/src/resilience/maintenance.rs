@@ -42,7 +42,9 @@ pub struct Maintenance {
 impl Maintenance {
     /// The message refused requests get.
     pub fn text(&self) -> &str {
-        self.message.as_deref().unwrap_or(DEFAULT_MAINTENANCE_MESSAGE)
+        self.message
+            .as_deref()
+            .unwrap_or(DEFAULT_MAINTENANCE_MESSAGE)
     }
 }
 
@@ -67,7 +69,9 @@ impl Platform {
         message: Option<String>,
         updated_by: &str,
     ) -> MosaicResult<Maintenance> {
-        let message = message.map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
+        let message = message
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty());
         if message
             .as_ref()
             .is_some_and(|m| m.chars().count() > MAX_MAINTENANCE_MESSAGE_CHARS)
@@ -109,7 +113,10 @@ impl Platform {
         };
         let before = self.maintenance();
         if before.enabled != m.enabled {
-            tracing::warn!(enabled = m.enabled, "maintenance mode changed by another instance or the CLI");
+            tracing::warn!(
+                enabled = m.enabled,
+                "maintenance mode changed by another instance or the CLI"
+            );
         }
         self.cache_maintenance(m.clone());
         Ok(m)

@@ -120,7 +120,10 @@ impl CallKind {
             CallKind::Database => matches!(e.code, UNABLE_TO_LOCK_ROW | SERVICE_UNAVAILABLE),
             CallKind::Idempotent => matches!(
                 e.code,
-                UNABLE_TO_LOCK_ROW | SERVICE_UNAVAILABLE | REQUEST_RUNNING_TOO_LONG | UNKNOWN_EXCEPTION
+                UNABLE_TO_LOCK_ROW
+                    | SERVICE_UNAVAILABLE
+                    | REQUEST_RUNNING_TOO_LONG
+                    | UNKNOWN_EXCEPTION
             ),
             // A domain error does not say whether the request reached the
             // other side; only an HTTP outcome can.
@@ -238,16 +241,38 @@ mod tests {
     fn idempotent_calls_retry_timeouts_connection_errors_and_5xx() {
         use ErrorCode::*;
         let k = CallKind::Idempotent;
-        for code in [SERVICE_UNAVAILABLE, REQUEST_RUNNING_TOO_LONG, UNKNOWN_EXCEPTION, UNABLE_TO_LOCK_ROW] {
+        for code in [
+            SERVICE_UNAVAILABLE,
+            REQUEST_RUNNING_TOO_LONG,
+            UNKNOWN_EXCEPTION,
+            UNABLE_TO_LOCK_ROW,
+        ] {
             assert!(k.retries_error(&err(code)), "{code}");
         }
-        for code in [NOT_FOUND, INSUFFICIENT_ACCESS, INVALID_SESSION_ID, REQUEST_LIMIT_EXCEEDED, INVALID_INPUT] {
+        for code in [
+            NOT_FOUND,
+            INSUFFICIENT_ACCESS,
+            INVALID_SESSION_ID,
+            REQUEST_LIMIT_EXCEEDED,
+            INVALID_INPUT,
+        ] {
             assert!(!k.retries_error(&err(code)), "{code}");
         }
-        for o in [HttpOutcome::NotSent, HttpOutcome::Timeout, HttpOutcome::ConnectionLost, HttpOutcome::Status(500), HttpOutcome::Status(503)] {
+        for o in [
+            HttpOutcome::NotSent,
+            HttpOutcome::Timeout,
+            HttpOutcome::ConnectionLost,
+            HttpOutcome::Status(500),
+            HttpOutcome::Status(503),
+        ] {
             assert!(k.retries_http(o), "{o:?}");
         }
-        for o in [HttpOutcome::Status(200), HttpOutcome::Status(404), HttpOutcome::Status(409), HttpOutcome::Status(429)] {
+        for o in [
+            HttpOutcome::Status(200),
+            HttpOutcome::Status(404),
+            HttpOutcome::Status(409),
+            HttpOutcome::Status(429),
+        ] {
             assert!(!k.retries_http(o), "{o:?}");
         }
     }
@@ -256,7 +281,12 @@ mod tests {
     fn non_idempotent_calls_retry_only_what_was_never_sent() {
         let k = CallKind::NonIdempotent;
         assert!(k.retries_http(HttpOutcome::NotSent));
-        for o in [HttpOutcome::Timeout, HttpOutcome::ConnectionLost, HttpOutcome::Status(500), HttpOutcome::Status(503)] {
+        for o in [
+            HttpOutcome::Timeout,
+            HttpOutcome::ConnectionLost,
+            HttpOutcome::Status(500),
+            HttpOutcome::Status(503),
+        ] {
             assert!(!k.retries_http(o), "{o:?}");
         }
         assert!(!k.retries_error(&err(ErrorCode::SERVICE_UNAVAILABLE)));
@@ -284,15 +314,28 @@ mod tests {
             for _ in 0..200 {
                 let d = p.delay(n).as_secs_f64();
                 let base = p.nominal_delay(n).as_secs_f64();
-                assert!(d >= base * 0.9 - 1e-9 && d <= base * 1.1 + 1e-9, "{d} vs {base}");
+                assert!(
+                    d >= base * 0.9 - 1e-9 && d <= base * 1.1 + 1e-9,
+                    "{d} vs {base}"
+                );
             }
         }
-        let db: Vec<u128> = (1..=3).map(|n| RetryPolicy::DATABASE.nominal_delay(n).as_millis()).collect();
+        let db: Vec<u128> = (1..=3)
+            .map(|n| RetryPolicy::DATABASE.nominal_delay(n).as_millis())
+            .collect();
         assert_eq!(db, [50, 100, 200]);
-        let out: Vec<u64> = (1..=5).map(|n| RetryPolicy::DELIVERY.nominal_delay(n).as_secs()).collect();
+        let out: Vec<u64> = (1..=5)
+            .map(|n| RetryPolicy::DELIVERY.nominal_delay(n).as_secs())
+            .collect();
         assert_eq!(out, [1, 2, 4, 8, 16]);
-        assert_eq!(RetryPolicy::DELIVERY.nominal_delay(12), Duration::from_secs(300));
-        assert_eq!(RetryPolicy::DELIVERY.delay_at(12, 0.0), Duration::from_secs(240));
+        assert_eq!(
+            RetryPolicy::DELIVERY.nominal_delay(12),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            RetryPolicy::DELIVERY.delay_at(12, 0.0),
+            Duration::from_secs(240)
+        );
         assert!(p.allows(3) && !p.allows(4));
     }
 
@@ -314,7 +357,11 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap_err().code, ErrorCode::DUPLICATE_VALUE);
-        assert_eq!(calls.load(Ordering::Relaxed), 1, "constraint violations never retry");
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            1,
+            "constraint violations never retry"
+        );
 
         let calls = AtomicU32::new(0);
         let r = retry(CallKind::Database, || {
