@@ -82,3 +82,117 @@ impl Drop for Admitted {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteDb;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    /// Refuses while `closed` is false; remembers every outcome.
+    #[derive(Default)]
+    struct Recorder {
+        refuse: AtomicBool,
+        outcomes: Mutex<Vec<CallOutcome>>,
+    }
+
+    impl CallGuard for Recorder {
+        fn admit(&self) -> MosaicResult<()> {
+            if self.refuse.load(Ordering::Relaxed) {
+                Err(MosaicError::unavailable("breaker open"))
+            } else {
+                Ok(())
+            }
+        }
+        fn record(&self, outcome: CallOutcome) {
+            self.outcomes.lock().unwrap().push(outcome);
+        }
+    }
+
+    #[tokio::test]
+    async fn every_database_call_asks_the_guard_and_reports_its_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(
+            &dir.path().join("g.sqlite"),
+            "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);",
+        )
+        .unwrap();
+        let guard = Arc::new(Recorder::default());
+        assert!(db.set_guard(guard.clone()));
+        assert!(!db.set_guard(guard.clone()), "one guard per database");
+
+        db.write(|c| {
+            c.execute("INSERT INTO t VALUES ('a')", [])
+                .map_err(crate::sqlite::map_sql)
+        })
+        .await
+        .unwrap();
+        // A constraint violation is the database answering.
+        let dup = db
+            .write(|c| {
+                c.execute("INSERT INTO t VALUES ('a')", [])
+                    .map_err(crate::sqlite::map_sql)
+            })
+            .await;
+        assert!(dup.is_err());
+        let n: i64 = db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .map_err(crate::sqlite::map_sql)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let broken = db
+            .read(|_| Err::<(), _>(MosaicError::internal("disk I/O error")))
+            .await;
+        assert!(broken.is_err());
+        assert_eq!(
+            *guard.outcomes.lock().unwrap(),
+            [
+                CallOutcome::Answered,
+                CallOutcome::Answered,
+                CallOutcome::Answered,
+                CallOutcome::Failed
+            ]
+        );
+
+        // Refused: the closure never runs and nothing is recorded.
+        guard.refuse.store(true, Ordering::Relaxed);
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let e = db
+            .write(move |_| {
+                r.store(true, Ordering::Relaxed);
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::SERVICE_UNAVAILABLE);
+        assert!(!ran.load(Ordering::Relaxed));
+        assert_eq!(guard.outcomes.lock().unwrap().len(), 4);
+        db.close();
+    }
+
+    #[test]
+    fn a_lock_not_taken_in_time_is_unable_to_lock_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let a = rusqlite::Connection::open(&path).unwrap();
+        a.execute_batch("CREATE TABLE t (k TEXT); BEGIN IMMEDIATE; INSERT INTO t VALUES ('x');")
+            .unwrap();
+        let b = rusqlite::Connection::open(&path).unwrap();
+        b.busy_timeout(std::time::Duration::from_millis(1)).unwrap();
+        let e = b
+            .execute("INSERT INTO t VALUES ('y')", [])
+            .map_err(crate::sqlite::map_sql)
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::UNABLE_TO_LOCK_ROW);
+        assert!(is_dependency_failure(&e));
+        assert!(!is_dependency_failure(&MosaicError::new(
+            ErrorCode::DUPLICATE_VALUE,
+            "dup"
+        )));
+    }
+}

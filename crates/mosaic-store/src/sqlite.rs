@@ -86,14 +86,26 @@ pub struct SqliteDb {
 }
 
 /// A lock the database could not take in time is `UNABLE_TO_LOCK_ROW` (the
-/// statement changed nothing; a retry may succeed); anything else is an
-/// internal error.
+/// statement changed nothing; a retry may succeed); a unique key taken is
+/// `DUPLICATE_VALUE` (the stores check names first, so this is a race lost
+/// — the PostgreSQL backend answers the same); anything else is an internal
+/// error.
 fn sql_err(e: rusqlite::Error) -> MosaicError {
     use rusqlite::ErrorCode as C;
+    let unique = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    );
     match e.sqlite_error_code() {
         Some(C::DatabaseBusy | C::DatabaseLocked) => MosaicError::new(
             mosaic_types::ErrorCode::UNABLE_TO_LOCK_ROW,
             format!("sqlite: {e}"),
+        ),
+        _ if unique => MosaicError::new(
+            mosaic_types::ErrorCode::DUPLICATE_VALUE,
+            format!("duplicate value (sqlite: {e})"),
         ),
         _ => MosaicError::internal(format!("sqlite: {e}")),
     }
