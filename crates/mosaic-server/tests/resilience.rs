@@ -320,3 +320,76 @@ async fn requests_beyond_the_in_flight_limit_are_shed_with_retry_after() {
     let _ = handle.await;
     platform.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_deliveries_pause_in_maintenance_and_resume_after() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A receiver that fails its first request and accepts the rest.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let server = TestServer::start_with(|cfg| {
+        cfg.automation.retry_base = Duration::from_millis(500);
+        cfg.automation.poll = Duration::from_millis(20);
+    })
+    .await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Order__c"})).await;
+    let (s, v) = c
+        .post(
+            "/services/metadata/v1/objects/Order__c/workflows",
+            json!({"name": "Notify", "trigger_type": "created",
+              "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": hook}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    c.create_record("Order__c", json!({"Name": "O-1"})).await;
+    let s2 = seen.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let s2 = s2.clone();
+            async move { s2.load(Ordering::SeqCst) == 1 }
+        })
+        .await,
+        "first attempt"
+    );
+    // The retry falls due while the platform is in maintenance: it waits.
+    server
+        .platform
+        .set_maintenance(true, None, "test")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "no delivery in maintenance");
+    server
+        .platform
+        .set_maintenance(false, None, "test")
+        .await
+        .unwrap();
+    let s2 = seen.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let s2 = s2.clone();
+            async move { s2.load(Ordering::SeqCst) == 2 }
+        })
+        .await,
+        "the retry is delivered once maintenance ends"
+    );
+    server.stop().await;
+}
