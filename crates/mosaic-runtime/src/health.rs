@@ -2,17 +2,18 @@
 //! degradation level follows, what each shard holds, and how the embedded
 //! stores are working. Readiness and the status view both read it.
 
+use crate::resilience::breaker::BreakerState;
+use crate::resilience::maintenance::MAINTENANCE_RETRY_AFTER;
+use crate::resilience::{METADATA_STORE, RECORD_STORE};
 use crate::Platform;
+use mosaic_types::MosaicError;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// A tenant id no tenant has: probes read it and expect nothing.
 const PROBE_ID: &str = "00000000-0000-0000-0000-000000000000";
 
-/// The seed's graceful degradation levels. Today only `FullOperation` and
-/// `ReadOnly` are reached (from the store probes); `AiDegraded` and
-/// `CacheDegraded` arrive with the circuit breakers of the LLM service and
-/// the L2 cache, `Maintenance` with the operator's switch.
+/// The seed's graceful degradation levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum DegradationLevel {
     FullOperation = 0,
@@ -37,17 +38,37 @@ impl DegradationLevel {
         }
     }
 
-    /// The level that follows from the dependencies' states: every one up →
-    /// full operation; a store down → read-only (the seed's answer to a
-    /// primary database outage: reads that still work are served, writes
-    /// are refused).
-    pub fn from_dependencies(deps: &[DependencyProbe]) -> DegradationLevel {
-        if deps.iter().all(|d| d.up) {
-            DegradationLevel::FullOperation
-        } else {
+    /// The seed's `determine_degradation_level`: the operator's maintenance
+    /// switch → maintenance; a database (metadata or a record shard) down →
+    /// read-only (reads that still work are served, writes are refused);
+    /// the cache down → cache degraded; the LLM service down → AI degraded;
+    /// else full operation. The most severe condition wins.
+    pub fn from_dependencies(maintenance: bool, deps: &[DependencyProbe]) -> DegradationLevel {
+        let down = |role: DependencyRole| deps.iter().any(|d| d.role == role && !d.up);
+        if maintenance {
+            DegradationLevel::Maintenance
+        } else if down(DependencyRole::Database) {
             DegradationLevel::ReadOnly
+        } else if down(DependencyRole::Cache) {
+            DegradationLevel::CacheDegraded
+        } else if down(DependencyRole::Ai) {
+            DegradationLevel::AiDegraded
+        } else {
+            DegradationLevel::FullOperation
         }
     }
+}
+
+/// What a dependency is to the platform, which decides the level its
+/// outage causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DependencyRole {
+    /// The metadata database or a record shard.
+    Database,
+    /// The L2 cache (Redis).
+    Cache,
+    /// The LLM service.
+    Ai,
 }
 
 /// One dependency's answer to a cheap probe.
@@ -55,10 +76,13 @@ impl DegradationLevel {
 pub struct DependencyProbe {
     /// `metadata_store` or `record_store`.
     pub name: &'static str,
+    pub role: DependencyRole,
     pub up: bool,
     pub latency: Duration,
     /// Why it is down (the store's error message).
     pub error: Option<String>,
+    /// The state of the dependency's circuit breaker.
+    pub breaker: Option<BreakerState>,
 }
 
 /// A record shard: its tenants (placed on it), records and health.
@@ -95,10 +119,75 @@ impl Platform {
         let started = Instant::now();
         let records = self.records.locate(PROBE_ID, PROBE_ID).await.map(|_| ());
         let records_latency = started.elapsed();
+        let breaker = |name: &str| self.breakers.by_dependency(name).map(|b| b.state());
         vec![
-            probe("metadata_store", meta, meta_latency),
-            probe("record_store", records, records_latency),
+            probe(METADATA_STORE, meta, meta_latency, breaker(METADATA_STORE)),
+            probe(
+                RECORD_STORE,
+                records,
+                records_latency,
+                breaker(RECORD_STORE),
+            ),
         ]
+    }
+
+    /// The level as this instance knows it without calling anything: the
+    /// cached maintenance switch, the breakers, and the health monitor's
+    /// last metadata probe. The request gate reads it on every request.
+    pub fn degradation_level(&self) -> DegradationLevel {
+        let metadata_probe_failed = self.metadata_probe_failed.load(Ordering::Relaxed);
+        let deps: Vec<DependencyProbe> = self
+            .breakers
+            .all()
+            .map(|b| {
+                let state = b.state();
+                let is_meta = b.dependency() == METADATA_STORE;
+                DependencyProbe {
+                    name: if is_meta {
+                        METADATA_STORE
+                    } else {
+                        RECORD_STORE
+                    },
+                    role: DependencyRole::Database,
+                    up: state == BreakerState::Closed && !(is_meta && metadata_probe_failed),
+                    latency: Duration::ZERO,
+                    error: None,
+                    breaker: Some(state),
+                }
+            })
+            .collect();
+        DegradationLevel::from_dependencies(self.maintenance().enabled, &deps)
+    }
+
+    /// Why a write must be refused now, if it must: read-only or maintenance,
+    /// with how long the client should wait (the longest time any open
+    /// breaker has left, at least a second).
+    pub fn write_refusal(&self) -> Option<(MosaicError, Duration)> {
+        match self.degradation_level() {
+            DegradationLevel::Maintenance => Some((
+                MosaicError::unavailable(self.maintenance().text()),
+                MAINTENANCE_RETRY_AFTER,
+            )),
+            DegradationLevel::ReadOnly => Some((
+                MosaicError::unavailable(
+                    "Mosaic is read-only for now: a database is unavailable. Reads still work; retry the change later.",
+                ),
+                self.retry_after(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// How long a client refused for unavailability should wait: the
+    /// longest time an open breaker has left, at least a second (a second
+    /// too when only the probe failed).
+    pub fn retry_after(&self) -> Duration {
+        self.breakers
+            .all()
+            .filter_map(|b| b.retry_after())
+            .max()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_secs(1))
     }
 
     /// The record shards with what they hold. One embedded shard today; all
@@ -146,12 +235,15 @@ fn probe(
     name: &'static str,
     r: mosaic_types::MosaicResult<()>,
     latency: Duration,
+    breaker: Option<BreakerState>,
 ) -> DependencyProbe {
     DependencyProbe {
         name,
+        role: DependencyRole::Database,
         up: r.is_ok(),
         latency,
         error: r.err().map(|e| e.message),
+        breaker,
     }
 }
 
@@ -159,25 +251,28 @@ fn probe(
 mod tests {
     use super::*;
 
-    fn dep(up: bool) -> DependencyProbe {
+    fn dep(role: DependencyRole, up: bool) -> DependencyProbe {
         DependencyProbe {
-            name: "metadata_store",
+            name: "dependency",
+            role,
             up,
             latency: Duration::ZERO,
             error: None,
+            breaker: None,
         }
     }
 
     #[test]
-    fn levels_follow_dependencies() {
-        assert_eq!(
-            DegradationLevel::from_dependencies(&[dep(true), dep(true)]).level(),
-            0
-        );
-        assert_eq!(
-            DegradationLevel::from_dependencies(&[dep(true), dep(false)]),
-            DegradationLevel::ReadOnly
-        );
-        assert_eq!(DegradationLevel::ReadOnly.level(), 3);
+    fn levels_follow_the_seeds_determination() {
+        use DependencyRole::*;
+        let level =
+            |m, deps: &[DependencyProbe]| DegradationLevel::from_dependencies(m, deps).level();
+        assert_eq!(level(false, &[dep(Database, true), dep(Database, true)]), 0);
+        assert_eq!(level(false, &[dep(Database, true), dep(Ai, false)]), 1);
+        assert_eq!(level(false, &[dep(Cache, false), dep(Ai, false)]), 2);
+        assert_eq!(level(false, &[dep(Database, false), dep(Cache, false)]), 3);
+        assert_eq!(level(true, &[dep(Database, false)]), 4);
+        assert_eq!(level(true, &[dep(Database, true)]), 4);
+        assert_eq!(DegradationLevel::ReadOnly.name(), "read_only");
     }
 }

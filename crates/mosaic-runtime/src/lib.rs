@@ -17,6 +17,7 @@ pub mod platform;
 pub mod query;
 mod query_formula;
 pub mod records;
+pub mod resilience;
 pub mod sharing;
 pub mod workflow;
 

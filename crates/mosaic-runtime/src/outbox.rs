@@ -11,13 +11,13 @@
 use crate::formula_eval::Values;
 use crate::platform::{AutomationConfig, Platform};
 use crate::records::Caller;
+use crate::resilience::RetryPolicy;
 use crate::workflow::{EMAIL_ALERT, OUTBOUND_MESSAGE};
 use hmac::{Hmac, Mac};
 use mosaic_meta::workflow::ActionConfig;
 use mosaic_store::automation::TIME_TRIGGER;
 use mosaic_store::OutboxEntry;
 use mosaic_types::{MosaicError, MosaicResult, Value};
-use rand::Rng;
 use serde_json::{Map, Value as Json};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -29,16 +29,21 @@ pub const DELIVERY_ID_HEADER: &str = "X-Mosaic-Delivery-Id";
 pub const SIGNATURE_HEADER: &str = "X-Mosaic-Signature";
 pub const ATTEMPT_HEADER: &str = "X-Mosaic-Attempt";
 
-/// Delay before retry number `n` (1-based): `base · 2^(n-1)`, capped,
-/// then scaled by a random factor in [0.8, 1.2] so retries of many entries
-/// do not arrive together.
+/// The deliveries' retry policy: the platform's [`RetryPolicy::DELIVERY`]
+/// (`base · 2^(n-1)`, capped, ±20 % jitter so retries of many entries do
+/// not arrive together) with the configured base, cap and count.
+pub fn delivery_policy(cfg: &AutomationConfig) -> RetryPolicy {
+    RetryPolicy {
+        max_retries: cfg.max_retries,
+        initial_delay: cfg.retry_base,
+        max_delay: cfg.retry_cap,
+        ..RetryPolicy::DELIVERY
+    }
+}
+
+/// Delay before retry number `n` (1-based).
 pub fn backoff(cfg: &AutomationConfig, n: u32) -> Duration {
-    let exp = cfg
-        .retry_base
-        .saturating_mul(1u32 << n.saturating_sub(1).min(20));
-    let capped = exp.min(cfg.retry_cap);
-    let jitter: f64 = rand::rng().random_range(0.8..1.2);
-    capped.mul_f64(jitter)
+    delivery_policy(cfg).delay(n)
 }
 
 /// `sha256=<hex>` of `body` under `secret`.
@@ -58,7 +63,7 @@ impl Mailer {
     fn new(cfg: &AutomationConfig) -> MosaicResult<Mailer> {
         match &cfg.smtp_url {
             Some(url) => lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
-                .map(|b| Mailer::Smtp(b.timeout(Some(cfg.http_timeout)).build()))
+                .map(|b| Mailer::Smtp(b.timeout(Some(cfg.smtp_timeout)).build()))
                 .map_err(|e| MosaicError::internal(format!("SMTP URL: {e}"))),
             None => {
                 std::fs::create_dir_all(&cfg.mail_dir).map_err(|e| {
@@ -129,6 +134,7 @@ impl Platform {
             platform: self.clone(),
             http: reqwest::Client::builder()
                 .timeout(cfg.http_timeout)
+                .connect_timeout(mosaic_types::timeouts::HTTP_CONNECT_TIMEOUT.min(cfg.http_timeout))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| MosaicError::internal(format!("HTTP client: {e}")))?,
@@ -145,6 +151,7 @@ async fn worker_loop(ctx: Arc<Ctx>, mut stop: tokio::sync::watch::Receiver<bool>
     let cfg = p.config.automation.clone();
     let mut last_stats = std::time::Instant::now() - Duration::from_secs(60);
     let mut last_refresh = std::time::Instant::now();
+    let mut paused = false;
     loop {
         if *stop.borrow() {
             return;
@@ -159,6 +166,25 @@ async fn worker_loop(ctx: Arc<Ctx>, mut stop: tokio::sync::watch::Receiver<bool>
         if last_stats.elapsed() > Duration::from_secs(5) {
             last_stats = std::time::Instant::now();
             publish_stats(&p).await;
+        }
+        // Read-only or maintenance: deliveries would write to a database
+        // that is down or being worked on. Entries wait; nothing is lost.
+        if p.degradation_level() >= crate::health::DegradationLevel::ReadOnly {
+            if !paused {
+                paused = true;
+                tracing::warn!(
+                    "outbox deliveries paused: the platform is read-only or in maintenance"
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(cfg.poll) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        if paused {
+            paused = false;
+            tracing::info!("outbox deliveries resumed");
         }
         let now = p.config.clock.now();
         let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::seconds(60));
@@ -229,7 +255,7 @@ async fn settle(ctx: &Ctx, e: OutboxEntry) {
         Attempt::Failed(msg) => {
             let attempts = e.attempts + 1;
             let now = p.config.clock.now();
-            if attempts > cfg.max_retries {
+            if !delivery_policy(cfg).allows(attempts) {
                 metrics::counter!("outbox_deliveries_total", "kind" => kind.clone(), "outcome" => "dead_lettered")
                     .increment(1);
                 tracing::warn!(entry = %e.id, tenant = %e.tenant_id, kind = %kind, attempts, error = %msg, "outbox entry dead-lettered");

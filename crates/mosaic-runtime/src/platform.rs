@@ -3,14 +3,16 @@
 
 use crate::cipher::FieldCipher;
 use crate::clock::{Clock, SystemClock};
+use crate::resilience::{Breakers, Maintenance};
 use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
 use mosaic_store::router::{Shard, ShardOpener, ShardRouter};
 use mosaic_store::shards::{ShardDirectory, ShardRow, LOCAL_SHARD};
 use mosaic_store::{
-    AccessStore, AutomationStore, IdempotencyStore, MetaStore, RecordStore, SqliteAccessStore,
-    SqliteMetaStore, SqliteRecordStore,
+    AccessStore, AutomationStore, CallGuard, IdempotencyStore, MetaStore, RecordStore,
+    SettingsStore, SqliteAccessStore, SqliteMetaStore, SqliteRecordStore, SqliteSettingsStore,
 };
+use mosaic_types::timeouts;
 use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +74,8 @@ pub struct AutomationConfig {
     pub poll: Duration,
     /// Timeout of one outbound message delivery.
     pub http_timeout: Duration,
+    /// Timeout of handing one email alert to the SMTP server.
+    pub smtp_timeout: Duration,
     /// Entries handled concurrently by one worker.
     pub concurrency: usize,
     /// `smtp://host:port` (or `smtps://`, with credentials in the URL);
@@ -89,7 +93,8 @@ impl AutomationConfig {
             max_retries: 5,
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(500),
-            http_timeout: Duration::from_secs(10),
+            http_timeout: timeouts::HTTP_DELIVERY_TIMEOUT,
+            smtp_timeout: timeouts::SMTP_TIMEOUT,
             concurrency: 16,
             smtp_url: None,
             mail_dir: data_dir.join("mail"),
@@ -124,6 +129,14 @@ pub struct Platform {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) sqlite_meta: Option<Arc<SqliteMetaStore>>,
     pub(crate) sqlite_records: Option<Arc<SqliteRecordStore>>,
+    /// Platform-wide settings (the maintenance switch), in the metadata database.
+    pub settings: Arc<dyn SettingsStore>,
+    /// One circuit breaker per database; every call of the database asks it.
+    pub breakers: Breakers,
+    /// The maintenance switch as last read (see `resilience::maintenance`).
+    pub(crate) maintenance: std::sync::RwLock<Maintenance>,
+    /// Whether the health monitor's last read of the metadata database failed.
+    pub(crate) metadata_probe_failed: std::sync::atomic::AtomicBool,
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
@@ -187,6 +200,7 @@ struct MetaStores {
     meta: Arc<dyn MetaStore>,
     access: Arc<dyn AccessStore>,
     directory: Arc<dyn ShardDirectory>,
+    settings: Arc<dyn SettingsStore>,
     sqlite: Option<Arc<SqliteMetaStore>>,
 }
 
@@ -220,6 +234,7 @@ impl Platform {
                 MetaStores {
                     meta: m.clone(),
                     access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
+                    settings: m.clone(),
                     directory: m,
                     sqlite: None,
                 }
@@ -260,6 +275,7 @@ impl Platform {
             meta: meta_db.clone(),
             access: Arc::new(SqliteAccessStore::new(meta_db.db().clone())),
             directory: meta_db.clone(),
+            settings: Arc::new(SqliteSettingsStore::new(meta_db.db().clone())),
             sqlite: Some(meta_db),
         })
     }
@@ -281,6 +297,17 @@ impl Platform {
         let cipher = FieldCipher::load(&config.data_dir)?;
         let auth = Arc::new(AuthService::new(meta_store.clone(), config.token_ttl));
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
+        // Installed after the databases are open and migrated: every call
+        // to an embedded database from here on asks its breaker first.
+        let breakers = Breakers::embedded(config.clock.clone());
+        if let Some(m) = &metas.sqlite {
+            m.db()
+                .set_guard(breakers.metadata.clone() as Arc<dyn CallGuard>);
+        }
+        if let Some(r) = &sqlite_records {
+            r.db()
+                .set_guard(breakers.shards[0].clone() as Arc<dyn CallGuard>);
+        }
         Ok(Platform {
             meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
             access: Arc::new(AccessService::new(
@@ -302,6 +329,10 @@ impl Platform {
             config,
             sqlite_meta: metas.sqlite,
             sqlite_records,
+            settings: metas.settings,
+            breakers,
+            maintenance: Default::default(),
+            metadata_probe_failed: Default::default(),
         })
     }
 

@@ -28,7 +28,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         REQUEST_LIMIT_EXCEEDED => StatusCode::TOO_MANY_REQUESTS,
         MULTIPLE_CHOICES => StatusCode::MULTIPLE_CHOICES,
         NOT_IMPLEMENTED => StatusCode::NOT_IMPLEMENTED,
-        SERVICE_UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
+        SERVICE_UNAVAILABLE | UNABLE_TO_LOCK_ROW => StatusCode::SERVICE_UNAVAILABLE,
+        REQUEST_RUNNING_TOO_LONG => StatusCode::GATEWAY_TIMEOUT,
         UNKNOWN_EXCEPTION => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }

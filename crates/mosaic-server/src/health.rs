@@ -4,32 +4,70 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use mosaic_runtime::health::DegradationLevel;
+use mosaic_runtime::health::{DegradationLevel, DependencyProbe};
 use serde_json::{json, Map, Value};
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the metadata and record stores answer.
-pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+/// Probes the dependencies and combines what they answered with what this
+/// instance knows without calling them (maintenance switch, breakers, the
+/// health monitor's last probe): the more severe level wins.
+pub(crate) async fn current_level(s: &AppState) -> (Vec<DependencyProbe>, DegradationLevel) {
     let deps = s.platform.probe_dependencies().await;
-    let level = DegradationLevel::from_dependencies(&deps);
-    let ok = deps.iter().all(|d| d.up);
+    let probed = DegradationLevel::from_dependencies(s.platform.maintenance().enabled, &deps);
+    let level = probed.max(s.platform.degradation_level());
+    (deps, level)
+}
+
+/// The level and each dependency's state and breaker. 503 only when the
+/// record store does not answer (nothing could be served); read-only and
+/// maintenance are 200 with the level, so a load balancer keeps sending
+/// readers their reads, users the maintenance message, and operators the
+/// switch.
+pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+    let (deps, level) = current_level(&s).await;
+    let records_up = deps
+        .iter()
+        .filter(|d| d.name == mosaic_runtime::resilience::RECORD_STORE)
+        .all(|d| d.up);
     let states: Map<String, Value> = deps
         .iter()
-        .map(|d| (d.name.to_string(), json!(if d.up { "up" } else { "down" })))
+        .map(|d| {
+            let mut v = json!({
+                "state": if d.up { "up" } else { "down" },
+                "breaker": d.breaker.map(|b| b.name()),
+                "latency_ms": d.latency.as_secs_f64() * 1000.0,
+            });
+            if let Some(e) = &d.error {
+                v["error"] = json!(e);
+            }
+            (d.name.to_string(), v)
+        })
         .collect();
+    let status = match level {
+        _ if !records_up => "unavailable",
+        DegradationLevel::FullOperation => "ready",
+        DegradationLevel::Maintenance => "maintenance",
+        _ => "degraded",
+    };
+    let maintenance = s.platform.maintenance();
     (
-        if ok {
+        if records_up {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
         Json(json!({
-            "status": if ok { "ready" } else { "unavailable" },
+            "status": status,
             "degradation_level": level.level(),
+            "degradation": level.name(),
             "dependencies": states,
+            "maintenance": {
+                "enabled": maintenance.enabled,
+                "message": maintenance.enabled.then(|| maintenance.text()),
+            },
         })),
     )
 }

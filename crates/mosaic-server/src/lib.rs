@@ -13,11 +13,13 @@ mod extract;
 mod formula;
 mod health;
 pub mod idempotency;
+mod maintenance;
 mod metadata;
 mod oauth;
 pub mod observe;
 mod query;
 mod render;
+pub mod resilience;
 mod sharing;
 pub mod status;
 
@@ -47,6 +49,10 @@ pub struct AppState {
     /// When this server state was built (the process's start, for uptime).
     pub started: std::time::Instant,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// In-flight limit and request deadline.
+    pub limits: resilience::GatewayLimits,
+    /// Places for requests in flight (load shedding).
+    pub in_flight: Arc<resilience::InFlightLimit>,
 }
 
 /// Rendered describes kept (they are rebuilt after any metadata change).
@@ -54,8 +60,22 @@ pub const DESCRIBE_CACHE_CAPACITY: u64 = 10_000;
 
 impl AppState {
     /// State for `platform` served at `instance_url`; the metrics token
-    /// comes from `MOSAIC_METRICS_TOKEN`.
+    /// comes from `MOSAIC_METRICS_TOKEN`, the gateway's limits from
+    /// `MOSAIC_MAX_IN_FLIGHT` and `MOSAIC_REQUEST_TIMEOUT_MS`.
     pub fn new(platform: Arc<Platform>, instance_url: impl Into<Arc<str>>) -> AppState {
+        Self::with_limits(
+            platform,
+            instance_url,
+            resilience::GatewayLimits::from_env(),
+        )
+    }
+
+    /// [`AppState::new`] with explicit gateway limits.
+    pub fn with_limits(
+        platform: Arc<Platform>,
+        instance_url: impl Into<Arc<str>>,
+        limits: resilience::GatewayLimits,
+    ) -> AppState {
         observe::metrics_handle();
         idempotency::spawn_purge(&platform);
         AppState {
@@ -73,6 +93,8 @@ impl AppState {
             describe_stats: Arc::default(),
             started: std::time::Instant::now(),
             started_at: chrono::Utc::now(),
+            in_flight: Arc::new(resilience::InFlightLimit::new(limits.max_in_flight)),
+            limits,
         }
     }
 }
@@ -86,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/services/admin/v1/status", get(status::status))
         .merge(oauth::routes())
         .merge(admin::routes())
+        .merge(maintenance::routes())
         // Changing (and reading) definitions is for system administrators.
         .merge(
             metadata::routes()
@@ -108,6 +131,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            resilience::defend,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             observe::track,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -117,7 +144,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes
-/// in-flight requests.
+/// in-flight requests. Starts the outbox worker and the health monitor
+/// (maintenance switch and metadata probe, every second) first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -128,6 +156,7 @@ pub async fn serve(
         .start_outbox_worker()
         .await
         .map_err(|e| std::io::Error::other(e.message))?;
+    let monitor = state.platform.start_health_monitor().await;
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     let served = axum::serve(
         listener,
@@ -138,5 +167,6 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     worker.stop().await;
+    monitor.stop().await;
     served
 }

@@ -379,13 +379,17 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
         )
         .into_response();
     };
-    // Dependency states and the degradation level, as of this scrape.
-    let deps = s.platform.probe_dependencies().await;
+    // Dependency states, breakers and the degradation level, as of this scrape.
+    let (deps, level) = crate::health::current_level(&s).await;
     for d in &deps {
         metrics::gauge!("dependency_up", "dependency" => d.name).set(if d.up { 1.0 } else { 0.0 });
     }
-    let level = mosaic_runtime::health::DegradationLevel::from_dependencies(&deps);
+    for b in s.platform.breakers.all() {
+        metrics::gauge!("circuit_breaker_state", "dependency" => b.dependency().to_string())
+            .set(b.state().gauge());
+    }
     metrics::gauge!("degradation_level").set(f64::from(level.level()));
+    metrics::gauge!("requests_in_flight_limit").set(s.in_flight.max() as f64);
     (
         [(
             header::CONTENT_TYPE,
@@ -420,7 +424,7 @@ pub(crate) fn check_operator_token(
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

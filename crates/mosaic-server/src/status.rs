@@ -7,7 +7,6 @@ use crate::AppState;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mosaic_runtime::health::DegradationLevel;
 use mosaic_types::CacheStats;
 use serde_json::{json, Map, Value};
 
@@ -19,13 +18,13 @@ pub async fn status(State(s): State<AppState>, req: Request) -> Response {
         return e.into_response();
     }
     let p = &s.platform;
-    let deps = p.probe_dependencies().await;
-    let level = DegradationLevel::from_dependencies(&deps);
+    let (deps, level) = crate::health::current_level(&s).await;
     let dependencies: Map<String, Value> = deps
         .iter()
         .map(|d| {
             let mut v = json!({
                 "state": up_down(d.up),
+                "breaker": d.breaker.map(|b| b.name()),
                 "latency_ms": d.latency.as_secs_f64() * 1000.0,
             });
             if let Some(e) = &d.error {
@@ -88,6 +87,12 @@ pub async fn status(State(s): State<AppState>, req: Request) -> Response {
         "uptime_seconds": s.started.elapsed().as_secs(),
         "degradation_level": level.level(),
         "degradation": level.name(),
+        "maintenance": {
+            "enabled": p.maintenance().enabled,
+            "message": p.maintenance().enabled.then(|| p.maintenance().text().to_string()),
+        },
+        "requests_in_flight": s.in_flight.in_flight(),
+        "max_requests_in_flight": s.in_flight.max(),
         "dependencies": dependencies,
         "shards": shards,
         "caches": caches,

@@ -1,9 +1,11 @@
-//! PostgreSQL implementation of [`ShardDirectory`] in the metadata database.
+//! PostgreSQL implementations of [`ShardDirectory`] and [`SettingsStore`]
+//! in the metadata database.
 
 use crate::meta::PgMetaStore;
 use crate::pool::{millis, with_client, write_tx};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use mosaic_store::settings::{SettingRow, SettingsStore};
 use mosaic_store::shards::{check_shard, Placement, ShardDirectory, ShardRow};
 use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use tokio_postgres::Row;
@@ -196,6 +198,39 @@ impl ShardDirectory for PgMetaStore {
                 .prepare_cached("SELECT version FROM directory_version WHERE only_row = 1")
                 .await?;
             Ok(c.query_one(&st, &[]).await?.try_get(0)?)
+        })
+    }
+}
+
+#[async_trait]
+impl SettingsStore for PgMetaStore {
+    async fn setting(&self, key: &str) -> MosaicResult<Option<SettingRow>> {
+        with_client!(self.pool(), |c| {
+            let st = c
+                .prepare_cached(
+                    "SELECT key, value, updated_at FROM platform_settings WHERE key = $1",
+                )
+                .await?;
+            Ok(match c.query_opt(&st, &[&key]).await? {
+                Some(r) => Some(SettingRow {
+                    key: r.try_get(0)?,
+                    value: r.try_get(1)?,
+                    updated_at: r.try_get(2)?,
+                }),
+                None => None,
+            })
+        })
+    }
+
+    async fn put_setting(&self, row: SettingRow) -> MosaicResult<()> {
+        let at = millis(&row.updated_at);
+        with_client!(self.pool(), |c| {
+            c.execute(
+                "INSERT INTO platform_settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+                &[&row.key, &row.value, &at],
+            )
+            .await?;
+            Ok(())
         })
     }
 }

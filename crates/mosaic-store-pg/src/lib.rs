@@ -58,11 +58,12 @@ mod tenant_predicate {
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 18] = [
+    const GLOBAL: [&str; 19] = [
         // the shard directory is the platform's, not a tenant's
         "shards",
         "directory_version",
         "tenant_shards",
+        "platform_settings",
         "FROM tenants WHERE",           // tenant by id / subdomain
         "INSERT INTO tenants",          // the tenant row itself
         "FROM users WHERE username_lc", // usernames are global

@@ -232,6 +232,17 @@ CREATE TABLE directory_version (
 INSERT INTO directory_version VALUES (1, 0);
 "#,
     },
+    Migration {
+        version: 3,
+        name: "platform settings",
+        sql: r#"
+CREATE TABLE platform_settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL
+);
+"#,
+    },
 ];
 
 /// The idempotency keys of a records database.

@@ -8,6 +8,8 @@
 //!   database too);
 //! - [`RecordStore`]: every tenant's records in one wide flex-column table
 //!   with typed pivot tables for indexed / unique fields (a shard);
+//! - [`SettingsStore`]: platform-wide settings such as the maintenance
+//!   switch (the metadata database);
 //! - [`IdempotencyStore`]: reserved and completed `Idempotency-Key`s with
 //!   the responses kept for replays (beside the records, in the shard).
 //!
@@ -18,12 +20,14 @@
 
 pub mod access_store;
 pub mod automation;
+pub mod guard;
 pub mod idempotency;
 pub mod meta_store;
 pub mod plan;
 pub mod query_store;
 pub mod record_store;
 pub mod router;
+pub mod settings;
 pub mod shards;
 pub mod sharing;
 pub mod sqlite;
@@ -37,6 +41,7 @@ mod sqlite_sharing;
 
 pub use access_store::AccessStore;
 pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
+pub use guard::{CallGuard, CallOutcome};
 pub use idempotency::{
     IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,
 };
@@ -46,6 +51,7 @@ pub use record_store::{
     AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef, RecordRow, RecordStore,
     RefCheck, UpdateOp, WriteOp, WriteResult,
 };
+pub use settings::{SettingRow, SettingsStore, SqliteSettingsStore};
 pub use sharing::{
     Principal, RowAccess, ShareAccess, ShareCause, ShareRow, ShareStore, Visibility,
 };

@@ -7,11 +7,12 @@
 //! savepoint (a failing job rolls back alone), then commits once: concurrent
 //! writers share one fsync. A job's caller is answered only after the commit.
 
+use crate::guard::{Admitted, CallGuard};
 use mosaic_types::{MosaicError, MosaicResult};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 use tracing::Instrument;
@@ -20,7 +21,7 @@ use tracing::Instrument;
 pub const MAX_GROUP_COMMIT: usize = 512;
 /// How long a connection waits for a lock held by another process (e.g. the
 /// `mosaic tenant create` CLI writing while a server runs).
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BUSY_TIMEOUT: Duration = mosaic_types::timeouts::DB_BUSY_TIMEOUT;
 /// Read-only connections per database.
 pub const READERS: usize = 8;
 
@@ -80,10 +81,34 @@ pub struct SqliteDb {
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
     pub stats: Arc<WriterStats>,
+    /// Consulted before every read and write (the runtime's circuit breaker).
+    guard: OnceLock<Arc<dyn CallGuard>>,
 }
 
+/// A lock the database could not take in time is `UNABLE_TO_LOCK_ROW` (the
+/// statement changed nothing; a retry may succeed); a unique key taken is
+/// `DUPLICATE_VALUE` (the stores check names first, so this is a race lost
+/// — the PostgreSQL backend answers the same); anything else is an internal
+/// error.
 fn sql_err(e: rusqlite::Error) -> MosaicError {
-    MosaicError::internal(format!("sqlite: {e}"))
+    use rusqlite::ErrorCode as C;
+    let unique = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    );
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => MosaicError::new(
+            mosaic_types::ErrorCode::UNABLE_TO_LOCK_ROW,
+            format!("sqlite: {e}"),
+        ),
+        _ if unique => MosaicError::new(
+            mosaic_types::ErrorCode::DUPLICATE_VALUE,
+            format!("duplicate value (sqlite: {e})"),
+        ),
+        _ => MosaicError::internal(format!("sqlite: {e}")),
+    }
 }
 
 pub(crate) fn map_sql(e: rusqlite::Error) -> MosaicError {
@@ -150,11 +175,18 @@ impl SqliteDb {
             readers: Mutex::new(readers),
             reader_permits: Semaphore::new(READERS),
             stats,
+            guard: OnceLock::new(),
         }))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Installs the guard every later read and write asks first; a second
+    /// guard is refused (returns false).
+    pub fn set_guard(&self, guard: Arc<dyn CallGuard>) -> bool {
+        self.guard.set(guard).is_ok()
     }
 
     /// The metrics label of this database (its file stem).
@@ -185,6 +217,7 @@ impl SqliteDb {
         T: Send + 'static,
         F: FnOnce(&Connection) -> MosaicResult<T> + Send + 'static,
     {
+        let admitted = Admitted::ask(self.guard.get())?;
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(ClosureJob {
             f: Some(f),
@@ -212,7 +245,7 @@ impl SqliteDb {
                 ok = r.is_ok(),
                 "write"
             );
-            r
+            admitted.finish(r)
         }
         .instrument(tracing::info_span!("store.write", db = %self.label))
         .await
@@ -225,6 +258,7 @@ impl SqliteDb {
         F: FnOnce(&Connection) -> MosaicResult<T> + Send + 'static,
     {
         let span = tracing::info_span!("store.read", db = %self.label);
+        let admitted = Admitted::ask(self.guard.get())?;
         let permit = self
             .reader_permits
             .acquire()
@@ -261,7 +295,7 @@ impl SqliteDb {
         self.publish_pool_usage();
         metrics::histogram!("store_read_seconds", "db" => self.label.clone())
             .record(started.elapsed().as_secs_f64());
-        out
+        admitted.finish(out)
     }
 
     /// Stops accepting writes, lets the writer finish everything queued, and

@@ -41,6 +41,11 @@ pub enum ErrorCode {
     IDEMPOTENCY_KEY_REUSED,
     NOT_IMPLEMENTED,
     SERVICE_UNAVAILABLE,
+    /// A lock could not be taken in time (deadlock, serialization failure,
+    /// lock timeout): the operation changed nothing and may be retried.
+    UNABLE_TO_LOCK_ROW,
+    /// The request's deadline passed before it finished.
+    REQUEST_RUNNING_TOO_LONG,
     UNKNOWN_EXCEPTION,
 }
 
@@ -81,6 +86,8 @@ impl ErrorCode {
             IDEMPOTENCY_KEY_REUSED => "IDEMPOTENCY_KEY_REUSED",
             NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
             SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
+            UNABLE_TO_LOCK_ROW => "UNABLE_TO_LOCK_ROW",
+            REQUEST_RUNNING_TOO_LONG => "REQUEST_RUNNING_TOO_LONG",
             UNKNOWN_EXCEPTION => "UNKNOWN_EXCEPTION",
         }
     }

@@ -9,6 +9,7 @@ pub mod deckey;
 pub mod error;
 pub mod id;
 pub mod slot;
+pub mod timeouts;
 pub mod value;
 
 pub use cache_stats::CacheStats;

@@ -86,6 +86,13 @@ enum Command {
         #[command(subcommand)]
         command: shard_cmd::ShardCommand,
     },
+    /// Maintenance mode (degradation level 4) for every server sharing the
+    /// data directory: within a second or two each one answers 503 with the
+    /// message, except health, metrics and the admin switch.
+    Maintenance {
+        #[command(subcommand)]
+        command: MaintenanceCommand,
+    },
     /// Drive a running server with the seed's mixed workload and report
     /// per-operation latency against the seed's targets (docs/performance.md).
     Loadtest(loadtest::LoadtestArgs),
@@ -112,6 +119,28 @@ enum TenantCommand {
         /// instance_url to report; defaults to the running server's URL.
         #[arg(long, env = "MOSAIC_PUBLIC_URL")]
         instance_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Turn maintenance mode on.
+    On {
+        #[command(flatten)]
+        common: Common,
+        /// What refused requests are told.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Turn maintenance mode off.
+    Off {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the switch's state as JSON.
+    Status {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -221,6 +250,28 @@ async fn tenant_create(
     Ok(())
 }
 
+/// Flips (or shows) the maintenance switch in the metadata database and
+/// prints its state as one JSON object.
+async fn maintenance(common: Common, switch: Option<(bool, Option<String>)>) -> Result<(), String> {
+    let platform = open(&common).await?;
+    let result = match switch {
+        Some((enabled, message)) => platform.set_maintenance(enabled, message, "cli").await,
+        None => platform.refresh_maintenance().await,
+    };
+    platform.close();
+    let m = result.map_err(|e| format!("{}: {}", e.code, e.message))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "enabled": m.enabled,
+            "message": m.enabled.then(|| m.text()),
+            "updated_at": m.updated_at,
+            "updated_by": m.updated_by,
+        })
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let telemetry = match telemetry::init(matches!(cli.command, Command::Serve { .. })) {
@@ -260,6 +311,15 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::Maintenance { command } => match command {
+                MaintenanceCommand::On { common, message } => {
+                    maintenance(common, Some((true, message))).await
+                }
+                MaintenanceCommand::Off { common } => {
+                    maintenance(common, Some((false, None))).await
+                }
+                MaintenanceCommand::Status { common } => maintenance(common, None).await,
+            },
             Command::Tenant {
                 command:
                     TenantCommand::Create {
