@@ -88,7 +88,7 @@ pub struct DependencyProbe {
 /// A record shard: its tenants (placed on it), records and health.
 #[derive(Debug, Clone)]
 pub struct ShardStatus {
-    pub name: &'static str,
+    pub name: String,
     pub tenants: Option<u64>,
     pub records: Option<u64>,
     pub up: bool,
@@ -190,23 +190,36 @@ impl Platform {
             .max(Duration::from_secs(1))
     }
 
-    /// The record shards with what they hold. One embedded shard today; all
-    /// tenants are placed on it.
+    /// The record shards with what they hold: tenants placed on each (on
+    /// the built-in shard also tenants never placed, from before shards
+    /// existed) and records.
     pub async fn shards(&self) -> Vec<ShardStatus> {
-        let tenants = match &self.sqlite_meta {
-            Some(m) => m.tenant_count().await.ok(),
-            None => None,
-        };
-        let records = match &self.sqlite_records {
-            Some(r) => r.record_count().await.ok(),
-            None => None,
-        };
-        vec![ShardStatus {
-            name: LOCAL_SHARD,
-            up: records.is_some(),
-            tenants,
-            records,
-        }]
+        let placements = self.shards.directory().placements().await.ok();
+        let total = self.shards.directory().tenant_count().await.ok();
+        let mut out = Vec::new();
+        for s in self.shards.all() {
+            let records = s.census.record_count().await.ok();
+            let placed = placements
+                .as_ref()
+                .map(|ps| ps.iter().filter(|p| p.shard_id == s.id).count() as u64);
+            let tenants = if s.id == LOCAL_SHARD {
+                match (placed, total, placements.as_ref()) {
+                    (Some(local), Some(total), Some(ps)) => {
+                        Some(local + total.saturating_sub(ps.len() as u64))
+                    }
+                    (p, _, _) => p,
+                }
+            } else {
+                placed
+            };
+            out.push(ShardStatus {
+                name: s.id.clone(),
+                up: records.is_some(),
+                tenants,
+                records,
+            });
+        }
+        out
     }
 
     /// Writer and reader-pool figures of each embedded database.

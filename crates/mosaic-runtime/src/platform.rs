@@ -172,18 +172,30 @@ async fn open_shard(
 
 /// A shard on PostgreSQL: its stores on one pool.
 async fn pg_shard(id: &str, url: &str, pool_size: usize) -> MosaicResult<Shard> {
+    Ok(pg_shard_with_pool(id, url, pool_size).await?.0)
+}
+
+async fn pg_shard_with_pool(
+    id: &str,
+    url: &str,
+    pool_size: usize,
+) -> MosaicResult<(Shard, mosaic_store_pg::PgPool)> {
     let store = Arc::new(mosaic_store_pg::PgRecordStore::connect(url, pool_size).await?);
+    let pool = store.pool().clone();
     let idempotency =
         Arc::new(mosaic_store_pg::PgIdempotencyStore::open(store.pool().clone()).await?);
-    Ok(Shard {
-        id: id.to_string(),
-        records: store.clone(),
-        queries: store.clone(),
-        automation: store.clone(),
-        shares: store,
-        idempotency,
-        sqlite: None,
-    })
+    Ok((
+        Shard {
+            id: id.to_string(),
+            records: store.clone(),
+            queries: store.clone(),
+            automation: store.clone(),
+            shares: store.clone(),
+            idempotency,
+            census: store,
+        },
+        pool,
+    ))
 }
 
 fn opener(config: &PlatformConfig) -> ShardOpener {
@@ -202,6 +214,7 @@ struct MetaStores {
     directory: Arc<dyn ShardDirectory>,
     settings: Arc<dyn SettingsStore>,
     sqlite: Option<Arc<SqliteMetaStore>>,
+    pg: Option<mosaic_store_pg::PgPool>,
 }
 
 impl Platform {
@@ -235,12 +248,13 @@ impl Platform {
                     meta: m.clone(),
                     access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
                     settings: m.clone(),
+                    pg: Some(m.pool().clone()),
                     directory: m,
                     sqlite: None,
                 }
             }
         };
-        let (local, sqlite) = match &config.records_url {
+        let (local, sqlite, pg) = match &config.records_url {
             None => {
                 let shard = Arc::new(SqliteRecordStore::open(
                     &config.data_dir.join("records.sqlite"),
@@ -248,14 +262,20 @@ impl Platform {
                 (
                     Arc::new(Shard::sqlite(LOCAL_SHARD, shard.clone())?),
                     Some(shard),
+                    None,
                 )
             }
-            Some(url) => (
-                Arc::new(pg_shard(LOCAL_SHARD, url, config.pg_pool_size).await?),
-                None,
-            ),
+            Some(url) => {
+                let (shard, pool) =
+                    pg_shard_with_pool(LOCAL_SHARD, url, config.pg_pool_size).await?;
+                (Arc::new(shard), None, Some(pool))
+            }
         };
-        Self::assemble(config, metas, local, sqlite)
+        let p = Self::assemble(config, metas, local, sqlite)?;
+        if let Some(pool) = pg {
+            pool.set_guard(p.breakers.shards[0].clone() as Arc<dyn CallGuard>);
+        }
+        Ok(p)
     }
 
     fn data_dir(config: &PlatformConfig) -> MosaicResult<()> {
@@ -277,6 +297,7 @@ impl Platform {
             directory: meta_db.clone(),
             settings: Arc::new(SqliteSettingsStore::new(meta_db.db().clone())),
             sqlite: Some(meta_db),
+            pg: None,
         })
     }
 
@@ -303,6 +324,9 @@ impl Platform {
         if let Some(m) = &metas.sqlite {
             m.db()
                 .set_guard(breakers.metadata.clone() as Arc<dyn CallGuard>);
+        }
+        if let Some(pool) = &metas.pg {
+            pool.set_guard(breakers.metadata.clone() as Arc<dyn CallGuard>);
         }
         if let Some(r) = &sqlite_records {
             r.db()

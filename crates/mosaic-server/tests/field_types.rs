@@ -579,13 +579,7 @@ async fn encrypted_text_is_never_stored_in_plaintext() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (_, v) = c.get(&rec(&id)).await;
     assert_eq!(v["Secret__c"], second);
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(server.dir.path()).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            all.extend(std::fs::read(&p).unwrap());
-        }
-    }
+    let all = server.stored_bytes().await;
     let contains = |needle: &str| all.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(
         contains("PLAINMRK01") && contains("PLAINMRK02"),

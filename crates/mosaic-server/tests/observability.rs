@@ -150,6 +150,11 @@ async fn engine_and_store_series_move() {
     let plans = r#"query_plans_total{shape="aggregate"}"#;
     assert_eq!(value(&after, plans) - value(&before, plans), 1.0);
     assert!(value(&after, "formula_compilations_total") >= 1.0);
+    if on_postgres() {
+        // The embedded engine's writer and reader pool are not in play.
+        server.stop().await;
+        return;
+    }
     assert!(value(&after, r#"store_group_commit_jobs_count{db="records"}"#) >= 3.0);
     assert!(value(&after, r#"store_read_seconds_count{db="records"}"#) >= 3.0);
     for state in ["idle", "in_use"] {
@@ -214,11 +219,14 @@ async fn status_reports_the_platform_and_moves_with_traffic() {
     for cache in ["metadata", "compiled_formula", "describe", "session"] {
         assert!(v["caches"][cache]["entries"].is_u64(), "{cache}: {v}");
     }
-    let records = &v["store"]["records"];
-    assert!(records["transactions"].as_u64().unwrap() >= 1, "{v}");
-    assert!(records["write_jobs"].as_u64().unwrap() >= 2, "{v}");
-    assert_eq!(records["readers"], mosaic_store::sqlite::READERS);
-    assert!(v["store"]["metadata"]["write_jobs"].as_u64().unwrap() >= 2);
+    // The embedded engine's writer and reader figures (none on PostgreSQL).
+    if !on_postgres() {
+        let records = &v["store"]["records"];
+        assert!(records["transactions"].as_u64().unwrap() >= 1, "{v}");
+        assert!(records["write_jobs"].as_u64().unwrap() >= 2, "{v}");
+        assert_eq!(records["readers"], mosaic_store::sqlite::READERS);
+        assert!(v["store"]["metadata"]["write_jobs"].as_u64().unwrap() >= 2);
+    }
     // Create object, two records, five describes: eight requests.
     assert_eq!(v["top_tenants_window_seconds"], 60);
     let top = v["top_tenants"].as_array().unwrap();

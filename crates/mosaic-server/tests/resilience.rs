@@ -148,7 +148,7 @@ async fn maintenance_set_by_another_instance_reaches_this_one_within_seconds() {
     let server = TestServer::start().await;
     let admin = server.tenant().await;
     // A second platform on the same databases: another instance, or the CLI.
-    let other = Platform::open_embedded(PlatformConfig::new(server.dir.path())).unwrap();
+    let other = Platform::open(server.same_databases()).await.unwrap();
     other
         .set_maintenance(true, Some("Planned work".into()), "cli")
         .await

@@ -139,17 +139,9 @@ async fn tenants_are_placed_by_tier_and_served_from_their_shard() {
         .into_iter()
         .find(|s| s.id == "s1")
         .expect("s1 open");
-    let on_s1 = s1.sqlite.as_ref().unwrap().record_count().await.unwrap();
+    let on_s1 = s1.census.record_count().await.unwrap();
     assert_eq!(on_s1, 5, "alpha's records are on s1");
-    let on_local = p
-        .shards
-        .local()
-        .sqlite
-        .as_ref()
-        .unwrap()
-        .record_count()
-        .await
-        .unwrap();
+    let on_local = p.shards.local().census.record_count().await.unwrap();
     assert_eq!(on_local, 0, "nothing of alpha's on the built-in shard");
     assert!(server.dir.path().join("shards/s1.sqlite").exists());
 

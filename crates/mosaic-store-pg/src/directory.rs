@@ -192,6 +192,16 @@ impl ShardDirectory for PgMetaStore {
         })
     }
 
+    async fn tenant_count(&self) -> MosaicResult<u64> {
+        with_client!(self.pool(), |c| {
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM tenants", &[])
+                .await?
+                .try_get(0)?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
     async fn version(&self) -> MosaicResult<i64> {
         with_client!(self.pool(), |c| {
             let st = c

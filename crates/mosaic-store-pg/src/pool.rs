@@ -10,6 +10,7 @@
 //! several statements.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use mosaic_store::guard::{Admitted, CallGuard};
 use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use std::str::FromStr;
 use std::time::Duration;
@@ -37,6 +38,9 @@ const RETRY_BASE: Duration = Duration::from_millis(2);
 #[derive(Clone)]
 pub struct PgPool {
     pool: Pool,
+    /// Asked before every connection is handed out (the platform installs
+    /// the database's circuit breaker); shared by every clone of the pool.
+    guard: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<dyn CallGuard>>>>,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -82,12 +86,26 @@ impl PgPool {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| MosaicError::internal(format!("postgres pool: {e}")))?;
-        Ok(PgPool { pool })
+        Ok(PgPool {
+            pool,
+            guard: Default::default(),
+        })
     }
 
     /// A connection from the pool; an unreachable database → `SERVICE_UNAVAILABLE`.
+    /// The guard, when one is installed, is asked first and told whether a
+    /// connection could be had.
     pub async fn client(&self) -> MosaicResult<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(map_pool)
+        let guard = self.guard.read().ok().and_then(|g| g.clone());
+        let admitted = Admitted::ask(guard.as_ref())?;
+        admitted.finish(self.pool.get().await.map_err(map_pool))
+    }
+
+    /// Installs the guard every later connection request asks.
+    pub fn set_guard(&self, guard: std::sync::Arc<dyn CallGuard>) {
+        if let Ok(mut g) = self.guard.write() {
+            *g = Some(guard);
+        }
     }
 
     /// Opens (or reuses) one connection and runs a trivial statement.

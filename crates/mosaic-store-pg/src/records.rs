@@ -895,3 +895,16 @@ async fn drop_slot_pivots<C: GenericClient + Sync>(
     }
     Ok(())
 }
+
+#[async_trait::async_trait]
+impl mosaic_store::router::ShardCensus for PgRecordStore {
+    async fn record_count(&self) -> MosaicResult<u64> {
+        crate::pool::with_client!(self.pool(), |c| {
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM object_records", &[])
+                .await?
+                .try_get(0)?;
+            Ok(n.max(0) as u64)
+        })
+    }
+}

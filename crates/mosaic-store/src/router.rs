@@ -32,8 +32,22 @@ pub struct Shard {
     pub automation: Arc<dyn AutomationStore>,
     pub shares: Arc<dyn ShareStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
-    /// The embedded database, when the shard is one (census, writer stats).
-    pub sqlite: Option<Arc<crate::SqliteRecordStore>>,
+    /// Counts what the shard holds.
+    pub census: Arc<dyn ShardCensus>,
+}
+
+/// What a shard holds, for the status view and `mosaic shard list`.
+#[async_trait]
+pub trait ShardCensus: Send + Sync {
+    /// Records on the shard, every tenant and object together.
+    async fn record_count(&self) -> MosaicResult<u64>;
+}
+
+#[async_trait]
+impl ShardCensus for crate::SqliteRecordStore {
+    async fn record_count(&self) -> MosaicResult<u64> {
+        crate::SqliteRecordStore::record_count(self).await
+    }
 }
 
 impl Shard {
@@ -47,7 +61,7 @@ impl Shard {
             automation: store.clone(),
             shares: store.clone(),
             idempotency,
-            sqlite: Some(store),
+            census: store,
         })
     }
 }

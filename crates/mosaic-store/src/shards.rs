@@ -97,6 +97,9 @@ pub trait ShardDirectory: Send + Sync {
     ) -> MosaicResult<Placement>;
     /// Moves with every change of the directory (shards or placements).
     async fn version(&self) -> MosaicResult<i64>;
+    /// Tenants of the platform, placed or not (those not placed yet are
+    /// on the built-in shard).
+    async fn tenant_count(&self) -> MosaicResult<u64>;
 }
 
 /// How full a shard is: its tenants and records now.

@@ -222,4 +222,8 @@ impl ShardDirectory for SqliteMetaStore {
             })
             .await
     }
+
+    async fn tenant_count(&self) -> MosaicResult<u64> {
+        SqliteMetaStore::tenant_count(self).await
+    }
 }

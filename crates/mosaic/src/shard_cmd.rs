@@ -88,10 +88,8 @@ pub async fn run(cmd: ShardCommand) -> Result<(), String> {
             let rows = p.shards.directory().shards().await.map_err(|e| e.message)?;
             let mut load: HashMap<String, Load> = p.shards.load().await.map_err(|e| e.message)?;
             for s in p.shards.all() {
-                if let Some(sq) = &s.sqlite {
-                    load.entry(s.id.clone()).or_default().records =
-                        sq.record_count().await.map_err(|e| e.message)?;
-                }
+                load.entry(s.id.clone()).or_default().records =
+                    s.census.record_count().await.map_err(|e| e.message)?;
             }
             println!(
                 "{:<12} {:<13} {:<9} {:>8} {:>12}  url",

@@ -24,6 +24,11 @@ pub struct TestServer {
     _databases: Vec<ScratchDatabase>,
 }
 
+/// Whether this run is on PostgreSQL (`MOSAIC_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("MOSAIC_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
 static TENANTS: AtomicUsize = AtomicUsize::new(0);
 
 impl TestServer {
@@ -38,7 +43,7 @@ impl TestServer {
         // `MOSAIC_TEST_BACKEND=postgres`: the metadata database and the
         // built-in shard each in a scratch PostgreSQL database.
         let mut databases = Vec::new();
-        if std::env::var("MOSAIC_TEST_BACKEND").as_deref() == Ok("postgres") {
+        if on_postgres() {
             let meta = ScratchDatabase::create().await.expect("scratch database");
             let records = ScratchDatabase::create().await.expect("scratch database");
             cfg.metadata_url = Some(meta.url.clone());
@@ -108,6 +113,62 @@ impl TestServer {
             user_id: String::new(),
             username: String::new(),
         }
+    }
+
+    /// A configuration reaching the same databases as this server (another
+    /// instance, or a command-line tool).
+    pub fn same_databases(&self) -> PlatformConfig {
+        let mut cfg = PlatformConfig::new(self.dir.path());
+        if let [meta, records] = self._databases.as_slice() {
+            cfg.metadata_url = Some(meta.url.clone());
+            cfg.records_url = Some(records.url.clone());
+            cfg.pg_pool_size = 4;
+        }
+        cfg
+    }
+
+    /// The scratch PostgreSQL databases of this server (metadata, built-in
+    /// shard), when it runs on PostgreSQL.
+    pub fn database_urls(&self) -> Vec<String> {
+        self._databases.iter().map(|d| d.url.clone()).collect()
+    }
+
+    /// Every byte the server stored: the files of its data directory, and
+    /// on PostgreSQL the text of every row of every table.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                all.extend(std::fs::read(&p).unwrap());
+            }
+        }
+        for url in self.database_urls() {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            let tables = client
+                .query(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+                    &[],
+                )
+                .await
+                .expect("tables");
+            for t in tables {
+                let name: String = t.get(0);
+                // Table names come from the catalog, not from input.
+                let rows = client
+                    .query(&format!("SELECT t::text FROM \"{name}\" t"), &[])
+                    .await
+                    .expect("rows");
+                for r in rows {
+                    let text: String = r.get(0);
+                    all.extend(text.into_bytes());
+                }
+            }
+        }
+        all
     }
 
     pub async fn stop(mut self) {
