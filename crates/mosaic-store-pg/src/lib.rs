@@ -58,12 +58,15 @@ mod tenant_predicate {
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 19] = [
+    const GLOBAL: [&str; 21] = [
         // the shard directory is the platform's, not a tenant's
         "shards",
         "directory_version",
         "tenant_shards",
         "platform_settings",
+        // platform-wide counts for the status view and `mosaic shard list`
+        "SELECT count(*) FROM tenants",
+        "SELECT count(*) FROM object_records",
         "FROM tenants WHERE",           // tenant by id / subdomain
         "INSERT INTO tenants",          // the tenant row itself
         "FROM users WHERE username_lc", // usernames are global

@@ -274,20 +274,21 @@ pub(crate) fn retry_delay(attempt: u32) -> Duration {
     base + Duration::from_micros(u64::from(nanos % 1000) * base.as_micros() as u64 / 1000)
 }
 
-/// Runs `$body` in a `SERIALIZABLE` transaction on a pooled connection and
-/// commits it; retries the whole transaction on a serialization failure or
-/// deadlock. `$tx` names a `&deadpool_postgres::Transaction` inside the body,
-/// which evaluates to a [`Step`]. The body may run several times, so it must
-/// not move what it captures.
-macro_rules! write_tx {
-    ($pool:expr, |$tx:ident| $body:expr) => {{
+/// Runs `$body` in a transaction of isolation `$level` on a pooled
+/// connection and commits it; retries the whole transaction on a
+/// serialization failure or deadlock. `$tx` names a
+/// `&deadpool_postgres::Transaction` inside the body, which evaluates to a
+/// [`Step`]. The body may run several times, so it must not move what it
+/// captures.
+macro_rules! retried_tx {
+    ($level:expr, $pool:expr, |$tx:ident| $body:expr) => {{
         let mut attempt: u32 = 0;
         loop {
             let outcome: $crate::pool::Step<_> = async {
                 let mut client = $pool.client().await?;
                 let transaction = client
                     .build_transaction()
-                    .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+                    .isolation_level($level)
                     .start()
                     .await?;
                 let value = {
@@ -314,46 +315,29 @@ macro_rules! write_tx {
     }};
 }
 
-/// Runs `$body` in a `READ COMMITTED` transaction and commits it, retrying
-/// on deadlocks (and serialization failures) like [`write_tx`]. Record
-/// writes on a shard use it: they are frequent, and the few races that
-/// matter are closed by row locks (`FOR UPDATE` on a record being deleted,
-/// `FOR KEY SHARE` on a record a lookup points at), the auto-number
-/// counter's row lock and the primary keys of the pivot tables, so they
-/// need no serializable snapshot.
+/// A `SERIALIZABLE` write (metadata, access, idempotency): each method
+/// behaves as if it ran alone, as on SQLite's single writer.
+macro_rules! write_tx {
+    ($pool:expr, |$tx:ident| $body:expr) => {
+        $crate::pool::retried_tx!(tokio_postgres::IsolationLevel::Serializable, $pool, |$tx| {
+            $body
+        })
+    };
+}
+
+/// A `READ COMMITTED` write. Record writes on a shard use it: they are
+/// frequent, and the few races that matter are closed by row locks (`FOR
+/// UPDATE` on a record being deleted, `FOR KEY SHARE` on a record a lookup
+/// points at), the auto-number counter's row lock and the primary keys of
+/// the pivot tables, so they need no serializable snapshot.
 macro_rules! shard_tx {
-    ($pool:expr, |$tx:ident| $body:expr) => {{
-        let mut attempt: u32 = 0;
-        loop {
-            let outcome: $crate::pool::Step<_> = async {
-                let mut client = $pool.client().await?;
-                let transaction = client
-                    .build_transaction()
-                    .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
-                    .start()
-                    .await?;
-                let value = {
-                    let $tx = &transaction;
-                    let step: $crate::pool::Step<_> = async { $body }.await;
-                    step?
-                };
-                transaction.commit().await?;
-                Ok(value)
-            }
-            .await;
-            match outcome {
-                Ok(v) => break Ok(v),
-                Err(e) if e.is_retryable() => {
-                    attempt += 1;
-                    if attempt > $crate::pool::MAX_TX_RETRIES {
-                        break Err(e.exhausted());
-                    }
-                    tokio::time::sleep($crate::pool::retry_delay(attempt)).await;
-                }
-                Err(e) => break Err(e.into_mosaic()),
-            }
-        }
-    }};
+    ($pool:expr, |$tx:ident| $body:expr) => {
+        $crate::pool::retried_tx!(
+            tokio_postgres::IsolationLevel::ReadCommitted,
+            $pool,
+            |$tx| $body
+        )
+    };
 }
 
 /// Runs `$body` in a `REPEATABLE READ READ ONLY` transaction (one snapshot
@@ -394,7 +378,7 @@ macro_rules! with_client {
     }};
 }
 
-pub(crate) use {read_tx, shard_tx, with_client, write_tx};
+pub(crate) use {read_tx, retried_tx, shard_tx, with_client, write_tx};
 
 /// A time as the stores keep it: millisecond precision, like the canonical
 /// text the SQLite backend stores, so both return identical values.
