@@ -12,6 +12,7 @@ pub mod cipher;
 pub mod clock;
 pub mod formula_eval;
 pub mod health;
+pub mod hot;
 pub mod outbox;
 pub mod platform;
 pub mod query;

@@ -35,6 +35,10 @@ pub struct PlatformConfig {
     pub records_url: Option<String>,
     /// Connections per PostgreSQL pool.
     pub pg_pool_size: usize,
+    /// Hot-tenant detection: the window, and the fewest requests in it that
+    /// can make a tenant hot (`None`: one per second of the window).
+    pub hot_window: Duration,
+    pub hot_min_requests: Option<u64>,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -56,6 +60,8 @@ impl PlatformConfig {
             metadata_url: None,
             records_url: None,
             pg_pool_size: DEFAULT_PG_POOL_SIZE,
+            hot_window: crate::hot::DEFAULT_HOT_WINDOW,
+            hot_min_requests: None,
         }
     }
 }
@@ -125,6 +131,8 @@ pub struct Platform {
     pub(crate) outbox_wake: Arc<tokio::sync::Notify>,
     /// Routes every shard-side call to the tenant's shard.
     pub shards: Arc<ShardRouter>,
+    /// Requests per tenant over the hot-tenant window.
+    pub hot: crate::hot::HotTenants,
     /// Idempotency keys of keyed writes (in the records database).
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub(crate) sqlite_meta: Option<Arc<SqliteMetaStore>>,
@@ -347,6 +355,11 @@ impl Platform {
             queries: Arc::new(crate::query::QueryEngine::new(router.clone())),
             automation: router.clone(),
             shards: router,
+            hot: crate::hot::HotTenants::new(
+                config.clock.clone(),
+                config.hot_window,
+                config.hot_min_requests,
+            ),
             record_locks: crate::workflow::RecordLocks::new(),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             idempotency,

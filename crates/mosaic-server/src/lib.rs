@@ -106,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observe::metrics_endpoint))
         .route("/services/admin/v1/status", get(status::status))
+        .route("/services/admin/v1/shards", get(status::shards))
+        .route("/services/admin/v1/shards/hot", get(status::hot))
         .merge(oauth::routes())
         .merge(admin::routes())
         .merge(maintenance::routes())

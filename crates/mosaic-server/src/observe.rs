@@ -344,6 +344,7 @@ pub async fn track(State(s): State<AppState>, req: Request, next: Next) -> Respo
     metrics::histogram!("http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string()).record(elapsed.as_secs_f64());
     let caller = info.tenant.lock().ok().and_then(|g| g.clone());
     if let Some((tenant, _)) = &caller {
+        s.platform.hot.count(tenant);
         let label = s.tenants.label(tenant);
         metrics::counter!("tenant_requests_total", "tenant" => label.clone()).increment(1);
         if status.is_client_error() || status.is_server_error() {

@@ -121,3 +121,65 @@ fn cache(entries: u64, stats: &CacheStats) -> Value {
         "hit_ratio": (lookups > 0).then(|| hits as f64 / lookups as f64),
     })
 }
+
+/// `GET /services/admin/v1/shards`: every shard with its group, status,
+/// tenants and records, and the nearly full ones with a suggestion.
+pub async fn shards(State(s): State<AppState>, req: Request) -> Response {
+    if let Err(e) = check_operator_token(&s, req.headers()) {
+        return e.into_response();
+    }
+    let p = &s.platform;
+    let rows = match p.shards.directory().shards().await {
+        Ok(r) => r,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let mut load = std::collections::HashMap::new();
+    let mut list = Vec::new();
+    for sh in p.shards().await {
+        let row = rows.iter().find(|r| r.id == sh.name);
+        load.insert(
+            sh.name.clone(),
+            mosaic_store::shards::Load {
+                tenants: sh.tenants.unwrap_or(0),
+                records: sh.records.unwrap_or(0),
+            },
+        );
+        list.push(json!({
+            "id": sh.name,
+            "group": row.map_or("built-in", |r| r.group.as_str()),
+            "status": row.map_or("active", |r| r.status.as_str()),
+            "up": sh.up,
+            "tenants": sh.tenants,
+            "records": sh.records,
+        }));
+    }
+    let advice: Vec<Value> = mosaic_store::shards::nearly_full(&rows, &load)
+        .into_iter()
+        .map(|(id, text)| json!({"shard": id, "suggestion": text}))
+        .collect();
+    Json(json!({"shards": list, "nearly_full": advice})).into_response()
+}
+
+/// `GET /services/admin/v1/shards/hot`: tenants above 10 % of their shard's
+/// requests over the detection window.
+pub async fn hot(State(s): State<AppState>, req: Request) -> Response {
+    if let Err(e) = check_operator_token(&s, req.headers()) {
+        return e.into_response();
+    }
+    match s.platform.hot_tenants().await {
+        Ok(list) => Json(json!({
+            "window_seconds": s.platform.hot.window().as_secs(),
+            "threshold_share": mosaic_runtime::hot::HOT_SHARE,
+            "hot_tenants": list.iter().map(|h| json!({
+                "tenant_id": h.tenant_id,
+                "shard": h.shard_id,
+                "requests": h.requests,
+                "shard_requests": h.shard_requests,
+                "share": h.share,
+                "suggestion": "a dedicated shard suits this tenant (register a spare with `mosaic shard add --group enterprise`); online tenant moves are not available yet",
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}

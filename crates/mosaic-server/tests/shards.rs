@@ -184,3 +184,62 @@ async fn shard_registrations_are_checked() {
     assert_eq!(e.code, ErrorCode::NOT_FOUND);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_tenants_are_detected_over_the_window() {
+    let clock = std::sync::Arc::new(mosaic_runtime::clock::ManualClock::new(chrono::Utc::now()));
+    let c2 = clock.clone();
+    let server = TestServer::start_with(move |cfg| {
+        cfg.clock = c2;
+        cfg.hot_window = std::time::Duration::from_secs(3600);
+        cfg.hot_min_requests = Some(20);
+    })
+    .await;
+    let busy = server.tenant().await;
+    let quiet = server.tenant().await;
+    let other = server.tenant().await;
+    for _ in 0..40 {
+        assert_eq!(
+            busy.get(&format!("{DATA}/sobjects")).await.0,
+            StatusCode::OK
+        );
+    }
+    for c in [&quiet, &other] {
+        for _ in 0..3 {
+            assert_eq!(c.get(&format!("{DATA}/sobjects")).await.0, StatusCode::OK);
+        }
+    }
+    let hot = |server: &TestServer| {
+        let url = format!("{}/services/admin/v1/shards/hot", server.base);
+        async move {
+            let v: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            v
+        }
+    };
+    let v = hot(&server).await;
+    let list = v["hot_tenants"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["tenant_id"], busy.tenant_id.as_str());
+    assert_eq!(list[0]["shard"], LOCAL_SHARD);
+    assert!(list[0]["share"].as_f64().unwrap() > 0.8, "{v}");
+    // Half a window later the busy tenant's requests still count…
+    clock.advance(chrono::Duration::minutes(30));
+    assert_eq!(
+        hot(&server).await["hot_tenants"].as_array().unwrap().len(),
+        1
+    );
+    // …a window later they have slid out: nobody is hot.
+    clock.advance(chrono::Duration::minutes(40));
+    let v = hot(&server).await;
+    assert_eq!(v["hot_tenants"], json!([]), "{v}");
+    // The shard listing reports the built-in shard and its tenants.
+    let v: serde_json::Value = reqwest::get(format!("{}/services/admin/v1/shards", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["shards"][0]["id"], LOCAL_SHARD);
+    assert_eq!(v["shards"][0]["tenants"], 3, "{v}");
+    server.stop().await;
+}

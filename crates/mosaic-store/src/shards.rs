@@ -179,7 +179,7 @@ pub fn nearly_full(shards: &[ShardRow], load: &HashMap<String, Load>) -> Vec<(St
             out.push((
                 s.id.clone(),
                 format!(
-                    "{} holds {} of {} tenants and {} of {} records: add a {} shard or move tenants off it (`mosaic tenant move`)",
+                    "{} holds {} of {} tenants and {} of {} records: add a {} shard so new tenants go there, or drain it (`mosaic shard drain`)",
                     s.id, l.tenants, mt, l.records, mr, s.group
                 ),
             ));

@@ -52,6 +52,9 @@ struct Common {
     /// `records.sqlite` in the data directory.
     #[arg(long, env = "MOSAIC_RECORDS_URL")]
     records_url: Option<String>,
+    /// Window of hot-tenant detection, in seconds (the seed: a day).
+    #[arg(long, env = "MOSAIC_HOT_WINDOW_SECS", default_value_t = 86_400)]
+    hot_window_secs: u64,
     /// Connections per PostgreSQL pool.
     #[arg(long, env = "MOSAIC_PG_POOL_SIZE", default_value_t = mosaic_runtime::platform::DEFAULT_PG_POOL_SIZE)]
     pg_pool_size: usize,
@@ -155,6 +158,7 @@ fn config(c: &Common) -> PlatformConfig {
     cfg.metadata_url = c.metadata_url.clone().filter(|u| !u.is_empty());
     cfg.records_url = c.records_url.clone().filter(|u| !u.is_empty());
     cfg.pg_pool_size = c.pg_pool_size.clamp(1, 256);
+    cfg.hot_window = Duration::from_secs(c.hot_window_secs.max(60));
     cfg
 }
 
@@ -170,7 +174,7 @@ pub(crate) async fn open(common: &Common) -> Result<Platform, String> {
 }
 
 /// Where a running server said it listens (written at start-up).
-fn recorded_url(data_dir: &Path) -> Option<String> {
+pub(crate) fn recorded_url(data_dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(data_dir.join("instance.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v.get("url")?.as_str().map(str::to_string)

@@ -35,6 +35,18 @@ pub enum ShardCommand {
         #[command(flatten)]
         common: crate::Common,
     },
+    /// Tenants above 10 % of their shard's requests over the detection
+    /// window, as the running server counts them.
+    Hot {
+        #[command(flatten)]
+        common: crate::Common,
+        /// The server to ask; defaults to the one recorded in the data directory.
+        #[arg(long, env = "MOSAIC_PUBLIC_URL")]
+        url: Option<String>,
+        /// The operator token (`MOSAIC_METRICS_TOKEN` of the server).
+        #[arg(long, env = "MOSAIC_METRICS_TOKEN")]
+        token: Option<String>,
+    },
     /// Stop placing new tenants on a shard.
     Drain {
         #[command(flatten)]
@@ -116,6 +128,29 @@ pub async fn run(cmd: ShardCommand) -> Result<(), String> {
                 println!("nearly full: {advice}");
             }
             p.close();
+            Ok(())
+        }
+        ShardCommand::Hot { common, url, token } => {
+            let base = url
+                .or_else(|| crate::recorded_url(&common.data_dir))
+                .ok_or("no running server is recorded in the data directory; pass --url")?;
+            let mut req = reqwest::Client::new().get(format!(
+                "{}/services/admin/v1/shards/hot",
+                base.trim_end_matches('/')
+            ));
+            if let Some(t) = token.filter(|t| !t.is_empty()) {
+                req = req.bearer_auth(t);
+            }
+            let res = req
+                .send()
+                .await
+                .map_err(|e| format!("cannot reach {base}: {e}"))?;
+            let status = res.status();
+            let body = res.text().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!("{base} answered {status}: {body}"));
+            }
+            println!("{body}");
             Ok(())
         }
         ShardCommand::Drain { common, id } => {

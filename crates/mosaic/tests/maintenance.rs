@@ -77,3 +77,36 @@ async fn cli_switch_reaches_the_running_server() {
         "the server stayed in maintenance"
     );
 }
+
+/// `mosaic shard hot` asks the server recorded in the data directory.
+#[tokio::test]
+async fn shard_hot_asks_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = common::start(dir.path());
+    let out = Command::new(common::BIN)
+        .args(["shard", "hot", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .env_remove("MOSAIC_PUBLIC_URL")
+        .env_remove("MOSAIC_METRICS_TOKEN")
+        .output()
+        .expect("run mosaic shard hot");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["hot_tenants"], serde_json::json!([]));
+    assert_eq!(v["window_seconds"], 86_400);
+    // Without a server to ask: a clear error.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["shard", "hot", "--data-dir"])
+        .arg(empty.path())
+        .env_remove("MOSAIC_PUBLIC_URL")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no running server"));
+}

@@ -1,0 +1,200 @@
+//! Hot-tenant detection (the seed: a tenant above 10 % of its shard's
+//! requests over 24 hours belongs on a dedicated shard). Every request of a
+//! tenant is counted in a sliding window of 24 buckets; a tenant is *hot*
+//! when its requests in the window are above [`HOT_SHARE`] of its shard's,
+//! the shard holds other tenants, and the tenant made at least the
+//! configured minimum of requests (one per second of the window by
+//! default), so that a quiet shard reports nobody. Newly hot tenants are
+//! logged once and listed by `mosaic shard hot` and the operator API.
+//! Moving them (automatically or not) needs the online tenant move, which
+//! is not available yet.
+
+use crate::clock::Clock;
+use crate::platform::Platform;
+use mosaic_types::MosaicResult;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A tenant above this share of its shard's requests is hot.
+pub const HOT_SHARE: f64 = 0.10;
+/// The seed's window.
+pub const DEFAULT_HOT_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+const BUCKETS: usize = 24;
+
+/// One tenant's counts: `counts[i]` is bucket `first + i`.
+#[derive(Default)]
+struct Window {
+    first: i64,
+    counts: VecDeque<u64>,
+}
+
+impl Window {
+    fn advance(&mut self, now_bucket: i64) {
+        if self.counts.is_empty() {
+            self.first = now_bucket;
+        }
+        while self.first + (self.counts.len() as i64) <= now_bucket {
+            self.counts.push_back(0);
+        }
+        while self.counts.len() > BUCKETS {
+            self.counts.pop_front();
+            self.first += 1;
+        }
+        // Buckets older than the window.
+        while !self.counts.is_empty() && self.first <= now_bucket - BUCKETS as i64 {
+            self.counts.pop_front();
+            self.first += 1;
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+pub struct HotTenants {
+    clock: Arc<dyn Clock>,
+    window: Duration,
+    min_requests: u64,
+    counts: Mutex<HashMap<String, Window>>,
+    reported: Mutex<HashSet<String>>,
+}
+
+/// A tenant found hot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HotTenant {
+    pub tenant_id: String,
+    pub shard_id: String,
+    pub requests: u64,
+    pub shard_requests: u64,
+    pub share: f64,
+}
+
+impl HotTenants {
+    /// `min_requests`: `None` → one request per second of the window.
+    pub fn new(clock: Arc<dyn Clock>, window: Duration, min_requests: Option<u64>) -> HotTenants {
+        let window = window.max(Duration::from_secs(BUCKETS as u64));
+        HotTenants {
+            clock,
+            min_requests: min_requests.unwrap_or(window.as_secs()),
+            window,
+            counts: Mutex::new(HashMap::new()),
+            reported: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    fn bucket(&self) -> i64 {
+        let width = (self.window.as_millis() / BUCKETS as u128).max(1) as i64;
+        self.clock.now().timestamp_millis().div_euclid(width)
+    }
+
+    /// Counts one request of `tenant`.
+    pub fn count(&self, tenant: &str) {
+        let b = self.bucket();
+        if let Ok(mut m) = self.counts.lock() {
+            let w = m.entry(tenant.to_string()).or_default();
+            w.advance(b);
+            if let Some(last) = w.counts.back_mut() {
+                *last += 1;
+            }
+        }
+    }
+
+    /// Requests per tenant within the window.
+    pub fn totals(&self) -> Vec<(String, u64)> {
+        let b = self.bucket();
+        let Ok(mut m) = self.counts.lock() else {
+            return Vec::new();
+        };
+        m.retain(|_, w| {
+            w.advance(b);
+            w.total() > 0
+        });
+        m.iter().map(|(t, w)| (t.clone(), w.total())).collect()
+    }
+}
+
+impl Platform {
+    /// Tenants above [`HOT_SHARE`] of their shard's requests over the
+    /// window (see the module); logs each newly hot tenant once.
+    pub async fn hot_tenants(&self) -> MosaicResult<Vec<HotTenant>> {
+        let totals = self.hot.totals();
+        let load = self.shards.load().await?;
+        let mut by_shard: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+        for (t, n) in totals {
+            let shard = self.shards.shard_id(&t).await?;
+            by_shard.entry(shard).or_default().push((t, n));
+        }
+        let mut out = Vec::new();
+        for (shard, tenants) in by_shard {
+            let shard_requests: u64 = tenants.iter().map(|(_, n)| n).sum();
+            let placed = load.get(&shard).map_or(0, |l| l.tenants);
+            if placed < 2 && tenants.len() < 2 {
+                continue; // alone on its shard already
+            }
+            for (t, n) in tenants {
+                let share = n as f64 / shard_requests.max(1) as f64;
+                if share > HOT_SHARE && n >= self.hot.min_requests {
+                    out.push(HotTenant {
+                        tenant_id: t,
+                        shard_id: shard.clone(),
+                        requests: n,
+                        shard_requests,
+                        share,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            b.requests
+                .cmp(&a.requests)
+                .then(a.tenant_id.cmp(&b.tenant_id))
+        });
+        if let Ok(mut seen) = self.hot.reported.lock() {
+            for h in &out {
+                if seen.insert(h.tenant_id.clone()) {
+                    tracing::warn!(
+                        tenant = %h.tenant_id,
+                        shard = %h.shard_id,
+                        share = h.share,
+                        requests = h.requests,
+                        "hot tenant: above 10% of its shard's requests over the window; move it to a dedicated shard"
+                    );
+                }
+            }
+            seen.retain(|t| out.iter().any(|h| &h.tenant_id == t));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn counts_slide_out_of_the_window() {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let h = HotTenants::new(clock.clone(), Duration::from_secs(24 * 3600), Some(1));
+        for _ in 0..5 {
+            h.count("a");
+        }
+        clock.advance(chrono::Duration::hours(12));
+        h.count("a");
+        h.count("b");
+        let t: HashMap<String, u64> = h.totals().into_iter().collect();
+        assert_eq!(t["a"], 6);
+        assert_eq!(t["b"], 1);
+        clock.advance(chrono::Duration::hours(13));
+        let t: HashMap<String, u64> = h.totals().into_iter().collect();
+        assert_eq!(t["a"], 1, "the first five left the window");
+        clock.advance(chrono::Duration::hours(24));
+        assert!(h.totals().is_empty());
+    }
+}
