@@ -148,12 +148,20 @@ pub struct Platform {
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
-/// data directory) or `postgres://…` (migrated on open).
+/// data directory) or `postgres://…` (migrated on open). Each gets its own
+/// circuit breaker (`shard:<id>`), so an outage of one shard fails its
+/// tenants fast with 503 and leaves every other shard alone.
 async fn open_shard(
     data_dir: PathBuf,
     pool_size: usize,
+    clock: Arc<dyn Clock>,
     row: ShardRow,
 ) -> MosaicResult<Arc<Shard>> {
+    let breaker = Arc::new(crate::resilience::CircuitBreaker::new(
+        format!("shard:{}", row.id),
+        crate::resilience::BreakerSettings::SHARD,
+        clock,
+    )) as Arc<dyn CallGuard>;
     if let Some(path) = row.url.strip_prefix("sqlite:") {
         let path = path.trim_start_matches("//");
         let p = std::path::Path::new(path);
@@ -167,10 +175,13 @@ async fn open_shard(
                 .map_err(|e| MosaicError::internal(format!("create {}: {e}", parent.display())))?;
         }
         let store = Arc::new(SqliteRecordStore::open(&p)?);
+        store.db().set_guard(breaker);
         return Ok(Arc::new(Shard::sqlite(&row.id, store)?));
     }
     if row.url.starts_with("postgres://") || row.url.starts_with("postgresql://") {
-        return Ok(Arc::new(pg_shard(&row.id, &row.url, pool_size).await?));
+        let (shard, pool) = pg_shard_with_pool(&row.id, &row.url, pool_size).await?;
+        pool.set_guard(breaker);
+        return Ok(Arc::new(shard));
     }
     Err(MosaicError::new(
         ErrorCode::INVALID_INPUT,
@@ -178,11 +189,7 @@ async fn open_shard(
     ))
 }
 
-/// A shard on PostgreSQL: its stores on one pool.
-async fn pg_shard(id: &str, url: &str, pool_size: usize) -> MosaicResult<Shard> {
-    Ok(pg_shard_with_pool(id, url, pool_size).await?.0)
-}
-
+/// A shard on PostgreSQL: its stores on one pool (returned for its guard).
 async fn pg_shard_with_pool(
     id: &str,
     url: &str,
@@ -209,9 +216,10 @@ async fn pg_shard_with_pool(
 fn opener(config: &PlatformConfig) -> ShardOpener {
     let dir = config.data_dir.clone();
     let size = config.pg_pool_size;
+    let clock = config.clock.clone();
     Arc::new(move |row: &ShardRow| {
         let (dir, row) = (dir.clone(), row.clone());
-        Box::pin(open_shard(dir, size, row))
+        Box::pin(open_shard(dir, size, clock.clone(), row))
     })
 }
 

@@ -86,6 +86,12 @@ pub struct ShardRouter {
     seen_version: AtomicI64,
 }
 
+/// A platform-wide call one shard could not answer: logged, and the other
+/// shards' answers used.
+fn skipped(shard: &str, what: &str, e: &MosaicError) {
+    tracing::warn!(shard, error = %e.message, "could not {what} on a shard; it is skipped this time");
+}
+
 fn poisoned() -> MosaicError {
     MosaicError::internal("shard router lock poisoned")
 }
@@ -437,16 +443,20 @@ impl AutomationStore for ShardRouter {
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> MosaicResult<Vec<OutboxEntry>> {
+        // A shard that cannot answer is skipped: the others' deliveries go on.
         let mut out = Vec::new();
         for s in self.all() {
             if out.len() >= limit {
                 break;
             }
-            out.extend(
-                s.automation
-                    .claim_due(now, lease_until, limit - out.len())
-                    .await?,
-            );
+            match s
+                .automation
+                .claim_due(now, lease_until, limit - out.len())
+                .await
+            {
+                Ok(b) => out.extend(b),
+                Err(e) => skipped(&s.id, "claim due deliveries", &e),
+            }
         }
         Ok(out)
     }
@@ -454,7 +464,10 @@ impl AutomationStore for ShardRouter {
     async fn release_leases(&self) -> MosaicResult<u64> {
         let mut n = 0;
         for s in self.all() {
-            n += s.automation.release_leases().await?;
+            match s.automation.release_leases().await {
+                Ok(k) => n += k,
+                Err(e) => skipped(&s.id, "release leases", &e),
+            }
         }
         Ok(n)
     }
@@ -548,8 +561,10 @@ impl AutomationStore for ShardRouter {
     async fn outbox_stats(&self, now: DateTime<Utc>) -> MosaicResult<OutboxStats> {
         let mut total = OutboxStats::default();
         for s in self.all() {
-            let st = s.automation.outbox_stats(now).await?;
-            total.merge(&st);
+            match s.automation.outbox_stats(now).await {
+                Ok(st) => total.merge(&st),
+                Err(e) => skipped(&s.id, "count outbox entries", &e),
+            }
         }
         Ok(total)
     }
@@ -692,7 +707,10 @@ impl IdempotencyStore for ShardRouter {
     async fn purge_expired(&self, now_ms: i64) -> MosaicResult<u64> {
         let mut n = 0;
         for s in self.all() {
-            n += s.idempotency.purge_expired(now_ms).await?;
+            match s.idempotency.purge_expired(now_ms).await {
+                Ok(k) => n += k,
+                Err(e) => skipped(&s.id, "purge expired idempotency keys", &e),
+            }
         }
         Ok(n)
     }
