@@ -148,10 +148,9 @@ impl TenantIndex {
         })
     }
 
-    /// Whether group `g` reaches some role strictly below `role` (so a
-    /// manager in `role` inherits its shares).
-    fn group_covers_below(&self, g: &GroupRow, role: &str) -> bool {
-        let below: HashSet<&str> = self.below(role).into_iter().collect();
+    /// Whether group `g` reaches some role of `below`, the roles strictly
+    /// below `role` (so a manager in `role` inherits its shares).
+    fn group_covers_below(&self, g: &GroupRow, role: &str, below: &HashSet<&str>) -> bool {
         if below.is_empty() {
             return false;
         }
@@ -176,12 +175,17 @@ impl TenantIndex {
         let mut owners: BTreeSet<String> = BTreeSet::new();
         principals.insert(Principal::User(user.to_string()).key());
         owners.insert(user.to_string());
+        let below: HashSet<&str> = role
+            .map(|r| self.below(r))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         if let Some(r) = role {
             principals.insert(Principal::Role(r.to_string()).key());
             for a in self.above_or_self(r) {
                 principals.insert(Principal::RoleAndSubordinates(a.to_string()).key());
             }
-            for b in self.below(r) {
+            for &b in &below {
                 principals.insert(Principal::Role(b.to_string()).key());
                 principals.insert(Principal::RoleAndSubordinates(b.to_string()).key());
                 for u in self.role_users.get(b).into_iter().flatten() {
@@ -192,7 +196,7 @@ impl TenantIndex {
         }
         for g in &self.groups {
             if self.group_has_user(g, user, role)
-                || role.is_some_and(|r| self.group_covers_below(g, r))
+                || role.is_some_and(|r| self.group_covers_below(g, r, &below))
             {
                 principals.insert(Principal::Group(g.id.clone()).key());
             }

@@ -630,28 +630,15 @@ impl Platform {
         self.require_record(c, &obj, &id, RecordLevel::Full, "share")
             .await?;
         let mut who = body.clone();
+        let bad_level = |msg: &str| {
+            MosaicError::field(ErrorCode::INVALID_INPUT, "access_level", msg.to_string())
+        };
         let level = match who.remove("access_level") {
-            Some(Json::String(s)) => ShareAccess::parse(&s).ok_or_else(|| {
-                MosaicError::field(
-                    ErrorCode::INVALID_INPUT,
-                    "access_level",
-                    "access_level is read or read_write",
-                )
-            })?,
-            Some(_) => {
-                return Err(MosaicError::field(
-                    ErrorCode::INVALID_INPUT,
-                    "access_level",
-                    "access_level is read or read_write",
-                ))
-            }
-            None => {
-                return Err(MosaicError::field(
-                    ErrorCode::INVALID_INPUT,
-                    "access_level",
-                    "access_level is required (read or read_write)",
-                ))
-            }
+            None => return Err(bad_level("access_level is required (read or read_write)")),
+            Some(v) => v
+                .as_str()
+                .and_then(ShareAccess::parse)
+                .ok_or_else(|| bad_level("access_level is read or read_write"))?,
         };
         let principal = mosaic_meta::sharing::parse_principal("share", &Json::Object(who), true)
             .map_err(|mut e| {

@@ -36,6 +36,9 @@ fn limit(v: Option<u64>) -> Option<i64> {
     v.map(|x| i64::try_from(x).unwrap_or(i64::MAX))
 }
 
+const PLACEMENT: &str =
+    "SELECT tenant_id, shard_id, version FROM tenant_shards WHERE tenant_id = $1";
+
 const BUMP: &str = "UPDATE directory_version SET version = version + 1 WHERE only_row = 1";
 
 #[async_trait]
@@ -113,11 +116,7 @@ impl ShardDirectory for PgMetaStore {
 
     async fn placement(&self, tenant_id: &str) -> MosaicResult<Option<Placement>> {
         with_client!(self.pool(), |c| {
-            let st = c
-                .prepare_cached(
-                    "SELECT tenant_id, shard_id, version FROM tenant_shards WHERE tenant_id = $1",
-                )
-                .await?;
+            let st = c.prepare_cached(PLACEMENT).await?;
             Ok(match c.query_opt(&st, &[&tenant_id]).await? {
                 Some(r) => Some(placement_row(&r)?),
                 None => None,
@@ -151,12 +150,7 @@ impl ShardDirectory for PgMetaStore {
             if n > 0 {
                 tx.execute(BUMP, &[]).await?;
             }
-            let r = tx
-                .query_one(
-                    "SELECT tenant_id, shard_id, version FROM tenant_shards WHERE tenant_id = $1",
-                    &[&tenant_id],
-                )
-                .await?;
+            let r = tx.query_one(PLACEMENT, &[&tenant_id]).await?;
             Ok(placement_row(&r)?)
         })
     }
@@ -182,12 +176,7 @@ impl ShardDirectory for PgMetaStore {
                 .into());
             }
             tx.execute(BUMP, &[]).await?;
-            let r = tx
-                .query_one(
-                    "SELECT tenant_id, shard_id, version FROM tenant_shards WHERE tenant_id = $1",
-                    &[&tenant_id],
-                )
-                .await?;
+            let r = tx.query_one(PLACEMENT, &[&tenant_id]).await?;
             Ok(placement_row(&r)?)
         })
     }
