@@ -20,6 +20,7 @@ mod query_formula;
 pub mod records;
 pub mod resilience;
 pub mod sharing;
+pub mod tenant_move;
 pub mod workflow;
 
 pub use platform::{Platform, PlatformConfig};

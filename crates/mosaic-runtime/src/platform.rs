@@ -145,6 +145,8 @@ pub struct Platform {
     pub(crate) maintenance: std::sync::RwLock<Maintenance>,
     /// Whether the health monitor's last read of the metadata database failed.
     pub(crate) metadata_probe_failed: std::sync::atomic::AtomicBool,
+    /// Tenant moves started through this process, with their progress.
+    pub moves: crate::tenant_move::MoveBoard,
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
@@ -207,7 +209,8 @@ async fn pg_shard_with_pool(
             automation: store.clone(),
             shares: store.clone(),
             idempotency,
-            census: store,
+            census: store.clone(),
+            transfer: store,
         },
         pool,
     ))
@@ -378,6 +381,7 @@ impl Platform {
             breakers,
             maintenance: Default::default(),
             metadata_probe_failed: Default::default(),
+            moves: Default::default(),
         })
     }
 

@@ -15,6 +15,7 @@ mod health;
 pub mod idempotency;
 mod maintenance;
 mod metadata;
+mod moves;
 mod oauth;
 pub mod observe;
 mod query;
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(admin::routes())
         .merge(maintenance::routes())
+        .merge(moves::routes())
         // Changing (and reading) definitions is for system administrators.
         .merge(
             metadata::routes()

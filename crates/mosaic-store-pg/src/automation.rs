@@ -150,6 +150,7 @@ impl AutomationStore for PgRecordStore {
             "UPDATE outbox o SET lease_until = $1 FROM (
                  SELECT tenant_id, id FROM outbox WHERE state = $2 AND due_at <= $3
                  AND (lease_until IS NULL OR lease_until <= $3)
+                 AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')
                  ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED) due
              WHERE o.tenant_id = due.tenant_id AND o.id = due.id
              RETURNING {}",
@@ -172,7 +173,7 @@ impl AutomationStore for PgRecordStore {
             // Platform-wide: a restarting single server's own leases.
             let st = c
                 .prepare_cached(
-                    "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                    "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')",
                 )
                 .await?;
             Ok(c.execute(&st, &[]).await?)

@@ -28,6 +28,7 @@ impl PgIdempotencyStore {
     /// The store on `pool` (the records database's), migrating it first.
     pub async fn open(pool: PgPool) -> MosaicResult<PgIdempotencyStore> {
         migrate_idempotency(&pool).await?;
+        crate::transfer::migrate_transfer(&pool).await?;
         Ok(PgIdempotencyStore { pool })
     }
 }
@@ -198,7 +199,7 @@ impl IdempotencyStore for PgIdempotencyStore {
             // rule for every tenant, and one indexed range delete beats a
             // pass per tenant. It reads no tenant's data.
             let st = c
-                .prepare_cached("DELETE FROM idempotency_keys WHERE expires_at <= $1")
+                .prepare_cached("DELETE FROM idempotency_keys WHERE expires_at <= $1 AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')")
                 .await?;
             Ok(c.execute(&st, &[&now_ms]).await?)
         })

@@ -32,6 +32,7 @@ pub mod query;
 pub mod records;
 pub mod scratch;
 pub mod sharing;
+pub mod transfer;
 
 pub use access::PgAccessStore;
 pub use idempotency::PgIdempotencyStore;
@@ -39,13 +40,15 @@ pub use meta::PgMetaStore;
 pub use migrate::{migrate, migrate_idempotency, migrate_metadata, migrate_records, Migration};
 pub use pool::PgPool;
 pub use records::PgRecordStore;
+pub use transfer::migrate_transfer;
 
 /// The tenant predicate, checked over this crate's source: every SQL
 /// statement that reads or writes tenant data names `tenant_id`, except the
 /// look-ups listed in the crate documentation.
 #[cfg(test)]
 mod tenant_predicate {
-    const SOURCES: [(&str, &str); 9] = [
+    const SOURCES: [(&str, &str); 10] = [
+        ("transfer.rs", include_str!("transfer.rs")),
         ("directory.rs", include_str!("directory.rs")),
         ("meta.rs", include_str!("meta.rs")),
         ("access.rs", include_str!("access.rs")),

@@ -15,6 +15,9 @@ pub(crate) enum Param {
     Date(Option<NaiveDate>),
     Time(Option<DateTime<Utc>>),
     TextArray(Vec<String>),
+    Small(Option<i16>),
+    Int4(Option<i32>),
+    Bytes(Option<Vec<u8>>),
 }
 
 impl Param {
@@ -36,6 +39,9 @@ impl Param {
                 format!("'{}'", mosaic_types::value::format_datetime(t))
             }),
             Param::TextArray(v) => format!("{v:?}"),
+            Param::Small(v) => or_null(v, |i| i.to_string()),
+            Param::Int4(v) => or_null(v, |i| i.to_string()),
+            Param::Bytes(v) => or_null(v, |b| format!("<{} bytes>", b.len())),
         }
     }
 }
@@ -53,6 +59,9 @@ impl ToSql for Param {
             Param::Date(v) => v.to_sql(ty, out),
             Param::Time(v) => v.to_sql(ty, out),
             Param::TextArray(v) => v.to_sql(ty, out),
+            Param::Small(v) => v.to_sql(ty, out),
+            Param::Int4(v) => v.to_sql(ty, out),
+            Param::Bytes(v) => v.to_sql(ty, out),
         }
     }
 
@@ -72,6 +81,9 @@ impl ToSql for Param {
             Param::Date(v) => v.to_sql_checked(ty, out),
             Param::Time(v) => v.to_sql_checked(ty, out),
             Param::TextArray(v) => v.to_sql_checked(ty, out),
+            Param::Small(v) => v.to_sql_checked(ty, out),
+            Param::Int4(v) => v.to_sql_checked(ty, out),
+            Param::Bytes(v) => v.to_sql_checked(ty, out),
         }
     }
 }

@@ -184,6 +184,9 @@ pub fn map_pg(e: &tokio_postgres::Error) -> MosaicError {
         return MosaicError::unavailable(format!("postgres: {}", describe(e)));
     }
     if let Some(db) = e.as_db_error() {
+        if db.code().code() == mosaic_store::transfer::FROZEN_SQLSTATE {
+            return mosaic_store::transfer::moving_error();
+        }
         if *db.code() == SqlState::UNIQUE_VIOLATION {
             // The stores check names before inserting, so this is a race
             // lost outside a serializable transaction; same code as a check.

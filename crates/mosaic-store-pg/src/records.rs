@@ -55,6 +55,7 @@ impl PgRecordStore {
     /// The store on `pool` (a shard database), migrating it first.
     pub async fn open(pool: PgPool) -> MosaicResult<PgRecordStore> {
         migrate_records(&pool).await?;
+        crate::transfer::migrate_transfer(&pool).await?;
         Ok(PgRecordStore { pool })
     }
 
@@ -276,6 +277,45 @@ pub(crate) async fn put_pivots<C: GenericClient + Sync>(
                 };
             return Err(duplicate(spec, &other.unwrap_or_default()).into());
         }
+    }
+    if spec.indexed {
+        let st = c
+            .prepare_cached(
+                "INSERT INTO record_index (tenant_id, object_id, slot, value, record_id) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        c.execute(&st, &[&tenant, &object_id, &col, &key, &record_id])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Mirrors one value into the pivots during a tenant move's import: a
+/// unique key another record held in the source's past is taken over (the
+/// source is the truth, and that record's change is in the same catch-up).
+pub(crate) async fn put_pivots_replacing<C: GenericClient + Sync>(
+    c: &C,
+    tenant: &str,
+    object_id: &str,
+    record_id: &str,
+    spec: &IndexSpec,
+    v: &Value,
+) -> Step<()> {
+    let Some(key) = index_key(spec.case_insensitive, spec.slot, v)? else {
+        return Ok(());
+    };
+    let col = spec.slot.column();
+    if spec.unique {
+        let st = c
+            .prepare_cached(
+                "INSERT INTO record_unique (tenant_id, object_id, slot, value, record_id) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (tenant_id, object_id, slot, value) DO UPDATE SET record_id = EXCLUDED.record_id",
+            )
+            .await?;
+        c.execute(&st, &[&tenant, &object_id, &col, &key, &record_id])
+            .await?;
     }
     if spec.indexed {
         let st = c

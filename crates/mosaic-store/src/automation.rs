@@ -318,6 +318,7 @@ impl AutomationStore for SqliteRecordStore {
                     "UPDATE outbox SET lease_until = ?1
                      WHERE id IN (SELECT id FROM outbox WHERE state = ?2 AND due_at <= ?3
                                   AND (lease_until IS NULL OR lease_until <= ?3)
+                                  AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')
                                   ORDER BY due_at LIMIT ?4)
                      RETURNING {ENTRY_COLS}"
                 );
@@ -339,7 +340,7 @@ impl AutomationStore for SqliteRecordStore {
         self.db()
             .write(|conn| {
                 conn.execute(
-                    "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                    "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')",
                     [],
                 )
                 .map(|n| n as u64)

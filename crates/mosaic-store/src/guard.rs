@@ -33,12 +33,14 @@ impl CallOutcome {
 
 /// Errors that say the database itself is in trouble.
 pub fn is_dependency_failure(e: &MosaicError) -> bool {
-    matches!(
-        e.code,
-        ErrorCode::UNKNOWN_EXCEPTION
-            | ErrorCode::SERVICE_UNAVAILABLE
-            | ErrorCode::UNABLE_TO_LOCK_ROW
-    )
+    // A write refused by a tenant move is the database answering.
+    !crate::transfer::is_moving(e)
+        && matches!(
+            e.code,
+            ErrorCode::UNKNOWN_EXCEPTION
+                | ErrorCode::SERVICE_UNAVAILABLE
+                | ErrorCode::UNABLE_TO_LOCK_ROW
+        )
 }
 
 /// Admission and outcome reporting for one dependency.

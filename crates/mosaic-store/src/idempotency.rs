@@ -304,7 +304,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 // same rule for every tenant, and one indexed range delete
                 // beats a pass per tenant. It reads no tenant's data.
                 let n = conn
-                    .prepare_cached("DELETE FROM idempotency_keys WHERE expires_at <= ?1")
+                    .prepare_cached("DELETE FROM idempotency_keys WHERE expires_at <= ?1 AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')")
                     .map_err(map_sql)?
                     .execute(params![now_ms])
                     .map_err(map_sql)?;

@@ -38,6 +38,8 @@ mod sqlite_query;
 mod sqlite_records;
 mod sqlite_shards;
 mod sqlite_sharing;
+mod sqlite_transfer;
+pub mod transfer;
 
 pub use access_store::AccessStore;
 pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};

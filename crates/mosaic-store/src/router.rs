@@ -17,6 +17,7 @@ use crate::query_store::{QueryPlan, QueryRows, QueryStore, Restrict, SearchHit};
 use crate::record_store::*;
 use crate::shards::{choose_shard, Load, ShardDirectory, ShardRow, LOCAL_SHARD};
 use crate::sharing::{ShareRow, ShareStore, Visibility};
+use crate::transfer::{is_moving, TenantTransfer};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mosaic_types::{FlexSlot, MosaicError, MosaicResult, Value};
@@ -34,7 +35,14 @@ pub struct Shard {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// Counts what the shard holds.
     pub census: Arc<dyn ShardCensus>,
+    /// Copies a tenant's rows in and out (tenant moves).
+    pub transfer: Arc<dyn TenantTransfer>,
 }
+
+/// How long a write refused by a move waits for the cutover before it is
+/// answered 503 (a cutover takes milliseconds; this covers a stalled one).
+pub const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const MOVE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What a shard holds, for the status view and `mosaic shard list`.
 #[async_trait]
@@ -61,7 +69,8 @@ impl Shard {
             automation: store.clone(),
             shares: store.clone(),
             idempotency,
-            census: store,
+            census: store.clone(),
+            transfer: store,
         })
     }
 }
@@ -165,6 +174,17 @@ impl ShardRouter {
         self.shards.read().ok()?.get(id).cloned()
     }
 
+    /// An open shard by id (opening shards registered since the last look).
+    pub async fn shard_by_id(&self, id: &str) -> MosaicResult<Arc<Shard>> {
+        if let Some(s) = self.by_id(id) {
+            return Ok(s);
+        }
+        self.seen_version.store(-1, Ordering::SeqCst);
+        self.refresh().await?;
+        self.by_id(id)
+            .ok_or_else(|| MosaicError::not_found(format!("no shard with id '{id}'")))
+    }
+
     /// The shard of a tenant from the cache only (the local shard when not
     /// cached): for the synchronous diagnostics.
     pub fn cached(&self, tenant_id: &str) -> Arc<Shard> {
@@ -233,6 +253,49 @@ impl ShardRouter {
         })
     }
 
+    /// Runs `f` on the tenant's shard; a write refused because the tenant
+    /// is being moved waits for the cutover and runs again on the shard the
+    /// tenant moved to (or on the same one if the move was called off).
+    /// Writes are never rejected for a move unless it takes longer than
+    /// [`MOVE_WAIT`].
+    pub async fn routed<T, F, Fut>(&self, tenant_id: &str, f: F) -> MosaicResult<T>
+    where
+        F: Fn(Arc<Shard>) -> Fut + Send,
+        Fut: std::future::Future<Output = MosaicResult<T>> + Send,
+        T: Send,
+    {
+        let started = std::time::Instant::now();
+        loop {
+            let shard = self.shard(tenant_id).await?;
+            match f(shard.clone()).await {
+                Err(e) if is_moving(&e) => self.await_move(tenant_id, &shard.id, started).await?,
+                other => return other,
+            }
+        }
+    }
+
+    /// One wait step for a write refused by a move: a short sleep, then the
+    /// tenant's placement read from the directory itself.
+    async fn await_move(
+        &self,
+        tenant_id: &str,
+        from: &str,
+        started: std::time::Instant,
+    ) -> MosaicResult<()> {
+        if started.elapsed() > MOVE_WAIT {
+            return Err(MosaicError::unavailable(
+                "the tenant is being moved to another shard and the cutover is taking longer than expected; retry shortly",
+            ));
+        }
+        tokio::time::sleep(MOVE_POLL).await;
+        if let Some(p) = self.directory.placement(tenant_id).await? {
+            if p.shard_id != from {
+                self.moved(tenant_id, &p.shard_id);
+            }
+        }
+        Ok(())
+    }
+
     /// Points a tenant at another shard in this process's cache at once
     /// (after the directory was changed by a move).
     pub fn moved(&self, tenant_id: &str, shard_id: &str) {
@@ -250,11 +313,24 @@ impl RecordStore for ShardRouter {
         ops: Vec<WriteOp>,
         all_or_none: bool,
     ) -> MosaicResult<Vec<MosaicResult<WriteResult>>> {
-        self.shard(tenant_id)
-            .await?
-            .records
-            .write(tenant_id, ops, all_or_none)
-            .await
+        // A move's freeze refuses every row of a transaction alike, so one
+        // refused operation means the whole write changed nothing.
+        let refused = |r: &MosaicResult<Vec<MosaicResult<WriteResult>>>| match r {
+            Err(e) => is_moving(e),
+            Ok(v) => v.iter().any(|o| matches!(o, Err(e) if is_moving(e))),
+        };
+        let started = std::time::Instant::now();
+        loop {
+            let shard = self.shard(tenant_id).await?;
+            let r = shard
+                .records
+                .write(tenant_id, ops.clone(), all_or_none)
+                .await;
+            if !refused(&r) {
+                return r;
+            }
+            self.await_move(tenant_id, &shard.id, started).await?;
+        }
     }
 
     async fn get(
@@ -305,11 +381,10 @@ impl RecordStore for ShardRouter {
         object_id: &str,
         slot: FlexSlot,
     ) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .records
-            .clear_slot(tenant_id, object_id, slot)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.records.clear_slot(tenant_id, object_id, slot).await
+        })
+        .await
     }
 
     async fn fill_nulls(
@@ -319,11 +394,12 @@ impl RecordStore for ShardRouter {
         slot: FlexSlot,
         value: &Value,
     ) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .records
-            .fill_nulls(tenant_id, object_id, slot, value)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.records
+                .fill_nulls(tenant_id, object_id, slot, value)
+                .await
+        })
+        .await
     }
 
     async fn build_index(
@@ -332,11 +408,10 @@ impl RecordStore for ShardRouter {
         object_id: &str,
         spec: &IndexSpec,
     ) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .records
-            .build_index(tenant_id, object_id, spec)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.records.build_index(tenant_id, object_id, spec).await
+        })
+        .await
     }
 
     async fn drop_index(
@@ -345,19 +420,17 @@ impl RecordStore for ShardRouter {
         object_id: &str,
         slot: FlexSlot,
     ) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .records
-            .drop_index(tenant_id, object_id, slot)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.records.drop_index(tenant_id, object_id, slot).await
+        })
+        .await
     }
 
     async fn purge_object(&self, tenant_id: &str, object_id: &str) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .records
-            .purge_object(tenant_id, object_id)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.records.purge_object(tenant_id, object_id).await
+        })
+        .await
     }
 
     async fn max_text_len(
@@ -473,11 +546,10 @@ impl AutomationStore for ShardRouter {
     }
 
     async fn complete(&self, tenant_id: &str, id: &str) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .automation
-            .complete(tenant_id, id)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.automation.complete(tenant_id, id).await
+        })
+        .await
     }
 
     async fn complete_with(
@@ -486,11 +558,11 @@ impl AutomationStore for ShardRouter {
         id: &str,
         effects: Vec<Effect>,
     ) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .automation
-            .complete_with(tenant_id, id, effects)
-            .await
+        self.routed(tenant_id, |s| {
+            let effects = effects.clone();
+            async move { s.automation.complete_with(tenant_id, id, effects).await }
+        })
+        .await
     }
 
     async fn failed(
@@ -502,11 +574,12 @@ impl AutomationStore for ShardRouter {
         due_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .automation
-            .failed(tenant_id, id, attempts, error, due_at, now)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.automation
+                .failed(tenant_id, id, attempts, error, due_at, now)
+                .await
+        })
+        .await
     }
 
     async fn dead_letters(
@@ -531,19 +604,17 @@ impl AutomationStore for ShardRouter {
     }
 
     async fn replay(&self, tenant_id: &str, id: &str, now: DateTime<Utc>) -> MosaicResult<bool> {
-        self.shard(tenant_id)
-            .await?
-            .automation
-            .replay(tenant_id, id, now)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.automation.replay(tenant_id, id, now).await
+        })
+        .await
     }
 
     async fn discard(&self, tenant_id: &str, id: &str) -> MosaicResult<bool> {
-        self.shard(tenant_id)
-            .await?
-            .automation
-            .discard(tenant_id, id)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.automation.discard(tenant_id, id).await
+        })
+        .await
     }
 
     async fn pending_for_record(
@@ -594,11 +665,11 @@ impl ShareStore for ShardRouter {
     }
 
     async fn grant_share(&self, tenant_id: &str, row: ShareRow) -> MosaicResult<String> {
-        self.shard(tenant_id)
-            .await?
-            .shares
-            .grant_share(tenant_id, row)
-            .await
+        self.routed(tenant_id, |s| {
+            let row = row.clone();
+            async move { s.shares.grant_share(tenant_id, row).await }
+        })
+        .await
     }
 
     async fn revoke_share(
@@ -607,11 +678,10 @@ impl ShareStore for ShardRouter {
         record_id: &str,
         share_id: &str,
     ) -> MosaicResult<bool> {
-        self.shard(tenant_id)
-            .await?
-            .shares
-            .revoke_share(tenant_id, record_id, share_id)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.shares.revoke_share(tenant_id, record_id, share_id).await
+        })
+        .await
     }
 
     async fn replace_rule_shares(
@@ -621,19 +691,22 @@ impl ShareStore for ShardRouter {
         record_ids: &[String],
         rows: Vec<ShareRow>,
     ) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .shares
-            .replace_rule_shares(tenant_id, rule_ids, record_ids, rows)
-            .await
+        self.routed(tenant_id, |s| {
+            let rows = rows.clone();
+            async move {
+                s.shares
+                    .replace_rule_shares(tenant_id, rule_ids, record_ids, rows)
+                    .await
+            }
+        })
+        .await
     }
 
     async fn drop_rule_shares(&self, tenant_id: &str, rule_id: &str) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .shares
-            .drop_rule_shares(tenant_id, rule_id)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.shares.drop_rule_shares(tenant_id, rule_id).await
+        })
+        .await
     }
 
     async fn scan(
@@ -662,11 +735,12 @@ impl IdempotencyStore for ShardRouter {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> MosaicResult<Reservation> {
-        self.shard(tenant_id)
-            .await?
-            .idempotency
-            .reserve(tenant_id, key, fingerprint, now_ms, expires_at_ms)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.idempotency
+                .reserve(tenant_id, key, fingerprint, now_ms, expires_at_ms)
+                .await
+        })
+        .await
     }
 
     async fn get(
@@ -689,19 +763,22 @@ impl IdempotencyStore for ShardRouter {
         token: &str,
         response: KeptResponse,
     ) -> MosaicResult<bool> {
-        self.shard(tenant_id)
-            .await?
-            .idempotency
-            .complete(tenant_id, key, token, response)
-            .await
+        self.routed(tenant_id, |s| {
+            let response = response.clone();
+            async move {
+                s.idempotency
+                    .complete(tenant_id, key, token, response)
+                    .await
+            }
+        })
+        .await
     }
 
     async fn release(&self, tenant_id: &str, key: &str, token: &str) -> MosaicResult<()> {
-        self.shard(tenant_id)
-            .await?
-            .idempotency
-            .release(tenant_id, key, token)
-            .await
+        self.routed(tenant_id, |s| async move {
+            s.idempotency.release(tenant_id, key, token).await
+        })
+        .await
     }
 
     async fn purge_expired(&self, now_ms: i64) -> MosaicResult<u64> {

@@ -98,6 +98,9 @@ fn sql_err(e: rusqlite::Error) -> MosaicError {
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     );
+    if e.to_string().contains(crate::transfer::FROZEN_MARK) {
+        return crate::transfer::moving_error();
+    }
     match e.sqlite_error_code() {
         Some(C::DatabaseBusy | C::DatabaseLocked) => MosaicError::new(
             mosaic_types::ErrorCode::UNABLE_TO_LOCK_ROW,

@@ -77,9 +77,13 @@ INSERT INTO record_search (rowid, body)
 INSERT OR IGNORE INTO schema_version VALUES ('search', 1);
 {automation}
 {shares}
+{idempotency}
+{transfer}
 "#,
         automation = crate::automation::AUTOMATION_SCHEMA,
         shares = crate::sharing::SHARES_SCHEMA,
+        idempotency = crate::idempotency::IDEMPOTENCY_SCHEMA,
+        transfer = crate::sqlite_transfer::transfer_schema(),
         search_body = crate::sqlite_query::search_body_sql()
     )
 }
@@ -286,7 +290,7 @@ fn put_pivots(
     Ok(())
 }
 
-fn drop_pivots_of(
+pub(crate) fn drop_pivots_of(
     conn: &Connection,
     tenant: &str,
     record_id: &str,

@@ -1,6 +1,7 @@
 //! `mosaic`: the single binary. It only wires crates together.
 
 mod loadtest;
+mod move_cmd;
 mod shard_cmd;
 mod telemetry;
 
@@ -122,6 +123,43 @@ enum TenantCommand {
         /// instance_url to report; defaults to the running server's URL.
         #[arg(long, env = "MOSAIC_PUBLIC_URL")]
         instance_url: Option<String>,
+    },
+    /// Move a tenant to another shard while it keeps serving: journal,
+    /// batch copy (with a progress bar), catch-up, a cutover of
+    /// milliseconds, directory switch, cleanup of the old copy. Prints the
+    /// report (rows, cutover pause).
+    Move {
+        #[command(flatten)]
+        common: Common,
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// The shard to move to (`mosaic shard list`).
+        #[arg(long)]
+        to: String,
+        /// Keep the old copy (a rollback stays possible) until
+        /// `mosaic tenant move-finish`.
+        #[arg(long)]
+        keep_source: bool,
+        /// Seconds between the switch and the cleanup (other servers follow
+        /// the directory within a second).
+        #[arg(long, default_value_t = 3)]
+        grace_secs: u64,
+    },
+    /// Return a moved tenant to the shard it left, with the writes made
+    /// since (possible until the old copy is cleaned up).
+    MoveRollback {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Delete the old copy a `--keep-source` move left behind.
+    MoveFinish {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -324,6 +362,22 @@ fn main() -> ExitCode {
                 }
                 MaintenanceCommand::Status { common } => maintenance(common, None).await,
             },
+            Command::Tenant {
+                command:
+                    TenantCommand::Move {
+                        common,
+                        tenant,
+                        to,
+                        keep_source,
+                        grace_secs,
+                    },
+            } => move_cmd::run_move(&common, &tenant, &to, keep_source, grace_secs).await,
+            Command::Tenant {
+                command: TenantCommand::MoveRollback { common, tenant },
+            } => move_cmd::run_rollback(&common, &tenant).await,
+            Command::Tenant {
+                command: TenantCommand::MoveFinish { common, tenant },
+            } => move_cmd::run_finish(&common, &tenant).await,
             Command::Tenant {
                 command:
                     TenantCommand::Create {

@@ -37,6 +37,14 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut PlatformConfig)) -> TestServer {
+        Self::start_full(tweak, None).await
+    }
+
+    /// A server whose operator endpoints take `operator_token`.
+    pub async fn start_full(
+        tweak: impl FnOnce(&mut PlatformConfig),
+        operator_token: Option<&str>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = PlatformConfig::new(dir.path());
         tweak(&mut cfg);
@@ -58,7 +66,10 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        let state = AppState::new(platform.clone(), base.clone());
+        let mut state = AppState::new(platform.clone(), base.clone());
+        if let Some(t) = operator_token {
+            state.metrics_token = Some(t.into());
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let _ = mosaic_server::serve(listener, state, async {
