@@ -130,6 +130,8 @@ impl SqliteIdempotencyStore {
         conn.busy_timeout(crate::sqlite::BUSY_TIMEOUT)
             .map_err(map_sql)?;
         conn.execute_batch(IDEMPOTENCY_SCHEMA).map_err(map_sql)?;
+        conn.execute_batch(crate::sqlite_transfer::MOVES_TABLE)
+            .map_err(map_sql)?;
         Ok(SqliteIdempotencyStore { db })
     }
 }

@@ -18,16 +18,22 @@ use mosaic_types::{FlexSlot, MosaicResult, Value};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-/// The move tables and, per tenant table, the triggers that refuse writes
-/// of a frozen tenant and journal the changes of a moving one.
-pub(crate) fn transfer_schema() -> String {
-    let mut sql = String::from(
-        r#"
+/// Move states (platform-wide jobs on a shard read it, so every database
+/// with tenant tables has it).
+pub(crate) const MOVES_TABLE: &str = r#"
 CREATE TABLE IF NOT EXISTS tenant_moves (
   tenant_id TEXT PRIMARY KEY,
   state TEXT NOT NULL,
   updated_at TEXT NOT NULL
 );
+"#;
+
+/// The move tables and, per tenant table, the triggers that refuse writes
+/// of a frozen tenant and journal the changes of a moving one.
+pub(crate) fn transfer_schema() -> String {
+    let mut sql = String::from(MOVES_TABLE);
+    sql.push_str(
+        r#"
 CREATE TABLE IF NOT EXISTS tenant_journal (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   tenant_id TEXT NOT NULL,
