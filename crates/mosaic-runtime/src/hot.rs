@@ -173,6 +173,61 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Moves each hot tenant to a shard of its own: an active shard with no
+    /// tenant yet (an enterprise spare first), never the shard it is on.
+    /// Does nothing unless `hot_auto_move` is set. One tenant per empty
+    /// shard; hot tenants left without one are logged.
+    pub async fn rebalance_hot_tenants(&self) -> MosaicResult<Vec<crate::tenant_move::MoveReport>> {
+        if !self.config.hot_auto_move {
+            return Ok(Vec::new());
+        }
+        let hot = self.hot_tenants().await?;
+        if hot.is_empty() {
+            return Ok(Vec::new());
+        }
+        let load = self.shards.load().await?;
+        let mut empty: Vec<mosaic_store::shards::ShardRow> = self
+            .shards
+            .directory()
+            .shards()
+            .await?
+            .into_iter()
+            .filter(|s| s.status == "active" && load.get(&s.id).is_none_or(|l| l.tenants == 0))
+            .collect();
+        // Enterprise spares first, then by id.
+        empty.sort_by(|a, b| {
+            (a.group != "enterprise", &a.id).cmp(&(b.group != "enterprise", &b.id))
+        });
+        let mut moved = Vec::new();
+        for h in hot {
+            let Some(pos) = empty.iter().position(|s| s.id != h.shard_id) else {
+                tracing::warn!(tenant = %h.tenant_id, shard = %h.shard_id,
+                    "hot tenant: no empty shard to move it to; register one with `mosaic shard add`");
+                continue;
+            };
+            let target = empty.remove(pos);
+            if !self.moves.start(&h.tenant_id, &target.id) {
+                continue;
+            }
+            tracing::warn!(tenant = %h.tenant_id, from = %h.shard_id, to = %target.id,
+                share = h.share, "moving a hot tenant to a shard of its own");
+            let options = crate::tenant_move::MoveOptions::default();
+            let progress = self.moves.progress(&h.tenant_id);
+            let r = self
+                .move_tenant(&h.tenant_id, &target.id, &options, &progress)
+                .await;
+            self.moves.finish(&h.tenant_id, &r);
+            match r {
+                Ok(rep) => moved.push(rep),
+                Err(e) => tracing::warn!(tenant = %h.tenant_id, error = %e.message,
+                    "automatic move of a hot tenant failed; it stays where it is"),
+            }
+        }
+        Ok(moved)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,10 @@ pub struct PlatformConfig {
     /// can make a tenant hot (`None`: one per second of the window).
     pub hot_window: Duration,
     pub hot_min_requests: Option<u64>,
+    /// Move hot tenants to an empty shard automatically (checked every
+    /// `hot_check_interval`).
+    pub hot_auto_move: bool,
+    pub hot_check_interval: Duration,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -62,6 +66,8 @@ impl PlatformConfig {
             pg_pool_size: DEFAULT_PG_POOL_SIZE,
             hot_window: crate::hot::DEFAULT_HOT_WINDOW,
             hot_min_requests: None,
+            hot_auto_move: false,
+            hot_check_interval: Duration::from_secs(60),
         }
     }
 }

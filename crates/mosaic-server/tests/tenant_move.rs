@@ -485,3 +485,46 @@ async fn operators_move_tenants_over_http() {
     assert_eq!((s, v["totalSize"].clone()), (StatusCode::OK, json!(20)));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_tenants_are_moved_to_an_empty_shard_when_enabled() {
+    let server = TestServer::start_with(|cfg| {
+        cfg.hot_min_requests = Some(10);
+        cfg.hot_auto_move = true;
+    })
+    .await;
+    let p = server.platform.clone();
+    let hot = tenant_on(&server, shard("busy", "sqlite:shards/busy.sqlite"), 30).await;
+    let calm = server.tenant().await;
+    assert_eq!(p.shards.shard_id(&calm.tenant_id).await.unwrap(), "busy");
+    // No empty shard yet: the hot tenant is reported and stays.
+    for _ in 0..60 {
+        p.hot.count(&hot.tenant_id);
+    }
+    for _ in 0..3 {
+        p.hot.count(&calm.tenant_id);
+    }
+    assert!(p.rebalance_hot_tenants().await.unwrap().is_empty());
+    assert_eq!(p.shards.shard_id(&hot.tenant_id).await.unwrap(), "busy");
+    // A spare appears: the hot tenant moves there, the calm one does not.
+    let mut spare = shard("spare", "sqlite:shards/spare.sqlite");
+    spare.group = "enterprise".into();
+    p.shards.directory().add_shard(spare).await.unwrap();
+    let moved = p.rebalance_hot_tenants().await.unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        (moved[0].tenant_id.as_str(), moved[0].to.as_str()),
+        (hot.tenant_id.as_str(), "spare")
+    );
+    assert_eq!(moved[0].records, 30);
+    assert_eq!(p.shards.shard_id(&hot.tenant_id).await.unwrap(), "spare");
+    assert_eq!(p.shards.shard_id(&calm.tenant_id).await.unwrap(), "busy");
+    let (s, v) = hot
+        .get(&format!("{DATA}/query?q=SELECT+COUNT()+FROM+Deal__c"))
+        .await;
+    assert_eq!((s, v["totalSize"].clone()), (StatusCode::OK, json!(30)));
+    // Alone on its shard now: no longer hot, nothing more to move.
+    assert!(p.hot_tenants().await.unwrap().is_empty());
+    assert!(p.rebalance_hot_tenants().await.unwrap().is_empty());
+    server.stop().await;
+}

@@ -56,6 +56,9 @@ struct Common {
     /// Window of hot-tenant detection, in seconds (the seed: a day).
     #[arg(long, env = "MOSAIC_HOT_WINDOW_SECS", default_value_t = 86_400)]
     hot_window_secs: u64,
+    /// Move hot tenants to an empty shard automatically.
+    #[arg(long, env = "MOSAIC_HOT_AUTO_MOVE")]
+    hot_auto_move: bool,
     /// Connections per PostgreSQL pool.
     #[arg(long, env = "MOSAIC_PG_POOL_SIZE", default_value_t = mosaic_runtime::platform::DEFAULT_PG_POOL_SIZE)]
     pg_pool_size: usize,
@@ -197,6 +200,7 @@ fn config(c: &Common) -> PlatformConfig {
     cfg.records_url = c.records_url.clone().filter(|u| !u.is_empty());
     cfg.pg_pool_size = c.pg_pool_size.clamp(1, 256);
     cfg.hot_window = Duration::from_secs(c.hot_window_secs.max(60));
+    cfg.hot_auto_move = c.hot_auto_move;
     cfg
 }
 

@@ -131,10 +131,25 @@ impl Platform {
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let p = self.clone();
         let handle = tokio::spawn(async move {
+            let mut last_hot = std::time::Instant::now();
+            let mut rebalancing: Option<tokio::task::JoinHandle<()>> = None;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(HEALTH_POLL_INTERVAL) => p.poll_health().await,
                     _ = rx.changed() => return,
+                }
+                // Automatic moves of hot tenants, one round at a time.
+                if p.config.hot_auto_move
+                    && last_hot.elapsed() >= p.config.hot_check_interval
+                    && rebalancing.as_ref().is_none_or(|h| h.is_finished())
+                {
+                    last_hot = std::time::Instant::now();
+                    let q = p.clone();
+                    rebalancing = Some(tokio::spawn(async move {
+                        if let Err(e) = q.rebalance_hot_tenants().await {
+                            tracing::warn!(error = %e.message, "hot-tenant check failed");
+                        }
+                    }));
                 }
             }
         });
