@@ -60,7 +60,7 @@ fn main() {
         let mut ids = Vec::with_capacity(RECORDS);
         let mut n = 0;
         while n < RECORDS {
-            let batch: Vec<Map<String, Value>> = (n..(n + 500).min(RECORDS))
+            let batch: Vec<Map<String, Value>> = (n..(n + 200).min(RECORDS))
                 .map(|i| {
                     body(json!({"attributes": {"type": "Deal__c"}, "Name": format!("Deal {i}"),
                         "Amount__c": i, "Code__c": format!("C{i}"), "Note__c": "north harbor"}))

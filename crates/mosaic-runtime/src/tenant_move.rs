@@ -283,6 +283,7 @@ impl Platform {
 
         // 3. Catch up until a round is short.
         progress.phase("catch-up");
+        let mut previous = u64::MAX;
         loop {
             let round = Instant::now();
             let n = catch_up(src.as_ref(), dst.as_ref(), tenant, &specs).await?;
@@ -295,10 +296,16 @@ impl Platform {
                 micros = round.elapsed().as_micros() as u64,
                 "catch-up round"
             );
-            // Short enough: what is left is small work for the freeze.
-            if round.elapsed() < CATCH_UP_TARGET || n <= FREEZE_ABSORBS {
+            // Short enough: what is left is small work for the freeze. Or
+            // no longer shrinking (writes arrive as fast as a round applies
+            // them): more rounds would not shorten the freeze.
+            if round.elapsed() < CATCH_UP_TARGET
+                || n <= FREEZE_ABSORBS
+                || (report.catch_up_rounds > 2 && n >= previous)
+            {
                 break;
             }
+            previous = n;
             if report.catch_up_rounds >= MAX_ROUNDS {
                 return Err(MosaicError::unavailable(
                     "the tenant's writes outran the copy; the move was called off, try again at a quieter time",

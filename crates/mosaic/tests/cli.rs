@@ -185,4 +185,105 @@ fn shard_commands_register_list_and_drain() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("draining"));
     let unknown = mosaic(dir.path(), &["shard", "drain", "--id", "nope"]);
     assert!(!unknown.status.success());
+
+    // Moves: to s2 (cleaned up at once), to s3 keeping the copy, rolled back.
+    let tenant: Value = serde_json::from_slice(&t.stdout).expect("JSON");
+    let tenant = tenant["tenant_id"].as_str().expect("tenant id").to_string();
+    for id in ["s2", "s3"] {
+        let add = mosaic(
+            dir.path(),
+            &[
+                "shard",
+                "add",
+                "--id",
+                id,
+                "--url",
+                &format!("sqlite:shards/{id}.sqlite"),
+                "--group",
+                "professional",
+            ],
+        );
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+    }
+    let moved = mosaic(
+        dir.path(),
+        &[
+            "tenant",
+            "move",
+            "--tenant",
+            &tenant,
+            "--to",
+            "s2",
+            "--grace-secs",
+            "0",
+        ],
+    );
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let report: Value = serde_json::from_slice(&moved.stdout).expect("JSON report");
+    assert_eq!(
+        (report["from"].as_str(), report["to"].as_str()),
+        (Some("s1"), Some("s2"))
+    );
+    assert!(
+        report["cutover_pause_ms"].as_f64().expect("pause") > 0.0,
+        "{report}"
+    );
+    let list = mosaic(dir.path(), &["shard", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .map(|l| l.split_whitespace().nth(3).unwrap_or("").to_string())
+    };
+    assert_eq!(
+        (row("s1").as_deref(), row("s2").as_deref()),
+        (Some("0"), Some("1")),
+        "{text}"
+    );
+    let keep = mosaic(
+        dir.path(),
+        &[
+            "tenant",
+            "move",
+            "--tenant",
+            &tenant,
+            "--to",
+            "s3",
+            "--keep-source",
+        ],
+    );
+    assert!(
+        keep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keep.stderr)
+    );
+    assert!(String::from_utf8_lossy(&keep.stderr).contains("move-rollback"));
+    let back = mosaic(
+        dir.path(),
+        &["tenant", "move-rollback", "--tenant", &tenant],
+    );
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    let report: Value = serde_json::from_slice(&back.stdout).expect("JSON report");
+    assert_eq!(report["to"], "s2");
+    let finish = mosaic(dir.path(), &["tenant", "move-finish", "--tenant", &tenant]);
+    assert!(!finish.status.success());
+    assert!(String::from_utf8_lossy(&finish.stderr).contains("no moved-away copy"));
+    let nowhere = mosaic(
+        dir.path(),
+        &["tenant", "move", "--tenant", &tenant, "--to", "nope"],
+    );
+    assert!(!nowhere.status.success());
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("no shard with id 'nope'"));
 }

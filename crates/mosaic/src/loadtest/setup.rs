@@ -70,12 +70,18 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// Creates `n` tenants in `data_dir` (directly, as `mosaic tenant create`
-/// does; works while a server runs on it) and returns their tokens.
+/// Creates `n` tenants in the server's databases (directly, as `mosaic
+/// tenant create` does; works while a server runs on them) and returns their tokens.
 pub async fn create_tenants(data_dir: &Path, n: usize) -> Result<Vec<String>, String> {
     let mut cfg = PlatformConfig::new(data_dir);
     cfg.token_ttl = TOKEN_TTL;
-    let platform = Platform::open_embedded(cfg)
+    // The server's databases: its data directory, or PostgreSQL when the
+    // server runs with MOSAIC_METADATA_URL / MOSAIC_RECORDS_URL.
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    cfg.metadata_url = env("MOSAIC_METADATA_URL");
+    cfg.records_url = env("MOSAIC_RECORDS_URL");
+    let platform = Platform::open(cfg)
+        .await
         .map_err(|e| format!("cannot open {}: {}", data_dir.display(), e.message))?;
     // Subdomains must be new on every run against the same data directory.
     let run_tag = format!(
