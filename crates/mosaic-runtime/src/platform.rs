@@ -392,9 +392,11 @@ impl Platform {
     ) -> MosaicResult<Platform> {
         let meta_store = metas.meta;
         let metadata_primary = metas.primary.unwrap_or_else(|| meta_store.clone());
+        // Placement reads the tenant's tier once, then writes the directory:
+        // from the primary, not a replica that may not have the tenant yet.
         let router = Arc::new(ShardRouter::new(
             metas.directory,
-            meta_store.clone(),
+            metadata_primary.clone(),
             local,
             opener(&config),
         ));
