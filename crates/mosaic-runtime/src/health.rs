@@ -114,7 +114,7 @@ impl Platform {
     /// Probes the metadata store and the record store with one read each.
     pub async fn probe_dependencies(&self) -> Vec<DependencyProbe> {
         let started = Instant::now();
-        let meta = self.meta_store.tenant(PROBE_ID).await.map(|_| ());
+        let meta = self.metadata_primary.tenant(PROBE_ID).await.map(|_| ());
         let meta_latency = started.elapsed();
         let started = Instant::now();
         let records = self.records.locate(PROBE_ID, PROBE_ID).await.map(|_| ());

@@ -6,6 +6,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::resilience::{Breakers, Maintenance};
 use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
+use mosaic_store::replicas::ReplicatedMetaStore;
 use mosaic_store::router::{Shard, ShardOpener, ShardRouter};
 use mosaic_store::shards::{ShardDirectory, ShardRow, LOCAL_SHARD};
 use mosaic_store::{
@@ -30,6 +31,11 @@ pub struct PlatformConfig {
     /// The metadata database on PostgreSQL (`postgres://…`); `None`: the
     /// embedded `metadata.sqlite` in the data directory.
     pub metadata_url: Option<String>,
+    /// Read replicas of the PostgreSQL metadata database (`postgres://…`,
+    /// physical standbys of `metadata_url`): metadata reads are spread over
+    /// them, writes stay on the primary (decision 0014). Only valid with
+    /// `metadata_url`.
+    pub metadata_replica_urls: Vec<String>,
     /// The built-in record shard on PostgreSQL; `None`: the embedded
     /// `records.sqlite` in the data directory.
     pub records_url: Option<String>,
@@ -62,6 +68,7 @@ impl PlatformConfig {
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             clock: Arc::new(SystemClock),
             metadata_url: None,
+            metadata_replica_urls: Vec::new(),
             records_url: None,
             pg_pool_size: DEFAULT_PG_POOL_SIZE,
             hot_window: crate::hot::DEFAULT_HOT_WINDOW,
@@ -126,6 +133,12 @@ pub struct Platform {
     /// Record shares (manual and rule-made), beside the records.
     pub shares: Arc<dyn mosaic_store::ShareStore>,
     pub meta_store: Arc<dyn MetaStore>,
+    /// The metadata database's primary (`meta_store` itself without read
+    /// replicas): health probes ask it, not a replica.
+    pub metadata_primary: Arc<dyn MetaStore>,
+    /// The metadata store with read replicas, when configured (its read
+    /// counts per database).
+    pub metadata_replicas: Option<Arc<ReplicatedMetaStore>>,
     pub cipher: FieldCipher,
     /// SOQL / SOSL engine with its query cursors.
     pub queries: Arc<crate::query::QueryEngine>,
@@ -235,6 +248,11 @@ fn opener(config: &PlatformConfig) -> ShardOpener {
 /// The metadata database's stores.
 struct MetaStores {
     meta: Arc<dyn MetaStore>,
+    /// `meta`'s primary when reads go to replicas.
+    primary: Option<Arc<dyn MetaStore>>,
+    replicated: Option<Arc<ReplicatedMetaStore>>,
+    /// The replicas' pools, for their circuit breakers.
+    replica_pools: Vec<mosaic_store_pg::PgPool>,
     access: Arc<dyn AccessStore>,
     directory: Arc<dyn ShardDirectory>,
     settings: Arc<dyn SettingsStore>,
@@ -246,6 +264,7 @@ impl Platform {
     /// Opens the embedded (SQLite) platform in `config.data_dir`, creating
     /// the directory and databases on first use.
     pub fn open_embedded(config: PlatformConfig) -> MosaicResult<Platform> {
+        Self::check_replicas(&config)?;
         Self::data_dir(&config)?;
         let metas = Self::sqlite_meta(&config)?;
         let shard = Arc::new(SqliteRecordStore::open(
@@ -259,6 +278,7 @@ impl Platform {
     /// built-in shard each embedded or on PostgreSQL (`metadata_url`,
     /// `records_url`). Migrations are applied on open.
     pub async fn open(config: PlatformConfig) -> MosaicResult<Platform> {
+        Self::check_replicas(&config)?;
         if config.metadata_url.is_none() && config.records_url.is_none() {
             return Self::open_embedded(config);
         }
@@ -269,8 +289,28 @@ impl Platform {
                 let m = Arc::new(
                     mosaic_store_pg::PgMetaStore::connect(url, config.pg_pool_size).await?,
                 );
+                let (meta, primary, replicated, replica_pools): (Arc<dyn MetaStore>, _, _, _) =
+                    if config.metadata_replica_urls.is_empty() {
+                        (m.clone(), None, None, Vec::new())
+                    } else {
+                        let (store, pools) = mosaic_store_pg::replicated_meta_store(
+                            &m,
+                            &config.metadata_replica_urls,
+                            config.pg_pool_size,
+                        )?;
+                        let store = Arc::new(store);
+                        (
+                            store.clone(),
+                            Some(m.clone() as Arc<dyn MetaStore>),
+                            Some(store),
+                            pools,
+                        )
+                    };
                 MetaStores {
-                    meta: m.clone(),
+                    meta,
+                    primary,
+                    replicated,
+                    replica_pools,
                     access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
                     settings: m.clone(),
                     pg: Some(m.pool().clone()),
@@ -323,7 +363,31 @@ impl Platform {
             settings: Arc::new(SqliteSettingsStore::new(meta_db.db().clone())),
             sqlite: Some(meta_db),
             pg: None,
+            primary: None,
+            replicated: None,
+            replica_pools: Vec::new(),
         })
+    }
+
+    /// Read replicas need the PostgreSQL metadata database they replicate.
+    fn check_replicas(config: &PlatformConfig) -> MosaicResult<()> {
+        if config.metadata_replica_urls.is_empty() {
+            return Ok(());
+        }
+        if config.metadata_url.is_none() {
+            return Err(MosaicError::invalid(
+                "metadata read replicas (--metadata-replica-url, MOSAIC_METADATA_REPLICA_URLS) need a PostgreSQL metadata database (--metadata-url, MOSAIC_METADATA_URL): the embedded metadata.sqlite has no replicas",
+            ));
+        }
+        for (i, url) in config.metadata_replica_urls.iter().enumerate() {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(MosaicError::invalid(format!(
+                    "{}: a metadata read replica must be a postgres:// URL",
+                    mosaic_store_pg::replication::replica_name(i + 1)
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn assemble(
@@ -333,9 +397,12 @@ impl Platform {
         sqlite_records: Option<Arc<SqliteRecordStore>>,
     ) -> MosaicResult<Platform> {
         let meta_store = metas.meta;
+        let metadata_primary = metas.primary.unwrap_or_else(|| meta_store.clone());
+        // Placement reads the tenant's tier once, then writes the directory:
+        // from the primary, not a replica that may not have the tenant yet.
         let router = Arc::new(ShardRouter::new(
             metas.directory,
-            meta_store.clone(),
+            metadata_primary.clone(),
             local,
             opener(&config),
         ));
@@ -345,7 +412,18 @@ impl Platform {
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
         // Installed after the databases are open and migrated: every call
         // to an embedded database from here on asks its breaker first.
-        let breakers = Breakers::embedded(config.clock.clone());
+        let mut breakers = Breakers::embedded(config.clock.clone());
+        // Each replica its own breaker: a sick replica is skipped at once
+        // and leaves the primary's breaker (and the degradation level) alone.
+        for (i, pool) in metas.replica_pools.iter().enumerate() {
+            let b = Arc::new(crate::resilience::CircuitBreaker::new(
+                mosaic_store_pg::replication::replica_name(i + 1),
+                crate::resilience::BreakerSettings::METADATA_DB,
+                config.clock.clone(),
+            ));
+            pool.set_guard(b.clone() as Arc<dyn CallGuard>);
+            breakers.replicas.push(b);
+        }
         if let Some(m) = &metas.sqlite {
             m.db()
                 .set_guard(breakers.metadata.clone() as Arc<dyn CallGuard>);
@@ -368,6 +446,8 @@ impl Platform {
             records,
             shares: router.clone(),
             meta_store,
+            metadata_primary,
+            metadata_replicas: metas.replicated,
             cipher,
             queries: Arc::new(crate::query::QueryEngine::new(router.clone())),
             automation: router.clone(),

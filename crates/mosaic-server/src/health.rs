@@ -52,6 +52,20 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
         DegradationLevel::Maintenance => "maintenance",
         _ => "degraded",
     };
+    // Read replicas of the metadata database: their breakers only (a
+    // replica down degrades nothing; its reads go elsewhere).
+    let replicas: Map<String, Value> = s
+        .platform
+        .breakers
+        .replicas
+        .iter()
+        .map(|b| {
+            (
+                b.dependency().to_string(),
+                json!({"breaker": b.state().name()}),
+            )
+        })
+        .collect();
     let maintenance = s.platform.maintenance();
     (
         if records_up {
@@ -64,6 +78,7 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
             "degradation_level": level.level(),
             "degradation": level.name(),
             "dependencies": states,
+            "metadata_replicas": replicas,
             "maintenance": {
                 "enabled": maintenance.enabled,
                 "message": maintenance.enabled.then(|| maintenance.text()),

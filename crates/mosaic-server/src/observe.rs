@@ -385,7 +385,12 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
     for d in &deps {
         metrics::gauge!("dependency_up", "dependency" => d.name).set(if d.up { 1.0 } else { 0.0 });
     }
-    for b in s.platform.breakers.all() {
+    for b in s
+        .platform
+        .breakers
+        .all()
+        .chain(&s.platform.breakers.replicas)
+    {
         metrics::gauge!("circuit_breaker_state", "dependency" => b.dependency().to_string())
             .set(b.state().gauge());
     }

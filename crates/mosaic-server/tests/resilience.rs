@@ -393,3 +393,74 @@ async fn outbox_deliveries_pause_in_maintenance_and_resume_after() {
     );
     server.stop().await;
 }
+
+/// Metadata read replicas end to end (decision 0014): one replica down, one
+/// lagging (migrated but empty, so it holds nothing this server writes).
+/// Every request succeeds, what a client writes it reads back at once, and
+/// a replica down degrades nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_read_replicas_down_or_lagging_cost_clients_nothing() {
+    use mosaic_store_pg::scratch::ScratchDatabase;
+    let meta = ScratchDatabase::create().await.expect("scratch database");
+    let lagging = ScratchDatabase::create().await.expect("scratch database");
+    mosaic_store_pg::PgMetaStore::connect(&lagging.url, 2)
+        .await
+        .expect("the replica's schema");
+    let (meta_url, lagging_url) = (meta.url.clone(), lagging.url.clone());
+    let server = TestServer::start_with(move |cfg| {
+        cfg.metadata_url = Some(meta_url);
+        cfg.metadata_replica_urls = vec![
+            "postgres://postgres@127.0.0.1:1/mosaic_down".into(),
+            lagging_url,
+        ];
+        cfg.pg_pool_size = 4;
+    })
+    .await;
+    let c = server.tenant().await;
+    for i in 0..3 {
+        let name = format!("Replica{i}__c");
+        c.create_object(json!({"api_name": name, "label": "R", "fields": [{"api_name": "Amount__c", "data_type": "currency"}]}))
+            .await;
+        let (s, v) = c.get(&format!("{DATA}/sobjects/{name}/describe")).await;
+        assert_eq!(s, StatusCode::OK, "read back at once: {v}");
+        let id = c.create_record(&name, json!({"Name": "one"})).await;
+        let (s, _) = c.get(&format!("{DATA}/sobjects/{name}/{id}")).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let counts = server
+        .platform
+        .metadata_replicas
+        .as_ref()
+        .expect("replicas configured")
+        .read_counts();
+    assert!(counts.primary > 0, "{counts:?}");
+    assert_eq!(counts.replicas.len(), 2);
+
+    let ready: Value = raw_get(&server.base, "/readyz").await.json().await.unwrap();
+    assert_eq!(ready["degradation"], "full_operation", "{ready}");
+    assert!(ready["metadata_replicas"]["metadata-replica:1"]["breaker"].is_string());
+    assert_eq!(
+        ready["metadata_replicas"]["metadata-replica:2"]["breaker"],
+        "closed"
+    );
+    server.stop().await;
+    drop((meta, lagging));
+}
+
+#[tokio::test]
+async fn metadata_read_replicas_without_a_postgresql_primary_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = PlatformConfig::new(dir.path());
+    cfg.metadata_replica_urls = vec!["postgres://postgres@127.0.0.1:5432/replica".into()];
+    let err = Platform::open(cfg.clone()).await.err().expect("refused");
+    assert_eq!(err.code, mosaic_types::ErrorCode::INVALID_INPUT);
+    assert!(err.message.contains("--metadata-url"), "{}", err.message);
+    cfg.metadata_url = Some("postgres://postgres@127.0.0.1:5432/primary".into());
+    cfg.metadata_replica_urls = vec!["mysql://replica".into()];
+    let err = Platform::open(cfg).await.err().expect("refused");
+    assert!(
+        err.message.contains("metadata-replica:1"),
+        "{}",
+        err.message
+    );
+}

@@ -9,6 +9,8 @@
 //!
 //! - [`pool`]: the connection pool, error mapping (an unreachable database is
 //!   `SERVICE_UNAVAILABLE`), serializable write transactions with retries;
+//! - [`replication`]: metadata read replicas (log positions for
+//!   read-your-writes, [`replicated_meta_store`]);
 //! - [`migrate`]: numbered migrations recorded in `schema_version`, applied
 //!   at connect under an advisory lock.
 //!
@@ -30,6 +32,7 @@ mod param;
 pub mod pool;
 pub mod query;
 pub mod records;
+pub mod replication;
 pub mod scratch;
 pub mod sharing;
 pub mod transfer;
@@ -40,6 +43,7 @@ pub use meta::PgMetaStore;
 pub use migrate::{migrate, migrate_idempotency, migrate_metadata, migrate_records, Migration};
 pub use pool::PgPool;
 pub use records::PgRecordStore;
+pub use replication::{replicated_meta_store, PgLogPosition, ReplicationRole};
 pub use transfer::migrate_transfer;
 
 /// The tenant predicate, checked over this crate's source: every SQL
@@ -47,7 +51,8 @@ pub use transfer::migrate_transfer;
 /// look-ups listed in the crate documentation.
 #[cfg(test)]
 mod tenant_predicate {
-    const SOURCES: [(&str, &str); 10] = [
+    const SOURCES: [(&str, &str); 11] = [
+        ("replication.rs", include_str!("replication.rs")),
         ("transfer.rs", include_str!("transfer.rs")),
         ("directory.rs", include_str!("directory.rs")),
         ("meta.rs", include_str!("meta.rs")),
@@ -61,7 +66,10 @@ mod tenant_predicate {
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 21] = [
+    const GLOBAL: [&str; 23] = [
+        // write-ahead-log positions of the whole database
+        "pg_current_wal_insert_lsn()",
+        "pg_last_wal_replay_lsn()",
         // the shard directory is the platform's, not a tenant's
         "shards",
         "directory_version",

@@ -10,6 +10,8 @@
 //!   with typed pivot tables for indexed / unique fields (a shard);
 //! - [`SettingsStore`]: platform-wide settings such as the maintenance
 //!   switch (the metadata database);
+//! - [`ReplicatedMetaStore`]: the metadata store with read replicas
+//!   (writes on the primary, reads spread, read-your-writes);
 //! - [`IdempotencyStore`]: reserved and completed `Idempotency-Key`s with
 //!   the responses kept for replays (beside the records, in the shard).
 //!
@@ -26,6 +28,7 @@ pub mod meta_store;
 pub mod plan;
 pub mod query_store;
 pub mod record_store;
+pub mod replicas;
 pub mod router;
 pub mod settings;
 pub mod shards;
@@ -53,6 +56,7 @@ pub use record_store::{
     AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef, RecordRow, RecordStore,
     RefCheck, UpdateOp, WriteOp, WriteResult,
 };
+pub use replicas::{MetaMember, ReplicatedMetaStore, ReplicationPosition};
 pub use settings::{SettingRow, SettingsStore, SqliteSettingsStore};
 pub use sharing::{
     Principal, RowAccess, ShareAccess, ShareCause, ShareRow, ShareStore, Visibility,

@@ -49,6 +49,15 @@ struct Common {
     /// without it, `metadata.sqlite` in the data directory.
     #[arg(long, env = "MOSAIC_METADATA_URL")]
     metadata_url: Option<String>,
+    /// A read replica of the metadata database (a PostgreSQL standby of
+    /// `--metadata-url`); repeat for several. Metadata reads are spread
+    /// over them, writes go to the primary.
+    #[arg(
+        long = "metadata-replica-url",
+        env = "MOSAIC_METADATA_REPLICA_URLS",
+        value_delimiter = ','
+    )]
+    metadata_replica_urls: Vec<String>,
     /// The built-in record shard on PostgreSQL; without it,
     /// `records.sqlite` in the data directory.
     #[arg(long, env = "MOSAIC_RECORDS_URL")]
@@ -197,6 +206,12 @@ fn config(c: &Common) -> PlatformConfig {
     }
     cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
     cfg.metadata_url = c.metadata_url.clone().filter(|u| !u.is_empty());
+    cfg.metadata_replica_urls = c
+        .metadata_replica_urls
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
     cfg.records_url = c.records_url.clone().filter(|u| !u.is_empty());
     cfg.pg_pool_size = c.pg_pool_size.clamp(1, 256);
     cfg.hot_window = Duration::from_secs(c.hot_window_secs.max(60));

@@ -165,7 +165,7 @@ impl Platform {
             }
         };
         self.metadata_probe_failed.store(!ok, Ordering::Relaxed);
-        for b in self.breakers.all() {
+        for b in self.breakers.all().chain(&self.breakers.replicas) {
             metrics::gauge!("circuit_breaker_state", "dependency" => b.dependency().to_string())
                 .set(b.state().gauge());
         }

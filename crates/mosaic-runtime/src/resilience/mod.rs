@@ -22,6 +22,10 @@ use std::sync::Arc;
 pub struct Breakers {
     pub metadata: Arc<CircuitBreaker>,
     pub shards: Vec<Arc<CircuitBreaker>>,
+    /// One per metadata read replica (`metadata-replica:<n>`). Not in
+    /// [`Breakers::all`]: a replica down sends its reads elsewhere and
+    /// degrades nothing.
+    pub replicas: Vec<Arc<CircuitBreaker>>,
 }
 
 /// Dependency name of the embedded record shard's breaker.
@@ -44,6 +48,7 @@ impl Breakers {
                 BreakerSettings::SHARD,
                 clock,
             ))],
+            replicas: Vec::new(),
         }
     }
 
