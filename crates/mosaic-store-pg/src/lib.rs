@@ -66,7 +66,7 @@ mod tenant_predicate {
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 23] = [
+    const GLOBAL: [&str; 24] = [
         // write-ahead-log positions of the whole database
         "pg_current_wal_insert_lsn()",
         "pg_last_wal_replay_lsn()",
@@ -94,6 +94,7 @@ mod tenant_predicate {
         "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL",
         "COUNT(*) FILTER (WHERE state = $1)",
         "CREATE FUNCTION mosaic_", // pure SQL functions of a value
+        "CREATE TRIGGER",          // DDL: the move triggers read the row's tenant
     ];
 
     /// Heads of statements built in pieces, whose tenant predicate is

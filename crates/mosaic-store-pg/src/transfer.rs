@@ -195,7 +195,7 @@ async fn remove_records(tx: &Transaction<'_>, tenant: &str, ids: &[String]) -> S
 /// The insert of one record (every non-null slot).
 fn record_insert(tenant: &str, r: &RecordRow) -> MosaicResult<(String, Vec<Param>)> {
     let mut cols = String::from(
-        "tenant_id, id, object_id, name, owner_id, created_by, created_at, modified_by, modified_at, is_deleted",
+        "id, object_id, name, owner_id, created_by, created_at, modified_by, modified_at, is_deleted",
     );
     let mut args: Vec<Param> = vec![
         Param::text(tenant),
@@ -215,7 +215,7 @@ fn record_insert(tenant: &str, r: &RecordRow) -> MosaicResult<(String, Vec<Param
         args.push(encode(*slot, v)?);
     }
     let sql = format!(
-        "INSERT INTO object_records ({cols}) VALUES ({})",
+        "INSERT INTO object_records (tenant_id, {cols}) VALUES ({})",
         placeholders(1, args.len())
     );
     Ok((sql, args))
