@@ -84,6 +84,8 @@ mod tests {
         assert_eq!((s.version, s.compute_ms, s.written_ms), (7, 12, 1000));
         assert_eq!(s.value, v);
         assert!(decode::<serde_json::Value>(b"nonsense").is_none());
-        assert!(decode::<serde_json::Value>(b"{\"v\":1,\"d\":0,\"w\":0}\n\xff\xff\xff\x7f").is_none());
+        assert!(
+            decode::<serde_json::Value>(b"{\"v\":1,\"d\":0,\"w\":0}\n\xff\xff\xff\x7f").is_none()
+        );
     }
 }

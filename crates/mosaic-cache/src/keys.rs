@@ -29,8 +29,9 @@ impl Keys {
     }
 
     fn join(&self, parts: &[&str]) -> String {
-        let mut k =
-            String::with_capacity(self.prefix.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+        let mut k = String::with_capacity(
+            self.prefix.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>(),
+        );
         k.push_str(&self.prefix);
         for (i, p) in parts.iter().enumerate() {
             if i > 0 {

@@ -111,7 +111,10 @@ impl Locks {
             distributed,
         };
         if let Some(r) = self.tier.redis() {
-            let (key, fence) = (self.tier.keys.lock(kind, id), self.tier.keys.fence(kind, id));
+            let (key, fence) = (
+                self.tier.keys.lock(kind, id),
+                self.tier.keys.fence(kind, id),
+            );
             let ms = ttl.as_millis() as u64;
             let got = r
                 .call(|mut c| async move {
@@ -193,14 +196,20 @@ mod tests {
     async fn in_process_locks_exclude_expire_and_fence() {
         let locks = Locks::new(CacheTier::embedded());
         let ttl = Duration::from_millis(50);
-        let a = locks.acquire("record", "r1", ttl, Duration::ZERO).await.unwrap();
+        let a = locks
+            .acquire("record", "r1", ttl, Duration::ZERO)
+            .await
+            .unwrap();
         let e = locks
             .acquire("record", "r1", ttl, Duration::from_millis(10))
             .await
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::UNABLE_TO_LOCK_ROW);
         // Another record is free.
-        let other = locks.acquire("record", "r2", ttl, Duration::ZERO).await.unwrap();
+        let other = locks
+            .acquire("record", "r2", ttl, Duration::ZERO)
+            .await
+            .unwrap();
         assert!(locks.release(&other).await);
         // The holder "dies": after the TTL the lock is free, with a larger fence.
         let b = locks
@@ -208,7 +217,10 @@ mod tests {
             .await
             .unwrap();
         assert!(b.fence > a.fence);
-        assert!(!locks.release(&a).await, "an expired lease releases nothing");
+        assert!(
+            !locks.release(&a).await,
+            "an expired lease releases nothing"
+        );
         assert!(locks.release(&b).await);
     }
 }

@@ -305,7 +305,8 @@ impl CacheTier {
                 names,
                 version,
             } => {
-                let mut keys: Vec<String> = names.iter().map(|n| self.keys.meta(tenant, n)).collect();
+                let mut keys: Vec<String> =
+                    names.iter().map(|n| self.keys.meta(tenant, n)).collect();
                 keys.push(self.keys.meta(tenant, id));
                 (self.keys.meta_version(tenant, id), *version, keys)
             }

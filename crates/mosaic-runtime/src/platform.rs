@@ -39,6 +39,11 @@ pub struct PlatformConfig {
     /// can make a tenant hot (`None`: one per second of the window).
     pub hot_window: Duration,
     pub hot_min_requests: Option<u64>,
+    /// L1 sizes, and the L2 cache on Redis when `cache.redis_url` is set
+    /// (decision 0012).
+    pub cache: mosaic_cache::CacheConfig,
+    /// Per-tenant request rate limits (`MOSAIC_RATE_LIMITS=off` disables).
+    pub rate_limits: bool,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -62,6 +67,8 @@ impl PlatformConfig {
             pg_pool_size: DEFAULT_PG_POOL_SIZE,
             hot_window: crate::hot::DEFAULT_HOT_WINDOW,
             hot_min_requests: None,
+            cache: mosaic_cache::CacheConfig::default(),
+            rate_limits: true,
         }
     }
 }
@@ -145,6 +152,8 @@ pub struct Platform {
     pub(crate) maintenance: std::sync::RwLock<Maintenance>,
     /// Whether the health monitor's last read of the metadata database failed.
     pub(crate) metadata_probe_failed: std::sync::atomic::AtomicBool,
+    /// The cache tier: L2, invalidation bus, rate limits, locks.
+    pub cache: crate::cache::CacheServices,
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
@@ -332,7 +341,17 @@ impl Platform {
         ));
         let records: Arc<dyn RecordStore> = router.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
-        let auth = Arc::new(AuthService::new(meta_store.clone(), config.token_ttl));
+        let tier = mosaic_cache::CacheTier::new(config.cache.clone())?;
+        let cache = crate::cache::CacheServices::new(
+            tier.clone(),
+            config.clock.clone(),
+            config.rate_limits,
+        );
+        let auth = Arc::new(AuthService::with_tier(
+            meta_store.clone(),
+            config.token_ttl,
+            tier.clone(),
+        ));
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
         // Installed after the databases are open and migrated: every call
         // to an embedded database from here on asks its breaker first.
@@ -349,11 +368,16 @@ impl Platform {
                 .set_guard(breakers.shards[0].clone() as Arc<dyn CallGuard>);
         }
         Ok(Platform {
-            meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
-            access: Arc::new(AccessService::new(
+            meta: Arc::new(MetadataService::with_tier(
+                meta_store.clone(),
+                records.clone(),
+                tier.clone(),
+            )),
+            access: Arc::new(AccessService::with_tier(
                 metas.access,
                 meta_store.clone(),
                 auth.clone(),
+                tier,
             )),
             auth,
             records,
@@ -378,6 +402,7 @@ impl Platform {
             breakers,
             maintenance: Default::default(),
             metadata_probe_failed: Default::default(),
+            cache,
         })
     }
 

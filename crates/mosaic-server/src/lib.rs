@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod automation;
+mod cache;
 mod data;
 pub mod error;
 mod extract;
@@ -18,6 +19,7 @@ mod metadata;
 mod oauth;
 pub mod observe;
 mod query;
+pub mod ratelimit;
 mod render;
 pub mod resilience;
 mod sharing;
@@ -111,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(admin::routes())
         .merge(maintenance::routes())
+        .merge(cache::routes())
         // Changing (and reading) definitions is for system administrators.
         .merge(
             metadata::routes()
@@ -133,6 +136,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            ratelimit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             resilience::defend,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -147,7 +154,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes
 /// in-flight requests. Starts the outbox worker and the health monitor
-/// (maintenance switch and metadata probe, every second) first.
+/// (maintenance switch and metadata probe, every second) and the cache
+/// tier's invalidation subscriber first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -159,6 +167,7 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(e.message))?;
     let monitor = state.platform.start_health_monitor().await;
+    let cache = state.platform.start_cache_tier();
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     let served = axum::serve(
         listener,
@@ -170,5 +179,6 @@ pub async fn serve(
     .await;
     worker.stop().await;
     monitor.stop().await;
+    cache.stop().await;
     served
 }
