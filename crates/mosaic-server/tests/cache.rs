@@ -49,7 +49,9 @@ async fn over_the_limit_is_429_with_rate_headers_and_the_operator_sees_the_cache
         .json(&body)
         .send()
     };
-    let r = put(json!({"metadata": {"per_second": 1, "burst": 2}})).await.unwrap();
+    let r = put(json!({"metadata": {"per_second": 1, "burst": 2}}))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["limits"]["metadata"]["per_second"], 1);
@@ -81,7 +83,10 @@ async fn over_the_limit_is_429_with_rate_headers_and_the_operator_sees_the_cache
     }
     assert_eq!(statuses, [200, 200, 429, 429], "a burst of 2, then refused");
     // Another tenant and another class of the same tenant are unaffected.
-    assert_eq!(other.get(&format!("{META}/objects")).await.0, StatusCode::OK);
+    assert_eq!(
+        other.get(&format!("{META}/objects")).await.0,
+        StatusCode::OK
+    );
     assert_eq!(
         c.get("/services/data/v60.0/sobjects").await.0,
         StatusCode::OK

@@ -399,3 +399,64 @@ async fn a_tenant_limit_holds_across_instances() {
         "admitted {ok}, expected {expected:.0}"
     );
 }
+
+/// Saves of one record through three instances are serialized by the
+/// record's distributed lock: a workflow rule that counts saves
+/// (`Hits__c + 1`, read-modify-write on the server) loses no increment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_saves_of_one_record_through_three_instances_lose_nothing() {
+    let redis = OwnRedis::start();
+    let c = Cluster::start(&redis, &[]).await;
+    until_linked(&c).await;
+    let post = |path: String, body: Value| call(reqwest::Method::POST, path, &c.token, Some(body));
+    let (s, v) = post(
+        format!("{}{META}/objects", c.url(0)),
+        json!({"api_name": "Counter__c", "fields": [
+            {"api_name": "Hits__c", "data_type": "number", "precision": 9, "scale": 0, "default_value": 0},
+            {"api_name": "Touch__c", "data_type": "text", "length": 40}
+        ]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = post(
+        format!("{}{META}/objects/Counter__c/workflows", c.url(0)),
+        json!({"name": "CountSaves", "trigger_type": "created_or_updated", "re_evaluation": "every_time",
+            "filter_criteria": {"conditions": [{"field": "Hits__c", "operator": "greater_or_equal", "value": 0}]},
+            "actions": [{"action_type": "field_update", "action_config": {"field_api_name": "Hits__c", "value_type": "formula", "formula": "Hits__c + 1"}}]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = post(
+        format!("{}/services/data/v60.0/sobjects/Counter__c", c.url(1)),
+        json!({"Name": "c", "Touch__c": "created"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let saves = 30;
+    let mut tasks = Vec::new();
+    for n in 0..saves {
+        let (url, token, id) = (c.url(n % 3).to_string(), c.token.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            call(
+                reqwest::Method::PATCH,
+                format!("{url}/services/data/v60.0/sobjects/Counter__c/{id}"),
+                &token,
+                Some(json!({"Touch__c": format!("save {n}")})),
+            )
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 204);
+    }
+    let (_, v) = call(
+        reqwest::Method::GET,
+        format!("{}/services/data/v60.0/sobjects/Counter__c/{id}", c.url(2)),
+        &c.token,
+        None,
+    )
+    .await;
+    assert_eq!(v["Hits__c"].as_i64(), Some(saves as i64 + 1), "{v}");
+}
