@@ -41,7 +41,10 @@ async fn locks_exclude_across_instances_and_a_dead_holder_frees_after_its_ttl() 
     let (a, b) = (tier(&prefix), tier(&prefix));
     let (la, lb) = (Locks::new(a.clone()), Locks::new(b.clone()));
     let ttl = Duration::from_millis(300);
-    let held = la.acquire("deploy", "t1", ttl, Duration::ZERO).await.unwrap();
+    let held = la
+        .acquire("deploy", "t1", ttl, Duration::ZERO)
+        .await
+        .unwrap();
     assert!(held.distributed, "Redis is up: the lock is distributed");
     let refused = lb
         .acquire("deploy", "t1", ttl, Duration::from_millis(50))
@@ -57,7 +60,10 @@ async fn locks_exclude_across_instances_and_a_dead_holder_frees_after_its_ttl() 
     assert!(next.fence > held.fence);
     assert!(!la.release(&held).await, "the dead holder's lease is gone");
     assert!(lb.release(&next).await);
-    let again = la.acquire("deploy", "t1", ttl, Duration::ZERO).await.unwrap();
+    let again = la
+        .acquire("deploy", "t1", ttl, Duration::ZERO)
+        .await
+        .unwrap();
     assert!(la.release(&again).await);
     cleanup(&a, &prefix).await;
 }
