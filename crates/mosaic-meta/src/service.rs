@@ -380,7 +380,7 @@ impl MetadataService {
     /// One load for L1: L2, else the database (then L2 is filled).
     async fn load(&self, tenant: &str, name: &str, by_name: bool) -> MosaicResult<Cached> {
         let started = Instant::now();
-        if let Some(meta) = self.from_l2(tenant, name).await {
+        if let Some(meta) = self.l2_copy(tenant, name).await {
             self.l1.loaded(started.elapsed());
             return Ok(Cached {
                 meta,
@@ -410,7 +410,7 @@ impl MetadataService {
 
     /// The L2 copy unless it is missing, older than an announced version,
     /// or due for an early refresh (then this reader reloads it).
-    async fn from_l2(&self, tenant: &str, name: &str) -> Option<Arc<ObjectMeta>> {
+    async fn l2_copy(&self, tenant: &str, name: &str) -> Option<Arc<ObjectMeta>> {
         if !self.tier.has_l2() {
             return None;
         }

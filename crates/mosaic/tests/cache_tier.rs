@@ -231,6 +231,59 @@ async fn a_field_change_reaches_every_instance_within_100_ms() {
         all[all.len() / 2],
         all[all.len() - 1]
     );
+    // A token revoked through one instance is refused by the others at
+    // once (their session caches would otherwise serve it for 30 s).
+    let login: Value = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/token", c.url(0)))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "admin@acme.test"),
+            ("password", "correct-horse-battery"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().expect("token").to_string();
+    for i in 0..3 {
+        let (s, _) = call(
+            reqwest::Method::GET,
+            format!("{}{META}/objects", c.url(i)),
+            &token,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "instance {i} resolves (and caches) the new token");
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/revoke", c.url(0)))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let revoked = Instant::now();
+    for i in 1..3 {
+        loop {
+            let (s, _) = call(
+                reqwest::Method::GET,
+                format!("{}{META}/objects", c.url(i)),
+                &token,
+                None,
+            )
+            .await;
+            if s == 401 {
+                break;
+            }
+            assert!(
+                revoked.elapsed() < PROPAGATION,
+                "instance {i} still accepts a revoked token"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
     // The other instances were told, not left to their L1 TTL.
     let received = cache_figures(&c, 1).await["tier"]["invalidations_received"]
         .as_u64()
