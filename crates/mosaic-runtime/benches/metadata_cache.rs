@@ -162,23 +162,26 @@ fn bench(c: &mut Criterion) {
                 s.database_loads()
             );
         }
-        let _ = rt.block_on(tokio::time::timeout(Duration::from_secs(1), async {
-            let t = tier(true, 1, &prefix);
-            let pattern = format!("{prefix}*");
-            if let Some(r) = t.redis() {
-                if let Ok(keys) = r
-                    .call(|mut c| async move {
-                        redis::cmd("KEYS")
-                            .arg(&pattern)
-                            .query_async::<Vec<String>>(&mut c)
-                            .await
-                    })
-                    .await
-                {
-                    let _ = t.delete(&keys).await;
+        rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                let t = tier(true, 1, &prefix);
+                let pattern = format!("{prefix}*");
+                if let Some(r) = t.redis() {
+                    if let Ok(keys) = r
+                        .call(|mut c| async move {
+                            redis::cmd("KEYS")
+                                .arg(&pattern)
+                                .query_async::<Vec<String>>(&mut c)
+                                .await
+                        })
+                        .await
+                    {
+                        let _ = t.delete(&keys).await;
+                    }
                 }
-            }
-        }));
+            })
+            .await;
+        });
     }
 }
 
