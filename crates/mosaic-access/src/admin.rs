@@ -326,6 +326,7 @@ pub struct AccessService {
     store: Arc<dyn AccessStore>,
     meta: Arc<dyn MetaStore>,
     auth: Arc<AuthService>,
+    tier: Arc<mosaic_cache::CacheTier>,
     cache: SnapshotCache,
     sharing: crate::sharing::SharingCache,
 }
@@ -336,12 +337,65 @@ impl AccessService {
         meta: Arc<dyn MetaStore>,
         auth: Arc<AuthService>,
     ) -> AccessService {
+        Self::with_tier(store, meta, auth, mosaic_cache::CacheTier::embedded())
+    }
+
+    /// The service on `tier`: its permission-snapshot sizing, and the bus
+    /// that carries permission and sharing changes to other instances.
+    pub fn with_tier(
+        store: Arc<dyn AccessStore>,
+        meta: Arc<dyn MetaStore>,
+        auth: Arc<AuthService>,
+        tier: Arc<mosaic_cache::CacheTier>,
+    ) -> AccessService {
         AccessService {
             store,
             meta,
             auth,
-            cache: SnapshotCache::default(),
+            cache: SnapshotCache::with_sizing(tier.config.permissions),
             sharing: crate::sharing::SharingCache::default(),
+            tier,
+        }
+    }
+
+    /// Permission snapshots held in process.
+    pub fn snapshot_entries(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Applies another instance's invalidation (permission or sharing
+    /// generation bumps; everything after a lost subscription).
+    pub fn apply(&self, event: &mosaic_cache::Invalidation) {
+        use mosaic_cache::Invalidation as I;
+        match event {
+            I::Permissions { tenant } => {
+                self.cache.invalidate(tenant, None);
+                self.sharing.changed(tenant);
+            }
+            I::Sharing { tenant } => self.sharing.changed(tenant),
+            I::All => {
+                self.cache.clear();
+                self.sharing.clear();
+            }
+            _ => {}
+        }
+    }
+
+    /// Tells the other instances that the tenant's record-sharing decisions
+    /// changed (this instance has bumped its own generation).
+    pub fn announce_sharing_change(&self, tenant_id: &str) {
+        self.publish(mosaic_cache::Invalidation::Sharing {
+            tenant: tenant_id.to_string(),
+        });
+    }
+
+    fn publish(&self, event: mosaic_cache::Invalidation) {
+        if !self.tier.has_l2() {
+            return;
+        }
+        let tier = self.tier.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { tier.publish(event).await });
         }
     }
 
@@ -398,6 +452,9 @@ impl AccessService {
     pub fn permissions_changed(&self, tenant_id: &str, user_id: Option<&str>) {
         self.cache.invalidate(tenant_id, user_id);
         self.sharing.changed(tenant_id);
+        self.publish(mosaic_cache::Invalidation::Permissions {
+            tenant: tenant_id.to_string(),
+        });
     }
 
     /// The user's sharing view (principals, owners held by the hierarchy).

@@ -203,13 +203,7 @@ pub struct SnapshotCache {
 
 impl Default for SnapshotCache {
     fn default() -> Self {
-        SnapshotCache {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(SNAPSHOT_CACHE_CAPACITY)
-                .time_to_live(SNAPSHOT_CACHE_TTL)
-                .build(),
-            generations: Generations::default(),
-        }
+        SnapshotCache::with_sizing(mosaic_cache::defaults::PERMISSIONS)
     }
 }
 
@@ -222,6 +216,27 @@ fn key(tenant_id: &str, user_id: &str) -> String {
 }
 
 impl SnapshotCache {
+    /// A cache of `sizing`'s capacity and lifetime (`CacheConfig::permissions`).
+    pub fn with_sizing(sizing: mosaic_cache::L1Sizing) -> SnapshotCache {
+        SnapshotCache {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(sizing.capacity)
+                .time_to_live(sizing.ttl)
+                .build(),
+            generations: Generations::default(),
+        }
+    }
+
+    /// Drops every snapshot of every tenant.
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
+    /// Snapshots held (approximate while writes are pending).
+    pub fn entry_count(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
     /// The cached snapshot if it is of the tenant's current generation.
     pub fn get(&self, tenant_id: &str, user_id: &str) -> Option<Arc<PermissionSnapshot>> {
         let g = self.generations.current(tenant_id);

@@ -4,6 +4,7 @@
 use crate::{password, token};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use moka::future::Cache;
+use mosaic_cache::{CacheTier, Invalidation};
 use mosaic_store::{MetaStore, SessionRow, TenantRow, UserRow};
 use mosaic_types::{new_id, ErrorCode, MosaicError, MosaicResult};
 use regex::Regex;
@@ -26,7 +27,7 @@ static SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A resolved bearer token.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub tenant_id: String,
     pub user_id: String,
@@ -54,6 +55,7 @@ pub struct TenantCreated {
 
 pub struct AuthService {
     store: Arc<dyn MetaStore>,
+    tier: Arc<CacheTier>,
     sessions: Cache<String, Arc<Session>>,
     token_ttl: Duration,
     /// Hits and misses of the session cache.
@@ -99,8 +101,20 @@ pub fn check_password(p: &str) -> MosaicResult<()> {
 
 impl AuthService {
     pub fn new(store: Arc<dyn MetaStore>, token_ttl: Duration) -> AuthService {
+        Self::with_tier(store, token_ttl, CacheTier::embedded())
+    }
+
+    /// Sessions cached in process and, with Redis configured, in L2
+    /// (`sess:{token hash}`), so any instance resolves a token without the
+    /// database; revocations reach every instance over the bus.
+    pub fn with_tier(
+        store: Arc<dyn MetaStore>,
+        token_ttl: Duration,
+        tier: Arc<CacheTier>,
+    ) -> AuthService {
         AuthService {
             store,
+            tier,
             sessions: Cache::builder()
                 .max_capacity(SESSION_CACHE_CAPACITY)
                 .time_to_live(SESSION_CACHE_TTL)
@@ -257,10 +271,75 @@ impl AuthService {
         Ok((tok, issued))
     }
 
-    /// Drops resolved sessions from memory (their rows were revoked).
+    /// Drops resolved sessions from memory (their rows were revoked), here
+    /// and on every other instance, and from L2.
     pub async fn forget_sessions(&self, token_hashes: &[String]) {
         for h in token_hashes {
             self.sessions.invalidate(h).await;
+        }
+        if !token_hashes.is_empty() {
+            self.tier
+                .publish(Invalidation::Sessions {
+                    token_hashes: token_hashes.to_vec(),
+                })
+                .await;
+        }
+    }
+
+    /// Applies another instance's invalidation to the session cache.
+    pub async fn apply(&self, event: &Invalidation) {
+        match event {
+            Invalidation::Sessions { token_hashes } => {
+                for h in token_hashes {
+                    self.sessions.invalidate(h).await;
+                }
+            }
+            Invalidation::All => self.sessions.invalidate_all(),
+            _ => {}
+        }
+    }
+
+    /// A session from L2, if Redis has a current one.
+    async fn session_from_l2(&self, h: &str) -> Option<Arc<Session>> {
+        if !self.tier.has_l2() {
+            return None;
+        }
+        let stats = &self.tier.l2_sessions;
+        match self.tier.get(&self.tier.keys.session(h)).await {
+            Ok(Some(b)) => {
+                let s = mosaic_cache::codec::decode::<Session>(&b)?.value;
+                if s.expires_at <= Utc::now() {
+                    stats.miss();
+                    return None;
+                }
+                stats.hit();
+                Some(Arc::new(s))
+            }
+            Ok(None) => {
+                stats.miss();
+                None
+            }
+            Err(_) => {
+                stats.error();
+                None
+            }
+        }
+    }
+
+    async fn session_to_l2(&self, h: &str, s: &Session, took: Duration) {
+        if !self.tier.has_l2() {
+            return;
+        }
+        let left = (s.expires_at - Utc::now()).to_std().unwrap_or_default();
+        let ttl = left.min(self.tier.config.session_l2_ttl);
+        if ttl.is_zero() {
+            return;
+        }
+        if let Some(b) = self.tier.encode(0, took, s) {
+            match self.tier.set(&self.tier.keys.session(h), &b, ttl).await {
+                Ok(()) => self.tier.l2_sessions.loaded(took),
+                Err(_) => self.tier.l2_sessions.error(),
+            }
         }
     }
 
@@ -286,6 +365,11 @@ impl AuthService {
         }
         self.session_cache.miss();
         metrics::counter!("cache_misses_total", "cache" => "session", "layer" => "l1").increment(1);
+        if let Some(s) = self.session_from_l2(&h).await {
+            self.sessions.insert(h, s.clone()).await;
+            return Ok(s);
+        }
+        let started = std::time::Instant::now();
         let row = self.store.session(&h).await?.ok_or_else(invalid_session)?;
         if row.revoked || row.expires_at <= Utc::now() {
             return Err(invalid_session());
@@ -303,6 +387,7 @@ impl AuthService {
             profile: user.profile,
             expires_at: row.expires_at,
         });
+        self.session_to_l2(&h, &s, started.elapsed()).await;
         self.sessions.insert(h, s.clone()).await;
         Ok(s)
     }
@@ -316,7 +401,7 @@ impl AuthService {
     pub async fn revoke(&self, bearer: &str) -> MosaicResult<()> {
         let h = token::hash(bearer);
         self.store.revoke_session(&h).await?;
-        self.sessions.invalidate(&h).await;
+        self.forget_sessions(&[h]).await;
         Ok(())
     }
 }

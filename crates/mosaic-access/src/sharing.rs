@@ -349,6 +349,13 @@ impl SharingCache {
     pub fn changed(&self, tenant_id: &str) {
         self.generations.bump(tenant_id);
     }
+
+    /// Drops everything cached for sharing, of every tenant.
+    pub fn clear(&self) {
+        self.indexes.invalidate_all();
+        self.users.invalidate_all();
+        self.decisions.invalidate_all();
+    }
 }
 
 #[cfg(test)]

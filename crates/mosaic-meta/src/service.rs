@@ -7,17 +7,18 @@ use crate::model::*;
 use crate::validate::*;
 use chrono::Utc;
 use moka::future::Cache;
+use mosaic_cache::{CacheTier, Invalidation, L1Sizing, LayerStats};
 use mosaic_formula::{Compiled, FormulaError, Options};
 use mosaic_store::{IndexSpec, MetaStore, ObjectRow, RecordStore};
 use mosaic_types::{DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, SlotPool};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// L1 metadata cache defaults (seed: 50,000 entries, 60 s after write, 30 s
-/// after access).
-pub const META_CACHE_CAPACITY: u64 = 50_000;
-pub const META_CACHE_TTL: Duration = Duration::from_secs(60);
+/// after access); `CacheConfig::metadata` overrides them.
+pub const META_CACHE_CAPACITY: u64 = mosaic_cache::defaults::METADATA.capacity;
+pub const META_CACHE_TTL: Duration = mosaic_cache::defaults::METADATA.ttl;
 pub const META_CACHE_TTI: Duration = Duration::from_secs(30);
 /// Attempts of a change that carries no client version before giving up
 /// on concurrent writers.
@@ -27,18 +28,41 @@ pub use mosaic_types::CacheStats;
 
 type Key = (String, String);
 
+/// An L1 entry: the definition, when it was loaded and how long the load
+/// took (XFetch's inputs).
+#[derive(Clone)]
+struct Cached {
+    meta: Arc<ObjectMeta>,
+    loaded: Instant,
+    took: Duration,
+}
+
+/// Tenants whose objects were warmed recently (on a first login).
+const WARMED_CAPACITY: u64 = 100_000;
+
 pub struct MetadataService {
     store: Arc<dyn MetaStore>,
     records: Arc<dyn RecordStore>,
-    by_name: Cache<Key, Arc<ObjectMeta>>,
-    by_id: Cache<Key, Arc<ObjectMeta>>,
+    tier: Arc<CacheTier>,
+    by_name: Cache<Key, Cached>,
+    by_id: Cache<Key, Cached>,
     lists: Cache<String, Arc<Vec<Arc<ObjectMeta>>>>,
     compiled: moka::sync::Cache<FormulaKey, Arc<Compiled>>,
+    /// The newest version announced for an object (by id): an older copy,
+    /// in L1 or L2, is refetched.
+    known: moka::sync::Cache<String, i64>,
+    warmed: moka::sync::Cache<String, ()>,
     epoch: std::sync::atomic::AtomicU64,
     /// Hits and misses of the L1 object cache (by name).
     pub stats: CacheStats,
     /// Hits and misses of the compiled-formula cache.
     pub formula_stats: CacheStats,
+    /// L1 figures of object definitions (by name and by id).
+    pub l1: Arc<LayerStats>,
+    /// L1 figures of compiled formulas.
+    pub l1_formulas: Arc<LayerStats>,
+    /// Definitions read from the metadata database to fill a cache.
+    database_loads: Arc<AtomicU64>,
 }
 
 /// Compiled formulas are shared per (tenant, object, object version,
@@ -116,32 +140,87 @@ fn allocate(def: &ObjectDef, pool: SlotPool) -> MosaicResult<FlexSlot> {
         })
 }
 
+fn l1_cache<V: Clone + Send + Sync + 'static>(
+    sizing: L1Sizing,
+    stats: Option<Arc<LayerStats>>,
+) -> Cache<Key, V> {
+    let mut b = Cache::builder()
+        .max_capacity(sizing.capacity)
+        .time_to_live(sizing.ttl);
+    if let Some(tti) = sizing.tti {
+        b = b.time_to_idle(tti);
+    }
+    if let Some(stats) = stats {
+        b = b.eviction_listener(move |_, _, cause| {
+            if cause.was_evicted() {
+                stats.evicted();
+            }
+        });
+    }
+    b.build()
+}
+
 impl MetadataService {
+    /// The service with an embedded cache tier (L1 only, default sizes).
     pub fn new(store: Arc<dyn MetaStore>, records: Arc<dyn RecordStore>) -> MetadataService {
-        let build = || {
-            Cache::builder()
-                .max_capacity(META_CACHE_CAPACITY)
-                .time_to_live(META_CACHE_TTL)
-                .time_to_idle(META_CACHE_TTI)
-                .build()
-        };
+        Self::with_tier(store, records, CacheTier::embedded())
+    }
+
+    /// The service on `tier`: its L1 sizes, and its L2 and invalidation
+    /// bus when Redis is configured.
+    pub fn with_tier(
+        store: Arc<dyn MetaStore>,
+        records: Arc<dyn RecordStore>,
+        tier: Arc<CacheTier>,
+    ) -> MetadataService {
+        let l1 = Arc::new(LayerStats::default());
+        let l1_formulas = Arc::new(LayerStats::default());
+        let sizing = tier.config.metadata;
+        let formulas = tier.config.formulas;
+        let evicted = l1_formulas.clone();
         MetadataService {
             store,
             records,
-            by_name: build(),
-            by_id: build(),
+            by_name: l1_cache(sizing, Some(l1.clone())),
+            by_id: l1_cache(sizing, Some(l1.clone())),
             lists: Cache::builder()
                 .max_capacity(10_000)
-                .time_to_live(META_CACHE_TTL)
+                .time_to_live(sizing.ttl)
                 .build(),
             compiled: moka::sync::Cache::builder()
-                .max_capacity(FORMULA_CACHE_CAPACITY)
-                .time_to_live(FORMULA_CACHE_TTL)
+                .max_capacity(formulas.capacity)
+                .time_to_live(formulas.ttl)
+                .eviction_listener(move |_, _, cause| {
+                    if cause.was_evicted() {
+                        evicted.evicted();
+                    }
+                })
                 .build(),
+            known: moka::sync::Cache::builder()
+                .max_capacity(sizing.capacity)
+                .time_to_live(tier.config.metadata_l2_ttl * 2)
+                .build(),
+            warmed: moka::sync::Cache::builder()
+                .max_capacity(WARMED_CAPACITY)
+                .time_to_live(sizing.ttl)
+                .build(),
+            tier,
             epoch: std::sync::atomic::AtomicU64::new(0),
             stats: CacheStats::default(),
             formula_stats: CacheStats::default(),
+            l1,
+            l1_formulas,
+            database_loads: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    pub fn tier(&self) -> &Arc<CacheTier> {
+        &self.tier
+    }
+
+    /// Definitions read from the metadata database to fill a cache so far.
+    pub fn database_loads(&self) -> u64 {
+        self.database_loads.load(Ordering::Relaxed)
     }
 
     /// A formula compiled in the context of `obj`, from the shared cache.
@@ -166,9 +245,12 @@ impl MetadataService {
         );
         if let Some(c) = self.compiled.get(&key) {
             self.formula_stats.hit();
+            self.l1_formulas.hit();
             return Ok(c);
         }
         self.formula_stats.miss();
+        self.l1_formulas.miss();
+        let started = Instant::now();
         let all = self.objects(tenant).await.map_err(|e| {
             vec![FormulaError {
                 message: e.message,
@@ -181,6 +263,7 @@ impl MetadataService {
         metrics::counter!("formula_compilations_total").increment(1);
         let c = Arc::new(formulas::compile_on(&obj.def, &all, src, opts, is_default)?);
         self.compiled.insert(key, c.clone());
+        self.l1_formulas.loaded(started.elapsed());
         Ok(c)
     }
 
@@ -237,74 +320,336 @@ impl MetadataService {
         &self.store
     }
 
-    /// An object by api name (case-insensitive), from the cache when warm.
-    /// Concurrent misses for one key cause one load.
+    /// An object by api name (case-insensitive): L1, then L2 (Redis, when
+    /// configured), then the metadata database, filling both. Concurrent
+    /// misses for one key cause one load; a hot entry is refreshed early
+    /// by one reader (XFetch) instead of expiring under all of them.
     #[tracing::instrument(name = "metadata.object", skip_all)]
     pub async fn object(&self, tenant: &str, name: &str) -> MosaicResult<Arc<ObjectMeta>> {
-        let k = key(tenant, name);
-        if let Some(o) = self.by_name.get(&k).await {
-            self.stats.hit();
-            metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l1")
-                .increment(1);
-            return Ok(o);
-        }
-        self.stats.miss();
-        metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1")
-            .increment(1);
-        let store = self.store.clone();
-        let (t, n) = (tenant.to_string(), name.to_string());
-        let loaded = self
-            .by_name
-            .try_get_with(k, async move {
-                match store.object_by_name(&t, &n).await? {
-                    Some(row) => decode(&row),
-                    None => Err(not_found(&n)),
-                }
-            })
-            .await
-            .map_err(|e: Arc<MosaicError>| (*e).clone())?;
-        Ok(loaded)
+        self.lookup(tenant, name, true).await
     }
 
-    /// An object by id.
+    /// An object by id (same layers as [`MetadataService::object`]).
     pub async fn object_by_id(&self, tenant: &str, id: &str) -> MosaicResult<Arc<ObjectMeta>> {
-        let k = key(tenant, id);
-        if let Some(o) = self.by_id.get(&k).await {
-            return Ok(o);
+        self.lookup(tenant, id, false).await
+    }
+
+    /// Whether an entry is older than a version announced for its object.
+    fn is_stale(&self, def: &ObjectDef) -> bool {
+        self.known
+            .get(def.id.as_str())
+            .is_some_and(|v| def.version < v)
+    }
+
+    async fn lookup(
+        &self,
+        tenant: &str,
+        name: &str,
+        by_name: bool,
+    ) -> MosaicResult<Arc<ObjectMeta>> {
+        let cache = if by_name { &self.by_name } else { &self.by_id };
+        let k = key(tenant, name);
+        if let Some(c) = cache.get(&k).await {
+            if !self.is_stale(&c.meta.def) {
+                self.stats.hit();
+                self.l1.hit();
+                metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l1")
+                    .increment(1);
+                self.maybe_refresh_early(&k, &c, by_name);
+                return Ok(c.meta);
+            }
+            cache.invalidate(&k).await;
         }
-        let store = self.store.clone();
-        let (t, i) = (tenant.to_string(), id.to_string());
-        self.by_id
-            .try_get_with(k, async move {
-                match store.object_by_id(&t, &i).await? {
-                    Some(row) => decode(&row),
-                    None => Err(not_found(&i)),
-                }
-            })
+        self.stats.miss();
+        self.l1.miss();
+        metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1")
+            .increment(1);
+        let epoch = self.epoch();
+        let loaded = cache
+            .try_get_with(k.clone(), self.load(tenant, name, by_name))
             .await
-            .map_err(|e: Arc<MosaicError>| (*e).clone())
+            .map_err(|e: Arc<MosaicError>| (*e).clone())?;
+        // An invalidation arrived while the load was in flight: what it
+        // read may predate the change, so the next reader loads again.
+        if self.epoch() != epoch {
+            cache.invalidate(&k).await;
+        }
+        Ok(loaded.meta)
+    }
+
+    /// One load for L1: L2, else the database (then L2 is filled).
+    async fn load(&self, tenant: &str, name: &str, by_name: bool) -> MosaicResult<Cached> {
+        let started = Instant::now();
+        if let Some(meta) = self.l2_copy(tenant, name).await {
+            self.l1.loaded(started.elapsed());
+            return Ok(Cached {
+                meta,
+                loaded: Instant::now(),
+                took: started.elapsed(),
+            });
+        }
+        let row = if by_name {
+            self.store.object_by_name(tenant, name).await?
+        } else {
+            self.store.object_by_id(tenant, name).await?
+        };
+        self.database_loads.fetch_add(1, Ordering::Relaxed);
+        let meta = match row {
+            Some(row) => decode(&row)?,
+            None => return Err(not_found(name)),
+        };
+        let took = started.elapsed();
+        self.fill_l2(tenant, &meta, took).await;
+        self.l1.loaded(took);
+        Ok(Cached {
+            meta,
+            loaded: Instant::now(),
+            took,
+        })
+    }
+
+    /// The L2 copy unless it is missing, older than an announced version,
+    /// or due for an early refresh (then this reader reloads it).
+    async fn l2_copy(&self, tenant: &str, name: &str) -> Option<Arc<ObjectMeta>> {
+        if !self.tier.has_l2() {
+            return None;
+        }
+        let stats = &self.tier.l2_metadata;
+        let bytes = match self.tier.get(&self.tier.keys.meta(tenant, name)).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                stats.miss();
+                return None;
+            }
+            Err(_) => {
+                stats.error();
+                return None;
+            }
+        };
+        let Some(stored) = mosaic_cache::codec::decode::<ObjectDef>(&bytes) else {
+            stats.miss();
+            return None;
+        };
+        let mut def = stored.value;
+        def.version = stored.version;
+        let remaining = CacheTier::remaining(stored.written_ms, self.tier.config.metadata_l2_ttl);
+        let took = Duration::from_millis(stored.compute_ms.max(1));
+        if self.is_stale(&def)
+            || mosaic_cache::xfetch::roll(remaining, took, self.tier.config.early_refresh_beta)
+        {
+            stats.miss();
+            return None;
+        }
+        stats.hit();
+        metrics::counter!("cache_hits_total", "cache" => "metadata", "layer" => "l2").increment(1);
+        Some(Arc::new(ObjectMeta::new(def)))
+    }
+
+    /// Puts a definition read from the database in L2, by name and by id,
+    /// unless a newer version was committed meanwhile.
+    async fn fill_l2(&self, tenant: &str, meta: &ObjectMeta, took: Duration) {
+        if !self.tier.has_l2() {
+            return;
+        }
+        let def = &meta.def;
+        let Some(bytes) = self.tier.encode(def.version, took, def) else {
+            return;
+        };
+        let vkey = self.tier.keys.meta_version(tenant, &def.id);
+        let ttl = self.tier.config.metadata_l2_ttl;
+        for k in [
+            self.tier.keys.meta(tenant, &def.api_name),
+            self.tier.keys.meta(tenant, &def.id),
+        ] {
+            match self.tier.fill(&k, &vkey, def.version, &bytes, ttl).await {
+                Ok(true) => self.tier.l2_metadata.loaded(took),
+                Ok(false) => {}
+                Err(_) => {
+                    self.tier.l2_metadata.error();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// XFetch on L1: close to expiry, one reader reloads the entry in the
+    /// background while everyone is still served the current copy.
+    fn maybe_refresh_early(&self, k: &Key, c: &Cached, by_name: bool) {
+        let ttl = self.tier.config.metadata.ttl;
+        let remaining = ttl.saturating_sub(c.loaded.elapsed());
+        // Far from expiry the roll cannot succeed: skip the random draw.
+        if remaining > c.took.saturating_mul(64)
+            || !mosaic_cache::xfetch::roll(remaining, c.took, self.tier.config.early_refresh_beta)
+        {
+            return;
+        }
+        mosaic_cache::TierStats::add(&self.tier.stats.early_refreshes);
+        let cache = if by_name {
+            self.by_name.clone()
+        } else {
+            self.by_id.clone()
+        };
+        let (store, k) = (self.store.clone(), k.clone());
+        let loads = self.database_loads.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let row = if by_name {
+                store.object_by_name(&k.0, &k.1).await
+            } else {
+                store.object_by_id(&k.0, &k.1).await
+            };
+            loads.fetch_add(1, Ordering::Relaxed);
+            if let Ok(Some(row)) = row {
+                if let Ok(meta) = decode(&row) {
+                    cache
+                        .insert(
+                            k,
+                            Cached {
+                                meta,
+                                loaded: Instant::now(),
+                                took: started.elapsed(),
+                            },
+                        )
+                        .await;
+                }
+            }
+        });
+    }
+
+    /// Loads every object of a tenant into L1 (and L2) in one database
+    /// read, once per L1 lifetime: called on a user's login so the first
+    /// requests of a session do not each miss.
+    pub async fn warm(&self, tenant: &str) -> MosaicResult<usize> {
+        if self.warmed.contains_key(tenant) {
+            return Ok(0);
+        }
+        self.warmed.insert(tenant.to_string(), ());
+        let started = Instant::now();
+        let epoch = self.epoch();
+        let rows = self.store.list_objects(tenant).await?;
+        self.database_loads.fetch_add(1, Ordering::Relaxed);
+        let took = started.elapsed();
+        let list = rows.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
+        if self.epoch() != epoch {
+            return Ok(0);
+        }
+        for meta in &list {
+            let entry = Cached {
+                meta: meta.clone(),
+                loaded: Instant::now(),
+                took,
+            };
+            self.by_name
+                .insert(key(tenant, &meta.def.api_name), entry.clone())
+                .await;
+            self.by_id.insert(key(tenant, &meta.def.id), entry).await;
+            self.fill_l2(tenant, meta, took).await;
+        }
+        self.lists
+            .insert(tenant.to_string(), Arc::new(list.clone()))
+            .await;
+        mosaic_cache::TierStats::add(&self.tier.stats.warmed_tenants);
+        Ok(list.len())
     }
 
     /// Every object of a tenant, ordered by api name.
     pub async fn objects(&self, tenant: &str) -> MosaicResult<Arc<Vec<Arc<ObjectMeta>>>> {
         let store = self.store.clone();
         let t = tenant.to_string();
-        self.lists
+        let epoch = self.epoch();
+        let list = self
+            .lists
             .try_get_with(tenant.to_string(), async move {
                 let rows = store.list_objects(&t).await?;
                 let list = rows.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
                 Ok(Arc::new(list))
             })
             .await
-            .map_err(|e: Arc<MosaicError>| (*e).clone())
+            .map_err(|e: Arc<MosaicError>| (*e).clone())?;
+        if self.epoch() != epoch {
+            self.lists.invalidate(tenant).await;
+        }
+        Ok(list)
     }
 
     /// Drops every cached entry of an object (called after each change).
     pub async fn invalidate(&self, tenant: &str, def: &ObjectDef) {
+        self.epoch.fetch_add(1, Ordering::Release);
         self.by_name.invalidate(&key(tenant, &def.api_name)).await;
         self.by_id.invalidate(&key(tenant, &def.id)).await;
         self.lists.invalidate(tenant).await;
         self.epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// Remembers the newest version announced for an object.
+    fn announce(&self, id: &str, version: i64) {
+        if self.known.get(id).is_none_or(|v| v < version) {
+            self.known.insert(id.to_string(), version);
+        }
+    }
+
+    /// Applies an invalidation from another instance (or, for
+    /// [`Invalidation::All`], from a lost subscription) to this process's
+    /// caches. Other kinds are not the metadata service's.
+    pub async fn apply(&self, event: &Invalidation) {
+        match event {
+            Invalidation::Object {
+                tenant,
+                id,
+                names,
+                version,
+            } => {
+                self.announce(id, *version);
+                self.epoch.fetch_add(1, Ordering::Release);
+                for n in names {
+                    self.by_name.invalidate(&key(tenant, n)).await;
+                }
+                self.by_id.invalidate(&key(tenant, id)).await;
+                self.lists.invalidate(tenant).await;
+                self.warmed.invalidate(tenant.as_str());
+                self.epoch.fetch_add(1, Ordering::Release);
+            }
+            Invalidation::Objects { tenant } => {
+                self.epoch.fetch_add(1, Ordering::Release);
+                self.lists.invalidate(tenant).await;
+                self.warmed.invalidate(tenant.as_str());
+                self.epoch.fetch_add(1, Ordering::Release);
+            }
+            Invalidation::All => {
+                self.epoch.fetch_add(1, Ordering::Release);
+                self.by_name.invalidate_all();
+                self.by_id.invalidate_all();
+                self.lists.invalidate_all();
+                self.warmed.invalidate_all();
+                self.epoch.fetch_add(1, Ordering::Release);
+            }
+            _ => {}
+        }
+    }
+
+    /// Tells the other instances that an object changed (after the commit
+    /// and this process's own invalidation).
+    async fn announce_change(&self, tenant: &str, before: &ObjectDef, after: Option<&ObjectDef>) {
+        let mut names = vec![before.api_name.to_lowercase()];
+        let version = match after {
+            Some(a) => {
+                if !a.api_name.eq_ignore_ascii_case(&before.api_name) {
+                    names.push(a.api_name.to_lowercase());
+                }
+                a.version
+            }
+            // Deleted: no copy of any version is current.
+            None => before.version + 1,
+        };
+        self.announce(&before.id, version);
+        self.tier
+            .publish(Invalidation::Object {
+                tenant: tenant.to_string(),
+                id: before.id.clone(),
+                names,
+                version,
+            })
+            .await;
     }
 
     /// A counter that moves on every metadata change of any tenant, after
@@ -370,6 +715,7 @@ impl MetadataService {
         self.invalidate(tenant, before).await;
         self.invalidate(tenant, &after).await;
         res?;
+        self.announce_change(tenant, before, Some(&after)).await;
         Ok(Arc::new(ObjectMeta::new(after)))
     }
 
@@ -425,6 +771,11 @@ impl MetadataService {
         self.store.insert_object(encode(&def, tenant)?).await?;
         self.lists.invalidate(tenant).await;
         self.epoch.fetch_add(1, Ordering::Release);
+        self.tier
+            .publish(Invalidation::Objects {
+                tenant: tenant.to_string(),
+            })
+            .await;
         Ok(Arc::new(ObjectMeta::new(def)))
     }
 
@@ -556,6 +907,7 @@ impl MetadataService {
         }
         self.store.delete_object(tenant, &cur.def.id).await?;
         self.invalidate(tenant, &cur.def).await;
+        self.announce_change(tenant, &cur.def, None).await;
         self.records.purge_object(tenant, &cur.def.id).await
     }
 

@@ -156,6 +156,17 @@ impl Platform {
                 }
             })
             .collect();
+        let mut deps = deps;
+        if let Some(up) = self.cache.l2_up() {
+            deps.push(DependencyProbe {
+                name: crate::cache::REDIS,
+                role: DependencyRole::Cache,
+                up,
+                latency: Duration::ZERO,
+                error: None,
+                breaker: self.cache.breaker.as_ref().map(|b| b.state()),
+            });
+        }
         DegradationLevel::from_dependencies(self.maintenance().enabled, &deps)
     }
 

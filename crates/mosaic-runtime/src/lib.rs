@@ -8,6 +8,9 @@
 //! the Salesforce-shaped JSON, which belong to `mosaic-server`.
 
 pub mod access;
+pub mod cache;
+/// The cache tier's crate, for the binary's configuration.
+pub use mosaic_cache;
 pub mod cipher;
 pub mod clock;
 pub mod formula_eval;

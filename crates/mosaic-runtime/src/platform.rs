@@ -49,6 +49,11 @@ pub struct PlatformConfig {
     /// `hot_check_interval`).
     pub hot_auto_move: bool,
     pub hot_check_interval: Duration,
+    /// L1 sizes, and the L2 cache on Redis when `cache.redis_url` is set
+    /// (decision 0012).
+    pub cache: mosaic_cache::CacheConfig,
+    /// Per-tenant request rate limits (`MOSAIC_RATE_LIMITS=off` disables).
+    pub rate_limits: bool,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -75,6 +80,8 @@ impl PlatformConfig {
             hot_min_requests: None,
             hot_auto_move: false,
             hot_check_interval: Duration::from_secs(60),
+            cache: mosaic_cache::CacheConfig::default(),
+            rate_limits: true,
         }
     }
 }
@@ -166,6 +173,8 @@ pub struct Platform {
     pub(crate) metadata_probe_failed: std::sync::atomic::AtomicBool,
     /// Tenant moves started through this process, with their progress.
     pub moves: crate::tenant_move::MoveBoard,
+    /// The cache tier: L2, invalidation bus, rate limits, locks.
+    pub cache: crate::cache::CacheServices,
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
@@ -408,7 +417,17 @@ impl Platform {
         ));
         let records: Arc<dyn RecordStore> = router.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
-        let auth = Arc::new(AuthService::new(meta_store.clone(), config.token_ttl));
+        let tier = mosaic_cache::CacheTier::new(config.cache.clone())?;
+        let cache = crate::cache::CacheServices::new(
+            tier.clone(),
+            config.clock.clone(),
+            config.rate_limits,
+        );
+        let auth = Arc::new(AuthService::with_tier(
+            meta_store.clone(),
+            config.token_ttl,
+            tier.clone(),
+        ));
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
         // Installed after the databases are open and migrated: every call
         // to an embedded database from here on asks its breaker first.
@@ -436,11 +455,16 @@ impl Platform {
                 .set_guard(breakers.shards[0].clone() as Arc<dyn CallGuard>);
         }
         Ok(Platform {
-            meta: Arc::new(MetadataService::new(meta_store.clone(), records.clone())),
-            access: Arc::new(AccessService::new(
+            meta: Arc::new(MetadataService::with_tier(
+                meta_store.clone(),
+                records.clone(),
+                tier.clone(),
+            )),
+            access: Arc::new(AccessService::with_tier(
                 metas.access,
                 meta_store.clone(),
                 auth.clone(),
+                tier,
             )),
             auth,
             records,
@@ -468,6 +492,7 @@ impl Platform {
             maintenance: Default::default(),
             metadata_probe_failed: Default::default(),
             moves: Default::default(),
+            cache,
         })
     }
 

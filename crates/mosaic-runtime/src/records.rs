@@ -827,6 +827,7 @@ impl Platform {
         crate::access::require(c, &obj, ObjectOp::Edit)?;
         let id = parse_record_id(id)?;
         let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
+        let _lease = self.record_lease(&c.tenant_id, &id).await?;
         self.check_record_write(c, &obj, &id, body).await?;
         let op = self.prepared_update(c, &obj, &id, body).await?;
         let op_w = WriteOp::Update(op);
@@ -845,6 +846,7 @@ impl Platform {
         crate::access::require(c, &obj, ObjectOp::Delete)?;
         let id = parse_record_id(id)?;
         let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
+        let _lease = self.record_lease(&c.tenant_id, &id).await?;
         self.require_record(c, &obj, &id, RecordLevel::Full, "delete")
             .await?;
         let op = self.delete_op(c, &obj, &id).await?;

@@ -171,6 +171,7 @@ impl Platform {
     /// that may alter one has committed).
     pub fn sharing_changed(&self, tenant_id: &str) {
         self.access.sharing().changed(tenant_id);
+        self.access.announce_sharing_change(tenant_id);
     }
 
     fn level_uncached<'a>(

@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod automation;
+mod cache;
 mod data;
 pub mod error;
 mod extract;
@@ -19,6 +20,7 @@ mod moves;
 mod oauth;
 pub mod observe;
 mod query;
+pub mod ratelimit;
 mod render;
 pub mod resilience;
 mod sharing;
@@ -113,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(maintenance::routes())
         .merge(moves::routes())
+        .merge(cache::routes())
         // Changing (and reading) definitions is for system administrators.
         .merge(
             metadata::routes()
@@ -135,6 +138,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            ratelimit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             resilience::defend,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -149,7 +156,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes
 /// in-flight requests. Starts the outbox worker and the health monitor
-/// (maintenance switch and metadata probe, every second) first.
+/// (maintenance switch and metadata probe, every second) and the cache
+/// tier's invalidation subscriber first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -161,6 +169,7 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(e.message))?;
     let monitor = state.platform.start_health_monitor().await;
+    let cache = state.platform.start_cache_tier();
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
     let served = axum::serve(
         listener,
@@ -172,5 +181,6 @@ pub async fn serve(
     .await;
     worker.stop().await;
     monitor.stop().await;
+    cache.stop().await;
     served
 }

@@ -72,6 +72,15 @@ fn basic_credentials(req: &Request) -> Option<(String, String)> {
 }
 
 fn granted(s: &AppState, g: Granted) -> Response {
+    // A login warms the tenant's definitions (once per L1 lifetime), so
+    // the session's first requests do not each miss.
+    let p = s.platform.clone();
+    let tenant = g.tenant_id.clone();
+    tokio::spawn(async move {
+        if let Err(e) = p.meta.warm(&tenant).await {
+            tracing::debug!(error = %e.message, "metadata warming failed");
+        }
+    });
     let mut body = json!({
         "access_token": g.access_token,
         "instance_url": &*s.instance_url,

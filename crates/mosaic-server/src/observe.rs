@@ -396,6 +396,30 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
     }
     metrics::gauge!("degradation_level").set(f64::from(level.level()));
     metrics::gauge!("requests_in_flight_limit").set(s.in_flight.max() as f64);
+    // Every cache by layer, as of this scrape (counters kept by the caches).
+    for c in s.platform.cache_figures() {
+        let f = c.figures;
+        let (cache, layer) = (c.cache, c.layer);
+        for (name, v) in [
+            ("cache_layer_hits", f.hits),
+            ("cache_layer_misses", f.misses),
+            ("cache_layer_evictions", f.evictions),
+            ("cache_layer_loads", f.loads),
+            ("cache_layer_errors", f.errors),
+        ] {
+            metrics::gauge!(name, "cache" => cache, "layer" => layer).set(v as f64);
+        }
+        metrics::gauge!("cache_layer_load_seconds_total", "cache" => cache, "layer" => layer)
+            .set(f.load_nanos as f64 / 1e9);
+        if let Some(n) = c.entries {
+            metrics::gauge!("cache_layer_entries", "cache" => cache, "layer" => layer)
+                .set(n as f64);
+        }
+    }
+    if let Some(b) = &s.platform.cache.breaker {
+        metrics::gauge!("circuit_breaker_state", "dependency" => b.dependency().to_string())
+            .set(b.state().gauge());
+    }
     (
         [(
             header::CONTENT_TYPE,

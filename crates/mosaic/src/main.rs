@@ -71,7 +71,25 @@ struct Common {
     /// Connections per PostgreSQL pool.
     #[arg(long, env = "MOSAIC_PG_POOL_SIZE", default_value_t = mosaic_runtime::platform::DEFAULT_PG_POOL_SIZE)]
     pg_pool_size: usize,
+    /// The L2 cache and invalidation bus on Redis (`redis://host:port/db`);
+    /// without it, caches and rate limits are per instance.
+    #[arg(long, env = "MOSAIC_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (deployments sharing a Redis).
+    #[arg(long, env = "MOSAIC_REDIS_PREFIX", default_value = "")]
+    redis_prefix: String,
+    /// Per-tenant request rate limits: `on` or `off`.
+    #[arg(long, env = "MOSAIC_RATE_LIMITS", default_value = "on", value_parser = ["on", "off"])]
+    rate_limits: String,
+    /// Most object definitions kept in process (seed: 50,000).
+    #[arg(long, env = "MOSAIC_METADATA_CACHE_ENTRIES", default_value_t = mosaic_cache_defaults::METADATA.capacity)]
+    metadata_cache_entries: u64,
+    /// Seconds an object definition is kept in process after it was loaded (seed: 60).
+    #[arg(long, env = "MOSAIC_METADATA_CACHE_TTL_SECS", default_value_t = mosaic_cache_defaults::METADATA.ttl.as_secs())]
+    metadata_cache_ttl_secs: u64,
 }
+
+use mosaic_runtime::mosaic_cache::defaults as mosaic_cache_defaults;
 
 #[derive(Subcommand)]
 enum Command {
@@ -216,6 +234,13 @@ fn config(c: &Common) -> PlatformConfig {
     cfg.pg_pool_size = c.pg_pool_size.clamp(1, 256);
     cfg.hot_window = Duration::from_secs(c.hot_window_secs.max(60));
     cfg.hot_auto_move = c.hot_auto_move;
+    cfg.cache.redis_url = c.redis_url.clone().filter(|u| !u.is_empty());
+    cfg.cache.key_prefix = c.redis_prefix.clone();
+    cfg.rate_limits = c.rate_limits == "on";
+    cfg.cache.metadata.capacity = c.metadata_cache_entries.max(1);
+    let ttl = Duration::from_secs(c.metadata_cache_ttl_secs.max(1));
+    cfg.cache.metadata.ttl = ttl;
+    cfg.cache.metadata.tti = cfg.cache.metadata.tti.map(|t| t.min(ttl));
     cfg
 }
 
