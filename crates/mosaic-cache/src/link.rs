@@ -47,9 +47,18 @@ fn is_answer(e: &redis::RedisError) -> bool {
 }
 
 impl RedisLink {
-    /// Parses `url` (`redis://…`, `rediss://` is refused: no TLS build).
+    /// Parses `url` (`redis://…`; `rediss://` is refused: no TLS build;
+    /// Sentinel and Cluster URLs: not implemented).
     /// Connects on first use.
     pub fn new(url: &str) -> MosaicResult<RedisLink> {
+        let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
+        if scheme.contains("sentinel") || scheme.contains("cluster") || url.contains(',') {
+            return Err(MosaicError::field(
+                ErrorCode::NOT_IMPLEMENTED,
+                "redis_url",
+                "redis_url: Redis Sentinel and Cluster are not supported yet; give one redis:// URL (a primary, or a proxy in front of a cluster)",
+            ));
+        }
         let client = redis::Client::open(url).map_err(|e| {
             MosaicError::field(
                 ErrorCode::INVALID_INPUT,
@@ -176,5 +185,22 @@ impl std::fmt::Debug for RedisLink {
         f.debug_struct("RedisLink")
             .field("up", &self.is_up())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sentinel_and_cluster_urls_are_refused_clearly() {
+        for url in [
+            "redis+sentinel://h:26379/mymaster",
+            "redis+cluster://a:7000",
+            "redis://a:7000,b:7001",
+        ] {
+            let e = super::RedisLink::new(url).err().expect("refused");
+            assert_eq!(e.code, mosaic_types::ErrorCode::NOT_IMPLEMENTED, "{url}");
+            assert_eq!(e.fields, vec!["redis_url".to_string()]);
+        }
+        assert!(super::RedisLink::new("redis://127.0.0.1:6379").is_ok());
     }
 }

@@ -36,6 +36,10 @@ pub const CATCH_UP_TARGET: Duration = Duration::from_millis(50);
 /// A round with at most this many changes also ends the catch-up: the
 /// freeze applies the few written meanwhile.
 pub const FREEZE_ABSORBS: u64 = 25;
+/// A backlog that no longer shrinks is frozen only when at most this many
+/// changes: larger, the rounds go on (and the move is called off after
+/// [`MAX_ROUNDS`]) rather than make writes wait long.
+pub const FREEZE_MAX: u64 = 500;
 /// Catch-up rounds before giving up (writes outrun the copy).
 const MAX_ROUNDS: usize = 200;
 /// Rows deleted per cleanup batch.
@@ -301,7 +305,7 @@ impl Platform {
             // them): more rounds would not shorten the freeze.
             if round.elapsed() < CATCH_UP_TARGET
                 || n <= FREEZE_ABSORBS
-                || (report.catch_up_rounds > 2 && n >= previous)
+                || (report.catch_up_rounds > 2 && n >= previous && n <= FREEZE_MAX)
             {
                 break;
             }
