@@ -124,6 +124,17 @@ impl Platform {
         Ok(out)
     }
 
+    /// The version of a tenant's placement, which the directory switch
+    /// must still find (a concurrent move makes it CONFLICT).
+    async fn placement_version(&self, tenant: &str) -> MosaicResult<i64> {
+        self.shards
+            .directory()
+            .placement(tenant)
+            .await?
+            .map(|p| p.version)
+            .ok_or_else(|| conflict(format!("tenant {tenant} has no placement yet")))
+    }
+
     /// Moves a tenant to shard `to` while it keeps serving.
     pub async fn move_tenant(
         &self,
@@ -171,13 +182,7 @@ impl Platform {
                 "tenant {tenant} is already on shard {to}"
             )));
         }
-        let version = self
-            .shards
-            .directory()
-            .placement(tenant)
-            .await?
-            .map(|p| p.version)
-            .ok_or_else(|| conflict(format!("tenant {tenant} has no placement yet")))?;
+        let version = self.placement_version(tenant).await?;
         let source = self.shards.shard_by_id(&from).await?;
         let target = self.shards.shard_by_id(to).await?;
         if let Some(state) = source.transfer.move_state(tenant).await? {
@@ -404,13 +409,7 @@ impl Platform {
                 "tenant {tenant}'s changes on shard {current_id} were not journaled; it cannot be rolled back"
             )));
         }
-        let version = self
-            .shards
-            .directory()
-            .placement(tenant)
-            .await?
-            .map(|p| p.version)
-            .unwrap_or_default();
+        let version = self.placement_version(tenant).await?;
         let specs = self.index_specs(tenant).await?;
         let frozen = Instant::now();
         current

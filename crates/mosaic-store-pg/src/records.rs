@@ -279,15 +279,28 @@ pub(crate) async fn put_pivots<C: GenericClient + Sync>(
         }
     }
     if spec.indexed {
-        let st = c
-            .prepare_cached(
-                "INSERT INTO record_index (tenant_id, object_id, slot, value, record_id) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        c.execute(&st, &[&tenant, &object_id, &col, &key, &record_id])
-            .await?;
+        put_index_row(c, tenant, object_id, col, &key, record_id).await?;
     }
+    Ok(())
+}
+
+/// The non-unique pivot row of one value (kept if already there).
+async fn put_index_row<C: GenericClient + Sync>(
+    c: &C,
+    tenant: &str,
+    object_id: &str,
+    col: &str,
+    key: &str,
+    record_id: &str,
+) -> Step<()> {
+    let st = c
+        .prepare_cached(
+            "INSERT INTO record_index (tenant_id, object_id, slot, value, record_id) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    c.execute(&st, &[&tenant, &object_id, &col, &key, &record_id])
+        .await?;
     Ok(())
 }
 
@@ -318,14 +331,7 @@ pub(crate) async fn put_pivots_replacing<C: GenericClient + Sync>(
             .await?;
     }
     if spec.indexed {
-        let st = c
-            .prepare_cached(
-                "INSERT INTO record_index (tenant_id, object_id, slot, value, record_id) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        c.execute(&st, &[&tenant, &object_id, &col, &key, &record_id])
-            .await?;
+        put_index_row(c, tenant, object_id, col, &key, record_id).await?;
     }
     Ok(())
 }
