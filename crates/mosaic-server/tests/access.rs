@@ -1309,9 +1309,16 @@ async fn admin_endpoints_never_reach_another_tenants_ids() {
         let (s, v) = a.send(m.clone(), &path, body.as_ref()).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{m} {path}: {v}");
         assert_eq!(codes(&v), vec!["NOT_FOUND"], "{m} {path}");
+        // The request id is random hex and may spell "bee-" by chance.
+        let mut shown = v.clone();
+        for e in shown.as_array_mut().into_iter().flatten() {
+            if let Some(o) = e.as_object_mut() {
+                o.remove("requestId");
+            }
+        }
         for secret in ["BRole", "BGroup", "BSet", "BApp", "bee-"] {
             assert!(
-                !v.to_string().contains(secret),
+                !shown.to_string().contains(secret),
                 "{m} {path} leaks {secret}: {v}"
             );
         }
