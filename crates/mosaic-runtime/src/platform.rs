@@ -229,19 +229,7 @@ async fn pg_shard_with_pool(
     let pool = store.pool().clone();
     let idempotency =
         Arc::new(mosaic_store_pg::PgIdempotencyStore::open(store.pool().clone()).await?);
-    Ok((
-        Shard {
-            id: id.to_string(),
-            records: store.clone(),
-            queries: store.clone(),
-            automation: store.clone(),
-            shares: store.clone(),
-            idempotency,
-            census: store.clone(),
-            transfer: store,
-        },
-        pool,
-    ))
+    Ok((Shard::on(id, store, idempotency), pool))
 }
 
 fn opener(config: &PlatformConfig) -> ShardOpener {

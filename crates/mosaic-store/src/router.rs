@@ -59,10 +59,18 @@ impl ShardCensus for crate::SqliteRecordStore {
 }
 
 impl Shard {
-    /// A SQLite shard: every store on one database.
-    pub fn sqlite(id: &str, store: Arc<crate::SqliteRecordStore>) -> MosaicResult<Shard> {
-        let idempotency = Arc::new(crate::SqliteIdempotencyStore::open(store.db().clone())?);
-        Ok(Shard {
+    /// A shard whose one store is every store but the idempotency keys.
+    pub fn on<S>(id: &str, store: Arc<S>, idempotency: Arc<dyn IdempotencyStore>) -> Shard
+    where
+        S: RecordStore
+            + QueryStore
+            + AutomationStore
+            + ShareStore
+            + ShardCensus
+            + TenantTransfer
+            + 'static,
+    {
+        Shard {
             id: id.to_string(),
             records: store.clone(),
             queries: store.clone(),
@@ -71,7 +79,13 @@ impl Shard {
             idempotency,
             census: store.clone(),
             transfer: store,
-        })
+        }
+    }
+
+    /// A SQLite shard: every store on one database.
+    pub fn sqlite(id: &str, store: Arc<crate::SqliteRecordStore>) -> MosaicResult<Shard> {
+        let idempotency = Arc::new(crate::SqliteIdempotencyStore::open(store.db().clone())?);
+        Ok(Shard::on(id, store, idempotency))
     }
 }
 
