@@ -63,7 +63,21 @@ pub struct MetadataService {
     pub l1_formulas: Arc<LayerStats>,
     /// Definitions read from the metadata database to fill a cache.
     database_loads: Arc<AtomicU64>,
+    /// The last copy of each definition this process loaded, by
+    /// (by name?, key), kept past L1's lifetime: served, stale, when the
+    /// metadata database is unavailable and neither L1 nor L2 holds the
+    /// definition (the seed's metadata-breaker fallback). A change or a
+    /// delete drops its entries.
+    last_good: moka::sync::Cache<(bool, Key), Arc<ObjectMeta>>,
+    /// The same for each tenant's list of objects.
+    last_good_lists: moka::sync::Cache<String, Arc<Vec<Arc<ObjectMeta>>>>,
+    /// Definitions served stale because the database was unavailable.
+    stale_served: AtomicU64,
 }
+
+/// How long a definition stays available as a stale fallback after it was
+/// last loaded.
+pub const STALE_FALLBACK_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// Compiled formulas are shared per (tenant, object, object version,
 /// expression, options).
@@ -211,7 +225,22 @@ impl MetadataService {
             l1,
             l1_formulas,
             database_loads: Arc::new(AtomicU64::new(0)),
+            last_good: moka::sync::Cache::builder()
+                .max_capacity(sizing.capacity)
+                .time_to_live(STALE_FALLBACK_TTL)
+                .build(),
+            last_good_lists: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(STALE_FALLBACK_TTL)
+                .build(),
+            stale_served: AtomicU64::new(0),
         }
+    }
+
+    /// Definitions served stale so far because the metadata database was
+    /// unavailable.
+    pub fn stale_served(&self) -> u64 {
+        self.stale_served.load(Ordering::Relaxed)
     }
 
     pub fn tier(&self) -> &Arc<CacheTier> {
@@ -365,10 +394,27 @@ impl MetadataService {
         metrics::counter!("cache_misses_total", "cache" => "metadata", "layer" => "l1")
             .increment(1);
         let epoch = self.epoch();
-        let loaded = cache
+        let loaded = match cache
             .try_get_with(k.clone(), self.load(tenant, name, by_name))
             .await
-            .map_err(|e: Arc<MosaicError>| (*e).clone())?;
+        {
+            Ok(loaded) => loaded,
+            Err(e) if e.code == ErrorCode::SERVICE_UNAVAILABLE => {
+                return match self.stale_copy(tenant, name, by_name, &k).await {
+                    Some(meta) => Ok(meta),
+                    None => Err((*e).clone()),
+                };
+            }
+            Err(e) => return Err((*e).clone()),
+        };
+        // Kept by name and by id, whichever way it was asked for.
+        let def = &loaded.meta.def;
+        for k in [
+            (true, key(tenant, &def.api_name)),
+            (false, key(tenant, &def.id)),
+        ] {
+            self.last_good.insert(k, loaded.meta.clone());
+        }
         // An invalidation arrived while the load was in flight: what it
         // read may predate the change, so the next reader loads again.
         if self.epoch() != epoch {
@@ -406,6 +452,39 @@ impl MetadataService {
             loaded: Instant::now(),
             took,
         })
+    }
+
+    /// The metadata database is unavailable: the last copy this process
+    /// loaded, else whatever L2 holds however old, counted as stale.
+    async fn stale_copy(
+        &self,
+        tenant: &str,
+        name: &str,
+        by_name: bool,
+        k: &Key,
+    ) -> Option<Arc<ObjectMeta>> {
+        let meta = match self.last_good.get(&(by_name, k.clone())) {
+            Some(m) => m,
+            None if self.tier.has_l2() => {
+                let bytes = self
+                    .tier
+                    .get(&self.tier.keys.meta(tenant, name))
+                    .await
+                    .ok()??;
+                let stored = mosaic_cache::codec::decode::<ObjectDef>(&bytes)?;
+                let mut def = stored.value;
+                def.version = stored.version;
+                Arc::new(ObjectMeta::new(def))
+            }
+            None => return None,
+        };
+        self.count_stale();
+        Some(meta)
+    }
+
+    fn count_stale(&self) {
+        self.stale_served.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("cache_stale_served_total", "cache" => "metadata").increment(1);
     }
 
     /// The L2 copy unless it is missing, older than an announced version,
@@ -557,15 +636,29 @@ impl MetadataService {
         let store = self.store.clone();
         let t = tenant.to_string();
         let epoch = self.epoch();
-        let list = self
+        let list = match self
             .lists
-            .try_get_with(tenant.to_string(), async move {
+            .try_get_with::<_, MosaicError>(tenant.to_string(), async move {
                 let rows = store.list_objects(&t).await?;
                 let list = rows.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
                 Ok(Arc::new(list))
             })
             .await
-            .map_err(|e: Arc<MosaicError>| (*e).clone())?;
+        {
+            Ok(list) => list,
+            Err(e) if e.code == ErrorCode::SERVICE_UNAVAILABLE => {
+                return match self.last_good_lists.get(tenant) {
+                    Some(list) => {
+                        self.count_stale();
+                        Ok(list)
+                    }
+                    None => Err((*e).clone()),
+                };
+            }
+            Err(e) => return Err((*e).clone()),
+        };
+        self.last_good_lists
+            .insert(tenant.to_string(), list.clone());
         if self.epoch() != epoch {
             self.lists.invalidate(tenant).await;
         }
@@ -577,7 +670,11 @@ impl MetadataService {
         self.epoch.fetch_add(1, Ordering::Release);
         self.by_name.invalidate(&key(tenant, &def.api_name)).await;
         self.by_id.invalidate(&key(tenant, &def.id)).await;
+        self.last_good
+            .invalidate(&(true, key(tenant, &def.api_name)));
+        self.last_good.invalidate(&(false, key(tenant, &def.id)));
         self.lists.invalidate(tenant).await;
+        self.last_good_lists.invalidate(tenant);
         self.epoch.fetch_add(1, Ordering::Release);
     }
 
@@ -603,15 +700,19 @@ impl MetadataService {
                 self.epoch.fetch_add(1, Ordering::Release);
                 for n in names {
                     self.by_name.invalidate(&key(tenant, n)).await;
+                    self.last_good.invalidate(&(true, key(tenant, n)));
                 }
                 self.by_id.invalidate(&key(tenant, id)).await;
+                self.last_good.invalidate(&(false, key(tenant, id)));
                 self.lists.invalidate(tenant).await;
+                self.last_good_lists.invalidate(tenant.as_str());
                 self.warmed.invalidate(tenant.as_str());
                 self.epoch.fetch_add(1, Ordering::Release);
             }
             Invalidation::Objects { tenant } => {
                 self.epoch.fetch_add(1, Ordering::Release);
                 self.lists.invalidate(tenant).await;
+                self.last_good_lists.invalidate(tenant.as_str());
                 self.warmed.invalidate(tenant.as_str());
                 self.epoch.fetch_add(1, Ordering::Release);
             }

@@ -109,9 +109,10 @@ impl CacheServices {
         tier: Arc<CacheTier>,
         clock: Arc<dyn crate::clock::Clock>,
         rate_limits_enabled: bool,
+        settings: BreakerSettings,
     ) -> CacheServices {
         let breaker = tier.redis().map(|link| {
-            let b = Arc::new(CircuitBreaker::new(REDIS, BreakerSettings::REDIS, clock));
+            let b = Arc::new(CircuitBreaker::new(REDIS, settings, clock));
             link.set_guard(b.clone() as Arc<dyn CallGuard>);
             b
         });

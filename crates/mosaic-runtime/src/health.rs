@@ -69,13 +69,16 @@ pub enum DependencyRole {
     Cache,
     /// The LLM service.
     Ai,
+    /// A registered record shard: down, it fails its own tenants fast (503)
+    /// and changes no level — tenants on other shards are untouched.
+    Shard,
 }
 
 /// One dependency's answer to a cheap probe.
 #[derive(Debug, Clone)]
 pub struct DependencyProbe {
-    /// `metadata_store` or `record_store`.
-    pub name: &'static str,
+    /// `metadata_store`, `record_store`, `redis`, `shard:<id>`.
+    pub name: String,
     pub role: DependencyRole,
     pub up: bool,
     pub latency: Duration,
@@ -111,8 +114,38 @@ pub struct StoreFigures {
 pub const LOCAL_SHARD: &str = "local";
 
 impl Platform {
-    /// Probes the metadata store and the record store with one read each.
+    /// Probes the metadata store and the record store with one read each,
+    /// and adds what the other breakers say (Redis, registered shards),
+    /// without calling those.
     pub async fn probe_dependencies(&self) -> Vec<DependencyProbe> {
+        let mut deps = self.probe_databases().await;
+        deps.extend(self.breaker_dependencies());
+        deps
+    }
+
+    /// Redis (when configured) and each registered shard as their breakers
+    /// know them: up while the breaker is closed.
+    pub fn breaker_dependencies(&self) -> Vec<DependencyProbe> {
+        let from = |b: &crate::resilience::CircuitBreaker, role, up: bool| DependencyProbe {
+            name: b.dependency().to_string(),
+            role,
+            up,
+            latency: Duration::ZERO,
+            error: b.retry_after().map(|left| b.unavailable(left).message),
+            breaker: Some(b.state()),
+        };
+        let mut deps = Vec::new();
+        if let (Some(b), Some(up)) = (self.cache.breaker.as_ref(), self.cache.l2_up()) {
+            deps.push(from(b, DependencyRole::Cache, up));
+        }
+        for b in self.breakers.registered.all() {
+            let up = b.state() == BreakerState::Closed;
+            deps.push(from(&b, DependencyRole::Shard, up));
+        }
+        deps
+    }
+
+    async fn probe_databases(&self) -> Vec<DependencyProbe> {
         let started = Instant::now();
         let meta = self.metadata_primary.tenant(PROBE_ID).await.map(|_| ());
         let meta_latency = started.elapsed();
@@ -143,11 +176,7 @@ impl Platform {
                 let state = b.state();
                 let is_meta = b.dependency() == METADATA_STORE;
                 DependencyProbe {
-                    name: if is_meta {
-                        METADATA_STORE
-                    } else {
-                        RECORD_STORE
-                    },
+                    name: b.dependency().to_string(),
                     role: DependencyRole::Database,
                     up: state == BreakerState::Closed && !(is_meta && metadata_probe_failed),
                     latency: Duration::ZERO,
@@ -157,16 +186,7 @@ impl Platform {
             })
             .collect();
         let mut deps = deps;
-        if let Some(up) = self.cache.l2_up() {
-            deps.push(DependencyProbe {
-                name: crate::cache::REDIS,
-                role: DependencyRole::Cache,
-                up,
-                latency: Duration::ZERO,
-                error: None,
-                breaker: self.cache.breaker.as_ref().map(|b| b.state()),
-            });
-        }
+        deps.extend(self.breaker_dependencies());
         DegradationLevel::from_dependencies(self.maintenance().enabled, &deps)
     }
 
@@ -262,7 +282,7 @@ fn probe(
     breaker: Option<BreakerState>,
 ) -> DependencyProbe {
     DependencyProbe {
-        name,
+        name: name.to_string(),
         role: DependencyRole::Database,
         up: r.is_ok(),
         latency,
@@ -277,7 +297,7 @@ mod tests {
 
     fn dep(role: DependencyRole, up: bool) -> DependencyProbe {
         DependencyProbe {
-            name: "dependency",
+            name: "dependency".into(),
             role,
             up,
             latency: Duration::ZERO,
@@ -297,6 +317,11 @@ mod tests {
         assert_eq!(level(false, &[dep(Database, false), dep(Cache, false)]), 3);
         assert_eq!(level(true, &[dep(Database, false)]), 4);
         assert_eq!(level(true, &[dep(Database, true)]), 4);
+        assert_eq!(
+            level(false, &[dep(Database, true), dep(Shard, false)]),
+            0,
+            "a registered shard down fails only its tenants"
+        );
         assert_eq!(DegradationLevel::ReadOnly.name(), "read_only");
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::cipher::FieldCipher;
 use crate::clock::{Clock, SystemClock};
-use crate::resilience::{Breakers, Maintenance};
+use crate::resilience::{Breakers, Maintenance, ShardBreakers};
 use mosaic_access::{AccessService, AuthService};
 use mosaic_meta::MetadataService;
 use mosaic_store::replicas::ReplicatedMetaStore;
@@ -54,6 +54,8 @@ pub struct PlatformConfig {
     pub cache: mosaic_cache::CacheConfig,
     /// Per-tenant request rate limits (`MOSAIC_RATE_LIMITS=off` disables).
     pub rate_limits: bool,
+    /// Circuit breaker settings per dependency (the seed's by default).
+    pub breakers: crate::resilience::BreakerConfig,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -82,6 +84,7 @@ impl PlatformConfig {
             hot_check_interval: Duration::from_secs(60),
             cache: mosaic_cache::CacheConfig::default(),
             rate_limits: true,
+            breakers: Default::default(),
         }
     }
 }
@@ -184,14 +187,10 @@ pub struct Platform {
 async fn open_shard(
     data_dir: PathBuf,
     pool_size: usize,
-    clock: Arc<dyn Clock>,
+    breakers: Arc<ShardBreakers>,
     row: ShardRow,
 ) -> MosaicResult<Arc<Shard>> {
-    let breaker = Arc::new(crate::resilience::CircuitBreaker::new(
-        format!("shard:{}", row.id),
-        crate::resilience::BreakerSettings::SHARD,
-        clock,
-    )) as Arc<dyn CallGuard>;
+    let breaker = breakers.for_shard(&row.id) as Arc<dyn CallGuard>;
     if let Some(path) = row.url.strip_prefix("sqlite:") {
         let path = path.trim_start_matches("//");
         let p = std::path::Path::new(path);
@@ -232,13 +231,12 @@ async fn pg_shard_with_pool(
     Ok((Shard::on(id, store, idempotency), pool))
 }
 
-fn opener(config: &PlatformConfig) -> ShardOpener {
+fn opener(config: &PlatformConfig, breakers: Arc<ShardBreakers>) -> ShardOpener {
     let dir = config.data_dir.clone();
     let size = config.pg_pool_size;
-    let clock = config.clock.clone();
     Arc::new(move |row: &ShardRow| {
         let (dir, row) = (dir.clone(), row.clone());
-        Box::pin(open_shard(dir, size, clock.clone(), row))
+        Box::pin(open_shard(dir, size, breakers.clone(), row))
     })
 }
 
@@ -395,13 +393,16 @@ impl Platform {
     ) -> MosaicResult<Platform> {
         let meta_store = metas.meta;
         let metadata_primary = metas.primary.unwrap_or_else(|| meta_store.clone());
+        // Installed after the databases are open and migrated: every call
+        // to an embedded database from here on asks its breaker first.
+        let mut breakers = Breakers::new(config.clock.clone(), &config.breakers);
         // Placement reads the tenant's tier once, then writes the directory:
         // from the primary, not a replica that may not have the tenant yet.
         let router = Arc::new(ShardRouter::new(
             metas.directory,
             metadata_primary.clone(),
             local,
-            opener(&config),
+            opener(&config, breakers.registered.clone()),
         ));
         let records: Arc<dyn RecordStore> = router.clone();
         let cipher = FieldCipher::load(&config.data_dir)?;
@@ -410,6 +411,7 @@ impl Platform {
             tier.clone(),
             config.clock.clone(),
             config.rate_limits,
+            config.breakers.redis,
         );
         let auth = Arc::new(AuthService::with_tier(
             meta_store.clone(),
@@ -417,15 +419,12 @@ impl Platform {
             tier.clone(),
         ));
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
-        // Installed after the databases are open and migrated: every call
-        // to an embedded database from here on asks its breaker first.
-        let mut breakers = Breakers::embedded(config.clock.clone());
         // Each replica its own breaker: a sick replica is skipped at once
         // and leaves the primary's breaker (and the degradation level) alone.
         for (i, pool) in metas.replica_pools.iter().enumerate() {
             let b = Arc::new(crate::resilience::CircuitBreaker::new(
                 mosaic_store_pg::replication::replica_name(i + 1),
-                crate::resilience::BreakerSettings::METADATA_DB,
+                config.breakers.metadata,
                 config.clock.clone(),
             ));
             pool.set_guard(b.clone() as Arc<dyn CallGuard>);

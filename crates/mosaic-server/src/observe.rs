@@ -383,7 +383,11 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
     // Dependency states, breakers and the degradation level, as of this scrape.
     let (deps, level) = crate::health::current_level(&s).await;
     for d in &deps {
-        metrics::gauge!("dependency_up", "dependency" => d.name).set(if d.up { 1.0 } else { 0.0 });
+        metrics::gauge!("dependency_up", "dependency" => d.name.clone()).set(if d.up {
+            1.0
+        } else {
+            0.0
+        });
     }
     for b in s
         .platform

@@ -263,6 +263,59 @@ async fn metadata_outage_makes_the_platform_read_only_until_it_recovers_by_itsel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_past_their_cache_lifetime_are_served_stale_while_the_metadata_database_is_down(
+) {
+    // Definitions live one second in L1, so they have expired by the time
+    // the metadata database goes down.
+    let server = TestServer::start_with(|cfg| {
+        cfg.cache.metadata.ttl = Duration::from_secs(1);
+        cfg.cache.metadata.tti = None;
+    })
+    .await;
+    let admin = server.tenant().await;
+    let id = invoice_with_record(&admin).await;
+    admin
+        .create_object(json!({"api_name": "Unread__c", "label": "Unread"}))
+        .await;
+    let record = format!("{DATA}/sobjects/Invoice__c/{id}");
+    assert_eq!(admin.get(&record).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    server.platform.breakers.metadata.trip();
+    let before = server.platform.meta.stale_served();
+    let (s, v) = admin.get(&record).await;
+    assert_eq!(
+        (s, v["Name"].as_str()),
+        (StatusCode::OK, Some("First")),
+        "{v}"
+    );
+    assert!(
+        server.platform.meta.stale_served() > before,
+        "the expired definition came from the stale fallback"
+    );
+    let (s, v) = admin
+        .get(&format!("{DATA}/query?q=SELECT+Name+FROM+Invoice__c"))
+        .await;
+    assert_eq!(
+        (s, v["totalSize"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{v}"
+    );
+    // A definition this process never read has no stale copy: 503, with
+    // Retry-After, never a wrong answer.
+    let res = admin
+        .http
+        .get(format!("{}{DATA}/sobjects/Unread__c/describe", admin.base))
+        .bearer_auth(admin.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(retry_after(&res).is_some());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_the_in_flight_limit_are_shed_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Arc::new(Platform::open_embedded(PlatformConfig::new(dir.path())).unwrap());

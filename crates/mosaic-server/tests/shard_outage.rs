@@ -8,143 +8,11 @@ mod common;
 use common::*;
 use mosaic_access::NewTenant;
 use mosaic_store::shards::ShardRow;
-use mosaic_store_pg::scratch::ScratchDatabase;
+use mosaic_store_pg::scratch::{ScratchCluster, ScratchDatabase};
 use reqwest::StatusCode;
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A throwaway PostgreSQL cluster in a temporary directory.
-struct Cluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-impl Cluster {
-    /// The newest installed server's tools (`scripts/services` installs one).
-    fn bin() -> PathBuf {
-        let base = PathBuf::from("/usr/lib/postgresql");
-        let mut versions: Vec<u32> = std::fs::read_dir(&base)
-            .expect("PostgreSQL is installed (scripts/services)")
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        versions.sort();
-        base.join(versions.last().expect("a PostgreSQL version").to_string())
-            .join("bin")
-    }
-
-    /// Runs a server tool, as the `postgres` user when we are root (the
-    /// server refuses to run as root).
-    fn run(&self, tool: &str, args: &[&str]) -> std::process::Output {
-        let exe = self.bin.join(tool);
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        cmd.args(args).output().expect("run a PostgreSQL tool")
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn create() -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("mosaic-pg-")
-            .tempdir()
-            .expect("tempdir");
-        if is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(ok.success());
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let c = Cluster {
-            dir,
-            bin: Cluster::bin(),
-            port,
-        };
-        let out = c.run(
-            "initdb",
-            &[
-                "-D",
-                &c.data(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c.start();
-        c
-    }
-
-    fn start(&self) {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("log").display().to_string();
-        let out = self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn stop(&self) {
-        let out = self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
-        assert!(
-            out.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
-    }
-}
 
 fn shard(id: &str, url: &str) -> ShardRow {
     ShardRow {
@@ -160,7 +28,7 @@ fn shard(id: &str, url: &str) -> ShardRow {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_cluster_down_fails_only_its_tenants_with_503_and_they_recover() {
-    let second = Cluster::create();
+    let second = ScratchCluster::create().expect("a PostgreSQL cluster of the test's own");
     let first = ScratchDatabase::create().await.expect("scratch database");
     let clock = Arc::new(mosaic_runtime::clock::ManualClock::new(chrono::Utc::now()));
     let c2 = clock.clone();
@@ -196,7 +64,7 @@ async fn one_cluster_down_fails_only_its_tenants_with_503_and_they_recover() {
     let [(sa, up, up_id), (sb, down, down_id)] = <[_; 2]>::try_from(clients).ok().unwrap();
     assert_eq!((sa.as_str(), sb.as_str()), ("pg-a", "pg-b"));
 
-    second.stop();
+    second.stop().expect("stop the cluster");
     let mut up_errors = 0;
     let mut down_codes = std::collections::BTreeMap::new();
     for i in 0..20 {
@@ -233,10 +101,25 @@ async fn one_cluster_down_fails_only_its_tenants_with_503_and_they_recover() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().get("retry-after").is_some());
+    // Readiness names the shard's breaker; the platform's level is untouched
+    // (only that shard's tenants are affected).
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["degradation_level"], 0, "{ready}");
+    assert_eq!(
+        ready["dependencies"]["shard:pg-b"]["breaker"], "open",
+        "{ready}"
+    );
+    assert_eq!(ready["dependencies"]["shard:pg-b"]["state"], "down");
+    assert_eq!(ready["dependencies"]["shard:pg-a"]["state"], "up");
 
     // The cluster comes back; once the breaker's open period has passed
     // the tenant is served again, with nothing lost.
-    second.start();
+    second.start().expect("start the cluster");
     clock.advance(chrono::Duration::seconds(31));
     let until = Instant::now() + Duration::from_secs(15);
     let mut back = false;
@@ -252,6 +135,23 @@ async fn one_cluster_down_fails_only_its_tenants_with_503_and_they_recover() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(back, "the tenant on the restarted cluster did not recover");
+    // The half-open probes (the tenant's own calls) close the breaker.
+    let mut breaker = serde_json::Value::Null;
+    for _ in 0..20 {
+        down.get(&format!("{DATA}/sobjects/Deal__c/{down_id}"))
+            .await;
+        let ready: serde_json::Value = reqwest::get(format!("{}/readyz", server.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        breaker = ready["dependencies"]["shard:pg-b"]["breaker"].clone();
+        if breaker == "closed" {
+            break;
+        }
+    }
+    assert_eq!(breaker, "closed");
     let (s, v) = up
         .get(&format!("{DATA}/query?q=SELECT+COUNT()+FROM+Deal__c"))
         .await;

@@ -113,3 +113,130 @@ impl Drop for ScratchDatabase {
         }
     }
 }
+
+/// A throwaway PostgreSQL server of its own (`initdb` in a temporary
+/// directory, a free port, `fsync=off`) that a test can stop and start to
+/// take a database away — unlike a [`ScratchDatabase`] on the shared
+/// server. Stopped and deleted when dropped. As root, the server's tools
+/// run as the `postgres` user (the server refuses to run as root).
+pub struct ScratchCluster {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    pub port: u16,
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+impl ScratchCluster {
+    /// The newest installed server's tools (`scripts/services` installs one).
+    fn bin() -> Result<std::path::PathBuf, String> {
+        let base = std::path::PathBuf::from("/usr/lib/postgresql");
+        let newest = std::fs::read_dir(&base)
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (scripts/services installs PostgreSQL)",
+                    base.display()
+                )
+            })?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .max()
+            .ok_or("no PostgreSQL version under /usr/lib/postgresql")?;
+        Ok(base.join(newest.to_string()).join("bin"))
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let exe = self.bin.join(tool);
+        let mut cmd = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .output()
+            .map_err(|e| format!("{tool}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{tool}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Creates and starts a cluster.
+    pub fn create() -> Result<ScratchCluster, String> {
+        let dir = std::env::temp_dir().join(format!("mosaic-pg-{}", mosaic_types::new_id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if is_root() {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .map_err(|e| format!("chown: {e}"))?;
+            if !ok.success() {
+                return Err("chown of the cluster directory failed".into());
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("a free port: {e}"))?
+            .port();
+        let c = ScratchCluster {
+            dir,
+            bin: Self::bin()?,
+            port,
+        };
+        let data = c.data();
+        c.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        )?;
+        c.start()?;
+        Ok(c)
+    }
+
+    /// Starts the server (waits until it accepts connections).
+    pub fn start(&self) -> Result<(), String> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"],
+        )
+    }
+
+    /// Stops the server at once, as a crash would (`-m immediate`).
+    pub fn stop(&self) -> Result<(), String> {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        )
+    }
+
+    /// The cluster's `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for ScratchCluster {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -20,7 +20,7 @@ use crate::sharing::{ShareRow, ShareStore, Visibility};
 use crate::transfer::{is_moving, TenantTransfer};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mosaic_types::{FlexSlot, MosaicError, MosaicResult, Value};
+use mosaic_types::{ErrorCode, FlexSlot, MosaicError, MosaicResult, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -106,6 +106,11 @@ pub struct ShardRouter {
     local: Arc<Shard>,
     shards: RwLock<HashMap<String, Arc<Shard>>>,
     placements: RwLock<HashMap<String, String>>,
+    /// Every placement this process has read, kept when `placements` is
+    /// cleared: while the metadata database (which holds the directory) is
+    /// unavailable, tenants keep being routed to their last known shard.
+    /// A tenant cannot move meanwhile (a move writes the directory).
+    last_known: RwLock<HashMap<String, String>>,
     seen_version: AtomicI64,
 }
 
@@ -133,6 +138,7 @@ impl ShardRouter {
             local,
             shards: RwLock::new(HashMap::new()),
             placements: RwLock::new(HashMap::new()),
+            last_known: RwLock::new(HashMap::new()),
             seen_version: AtomicI64::new(-1),
         }
     }
@@ -220,7 +226,15 @@ impl ShardRouter {
         {
             return Ok(id.clone());
         }
-        let id = match self.directory.placement(tenant_id).await? {
+        let placement = match self.directory.placement(tenant_id).await {
+            Ok(p) => p,
+            Err(e) if e.code == ErrorCode::SERVICE_UNAVAILABLE => {
+                let known = self.last_known.read().map_err(|_| poisoned())?;
+                return known.get(tenant_id).cloned().ok_or(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let id = match placement {
             Some(p) => p.shard_id,
             None => match self.tenants.tenant(tenant_id).await? {
                 // Unknown tenants (probes, ids of nothing) read the local
@@ -235,6 +249,10 @@ impl ShardRouter {
             },
         };
         self.placements
+            .write()
+            .map_err(|_| poisoned())?
+            .insert(tenant_id.to_string(), id.clone());
+        self.last_known
             .write()
             .map_err(|_| poisoned())?
             .insert(tenant_id.to_string(), id.clone());

@@ -87,7 +87,30 @@ struct Common {
     /// Seconds an object definition is kept in process after it was loaded (seed: 60).
     #[arg(long, env = "MOSAIC_METADATA_CACHE_TTL_SECS", default_value_t = mosaic_cache_defaults::METADATA.ttl.as_secs())]
     metadata_cache_ttl_secs: u64,
+    /// Circuit breaker of the metadata database (and its replicas):
+    /// `failures=5,window=30s,open=30s,probes=3` (the default); name only
+    /// what changes, e.g. `open=10s`.
+    #[arg(long, env = "MOSAIC_BREAKER_METADATA", value_parser = breaker_overrides)]
+    breaker_metadata: Option<String>,
+    /// Circuit breaker of each record shard (default as the metadata database's).
+    #[arg(long, env = "MOSAIC_BREAKER_SHARD", value_parser = breaker_overrides)]
+    breaker_shard: Option<String>,
+    /// Circuit breaker of Redis (default `failures=10,window=10s,open=10s,probes=5`).
+    #[arg(long, env = "MOSAIC_BREAKER_REDIS", value_parser = breaker_overrides)]
+    breaker_redis: Option<String>,
+    /// Circuit breaker of the LLM service (default `failures=3,window=60s,open=60s,probes=1`).
+    #[arg(long, env = "MOSAIC_BREAKER_LLM", value_parser = breaker_overrides)]
+    breaker_llm: Option<String>,
 }
+
+/// Checks a breaker override (`open=5s,probes=1`) when the options are read,
+/// so a mistake stops start-up with the part at fault named.
+fn breaker_overrides(text: &str) -> Result<String, String> {
+    BreakerSettings::METADATA_DB.with_overrides(text)?;
+    Ok(text.to_string())
+}
+
+use mosaic_runtime::resilience::BreakerSettings;
 
 use mosaic_runtime::mosaic_cache::defaults as mosaic_cache_defaults;
 
@@ -241,6 +264,18 @@ fn config(c: &Common) -> PlatformConfig {
     let ttl = Duration::from_secs(c.metadata_cache_ttl_secs.max(1));
     cfg.cache.metadata.ttl = ttl;
     cfg.cache.metadata.tti = cfg.cache.metadata.tti.map(|t| t.min(ttl));
+    let b = &mut cfg.breakers;
+    for (settings, text) in [
+        (&mut b.metadata, &c.breaker_metadata),
+        (&mut b.shard, &c.breaker_shard),
+        (&mut b.redis, &c.breaker_redis),
+        (&mut b.llm, &c.breaker_llm),
+    ] {
+        // Checked by `breaker_overrides` when the options were read.
+        if let Some(Ok(s)) = text.as_deref().map(|t| settings.with_overrides(t)) {
+            *settings = s;
+        }
+    }
     cfg
 }
 

@@ -56,6 +56,82 @@ impl BreakerSettings {
     };
 }
 
+impl BreakerSettings {
+    /// These settings with the overrides of `text`: comma-separated
+    /// `failures=N`, `window=D`, `open=D`, `probes=N`, where a duration `D`
+    /// is a number with `ms`, `s` or `m` (`open=5s,probes=1`). What `text`
+    /// does not name keeps its value. Errors name the part at fault.
+    pub fn with_overrides(self, text: &str) -> Result<BreakerSettings, String> {
+        let mut s = self;
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}`: expected key=value"))?;
+            let (k, v) = (k.trim(), v.trim());
+            let count = || -> Result<u32, String> {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("`{part}`: {k} must be a whole number of at least 1"))
+            };
+            match k {
+                "failures" => s.failure_threshold = count()?,
+                "probes" => s.half_open_probes = count()?,
+                "window" => s.window = parse_duration(v).map_err(|e| format!("`{part}`: {e}"))?,
+                "open" => s.open_for = parse_duration(v).map_err(|e| format!("`{part}`: {e}"))?,
+                _ => {
+                    return Err(format!(
+                        "`{part}`: unknown setting `{k}` (failures, window, open, probes)"
+                    ))
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// `250ms`, `5s`, `2m` (a positive whole number and a unit), at most a day.
+fn parse_duration(v: &str) -> Result<Duration, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{v}` is not a duration (e.g. 500ms, 30s, 2m)"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("`{v}`: the unit must be ms, s or m")),
+    };
+    if d.is_zero() || d > Duration::from_secs(86_400) {
+        return Err(format!("`{v}` must be more than 0 and at most a day"));
+    }
+    Ok(d)
+}
+
+/// The breaker settings of every dependency (`PlatformConfig::breakers`),
+/// the seed's by default; `mosaic serve` takes overrides from
+/// `MOSAIC_BREAKER_METADATA`, `…_SHARD`, `…_REDIS` and `…_LLM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    pub metadata: BreakerSettings,
+    /// Each record shard (the built-in one and every registered one).
+    pub shard: BreakerSettings,
+    pub redis: BreakerSettings,
+    pub llm: BreakerSettings,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> BreakerConfig {
+        BreakerConfig {
+            metadata: BreakerSettings::METADATA_DB,
+            shard: BreakerSettings::SHARD,
+            redis: BreakerSettings::REDIS,
+            llm: BreakerSettings::LLM,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     Closed,
@@ -472,6 +548,40 @@ mod tests {
             (3, 60, 60, 1)
         );
         assert_eq!(BreakerSettings::SHARD, m);
+    }
+
+    #[test]
+    fn overrides_change_only_what_they_name() {
+        let s = BreakerSettings::METADATA_DB
+            .with_overrides("open=5s, probes=1")
+            .unwrap();
+        assert_eq!(s.open_for, Duration::from_secs(5));
+        assert_eq!(s.half_open_probes, 1);
+        assert_eq!(s.failure_threshold, 5);
+        assert_eq!(s.window, Duration::from_secs(30));
+        let s = BreakerSettings::REDIS
+            .with_overrides("failures=3,window=1500ms,open=2m")
+            .unwrap();
+        assert_eq!(
+            (s.failure_threshold, s.window, s.open_for),
+            (3, Duration::from_millis(1500), Duration::from_secs(120))
+        );
+        assert_eq!(
+            BreakerSettings::LLM.with_overrides(""),
+            Ok(BreakerSettings::LLM)
+        );
+    }
+
+    #[test]
+    fn bad_overrides_name_the_part_at_fault() {
+        let err = |t: &str| BreakerSettings::METADATA_DB.with_overrides(t).unwrap_err();
+        assert!(err("open").contains("`open`: expected key=value"));
+        assert!(err("failures=0").contains("at least 1"));
+        assert!(err("probes=-1").contains("`probes=-1`"));
+        assert!(err("open=5h").contains("unit must be ms, s or m"));
+        assert!(err("window=0s").contains("more than 0"));
+        assert!(err("open=s").contains("not a duration"));
+        assert!(err("speed=3").contains("unknown setting `speed`"));
     }
 
     #[test]
