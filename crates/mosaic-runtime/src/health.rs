@@ -120,7 +120,7 @@ impl Platform {
         let records = self.records.locate(PROBE_ID, PROBE_ID).await.map(|_| ());
         let records_latency = started.elapsed();
         let breaker = |name: &str| self.breakers.by_dependency(name).map(|b| b.state());
-        vec![
+        let mut deps = vec![
             probe(METADATA_STORE, meta, meta_latency, breaker(METADATA_STORE)),
             probe(
                 RECORD_STORE,
@@ -128,7 +128,34 @@ impl Platform {
                 records_latency,
                 breaker(RECORD_STORE),
             ),
-        ]
+        ];
+        deps.extend(self.llm_dependency());
+        deps
+    }
+
+    /// The LLM service, when configured, as its breaker knows it: it is
+    /// never called for a probe (a completion costs time and money), so up
+    /// means the breaker is closed. Down makes the level AI degraded.
+    pub fn llm_dependency(&self) -> Option<DependencyProbe> {
+        let llm = self.llm.as_ref()?;
+        let state = llm.breaker().state();
+        let up = state == BreakerState::Closed;
+        Some(DependencyProbe {
+            name: crate::ai::LLM,
+            role: DependencyRole::Ai,
+            up,
+            latency: Duration::ZERO,
+            error: (!up).then(|| {
+                let left = llm.retry_after().unwrap_or(Duration::ZERO);
+                format!(
+                    "{} is unavailable (circuit breaker {}); retry in {} s",
+                    crate::ai::LLM,
+                    state.name(),
+                    crate::resilience::breaker::retry_after_secs(left)
+                )
+            }),
+            breaker: Some(state),
+        })
     }
 
     /// The level as this instance knows it without calling anything: the
@@ -167,6 +194,7 @@ impl Platform {
                 breaker: self.cache.breaker.as_ref().map(|b| b.state()),
             });
         }
+        deps.extend(self.llm_dependency());
         DegradationLevel::from_dependencies(self.maintenance().enabled, &deps)
     }
 

@@ -54,6 +54,9 @@ pub struct PlatformConfig {
     pub cache: mosaic_cache::CacheConfig,
     /// Per-tenant request rate limits (`MOSAIC_RATE_LIMITS=off` disables).
     pub rate_limits: bool,
+    /// The LLM service of the AI tier (`--llm-url`); `None`: the AI
+    /// endpoints answer `NOT_IMPLEMENTED`.
+    pub llm: Option<crate::ai::LlmConfig>,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -82,6 +85,7 @@ impl PlatformConfig {
             hot_check_interval: Duration::from_secs(60),
             cache: mosaic_cache::CacheConfig::default(),
             rate_limits: true,
+            llm: None,
         }
     }
 }
@@ -175,6 +179,8 @@ pub struct Platform {
     pub moves: crate::tenant_move::MoveBoard,
     /// The cache tier: L2, invalidation bus, rate limits, locks.
     pub cache: crate::cache::CacheServices,
+    /// The LLM service behind its breaker, when configured (the AI tier).
+    pub llm: Option<Arc<crate::ai::LlmClient>>,
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
@@ -417,6 +423,13 @@ impl Platform {
             tier.clone(),
         ));
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
+        let llm = match &config.llm {
+            Some(c) => Some(Arc::new(crate::ai::LlmClient::new(
+                c.clone(),
+                config.clock.clone(),
+            )?)),
+            None => None,
+        };
         // Installed after the databases are open and migrated: every call
         // to an embedded database from here on asks its breaker first.
         let mut breakers = Breakers::embedded(config.clock.clone());
@@ -481,6 +494,7 @@ impl Platform {
             metadata_probe_failed: Default::default(),
             moves: Default::default(),
             cache,
+            llm,
         })
     }
 
