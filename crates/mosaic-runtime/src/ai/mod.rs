@@ -148,6 +148,21 @@ impl Proposal {
             warnings,
         }
     }
+
+    /// The answer, before its checker-specific parts (type, object, errors).
+    fn into_suggestion(self, valid: bool, repaired: bool) -> Suggestion {
+        Suggestion {
+            text: self.text,
+            explanation: self.explanation,
+            confidence: self.confidence,
+            valid,
+            return_type: None,
+            object: None,
+            warnings: self.warnings,
+            errors: Vec::new(),
+            repaired,
+        }
+    }
 }
 
 /// Asks the LLM, checks the proposal with the real checker, and while it is
@@ -338,17 +353,8 @@ impl Platform {
             },
         )
         .await?;
-        let mut s = Suggestion {
-            text: proposal.text,
-            explanation: proposal.explanation,
-            confidence: proposal.confidence,
-            valid: verdict.is_ok(),
-            return_type: None,
-            object: Some(obj.def.api_name.clone()),
-            warnings: proposal.warnings,
-            errors: Vec::new(),
-            repaired,
-        };
+        let mut s = proposal.into_suggestion(verdict.is_ok(), repaired);
+        s.object = Some(obj.def.api_name.clone());
         match verdict {
             Ok(compiled) => {
                 s.return_type = Some(compiled.return_type().name().to_ascii_lowercase());
@@ -410,17 +416,7 @@ impl Platform {
             |soql| async move { self.check_query(c, &soql).await },
         )
         .await?;
-        let mut s = Suggestion {
-            text: proposal.text,
-            explanation: proposal.explanation,
-            confidence: proposal.confidence,
-            valid: verdict.is_ok(),
-            return_type: None,
-            object: None,
-            warnings: proposal.warnings,
-            errors: Vec::new(),
-            repaired,
-        };
+        let mut s = proposal.into_suggestion(verdict.is_ok(), repaired);
         if left_out {
             s.warnings.push(format!(
                 "only {} of your {} objects were described to the LLM; name the object to query",
