@@ -123,8 +123,8 @@ impl Platform {
         deps
     }
 
-    /// Redis (when configured) and each registered shard as their breakers
-    /// know them: up while the breaker is closed.
+    /// Redis and the LLM service (when configured) and each registered
+    /// shard as their breakers know them: up while the breaker is closed.
     pub fn breaker_dependencies(&self) -> Vec<DependencyProbe> {
         let from = |b: &crate::resilience::CircuitBreaker, role, up: bool| DependencyProbe {
             name: b.dependency().to_string(),
@@ -138,6 +138,7 @@ impl Platform {
         if let (Some(b), Some(up)) = (self.cache.breaker.as_ref(), self.cache.l2_up()) {
             deps.push(from(b, DependencyRole::Cache, up));
         }
+        deps.extend(self.llm_dependency());
         for b in self.breakers.registered.all() {
             let up = b.state() == BreakerState::Closed;
             deps.push(from(&b, DependencyRole::Shard, up));
@@ -153,7 +154,7 @@ impl Platform {
         let records = self.records.locate(PROBE_ID, PROBE_ID).await.map(|_| ());
         let records_latency = started.elapsed();
         let breaker = |name: &str| self.breakers.by_dependency(name).map(|b| b.state());
-        vec![
+        let deps = vec![
             probe(METADATA_STORE, meta, meta_latency, breaker(METADATA_STORE)),
             probe(
                 RECORD_STORE,
@@ -161,7 +162,33 @@ impl Platform {
                 records_latency,
                 breaker(RECORD_STORE),
             ),
-        ]
+        ];
+        deps
+    }
+
+    /// The LLM service, when configured, as its breaker knows it: it is
+    /// never called for a probe (a completion costs time and money), so up
+    /// means the breaker is closed. Down makes the level AI degraded.
+    pub fn llm_dependency(&self) -> Option<DependencyProbe> {
+        let llm = self.llm.as_ref()?;
+        let state = llm.breaker().state();
+        let up = state == BreakerState::Closed;
+        Some(DependencyProbe {
+            name: crate::ai::LLM.to_string(),
+            role: DependencyRole::Ai,
+            up,
+            latency: Duration::ZERO,
+            error: (!up).then(|| {
+                let left = llm.retry_after().unwrap_or(Duration::ZERO);
+                format!(
+                    "{} is unavailable (circuit breaker {}); retry in {} s",
+                    crate::ai::LLM,
+                    state.name(),
+                    crate::resilience::breaker::retry_after_secs(left)
+                )
+            }),
+            breaker: Some(state),
+        })
     }
 
     /// The level as this instance knows it without calling anything: the

@@ -56,6 +56,9 @@ pub struct PlatformConfig {
     pub rate_limits: bool,
     /// Circuit breaker settings per dependency (the seed's by default).
     pub breakers: crate::resilience::BreakerConfig,
+    /// The LLM service of the AI tier (`--llm-url`); `None`: the AI
+    /// endpoints answer `NOT_IMPLEMENTED`.
+    pub llm: Option<crate::ai::LlmConfig>,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -85,6 +88,7 @@ impl PlatformConfig {
             cache: mosaic_cache::CacheConfig::default(),
             rate_limits: true,
             breakers: Default::default(),
+            llm: None,
         }
     }
 }
@@ -178,6 +182,8 @@ pub struct Platform {
     pub moves: crate::tenant_move::MoveBoard,
     /// The cache tier: L2, invalidation bus, rate limits, locks.
     pub cache: crate::cache::CacheServices,
+    /// The LLM service behind its breaker, when configured (the AI tier).
+    pub llm: Option<Arc<crate::ai::LlmClient>>,
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
@@ -419,6 +425,14 @@ impl Platform {
             tier.clone(),
         ));
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
+        let llm = match &config.llm {
+            Some(c) => Some(Arc::new(crate::ai::LlmClient::new(
+                c.clone(),
+                config.breakers.llm,
+                config.clock.clone(),
+            )?)),
+            None => None,
+        };
         // Each replica its own breaker: a sick replica is skipped at once
         // and leaves the primary's breaker (and the degradation level) alone.
         for (i, pool) in metas.replica_pools.iter().enumerate() {
@@ -480,6 +494,7 @@ impl Platform {
             metadata_probe_failed: Default::default(),
             moves: Default::default(),
             cache,
+            llm,
         })
     }
 

@@ -5,6 +5,7 @@
 //! errors from the domain are converted here, once, into the public shape.
 
 mod admin;
+mod ai;
 mod auth;
 mod automation;
 mod cache;
@@ -130,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .merge(query::routes())
         .merge(automation::routes())
         .merge(sharing::routes())
+        .merge(ai::routes())
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

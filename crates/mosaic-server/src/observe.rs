@@ -420,7 +420,8 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
                 .set(n as f64);
         }
     }
-    if let Some(b) = &s.platform.cache.breaker {
+    let llm = s.platform.llm.as_ref().map(|l| l.breaker());
+    for b in s.platform.cache.breaker.iter().chain(llm) {
         metrics::gauge!("circuit_breaker_state", "dependency" => b.dependency().to_string())
             .set(b.state().gauge());
     }

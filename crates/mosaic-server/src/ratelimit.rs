@@ -30,7 +30,8 @@ pub fn classify(method: &Method, path: &str) -> Option<EndpointClass> {
             EndpointClass::DataWrite
         });
     }
-    if path.starts_with("/services/metadata/") {
+    // The AI tier is a design-time tool, like the metadata API.
+    if path.starts_with("/services/metadata/") || path.starts_with("/services/ai/") {
         return Some(EndpointClass::Metadata);
     }
     if path.starts_with("/services/admin/") {
@@ -133,6 +134,10 @@ mod tests {
         );
         assert_eq!(
             c(Method::POST, "/services/metadata/v1/objects"),
+            Some(EndpointClass::Metadata)
+        );
+        assert_eq!(
+            c(Method::POST, "/services/ai/v1/formula/generate"),
             Some(EndpointClass::Metadata)
         );
         assert_eq!(

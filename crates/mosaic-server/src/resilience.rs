@@ -131,7 +131,8 @@ fn changes_nothing(method: &Method, path: &str) -> bool {
         || path.starts_with("/services/oauth2/")
 }
 
-/// A refusal: the JSON error body with `Retry-After`.
+/// A refusal: the JSON error body with `Retry-After`. The gate leaves a
+/// handler's refusal as it is (its dependency knows the wait best).
 pub fn refusal(status: StatusCode, e: MosaicError, retry_after: Duration) -> Response {
     let mut res = ApiError {
         status,
@@ -139,8 +140,13 @@ pub fn refusal(status: StatusCode, e: MosaicError, retry_after: Duration) -> Res
     }
     .into_response();
     set_retry_after(&mut res, retry_after);
+    res.extensions_mut().insert(RetryAfterChosen);
     res
 }
+
+/// Marks a response whose `Retry-After` was chosen on purpose.
+#[derive(Debug, Clone, Copy)]
+struct RetryAfterChosen;
 
 fn set_retry_after(res: &mut Response, d: Duration) {
     if let Ok(v) = HeaderValue::from_str(&retry_after_secs(d).to_string()) {
@@ -227,7 +233,9 @@ pub async fn defend(State(s): State<AppState>, req: Request, next: Next) -> Resp
     let mut res = within_deadline(deadline, next.run(req)).await;
     // A dependency refused inside the handler (its breaker open): tell the
     // client when it is worth trying again.
-    if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE
+        && res.extensions().get::<RetryAfterChosen>().is_none()
+    {
         set_retry_after(&mut res, p.retry_after());
     }
     res

@@ -114,6 +114,42 @@ use mosaic_runtime::resilience::BreakerSettings;
 
 use mosaic_runtime::mosaic_cache::defaults as mosaic_cache_defaults;
 
+/// The LLM service of the AI tier. Its API key comes from the environment
+/// only (`MOSAIC_LLM_API_KEY`), never from a flag, so it stays out of
+/// shell histories and process listings.
+#[derive(Args, Clone)]
+struct LlmArgs {
+    /// Base URL of an OpenAI-compatible LLM API (`https://api.openai.com`,
+    /// `http://127.0.0.1:11434` for a local server); completions are posted
+    /// to <url>/v1/chat/completions. Without it the AI endpoints are off.
+    #[arg(long, env = "MOSAIC_LLM_URL")]
+    llm_url: Option<String>,
+    /// The model the AI endpoints ask.
+    #[arg(long, env = "MOSAIC_LLM_MODEL", default_value = mosaic_runtime::ai::DEFAULT_LLM_MODEL)]
+    llm_model: String,
+    /// Limit of one LLM completion, in milliseconds.
+    #[arg(long, env = "MOSAIC_LLM_TIMEOUT_MS", default_value_t = mosaic_types::timeouts::LLM_REQUEST_TIMEOUT.as_millis() as u64)]
+    llm_timeout_ms: u64,
+}
+
+impl LlmArgs {
+    /// The AI tier's configuration, or `None` without `--llm-url`.
+    fn config(&self) -> Result<Option<mosaic_runtime::ai::LlmConfig>, String> {
+        let Some(url) = self.llm_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let mut cfg = mosaic_runtime::ai::LlmConfig::new(url)
+            .and_then(|c| c.with_model(&self.llm_model))
+            .map_err(|e| e.message)?;
+        cfg.api_key = std::env::var("MOSAIC_LLM_API_KEY")
+            .ok()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty());
+        cfg.timeout = Duration::from_millis(self.llm_timeout_ms.max(1));
+        Ok(Some(cfg))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
@@ -126,6 +162,8 @@ enum Command {
         /// URL clients use to reach this server (instance_url); defaults to http://<listen>.
         #[arg(long, env = "MOSAIC_PUBLIC_URL")]
         public_url: Option<String>,
+        #[command(flatten)]
+        llm: LlmArgs,
     },
     /// Tenant administration.
     Tenant {
@@ -317,8 +355,24 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-async fn serve(common: Common, listen: String, public_url: Option<String>) -> Result<(), String> {
-    let platform = Arc::new(open(&common).await?);
+async fn serve(
+    common: Common,
+    listen: String,
+    public_url: Option<String>,
+    llm: LlmArgs,
+) -> Result<(), String> {
+    let mut cfg = config(&common);
+    cfg.llm = llm.config()?;
+    if let Some(l) = &cfg.llm {
+        tracing::info!(url = %l.url, model = %l.model, key = l.api_key.is_some(), "AI tier: LLM service configured");
+    }
+    let platform = Arc::new(Platform::open(cfg).await.map_err(|e| {
+        format!(
+            "cannot open the platform ({}): {}",
+            common.data_dir.display(),
+            e.message
+        )
+    })?);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -418,7 +472,8 @@ fn main() -> ExitCode {
                 common,
                 listen,
                 public_url,
-            } => serve(common, listen, public_url).await,
+                llm,
+            } => serve(common, listen, public_url, llm).await,
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::Shard { command } => shard_cmd::run(command).await,
             Command::Migrate { common } => {

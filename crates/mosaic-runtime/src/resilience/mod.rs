@@ -11,7 +11,7 @@ pub mod retry;
 
 pub use breaker::{BreakerConfig, BreakerSettings, BreakerState, CircuitBreaker};
 pub use maintenance::Maintenance;
-pub use retry::{retry, CallKind, HttpOutcome, RetryPolicy};
+pub use retry::{retry, retry_http, CallKind, HttpFailure, HttpOutcome, RetryPolicy};
 
 use crate::clock::Clock;
 use std::collections::BTreeMap;

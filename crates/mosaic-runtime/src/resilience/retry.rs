@@ -175,17 +175,62 @@ impl HttpOutcome {
 
 /// Runs `op` and retries it under `kind`'s policy while its error is
 /// retryable; the last error is returned when the retries run out.
-pub async fn retry<T, F, Fut>(kind: CallKind, mut op: F) -> MosaicResult<T>
+pub async fn retry<T, F, Fut>(kind: CallKind, op: F) -> MosaicResult<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = MosaicResult<T>>,
+{
+    retry_while(kind, op, |e| kind.retries_error(e)).await
+}
+
+/// A failed outbound HTTP call: how far it got (`None`: it never reached
+/// the network, e.g. a circuit breaker refused it) and the error to report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpFailure {
+    pub outcome: Option<HttpOutcome>,
+    pub error: MosaicError,
+}
+
+impl std::fmt::Display for HttpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+/// Runs an outbound HTTP call and retries it under `kind`'s policy while
+/// its outcome is retryable ([`CallKind::retries_http`]: for a
+/// non-idempotent call, only a failure before the request was sent); the
+/// last error is returned when the retries run out.
+pub async fn retry_http<T, F, Fut>(kind: CallKind, op: F) -> MosaicResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, HttpFailure>>,
+{
+    retry_while(kind, op, |f: &HttpFailure| {
+        f.outcome.is_some_and(|o| kind.retries_http(o))
+    })
+    .await
+    .map_err(|f| f.error)
+}
+
+/// The one retry loop: `op` again after `kind`'s delay while `retryable`
+/// says so and the policy allows another retry.
+async fn retry_while<T, E, F, Fut>(
+    kind: CallKind,
+    mut op: F,
+    retryable: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
 {
     let policy = kind.policy();
     let mut retry = 0;
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if kind.retries_error(&e) && policy.allows(retry + 1) => {
+            Err(e) if retryable(&e) && policy.allows(retry + 1) => {
                 retry += 1;
                 let delay = policy.delay(retry);
                 tracing::debug!(error = %e, retry, delay_ms = delay.as_millis() as u64, "retrying");
@@ -376,5 +421,44 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn non_idempotent_http_calls_retry_once_and_only_what_was_never_sent() {
+        let fail = |outcome| HttpFailure {
+            outcome,
+            error: err(ErrorCode::SERVICE_UNAVAILABLE),
+        };
+        for (outcome, calls_expected) in [
+            (Some(HttpOutcome::NotSent), 2),
+            (Some(HttpOutcome::Timeout), 1),
+            (Some(HttpOutcome::ConnectionLost), 1),
+            (Some(HttpOutcome::Status(500)), 1),
+            (None, 1),
+        ] {
+            let calls = AtomicU32::new(0);
+            let r: MosaicResult<()> = retry_http(CallKind::NonIdempotent, || {
+                calls.fetch_add(1, Ordering::Relaxed);
+                let f = fail(outcome);
+                async move { Err(f) }
+            })
+            .await;
+            assert_eq!(r.unwrap_err().code, ErrorCode::SERVICE_UNAVAILABLE);
+            assert_eq!(calls.load(Ordering::Relaxed), calls_expected, "{outcome:?}");
+        }
+        let calls = AtomicU32::new(0);
+        let r = retry_http(CallKind::NonIdempotent, || {
+            let n = calls.fetch_add(1, Ordering::Relaxed);
+            let f = fail(Some(HttpOutcome::NotSent));
+            async move {
+                if n == 0 {
+                    Err(f)
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 1, "a refused connection is tried again");
     }
 }
