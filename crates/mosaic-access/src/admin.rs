@@ -424,15 +424,22 @@ impl AccessService {
         // Read the generation before the data: a change committing meanwhile
         // bumps it, and this snapshot is never served.
         let generation = self.cache.generations.current(tenant_id);
-        let snap = match self.meta.user(tenant_id, user_id).await? {
-            Some(u) if u.is_active && u.profile == PROFILE_ADMIN => {
-                PermissionSnapshot::system_administrator(tenant_id, user_id)
-            }
-            Some(u) if u.is_active => {
-                let g = self.store.user_grants(tenant_id, user_id).await?;
-                PermissionSnapshot::from_grants(tenant_id, user_id, &g.objects, &g.fields)
-            }
-            _ => PermissionSnapshot::inactive(tenant_id, user_id),
+        let built: MosaicResult<PermissionSnapshot> = async {
+            Ok(match self.meta.user(tenant_id, user_id).await? {
+                Some(u) if u.is_active && u.profile == PROFILE_ADMIN => {
+                    PermissionSnapshot::system_administrator(tenant_id, user_id)
+                }
+                Some(u) if u.is_active => {
+                    let g = self.store.user_grants(tenant_id, user_id).await?;
+                    PermissionSnapshot::from_grants(tenant_id, user_id, &g.objects, &g.fields)
+                }
+                _ => PermissionSnapshot::inactive(tenant_id, user_id),
+            })
+        }
+        .await;
+        let snap = match built {
+            Ok(s) => s,
+            Err(e) => return self.cache.or_stale(tenant_id, user_id, e),
         };
         let snap = Arc::new(snap.with_generation(generation));
         self.cache.insert(snap.clone());

@@ -198,6 +198,9 @@ impl Generations {
 /// The snapshot cache: moka entries checked against [`Generations`].
 pub struct SnapshotCache {
     entries: moka::sync::Cache<String, Arc<PermissionSnapshot>>,
+    /// Snapshots built before, served while the database is unavailable if
+    /// still of the tenant's current generation (no change since).
+    last_good: mosaic_cache::LastGood<String, Arc<PermissionSnapshot>>,
     pub generations: Generations,
 }
 
@@ -223,6 +226,7 @@ impl SnapshotCache {
                 .max_capacity(sizing.capacity)
                 .time_to_live(sizing.ttl)
                 .build(),
+            last_good: mosaic_cache::LastGood::new("permissions", sizing.capacity),
             generations: Generations::default(),
         }
     }
@@ -246,8 +250,22 @@ impl SnapshotCache {
     }
 
     pub fn insert(&self, snapshot: Arc<PermissionSnapshot>) {
-        self.entries
-            .insert(key(&snapshot.tenant_id, &snapshot.user_id), snapshot);
+        let k = key(&snapshot.tenant_id, &snapshot.user_id);
+        self.last_good.remember(k.clone(), snapshot.clone());
+        self.entries.insert(k, snapshot);
+    }
+
+    /// Building the snapshot failed with `e`: the last one built, if the
+    /// database is unavailable and nothing changed since; else `e`.
+    pub fn or_stale(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        e: mosaic_types::MosaicError,
+    ) -> mosaic_types::MosaicResult<Arc<PermissionSnapshot>> {
+        let g = self.generations.current(tenant_id);
+        self.last_good
+            .or_stale(&key(tenant_id, user_id), e, |s| s.generation == g)
     }
 
     /// Drops every snapshot of the tenant (by generation) and the user's entry.
@@ -255,6 +273,7 @@ impl SnapshotCache {
         self.generations.bump(tenant_id);
         if let Some(u) = user_id {
             self.entries.invalidate(&key(tenant_id, u));
+            self.last_good.forget(&key(tenant_id, u));
         }
     }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(2 * 60 * 60);
 /// How long a resolved session may be served from memory before the store
 /// is asked again (revocation through this service is immediate).
-pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
-pub const SESSION_CACHE_CAPACITY: u64 = 200_000;
+pub const SESSION_CACHE_TTL: Duration = mosaic_cache::defaults::SESSIONS.ttl;
+pub const SESSION_CACHE_CAPACITY: u64 = mosaic_cache::defaults::SESSIONS.capacity;
 pub const MAX_USERNAME_LEN: usize = 80;
 pub const MAX_TENANT_NAME_LEN: usize = 120;
 pub const TIERS: [&str; 3] = ["starter", "professional", "enterprise"];
@@ -57,6 +57,9 @@ pub struct AuthService {
     store: Arc<dyn MetaStore>,
     tier: Arc<CacheTier>,
     sessions: Cache<String, Arc<Session>>,
+    /// Sessions resolved before, served (until they expire) while the
+    /// metadata database is unavailable; revocations drop them.
+    last_good: mosaic_cache::LastGood<String, Arc<Session>>,
     token_ttl: Duration,
     /// Hits and misses of the session cache.
     pub session_cache: mosaic_types::CacheStats,
@@ -112,13 +115,15 @@ impl AuthService {
         token_ttl: Duration,
         tier: Arc<CacheTier>,
     ) -> AuthService {
+        let sizing = tier.config.sessions;
         AuthService {
             store,
             tier,
             sessions: Cache::builder()
-                .max_capacity(SESSION_CACHE_CAPACITY)
-                .time_to_live(SESSION_CACHE_TTL)
+                .max_capacity(sizing.capacity)
+                .time_to_live(sizing.ttl)
                 .build(),
+            last_good: mosaic_cache::LastGood::new("session", sizing.capacity),
             token_ttl,
             session_cache: mosaic_types::CacheStats::default(),
         }
@@ -276,6 +281,7 @@ impl AuthService {
     pub async fn forget_sessions(&self, token_hashes: &[String]) {
         for h in token_hashes {
             self.sessions.invalidate(h).await;
+            self.last_good.forget(h);
         }
         if !token_hashes.is_empty() {
             self.tier
@@ -292,6 +298,7 @@ impl AuthService {
             Invalidation::Sessions { token_hashes } => {
                 for h in token_hashes {
                     self.sessions.invalidate(h).await;
+                    self.last_good.forget(h);
                 }
             }
             Invalidation::All => self.sessions.invalidate_all(),
@@ -366,20 +373,23 @@ impl AuthService {
         self.session_cache.miss();
         metrics::counter!("cache_misses_total", "cache" => "session", "layer" => "l1").increment(1);
         if let Some(s) = self.session_from_l2(&h).await {
+            self.last_good.remember(h.clone(), s.clone());
             self.sessions.insert(h, s.clone()).await;
             return Ok(s);
         }
         let started = std::time::Instant::now();
-        let row = self.store.session(&h).await?.ok_or_else(invalid_session)?;
+        let unexpired = |s: &Arc<Session>| s.expires_at > Utc::now();
+        let row = match self.store.session(&h).await {
+            Ok(row) => row.ok_or_else(invalid_session)?,
+            Err(e) => return self.last_good.or_stale(&h, e, unexpired),
+        };
         if row.revoked || row.expires_at <= Utc::now() {
             return Err(invalid_session());
         }
-        let user = self
-            .store
-            .user(&row.tenant_id, &row.user_id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or_else(invalid_session)?;
+        let user = match self.store.user(&row.tenant_id, &row.user_id).await {
+            Ok(u) => u.filter(|u| u.is_active).ok_or_else(invalid_session)?,
+            Err(e) => return self.last_good.or_stale(&h, e, unexpired),
+        };
         let s = Arc::new(Session {
             tenant_id: row.tenant_id,
             user_id: row.user_id,
@@ -388,6 +398,7 @@ impl AuthService {
             expires_at: row.expires_at,
         });
         self.session_to_l2(&h, &s, started.elapsed()).await;
+        self.last_good.remember(h.clone(), s.clone());
         self.sessions.insert(h, s.clone()).await;
         Ok(s)
     }

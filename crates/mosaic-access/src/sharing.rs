@@ -243,6 +243,9 @@ impl UserSharing {
 /// The caches of sharing: tenant indexes, user views, record decisions.
 pub struct SharingCache {
     indexes: moka::sync::Cache<String, Arc<TenantIndex>>,
+    /// Indexes built before, served while the database is unavailable if
+    /// still of the current permission generation.
+    last_indexes: mosaic_cache::LastGood<String, Arc<TenantIndex>>,
     users: moka::sync::Cache<String, Arc<UserSharing>>,
     decisions: moka::sync::Cache<String, (RecordLevel, u64)>,
     /// Bumped by every change that can alter a record decision.
@@ -256,6 +259,7 @@ impl Default for SharingCache {
                 .max_capacity(10_000)
                 .time_to_live(USER_SHARING_TTL)
                 .build(),
+            last_indexes: mosaic_cache::LastGood::new("sharing", 10_000),
             users: moka::sync::Cache::builder()
                 .max_capacity(USER_SHARING_CAPACITY)
                 .time_to_live(USER_SHARING_TTL)
@@ -308,13 +312,25 @@ impl SharingCache {
         if let Some(i) = self.indexes.get(tenant_id).filter(|i| i.generation == g) {
             return Ok(i);
         }
-        let users = store.list_users(tenant_id).await?;
-        let roles = store.list_roles(tenant_id).await?;
-        let groups = store.list_groups(tenant_id).await?;
+        let read = async {
+            let users = store.list_users(tenant_id).await?;
+            let roles = store.list_roles(tenant_id).await?;
+            let groups = store.list_groups(tenant_id).await?;
+            MosaicResult::Ok((users, roles, groups))
+        };
+        let (users, roles, groups) = match read.await {
+            Ok(rows) => rows,
+            Err(e) => {
+                return self
+                    .last_indexes
+                    .or_stale(&tenant_id.to_string(), e, |i| i.generation == g)
+            }
+        };
         let mut i = TenantIndex::build(users.into_iter().map(|u| (u.id, u.role_id)), roles, groups);
         i.generation = g;
         let i = Arc::new(i);
         self.indexes.insert(tenant_id.to_string(), i.clone());
+        self.last_indexes.remember(tenant_id.to_string(), i.clone());
         Ok(i)
     }
 

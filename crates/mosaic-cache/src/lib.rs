@@ -15,6 +15,7 @@ pub mod keys;
 pub mod link;
 pub mod lock;
 pub mod ratelimit;
+pub mod stale;
 pub mod stats;
 pub mod tier;
 pub mod xfetch;
@@ -22,6 +23,7 @@ pub mod xfetch;
 pub use bus::{Envelope, Invalidation};
 pub use keys::Keys;
 pub use link::{RedisLink, Unavailable};
+pub use stale::LastGood;
 pub use stats::{CacheLayer, LayerStats, TierStats};
 pub use tier::CacheTier;
 
@@ -61,6 +63,13 @@ pub mod defaults {
         ttl: Duration::from_secs(120),
         tti: None,
     };
+    /// Resolved sessions: 200,000 entries, 30 s (a revocation reaches every
+    /// instance at once over the bus; the lifetime bounds a lost one).
+    pub const SESSIONS: L1Sizing = L1Sizing {
+        capacity: 200_000,
+        ttl: Duration::from_secs(30),
+        tti: None,
+    };
     /// `meta:{tenant}:{object}` in Redis: 5 minutes.
     pub const METADATA_L2_TTL: Duration = Duration::from_secs(5 * 60);
     /// `perm:{tenant}:{user}` in Redis: 2 minutes.
@@ -81,6 +90,7 @@ pub struct CacheConfig {
     pub metadata: L1Sizing,
     pub formulas: L1Sizing,
     pub permissions: L1Sizing,
+    pub sessions: L1Sizing,
     pub metadata_l2_ttl: Duration,
     pub session_l2_ttl: Duration,
     /// XFetch's β: above 1 refreshes earlier, 0 turns early refresh off.
@@ -95,6 +105,7 @@ impl Default for CacheConfig {
             metadata: defaults::METADATA,
             formulas: defaults::FORMULAS,
             permissions: defaults::PERMISSIONS,
+            sessions: defaults::SESSIONS,
             metadata_l2_ttl: defaults::METADATA_L2_TTL,
             session_l2_ttl: defaults::SESSION_L2_TTL,
             early_refresh_beta: xfetch::DEFAULT_BETA,

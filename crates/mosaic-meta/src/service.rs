@@ -7,7 +7,7 @@ use crate::model::*;
 use crate::validate::*;
 use chrono::Utc;
 use moka::future::Cache;
-use mosaic_cache::{CacheTier, Invalidation, L1Sizing, LayerStats};
+use mosaic_cache::{CacheTier, Invalidation, L1Sizing, LastGood, LayerStats};
 use mosaic_formula::{Compiled, FormulaError, Options};
 use mosaic_store::{IndexSpec, MetaStore, ObjectRow, RecordStore};
 use mosaic_types::{DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, SlotPool};
@@ -68,16 +68,10 @@ pub struct MetadataService {
     /// metadata database is unavailable and neither L1 nor L2 holds the
     /// definition (the seed's metadata-breaker fallback). A change or a
     /// delete drops its entries.
-    last_good: moka::sync::Cache<(bool, Key), Arc<ObjectMeta>>,
+    last_good: LastGood<(bool, Key), Arc<ObjectMeta>>,
     /// The same for each tenant's list of objects.
-    last_good_lists: moka::sync::Cache<String, Arc<Vec<Arc<ObjectMeta>>>>,
-    /// Definitions served stale because the database was unavailable.
-    stale_served: AtomicU64,
+    last_good_lists: LastGood<String, Arc<Vec<Arc<ObjectMeta>>>>,
 }
-
-/// How long a definition stays available as a stale fallback after it was
-/// last loaded.
-pub const STALE_FALLBACK_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// Compiled formulas are shared per (tenant, object, object version,
 /// expression, options).
@@ -225,22 +219,15 @@ impl MetadataService {
             l1,
             l1_formulas,
             database_loads: Arc::new(AtomicU64::new(0)),
-            last_good: moka::sync::Cache::builder()
-                .max_capacity(sizing.capacity)
-                .time_to_live(STALE_FALLBACK_TTL)
-                .build(),
-            last_good_lists: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(STALE_FALLBACK_TTL)
-                .build(),
-            stale_served: AtomicU64::new(0),
+            last_good: LastGood::new("metadata", sizing.capacity),
+            last_good_lists: LastGood::new("metadata_lists", 10_000),
         }
     }
 
     /// Definitions served stale so far because the metadata database was
     /// unavailable.
     pub fn stale_served(&self) -> u64 {
-        self.stale_served.load(Ordering::Relaxed)
+        self.last_good.served() + self.last_good_lists.served()
     }
 
     pub fn tier(&self) -> &Arc<CacheTier> {
@@ -399,7 +386,7 @@ impl MetadataService {
             .await
         {
             Ok(loaded) => loaded,
-            Err(e) if e.code == ErrorCode::SERVICE_UNAVAILABLE => {
+            Err(e) if LastGood::<(), ()>::applies(&e) => {
                 return match self.stale_copy(tenant, name, by_name, &k).await {
                     Some(meta) => Ok(meta),
                     None => Err((*e).clone()),
@@ -413,7 +400,7 @@ impl MetadataService {
             (true, key(tenant, &def.api_name)),
             (false, key(tenant, &def.id)),
         ] {
-            self.last_good.insert(k, loaded.meta.clone());
+            self.last_good.remember(k, loaded.meta.clone());
         }
         // An invalidation arrived while the load was in flight: what it
         // read may predate the change, so the next reader loads again.
@@ -463,28 +450,22 @@ impl MetadataService {
         by_name: bool,
         k: &Key,
     ) -> Option<Arc<ObjectMeta>> {
-        let meta = match self.last_good.get(&(by_name, k.clone())) {
-            Some(m) => m,
-            None if self.tier.has_l2() => {
-                let bytes = self
-                    .tier
-                    .get(&self.tier.keys.meta(tenant, name))
-                    .await
-                    .ok()??;
-                let stored = mosaic_cache::codec::decode::<ObjectDef>(&bytes)?;
-                let mut def = stored.value;
-                def.version = stored.version;
-                Arc::new(ObjectMeta::new(def))
-            }
-            None => return None,
-        };
-        self.count_stale();
-        Some(meta)
-    }
-
-    fn count_stale(&self) {
-        self.stale_served.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("cache_stale_served_total", "cache" => "metadata").increment(1);
+        if let Some(m) = self.last_good.get(&(by_name, k.clone())) {
+            return Some(m);
+        }
+        if !self.tier.has_l2() {
+            return None;
+        }
+        let bytes = self
+            .tier
+            .get(&self.tier.keys.meta(tenant, name))
+            .await
+            .ok()??;
+        let stored = mosaic_cache::codec::decode::<ObjectDef>(&bytes)?;
+        let mut def = stored.value;
+        def.version = stored.version;
+        self.last_good.count();
+        Some(Arc::new(ObjectMeta::new(def)))
     }
 
     /// The L2 copy unless it is missing, older than an announced version,
@@ -646,19 +627,14 @@ impl MetadataService {
             .await
         {
             Ok(list) => list,
-            Err(e) if e.code == ErrorCode::SERVICE_UNAVAILABLE => {
-                return match self.last_good_lists.get(tenant) {
-                    Some(list) => {
-                        self.count_stale();
-                        Ok(list)
-                    }
-                    None => Err((*e).clone()),
-                };
+            Err(e) => {
+                return self
+                    .last_good_lists
+                    .or_stale(&tenant.to_string(), (*e).clone(), |_| true)
             }
-            Err(e) => return Err((*e).clone()),
         };
         self.last_good_lists
-            .insert(tenant.to_string(), list.clone());
+            .remember(tenant.to_string(), list.clone());
         if self.epoch() != epoch {
             self.lists.invalidate(tenant).await;
         }
@@ -670,11 +646,10 @@ impl MetadataService {
         self.epoch.fetch_add(1, Ordering::Release);
         self.by_name.invalidate(&key(tenant, &def.api_name)).await;
         self.by_id.invalidate(&key(tenant, &def.id)).await;
-        self.last_good
-            .invalidate(&(true, key(tenant, &def.api_name)));
-        self.last_good.invalidate(&(false, key(tenant, &def.id)));
+        self.last_good.forget(&(true, key(tenant, &def.api_name)));
+        self.last_good.forget(&(false, key(tenant, &def.id)));
         self.lists.invalidate(tenant).await;
-        self.last_good_lists.invalidate(tenant);
+        self.last_good_lists.forget(&tenant.to_string());
         self.epoch.fetch_add(1, Ordering::Release);
     }
 
@@ -700,19 +675,19 @@ impl MetadataService {
                 self.epoch.fetch_add(1, Ordering::Release);
                 for n in names {
                     self.by_name.invalidate(&key(tenant, n)).await;
-                    self.last_good.invalidate(&(true, key(tenant, n)));
+                    self.last_good.forget(&(true, key(tenant, n)));
                 }
                 self.by_id.invalidate(&key(tenant, id)).await;
-                self.last_good.invalidate(&(false, key(tenant, id)));
+                self.last_good.forget(&(false, key(tenant, id)));
                 self.lists.invalidate(tenant).await;
-                self.last_good_lists.invalidate(tenant.as_str());
+                self.last_good_lists.forget(tenant);
                 self.warmed.invalidate(tenant.as_str());
                 self.epoch.fetch_add(1, Ordering::Release);
             }
             Invalidation::Objects { tenant } => {
                 self.epoch.fetch_add(1, Ordering::Release);
                 self.lists.invalidate(tenant).await;
-                self.last_good_lists.invalidate(tenant.as_str());
+                self.last_good_lists.forget(tenant);
                 self.warmed.invalidate(tenant.as_str());
                 self.epoch.fetch_add(1, Ordering::Release);
             }

@@ -102,6 +102,8 @@ pub struct CacheServices {
     pub rate_limits_enabled: bool,
     /// Each tenant's effective rates (tier defaults with overrides).
     rates: moka::future::Cache<String, Arc<ClassRates>>,
+    /// Rates read before, applied while the metadata database is unavailable.
+    last_rates: mosaic_cache::LastGood<String, Arc<ClassRates>>,
 }
 
 impl CacheServices {
@@ -121,6 +123,7 @@ impl CacheServices {
             locks: Arc::new(Locks::new(tier.clone())),
             breaker,
             rate_limits_enabled,
+            last_rates: mosaic_cache::LastGood::new("rate_limits", 100_000),
             rates: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(tier.config.metadata.ttl)
@@ -225,7 +228,10 @@ impl Platform {
         self.auth.apply(ev).await;
         self.access.apply(ev);
         match ev {
-            Invalidation::RateLimits { tenant } => self.cache.rates.invalidate(tenant).await,
+            Invalidation::RateLimits { tenant } => {
+                self.cache.last_rates.forget(tenant);
+                self.cache.rates.invalidate(tenant).await
+            }
             Invalidation::All => self.cache.rates.invalidate_all(),
             _ => {}
         }
@@ -238,9 +244,10 @@ impl Platform {
             self.settings.clone(),
             tenant.to_string(),
         );
-        self.cache
+        let rates = self
+            .cache
             .rates
-            .try_get_with(tenant.to_string(), async move {
+            .try_get_with::<_, MosaicError>(tenant.to_string(), async move {
                 let tier = meta
                     .tenant(&t)
                     .await?
@@ -255,8 +262,15 @@ impl Platform {
                 }
                 Ok(Arc::new(rates))
             })
-            .await
-            .map_err(|e: Arc<MosaicError>| (*e).clone())
+            .await;
+        let last = &self.cache.last_rates;
+        match rates {
+            Ok(r) => {
+                last.remember(tenant.to_string(), r.clone());
+                Ok(r)
+            }
+            Err(e) => last.or_stale(&tenant.to_string(), (*e).clone(), |_| true),
+        }
     }
 
     /// Whether one more request of the tenant in `class` is admitted.
@@ -303,6 +317,7 @@ impl Platform {
             })
             .await?;
         self.cache.rates.invalidate(tenant).await;
+        self.cache.last_rates.forget(&tenant.to_string());
         self.cache
             .tier
             .publish(Invalidation::RateLimits {

@@ -263,13 +263,15 @@ async fn metadata_outage_makes_the_platform_read_only_until_it_recovers_by_itsel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn definitions_past_their_cache_lifetime_are_served_stale_while_the_metadata_database_is_down(
+async fn definitions_and_sessions_past_their_cache_lifetime_are_served_stale_while_the_metadata_database_is_down(
 ) {
-    // Definitions live one second in L1, so they have expired by the time
-    // the metadata database goes down.
+    // Definitions, sessions and permission snapshots live one second in
+    // L1, so they have expired by the time the metadata database goes down.
     let server = TestServer::start_with(|cfg| {
         cfg.cache.metadata.ttl = Duration::from_secs(1);
         cfg.cache.metadata.tti = None;
+        cfg.cache.sessions.ttl = Duration::from_secs(1);
+        cfg.cache.permissions.ttl = Duration::from_secs(1);
     })
     .await;
     let admin = server.tenant().await;

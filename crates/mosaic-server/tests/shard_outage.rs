@@ -14,6 +14,11 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+async fn readyz(base: &str) -> serde_json::Value {
+    let res = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    res.json().await.unwrap()
+}
+
 fn shard(id: &str, url: &str) -> ShardRow {
     ShardRow {
         id: id.into(),
@@ -103,12 +108,7 @@ async fn one_cluster_down_fails_only_its_tenants_with_503_and_they_recover() {
     assert!(res.headers().get("retry-after").is_some());
     // Readiness names the shard's breaker; the platform's level is untouched
     // (only that shard's tenants are affected).
-    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readyz(&server.base).await;
     assert_eq!(ready["degradation_level"], 0, "{ready}");
     assert_eq!(
         ready["dependencies"]["shard:pg-b"]["breaker"], "open",
@@ -140,12 +140,7 @@ async fn one_cluster_down_fails_only_its_tenants_with_503_and_they_recover() {
     for _ in 0..20 {
         down.get(&format!("{DATA}/sobjects/Deal__c/{down_id}"))
             .await;
-        let ready: serde_json::Value = reqwest::get(format!("{}/readyz", server.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ready = readyz(&server.base).await;
         breaker = ready["dependencies"]["shard:pg-b"]["breaker"].clone();
         if breaker == "closed" {
             break;

@@ -85,6 +85,8 @@ struct Log {
     samples: Mutex<Vec<Sample>>,
     ready: Mutex<Vec<Ready>>,
     failovers: AtomicU64,
+    /// Each distinct error answer (status and message) and how often.
+    errors: Mutex<BTreeMap<String, usize>>,
 }
 
 impl Log {
@@ -346,7 +348,20 @@ impl Balancer<'_> {
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Ok((status, _)) => return status,
+                Ok((status, v)) => {
+                    if !(200..300).contains(&status) {
+                        let message = v[0]["message"].as_str().unwrap_or_default();
+                        // Numbers (seconds to wait) vary; the message does not.
+                        let message: String = message
+                            .chars()
+                            .take(160)
+                            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                            .collect();
+                        let key = format!("{status} {message}");
+                        *log.errors.lock().unwrap().entry(key).or_insert(0) += 1;
+                    }
+                    return status;
+                }
                 Err(_) if tries < 4 => {
                     log.failovers.fetch_add(1, Ordering::Relaxed);
                     server = 1 - server;
@@ -573,6 +588,17 @@ impl Fault {
             Fault::MetadataDb => Some(3),
             Fault::Llm => Some(1),
             Fault::ShardDb | Fault::KillServer => None,
+        }
+    }
+
+    /// The detection window of the breaker that guards the dependency
+    /// (the seed's failure window): the fault must be detected within it.
+    fn window(self) -> Option<f64> {
+        match self {
+            Fault::Redis => Some(10.0),
+            Fault::MetadataDb | Fault::ShardDb => Some(30.0),
+            Fault::Llm => Some(60.0),
+            Fault::KillServer => None,
         }
     }
 
@@ -815,6 +841,39 @@ fn create_tenant(d: &Deployment, sub: &str) -> (String, String) {
     )
 }
 
+/// Each second of the run: successes, errors by status (0: no answer) and
+/// the highest level any server reported.
+fn per_second(log: &Log) -> Vec<Value> {
+    let samples = log.samples.lock().unwrap();
+    let ready = log.ready.lock().unwrap();
+    let last = samples.iter().map(|s| s.at as usize).max().unwrap_or(0);
+    let mut rows = vec![(0usize, BTreeMap::<u16, usize>::new(), 0u64); last + 1];
+    for s in samples.iter() {
+        let row = &mut rows[s.at as usize];
+        if ok(s) {
+            row.0 += 1;
+        } else {
+            *row.1.entry(s.status).or_insert(0) += 1;
+        }
+    }
+    for r in ready.iter() {
+        if let Some(row) = rows.get_mut(r.at as usize) {
+            row.2 = row.2.max(r.level);
+        }
+    }
+    rows.into_iter()
+        .enumerate()
+        .map(|(second, (ok, errors, level))| {
+            json!({
+                "second": second,
+                "ok": ok,
+                "errors": errors.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "level": level,
+            })
+        })
+        .collect()
+}
+
 fn print_table(rows: &[Measured]) {
     println!(
         "| fault | detection | level reached | unaffected traffic | affected traffic | unaffected p50 before → during | recovery (after restore) |"
@@ -885,6 +944,7 @@ async fn every_fault_degrades_by_the_prescribed_level_recovers_by_itself_and_los
         samples: Mutex::default(),
         ready: Mutex::default(),
         failovers: AtomicU64::new(0),
+        errors: Mutex::default(),
     });
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -991,6 +1051,10 @@ async fn every_fault_degrades_by_the_prescribed_level_recovers_by_itself_and_los
         ledger.created.len()
     );
     print_table(&rows);
+    println!("error answers (status, message, count):");
+    for (e, n) in log.errors.lock().unwrap().iter() {
+        println!("  {n:>6}  {e}");
+    }
     if let Ok(path) = std::env::var("MOSAIC_FAULTS_REPORT") {
         let report: Vec<Value> = rows
             .iter()
@@ -1017,6 +1081,7 @@ async fn every_fault_degrades_by_the_prescribed_level_recovers_by_itself_and_los
                 "acknowledged_creates": ledger.created.len(),
                 "lost": lost,
                 "faults": report,
+                "per_second": per_second(&log),
             }))
             .unwrap(),
         )
@@ -1035,11 +1100,18 @@ async fn every_fault_degrades_by_the_prescribed_level_recovers_by_itself_and_los
                 ));
             }
         }
-        if m.fault != Fault::KillServer && m.detection_s.is_none() {
-            failures.push(format!(
-                "{}: not detected during the outage",
-                m.fault.name()
-            ));
+        if let Some(window) = m.fault.window() {
+            match m.detection_s {
+                None => failures.push(format!(
+                    "{}: not detected during the outage",
+                    m.fault.name()
+                )),
+                Some(d) if d > window => failures.push(format!(
+                    "{}: detected after {d:.1} s, beyond the breaker's {window} s window",
+                    m.fault.name()
+                )),
+                Some(_) => {}
+            }
         }
         if m.recovery_s.is_none() {
             failures.push(format!("{}: did not recover by itself", m.fault.name()));
