@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod meta;
 pub mod migrate;
 mod param;
+pub mod planner_stats;
 pub mod pool;
 pub mod query;
 pub mod records;

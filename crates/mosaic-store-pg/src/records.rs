@@ -19,6 +19,7 @@
 
 use crate::migrate::migrate_records;
 use crate::param::{refs, Param};
+use crate::planner_stats::PlannerStats;
 use crate::pool::{millis, shard_tx, with_client, PgPool, Step, TxError};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -29,6 +30,7 @@ use mosaic_types::value::format_time;
 use mosaic_types::{deckey, ErrorCode, FlexSlot, MosaicError, MosaicResult, SlotPool, Value};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// A boxed future of one step of a write (recursive steps: cascades,
 /// inserts made by effects).
@@ -40,9 +42,19 @@ const GET_MANY_CHUNK: usize = 500;
 const MAX_CASCADE_DEPTH: usize = 16;
 
 /// Records of one shard on PostgreSQL. Cloning shares the pool.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgRecordStore {
     pool: PgPool,
+    /// Keeps the planner's statistics current while the tables grow.
+    stats: Arc<PlannerStats>,
+}
+
+impl std::fmt::Debug for PgRecordStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgRecordStore")
+            .field("pool", &self.pool)
+            .finish()
+    }
 }
 
 impl PgRecordStore {
@@ -56,11 +68,17 @@ impl PgRecordStore {
     pub async fn open(pool: PgPool) -> MosaicResult<PgRecordStore> {
         migrate_records(&pool).await?;
         crate::transfer::migrate_transfer(&pool).await?;
-        Ok(PgRecordStore { pool })
+        let stats = PlannerStats::open(pool.clone()).await;
+        Ok(PgRecordStore { pool, stats })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The planner-statistics keeper of this shard.
+    pub fn planner_stats(&self) -> &Arc<PlannerStats> {
+        &self.stats
     }
 }
 
@@ -666,7 +684,7 @@ impl RecordStore for PgRecordStore {
         all_or_none: bool,
     ) -> MosaicResult<Vec<MosaicResult<WriteResult>>> {
         let tenant = tenant_id;
-        shard_tx!(self.pool, |tx| {
+        let written = shard_tx!(self.pool, |tx| {
             if all_or_none && ops.len() > 1 {
                 let mut done = Vec::with_capacity(ops.len());
                 tx.batch_execute("SAVEPOINT mosaic_batch").await?;
@@ -716,7 +734,10 @@ impl RecordStore for PgRecordStore {
                 }
                 Ok(out)
             }
-        })
+        })?;
+        let rows = written.iter().filter(|w| w.is_ok()).count() as u64;
+        self.stats.wrote(rows);
+        Ok(written)
     }
 
     async fn get(
@@ -845,8 +866,9 @@ impl RecordStore for PgRecordStore {
                 let v = decode(r, 1, spec.slot)?;
                 put_pivots(tx, tenant_id, object_id, &id, spec, &v).await?;
             }
-            Ok(())
+            Ok(rows.len() as u64)
         })
+        .map(|rows| self.stats.wrote(rows))
     }
 
     async fn drop_index(

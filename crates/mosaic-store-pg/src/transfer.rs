@@ -444,9 +444,11 @@ impl TenantTransfer for PgRecordStore {
                 })
                 .collect();
             let gone: Vec<String> = absent.iter().filter_map(|k| k.first().cloned()).collect();
-            return shard_tx!(self.pool(), |tx| {
+            shard_tx!(self.pool(), |tx| {
                 import_records(tx, tenant_id, &records, &gone, specs).await
-            });
+            })?;
+            self.planner_stats().wrote(records.len() as u64);
+            return Ok(());
         }
         let spec = table(table_name)?;
         let cols: Vec<&str> = spec.columns.iter().map(|(c, _)| *c).collect();

@@ -320,3 +320,100 @@ async fn a_master_deleted_during_detail_inserts_leaves_no_orphan() {
         );
     }
 }
+
+/// A shard filled right after it was created gets its planner statistics
+/// once the record tables have grown past what the planner knew, without
+/// waiting for autovacuum: an indexed lookup then starts from the index
+/// instead of scanning every record of the object for each index entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_writes_refresh_the_planner_statistics() {
+    use chrono::Utc;
+    use mosaic_store::record_store::*;
+    use mosaic_store::{IndexSpec, RecordStore};
+    use mosaic_types::{FlexSlot, SlotPool, Value};
+    use std::time::{Duration, Instant};
+    let db = test_database().await;
+    let store = mosaic_store_pg::PgRecordStore::connect(&db.url, 4)
+        .await
+        .unwrap();
+    assert_eq!(store.planner_stats().runs(), 0);
+    let bucket = FlexSlot::new(SlotPool::String, 1).unwrap();
+    let spec = IndexSpec {
+        slot: bucket,
+        field: "Bucket__c".into(),
+        unique: false,
+        indexed: true,
+        case_insensitive: true,
+    };
+    let total = mosaic_store_pg::planner_stats::MIN_ROWS as usize + 200;
+    for chunk in 0..total / 200 {
+        let ops = (0..200)
+            .map(|i| {
+                let n = chunk * 200 + i;
+                WriteOp::Insert(InsertOp {
+                    record: RecordRow {
+                        id: format!("r{n:06}"),
+                        object_id: "deal".into(),
+                        name: Some(format!("deal {n}")),
+                        owner_id: "u".into(),
+                        created_by: "u".into(),
+                        created_at: Utc::now(),
+                        modified_by: "u".into(),
+                        modified_at: Utc::now(),
+                        is_deleted: false,
+                        values: vec![(bucket, Value::Text(format!("b{:03}", n / 100)))],
+                    },
+                    indexes: vec![spec.clone()],
+                    auto_numbers: vec![],
+                    ref_checks: vec![],
+                    require_absent: None,
+                    effects: vec![],
+                })
+            })
+            .collect();
+        for r in store.write("t", ops, true).await.unwrap() {
+            r.unwrap();
+        }
+    }
+    assert_eq!(store.planner_stats().runs(), 1, "one ANALYZE past MIN_ROWS");
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let until = Instant::now() + Duration::from_secs(20);
+    let analyzed = loop {
+        let row = client
+            .query_one(
+                "SELECT reltuples::float8 FROM pg_class WHERE oid = 'object_records'::regclass",
+                &[],
+            )
+            .await
+            .unwrap();
+        let n: f64 = row.get(0);
+        if n >= 1_000.0 || Instant::now() > until {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(analyzed >= 1_000.0, "the planner knows {analyzed} records");
+    let plan: Vec<String> = client
+        .query(
+            "EXPLAIN SELECT r.id FROM object_records r WHERE r.tenant_id = 't' AND r.object_id = 'deal' \
+             AND r.is_deleted = FALSE AND r.id IN (SELECT record_id FROM record_index \
+             WHERE tenant_id = 't' AND object_id = 'deal' AND slot = 'flex_string_1' AND value = 'b003') \
+             ORDER BY r.id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let text = plan.join("\n");
+    let index_first = text
+        .lines()
+        .position(|l| l.contains("record_index"))
+        .zip(text.lines().position(|l| l.contains("on object_records")))
+        .is_some_and(|(i, r)| i < r);
+    assert!(index_first, "the lookup starts from the index:\n{text}");
+}
