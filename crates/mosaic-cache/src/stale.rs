@@ -14,6 +14,12 @@ use std::time::Duration;
 /// How long a copy stays available after it was last loaded.
 pub const STALE_FALLBACK_TTL: Duration = Duration::from_secs(60 * 60);
 
+/// Whether a failed load may fall back to a kept copy: the database (or
+/// its breaker) said it is unavailable.
+pub fn falls_back(e: &MosaicError) -> bool {
+    e.code == ErrorCode::SERVICE_UNAVAILABLE
+}
+
 pub struct LastGood<K, V> {
     /// The cache's name in `cache_stale_served_total{cache}`.
     cache: &'static str,
@@ -51,16 +57,10 @@ where
         self.entries.invalidate_all();
     }
 
-    /// Whether a failed load may fall back to a kept copy: the database
-    /// (or its breaker) said it is unavailable.
-    pub fn applies(e: &MosaicError) -> bool {
-        e.code == ErrorCode::SERVICE_UNAVAILABLE
-    }
-
     /// The kept copy of `k` if `err` says the database is unavailable and
     /// the copy passes `valid`; else `err`.
     pub fn or_stale(&self, k: &K, err: MosaicError, valid: impl Fn(&V) -> bool) -> MosaicResult<V> {
-        if !Self::applies(&err) {
+        if !falls_back(&err) {
             return Err(err);
         }
         match self.entries.get(k).filter(|v| valid(v)) {

@@ -386,7 +386,7 @@ impl MetadataService {
             .await
         {
             Ok(loaded) => loaded,
-            Err(e) if LastGood::<(), ()>::applies(&e) => {
+            Err(e) if mosaic_cache::stale::falls_back(&e) => {
                 return match self.stale_copy(tenant, name, by_name, &k).await {
                     Some(meta) => Ok(meta),
                     None => Err((*e).clone()),

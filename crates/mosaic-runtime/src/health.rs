@@ -45,13 +45,28 @@ impl DegradationLevel {
     /// else full operation. The most severe condition wins.
     pub fn from_dependencies(maintenance: bool, deps: &[DependencyProbe]) -> DegradationLevel {
         let down = |role: DependencyRole| deps.iter().any(|d| d.role == role && !d.up);
+        Self::from_conditions(
+            maintenance,
+            down(DependencyRole::Database),
+            down(DependencyRole::Cache),
+            down(DependencyRole::Ai),
+        )
+    }
+
+    /// The same from the conditions themselves.
+    pub fn from_conditions(
+        maintenance: bool,
+        database_down: bool,
+        cache_down: bool,
+        ai_down: bool,
+    ) -> DegradationLevel {
         if maintenance {
             DegradationLevel::Maintenance
-        } else if down(DependencyRole::Database) {
+        } else if database_down {
             DegradationLevel::ReadOnly
-        } else if down(DependencyRole::Cache) {
+        } else if cache_down {
             DegradationLevel::CacheDegraded
-        } else if down(DependencyRole::Ai) {
+        } else if ai_down {
             DegradationLevel::AiDegraded
         } else {
             DegradationLevel::FullOperation
@@ -138,7 +153,16 @@ impl Platform {
         if let (Some(b), Some(up)) = (self.cache.breaker.as_ref(), self.cache.l2_up()) {
             deps.push(from(b, DependencyRole::Cache, up));
         }
-        deps.extend(self.llm_dependency());
+        // The LLM is never called for a probe (a completion costs time and
+        // money): up means its breaker is closed.
+        if let Some(llm) = &self.llm {
+            let b = llm.breaker();
+            deps.push(from(
+                b,
+                DependencyRole::Ai,
+                b.state() == BreakerState::Closed,
+            ));
+        }
         for b in self.breakers.registered.all() {
             let up = b.state() == BreakerState::Closed;
             deps.push(from(&b, DependencyRole::Shard, up));
@@ -154,7 +178,7 @@ impl Platform {
         let records = self.records.locate(PROBE_ID, PROBE_ID).await.map(|_| ());
         let records_latency = started.elapsed();
         let breaker = |name: &str| self.breakers.by_dependency(name).map(|b| b.state());
-        let deps = vec![
+        vec![
             probe(METADATA_STORE, meta, meta_latency, breaker(METADATA_STORE)),
             probe(
                 RECORD_STORE,
@@ -162,33 +186,7 @@ impl Platform {
                 records_latency,
                 breaker(RECORD_STORE),
             ),
-        ];
-        deps
-    }
-
-    /// The LLM service, when configured, as its breaker knows it: it is
-    /// never called for a probe (a completion costs time and money), so up
-    /// means the breaker is closed. Down makes the level AI degraded.
-    pub fn llm_dependency(&self) -> Option<DependencyProbe> {
-        let llm = self.llm.as_ref()?;
-        let state = llm.breaker().state();
-        let up = state == BreakerState::Closed;
-        Some(DependencyProbe {
-            name: crate::ai::LLM.to_string(),
-            role: DependencyRole::Ai,
-            up,
-            latency: Duration::ZERO,
-            error: (!up).then(|| {
-                let left = llm.retry_after().unwrap_or(Duration::ZERO);
-                format!(
-                    "{} is unavailable (circuit breaker {}); retry in {} s",
-                    crate::ai::LLM,
-                    state.name(),
-                    crate::resilience::breaker::retry_after_secs(left)
-                )
-            }),
-            breaker: Some(state),
-        })
+        ]
     }
 
     /// The level as this instance knows it without calling anything: the
@@ -196,25 +194,19 @@ impl Platform {
     /// last metadata probe. The request gate reads it on every request.
     pub fn degradation_level(&self) -> DegradationLevel {
         let metadata_probe_failed = self.metadata_probe_failed.load(Ordering::Relaxed);
-        let deps: Vec<DependencyProbe> = self
+        let closed = |b: &crate::resilience::CircuitBreaker| b.state() == BreakerState::Closed;
+        let database_down = self
             .breakers
             .all()
-            .map(|b| {
-                let state = b.state();
-                let is_meta = b.dependency() == METADATA_STORE;
-                DependencyProbe {
-                    name: b.dependency().to_string(),
-                    role: DependencyRole::Database,
-                    up: state == BreakerState::Closed && !(is_meta && metadata_probe_failed),
-                    latency: Duration::ZERO,
-                    error: None,
-                    breaker: Some(state),
-                }
-            })
-            .collect();
-        let mut deps = deps;
-        deps.extend(self.breaker_dependencies());
-        DegradationLevel::from_dependencies(self.maintenance().enabled, &deps)
+            .any(|b| !closed(b) || (metadata_probe_failed && b.dependency() == METADATA_STORE));
+        let cache_down = self.cache.l2_up() == Some(false);
+        let ai_down = self.llm.as_ref().is_some_and(|l| !closed(l.breaker()));
+        DegradationLevel::from_conditions(
+            self.maintenance().enabled,
+            database_down,
+            cache_down,
+            ai_down,
+        )
     }
 
     /// Why a write must be refused now, if it must: read-only or maintenance,

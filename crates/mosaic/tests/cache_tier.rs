@@ -8,7 +8,6 @@ mod common;
 use common::{OwnRedis, Server};
 use mosaic_store_pg::scratch::ScratchDatabase;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const META: &str = "/services/metadata/v1";
@@ -45,7 +44,7 @@ impl Cluster {
         let servers: Vec<Server> = (0..3)
             .map(|_| common::start_with(dir.path(), &pairs))
             .collect();
-        let (token, tenant_id) = create_tenant(dir.path(), &env, "acme");
+        let (token, tenant_id) = common::create_tenant(dir.path(), &env, "acme");
         Cluster {
             servers,
             token,
@@ -59,29 +58,6 @@ impl Cluster {
     fn url(&self, i: usize) -> &str {
         &self.servers[i].url
     }
-}
-
-fn create_tenant(dir: &std::path::Path, env: &[(String, String)], sub: &str) -> (String, String) {
-    let out = Command::new(common::BIN)
-        .args(["tenant", "create", "--data-dir"])
-        .arg(dir)
-        .args(["--name", sub, "--subdomain", sub, "--admin-username"])
-        .arg(format!("admin@{sub}.test"))
-        .args(["--admin-password", "correct-horse-battery"])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("mosaic tenant create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        v["access_token"].as_str().unwrap().to_string(),
-        v["tenant_id"].as_str().unwrap().to_string(),
-    )
 }
 
 async fn call(
@@ -354,7 +330,7 @@ async fn a_tenant_limit_holds_across_instances() {
     let redis = OwnRedis::start();
     let c = Cluster::start(&redis, &[]).await;
     until_linked(&c).await;
-    let (other, _) = create_tenant(c._dir.path(), &c.env, "other");
+    let (other, _) = common::create_tenant(c._dir.path(), &c.env, "other");
     let (per_second, burst) = (100u32, 10u32);
     let res = reqwest::Client::new()
         .put(format!(

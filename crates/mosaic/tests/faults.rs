@@ -822,25 +822,6 @@ async fn all_records(base: &str, token: &str) -> Vec<(String, String, i64)> {
     out
 }
 
-fn create_tenant(d: &Deployment, sub: &str) -> (String, String) {
-    let v = d.cli(&[
-        "tenant",
-        "create",
-        "--name",
-        sub,
-        "--subdomain",
-        sub,
-        "--admin-username",
-        &format!("admin@{sub}.test"),
-        "--admin-password",
-        "correct-horse-battery",
-    ]);
-    (
-        v["access_token"].as_str().unwrap().to_string(),
-        v["tenant_id"].as_str().unwrap().to_string(),
-    )
-}
-
 /// Each second of the run: successes, errors by status (0: no answer) and
 /// the highest level any server reported.
 fn per_second(log: &Log) -> Vec<Value> {
@@ -914,8 +895,8 @@ async fn every_fault_degrades_by_the_prescribed_level_recovers_by_itself_and_los
 
     // Two tenants on the built-in shard; one then moves to the shard on
     // the cluster the harness will stop.
-    let (steady_token, _) = create_tenant(&d, "steady");
-    let (moved_token, moved_id) = create_tenant(&d, "moved");
+    let (steady_token, _) = common::create_tenant(d.dir.path(), &d.env, "steady");
+    let (moved_token, moved_id) = common::create_tenant(d.dir.path(), &d.env, "moved");
     let shard_url = d.shard.url();
     d.cli(&[
         "shard", "add", "--id", "pg-s", "--url", &shard_url, "--group", "starter",

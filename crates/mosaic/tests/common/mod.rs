@@ -59,6 +59,35 @@ pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
     }
 }
 
+/// Creates a tenant with `mosaic tenant create` on `dir` (and `env`'s
+/// databases): its admin's access token and the tenant id.
+pub fn create_tenant(
+    dir: &std::path::Path,
+    env: &[(String, String)],
+    sub: &str,
+) -> (String, String) {
+    let out = Command::new(BIN)
+        .args(["tenant", "create", "--data-dir"])
+        .arg(dir)
+        .args(["--name", sub, "--subdomain", sub, "--admin-username"])
+        .arg(format!("admin@{sub}.test"))
+        .args(["--admin-password", "correct-horse-battery"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("mosaic tenant create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["access_token"].as_str().unwrap().to_string(),
+        v["tenant_id"].as_str().unwrap().to_string(),
+    )
+}
+
 pub fn start(dir: &Path) -> Server {
     start_with(dir, &[])
 }
