@@ -8,10 +8,13 @@
 
 pub mod coerce;
 pub mod formulas;
+pub mod layout;
+pub mod listview;
 pub mod model;
 pub mod service;
 pub mod sharing;
 pub mod validate;
+mod views;
 pub mod workflow;
 
 pub use model::{FieldDef, NameField, ObjectDef, PicklistValue, SharingModel, ValidationRule};

@@ -183,6 +183,12 @@ pub struct ObjectDef {
     pub workflow_rules: Vec<crate::workflow::WorkflowRule>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sharing_rules: Vec<crate::sharing::SharingRule>,
+    /// Page layouts (none: a layout is derived from the fields).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layouts: Vec<crate::layout::PageLayout>,
+    /// List views besides the derived "All" view.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub list_views: Vec<crate::listview::ListView>,
     /// Slots of deleted fields whose data may not have been cleared yet;
     /// never allocated until cleared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -22,7 +22,7 @@ pub const META_CACHE_TTL: Duration = mosaic_cache::defaults::METADATA.ttl;
 pub const META_CACHE_TTI: Duration = Duration::from_secs(30);
 /// Attempts of a change that carries no client version before giving up
 /// on concurrent writers.
-const INTERNAL_RETRIES: usize = 5;
+pub(crate) const INTERNAL_RETRIES: usize = 5;
 
 pub use mosaic_types::CacheStats;
 
@@ -778,7 +778,7 @@ impl MetadataService {
         }
     }
 
-    async fn commit(
+    pub(crate) async fn commit(
         &self,
         tenant: &str,
         before: &ObjectDef,
@@ -795,7 +795,7 @@ impl MetadataService {
         Ok(Arc::new(ObjectMeta::new(after)))
     }
 
-    fn check_version(def: &ObjectDef, requested: Option<i64>) -> MosaicResult<()> {
+    pub(crate) fn check_version(def: &ObjectDef, requested: Option<i64>) -> MosaicResult<()> {
         match requested {
             Some(v) if v != def.version => Err(MosaicError::field(
                 ErrorCode::CONFLICT,
@@ -956,7 +956,7 @@ impl MetadataService {
 
     /// The current definition straight from the store (changes must not be
     /// based on a cached copy).
-    async fn fresh(&self, tenant: &str, name: &str) -> MosaicResult<Arc<ObjectMeta>> {
+    pub(crate) async fn fresh(&self, tenant: &str, name: &str) -> MosaicResult<Arc<ObjectMeta>> {
         match self.store.object_by_name(tenant, name).await? {
             Some(row) => decode(&row),
             None => Err(not_found(name)),
@@ -984,6 +984,7 @@ impl MetadataService {
         self.store.delete_object(tenant, &cur.def.id).await?;
         self.invalidate(tenant, &cur.def).await;
         self.announce_change(tenant, &cur.def, None).await;
+        self.detach_from_parents(tenant, &cur.def.id, None).await;
         self.records.purge_object(tenant, &cur.def.id).await
     }
 
@@ -1107,6 +1108,8 @@ impl MetadataService {
         if !f.api_name.eq_ignore_ascii_case(&old.api_name) {
             self.check_no_dependents(tenant, &cur.def, &old, "rename")
                 .await?;
+            crate::layout::rename_field(&mut next, &old.api_name, &f.api_name);
+            crate::listview::rename_field(&mut next, &old.api_name, &f.api_name);
         }
         if let Some(x) = next.fields.iter_mut().find(|x| x.id == f.id) {
             *x = f.clone();
@@ -1182,6 +1185,8 @@ impl MetadataService {
             }
             let mut next = cur.def.clone();
             next.fields.retain(|x| x.id != f.id);
+            crate::layout::remove_field(&mut next, &f.api_name);
+            crate::listview::remove_field(&mut next, &f.api_name);
             if let Some(slot) = f.slot {
                 next.pending_clear.push(slot);
             }
@@ -1207,6 +1212,9 @@ impl MetadataService {
                 }
                 Err(e) => return Err(e),
                 Ok(m) => {
+                    // Parents' related lists through (or showing) the field.
+                    self.detach_from_parents(tenant, &m.def.id, Some(&f.api_name))
+                        .await;
                     // Clear the data now; the slot stays unallocatable until
                     // the clear is recorded.
                     if let Some(slot) = f.slot {

@@ -665,6 +665,8 @@ pub fn new_object(input: &ObjectInput) -> MosaicResult<ObjectDef> {
         validation_rules: vec![],
         workflow_rules: vec![],
         sharing_rules: vec![],
+        layouts: vec![],
+        list_views: vec![],
         pending_clear: vec![],
         created_at: now,
         updated_at: now,

@@ -172,6 +172,8 @@ pub struct Platform {
     pub(crate) sqlite_records: Option<Arc<SqliteRecordStore>>,
     /// Platform-wide settings (the maintenance switch), in the metadata database.
     pub settings: Arc<dyn SettingsStore>,
+    /// Each user's recently viewed records, in the metadata database.
+    pub recent: Arc<dyn mosaic_store::RecentStore>,
     /// One circuit breaker per database; every call of the database asks it.
     pub breakers: Breakers,
     /// The maintenance switch as last read (see `resilience::maintenance`).
@@ -257,6 +259,7 @@ struct MetaStores {
     access: Arc<dyn AccessStore>,
     directory: Arc<dyn ShardDirectory>,
     settings: Arc<dyn SettingsStore>,
+    recent: Arc<dyn mosaic_store::RecentStore>,
     sqlite: Option<Arc<SqliteMetaStore>>,
     pg: Option<mosaic_store_pg::PgPool>,
 }
@@ -314,6 +317,7 @@ impl Platform {
                     replica_pools,
                     access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
                     settings: m.clone(),
+                    recent: m.clone(),
                     pg: Some(m.pool().clone()),
                     directory: m,
                     sqlite: None,
@@ -362,6 +366,7 @@ impl Platform {
             access: Arc::new(SqliteAccessStore::new(meta_db.db().clone())),
             directory: meta_db.clone(),
             settings: Arc::new(SqliteSettingsStore::new(meta_db.db().clone())),
+            recent: Arc::new(mosaic_store::SqliteRecentStore::new(meta_db.db().clone())),
             sqlite: Some(meta_db),
             pg: None,
             primary: None,
@@ -489,6 +494,7 @@ impl Platform {
             sqlite_meta: metas.sqlite,
             sqlite_records,
             settings: metas.settings,
+            recent: metas.recent,
             breakers,
             maintenance: Default::default(),
             metadata_probe_failed: Default::default(),

@@ -594,6 +594,7 @@ impl Platform {
             indexes,
             ref_checks: p.refs,
             effects: Vec::new(),
+            unmodified_since: None,
         }
     }
 
@@ -815,7 +816,6 @@ impl Platform {
     }
 
     /// Updates the given fields of a record.
-    #[tracing::instrument(name = "records.update", skip_all, fields(object = %object))]
     pub async fn update(
         &self,
         c: &Caller,
@@ -823,13 +823,31 @@ impl Platform {
         id: &str,
         body: &Map<String, Json>,
     ) -> RecordResult<()> {
+        self.update_unmodified_since(c, object, id, body, None)
+            .await
+    }
+
+    /// [`Platform::update`] refused with `CONFLICT`, changing nothing, when
+    /// the record was modified after `since` (the `LastModifiedDate` of
+    /// the copy the change is based on): no silent overwrite of a save made
+    /// meanwhile. Checked inside the write's transaction.
+    #[tracing::instrument(name = "records.update", skip_all, fields(object = %object))]
+    pub async fn update_unmodified_since(
+        &self,
+        c: &Caller,
+        object: &str,
+        id: &str,
+        body: &Map<String, Json>,
+        since: Option<chrono::DateTime<Utc>>,
+    ) -> RecordResult<()> {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         crate::access::require(c, &obj, ObjectOp::Edit)?;
         let id = parse_record_id(id)?;
         let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
         let _lease = self.record_lease(&c.tenant_id, &id).await?;
         self.check_record_write(c, &obj, &id, body).await?;
-        let op = self.prepared_update(c, &obj, &id, body).await?;
+        let mut op = self.prepared_update(c, &obj, &id, body).await?;
+        op.unmodified_since = since;
         let op_w = WriteOp::Update(op);
         let queued = self
             .after_write(&c.tenant_id, std::slice::from_ref(&op_w))

@@ -32,6 +32,7 @@ mod param;
 pub mod planner_stats;
 pub mod pool;
 pub mod query;
+pub mod recent;
 pub mod records;
 pub mod replication;
 pub mod scratch;
@@ -61,6 +62,7 @@ mod tenant_predicate {
         ("idempotency.rs", include_str!("idempotency.rs")),
         ("migrate.rs", include_str!("migrate.rs")),
         ("records.rs", include_str!("records.rs")),
+        ("recent.rs", include_str!("recent.rs")),
         ("automation.rs", include_str!("automation.rs")),
         ("sharing.rs", include_str!("sharing.rs")),
         ("query.rs", include_str!("query.rs")),

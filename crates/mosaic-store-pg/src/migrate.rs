@@ -30,6 +30,8 @@ pub const MIGRATION_LOCK_KEY: i64 = 0x6d6f_7361_6963_0001;
 pub const METADATA: &str = "metadata";
 /// Component name of the idempotency-key table (in a records database).
 pub const IDEMPOTENCY: &str = "idempotency";
+/// The recently viewed records in a metadata database.
+pub const RECENT: &str = "recent";
 /// Component name of a shard's record tables (records, pivots, counters,
 /// outbox, field history, shares).
 pub const RECORDS: &str = "records";
@@ -330,9 +332,30 @@ pub async fn migrate(
     Ok(current.max(latest))
 }
 
-/// Migrates a metadata database (what `mosaic migrate` runs against it).
+/// Each user's recently viewed records (the web app's), a component of
+/// the metadata database with its own numbering.
+pub const RECENT_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "recently viewed records",
+    sql: r#"
+CREATE TABLE recent_records (
+  tenant_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  viewed_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (tenant_id, user_id, record_id)
+);
+CREATE INDEX recent_records_newest ON recent_records (tenant_id, user_id, viewed_at);
+"#,
+}];
+
+/// Migrates a metadata database (what `mosaic migrate` runs against it);
+/// returns the version of its main component.
 pub async fn migrate_metadata(pool: &PgPool) -> MosaicResult<i64> {
-    migrate(pool, METADATA, METADATA_MIGRATIONS).await
+    let version = migrate(pool, METADATA, METADATA_MIGRATIONS).await?;
+    migrate(pool, RECENT, RECENT_MIGRATIONS).await?;
+    Ok(version)
 }
 
 /// Migrates the idempotency-key table of a records database.

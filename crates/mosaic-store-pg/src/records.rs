@@ -483,6 +483,18 @@ async fn do_update(tx: &Transaction<'_>, tenant: &str, op: &UpdateOp) -> Step<Wr
     if !lock_live(tx, tenant, &op.object_id, &op.id, false).await? {
         return Err(not_found(&op.id).into());
     }
+    if let Some(since) = &op.unmodified_since {
+        let st = tx
+            .prepare_cached(
+                "SELECT modified_at FROM object_records WHERE tenant_id = $1 AND object_id = $2 AND id = $3",
+            )
+            .await?;
+        let row = tx.query_one(&st, &[&tenant, &op.object_id, &op.id]).await?;
+        let stored: DateTime<Utc> = row.try_get(0)?;
+        if mosaic_store::record_store::modified_after(&stored, since) {
+            return Err(mosaic_store::record_store::modified_since_error(&op.id).into());
+        }
+    }
     check_refs(tx, tenant, &op.ref_checks).await?;
     let mut args = vec![
         Param::text(op.modified_by.clone()),

@@ -153,6 +153,7 @@ fn update(
         indexes,
         ref_checks: Vec::new(),
         effects: Vec::new(),
+        unmodified_since: None,
     }
 }
 
@@ -1235,6 +1236,40 @@ async fn search_finds_words_prefixes_and_phrases(sh: &Shard) {
 
 // ---------- the two backends ----------
 
+// ---------- stale updates ----------
+
+async fn updates_based_on_an_old_read_are_refused(sh: &Shard) {
+    write_ok(sh, vec![account("a9", "C9", "Energy")]).await;
+    let read = sh
+        .records
+        .get(T, ACC, "a9", &[s(1)])
+        .await
+        .unwrap()
+        .expect("found");
+    // A save based on the copy just read passes and moves modified_at on.
+    let mut first = update(ACC, "a9", vec![(s(1), text("Retail"))], vec![]);
+    first.unmodified_since = Some(read.modified_at);
+    write_ok(sh, vec![WriteOp::Update(first)]).await;
+    // A second save based on the same (now old) copy is refused, and
+    // changes nothing.
+    let mut second = update(ACC, "a9", vec![(s(1), text("Banking"))], vec![]);
+    second.modified_at = at(120);
+    second.unmodified_since = Some(read.modified_at);
+    let r = sh
+        .records
+        .write(T, vec![WriteOp::Update(second)], true)
+        .await
+        .unwrap();
+    assert_eq!(code_of(&r[0]), ErrorCode::CONFLICT, "{}", sh.backend);
+    let now = sh
+        .records
+        .get(T, ACC, "a9", &[s(1)])
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(now.value(s(1)), Some(&text("Retail")), "{}", sh.backend);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1271,4 +1306,5 @@ conformance!(
     concurrent_claims_never_share_an_entry,
     shares_are_granted_replaced_and_revoked,
     search_finds_words_prefixes_and_phrases,
+    updates_based_on_an_old_read_are_refused,
 );

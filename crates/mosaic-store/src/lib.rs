@@ -12,6 +12,8 @@
 //!   switch (the metadata database);
 //! - [`ReplicatedMetaStore`]: the metadata store with read replicas
 //!   (writes on the primary, reads spread, read-your-writes);
+//! - [`RecentStore`]: each user's recently viewed records (the metadata
+//!   database);
 //! - [`IdempotencyStore`]: reserved and completed `Idempotency-Key`s with
 //!   the responses kept for replays (beside the records, in the shard).
 //!
@@ -27,6 +29,7 @@ pub mod idempotency;
 pub mod meta_store;
 pub mod plan;
 pub mod query_store;
+pub mod recent;
 pub mod record_store;
 pub mod replicas;
 pub mod router;
@@ -52,6 +55,7 @@ pub use idempotency::{
 };
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
 pub use query_store::QueryStore;
+pub use recent::{RecentRow, RecentStore, SqliteRecentStore};
 pub use record_store::{
     AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef, RecordRow, RecordStore,
     RefCheck, UpdateOp, WriteOp, WriteResult,

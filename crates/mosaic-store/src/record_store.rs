@@ -90,6 +90,24 @@ pub struct UpdateOp {
     pub indexes: Vec<IndexSpec>,
     pub ref_checks: Vec<RefCheck>,
     pub effects: Vec<crate::automation::Effect>,
+    /// Refuse with `CONFLICT` (changing nothing) when the record was
+    /// modified after this instant (millisecond precision): a save based on
+    /// a copy read then must not silently overwrite a newer save.
+    pub unmodified_since: Option<DateTime<Utc>>,
+}
+
+/// The error of an update refused by [`UpdateOp::unmodified_since`].
+pub fn modified_since_error(id: &str) -> mosaic_types::MosaicError {
+    mosaic_types::MosaicError::new(
+        mosaic_types::ErrorCode::CONFLICT,
+        format!("record '{id}' was changed by someone else after it was read"),
+    )
+}
+
+/// Whether a record last modified at `stored` was modified after `since`
+/// (compared in whole milliseconds, the stored precision).
+pub fn modified_after(stored: &DateTime<Utc>, since: &DateTime<Utc>) -> bool {
+    stored.timestamp_millis() > since.timestamp_millis()
 }
 
 /// A lookup field (object, slot) pointing at the object of a deleted

@@ -420,6 +420,20 @@ fn do_update(conn: &Connection, tenant: &str, op: &UpdateOp) -> MosaicResult<Wri
             op.id
         )));
     }
+    if let Some(since) = &op.unmodified_since {
+        let stored: String = conn
+            .prepare_cached(
+                "SELECT modified_at FROM object_records WHERE tenant_id = ?1 AND object_id = ?2 AND id = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![tenant, op.object_id, op.id], |r| r.get(0))
+            })
+            .map_err(map_sql)?;
+        let stored = crate::sqlite_meta::parse_ts(&stored).map_err(map_sql)?;
+        if crate::record_store::modified_after(&stored, since) {
+            return Err(crate::record_store::modified_since_error(&op.id));
+        }
+    }
     check_refs(conn, tenant, &op.ref_checks)?;
     let mut sql = String::from("UPDATE object_records SET modified_by = ?, modified_at = ?");
     let mut args: Vec<SqlValue> = vec![
