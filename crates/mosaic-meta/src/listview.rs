@@ -17,8 +17,9 @@ use serde_json::Value as Json;
 pub const MAX_LIST_VIEWS: usize = 100;
 /// Most columns of one list view.
 pub const MAX_LIST_COLUMNS: usize = 30;
-/// Most sort keys of one list view.
-pub const MAX_SORT_KEYS: usize = 3;
+/// Most sort keys of one list view (lists page by keyset on the sort
+/// field and the record id).
+pub const MAX_SORT_KEYS: usize = 1;
 /// Largest row limit a list view may set.
 pub const MAX_ROW_LIMIT: u32 = 50_000;
 pub const MAX_LIST_VIEW_LABEL_LEN: usize = 80;

@@ -148,6 +148,8 @@ fn metadata_target(path: &str) -> (String, String) {
         Some("fields") => "field",
         Some("validations") => "validation_rule",
         Some("workflows") => "workflow_rule",
+        Some("layouts") => "layout",
+        Some("listviews") => "list_view",
         Some(_) => "object",
     };
     let id = match parts.as_slice() {

@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mosaic_meta::workflow::{ActionType, WorkflowInput, WorkflowRule};
-use mosaic_runtime::records::parse_record_id;
 use mosaic_store::OutboxEntry;
 use mosaic_types::value::sf_datetime;
 use mosaic_types::{ErrorCode, MosaicError};
@@ -164,57 +163,8 @@ async fn history(
     QueryMap(q): QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     crate::data::version(&v)?;
-    let obj = s.platform.meta.object(&c.tenant_id, &object).await?;
-    mosaic_runtime::access::require(&c, &obj, mosaic_runtime::access::ObjectOp::Read)?;
-    let id = parse_record_id(&id)?;
-    // Deleted records keep their history: the record itself, deleted or
-    // not, decides who may read it.
-    let generation = s.platform.sharing_generation(&c.tenant_id);
-    let slots: Vec<_> = mosaic_runtime::sharing::master_field(&obj)
-        .map(|(_, s)| vec![s])
-        .unwrap_or_default();
-    let row = s
-        .platform
-        .records
-        .get(&c.tenant_id, obj.id(), &id, &slots)
-        .await?;
-    let readable = match &row {
-        Some(r) => {
-            s.platform.record_level(&c, &obj, r, generation).await?
-                != mosaic_access::sharing::RecordLevel::None
-        }
-        None => false,
-    };
-    if !readable {
-        return Err(MosaicError::not_found(format!(
-            "The requested resource does not exist: no record with id '{id}'"
-        ))
-        .into());
-    }
-    if !obj.def.enable_history {
-        return Err(MosaicError::new(
-            ErrorCode::INVALID_TYPE,
-            format!(
-                "field history is not enabled on {} (set enable_history)",
-                obj.api_name()
-            ),
-        )
-        .into());
-    }
     let limit = limit_param(&q)?;
-    let rows = s
-        .platform
-        .automation
-        .history(&c.tenant_id, &id, limit)
-        .await?;
-    // Field-level security: changes of fields the caller cannot read are left out.
-    let rows: Vec<_> = rows
-        .into_iter()
-        .filter(|r| {
-            obj.field(&r.field)
-                .is_none_or(|f| mosaic_runtime::access::can_read_field(&c, f))
-        })
-        .collect();
+    let rows = s.platform.field_history(&c, &object, &id, limit).await?;
     let mut names = std::collections::HashMap::new();
     for r in &rows {
         names.entry(r.changed_by.clone()).or_insert(None::<String>);

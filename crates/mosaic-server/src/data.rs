@@ -130,6 +130,7 @@ async fn describe(
     State(s): State<AppState>,
     PathParams((v, object)): PathParams<(String, String)>,
     Auth(c): Auth,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let v = version(&v)?;
     // The epoch is read before the definitions: a change that lands while
@@ -154,7 +155,7 @@ async fn describe(
             .collect();
         let mut json = render::describe(v, &o, &names, &children);
         caller_flags(&c, &o, &mut json);
-        return Ok(Json(json).into_response());
+        return Ok(crate::etag::json_value(&headers, &json));
     }
     let key = (
         c.tenant_id.clone(),
@@ -190,11 +191,7 @@ async fn describe(
             bytes
         }
     };
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    Ok(crate::etag::json_definition(&headers, body))
 }
 
 /// A describe's create / update / delete flags as this caller has them.

@@ -11,6 +11,7 @@ mod automation;
 mod cache;
 mod data;
 pub mod error;
+pub mod etag;
 mod extract;
 mod formula;
 mod health;
@@ -26,6 +27,7 @@ mod render;
 pub mod resilience;
 mod sharing;
 pub mod status;
+mod views;
 
 use axum::routing::get;
 use axum::Router;
@@ -120,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         // Changing (and reading) definitions is for system administrators.
         .merge(
             metadata::routes()
+                .merge(views::metadata_routes())
                 .merge(formula::routes())
                 .merge(automation::metadata_routes())
                 .route_layer(axum::middleware::from_fn_with_state(
@@ -128,10 +131,15 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .merge(data::routes())
+        .merge(views::data_routes())
         .merge(query::routes())
         .merge(automation::routes())
         .merge(sharing::routes())
         .merge(ai::routes())
+        // The web app: pages, sessions and assets.
+        .merge(mosaic_web::router(mosaic_web::WebState {
+            platform: state.platform.clone(),
+        }))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

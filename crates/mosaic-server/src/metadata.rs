@@ -58,10 +58,14 @@ async fn get_object(
     State(s): State<AppState>,
     Auth(c): Auth,
     PathParams(object): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
     let names = render::object_names(&s, &c.tenant_id).await?;
-    Ok(Json(render::object_metadata(&o.def, &names)))
+    Ok(crate::etag::json_value(
+        &headers,
+        &render::object_metadata(&o.def, &names),
+    ))
 }
 
 async fn update_object(
@@ -92,13 +96,17 @@ async fn list_fields(
     State(s): State<AppState>,
     Auth(c): Auth,
     PathParams(object): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
     let names = render::object_names(&s, &c.tenant_id).await?;
-    Ok(Json(json!({
-        "version": o.def.version,
-        "fields": o.def.fields.iter().map(|f| render::field_metadata(f, &names)).collect::<Vec<_>>()
-    })))
+    Ok(crate::etag::json_value(
+        &headers,
+        &json!({
+            "version": o.def.version,
+            "fields": o.def.fields.iter().map(|f| render::field_metadata(f, &names)).collect::<Vec<_>>()
+        }),
+    ))
 }
 
 async fn create_field(
@@ -122,7 +130,8 @@ async fn get_field(
     State(s): State<AppState>,
     Auth(c): Auth,
     PathParams((object, field)): PathParams<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
     let f = o.field(&field).ok_or_else(|| {
         MosaicError::not_found(format!(
@@ -132,7 +141,10 @@ async fn get_field(
         ))
     })?;
     let names = render::object_names(&s, &c.tenant_id).await?;
-    Ok(Json(render::field_metadata(f, &names)))
+    Ok(crate::etag::json_value(
+        &headers,
+        &render::field_metadata(f, &names),
+    ))
 }
 
 async fn update_field(

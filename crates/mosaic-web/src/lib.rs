@@ -1,0 +1,71 @@
+//! The Mosaic web app for end users: login, home (object tabs, recent
+//! records), list views, record pages from page layouts, create / edit /
+//! delete forms, related lists and global search — server-rendered HTML
+//! that works without JavaScript, with a little script for type-ahead
+//! lookups, confirm dialogs and keyboard shortcuts.
+//!
+//! **Architecture invariant:** this crate owns HTML, cookies, CSRF,
+//! templates and assets, and calls `mosaic-runtime` with the same `Caller`
+//! the API builds — never the REST API, never SQL. Field-level security and
+//! sharing are decided in the runtime; pages only leave out what the
+//! runtime withheld.
+
+mod assets;
+mod display;
+mod form;
+pub mod format;
+mod pages;
+mod session;
+mod views;
+
+use axum::routing::{get, post};
+use axum::Router;
+use mosaic_runtime::Platform;
+use std::sync::Arc;
+
+pub use assets::{asset_path, ASSET_CACHE_CONTROL};
+pub use session::{csrf_token, SESSION_COOKIE};
+
+/// What the pages need: the platform.
+#[derive(Clone)]
+pub struct WebState {
+    pub platform: Arc<Platform>,
+}
+
+/// Every route of the web app, to be merged into the server's router.
+pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/static/{file}", get(assets::serve))
+        .route("/search", get(pages::search))
+        .route("/lookup/{object}", get(pages::lookup))
+        .route("/o/{object}", get(pages::list))
+        .route("/o/{object}/count", get(pages::count))
+        .route("/o/{object}/new", get(pages::new_form).post(pages::create))
+        .route("/r/{object}/{id}", get(pages::record))
+        .route(
+            "/r/{object}/{id}/edit",
+            get(pages::edit_form).post(pages::update),
+        )
+        .route(
+            "/r/{object}/{id}/delete",
+            get(pages::delete_confirm).post(pages::delete),
+        )
+        .route(
+            "/r/{object}/{id}/related/{child}/{field}",
+            get(pages::related),
+        )
+        .with_state(state)
+}
+
+/// Whether a path belongs to the web app (its errors are HTML pages).
+pub fn is_web_path(path: &str) -> bool {
+    path == "/"
+        || [
+            "/login", "/logout", "/static/", "/search", "/lookup/", "/o/", "/r/",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p))
+}

@@ -1,0 +1,363 @@
+//! Sessions of the web app: the login form (the OAuth password grant's
+//! accounts, lockout and rate limits — the same access-service call), a
+//! session cookie holding an access token of the shared session store
+//! (revocable, expiring; HttpOnly, SameSite=Lax, Secure over TLS), logout,
+//! the CSRF token every state-changing form carries (derived from the
+//! session, so it needs no storage and dies with it), and the redirect to
+//! the login page with a local return path when a session is missing or
+//! expired.
+
+use crate::views::{self, LoginPage};
+use crate::WebState;
+use axum::extract::{ConnectInfo, Form, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use mosaic_access::GrantError;
+use mosaic_runtime::Caller;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+
+/// The session cookie: an access token of the shared session store.
+pub const SESSION_COOKIE: &str = "mosaic_sid";
+/// The login form's own CSRF cookie (double submit: there is no session yet).
+pub const LOGIN_CSRF_COOKIE: &str = "mosaic_login";
+/// Longest return path kept through a login.
+pub const MAX_RETURN_PATH_LEN: usize = 2048;
+/// Domain separation of the CSRF token derived from a session token.
+const CSRF_CONTEXT: &[u8] = b"mosaic-web-csrf\0";
+/// The form field carrying the CSRF token.
+pub const CSRF_FIELD: &str = "_csrf";
+
+/// A signed-in user of a page request.
+pub struct WebUser {
+    pub caller: Caller,
+    /// The session's access token (the CSRF token derives from it).
+    token: String,
+}
+
+impl WebUser {
+    pub fn csrf(&self) -> String {
+        csrf_token(&self.token)
+    }
+
+    /// Refuses a form whose CSRF token is not this session's (403 page).
+    pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), Response> {
+        let want = self.csrf();
+        match submitted {
+            Some(got) if constant_time_eq(got.as_bytes(), want.as_bytes()) => Ok(()),
+            _ => Err(views::forbidden_page(
+                "This form has expired or did not come from this app. Nothing was changed; go back, reload the page and try again.",
+            )),
+        }
+    }
+}
+
+/// The CSRF token of a session: a hash of its token, which only the
+/// session's cookie (HttpOnly) holds.
+pub fn csrf_token(session_token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(CSRF_CONTEXT);
+    h.update(session_token.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A cookie's value from the request headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether the request came over TLS. Behind a TLS-terminating proxy the
+/// proxy's `X-Forwarded-Proto` says so; a listener serving TLS itself
+/// will mark its requests the same way (one place to change).
+pub fn came_over_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(a) = max_age {
+        c.push_str(&format!("; Max-Age={a}"));
+    }
+    if secure {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A return path is kept only when it is a local path of this site: no
+/// scheme, no host, no `//` or `/\` (which browsers read as a host).
+pub fn local_path(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && next.len() <= MAX_RETURN_PATH_LEN
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    ok.then_some(next)
+}
+
+/// The login page's URL returning to `path_and_query` afterwards.
+pub fn login_url(path_and_query: &str) -> String {
+    match local_path(path_and_query) {
+        Some(p) if p != "/" => format!(
+            "/login?{}",
+            serde_urlencoded::to_string([("next", p)]).unwrap_or_default()
+        ),
+        _ => "/login".into(),
+    }
+}
+
+/// The signed-in user, or the redirect to the login page (with this
+/// request's path to come back to).
+pub async fn require_user(
+    s: &WebState,
+    req_headers: &HeaderMap,
+    path_and_query: &str,
+) -> Result<WebUser, Response> {
+    let to_login = || Redirect::to(&login_url(path_and_query)).into_response();
+    let Some(token) = cookie(req_headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
+        return Err(to_login());
+    };
+    let session = match s.platform.auth.resolve(token).await {
+        Ok(sess) => sess,
+        Err(e) if e.code == mosaic_types::ErrorCode::INVALID_SESSION_ID => return Err(to_login()),
+        Err(e) => return Err(views::error_page(&e)),
+    };
+    let perms = match s
+        .platform
+        .access
+        .snapshot(&session.tenant_id, &session.user_id)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return Err(views::error_page(&e)),
+    };
+    if !perms.is_active() {
+        return Err(to_login());
+    }
+    Ok(WebUser {
+        caller: Caller {
+            tenant_id: session.tenant_id.clone(),
+            user_id: session.user_id.clone(),
+            username: session.username.clone(),
+            perms,
+        },
+        token: token.to_string(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+/// `GET /login`: the form, with a fresh login CSRF cookie.
+pub async fn login_page(
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> Response {
+    render_login(&headers, q.next.as_deref(), None, "", StatusCode::OK)
+}
+
+fn render_login(
+    headers: &HeaderMap,
+    next: Option<&str>,
+    error: Option<&str>,
+    username: &str,
+    status: StatusCode,
+) -> Response {
+    let token = random_token();
+    let page = LoginPage {
+        next: next.and_then(local_path).unwrap_or("/").to_string(),
+        error: error.map(str::to_string),
+        username: username.to_string(),
+        csrf: token.clone(),
+        assets: views::Assets::get(),
+    };
+    let mut res = (status, views::html(&page)).into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, &token, None, came_over_tls(headers)),
+    );
+    res
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// `POST /login`: the password grant; on success a session cookie and a
+/// redirect to the (local) return path.
+pub async fn login(
+    State(s): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
+        return render_login(
+            &headers,
+            Some(&f.next),
+            Some("Your sign-in form expired. Please sign in again."),
+            &f.username,
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let source = peer.ip().to_string();
+    match s
+        .platform
+        .access
+        .password_grant(&f.username, &f.password, Some(&source))
+        .await
+    {
+        Ok(g) => {
+            // The web session needs no refresh token: revoke the one the
+            // grant minted so it can never be used.
+            if let Some(r) = &g.refresh_token {
+                let _ = s.platform.access.revoke_token(r).await;
+            }
+            let _ = s.platform.meta.warm(&g.tenant_id).await;
+            let secure = came_over_tls(&headers);
+            let next = local_path(&f.next).unwrap_or("/");
+            let mut res = Redirect::to(next).into_response();
+            let ttl = s.platform.config.token_ttl.as_secs() as i64;
+            let h = res.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &g.access_token, Some(ttl), secure),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(LOGIN_CSRF_COOKIE, "", Some(0), secure),
+            );
+            res
+        }
+        Err(GrantError::InvalidGrant) => render_login(
+            &headers,
+            Some(&f.next),
+            Some("That username and password do not match an active account."),
+            &f.username,
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(GrantError::TooManyAttempts { retry_after_secs }) => {
+            let mut res = render_login(
+                &headers,
+                Some(&f.next),
+                Some(&format!(
+                    "Too many failed sign-ins. Try again in {} minute(s).",
+                    (retry_after_secs + 59) / 60
+                )),
+                &f.username,
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            res
+        }
+        Err(GrantError::InvalidClient) => render_login(
+            &headers,
+            Some(&f.next),
+            Some("That username and password do not match an active account."),
+            &f.username,
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(GrantError::Internal(e)) => views::error_page(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: Option<String>,
+}
+
+/// `POST /logout`: revokes the session (every instance refuses it at once)
+/// and clears the cookie.
+pub async fn logout(State(s): State<WebState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let user = match require_user(&s, &parts.headers, &path).await {
+        Ok(u) => u,
+        Err(_) => return Redirect::to("/login").into_response(),
+    };
+    let form: CsrfForm = match axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .ok()
+        .and_then(|b| serde_urlencoded::from_bytes(&b).ok())
+    {
+        Some(f) => f,
+        None => CsrfForm { csrf: None },
+    };
+    if let Err(r) = user.check_csrf(form.csrf.as_deref()) {
+        return r;
+    }
+    let _ = s.platform.auth.revoke(&user.token).await;
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", Some(0), came_over_tls(&parts.headers)),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_return_paths() {
+        for ok in ["/", "/o/Deal__c?view=all", "/r/Deal__c/123"] {
+            assert_eq!(local_path(ok), Some(ok));
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "o/Deal__c",
+            "/\nSet-Cookie: x",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
+        assert_eq!(login_url("//evil.example"), "/login");
+        assert_eq!(login_url("/o/X"), "/login?next=%2Fo%2FX");
+    }
+
+    #[test]
+    fn csrf_tokens_are_per_session_and_compared_whole() {
+        assert_ne!(csrf_token("mos_a"), csrf_token("mos_b"));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
