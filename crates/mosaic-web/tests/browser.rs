@@ -84,7 +84,10 @@ struct Run {
 
 impl Run {
     async fn go(&self, path: &str) {
-        self.c.goto(&format!("{}{path}", self.base)).await.expect("goto");
+        self.c
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .expect("goto");
     }
 
     async fn path(&self) -> String {
@@ -110,7 +113,11 @@ impl Run {
     }
 
     async fn fill(&self, css: &str, value: &str) {
-        let e = self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        let e = self
+            .c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
         e.clear().await.expect("clear");
         e.send_keys(value).await.expect("type");
     }
@@ -170,11 +177,15 @@ impl Run {
             )
             .await
             .expect("axe");
-        let list = found.as_array().cloned().unwrap_or_else(|| panic!("axe failed: {found}"));
+        let list = found
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("axe failed: {found}"));
         self.pages += 1;
         for v in &list {
             let impact = v["impact"].as_str().unwrap_or("unknown").to_string();
-            *self.totals.entry(impact.clone()).or_default() += v["nodes"].as_u64().unwrap_or(1) as usize;
+            *self.totals.entry(impact.clone()).or_default() +=
+                v["nodes"].as_u64().unwrap_or(1) as usize;
             assert!(
                 impact != "serious" && impact != "critical",
                 "{name}: axe {impact} violation {}: {}",
@@ -190,8 +201,17 @@ async fn end_user_flows_in_chromium() {
     let server = WebServer::start().await;
     let api = server.tenant("web").await;
     sales_app(&api).await;
-    let acc = api.record("Account__c", json!({"Name": "Globex", "Industry__c": "Energy", "Website__c": "https://globex.test"})).await;
-    api.record("Account__c", json!({"Name": "Initech", "Industry__c": "Retail"})).await;
+    let acc = api
+        .record(
+            "Account__c",
+            json!({"Name": "Globex", "Industry__c": "Energy", "Website__c": "https://globex.test"}),
+        )
+        .await;
+    api.record(
+        "Account__c",
+        json!({"Name": "Initech", "Industry__c": "Retail"}),
+    )
+    .await;
     let deal = api
         .record(
             "Deal__c",
@@ -218,7 +238,10 @@ async fn end_user_flows_in_chromium() {
         )
         .await;
     api.post(
-        &format!("/services/admin/v1/permission-sets/{}/assignments", ps["id"].as_str().unwrap()),
+        &format!(
+            "/services/admin/v1/permission-sets/{}/assignments",
+            ps["id"].as_str().unwrap()
+        ),
         json!({"user_id": std_id}),
     )
     .await;
@@ -230,7 +253,10 @@ async fn end_user_flows_in_chromium() {
         json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                         "--disable-extensions", "--no-first-run", "--window-size=1280,900", "--hide-scrollbars"]}),
     );
-    caps.insert("unhandledPromptBehavior".into(), Value::String("accept".into()));
+    caps.insert(
+        "unhandledPromptBehavior".into(),
+        Value::String("accept".into()),
+    );
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&driver_url)
@@ -249,7 +275,11 @@ async fn end_user_flows_in_chromium() {
 
     // Login, returning to the list view asked for.
     r.go("/o/Deal__c").await;
-    assert!(r.path().await.starts_with("/login?next="), "{}", r.path().await);
+    assert!(
+        r.path().await.starts_with("/login?next="),
+        "{}",
+        r.path().await
+    );
     r.look("01-login").await;
     r.fill("#username", &api.username).await;
     r.fill("#password", PASSWORD).await;
@@ -259,8 +289,19 @@ async fn end_user_flows_in_chromium() {
     assert!(r.body().await.contains("$12,500.00"));
     r.look("02-list").await;
     // The "/" key jumps to search; sorting by a column.
-    r.c.find(Locator::Css("body")).await.unwrap().send_keys("/").await.unwrap();
-    let active = r.c.active_element().await.unwrap().attr("id").await.unwrap();
+    r.c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("/")
+        .await
+        .unwrap();
+    let active =
+        r.c.active_element()
+            .await
+            .unwrap()
+            .attr("id")
+            .await
+            .unwrap();
     assert_eq!(active.as_deref(), Some("global-q"), "keyboard shortcut /");
     r.click("th a[href*='sort=Amount__c']").await;
     let first = r.text("tbody th a").await;
@@ -270,7 +311,10 @@ async fn end_user_flows_in_chromium() {
     r.go(&format!("/r/Deal__c/{deal}")).await;
     assert_eq!(r.text("h1").await, "Alpha deal");
     let page = r.body().await;
-    assert!(page.contains("top-secret-value") && page.contains("••••"), "masked encrypted text");
+    assert!(
+        page.contains("top-secret-value") && page.contains("••••"),
+        "masked encrypted text"
+    );
     assert!(!page.contains("4111111111111111"));
     r.look("03-record").await;
 
@@ -283,24 +327,44 @@ async fn end_user_flows_in_chromium() {
     r.fill("#f-Account__c", "Init").await;
     r.wait_for(".suggestions li").await;
     r.click(".suggestions li").await;
-    r.click("#record-form button.primary[type=submit]:not([name])").await;
+    r.click("#record-form button.primary[type=submit]:not([name])")
+        .await;
     r.wait_for("#f-Amount__c-err").await;
-    assert!(r.text("#f-Amount__c-err").await.contains("Amount is too large"));
-    let kept = r.c.find(Locator::Css("#f-Amount__c")).await.unwrap().prop("value").await.unwrap();
+    assert!(r
+        .text("#f-Amount__c-err")
+        .await
+        .contains("Amount is too large"));
+    let kept =
+        r.c.find(Locator::Css("#f-Amount__c"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
     assert_eq!(kept.as_deref(), Some("2000000"), "the input is kept");
     r.look("05-edit-error").await;
     r.fill("#f-Amount__c", "15000").await;
-    r.click("#record-form button.primary[type=submit]:not([name])").await;
+    r.click("#record-form button.primary[type=submit]:not([name])")
+        .await;
     r.wait_for(".alert.info").await;
     let page = r.body().await;
     assert!(page.contains("$15,000.00"), "saved and formatted");
-    assert!(page.contains(">Initech</a>"), "the lookup chosen by type-ahead");
+    assert!(
+        page.contains(">Initech</a>"),
+        "the lookup chosen by type-ahead"
+    );
     r.look("06-record-saved").await;
 
     // A child from the related list, its parent prefilled.
     r.click(".related a.button").await;
     r.wait_for("#record-form").await;
-    let parent = r.c.find(Locator::Css("#f-Deal__c")).await.unwrap().prop("value").await.unwrap();
+    let parent =
+        r.c.find(Locator::Css("#f-Deal__c"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
     assert_eq!(parent.as_deref(), Some("Alpha deal"));
     r.fill("#f-Name", "First line").await;
     r.fill("#f-Qty__c", "3").await;
@@ -309,7 +373,10 @@ async fn end_user_flows_in_chromium() {
     r.wait_for(".alert.info").await;
     assert_eq!(r.text("h1").await, "First line");
     r.go(&format!("/r/Deal__c/{deal}")).await;
-    assert!(r.body().await.contains("First line"), "the related list shows the child");
+    assert!(
+        r.body().await.contains("First line"),
+        "the related list shows the child"
+    );
 
     // Global search.
     r.fill("#global-q", "Alpha").await;
@@ -341,20 +408,31 @@ async fn end_user_flows_in_chromium() {
     r.click("button[type=submit]").await;
     r.wait_for(".home").await;
     r.go("/o/Deal__c/new").await;
-    assert!(!r.body().await.contains("Secret"), "a hidden field is never in a form");
+    assert!(
+        !r.body().await.contains("Secret"),
+        "a hidden field is never in a form"
+    );
     r.fill("#f-Name", "My own deal").await;
     r.fill("#f-Amount__c", "990").await;
     r.look("11-std-new").await;
     r.click("#record-form button.primary[type=submit]").await;
     r.wait_for(".alert.info").await;
     let page = r.body().await;
-    assert!(!page.contains("Secret") && !page.contains("top-secret"), "no hidden field on the page");
+    assert!(
+        !page.contains("Secret") && !page.contains("top-secret"),
+        "no hidden field on the page"
+    );
     r.look("12-std-record").await;
     r.go("/o/Deal__c").await;
     let list = r.body().await;
-    assert!(list.contains("My own deal") && !list.contains("Deal 1<"), "only shared records are listed");
+    assert!(
+        list.contains("My own deal") && !list.contains("Deal 1<"),
+        "only shared records are listed"
+    );
     r.look("13-std-list").await;
-    let other = api.record("Deal__c", json!({"Name": "Admin only", "Amount__c": 1})).await;
+    let other = api
+        .record("Deal__c", json!({"Name": "Admin only", "Amount__c": 1}))
+        .await;
     r.go(&format!("/r/Deal__c/{other}")).await;
     assert_eq!(r.text("h1").await, "Not found");
     assert!(!r.body().await.contains("Admin only"));

@@ -122,7 +122,6 @@ pub async fn run(args: LoadtestArgs) -> Result<(), String> {
 
     let mut availability: [Availability; Operation::COUNT] =
         std::array::from_fn(|_| Availability::Available);
-    availability[Operation::PageRender.index()] = Availability::Unavailable(setup::NO_UI.into());
     let reuse = args.fixture.as_ref().filter(|p| p.exists());
     let (tenants, records, seeded) = if let Some(path) = reuse {
         let (tenants, records, workflows) = setup::load_fixture(path, &base)?;

@@ -63,7 +63,7 @@ impl Operation {
             Operation::RecordWriteWorkflows => "record write (workflows)",
             Operation::QuerySimple => "query (indexed, 100 rows)",
             Operation::QueryComplex => "query (join+group, 1000)",
-            Operation::PageRender => "page render",
+            Operation::PageRender => "page render (30 fields, 3 lists)",
         }
     }
 

@@ -54,8 +54,50 @@ pub fn account_object() -> Value {
             {"api_name": "Founded__c", "data_type": "date"},
             {"api_name": "Phone__c", "data_type": "phone"},
             {"api_name": "Website__c", "data_type": "url"},
-            {"api_name": "Active__c", "data_type": "boolean"}
+            {"api_name": "Active__c", "data_type": "boolean"},
+            {"api_name": "Ticker__c", "data_type": "text", "length": 8},
+            {"api_name": "Rating__c", "data_type": "picklist", "picklist_values": picklist(&TIERS)},
+            {"api_name": "Segment__c", "data_type": "text", "length": 40},
+            {"api_name": "Country__c", "data_type": "text", "length": 40},
+            {"api_name": "City__c", "data_type": "text", "length": 40},
+            {"api_name": "Street__c", "data_type": "text", "length": 80},
+            {"api_name": "PostalCode__c", "data_type": "text", "length": 12},
+            {"api_name": "Sic__c", "data_type": "text", "length": 8},
+            {"api_name": "Ownership__c", "data_type": "picklist", "picklist_values": picklist(&["Public", "Private"])},
+            {"api_name": "Fax__c", "data_type": "phone"},
+            {"api_name": "Sites__c", "data_type": "number", "precision": 6, "scale": 0},
+            {"api_name": "LastReview__c", "data_type": "date"},
+            {"api_name": "Score__c", "data_type": "number", "precision": 5, "scale": 1}
         ]
+    })
+}
+
+/// Metadata API body of the Account's page layout: every field of the
+/// object and the system fields (30), and three related lists of
+/// opportunities (by account, partner and referrer) — the page the
+/// page-render operation fetches.
+pub fn account_layout() -> Value {
+    let custom: Vec<Value> = account_object()["fields"]
+        .as_array()
+        .map(|f| f.iter().map(|x| x["api_name"].clone()).collect())
+        .unwrap_or_default();
+    let (first, rest) = custom.split_at(custom.len() / 2);
+    let mut main = vec![json!("Name")];
+    main.extend(first.iter().cloned());
+    let related = |field: &str, label: &str| {
+        json!({"object": OPPORTUNITY, "field": field, "label": label,
+               "columns": ["Name", "Amount__c", "Stage__c", "CloseDate__c"],
+               "sort_field": "CloseDate__c", "sort_direction": "desc", "page_size": 5})
+    };
+    json!({
+        "name": "Account page",
+        "sections": [
+            {"label": "Account", "columns": 2, "items": main},
+            {"label": "Details", "columns": 2, "items": rest},
+            {"label": "System", "columns": 2, "items": ["OwnerId", "CreatedById", "CreatedDate", "LastModifiedById", "LastModifiedDate"]}
+        ],
+        "related_lists": [related("Account__c", "Opportunities"), related("Partner__c", "Partnered"), related("Referrer__c", "Referred")],
+        "compact_fields": ["Name", "Tier__c", "AnnualRevenue__c", "Industry__c"]
     })
 }
 
@@ -66,6 +108,8 @@ pub fn opportunity_object() -> Value {
         "api_name": OPPORTUNITY, "label": "LT Opportunity",
         "fields": [
             {"api_name": "Account__c", "data_type": "lookup", "lookup_object": ACCOUNT},
+            {"api_name": "Partner__c", "data_type": "lookup", "lookup_object": ACCOUNT, "relationship_name": "Partner__r", "child_relationship_name": "Partnered__r"},
+            {"api_name": "Referrer__c", "data_type": "lookup", "lookup_object": ACCOUNT, "relationship_name": "Referrer__r", "child_relationship_name": "Referred__r"},
             {"api_name": "OppCode__c", "data_type": "text", "length": 32, "is_external_id": true, "is_unique": true},
             {"api_name": "Bucket__c", "data_type": "text", "length": 16, "is_indexed": true},
             {"api_name": "Amount__c", "data_type": "currency", "precision": 16, "scale": 2},
@@ -132,6 +176,19 @@ pub fn account_record(t: usize, i: usize) -> Value {
         "Phone__c": format!("+1 555 {:04}", h % 10_000),
         "Website__c": format!("https://a{i}.example.com"),
         "Active__c": h % 3 < 2,
+        "Ticker__c": format!("T{}", h % 10_000),
+        "Rating__c": TIERS[(h >> 3) as usize % TIERS.len()],
+        "Segment__c": "Mid-market",
+        "Country__c": "Freedonia",
+        "City__c": format!("City {}", h % 97),
+        "Street__c": format!("{} Main Street", 1 + h % 999),
+        "PostalCode__c": format!("{:05}", h % 100_000),
+        "Sic__c": format!("{:04}", h % 10_000),
+        "Ownership__c": if h & 2 == 0 { "Public" } else { "Private" },
+        "Fax__c": format!("+1 555 {:04}", (h >> 5) % 10_000),
+        "Sites__c": 1 + (h >> 7) % 40,
+        "LastReview__c": format!("2024-{:02}-{:02}", 1 + (h >> 9) % 12, 1 + (h >> 11) % 28),
+        "Score__c": format!("{}.{}", (h >> 13) % 100, h % 10),
     })
 }
 
@@ -147,6 +204,8 @@ pub fn opportunity_record(t: usize, i: usize, account: &str) -> Value {
         "attributes": {"type": OPPORTUNITY},
         "Name": format!("Deal {i}"),
         "Account__c": account,
+        "Partner__c": account,
+        "Referrer__c": account,
         "OppCode__c": format!("O-{i:08}"),
         "Bucket__c": bucket(i),
         "Amount__c": format!("{}.{:02}", (h >> 8) % 100_000, h % 100),
@@ -195,6 +254,27 @@ pub fn complex_query(first_bucket: usize) -> String {
 mod tests {
     use super::*;
 
+    /// Fields of the Account record page's layout (with the system fields).
+    const PAGE_FIELDS: usize = 30;
+    /// Related lists of the Account record page.
+    const PAGE_RELATED_LISTS: usize = 3;
+
+    #[test]
+    fn the_account_page_has_thirty_fields_and_three_related_lists() {
+        let l = account_layout();
+        let items: usize = l["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["items"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(items, PAGE_FIELDS);
+        assert_eq!(
+            l["related_lists"].as_array().unwrap().len(),
+            PAGE_RELATED_LISTS
+        );
+    }
+
     #[test]
     fn buckets_hold_bucket_size_records_and_complex_query_spans_ten() {
         assert_eq!(bucket(0), "B00000");
@@ -212,7 +292,7 @@ mod tests {
         let o = opportunity_object();
         let fields = o["fields"].as_array().unwrap();
         assert!(
-            (18..=22).contains(&(fields.len() + 1)),
+            (18..=24).contains(&(fields.len() + 1)),
             "{} fields with Name",
             fields.len() + 1
         );

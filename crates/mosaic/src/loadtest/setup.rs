@@ -28,7 +28,6 @@ const DEFINE_CONCURRENCY: usize = 8;
 const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 pub const WORKFLOWS_NOT_IMPLEMENTED: &str = "n/a: workflow rules not implemented";
-pub const NO_UI: &str = "n/a: no UI exists yet (no page to render)";
 
 /// One load-test tenant: its token and the ids of its seeded records.
 #[derive(Debug, Clone)]
@@ -179,6 +178,13 @@ async fn define_tenant(
     let meta = format!("{base}/services/metadata/v1/objects");
     expect_created(http, &meta, auth, &schema::account_object()).await?;
     expect_created(http, &meta, auth, &schema::opportunity_object()).await?;
+    expect_created(
+        http,
+        &format!("{meta}/{ACCOUNT}/layouts"),
+        auth,
+        &schema::account_layout(),
+    )
+    .await?;
     expect_created(
         http,
         &format!("{meta}/{OPPORTUNITY}/validations"),

@@ -229,7 +229,18 @@ impl Shared {
                         self.http
                             .get(format!("{base}{API}/query?q={}", encode_component(&soql)))
                     }
-                    Operation::PageRender => return Err("page render is not available".into()),
+                    Operation::PageRender => {
+                        // The Account's full record page, signed in with a
+                        // session cookie (a session of the same store as
+                        // the API's tokens).
+                        let acc = &t.accounts[rng.random_range(0..t.accounts.len())];
+                        let token = t.authorization.trim_start_matches("Bearer ");
+                        let req = self
+                            .http
+                            .get(format!("{base}/r/{ACCOUNT}/{acc}"))
+                            .header("Cookie", format!("mosaic_sid={token}"));
+                        return self.finish(req, StatusCode::OK).await;
+                    }
                 };
                 let expect = match op {
                     Operation::RecordWriteSimple | Operation::RecordWriteWorkflows => {
@@ -240,6 +251,11 @@ impl Shared {
                 (req.header("Authorization", &t.authorization), expect)
             }
         };
+        self.finish(req, expect).await
+    }
+
+    /// Sends a request and reads the whole answer.
+    async fn finish(&self, req: reqwest::RequestBuilder, expect: StatusCode) -> Result<(), String> {
         let res = req
             .timeout(REQUEST_TIMEOUT)
             .send()
