@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_mosaic");
 
 /// Operations the platform has today; the harness must run each of them.
-const AVAILABLE_NOW: [&str; 8] = [
+const AVAILABLE_NOW: [&str; 9] = [
     "metadata_read",
     "record_read_simple",
     "record_read_formulas",
@@ -21,6 +21,7 @@ const AVAILABLE_NOW: [&str; 8] = [
     "query_simple",
     "query_complex",
     "page_render",
+    "list_render",
 ];
 
 struct Server(Child);

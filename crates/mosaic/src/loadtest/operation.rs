@@ -19,10 +19,11 @@ pub enum Operation {
     QuerySimple,
     QueryComplex,
     PageRender,
+    ListRender,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 9] = [
         Operation::MetadataRead,
         Operation::RecordReadSimple,
         Operation::RecordReadFormulas,
@@ -31,6 +32,7 @@ impl Operation {
         Operation::QuerySimple,
         Operation::QueryComplex,
         Operation::PageRender,
+        Operation::ListRender,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -50,6 +52,7 @@ impl Operation {
             Operation::QuerySimple => "query_simple",
             Operation::QueryComplex => "query_complex",
             Operation::PageRender => "page_render",
+            Operation::ListRender => "list_render",
         }
     }
 
@@ -64,6 +67,7 @@ impl Operation {
             Operation::QuerySimple => "query (indexed, 100 rows)",
             Operation::QueryComplex => "query (join+group, 1000)",
             Operation::PageRender => "page render (30 fields, 3 lists)",
+            Operation::ListRender => "list view page (25 rows)",
         }
     }
 
@@ -85,7 +89,7 @@ impl Operation {
             Operation::RecordWriteWorkflows => (200.0, 500.0),
             Operation::QuerySimple => (100.0, 300.0),
             Operation::QueryComplex => (500.0, 2000.0),
-            Operation::PageRender => (100.0, 300.0),
+            Operation::PageRender | Operation::ListRender => (100.0, 300.0),
         }
     }
 
@@ -99,6 +103,7 @@ impl Operation {
             Operation::QuerySimple => 15,
             Operation::QueryComplex => 5,
             Operation::PageRender => 10,
+            Operation::ListRender => 5,
             Operation::RecordWriteSimple => 50,
             Operation::RecordWriteWorkflows => 50,
         }

@@ -241,6 +241,16 @@ impl Shared {
                             .header("Cookie", format!("mosaic_sid={token}"));
                         return self.finish(req, StatusCode::OK).await;
                     }
+                    Operation::ListRender => {
+                        // The first page (25 rows) of the opportunities'
+                        // "All" list view, with a session cookie.
+                        let token = t.authorization.trim_start_matches("Bearer ");
+                        let req = self
+                            .http
+                            .get(format!("{base}/o/{OPPORTUNITY}"))
+                            .header("Cookie", format!("mosaic_sid={token}"));
+                        return self.finish(req, StatusCode::OK).await;
+                    }
                 };
                 let expect = match op {
                     Operation::RecordWriteSimple | Operation::RecordWriteWorkflows => {
