@@ -195,6 +195,31 @@ fn decode_cursor(cursor: &str, sort_type: DataType) -> MosaicResult<(Value, Stri
     Ok((value, id))
 }
 
+/// A list's quick search: the term (cut to [`MAX_SEARCH_TERM_LEN`]) in
+/// Name or any shown text column, or `None` without a term.
+fn search_condition(cols: &[FieldView], term: Option<&str>) -> Option<String> {
+    let term: String = term?.trim().chars().take(MAX_SEARCH_TERM_LEN).collect();
+    if term.is_empty() {
+        return None;
+    }
+    let like = like_contains(&term);
+    let mut ors: Vec<String> = cols
+        .iter()
+        .filter(|f| {
+            f.shown_type.is_text_like()
+                && f.def
+                    .as_ref()
+                    .is_none_or(|d| d.data_type != DataType::Formula)
+                && !f.is_reference()
+        })
+        .map(|f| format!("{} LIKE {like}", f.name))
+        .collect();
+    if !ors.iter().any(|o| o.starts_with("Name ")) {
+        ors.push(format!("Name LIKE {like}"));
+    }
+    Some(format!("({})", ors.join(" OR ")))
+}
+
 /// The condition selecting rows after (v, id) in `dir` order (nulls first
 /// ascending, last descending, as Salesforce sorts).
 fn after_condition(field: &str, dir: SortDirection, v: &Value, id: &str) -> MosaicResult<String> {
@@ -379,30 +404,7 @@ impl Platform {
         let (sort_field, dir) = sort;
         let sort_view = field_view(c, obj, &sort_field, false, true)
             .ok_or_else(|| bad("sort", format!("'{sort_field}' cannot sort this list")))?;
-        if let Some(term) = req
-            .search
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let term: String = term.chars().take(MAX_SEARCH_TERM_LEN).collect();
-            let like = like_contains(&term);
-            let mut ors: Vec<String> = cols
-                .iter()
-                .filter(|f| {
-                    f.shown_type.is_text_like()
-                        && f.def
-                            .as_ref()
-                            .is_none_or(|d| d.data_type != DataType::Formula)
-                        && !f.is_reference()
-                })
-                .map(|f| format!("{} LIKE {like}", f.name))
-                .collect();
-            if !ors.iter().any(|o| o.starts_with("Name ")) {
-                ors.push(format!("Name LIKE {like}"));
-            }
-            conditions.push(format!("({})", ors.join(" OR ")));
-        }
+        conditions.extend(search_condition(&cols, req.search.as_deref()));
         let backwards = req.before.is_some() && req.after.is_none();
         let cursor = if backwards { &req.before } else { &req.after };
         let walk = if backwards { reverse(dir) } else { dir };
@@ -534,25 +536,7 @@ impl Platform {
     ) -> MosaicResult<usize> {
         let cols = columns(c, obj, &view.columns);
         let mut conditions = Self::view_conditions(c, obj, view)?;
-        if let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) {
-            let term: String = term.chars().take(MAX_SEARCH_TERM_LEN).collect();
-            let like = like_contains(&term);
-            let mut ors: Vec<String> = cols
-                .iter()
-                .filter(|f| {
-                    f.shown_type.is_text_like()
-                        && f.def
-                            .as_ref()
-                            .is_none_or(|d| d.data_type != DataType::Formula)
-                        && !f.is_reference()
-                })
-                .map(|f| format!("{} LIKE {like}", f.name))
-                .collect();
-            if !ors.iter().any(|o| o.starts_with("Name ")) {
-                ors.push(format!("Name LIKE {like}"));
-            }
-            conditions.push(format!("({})", ors.join(" OR ")));
-        }
+        conditions.extend(search_condition(&cols, search));
         let mut soql = format!("SELECT COUNT() FROM {}", obj.api_name());
         if !conditions.is_empty() {
             soql.push_str(" WHERE ");

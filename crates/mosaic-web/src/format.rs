@@ -155,7 +155,8 @@ impl Locale {
             "JPY" | "KRW" => 0,
             _ => scale.unwrap_or(2),
         };
-        let mut v = d.round_dp_with_strategy(digits, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        let mut v =
+            d.round_dp_with_strategy(digits, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
         v.rescale(digits);
         let symbol = match currency {
             "USD" => "$",

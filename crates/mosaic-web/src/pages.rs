@@ -43,6 +43,27 @@ fn reader(_user: &WebUser) -> Reader {
     }
 }
 
+/// The caller's layout of `object` (an error page when there is none for them).
+async fn layout_of(s: &WebState, u: &WebUser, object: &str) -> Result<CallerLayout, Response> {
+    s.platform
+        .caller_layout(&u.caller, object)
+        .await
+        .map_err(|e| error_page(&e))
+}
+
+/// The signed-in user of a form post whose CSRF token is theirs (else the
+/// login redirect or the 403 page: nothing runs).
+async fn posting_user(
+    s: &WebState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    f: &Submitted,
+) -> Result<WebUser, Response> {
+    let u = require_user(s, headers, &path_of(uri)).await?;
+    u.check_csrf(form::value(f, session::CSRF_FIELD))?;
+    Ok(u)
+}
+
 fn path_of(uri: &Uri) -> String {
     uri.path_and_query()
         .map(|p| p.as_str().to_string())
@@ -917,9 +938,9 @@ pub async fn new_form(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let layout = match s.platform.caller_layout(&u.caller, &object).await {
+    let layout = match layout_of(&s, &u, &object).await {
         Ok(l) => l,
-        Err(e) => return error_page(&e),
+        Err(r) => return r,
     };
     if !layout.can_create {
         return forbidden_page("You may not create these records.");
@@ -1009,16 +1030,13 @@ pub async fn create(
     uri: Uri,
     Form(f): Form<Submitted>,
 ) -> Response {
-    let u = match require_user(&s, &headers, &path_of(&uri)).await {
+    let u = match posting_user(&s, &headers, &uri, &f).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = u.check_csrf(form::value(&f, session::CSRF_FIELD)) {
-        return r;
-    }
-    let layout = match s.platform.caller_layout(&u.caller, &object).await {
+    let layout = match layout_of(&s, &u, &object).await {
         Ok(l) => l,
-        Err(e) => return error_page(&e),
+        Err(r) => return r,
     };
     if !layout.can_create {
         return forbidden_page("You may not create these records.");
@@ -1087,9 +1105,9 @@ pub async fn edit_form(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let layout = match s.platform.caller_layout(&u.caller, &object).await {
+    let layout = match layout_of(&s, &u, &object).await {
         Ok(l) => l,
-        Err(e) => return error_page(&e),
+        Err(r) => return r,
     };
     let fields: Vec<FieldView> = layout.fields().cloned().collect();
     let row = match s
@@ -1139,16 +1157,13 @@ pub async fn update(
     uri: Uri,
     Form(f): Form<Submitted>,
 ) -> Response {
-    let u = match require_user(&s, &headers, &path_of(&uri)).await {
+    let u = match posting_user(&s, &headers, &uri, &f).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = u.check_csrf(form::value(&f, session::CSRF_FIELD)) {
-        return r;
-    }
-    let layout = match s.platform.caller_layout(&u.caller, &object).await {
+    let layout = match layout_of(&s, &u, &object).await {
         Ok(l) => l,
-        Err(e) => return error_page(&e),
+        Err(r) => return r,
     };
     let o = layout.object.clone();
     let fields: Vec<FieldView> = layout.fields().cloned().collect();
@@ -1303,9 +1318,9 @@ pub async fn delete_confirm(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let layout = match s.platform.caller_layout(&u.caller, &object).await {
+    let layout = match layout_of(&s, &u, &object).await {
         Ok(l) => l,
-        Err(e) => return error_page(&e),
+        Err(r) => return r,
     };
     let name: Vec<FieldView> =
         mosaic_runtime::layouts::columns(&u.caller, &layout.object, &["Name".to_string()]);
@@ -1339,13 +1354,10 @@ pub async fn delete(
     uri: Uri,
     Form(f): Form<Submitted>,
 ) -> Response {
-    let u = match require_user(&s, &headers, &path_of(&uri)).await {
+    let u = match posting_user(&s, &headers, &uri, &f).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = u.check_csrf(form::value(&f, session::CSRF_FIELD)) {
-        return r;
-    }
     match s.platform.delete(&u.caller, &object, &id).await {
         Ok(()) => Redirect::to(&format!("/o/{}?notice=deleted", segment(&object))).into_response(),
         Err(e) => error_page(&e),
