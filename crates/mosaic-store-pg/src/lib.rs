@@ -53,7 +53,7 @@ pub use transfer::migrate_transfer;
 /// look-ups listed in the crate documentation.
 #[cfg(test)]
 mod tenant_predicate {
-    const SOURCES: [(&str, &str); 11] = [
+    const SOURCES: [(&str, &str); 12] = [
         ("replication.rs", include_str!("replication.rs")),
         ("transfer.rs", include_str!("transfer.rs")),
         ("directory.rs", include_str!("directory.rs")),

@@ -155,8 +155,6 @@ fn input(f: &FieldView, reader: &Reader, source: &Source<'_>) -> Input {
                         .unwrap_or_else(|| input_text(reader, f, other)),
                     other => reader.value(f, other).text,
                 }
-            } else if f.data_type() == DataType::MultiPicklist {
-                input_text(reader, f, v)
             } else {
                 input_text(reader, f, v)
             };
@@ -272,7 +270,7 @@ pub fn body(
         let vals = values(form, &f.name);
         let last = vals.last().map(|s| s.trim()).unwrap_or("");
         let v: Json = match f.data_type() {
-            DataType::Boolean => Json::Bool(vals.iter().any(|v| *v == "1")),
+            DataType::Boolean => Json::Bool(vals.contains(&"1")),
             DataType::MultiPicklist => {
                 let chosen: Vec<&str> = vals.iter().copied().filter(|s| !s.is_empty()).collect();
                 if chosen.is_empty() {

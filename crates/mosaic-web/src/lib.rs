@@ -10,6 +10,10 @@
 //! sharing are decided in the runtime; pages only leave out what the
 //! runtime withheld.
 
+// Handlers exit early with the page to show (a redirect, a 403 or 404
+// page): `Result<_, Response>` is the idiom, and a response is not small.
+#![allow(clippy::result_large_err)]
+
 mod assets;
 mod display;
 mod form;

@@ -56,16 +56,19 @@ async fn start_driver() -> (Driver, String) {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver (run scripts/web-tools)");
+    // Owned by the guard from the start: killed and waited for on drop.
+    let driver = Driver(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (run scripts/web-tools)"),
+    );
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
         if reqwest::get(format!("{url}/status")).await.is_ok() {
-            return (Driver(child), url);
+            return (driver, url);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
