@@ -172,6 +172,8 @@ pub struct Platform {
     pub(crate) sqlite_records: Option<Arc<SqliteRecordStore>>,
     /// Platform-wide settings (the maintenance switch), in the metadata database.
     pub settings: Arc<dyn SettingsStore>,
+    /// Operator users, their sessions and the platform audit log.
+    pub operators: Arc<mosaic_access::OperatorService>,
     /// One circuit breaker per database; every call of the database asks it.
     pub breakers: Breakers,
     /// The maintenance switch as last read (see `resilience::maintenance`).
@@ -257,6 +259,7 @@ struct MetaStores {
     access: Arc<dyn AccessStore>,
     directory: Arc<dyn ShardDirectory>,
     settings: Arc<dyn SettingsStore>,
+    operators: Arc<dyn mosaic_store::OperatorStore>,
     sqlite: Option<Arc<SqliteMetaStore>>,
     pg: Option<mosaic_store_pg::PgPool>,
 }
@@ -314,6 +317,7 @@ impl Platform {
                     replica_pools,
                     access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
                     settings: m.clone(),
+                    operators: m.clone(),
                     pg: Some(m.pool().clone()),
                     directory: m,
                     sqlite: None,
@@ -362,6 +366,7 @@ impl Platform {
             access: Arc::new(SqliteAccessStore::new(meta_db.db().clone())),
             directory: meta_db.clone(),
             settings: Arc::new(SqliteSettingsStore::new(meta_db.db().clone())),
+            operators: Arc::new(mosaic_store::SqliteOperatorStore::new(meta_db.db().clone())),
             sqlite: Some(meta_db),
             pg: None,
             primary: None,
@@ -460,6 +465,10 @@ impl Platform {
                 meta_store.clone(),
                 records.clone(),
                 tier.clone(),
+            )),
+            operators: Arc::new(mosaic_access::OperatorService::new(
+                metas.operators,
+                metas.access.clone(),
             )),
             access: Arc::new(AccessService::with_tier(
                 metas.access,

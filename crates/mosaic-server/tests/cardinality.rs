@@ -133,7 +133,10 @@ async fn ten_thousand_tenants_of_traffic_stay_under_five_thousand_series() {
         .map(|(_, v)| v)
         .sum();
     assert!(counted >= (MANY_TENANTS + MANY_TENANTS / 10) as f64);
-    let v: serde_json::Value = reqwest::get(format!("{}/services/admin/v1/status", server.base))
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/services/admin/v1/status", server.base))
+        .bearer_auth(common::OPERATOR_TOKEN)
+        .send()
         .await
         .unwrap()
         .json()

@@ -212,7 +212,15 @@ async fn hot_tenants_are_detected_over_the_window() {
     let hot = |server: &TestServer| {
         let url = format!("{}/services/admin/v1/shards/hot", server.base);
         async move {
-            let v: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            let v: serde_json::Value = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(common::OPERATOR_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             v
         }
     };
@@ -233,7 +241,10 @@ async fn hot_tenants_are_detected_over_the_window() {
     let v = hot(&server).await;
     assert_eq!(v["hot_tenants"], json!([]), "{v}");
     // The shard listing reports the built-in shard and its tenants.
-    let v: serde_json::Value = reqwest::get(format!("{}/services/admin/v1/shards", server.base))
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/services/admin/v1/shards", server.base))
+        .bearer_auth(common::OPERATOR_TOKEN)
+        .send()
         .await
         .unwrap()
         .json()

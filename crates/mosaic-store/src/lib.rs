@@ -25,6 +25,7 @@ pub mod automation;
 pub mod guard;
 pub mod idempotency;
 pub mod meta_store;
+pub mod operators;
 pub mod plan;
 pub mod query_store;
 pub mod record_store;
@@ -51,6 +52,9 @@ pub use idempotency::{
     IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,
 };
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
+pub use operators::{
+    OperatorRow, OperatorSessionRow, OperatorStore, PlatformAuditRow, SqliteOperatorStore,
+};
 pub use query_store::QueryStore;
 pub use record_store::{
     AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef, RecordRow, RecordStore,

@@ -88,7 +88,7 @@ async fn shard_hot_asks_the_running_server() {
         .arg(dir.path())
         .env("RUST_LOG", "warn")
         .env_remove("MOSAIC_PUBLIC_URL")
-        .env_remove("MOSAIC_METRICS_TOKEN")
+        .env("MOSAIC_OPERATOR_TOKEN", common::OPERATOR_TOKEN)
         .output()
         .expect("run mosaic shard hot");
     assert!(
@@ -99,6 +99,41 @@ async fn shard_hot_asks_the_running_server() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["hot_tenants"], serde_json::json!([]));
     assert_eq!(v["window_seconds"], 86_400);
+    // Without the operator credential the server refuses, and the command says so.
+    let out = Command::new(common::BIN)
+        .args(["shard", "hot", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .env_remove("MOSAIC_PUBLIC_URL")
+        .env_remove("MOSAIC_OPERATOR_TOKEN")
+        .output()
+        .expect("run mosaic shard hot");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `--token` carries it as well.
+    let out = Command::new(common::BIN)
+        .args([
+            "shard",
+            "hot",
+            "--token",
+            common::OPERATOR_TOKEN,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .env_remove("MOSAIC_PUBLIC_URL")
+        .env_remove("MOSAIC_OPERATOR_TOKEN")
+        .output()
+        .expect("run mosaic shard hot");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Without a server to ask: a clear error.
     let empty = tempfile::tempdir().unwrap();
     let out = Command::new(common::BIN)
