@@ -37,6 +37,7 @@ pub mod records;
 pub mod replication;
 pub mod scratch;
 pub mod sharing;
+pub mod tls;
 pub mod transfer;
 
 pub use access::PgAccessStore;
