@@ -48,9 +48,11 @@ impl SslMode {
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             // libpq's `allow` tries plain first; Mosaic does not downgrade.
-            other => return Err(bad_url(format!(
+            other => {
+                return Err(bad_url(format!(
                 "sslmode '{other}' is not one of disable, prefer, require, verify-ca, verify-full"
-            ))),
+            )))
+            }
         })
     }
 

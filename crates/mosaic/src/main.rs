@@ -77,6 +77,10 @@ struct Common {
     /// without it, caches and rate limits are per instance.
     #[arg(long, env = "MOSAIC_REDIS_URL")]
     redis_url: Option<String>,
+    /// The CA certificate (PEM) a `rediss://` server must present a chain
+    /// to; without it, the system's trusted roots.
+    #[arg(long, env = "MOSAIC_REDIS_CA_FILE")]
+    redis_ca_file: Option<PathBuf>,
     /// Prefix of every Redis key and channel (deployments sharing a Redis).
     #[arg(long, env = "MOSAIC_REDIS_PREFIX", default_value = "")]
     redis_prefix: String,
@@ -335,6 +339,7 @@ fn config(c: &Common) -> PlatformConfig {
     cfg.hot_window = Duration::from_secs(c.hot_window_secs.max(60));
     cfg.hot_auto_move = c.hot_auto_move;
     cfg.cache.redis_url = c.redis_url.clone().filter(|u| !u.is_empty());
+    cfg.cache.redis_ca_file = c.redis_ca_file.clone();
     cfg.cache.key_prefix = c.redis_prefix.clone();
     cfg.rate_limits = c.rate_limits == "on";
     cfg.cache.metadata.capacity = c.metadata_cache_entries.max(1);
