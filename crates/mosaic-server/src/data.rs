@@ -32,7 +32,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec::new(
             Method::GET,
             "/services/data",
-            s,
+            Access::Public,
             "data.versions",
             "API versions",
             get(versions),
