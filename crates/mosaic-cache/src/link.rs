@@ -234,8 +234,7 @@ mod tests {
         assert!(super::RedisLink::new("redis://127.0.0.1:6379", None).is_ok());
         assert!(super::RedisLink::new("rediss://127.0.0.1:6380", None).is_ok());
         let e = super::RedisLink::new("rediss://127.0.0.1:6380", Some(b"not a PEM".to_vec()))
-            .err()
-            .expect("a CA that is not a certificate");
+            .expect_err("a CA that is not a certificate");
         assert_eq!(e.fields, vec!["redis_ca_file".to_string()]);
     }
 }

@@ -47,17 +47,101 @@ fn path_parameter(name: &str) -> Value {
         "version" => {
             json!({"type": "string", "pattern": "^v[0-9]{1,3}(\\.[0-9]{1,2})?$", "examples": ["v60.0"]})
         }
+        "object" => json!({"type": "string", "minLength": 1, "examples": ["Invoice__c"]}),
         _ => json!({"type": "string", "minLength": 1}),
     };
     json!({"name": name, "in": "path", "required": true, "schema": schema})
 }
 
-fn request_body(body: Body) -> Option<Value> {
+fn field_input() -> Value {
+    let types: Vec<&str> = mosaic_types::DataType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    json!({
+        "type": "object",
+        "properties": {
+            "api_name": {"type": "string", "maxLength": 50},
+            "label": {"type": "string"},
+            "data_type": {"type": "string", "enum": types},
+            "length": {"type": "integer"},
+            "precision": {"type": "integer"},
+            "scale": {"type": "integer"},
+            "is_required": {"type": "boolean"},
+            "is_unique": {"type": "boolean"},
+            "is_indexed": {"type": "boolean"},
+            "is_external_id": {"type": "boolean"},
+            "default_value": {},
+            "picklist_values": {"type": "array", "items": {"type": "object", "properties": {"value": {"type": "string"}}}}
+        }
+    })
+}
+
+/// Request bodies described field by field where that helps callers (and
+/// the fuzzer get past the first validation); other JSON bodies are objects.
+fn json_body_schema(operation: &str) -> Value {
+    let record = json!({
+        "type": "object",
+        "properties": {"Name": {"type": "string"}, "Amount__c": {"type": "number"}, "Code__c": {"type": "string"}},
+        "additionalProperties": true
+    });
+    match operation {
+        "data.create" | "data.update" | "data.upsert" => record,
+        "data.composite_create" | "data.composite_update" => json!({
+            "type": "object",
+            "properties": {"allOrNone": {"type": "boolean"}, "records": {"type": "array", "items": record}},
+            "required": ["records"]
+        }),
+        "metadata.objects.create" | "metadata.objects.update" => json!({
+            "type": "object",
+            "properties": {
+                "api_name": {"type": "string", "maxLength": 50},
+                "label": {"type": "string"},
+                "version": {"type": "integer"},
+                "sharing_model": {"type": "string", "enum": ["private", "public_read", "public_read_write"]},
+                "fields": {"type": "array", "items": field_input()}
+            }
+        }),
+        "metadata.fields.create" | "metadata.fields.update" => field_input(),
+        "metadata.formula.check" | "metadata.formula.evaluate" => json!({
+            "type": "object",
+            "properties": {
+                "object": {"type": "string"},
+                "expression": {"type": "string"},
+                "return_type": {"type": "string"}
+            },
+            "required": ["expression"]
+        }),
+        "query.run_post" | "query.run_all_post" => json!({
+            "type": "object",
+            "properties": {"q": {"type": "string"}},
+            "required": ["q"]
+        }),
+        "operator.login" => json!({
+            "type": "object",
+            "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+            "required": ["username", "password"]
+        }),
+        "operator.maintenance.switch" => json!({
+            "type": "object",
+            "properties": {"enabled": {"type": "boolean"}, "message": {"type": "string"}},
+            "required": ["enabled"]
+        }),
+        _ => json!({"type": "object"}),
+    }
+}
+
+/// Query parameters a route cannot do without.
+fn required_query(operation: &str, name: &str) -> bool {
+    name == "q" && operation.starts_with("query.")
+}
+
+fn request_body(body: Body, operation: &str) -> Option<Value> {
     match body {
         Body::None => None,
         Body::Json => Some(json!({
             "required": true,
-            "content": {"application/json": {"schema": {"type": "object"}}}
+            "content": {"application/json": {"schema": json_body_schema(operation)}}
         })),
         Body::JsonArray => Some(json!({
             "required": true,
@@ -92,9 +176,9 @@ fn security(access: Access) -> Value {
 
 fn operation(r: &RouteSpec) -> Value {
     let mut params: Vec<Value> = r.params().into_iter().map(path_parameter).collect();
-    params.extend(r.query.iter().map(
-        |q| json!({"name": q, "in": "query", "required": false, "schema": {"type": "string"}}),
-    ));
+    params.extend(r.query.iter().map(|q| {
+        json!({"name": q, "in": "query", "required": required_query(r.operation, q), "schema": {"type": "string"}})
+    }));
     let mut op = json!({
         "operationId": r.operation,
         "summary": r.summary,
@@ -109,7 +193,7 @@ fn operation(r: &RouteSpec) -> Value {
             "503": {"description": "Unavailable for now (maintenance, an open circuit breaker, load shedding); see Retry-After"}
         }
     });
-    if let Some(b) = request_body(r.body) {
+    if let Some(b) = request_body(r.body, r.operation) {
         op["requestBody"] = b;
     }
     op

@@ -93,15 +93,7 @@ async fn over_the_limit_is_429_with_rate_headers_and_the_operator_sees_the_cache
         StatusCode::OK
     );
 
-    let v: Value = http
-        .get(format!("{}/services/admin/v1/cache", server.base))
-        .bearer_auth(OPERATOR_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = server.operator().get("/services/admin/v1/cache").await;
     let meta = v["caches"]
         .as_array()
         .unwrap()

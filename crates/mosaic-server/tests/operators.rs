@@ -305,6 +305,21 @@ async fn operator_logins_are_rate_limited() {
     server.stop().await;
 }
 
+/// A server that believes forwarding headers from loopback peers, or not.
+async fn behind_proxy(trusted: bool) -> TestServer {
+    TestServer::start_state(
+        |_| {},
+        |s| {
+            if trusted {
+                s.trusted_proxies = std::sync::Arc::new(
+                    mosaic_server::TrustedProxies::parse("127.0.0.0/8").unwrap(),
+                );
+            }
+        },
+    )
+    .await
+}
+
 fn value_of(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_default().to_string()
 }
@@ -316,17 +331,7 @@ fn value_of(v: &Value, k: &str) -> String {
 async fn login_limits_per_client_address_behind_trusted_proxies() {
     let limit = mosaic_access::grants::LOGIN_FAILURES_PER_ADDRESS;
     for trusted in [true, false] {
-        let server = TestServer::start_state(
-            |_| {},
-            |s| {
-                if trusted {
-                    s.trusted_proxies = std::sync::Arc::new(
-                        mosaic_server::TrustedProxies::parse("127.0.0.0/8").unwrap(),
-                    );
-                }
-            },
-        )
-        .await;
+        let server = behind_proxy(trusted).await;
         let admin = server.tenant().await;
         let http = reqwest::Client::new();
         let login = |from: &'static str, user: String, pass: &'static str| {
@@ -388,17 +393,7 @@ async fn login_limits_per_client_address_behind_trusted_proxies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_https_from_a_trusted_proxy_gets_hsts() {
     for trusted in [true, false] {
-        let server = TestServer::start_state(
-            |_| {},
-            |s| {
-                if trusted {
-                    s.trusted_proxies = std::sync::Arc::new(
-                        mosaic_server::TrustedProxies::parse("127.0.0.1/32").unwrap(),
-                    );
-                }
-            },
-        )
-        .await;
+        let server = behind_proxy(trusted).await;
         let r = reqwest::Client::new()
             .get(format!("{}/healthz", server.base))
             .header("x-forwarded-proto", "https")

@@ -372,6 +372,16 @@ pub(crate) async fn open(common: &Common) -> Result<Platform, String> {
     })
 }
 
+/// A refusal as the command line prints it: code, field, message.
+pub(crate) fn cli_error(e: mosaic_types::MosaicError) -> String {
+    let field = e
+        .fields
+        .first()
+        .map(|f| format!(" ({f})"))
+        .unwrap_or_default();
+    format!("{}{field}: {}", e.code, e.message)
+}
+
 /// Where a running server said it listens (written at start-up).
 pub(crate) fn recorded_url(data_dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(data_dir.join("instance.json")).ok()?;
@@ -529,14 +539,7 @@ async fn tenant_create(
     let platform = open(&common).await?;
     let created = platform.create_tenant(t).await;
     platform.close();
-    let created = created.map_err(|e| {
-        let field = e
-            .fields
-            .first()
-            .map(|f| format!(" ({f})"))
-            .unwrap_or_default();
-        format!("{}{field}: {}", e.code, e.message)
-    })?;
+    let created = created.map_err(cli_error)?;
     let url = instance_url
         .or_else(|| recorded_url(&common.data_dir))
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());

@@ -42,14 +42,7 @@ pub async fn run(cmd: OperatorCommand) -> Result<(), String> {
                 Err(e) => Err(e),
             };
             p.close();
-            let c = created.map_err(|e| {
-                let field = e
-                    .fields
-                    .first()
-                    .map(|f| format!(" ({f})"))
-                    .unwrap_or_default();
-                format!("{}{field}: {}", e.code, e.message)
-            })?;
+            let c = created.map_err(crate::cli_error)?;
             println!(
                 "{}",
                 serde_json::json!({"operator_id": c.operator_id, "username": c.username})
