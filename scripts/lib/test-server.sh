@@ -17,7 +17,14 @@ ensure_venv() {
   local venv
   venv="$(mosaic_tools_dir)/venv"
   if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv" >&2
+    if ! python3 -m venv "$venv" >&2; then
+      # Debian's python3 keeps venv in a package of its own.
+      echo "installing python3-venv (Debian)" >&2
+      rm -rf "$venv"
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$venv" >&2
+    fi
   fi
   local missing=()
   for pkg in "$@"; do
