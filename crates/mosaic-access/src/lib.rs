@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod grants;
+pub mod operators;
 pub mod password;
 pub mod permissions;
 pub mod service;
@@ -18,5 +19,6 @@ pub mod token;
 
 pub use admin::{AccessService, Actor};
 pub use grants::{GrantError, Granted};
+pub use operators::{OperatorIdentity, OperatorService};
 pub use permissions::{FieldAccess, PermissionSnapshot};
 pub use service::{AuthService, NewTenant, Session, TenantCreated};

@@ -84,6 +84,9 @@ pub struct CacheConfig {
     /// `redis://host:port/db` (`MOSAIC_REDIS_URL`); `None`: embedded mode,
     /// no L2, invalidation and limits within this process only.
     pub redis_url: Option<String>,
+    /// The CA certificate (PEM) a `rediss://` server's certificate must
+    /// chain to (`MOSAIC_REDIS_CA_FILE`); `None`: the system's roots.
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Prepended to every Redis key and channel (`MOSAIC_REDIS_PREFIX`), so
     /// deployments or test runs can share one Redis without colliding.
     pub key_prefix: String,
@@ -101,6 +104,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             redis_url: None,
+            redis_ca_file: None,
             key_prefix: String::new(),
             metadata: defaults::METADATA,
             formulas: defaults::FORMULAS,

@@ -47,10 +47,12 @@ fn is_answer(e: &redis::RedisError) -> bool {
 }
 
 impl RedisLink {
-    /// Parses `url` (`redis://…`; `rediss://` is refused: no TLS build;
-    /// Sentinel and Cluster URLs: not implemented).
-    /// Connects on first use.
-    pub fn new(url: &str) -> MosaicResult<RedisLink> {
+    /// Parses `url` (`redis://…`, or `rediss://…` over TLS; Sentinel and
+    /// Cluster URLs: not implemented). Over TLS the server's certificate
+    /// must chain to `ca_pem` when given (PEM), else to the system's roots.
+    /// Connects on first use; every connection (commands, pub/sub,
+    /// reconnects) takes the same TLS settings.
+    pub fn new(url: &str, ca_pem: Option<Vec<u8>>) -> MosaicResult<RedisLink> {
         let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
         if scheme.contains("sentinel") || scheme.contains("cluster") || url.contains(',') {
             return Err(MosaicError::field(
@@ -59,7 +61,33 @@ impl RedisLink {
                 "redis_url: Redis Sentinel and Cluster are not supported yet; give one redis:// URL (a primary, or a proxy in front of a cluster)",
             ));
         }
-        let client = redis::Client::open(url).map_err(|e| {
+        let tls = url.to_ascii_lowercase().starts_with("rediss://");
+        if ca_pem
+            .as_ref()
+            .is_some_and(|ca| !String::from_utf8_lossy(ca).contains("-----BEGIN CERTIFICATE-----"))
+        {
+            return Err(MosaicError::field(
+                ErrorCode::INVALID_INPUT,
+                "redis_ca_file",
+                "redis_ca_file: no PEM certificate in the file",
+            ));
+        }
+        if tls {
+            // The redis crate builds its TLS configuration on the process's
+            // provider; Mosaic's is ring (a second install is a no-op).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let opened = match ca_pem {
+            Some(ca) if tls => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca),
+                },
+            ),
+            _ => redis::Client::open(url),
+        };
+        let client = opened.map_err(|e| {
             MosaicError::field(
                 ErrorCode::INVALID_INPUT,
                 "redis_url",
@@ -197,12 +225,16 @@ mod tests {
             "redis+cluster://a:7000",
             "redis://a:7000,b:7001",
         ] {
-            let Err(e) = super::RedisLink::new(url) else {
+            let Err(e) = super::RedisLink::new(url, None) else {
                 panic!("{url} was accepted");
             };
             assert_eq!(e.code, mosaic_types::ErrorCode::NOT_IMPLEMENTED, "{url}");
             assert_eq!(e.fields, vec!["redis_url".to_string()]);
         }
-        assert!(super::RedisLink::new("redis://127.0.0.1:6379").is_ok());
+        assert!(super::RedisLink::new("redis://127.0.0.1:6379", None).is_ok());
+        assert!(super::RedisLink::new("rediss://127.0.0.1:6380", None).is_ok());
+        let e = super::RedisLink::new("rediss://127.0.0.1:6380", Some(b"not a PEM".to_vec()))
+            .expect_err("a CA that is not a certificate");
+        assert_eq!(e.fields, vec!["redis_ca_file".to_string()]);
     }
 }

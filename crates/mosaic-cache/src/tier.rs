@@ -96,7 +96,19 @@ impl CacheTier {
     /// `redis_url`. Nothing is connected yet.
     pub fn new(config: CacheConfig) -> MosaicResult<Arc<CacheTier>> {
         let redis = match &config.redis_url {
-            Some(url) => Some(RedisLink::new(url)?),
+            Some(url) => {
+                let ca = match &config.redis_ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| {
+                        mosaic_types::MosaicError::field(
+                            mosaic_types::ErrorCode::INVALID_INPUT,
+                            "redis_ca_file",
+                            format!("redis_ca_file: {}: {e}", path.display()),
+                        )
+                    })?),
+                    None => None,
+                };
+                Some(RedisLink::new(url, ca)?)
+            }
             None => None,
         };
         let (local, _) = broadcast::channel(LOCAL_QUEUE);

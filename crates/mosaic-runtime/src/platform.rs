@@ -174,6 +174,8 @@ pub struct Platform {
     pub settings: Arc<dyn SettingsStore>,
     /// Each user's recently viewed records, in the metadata database.
     pub recent: Arc<dyn mosaic_store::RecentStore>,
+    /// Operator users, their sessions and the platform audit log.
+    pub operators: Arc<mosaic_access::OperatorService>,
     /// One circuit breaker per database; every call of the database asks it.
     pub breakers: Breakers,
     /// The maintenance switch as last read (see `resilience::maintenance`).
@@ -260,6 +262,7 @@ struct MetaStores {
     directory: Arc<dyn ShardDirectory>,
     settings: Arc<dyn SettingsStore>,
     recent: Arc<dyn mosaic_store::RecentStore>,
+    operators: Arc<dyn mosaic_store::OperatorStore>,
     sqlite: Option<Arc<SqliteMetaStore>>,
     pg: Option<mosaic_store_pg::PgPool>,
 }
@@ -318,6 +321,7 @@ impl Platform {
                     access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
                     settings: m.clone(),
                     recent: m.clone(),
+                    operators: m.clone(),
                     pg: Some(m.pool().clone()),
                     directory: m,
                     sqlite: None,
@@ -367,6 +371,7 @@ impl Platform {
             directory: meta_db.clone(),
             settings: Arc::new(SqliteSettingsStore::new(meta_db.db().clone())),
             recent: Arc::new(mosaic_store::SqliteRecentStore::new(meta_db.db().clone())),
+            operators: Arc::new(mosaic_store::SqliteOperatorStore::new(meta_db.db().clone())),
             sqlite: Some(meta_db),
             pg: None,
             primary: None,
@@ -465,6 +470,10 @@ impl Platform {
                 meta_store.clone(),
                 records.clone(),
                 tier.clone(),
+            )),
+            operators: Arc::new(mosaic_access::OperatorService::new(
+                metas.operators,
+                metas.access.clone(),
             )),
             access: Arc::new(AccessService::with_tier(
                 metas.access,

@@ -7,12 +7,12 @@
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryMap};
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_access::admin::{
     group_members_json, AssignmentInput, GroupPatchInput, NewConnectedAppInput, NewGroupInput,
     NewPermissionSetInput, NewRoleInput, NewUserInput, PermissionSetPatchInput, RolePatchInput,
@@ -31,53 +31,220 @@ use std::sync::LazyLock;
 
 const BASE: &str = "/services/admin/v1";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(&format!("{BASE}/users"), get(list_users).post(create_user))
-        .route(
-            &format!("{BASE}/users/{{id}}"),
-            get(get_user).patch(update_user),
-        )
-        .route(&format!("{BASE}/roles"), get(list_roles).post(create_role))
-        .route(
-            &format!("{BASE}/roles/{{id}}"),
-            get(get_role).patch(update_role).delete(delete_role),
-        )
-        .route(
-            &format!("{BASE}/groups"),
-            get(list_groups).post(create_group),
-        )
-        .route(
-            &format!("{BASE}/groups/{{id}}"),
-            get(get_group).patch(update_group).delete(delete_group),
-        )
-        .route(
-            &format!("{BASE}/permission-sets"),
-            get(list_permission_sets).post(create_permission_set),
-        )
-        .route(
-            &format!("{BASE}/permission-sets/{{id}}"),
-            get(get_permission_set)
-                .patch(update_permission_set)
-                .delete(delete_permission_set),
-        )
-        .route(
-            &format!("{BASE}/permission-sets/{{id}}/assignments"),
-            axum::routing::post(assign),
-        )
-        .route(
-            &format!("{BASE}/permission-sets/{{id}}/assignments/{{user_id}}"),
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let a = Access::TenantAdmin;
+    vec![
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/users",
+            a,
+            "admin.users.list",
+            "List the tenant's users",
+            get(list_users),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/admin/v1/users",
+            a,
+            "admin.users.create",
+            "Create a user",
+            post(create_user),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/users/{id}",
+            a,
+            "admin.users.get",
+            "Get a user",
+            get(get_user),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/admin/v1/users/{id}",
+            a,
+            "admin.users.update",
+            "Update a user",
+            patch(update_user),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/roles",
+            a,
+            "admin.roles.list",
+            "List roles",
+            get(list_roles),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/admin/v1/roles",
+            a,
+            "admin.roles.create",
+            "Create a role",
+            post(create_role),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/roles/{id}",
+            a,
+            "admin.roles.get",
+            "Get a role",
+            get(get_role),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/admin/v1/roles/{id}",
+            a,
+            "admin.roles.update",
+            "Update a role",
+            patch(update_role),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/admin/v1/roles/{id}",
+            a,
+            "admin.roles.delete",
+            "Delete a role",
+            delete(delete_role),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/groups",
+            a,
+            "admin.groups.list",
+            "List public groups",
+            get(list_groups),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/admin/v1/groups",
+            a,
+            "admin.groups.create",
+            "Create a public group",
+            post(create_group),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/groups/{id}",
+            a,
+            "admin.groups.get",
+            "Get a public group",
+            get(get_group),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/admin/v1/groups/{id}",
+            a,
+            "admin.groups.update",
+            "Update a public group",
+            patch(update_group),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/admin/v1/groups/{id}",
+            a,
+            "admin.groups.delete",
+            "Delete a public group",
+            delete(delete_group),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/permission-sets",
+            a,
+            "admin.permission_sets.list",
+            "List permission sets",
+            get(list_permission_sets),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/admin/v1/permission-sets",
+            a,
+            "admin.permission_sets.create",
+            "Create a permission set",
+            post(create_permission_set),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/permission-sets/{id}",
+            a,
+            "admin.permission_sets.get",
+            "Get a permission set",
+            get(get_permission_set),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/admin/v1/permission-sets/{id}",
+            a,
+            "admin.permission_sets.update",
+            "Update a permission set",
+            patch(update_permission_set),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/admin/v1/permission-sets/{id}",
+            a,
+            "admin.permission_sets.delete",
+            "Delete a permission set",
+            delete(delete_permission_set),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/admin/v1/permission-sets/{id}/assignments",
+            a,
+            "admin.permission_sets.assign",
+            "Assign a permission set to a user",
+            post(assign),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/admin/v1/permission-sets/{id}/assignments/{user_id}",
+            a,
+            "admin.permission_sets.unassign",
+            "Remove a permission set from a user",
             delete(unassign),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/connected-apps",
+            a,
+            "admin.connected_apps.list",
+            "List connected apps",
+            get(list_connected_apps),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/admin/v1/connected-apps",
+            a,
+            "admin.connected_apps.create",
+            "Create a connected app",
+            post(create_connected_app),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/connected-apps/{id}",
+            a,
+            "admin.connected_apps.get",
+            "Get a connected app",
+            get(get_connected_app),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/admin/v1/connected-apps/{id}",
+            a,
+            "admin.connected_apps.delete",
+            "Delete a connected app",
+            delete(delete_connected_app),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/audit",
+            a,
+            "admin.audit",
+            "The tenant's audit log",
+            get(audit),
         )
-        .route(
-            &format!("{BASE}/connected-apps"),
-            get(list_connected_apps).post(create_connected_app),
-        )
-        .route(
-            &format!("{BASE}/connected-apps/{{id}}"),
-            get(get_connected_app).delete(delete_connected_app),
-        )
-        .route(&format!("{BASE}/audit"), get(audit))
+        .query(&["limit", "before"]),
+    ]
 }
 
 static SERDE_FIELD: LazyLock<Regex> =

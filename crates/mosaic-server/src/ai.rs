@@ -9,22 +9,52 @@
 use crate::auth::{Admin, Auth};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_runtime::ai::{FormulaRequest, QueryRequest, Suggestion};
 use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use serde_json::{json, Value};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/services/ai/v1/formula/generate", post(formula_generate))
-        .route("/services/ai/v1/query/natural", post(query_natural))
-        .route("/services/ai/v1/workflow/generate", post(workflow_generate))
-        .route("/services/ai/v1/schema/recommend", post(schema_recommend))
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    vec![
+        RouteSpec::new(
+            Method::POST,
+            "/services/ai/v1/formula/generate",
+            Access::TenantAdmin,
+            "ai.formula_generate",
+            "Write a formula from a description",
+            post(formula_generate),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/ai/v1/query/natural",
+            Access::Session,
+            "ai.query_natural",
+            "Write a SOQL query from a question",
+            post(query_natural),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/ai/v1/workflow/generate",
+            Access::Session,
+            "ai.workflow_generate",
+            "Workflow generation (not implemented)",
+            post(workflow_generate),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/ai/v1/schema/recommend",
+            Access::Session,
+            "ai.schema_recommend",
+            "Schema recommendation (not implemented)",
+            post(schema_recommend),
+        ),
+    ]
 }
 
 /// Same permission as the formula editor's check: system administrators.

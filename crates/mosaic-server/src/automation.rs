@@ -7,11 +7,11 @@
 use crate::auth::{Admin, Auth};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryMap};
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_meta::workflow::{ActionType, WorkflowInput, WorkflowRule};
 use mosaic_store::OutboxEntry;
 use mosaic_types::value::sf_datetime;
@@ -19,34 +19,103 @@ use mosaic_types::{ErrorCode, MosaicError};
 use serde_json::{json, Value};
 
 /// Workflow rule definitions (part of the metadata API).
-pub fn metadata_routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn metadata_routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let a = Access::TenantAdmin;
+    vec![
+        RouteSpec::new(
+            Method::GET,
             "/services/metadata/v1/objects/{object}/workflows",
-            get(list_rules).post(create_rule),
-        )
-        .route(
+            a,
+            "metadata.workflows.list",
+            "List an object's workflow rules",
+            get(list_rules),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/metadata/v1/objects/{object}/workflows",
+            a,
+            "metadata.workflows.create",
+            "Create a workflow rule",
+            post(create_rule),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/metadata/v1/objects/{object}/workflows/{rule}",
-            get(get_rule).patch(update_rule).delete(delete_rule),
-        )
+            a,
+            "metadata.workflows.get",
+            "Get a workflow rule",
+            get(get_rule),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/metadata/v1/objects/{object}/workflows/{rule}",
+            a,
+            "metadata.workflows.update",
+            "Update a workflow rule",
+            patch(update_rule),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/metadata/v1/objects/{object}/workflows/{rule}",
+            a,
+            "metadata.workflows.delete",
+            "Delete a workflow rule",
+            delete(delete_rule),
+        ),
+    ]
+    .into_iter()
+    .map(RouteSpec::audited)
+    .collect()
 }
 
 /// Field history and dead letters.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let a = Access::TenantAdmin;
+    vec![
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/{field}/history",
+            Access::Permission,
+            "data.field_history",
+            "A record's field history",
             get(history),
-        )
-        .route("/services/admin/v1/dead-letters", get(list_dead))
-        .route(
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/dead-letters",
+            a,
+            "admin.dead_letters.list",
+            "List dead letters",
+            get(list_dead),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/admin/v1/dead-letters/{id}",
-            get(get_dead).delete(discard_dead),
-        )
-        .route(
+            a,
+            "admin.dead_letters.get",
+            "Get a dead letter",
+            get(get_dead),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/admin/v1/dead-letters/{id}",
+            a,
+            "admin.dead_letters.discard",
+            "Discard a dead letter",
+            delete(discard_dead),
+        ),
+        RouteSpec::new(
+            Method::POST,
             "/services/admin/v1/dead-letters/{id}/replay",
+            a,
+            "admin.dead_letters.replay",
+            "Deliver a dead letter again",
             post(replay_dead),
         )
+        .body(Body::None),
+    ]
 }
 
 /// A rule as the API shows it: secrets of outbound messages are never

@@ -1,27 +1,48 @@
 //! The cache tier's operator API: `GET /services/admin/v1/cache` (every
 //! cache by layer: hits, misses, evictions, loads, load time; the bus's
 //! counters) and a tenant's rate limits,
-//! `GET|PUT /services/admin/v1/tenants/{tenant_id}/rate-limits`. Guarded
-//! like `/metrics` (`MOSAIC_METRICS_TOKEN`).
+//! `GET|PUT /services/admin/v1/tenants/{tenant_id}/rate-limits`. Operator
+//! routes: the router applies the operator guard.
 
 use crate::error::ApiError;
-use crate::observe::check_operator_token;
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_cache::ratelimit::CLASSES;
 use mosaic_runtime::cache::RateOverrides;
 use serde_json::{json, Map, Value};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/services/admin/v1/cache", get(figures))
-        .route(
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let o = Access::Operator;
+    vec![
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/cache",
+            o,
+            "operator.cache",
+            "Every cache's figures by layer",
+            get(figures),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/admin/v1/tenants/{tenant_id}/rate-limits",
-            get(rate_limits).put(put_rate_limits),
-        )
+            o,
+            "operator.rate_limits.get",
+            "A tenant's effective rate limits",
+            get(rate_limits),
+        ),
+        RouteSpec::new(
+            Method::PUT,
+            "/services/admin/v1/tenants/{tenant_id}/rate-limits",
+            o,
+            "operator.rate_limits.set",
+            "Override a tenant's rate limits",
+            put(put_rate_limits),
+        ),
+    ]
 }
 
 /// Every cache's figures as JSON (also rendered into `/metrics`).
@@ -55,10 +76,7 @@ pub fn caches_json(s: &AppState) -> Value {
     json!({"caches": caches, "tier": s.platform.cache_tier_figures()})
 }
 
-async fn figures(State(s): State<AppState>, req: Request) -> Response {
-    if let Err(e) = check_operator_token(&s, req.headers()) {
-        return e.into_response();
-    }
+async fn figures(State(s): State<AppState>) -> Response {
     Json(caches_json(&s)).into_response()
 }
 
@@ -76,9 +94,7 @@ fn tenant_id(raw: &str) -> Result<String, ApiError> {
 async fn rate_limits(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    req: Request,
 ) -> Result<Response, ApiError> {
-    check_operator_token(&s, req.headers())?;
     let t = tenant_id(&raw)?;
     limits_json(&s, &t).await
 }
@@ -104,7 +120,6 @@ async fn put_rate_limits(
     Path(raw): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    check_operator_token(&s, req.headers())?;
     let t = tenant_id(&raw)?;
     let crate::extract::JsonBody(body) =
         <crate::extract::JsonBody<Value> as axum::extract::FromRequest<AppState>>::from_request(

@@ -5,12 +5,12 @@ use crate::auth::Auth;
 use crate::error::{error_json, ApiError};
 use crate::extract::{JsonBody, PathParams, QueryMap};
 use crate::render;
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_runtime::access::{self, ObjectOp};
 use mosaic_runtime::records::RecordResult;
 use mosaic_types::{ErrorCode, MosaicError};
@@ -25,35 +25,135 @@ pub const API_VERSION: &str = "60.0";
 static VERSION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^v[0-9]{1,3}(\.[0-9]{1,2})?$").expect("version regex"));
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/services/data", get(versions))
-        .route("/services/data/{version}", get(resources))
-        .route("/services/data/{version}/sobjects", get(describe_global))
-        .route(
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let (s, p) = (Access::Session, Access::Permission);
+    vec![
+        RouteSpec::new(
+            Method::GET,
+            "/services/data",
+            Access::Public,
+            "data.versions",
+            "API versions",
+            get(versions),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/data/{version}",
+            s,
+            "data.resources",
+            "Resources of an API version",
+            get(resources),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/data/{version}/sobjects",
+            s,
+            "data.describe_global",
+            "Objects the caller may see",
+            get(describe_global),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}",
-            get(object_info).post(create),
+            p,
+            "data.object_info",
+            "An object's basic information and recent records, or a filtered list",
+            get(object_info),
         )
-        .route(
+        .query(&["fields", "where", "order_by", "limit", "offset"]),
+        RouteSpec::new(
+            Method::POST,
+            "/services/data/{version}/sobjects/{object}",
+            p,
+            "data.create",
+            "Create a record",
+            post(create),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/describe",
+            p,
+            "data.describe",
+            "Describe an object",
             get(describe),
-        )
-        .route(
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/{id}",
-            get(read).patch(update).delete(delete),
+            p,
+            "data.read",
+            "Get a record",
+            get(read),
         )
-        .route(
+        .query(&["fields"]),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/data/{version}/sobjects/{object}/{id}",
+            p,
+            "data.update",
+            "Update a record",
+            patch(update),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/data/{version}/sobjects/{object}/{id}",
+            p,
+            "data.delete",
+            "Delete a record",
+            delete(self::delete),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/{field}/{value}",
-            get(read_by_external)
-                .patch(upsert)
-                .delete(delete_by_external),
+            p,
+            "data.read_by_external_id",
+            "Get a record by external id",
+            get(read_by_external),
         )
-        .route(
+        .query(&["fields"]),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/data/{version}/sobjects/{object}/{field}/{value}",
+            p,
+            "data.upsert",
+            "Upsert a record by external id",
+            patch(upsert),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/data/{version}/sobjects/{object}/{field}/{value}",
+            p,
+            "data.delete_by_external_id",
+            "Delete a record by external id",
+            delete(delete_by_external),
+        ),
+        RouteSpec::new(
+            Method::POST,
             "/services/data/{version}/composite/sobjects",
-            axum::routing::post(composite_create)
-                .patch(composite_update)
-                .delete(composite_delete),
+            s,
+            "data.composite_create",
+            "Create up to 200 records",
+            post(composite_create),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/data/{version}/composite/sobjects",
+            s,
+            "data.composite_update",
+            "Update up to 200 records",
+            patch(composite_update),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/data/{version}/composite/sobjects",
+            s,
+            "data.composite_delete",
+            "Delete up to 200 records",
+            delete(composite_delete),
         )
+        .query(&["ids", "allOrNone"]),
+    ]
 }
 
 /// Checks the `v{version}` path segment (`v1` or `vNN.N`).

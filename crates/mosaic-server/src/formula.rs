@@ -4,29 +4,81 @@
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_meta::validate::RuleInput;
 use mosaic_runtime::formula_eval::{parse_return_type, type_name};
 use mosaic_types::{ErrorCode, MosaicError};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let a = Access::TenantAdmin;
+    vec![
+        RouteSpec::new(
+            Method::GET,
             "/services/metadata/v1/objects/{object}/validations",
-            get(list_rules).post(create_rule),
-        )
-        .route(
+            a,
+            "metadata.validations.list",
+            "List an object's validation rules",
+            get(list_rules),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/metadata/v1/objects/{object}/validations",
+            a,
+            "metadata.validations.create",
+            "Create a validation rule",
+            post(create_rule),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/metadata/v1/objects/{object}/validations/{rule}",
-            get(get_rule).patch(update_rule).delete(delete_rule),
-        )
-        .route("/services/metadata/v1/formula/check", post(check))
-        .route("/services/metadata/v1/formula/evaluate", post(evaluate))
+            a,
+            "metadata.validations.get",
+            "Get a validation rule",
+            get(get_rule),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/metadata/v1/objects/{object}/validations/{rule}",
+            a,
+            "metadata.validations.update",
+            "Update a validation rule",
+            patch(update_rule),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/metadata/v1/objects/{object}/validations/{rule}",
+            a,
+            "metadata.validations.delete",
+            "Delete a validation rule",
+            delete(delete_rule),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/metadata/v1/formula/check",
+            a,
+            "metadata.formula.check",
+            "Check a formula",
+            post(check),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/metadata/v1/formula/evaluate",
+            a,
+            "metadata.formula.evaluate",
+            "Evaluate a formula",
+            post(evaluate),
+        ),
+    ]
+    .into_iter()
+    .map(RouteSpec::audited)
+    .collect()
 }
 
 fn rule_json(r: &mosaic_meta::ValidationRule, version: Option<i64>) -> Value {

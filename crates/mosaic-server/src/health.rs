@@ -1,11 +1,34 @@
 //! Liveness and readiness.
 
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use mosaic_runtime::health::{DegradationLevel, DependencyProbe};
 use serde_json::{json, Map, Value};
+
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    vec![
+        RouteSpec::new(
+            Method::GET,
+            "/healthz",
+            Access::Public,
+            "health.live",
+            "Liveness",
+            get(healthz),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/readyz",
+            Access::Public,
+            "health.ready",
+            "Readiness: degradation level and each dependency",
+            get(readyz),
+        ),
+    ]
+}
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))

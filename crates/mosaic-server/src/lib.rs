@@ -19,17 +19,25 @@ pub mod idempotency;
 mod maintenance;
 mod metadata;
 mod moves;
+pub mod network;
 mod oauth;
 pub mod observe;
+pub mod openapi;
+pub mod operator;
 mod query;
 pub mod ratelimit;
 mod render;
 pub mod resilience;
+pub mod routes;
 mod sharing;
 pub mod status;
+pub mod tls;
 mod views;
 
-use axum::routing::get;
+pub use network::{ClientInfo, ConnectionInfo, TrustedProxies};
+pub use operator::{verify_operator_session, Operator};
+pub use routes::{route_table, Access, RouteSpec};
+
 use axum::Router;
 use mosaic_runtime::Platform;
 use std::sync::Arc;
@@ -44,8 +52,14 @@ pub struct AppState {
     pub platform: Arc<Platform>,
     /// The URL clients reach this server at (`instance_url`).
     pub instance_url: Arc<str>,
-    /// Bearer token `/metrics` requires (`MOSAIC_METRICS_TOKEN`), if any.
+    /// The operator credential (`MOSAIC_OPERATOR_TOKEN`), if configured.
+    /// Operator sessions are the other credential.
+    pub operator_token: Option<Arc<str>>,
+    /// The read-only token of `/metrics` alone (`MOSAIC_METRICS_TOKEN`).
     pub metrics_token: Option<Arc<str>>,
+    /// Proxies whose `X-Forwarded-For` / `-Proto` are believed
+    /// (`--trusted-proxies`).
+    pub trusted_proxies: Arc<network::TrustedProxies>,
     /// Tenant labels of bounded cardinality for per-tenant metrics.
     pub tenants: Arc<observe::TenantRanking>,
     /// Rendered describes by (tenant, object id, API version, metadata epoch).
@@ -61,12 +75,22 @@ pub struct AppState {
     pub in_flight: Arc<resilience::InFlightLimit>,
 }
 
+/// A secret from the environment (never a flag); empty counts as unset.
+fn secret_from_env(name: &str) -> Option<Arc<str>> {
+    std::env::var(name)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .map(Into::into)
+}
+
 /// Rendered describes kept (they are rebuilt after any metadata change).
 pub const DESCRIBE_CACHE_CAPACITY: u64 = 10_000;
 
 impl AppState {
-    /// State for `platform` served at `instance_url`; the metrics token
-    /// comes from `MOSAIC_METRICS_TOKEN`, the gateway's limits from
+    /// State for `platform` served at `instance_url`; the operator and
+    /// metrics tokens come from `MOSAIC_OPERATOR_TOKEN` and
+    /// `MOSAIC_METRICS_TOKEN`, the gateway's limits from
     /// `MOSAIC_MAX_IN_FLIGHT` and `MOSAIC_REQUEST_TIMEOUT_MS`.
     pub fn new(platform: Arc<Platform>, instance_url: impl Into<Arc<str>>) -> AppState {
         Self::with_limits(
@@ -87,10 +111,9 @@ impl AppState {
         AppState {
             platform,
             instance_url: instance_url.into(),
-            metrics_token: std::env::var("MOSAIC_METRICS_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty())
-                .map(Into::into),
+            operator_token: secret_from_env("MOSAIC_OPERATOR_TOKEN"),
+            metrics_token: secret_from_env("MOSAIC_METRICS_TOKEN"),
+            trusted_proxies: Arc::default(),
             tenants: Arc::default(),
             describes: moka::sync::Cache::builder()
                 .max_capacity(DESCRIBE_CACHE_CAPACITY)
@@ -105,63 +128,61 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface, built from [`route_table`]: each route gets the
+/// guard of its [`Access`] class (operator routes the operator guard,
+/// metadata routes the administrator's audited guard).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(observe::metrics_endpoint))
-        .route("/services/admin/v1/status", get(status::status))
-        .route("/services/admin/v1/shards", get(status::shards))
-        .route("/services/admin/v1/shards/hot", get(status::hot))
-        .merge(oauth::routes())
-        .merge(admin::routes())
-        .merge(maintenance::routes())
-        .merge(moves::routes())
-        .merge(cache::routes())
-        // Changing (and reading) definitions is for system administrators.
-        .merge(
-            metadata::routes()
-                .merge(views::metadata_routes())
-                .merge(formula::routes())
-                .merge(automation::metadata_routes())
+    let mut app: Router<AppState> = Router::new();
+    for spec in route_table() {
+        let handler = match spec.access {
+            Access::Operator => spec
+                .handler
                 .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    auth::require_admin_audited,
+                    (state.clone(), spec.operation),
+                    operator::require_operator,
                 )),
-        )
-        .merge(data::routes())
-        .merge(views::data_routes())
-        .merge(query::routes())
-        .merge(automation::routes())
-        .merge(sharing::routes())
-        .merge(ai::routes())
-        // The web app: pages, sessions and assets.
-        .merge(mosaic_web::router(mosaic_web::WebState {
-            platform: state.platform.clone(),
-        }))
-        .fallback(error::not_found_fallback)
-        .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::keyed_writes,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ratelimit::limit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            resilience::defend,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::track,
-        ))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            error::panic_response,
-        ))
-        .with_state(state)
+            _ if spec.tenant_audit => {
+                spec.handler
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        state.clone(),
+                        auth::require_admin_audited,
+                    ))
+            }
+            _ => spec.handler,
+        };
+        app = app.route(spec.path, handler);
+    }
+    // The web app: pages, sessions and assets (HTML, not the API: outside
+    // the route table, behind the same gate).
+    app.merge(mosaic_web::router(mosaic_web::WebState {
+        platform: state.platform.clone(),
+    }))
+    .fallback(error::not_found_fallback)
+    .method_not_allowed_fallback(error::method_not_allowed)
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::keyed_writes,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        ratelimit::limit,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        resilience::defend,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        network::resolve_client,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        observe::track,
+    ))
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        error::panic_response,
+    ))
+    .with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes
@@ -173,6 +194,29 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_on(listener, state, shutdown).await
+}
+
+/// [`serve`] over TLS: `listener` hands out handshaken connections;
+/// requests carry `ConnectionInfo { tls: true, .. }` and answers HSTS.
+pub async fn serve_tls(
+    listener: tls::TlsListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(listener, state, shutdown).await
+}
+
+async fn serve_on<L>(
+    listener: L,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    ConnectionInfo:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
     let worker = state
         .platform
         .start_outbox_worker()
@@ -184,7 +228,7 @@ pub async fn serve(
     let served = axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            std::net::SocketAddr,
+            ConnectionInfo,
         >(app),
     )
     .with_graceful_shutdown(shutdown)

@@ -4,33 +4,103 @@ use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryMap};
 use crate::render;
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_meta::validate::{FieldInput, ObjectInput};
 use mosaic_types::{ErrorCode, MosaicError};
 use serde_json::{json, Value};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let a = Access::TenantAdmin;
+    vec![
+        RouteSpec::new(
+            Method::GET,
             "/services/metadata/v1/objects",
-            get(list_objects).post(create_object),
-        )
-        .route(
+            a,
+            "metadata.objects.list",
+            "List object definitions",
+            get(list_objects),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/metadata/v1/objects",
+            a,
+            "metadata.objects.create",
+            "Define an object",
+            post(create_object),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/metadata/v1/objects/{object}",
-            get(get_object).patch(update_object).delete(delete_object),
-        )
-        .route(
+            a,
+            "metadata.objects.get",
+            "Get an object definition",
+            get(get_object),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/metadata/v1/objects/{object}",
+            a,
+            "metadata.objects.update",
+            "Change an object definition",
+            patch(update_object),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/metadata/v1/objects/{object}",
+            a,
+            "metadata.objects.delete",
+            "Delete an object and its records",
+            delete(delete_object),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/metadata/v1/objects/{object}/fields",
-            get(list_fields).post(create_field),
-        )
-        .route(
+            a,
+            "metadata.fields.list",
+            "List an object's fields",
+            get(list_fields),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/metadata/v1/objects/{object}/fields",
+            a,
+            "metadata.fields.create",
+            "Add a field",
+            post(create_field),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/metadata/v1/objects/{object}/fields/{field}",
-            get(get_field).patch(update_field).delete(delete_field),
-        )
+            a,
+            "metadata.fields.get",
+            "Get a field",
+            get(get_field),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/metadata/v1/objects/{object}/fields/{field}",
+            a,
+            "metadata.fields.update",
+            "Change a field",
+            patch(update_field),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/metadata/v1/objects/{object}/fields/{field}",
+            a,
+            "metadata.fields.delete",
+            "Delete a field and its data",
+            delete(delete_field),
+        ),
+    ]
+    .into_iter()
+    .map(RouteSpec::audited)
+    .collect()
 }
 
 async fn list_objects(State(s): State<AppState>, Auth(c): Auth) -> Result<Json<Value>, ApiError> {

@@ -7,59 +7,61 @@
 //! - `POST …/move/rollback` returns a moved tenant to its old shard (until
 //!   the cleanup), `POST …/move/finish` deletes the old copy.
 //!
-//! Moving tenants is platform-wide, so these need the operator token
-//! (`MOSAIC_METRICS_TOKEN`) in `X-Mosaic-Operator-Token`; without a
-//! configured token they are refused.
+//! Moving tenants is platform-wide: operator routes (the router applies
+//! the operator guard and writes the platform audit log).
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::maintenance::OPERATOR_TOKEN_HEADER;
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_runtime::tenant_move::{MoveOptions, MoveReport};
 use mosaic_types::ErrorCode;
 use serde::Deserialize;
 use serde_json::json;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let o = Access::Operator;
+    vec![
+        RouteSpec::new(
+            Method::GET,
             "/services/admin/v1/tenants/{tenant}/move",
-            get(show).post(start),
-        )
-        .route(
+            o,
+            "operator.moves.get",
+            "A tenant move's phase, progress and report",
+            get(show),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/admin/v1/tenants/{tenant}/move",
+            o,
+            "operator.moves.start",
+            "Move a tenant to another shard",
+            post(start),
+        ),
+        RouteSpec::new(
+            Method::POST,
             "/services/admin/v1/tenants/{tenant}/move/rollback",
+            o,
+            "operator.moves.rollback",
+            "Return a moved tenant to its old shard",
             post(rollback),
         )
-        .route(
+        .body(Body::None),
+        RouteSpec::new(
+            Method::POST,
             "/services/admin/v1/tenants/{tenant}/move/finish",
+            o,
+            "operator.moves.finish",
+            "Delete a moved tenant's old copy",
             post(finish),
         )
-}
-
-fn operator(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &s.metrics_token else {
-        return Err(ApiError::new(
-            ErrorCode::INSUFFICIENT_ACCESS,
-            "tenant moves over HTTP need an operator token (MOSAIC_METRICS_TOKEN); use `mosaic tenant move` otherwise",
-        ));
-    };
-    let given = headers
-        .get(OPERATOR_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if crate::observe::constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::INSUFFICIENT_ACCESS,
-            "moving tenants needs the operator token in X-Mosaic-Operator-Token",
-        ))
-    }
+        .body(Body::None),
+    ]
 }
 
 #[derive(Deserialize)]
@@ -73,10 +75,8 @@ struct MoveInput {
 async fn start(
     State(s): State<AppState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
     JsonBody(input): JsonBody<MoveInput>,
 ) -> Result<Response, ApiError> {
-    operator(&s, &headers)?;
     let to = input.to.trim().to_string();
     if to.is_empty() || to.len() > 64 {
         return Err(mosaic_types::MosaicError::field(
@@ -117,12 +117,7 @@ async fn start(
         .into_response())
 }
 
-async fn show(
-    State(s): State<AppState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    operator(&s, &headers)?;
+async fn show(State(s): State<AppState>, Path(tenant): Path<String>) -> Result<Response, ApiError> {
     match s.platform.moves.get(&tenant) {
         Some(m) => Ok(Json(m).into_response()),
         None => Err(mosaic_types::MosaicError::not_found(
@@ -135,18 +130,14 @@ async fn show(
 async fn rollback(
     State(s): State<AppState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<MoveReport>, ApiError> {
-    operator(&s, &headers)?;
     Ok(Json(s.platform.rollback_move(&tenant).await?))
 }
 
 async fn finish(
     State(s): State<AppState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    operator(&s, &headers)?;
     let n = s.platform.finish_move(&tenant).await?;
     Ok(Json(json!({"tenant_id": tenant, "rows_deleted": n})))
 }

@@ -4,21 +4,39 @@
 //! source address.
 
 use crate::extract::read_body;
+use crate::network::ClientInfo;
+use crate::routes::RouteSpec;
 use crate::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_access::{GrantError, Granted};
 use serde_json::json;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/services/oauth2/token", post(token))
-        .route("/services/oauth2/revoke", post(revoke))
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    vec![
+        RouteSpec::new(
+            Method::POST,
+            "/services/oauth2/token",
+            Access::Public,
+            "oauth.token",
+            "Get an access token (password, refresh_token, client_credentials grants)",
+            post(token),
+        )
+        .body(Body::Form),
+        RouteSpec::new(
+            Method::POST,
+            "/services/oauth2/revoke",
+            Access::Public,
+            "oauth.revoke",
+            "Revoke an access or refresh token",
+            post(revoke),
+        )
+        .body(Body::Form),
+    ]
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -130,10 +148,11 @@ fn missing(what: &str) -> Response {
 }
 
 async fn token(State(s): State<AppState>, req: Request) -> Response {
+    // The client's address: behind trusted proxies, the forwarded one.
     let source = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .get::<ClientInfo>()
+        .map(|c| c.ip.to_string());
     let basic = basic_credentials(&req);
     let p = match form_params(req).await {
         Ok(p) => p,

@@ -367,10 +367,24 @@ pub async fn track(State(s): State<AppState>, req: Request, next: Next) -> Respo
     res
 }
 
-/// `GET /metrics`: Prometheus text format. Open when `MOSAIC_METRICS_TOKEN`
-/// is unset; otherwise needs `Authorization: Bearer <token>`.
+pub fn routes() -> Vec<crate::routes::RouteSpec> {
+    use crate::routes::build::*;
+    vec![RouteSpec::new(
+        Method::GET,
+        "/metrics",
+        Access::Metrics,
+        "observe.metrics",
+        "Prometheus metrics",
+        get(metrics_endpoint),
+    )]
+}
+
+/// `GET /metrics`: Prometheus text format, for the metrics token
+/// (`MOSAIC_METRICS_TOKEN`) or an operator; without a metrics token, open
+/// to callers on this machine (see `operator::check_metrics_access`).
 pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Response {
-    if let Err(e) = check_operator_token(&s, req.headers()) {
+    let client = req.extensions().get::<crate::network::ClientInfo>();
+    if let Err(e) = crate::operator::check_metrics_access(&s, req.headers(), client).await {
         return e.into_response();
     }
     let Some(h) = metrics_handle() else {
@@ -433,37 +447,6 @@ pub async fn metrics_endpoint(State(s): State<AppState>, req: Request) -> Respon
         h.render(),
     )
         .into_response()
-}
-
-/// The guard of the operator endpoints (`/metrics`, the status view): open
-/// when `MOSAIC_METRICS_TOKEN` is unset, else `Authorization: Bearer <token>`.
-pub(crate) fn check_operator_token(
-    s: &AppState,
-    headers: &axum::http::HeaderMap,
-) -> Result<(), crate::error::ApiError> {
-    let Some(token) = &s.metrics_token else {
-        return Ok(());
-    };
-    let ok = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-    if ok {
-        Ok(())
-    } else {
-        Err(crate::error::ApiError::new(
-            mosaic_types::ErrorCode::INVALID_SESSION_ID,
-            "a valid metrics token is required",
-        ))
-    }
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -6,31 +6,82 @@ use crate::data::version;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryMap};
 use crate::render;
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_runtime::query::{list_soql, QueryOptions, QueryRecord, QueryResult, QueryValue};
 use mosaic_runtime::Caller;
 use mosaic_types::ErrorCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let s = Access::Session;
+    vec![
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/query",
-            get(query).post(query_post),
+            s,
+            "query.run",
+            "Run a SOQL query",
+            get(query),
         )
-        .route(
+        .query(&["q"]),
+        RouteSpec::new(
+            Method::POST,
+            "/services/data/{version}/query",
+            s,
+            "query.run_post",
+            "Run a SOQL query sent in the body",
+            post(query_post),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/queryAll",
-            get(query_all).post(query_all_post),
+            s,
+            "query.run_all",
+            "Run a SOQL query including deleted records",
+            get(query_all),
         )
-        .route("/services/data/{version}/query/{locator}", get(more))
-        .route("/services/data/{version}/queryAll/{locator}", get(more))
-        .route("/services/data/{version}/search", get(search))
+        .query(&["q"]),
+        RouteSpec::new(
+            Method::POST,
+            "/services/data/{version}/queryAll",
+            s,
+            "query.run_all_post",
+            "queryAll with the query in the body",
+            post(query_all_post),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/data/{version}/query/{locator}",
+            s,
+            "query.more",
+            "The next page of a query",
+            get(more),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/data/{version}/queryAll/{locator}",
+            s,
+            "query.more_all",
+            "The next page of a queryAll",
+            get(more),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/data/{version}/search",
+            s,
+            "query.search",
+            "Run a SOSL search",
+            get(search),
+        )
+        .query(&["q"]),
+    ]
 }
 
 /// `Sforce-Query-Options: batchSize=N`.

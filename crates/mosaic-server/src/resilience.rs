@@ -203,7 +203,8 @@ pub async fn defend(State(s): State<AppState>, req: Request, next: Next) -> Resp
         return next.run(req).await;
     }
     let p = &s.platform;
-    let switch = path == MAINTENANCE_PATH;
+    // The switch itself, and operators signing in to turn it.
+    let switch = path == MAINTENANCE_PATH || path.starts_with("/services/operator/v1/");
     let maintenance = p.maintenance();
     if maintenance.enabled && !switch {
         metrics::counter!("requests_refused_total", "reason" => "maintenance").increment(1);

@@ -5,36 +5,87 @@
 use crate::auth::{Admin, Auth};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_meta::sharing::SharingRuleInput;
 use mosaic_runtime::records::Caller;
 use mosaic_store::access_store::AuditEntry;
 use mosaic_types::{ErrorCode, MosaicError};
 use serde_json::{json, Value};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let (a, p) = (Access::TenantAdmin, Access::Permission);
+    vec![
+        RouteSpec::new(
+            Method::GET,
             "/services/admin/v1/sharing-rules",
-            get(list_rules).post(create_rule),
-        )
-        .route(
+            a,
+            "admin.sharing_rules.list",
+            "List sharing rules",
+            get(list_rules),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/admin/v1/sharing-rules",
+            a,
+            "admin.sharing_rules.create",
+            "Create a sharing rule",
+            post(create_rule),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/admin/v1/sharing-rules/{id}",
-            get(get_rule).patch(update_rule).delete(delete_rule),
-        )
-        .route(
+            a,
+            "admin.sharing_rules.get",
+            "Get a sharing rule",
+            get(get_rule),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/admin/v1/sharing-rules/{id}",
+            a,
+            "admin.sharing_rules.update",
+            "Update a sharing rule",
+            patch(update_rule),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            "/services/admin/v1/sharing-rules/{id}",
+            a,
+            "admin.sharing_rules.delete",
+            "Delete a sharing rule",
+            delete(delete_rule),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/{field}/shares",
-            get(list_shares).post(grant_share),
-        )
-        .route(
+            p,
+            "data.shares.list",
+            "A record's manual shares",
+            get(list_shares),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/data/{version}/sobjects/{object}/{field}/shares",
+            p,
+            "data.shares.grant",
+            "Share a record",
+            post(grant_share),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
             "/services/data/{version}/sobjects/{object}/{field}/shares/{share}",
+            p,
+            "data.shares.revoke",
+            "Remove a manual share",
             delete(revoke_share),
-        )
+        ),
+    ]
 }
 
 async fn audit(s: &AppState, c: &Caller, action: &str, target_type: &str, id: &str, detail: Value) {

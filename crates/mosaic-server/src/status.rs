@@ -1,10 +1,12 @@
 //! `GET /services/admin/v1/status`: the platform operator's view — version,
 //! uptime, degradation level, dependency states, shards, cache statistics,
-//! store figures and the hottest tenants. Guarded like `/metrics`.
+//! store figures and the hottest tenants — and the shard views. Operator
+//! routes: the router applies the operator guard.
 
-use crate::observe::{check_operator_token, RATE_WINDOW_SECS};
+use crate::observe::RATE_WINDOW_SECS;
+use crate::routes::RouteSpec;
 use crate::AppState;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mosaic_types::CacheStats;
@@ -13,10 +15,38 @@ use serde_json::{json, Map, Value};
 /// Tenants listed under `top_tenants`.
 pub const STATUS_TOP_TENANTS: usize = 10;
 
-pub async fn status(State(s): State<AppState>, req: Request) -> Response {
-    if let Err(e) = check_operator_token(&s, req.headers()) {
-        return e.into_response();
-    }
+pub fn routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let o = Access::Operator;
+    vec![
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/status",
+            o,
+            "operator.status",
+            "The platform's status: dependencies, shards, caches, busiest tenants",
+            get(status),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/shards",
+            o,
+            "operator.shards",
+            "Shards with their load, and the nearly full ones",
+            get(shards),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            "/services/admin/v1/shards/hot",
+            o,
+            "operator.hot_tenants",
+            "Tenants above their share of a shard's requests",
+            get(hot),
+        ),
+    ]
+}
+
+pub async fn status(State(s): State<AppState>) -> Response {
     let p = &s.platform;
     let (deps, level) = crate::health::current_level(&s).await;
     let dependencies: Map<String, Value> = deps
@@ -124,10 +154,7 @@ fn cache(entries: u64, stats: &CacheStats) -> Value {
 
 /// `GET /services/admin/v1/shards`: every shard with its group, status,
 /// tenants and records, and the nearly full ones with a suggestion.
-pub async fn shards(State(s): State<AppState>, req: Request) -> Response {
-    if let Err(e) = check_operator_token(&s, req.headers()) {
-        return e.into_response();
-    }
+pub async fn shards(State(s): State<AppState>) -> Response {
     let p = &s.platform;
     let rows = match p.shards.directory().shards().await {
         Ok(r) => r,
@@ -162,10 +189,7 @@ pub async fn shards(State(s): State<AppState>, req: Request) -> Response {
 
 /// `GET /services/admin/v1/shards/hot`: tenants above 10 % of their shard's
 /// requests over the detection window.
-pub async fn hot(State(s): State<AppState>, req: Request) -> Response {
-    if let Err(e) = check_operator_token(&s, req.headers()) {
-        return e.into_response();
-    }
+pub async fn hot(State(s): State<AppState>) -> Response {
     match s.platform.hot_tenants().await {
         Ok(list) => Json(json!({
             "window_seconds": s.platform.hot.window().as_secs(),

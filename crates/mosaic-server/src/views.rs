@@ -10,12 +10,12 @@ use crate::error::ApiError;
 use crate::etag;
 use crate::extract::{JsonBody, PathParams, QueryMap};
 use crate::render::{self, Names};
+use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use mosaic_meta::layout::{LayoutInput, PageLayout, SortDirection};
 use mosaic_meta::listview::{FilterScope, ListView, ListViewInput};
 use mosaic_meta::model::ObjectMeta;
@@ -30,56 +30,157 @@ pub const MAX_RESULTS_LIMIT: usize = 2_000;
 /// Record type id of the master record type (the only one Mosaic has).
 pub const MASTER_RECORD_TYPE_ID: &str = "012000000000000AAA";
 
-/// The metadata API's layout and list view routes (administrators only).
-pub fn metadata_routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/services/metadata/v1/objects/{object}/layouts",
-            get(list_layouts).post(create_layout),
-        )
-        .route(
-            "/services/metadata/v1/objects/{object}/layouts/{layout}",
-            get(get_layout).patch(update_layout).delete(delete_layout),
-        )
-        .route(
-            "/services/metadata/v1/objects/{object}/listviews",
-            get(list_list_views).post(create_list_view),
-        )
-        .route(
-            "/services/metadata/v1/objects/{object}/listviews/{view}",
-            get(get_list_view)
-                .patch(update_list_view)
-                .delete(delete_list_view),
-        )
+/// The metadata API's layout and list view routes (administrators only;
+/// changes land in the tenant's audit log).
+pub fn metadata_routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let a = Access::TenantAdmin;
+    let layouts = "/services/metadata/v1/objects/{object}/layouts";
+    let layout = "/services/metadata/v1/objects/{object}/layouts/{layout}";
+    let views = "/services/metadata/v1/objects/{object}/listviews";
+    let view = "/services/metadata/v1/objects/{object}/listviews/{view}";
+    vec![
+        RouteSpec::new(
+            Method::GET,
+            layouts,
+            a,
+            "metadata.layouts.list",
+            "List an object's page layouts (a derived one when it has none)",
+            get(list_layouts),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            layouts,
+            a,
+            "metadata.layouts.create",
+            "Define a page layout",
+            post(create_layout),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            layout,
+            a,
+            "metadata.layouts.get",
+            "Get a page layout",
+            get(get_layout),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            layout,
+            a,
+            "metadata.layouts.update",
+            "Change a page layout",
+            patch(update_layout),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            layout,
+            a,
+            "metadata.layouts.delete",
+            "Delete a page layout",
+            delete(delete_layout),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            views,
+            a,
+            "metadata.listviews.list",
+            "List an object's list views",
+            get(list_list_views),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            views,
+            a,
+            "metadata.listviews.create",
+            "Define a list view",
+            post(create_list_view),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            view,
+            a,
+            "metadata.listviews.get",
+            "Get a list view",
+            get(get_list_view),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            view,
+            a,
+            "metadata.listviews.update",
+            "Change a list view",
+            patch(update_list_view),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            view,
+            a,
+            "metadata.listviews.delete",
+            "Delete a list view",
+            delete(delete_list_view),
+        ),
+    ]
+    .into_iter()
+    .map(RouteSpec::audited)
+    .collect()
 }
 
 /// The Data API's layout, list view and picklist routes.
-pub fn data_routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn data_routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let p = Access::Permission;
+    vec![
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/describe/layouts",
+            p,
+            "data.describe_layouts",
+            "The record page layout as the caller sees it",
             get(describe_layouts),
-        )
-        .route(
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/listviews",
+            p,
+            "data.listviews.list",
+            "The list views the caller sees",
             get(data_list_views),
-        )
-        .route(
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/listviews/{view}",
+            p,
+            "data.listviews.get",
+            "One list view",
             get(data_list_view),
-        )
-        .route(
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/listviews/{view}/results",
+            p,
+            "data.listviews.results",
+            "A list view's records",
             get(list_view_results),
         )
-        .route(
+        .query(&["limit", "offset"]),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/sobjects/{object}/listviews/{view}/describe",
+            p,
+            "data.listviews.describe",
+            "A list view's columns, filter, order and query",
             get(list_view_describe),
-        )
-        .route(
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/ui-api/object-info/{object}/picklist-values/{record_type}/{field}",
+            p,
+            "data.picklist_values",
+            "A picklist field's active values",
             get(picklist_values),
-        )
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------- metadata API

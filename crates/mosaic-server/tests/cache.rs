@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestServer, META};
+use common::{TestServer, META, OPERATOR_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -46,6 +46,7 @@ async fn over_the_limit_is_429_with_rate_headers_and_the_operator_sees_the_cache
             "{}/services/admin/v1/tenants/{}/rate-limits",
             server.base, c.tenant_id
         ))
+        .bearer_auth(OPERATOR_TOKEN)
         .json(&body)
         .send()
     };
@@ -92,14 +93,7 @@ async fn over_the_limit_is_429_with_rate_headers_and_the_operator_sees_the_cache
         StatusCode::OK
     );
 
-    let v: Value = http
-        .get(format!("{}/services/admin/v1/cache", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = server.operator().get("/services/admin/v1/cache").await;
     let meta = v["caches"]
         .as_array()
         .unwrap()

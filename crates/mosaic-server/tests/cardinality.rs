@@ -133,12 +133,7 @@ async fn ten_thousand_tenants_of_traffic_stay_under_five_thousand_series() {
         .map(|(_, v)| v)
         .sum();
     assert!(counted >= (MANY_TENANTS + MANY_TENANTS / 10) as f64);
-    let v: serde_json::Value = reqwest::get(format!("{}/services/admin/v1/status", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = server.operator().get("/services/admin/v1/status").await;
     assert_eq!(v["shards"][0]["tenants"], MANY_TENANTS);
     assert_eq!(
         v["top_tenants"].as_array().unwrap().len(),

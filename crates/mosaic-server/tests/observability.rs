@@ -173,7 +173,10 @@ async fn engine_and_store_series_move() {
 const STATUS: &str = "/services/admin/v1/status";
 
 async fn status(server: &TestServer) -> serde_json::Value {
-    let res = reqwest::get(format!("{}{STATUS}", server.base))
+    let res = reqwest::Client::new()
+        .get(format!("{}{STATUS}", server.base))
+        .bearer_auth(common::OPERATOR_TOKEN)
+        .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -254,9 +257,10 @@ async fn status_reports_the_platform_and_moves_with_traffic() {
     server.stop().await;
 }
 
-/// A server whose operator endpoints require `token`.
+/// A server with a metrics token and an operator token.
 async fn start_guarded(
-    token: &str,
+    metrics: &str,
+    operator: &str,
 ) -> (String, tokio::sync::oneshot::Sender<()>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let platform = std::sync::Arc::new(
@@ -266,7 +270,8 @@ async fn start_guarded(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut state = mosaic_server::AppState::new(platform, base.clone());
-    state.metrics_token = Some(token.into());
+    state.metrics_token = Some(metrics.into());
+    state.operator_token = Some(operator.into());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = mosaic_server::serve(listener, state, async {
@@ -277,12 +282,21 @@ async fn start_guarded(
     (base, tx, dir)
 }
 
+/// The metrics token opens `/metrics` and nothing else; the operator token
+/// opens both. Once set, the metrics token is needed even on loopback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_endpoints_require_the_metrics_token_when_set() {
-    let (base, stop, _dir) = start_guarded("op-secret-1").await;
+async fn the_metrics_token_opens_metrics_alone() {
+    let (base, stop, _dir) = start_guarded("metrics-secret-1", "operator-secret-1").await;
     let http = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut rb = http.get(format!("{base}{path}"));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        rb.send()
+    };
     for path in ["/metrics", STATUS] {
-        let res = http.get(format!("{base}{path}")).send().await.unwrap();
+        let res = get(path, None).await.unwrap();
         assert_eq!(
             res.status(),
             StatusCode::UNAUTHORIZED,
@@ -290,26 +304,38 @@ async fn operator_endpoints_require_the_metrics_token_when_set() {
         );
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
-        for wrong in ["op-secret-2", "op-secret-1x", ""] {
-            let res = http
-                .get(format!("{base}{path}"))
-                .bearer_auth(wrong)
-                .send()
-                .await
-                .unwrap();
+        for wrong in ["metrics-secret-2", "metrics-secret-1x", ""] {
+            let res = get(path, Some(wrong)).await.unwrap();
             assert_eq!(
                 res.status(),
                 StatusCode::UNAUTHORIZED,
                 "{path} with {wrong:?}"
             );
         }
-        let res = http
-            .get(format!("{base}{path}"))
-            .bearer_auth("op-secret-1")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "{path} with the token");
+        let res = get(path, Some("operator-secret-1")).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "{path} with the operator token"
+        );
+    }
+    let res = get("/metrics", Some("metrics-secret-1")).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "/metrics with the metrics token"
+    );
+    for path in [
+        STATUS,
+        "/services/admin/v1/cache",
+        "/services/admin/v1/shards",
+    ] {
+        let res = get(path, Some("metrics-secret-1")).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path}: the metrics token is no operator credential"
+        );
     }
     let _ = stop.send(());
 }

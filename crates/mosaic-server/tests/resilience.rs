@@ -64,16 +64,21 @@ async fn maintenance_switch_refuses_everything_but_health_metrics_and_the_switch
     let admin = server.tenant().await;
     let id = invoice_with_record(&admin).await;
     let record = format!("{DATA}/sobjects/Invoice__c/{id}");
+    let operator = server.operator();
 
-    let (s, v) = admin.get(MAINTENANCE).await;
+    let (s, v) = operator.get(MAINTENANCE).await;
     assert_eq!((s, &v["enabled"]), (StatusCode::OK, &json!(false)));
     let (s, v) = server
         .anonymous()
         .post(MAINTENANCE, json!({"enabled": true}))
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    // A tenant's system administrator cannot take the platform offline.
+    let (s, v) = admin.post(MAINTENANCE, json!({"enabled": true})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(admin.get(MAINTENANCE).await.0, StatusCode::UNAUTHORIZED);
 
-    let (s, v) = admin
+    let (s, v) = operator
         .post(
             MAINTENANCE,
             json!({"enabled": true, "message": "Upgrading the database; back at 10:00."}),
@@ -124,22 +129,37 @@ async fn maintenance_switch_refuses_everything_but_health_metrics_and_the_switch
         raw_get(&server.base, "/metrics").await.status(),
         StatusCode::OK
     );
-    let (s, v) = admin.get(MAINTENANCE).await;
+    let (s, v) = operator.get(MAINTENANCE).await;
     assert_eq!((s, &v["enabled"]), (StatusCode::OK, &json!(true)));
+    assert_eq!(v["updated_by"], "token");
 
-    let (s, v) = admin.post(MAINTENANCE, json!({"enabled": false})).await;
+    let (s, v) = operator.post(MAINTENANCE, json!({"enabled": false})).await;
     assert_eq!((s, &v["enabled"]), (StatusCode::OK, &json!(false)), "{v}");
     let (s, v) = admin.get(&record).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let ready: Value = raw_get(&server.base, "/readyz").await.json().await.unwrap();
     assert_eq!(ready["degradation_level"], 0);
 
-    // Both switches are in the acting administrator's audit log.
-    let (s, v) = admin.get("/services/admin/v1/audit").await;
+    // Both switches are in the platform audit log: who, what, when.
+    let (s, v) = operator.get("/services/admin/v1/platform-audit").await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let text = v.to_string();
-    assert!(text.contains("platform.maintenance_on"), "{text}");
-    assert!(text.contains("platform.maintenance_off"), "{text}");
+    let switches: Vec<&Value> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "operator.maintenance.switch")
+        .collect();
+    assert_eq!(switches.len(), 2, "{v}");
+    for e in switches {
+        assert_eq!(e["actor"], "token");
+        assert_eq!(e["target"], MAINTENANCE);
+        assert!(e["at"].as_str().is_some_and(|t| t.ends_with('Z')), "{e}");
+    }
+    assert_eq!(
+        admin.get("/services/admin/v1/platform-audit").await.0,
+        StatusCode::UNAUTHORIZED,
+        "tenant administrators do not read the platform audit log"
+    );
     server.stop().await;
 }
 

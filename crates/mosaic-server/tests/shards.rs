@@ -209,12 +209,10 @@ async fn hot_tenants_are_detected_over_the_window() {
             assert_eq!(c.get(&format!("{DATA}/sobjects")).await.0, StatusCode::OK);
         }
     }
-    let hot = |server: &TestServer| {
-        let url = format!("{}/services/admin/v1/shards/hot", server.base);
-        async move {
-            let v: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-            v
-        }
+    let operator = server.operator();
+    let hot = |_: &TestServer| {
+        let operator = operator.clone();
+        async move { operator.get("/services/admin/v1/shards/hot").await.1 }
     };
     let v = hot(&server).await;
     let list = v["hot_tenants"].as_array().unwrap();
@@ -233,12 +231,7 @@ async fn hot_tenants_are_detected_over_the_window() {
     let v = hot(&server).await;
     assert_eq!(v["hot_tenants"], json!([]), "{v}");
     // The shard listing reports the built-in shard and its tenants.
-    let v: serde_json::Value = reqwest::get(format!("{}/services/admin/v1/shards", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = server.operator().get("/services/admin/v1/shards").await;
     assert_eq!(v["shards"][0]["id"], LOCAL_SHARD);
     assert_eq!(v["shards"][0]["tenants"], 3, "{v}");
     server.stop().await;

@@ -423,7 +423,7 @@ async fn operators_move_tenants_over_http() {
     let http = reqwest::Client::new();
     // Without the operator token: refused, even for the tenant's admin.
     let (s, _) = c.post(&url, json!({"to": "h2"})).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     // Bad input: 400 naming the field; unknown tenant: 404.
     for (body, field) in [
         (json!({"to": ""}), Some("to")),

@@ -28,6 +28,7 @@ pub mod directory;
 pub mod idempotency;
 pub mod meta;
 pub mod migrate;
+pub mod operators;
 mod param;
 pub mod planner_stats;
 pub mod pool;
@@ -37,6 +38,7 @@ pub mod records;
 pub mod replication;
 pub mod scratch;
 pub mod sharing;
+pub mod tls;
 pub mod transfer;
 
 pub use access::PgAccessStore;
@@ -53,7 +55,8 @@ pub use transfer::migrate_transfer;
 /// look-ups listed in the crate documentation.
 #[cfg(test)]
 mod tenant_predicate {
-    const SOURCES: [(&str, &str); 12] = [
+    const SOURCES: [(&str, &str); 13] = [
+        ("operators.rs", include_str!("operators.rs")),
         ("replication.rs", include_str!("replication.rs")),
         ("transfer.rs", include_str!("transfer.rs")),
         ("directory.rs", include_str!("directory.rs")),
@@ -69,7 +72,7 @@ mod tenant_predicate {
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 24] = [
+    const GLOBAL: [&str; 27] = [
         // write-ahead-log positions of the whole database
         "pg_current_wal_insert_lsn()",
         "pg_last_wal_replay_lsn()",
@@ -78,6 +81,10 @@ mod tenant_predicate {
         "directory_version",
         "tenant_shards",
         "platform_settings",
+        // operators and their audit log are the platform's
+        "operator_users",
+        "operator_sessions",
+        "platform_audit",
         // platform-wide counts for the status view and `mosaic shard list`
         "SELECT count(*) FROM tenants",
         "SELECT count(*) FROM object_records",

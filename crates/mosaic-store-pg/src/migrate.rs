@@ -245,6 +245,35 @@ CREATE TABLE platform_settings (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "operator users, operator sessions, platform audit log",
+        sql: r#"
+CREATE TABLE operator_users (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL,
+  username_lc TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE operator_sessions (
+  token_hash TEXT PRIMARY KEY,
+  operator_id TEXT NOT NULL,
+  username TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX operator_sessions_expiry ON operator_sessions (expires_at);
+CREATE TABLE platform_audit (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  at TIMESTAMPTZ NOT NULL
+);
+"#,
+    },
 ];
 
 /// The idempotency keys of a records database.

@@ -15,7 +15,6 @@ use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
 
 /// A starting pool size for one instance's metadata database: writes are
 /// rare and most reads are served by caches, so a few connections serve
@@ -64,8 +63,10 @@ impl PgPool {
                 "the PostgreSQL pool size must be between 1 and {MAX_POOL_SIZE}, not {pool_size}"
             )));
         }
-        let mut config = tokio_postgres::Config::from_str(url)
+        let (url, tls) = crate::tls::split_url(url)?;
+        let mut config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| MosaicError::invalid(format!("invalid PostgreSQL connection URL: {e}")))?;
+        let connector = crate::tls::configure(&mut config, &tls)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -74,7 +75,7 @@ impl PgPool {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

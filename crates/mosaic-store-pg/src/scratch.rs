@@ -123,6 +123,8 @@ pub struct ScratchCluster {
     dir: std::path::PathBuf,
     bin: std::path::PathBuf,
     pub port: u16,
+    /// Server settings beyond the defaults (`-c ssl=on …`).
+    extra: String,
 }
 
 fn is_root() -> bool {
@@ -176,6 +178,16 @@ impl ScratchCluster {
 
     /// Creates and starts a cluster.
     pub fn create() -> Result<ScratchCluster, String> {
+        Self::create_inner(None)
+    }
+
+    /// Creates and starts a cluster with `ssl=on`, serving `cert_pem`
+    /// (the chain) with `key_pem`.
+    pub fn create_with_tls(cert_pem: &str, key_pem: &str) -> Result<ScratchCluster, String> {
+        Self::create_inner(Some((cert_pem, key_pem)))
+    }
+
+    fn create_inner(tls: Option<(&str, &str)>) -> Result<ScratchCluster, String> {
         let dir = std::env::temp_dir().join(format!("mosaic-pg-{}", mosaic_types::new_id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if is_root() {
@@ -192,26 +204,59 @@ impl ScratchCluster {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("a free port: {e}"))?
             .port();
-        let c = ScratchCluster {
+        let mut c = ScratchCluster {
             dir,
             bin: Self::bin()?,
             port,
+            extra: String::new(),
         };
         let data = c.data();
         c.run(
             "initdb",
             &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
         )?;
+        if let Some((cert, key)) = tls {
+            c.extra = c.install_tls(cert, key)?;
+        }
         c.start()?;
         Ok(c)
+    }
+
+    /// Writes the certificate and key where the server reads them (its key
+    /// private to the server's user); the settings that turn TLS on.
+    fn install_tls(&self, cert: &str, key: &str) -> Result<String, String> {
+        let cert_path = self.dir.join("server.crt");
+        let key_path = self.dir.join("server.key");
+        std::fs::write(&cert_path, cert).map_err(|e| format!("server.crt: {e}"))?;
+        std::fs::write(&key_path, key).map_err(|e| format!("server.key: {e}"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("server.key: {e}"))?;
+        }
+        if is_root() {
+            std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&cert_path)
+                .arg(&key_path)
+                .status()
+                .map_err(|e| format!("chown: {e}"))?;
+        }
+        Ok(format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert_path.display(),
+            key_path.display()
+        ))
     }
 
     /// Starts the server (waits until it accepts connections).
     pub fn start(&self) -> Result<(), String> {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.extra
         );
         let log = self.dir.join("log").display().to_string();
         self.run(

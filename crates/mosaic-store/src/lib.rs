@@ -27,6 +27,7 @@ pub mod automation;
 pub mod guard;
 pub mod idempotency;
 pub mod meta_store;
+pub mod operators;
 pub mod plan;
 pub mod query_store;
 pub mod recent;
@@ -54,6 +55,9 @@ pub use idempotency::{
     IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,
 };
 pub use meta_store::{MetaStore, ObjectRow, SessionRow, TenantRow, UserRow};
+pub use operators::{
+    OperatorRow, OperatorSessionRow, OperatorStore, PlatformAuditRow, SqliteOperatorStore,
+};
 pub use query_store::QueryStore;
 pub use recent::{RecentRow, RecentStore, SqliteRecentStore};
 pub use record_store::{

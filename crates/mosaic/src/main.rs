@@ -1,7 +1,9 @@
 //! `mosaic`: the single binary. It only wires crates together.
 
+mod cert_cmd;
 mod loadtest;
 mod move_cmd;
+mod operator_cmd;
 mod shard_cmd;
 mod telemetry;
 
@@ -75,6 +77,10 @@ struct Common {
     /// without it, caches and rate limits are per instance.
     #[arg(long, env = "MOSAIC_REDIS_URL")]
     redis_url: Option<String>,
+    /// The CA certificate (PEM) a `rediss://` server must present a chain
+    /// to; without it, the system's trusted roots.
+    #[arg(long, env = "MOSAIC_REDIS_CA_FILE")]
+    redis_ca_file: Option<PathBuf>,
     /// Prefix of every Redis key and channel (deployments sharing a Redis).
     #[arg(long, env = "MOSAIC_REDIS_PREFIX", default_value = "")]
     redis_prefix: String,
@@ -150,6 +156,30 @@ impl LlmArgs {
     }
 }
 
+/// HTTPS and the network in front of the server.
+#[derive(Args, Clone)]
+struct NetArgs {
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    /// Both files are read again on SIGHUP.
+    #[arg(long, env = "MOSAIC_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "MOSAIC_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Also listen for plain HTTP here and answer every request with a 308
+    /// redirect to the HTTPS URL (needs --tls-cert).
+    #[arg(long, env = "MOSAIC_HTTP_REDIRECT_LISTEN", requires = "tls_cert")]
+    http_redirect_listen: Option<String>,
+    /// Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed:
+    /// comma-separated CIDRs or addresses (`10.0.0.0/8,127.0.0.1`).
+    #[arg(long, env = "MOSAIC_TRUSTED_PROXIES", value_parser = trusted_proxies)]
+    trusted_proxies: Option<mosaic_server::TrustedProxies>,
+}
+
+fn trusted_proxies(text: &str) -> Result<mosaic_server::TrustedProxies, String> {
+    mosaic_server::TrustedProxies::parse(text)
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
@@ -159,11 +189,14 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "MOSAIC_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
-        /// URL clients use to reach this server (instance_url); defaults to http://<listen>.
+        /// URL clients use to reach this server (instance_url); defaults to
+        /// http://<listen>, or https://<listen> when serving TLS.
         #[arg(long, env = "MOSAIC_PUBLIC_URL")]
         public_url: Option<String>,
         #[command(flatten)]
         llm: LlmArgs,
+        #[command(flatten)]
+        net: NetArgs,
     },
     /// Tenant administration.
     Tenant {
@@ -187,6 +220,16 @@ enum Command {
     Maintenance {
         #[command(subcommand)]
         command: MaintenanceCommand,
+    },
+    /// TLS certificates (`mosaic cert dev --out DIR`).
+    Cert {
+        #[command(subcommand)]
+        command: cert_cmd::CertCommand,
+    },
+    /// Platform operators (`mosaic operator create`).
+    Operator {
+        #[command(subcommand)]
+        command: operator_cmd::OperatorCommand,
     },
     /// Drive a running server with the seed's mixed workload and report
     /// per-operation latency against the seed's targets (docs/performance.md).
@@ -296,6 +339,7 @@ fn config(c: &Common) -> PlatformConfig {
     cfg.hot_window = Duration::from_secs(c.hot_window_secs.max(60));
     cfg.hot_auto_move = c.hot_auto_move;
     cfg.cache.redis_url = c.redis_url.clone().filter(|u| !u.is_empty());
+    cfg.cache.redis_ca_file = c.redis_ca_file.clone();
     cfg.cache.key_prefix = c.redis_prefix.clone();
     cfg.rate_limits = c.rate_limits == "on";
     cfg.cache.metadata.capacity = c.metadata_cache_entries.max(1);
@@ -326,6 +370,16 @@ pub(crate) async fn open(common: &Common) -> Result<Platform, String> {
             e.message
         )
     })
+}
+
+/// A refusal as the command line prints it: code, field, message.
+pub(crate) fn cli_error(e: mosaic_types::MosaicError) -> String {
+    let field = e
+        .fields
+        .first()
+        .map(|f| format!(" ({f})"))
+        .unwrap_or_default();
+    format!("{}{field}: {}", e.code, e.message)
 }
 
 /// Where a running server said it listens (written at start-up).
@@ -360,7 +414,18 @@ async fn serve(
     listen: String,
     public_url: Option<String>,
     llm: LlmArgs,
+    net: NetArgs,
 ) -> Result<(), String> {
+    // Certificates are checked before anything opens.
+    let tls = match (&net.tls_cert, &net.tls_key) {
+        (Some(cert), Some(key)) => Some(mosaic_server::tls::ReloadingCert::load(
+            mosaic_server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+        )?),
+        _ => None,
+    };
     let mut cfg = config(&common);
     cfg.llm = llm.config()?;
     if let Some(l) = &cfg.llm {
@@ -377,7 +442,8 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = public_url.unwrap_or_else(|| format!("{scheme}://{addr}"));
     let _ = std::fs::write(
         common.data_dir.join("instance.json"),
         serde_json::json!({"url": url, "pid": std::process::id()}).to_string(),
@@ -387,11 +453,82 @@ async fn serve(
         "create a tenant and get a token: mosaic tenant create --data-dir {} --name Acme --subdomain acme --admin-username admin@acme.test --admin-password 'change-me-now'",
         common.data_dir.display()
     );
-    let state = AppState::new(platform.clone(), url);
-    let res = mosaic_server::serve(listener, state, shutdown_signal()).await;
+    let mut state = AppState::new(platform.clone(), url.clone());
+    if let Some(t) = net.trusted_proxies {
+        state.trusted_proxies = Arc::new(t);
+    }
+    if state.operator_token.is_none() {
+        tracing::info!("no MOSAIC_OPERATOR_TOKEN: operator endpoints take operator sessions only (mosaic operator create)");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let redirect = match &net.http_redirect_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(listen = %addr, to = %url, "redirecting plain HTTP to HTTPS");
+            Some(tokio::spawn(mosaic_server::tls::serve_redirect(
+                l,
+                url.clone(),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
+    let shutdown = {
+        let rx = stop_rx.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+            stopped(rx).await
+        }
+    };
+    let res = match tls {
+        Some(cert) => {
+            let reloader = tokio::spawn(reload_on_sighup(cert.clone()));
+            let config = mosaic_server::tls::server_config(cert)?;
+            let listener = mosaic_server::tls::TlsListener::new(listener, config)
+                .map_err(|e| e.to_string())?;
+            let r = mosaic_server::serve_tls(listener, state, shutdown).await;
+            reloader.abort();
+            r
+        }
+        None => mosaic_server::serve(listener, state, shutdown).await,
+    };
+    if let Some(r) = redirect {
+        let _ = r.await;
+    }
     platform.close();
     tracing::info!("stopped; all acknowledged writes are on disk");
     res.map_err(|e| e.to_string())
+}
+
+/// Reads the certificate and key again on every SIGHUP; open connections
+/// keep theirs, a bad file keeps the old certificate (and is logged).
+async fn reload_on_sighup(cert: Arc<mosaic_server::tls::ReloadingCert>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be caught: the certificate is not reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match cert.reload() {
+                Ok(()) => {
+                    tracing::info!(cert = %cert.files().cert.display(), "TLS certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = cert;
 }
 
 async fn tenant_create(
@@ -402,14 +539,7 @@ async fn tenant_create(
     let platform = open(&common).await?;
     let created = platform.create_tenant(t).await;
     platform.close();
-    let created = created.map_err(|e| {
-        let field = e
-            .fields
-            .first()
-            .map(|f| format!(" ({f})"))
-            .unwrap_or_default();
-        format!("{}{field}: {}", e.code, e.message)
-    })?;
+    let created = created.map_err(cli_error)?;
     let url = instance_url
         .or_else(|| recorded_url(&common.data_dir))
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
@@ -430,7 +560,27 @@ async fn tenant_create(
 async fn maintenance(common: Common, switch: Option<(bool, Option<String>)>) -> Result<(), String> {
     let platform = open(&common).await?;
     let result = match switch {
-        Some((enabled, message)) => platform.set_maintenance(enabled, message, "cli").await,
+        Some((enabled, message)) => {
+            let r = platform
+                .set_maintenance(enabled, message.clone(), "cli")
+                .await;
+            if r.is_ok() {
+                let action = if enabled {
+                    "operator.maintenance.on"
+                } else {
+                    "operator.maintenance.off"
+                };
+                let detail = serde_json::json!({"enabled": enabled, "message": message});
+                if let Err(e) = platform
+                    .operators
+                    .audit("cli", action, "maintenance", detail)
+                    .await
+                {
+                    tracing::warn!(error = %e.message, "platform audit entry was not written");
+                }
+            }
+            r
+        }
         None => platform.refresh_maintenance().await,
     };
     platform.close();
@@ -473,7 +623,10 @@ fn main() -> ExitCode {
                 listen,
                 public_url,
                 llm,
-            } => serve(common, listen, public_url, llm).await,
+                net,
+            } => serve(common, listen, public_url, llm, net).await,
+            Command::Cert { command } => cert_cmd::run(command),
+            Command::Operator { command } => operator_cmd::run(command).await,
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::Shard { command } => shard_cmd::run(command).await,
             Command::Migrate { common } => {

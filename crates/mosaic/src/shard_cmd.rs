@@ -43,8 +43,9 @@ pub enum ShardCommand {
         /// The server to ask; defaults to the one recorded in the data directory.
         #[arg(long, env = "MOSAIC_PUBLIC_URL")]
         url: Option<String>,
-        /// The operator token (`MOSAIC_METRICS_TOKEN` of the server).
-        #[arg(long, env = "MOSAIC_METRICS_TOKEN")]
+        /// An operator credential: the server's `MOSAIC_OPERATOR_TOKEN`, or
+        /// an operator session token.
+        #[arg(long, env = "MOSAIC_OPERATOR_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
     /// Stop placing new tenants on a shard.

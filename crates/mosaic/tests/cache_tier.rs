@@ -121,7 +121,10 @@ async fn seen_after(
 }
 
 async fn cache_figures(c: &Cluster, i: usize) -> Value {
-    reqwest::get(format!("{}/services/admin/v1/cache", c.url(i)))
+    reqwest::Client::new()
+        .get(format!("{}/services/admin/v1/cache", c.url(i)))
+        .bearer_auth(common::OPERATOR_TOKEN)
+        .send()
         .await
         .unwrap()
         .json()
@@ -338,6 +341,7 @@ async fn a_tenant_limit_holds_across_instances() {
             c.url(0),
             c.tenant_id
         ))
+        .bearer_auth(common::OPERATOR_TOKEN)
         .json(&json!({"data_read": {"per_second": per_second, "burst": burst}}))
         .send()
         .await
@@ -350,6 +354,7 @@ async fn a_tenant_limit_holds_across_instances() {
             c.url(0),
             c.tenant_id
         ))
+        .bearer_auth(common::OPERATOR_TOKEN)
         .json(&json!({"data_read": {"per_second": 0}}))
         .send()
         .await

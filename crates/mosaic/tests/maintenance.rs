@@ -78,35 +78,48 @@ async fn cli_switch_reaches_the_running_server() {
     );
 }
 
-/// `mosaic shard hot` asks the server recorded in the data directory.
+/// Runs `mosaic shard hot` on `dir` with `args`, the operator token from
+/// the environment when `env_token` says so.
+fn shard_hot(dir: &std::path::Path, args: &[&str], env_token: bool) -> std::process::Output {
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(["shard", "hot"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("MOSAIC_PUBLIC_URL")
+        .env_remove("MOSAIC_OPERATOR_TOKEN");
+    if env_token {
+        cmd.env("MOSAIC_OPERATOR_TOKEN", common::OPERATOR_TOKEN);
+    }
+    cmd.output().expect("run mosaic shard hot")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `mosaic shard hot` asks the server recorded in the data directory, with
+/// the operator token from `MOSAIC_OPERATOR_TOKEN` or `--token`.
 #[tokio::test]
 async fn shard_hot_asks_the_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let _server = common::start(dir.path());
-    let out = Command::new(common::BIN)
-        .args(["shard", "hot", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .env_remove("MOSAIC_PUBLIC_URL")
-        .env_remove("MOSAIC_METRICS_TOKEN")
-        .output()
-        .expect("run mosaic shard hot");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = shard_hot(dir.path(), &[], true);
+    assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["hot_tenants"], serde_json::json!([]));
     assert_eq!(v["window_seconds"], 86_400);
+    // Without the operator credential the server refuses, and the command says so.
+    let out = shard_hot(dir.path(), &[], false);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    // `--token` carries it as well.
+    let out = shard_hot(dir.path(), &["--token", common::OPERATOR_TOKEN], false);
+    assert!(out.status.success(), "{}", stderr(&out));
     // Without a server to ask: a clear error.
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(common::BIN)
-        .args(["shard", "hot", "--data-dir"])
-        .arg(empty.path())
-        .env_remove("MOSAIC_PUBLIC_URL")
-        .output()
-        .expect("run");
+    let out = shard_hot(empty.path(), &[], true);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no running server"));
+    assert!(stderr(&out).contains("no running server"));
 }

@@ -29,6 +29,9 @@ pub fn on_postgres() -> bool {
     std::env::var("MOSAIC_TEST_BACKEND").as_deref() == Ok("postgres")
 }
 
+/// The operator token of test servers (`MOSAIC_OPERATOR_TOKEN`).
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+
 static TENANTS: AtomicUsize = AtomicUsize::new(0);
 
 impl TestServer {
@@ -40,10 +43,28 @@ impl TestServer {
         Self::start_full(tweak, None).await
     }
 
-    /// A server whose operator endpoints take `operator_token`.
+    /// A server whose operator endpoints take `operator_token` (the
+    /// others: [`OPERATOR_TOKEN`]; `Some("")`: no operator token at all).
     pub async fn start_full(
         tweak: impl FnOnce(&mut PlatformConfig),
         operator_token: Option<&str>,
+    ) -> TestServer {
+        let token = operator_token.map(str::to_string);
+        Self::start_state(tweak, move |state| {
+            state.operator_token = match token.as_deref() {
+                Some("") => None,
+                Some(t) => Some(t.into()),
+                None => Some(OPERATOR_TOKEN.into()),
+            };
+        })
+        .await
+    }
+
+    /// A server whose state `tweak_state` adjusts (after the operator token
+    /// [`OPERATOR_TOKEN`] is set).
+    pub async fn start_state(
+        tweak: impl FnOnce(&mut PlatformConfig),
+        tweak_state: impl FnOnce(&mut AppState),
     ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = PlatformConfig::new(dir.path());
@@ -67,9 +88,10 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         let mut state = AppState::new(platform.clone(), base.clone());
-        if let Some(t) = operator_token {
-            state.metrics_token = Some(t.into());
-        }
+        // Whatever the environment says: the operator token, no metrics token.
+        state.operator_token = Some(OPERATOR_TOKEN.into());
+        state.metrics_token = None;
+        tweak_state(&mut state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let _ = mosaic_server::serve(listener, state, async {
@@ -113,6 +135,13 @@ impl TestServer {
             user_id: created.user_id,
             username,
         }
+    }
+
+    /// A client holding the operator token ([`OPERATOR_TOKEN`]).
+    pub fn operator(&self) -> Client {
+        let mut c = self.anonymous();
+        c.token = Some(OPERATOR_TOKEN.to_string());
+        c
     }
 
     pub fn anonymous(&self) -> Client {

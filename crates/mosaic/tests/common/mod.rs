@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mosaic");
+/// The operator token servers started here are given (`MOSAIC_OPERATOR_TOKEN`).
+pub const OPERATOR_TOKEN: &str = "binary-test-operator-token";
 
 pub struct Server {
     pub child: Child,
@@ -31,6 +33,7 @@ pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
+        .env("MOSAIC_OPERATOR_TOKEN", OPERATOR_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for (k, v) in env {
