@@ -154,9 +154,12 @@ pub fn router(state: AppState) -> Router {
     }
     // The web app: pages, sessions and assets (HTML, not the API: outside
     // the route table, behind the same gate).
-    app.merge(mosaic_web::router(mosaic_web::WebState {
-        platform: state.platform.clone(),
-    }))
+    app.merge(
+        mosaic_web::router(mosaic_web::WebState {
+            platform: state.platform.clone(),
+        })
+        .layer(axum::middleware::from_fn(network::web_origin)),
+    )
     .fallback(error::not_found_fallback)
     .method_not_allowed_fallback(error::method_not_allowed)
     .layer(axum::middleware::from_fn_with_state(

@@ -192,6 +192,17 @@ pub async fn resolve_client(State(s): State<AppState>, mut req: Request, next: N
     res
 }
 
+/// Hands the web app the client as [`resolve_client`] resolved it.
+pub async fn web_origin(mut req: Request, next: Next) -> Response {
+    if let Some(c) = req.extensions().get::<ClientInfo>().copied() {
+        req.extensions_mut().insert(mosaic_web::ClientOrigin {
+            ip: c.ip,
+            https: c.https,
+        });
+    }
+    next.run(req).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

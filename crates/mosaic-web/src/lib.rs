@@ -36,6 +36,17 @@ pub struct WebState {
     pub platform: Arc<Platform>,
 }
 
+/// Where a request came from, as the server resolved it (the client's
+/// address behind trusted proxies, and whether it arrived over HTTPS): a
+/// request extension the server's gate sets before any page runs. Without
+/// it a request counts as plain HTTP from an unknown address.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOrigin {
+    pub ip: std::net::IpAddr,
+    /// Over HTTPS: the session cookie is `Secure`.
+    pub https: bool,
+}
+
 /// Every route of the web app, to be merged into the server's router.
 pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
     Router::new()

@@ -8,15 +8,15 @@
 //! expired.
 
 use crate::views::{self, LoginPage};
-use crate::WebState;
-use axum::extract::{ConnectInfo, Form, Request, State};
+use crate::{ClientOrigin, WebState};
+use axum::extract::{Form, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
 use mosaic_access::GrantError;
 use mosaic_runtime::Caller;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::net::SocketAddr;
 
 /// The session cookie: an access token of the shared session store.
 pub const SESSION_COOKIE: &str = "mosaic_sid";
@@ -78,14 +78,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Whether the request came over TLS. Behind a TLS-terminating proxy the
-/// proxy's `X-Forwarded-Proto` says so; a listener serving TLS itself
-/// will mark its requests the same way (one place to change).
-pub fn came_over_tls(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+/// Whether the request came over HTTPS (this server's TLS, or a trusted
+/// proxy's `X-Forwarded-Proto`), as the server's gate resolved it.
+pub fn came_over_tls(origin: Option<&ClientOrigin>) -> bool {
+    origin.is_some_and(|o| o.https)
 }
 
 fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
@@ -173,14 +169,20 @@ fn random_token() -> String {
 
 /// `GET /login`: the form, with a fresh login CSRF cookie.
 pub async fn login_page(
-    headers: HeaderMap,
+    origin: Option<Extension<ClientOrigin>>,
     axum::extract::Query(q): axum::extract::Query<LoginQuery>,
 ) -> Response {
-    render_login(&headers, q.next.as_deref(), None, "", StatusCode::OK)
+    render_login(
+        came_over_tls(origin.as_deref()),
+        q.next.as_deref(),
+        None,
+        "",
+        StatusCode::OK,
+    )
 }
 
 fn render_login(
-    headers: &HeaderMap,
+    secure: bool,
     next: Option<&str>,
     error: Option<&str>,
     username: &str,
@@ -197,7 +199,7 @@ fn render_login(
     let mut res = (status, views::html(&page)).into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(LOGIN_CSRF_COOKIE, &token, None, came_over_tls(headers)),
+        set_cookie(LOGIN_CSRF_COOKIE, &token, None, secure),
     );
     res
 }
@@ -218,25 +220,28 @@ pub struct LoginForm {
 /// redirect to the (local) return path.
 pub async fn login(
     State(s): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    origin: Option<Extension<ClientOrigin>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let secure = came_over_tls(origin.as_deref());
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
         return render_login(
-            &headers,
+            secure,
             Some(&f.next),
             Some("Your sign-in form expired. Please sign in again."),
             &f.username,
             StatusCode::FORBIDDEN,
         );
     }
-    let source = peer.ip().to_string();
+    // The client's address behind trusted proxies: the per-address login
+    // limit counts it.
+    let source = origin.map(|o| o.ip.to_string());
     match s
         .platform
         .access
-        .password_grant(&f.username, &f.password, Some(&source))
+        .password_grant(&f.username, &f.password, source.as_deref())
         .await
     {
         Ok(g) => {
@@ -246,7 +251,6 @@ pub async fn login(
                 let _ = s.platform.access.revoke_token(r).await;
             }
             let _ = s.platform.meta.warm(&g.tenant_id).await;
-            let secure = came_over_tls(&headers);
             let next = local_path(&f.next).unwrap_or("/");
             let mut res = Redirect::to(next).into_response();
             let ttl = s.platform.config.token_ttl.as_secs() as i64;
@@ -262,7 +266,7 @@ pub async fn login(
             res
         }
         Err(GrantError::InvalidGrant) => render_login(
-            &headers,
+            secure,
             Some(&f.next),
             Some("That username and password do not match an active account."),
             &f.username,
@@ -270,7 +274,7 @@ pub async fn login(
         ),
         Err(GrantError::TooManyAttempts { retry_after_secs }) => {
             let mut res = render_login(
-                &headers,
+                secure,
                 Some(&f.next),
                 Some(&format!(
                     "Too many failed sign-ins. Try again in {} minute(s).",
@@ -285,7 +289,7 @@ pub async fn login(
             res
         }
         Err(GrantError::InvalidClient) => render_login(
-            &headers,
+            secure,
             Some(&f.next),
             Some("That username and password do not match an active account."),
             &f.username,
@@ -305,6 +309,7 @@ pub struct CsrfForm {
 /// and clears the cookie.
 pub async fn logout(State(s): State<WebState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let secure = came_over_tls(parts.extensions.get::<ClientOrigin>());
     let path = parts.uri.path().to_string();
     let user = match require_user(&s, &parts.headers, &path).await {
         Ok(u) => u,
@@ -325,7 +330,7 @@ pub async fn logout(State(s): State<WebState>, req: Request) -> Response {
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", Some(0), came_over_tls(&parts.headers)),
+        set_cookie(SESSION_COOKIE, "", Some(0), secure),
     );
     res
 }

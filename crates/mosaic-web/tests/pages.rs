@@ -131,7 +131,7 @@ async fn sessions_cookies_return_paths_and_lockout() {
         .await;
     assert_eq!(s, StatusCode::OK, "other sessions are untouched");
 
-    // Over TLS (a TLS-terminating proxy says so) the cookie is Secure.
+    // Over TLS (a trusted TLS-terminating proxy says so) the cookie is Secure.
     let mut tls = Browser::new(&server.base);
     let form = tls.get("/login").await;
     let csrf = form.csrf();

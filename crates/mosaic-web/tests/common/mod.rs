@@ -50,7 +50,10 @@ impl WebServer {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = AppState::new(platform.clone(), base.clone());
+        let mut state = AppState::new(platform.clone(), base.clone());
+        // The tests' own requests stand in for a TLS-terminating proxy.
+        state.trusted_proxies =
+            Arc::new(mosaic_server::TrustedProxies::parse("127.0.0.1/32").expect("proxy list"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let _ = mosaic_server::serve(listener, state, async {
