@@ -129,6 +129,10 @@ impl Fixture {
             "tenant" | "tenant_id" => self.tenant_id.clone(),
             "user_id" => self.user_id.clone(),
             "value" => "EXT-A".into(),
+            // Every object has the derived layout and the "All" list view.
+            "layout" => "default".into(),
+            "view" => "all".into(),
+            "record_type" => "012000000000000AAA".into(),
             "locator" | "share" => random,
             "rule" if path.contains("/validations/") => "Positive".into(),
             "rule" => "Big".into(),
