@@ -5,7 +5,7 @@ mod common;
 
 use common::{test_database, TestDatabase};
 use mosaic_store::MetaStore;
-use mosaic_store_pg::migrate::{METADATA, METADATA_MIGRATIONS};
+use mosaic_store_pg::migrate::{METADATA, METADATA_MIGRATIONS, RECENT, RECENT_MIGRATIONS};
 use mosaic_store_pg::{migrate, migrate_metadata, Migration, PgMetaStore, PgPool};
 use mosaic_types::ErrorCode;
 
@@ -36,7 +36,10 @@ async fn migrations_apply_once_and_record_their_versions() {
     // Connecting migrates too, and finds nothing to do.
     let store = PgMetaStore::connect(&db.url, 2).await.unwrap();
     assert!(store.list_objects("t1").await.unwrap().is_empty());
-    let expected: Vec<(String, i64)> = (1..=latest).map(|v| (METADATA.to_string(), v)).collect();
+    // The metadata database also carries the recent-items component.
+    let mut expected: Vec<(String, i64)> =
+        (1..=latest).map(|v| (METADATA.to_string(), v)).collect();
+    expected.extend((1..=RECENT_MIGRATIONS.len() as i64).map(|v| (RECENT.to_string(), v)));
     assert_eq!(versions(&db).await, expected);
 }
 
@@ -54,7 +57,10 @@ async fn concurrent_migrators_wait_for_each_other() {
     for r in runs {
         assert_eq!(r.await.unwrap().unwrap(), METADATA_MIGRATIONS.len() as i64);
     }
-    assert_eq!(versions(&db).await.len(), METADATA_MIGRATIONS.len());
+    assert_eq!(
+        versions(&db).await.len(),
+        METADATA_MIGRATIONS.len() + RECENT_MIGRATIONS.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
