@@ -116,6 +116,10 @@ pub struct AutomationConfig {
     pub smtp_url: Option<String>,
     pub mail_dir: PathBuf,
     pub mail_from: String,
+    /// The operator's allow-list (`--outbound-allow`): loopback, private,
+    /// link-local … destinations tenants' outbound messages may still
+    /// reach. Empty: public addresses only.
+    pub outbound_allow: mosaic_types::OutboundGuard,
 }
 
 impl AutomationConfig {
@@ -132,6 +136,7 @@ impl AutomationConfig {
             smtp_url: None,
             mail_dir: data_dir.join("mail"),
             mail_from: "Mosaic <no-reply@mosaic.localhost>".into(),
+            outbound_allow: mosaic_types::OutboundGuard::none(),
         }
     }
 }
@@ -188,6 +193,8 @@ pub struct Platform {
     pub cache: crate::cache::CacheServices,
     /// The LLM service behind its breaker, when configured (the AI tier).
     pub llm: Option<Arc<crate::ai::LlmClient>>,
+    /// Resolved zones and locales by (tenant, user) (see [`crate::zones`]).
+    pub(crate) zones: moka::sync::Cache<(String, String), crate::zones::Resolved>,
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
@@ -465,12 +472,14 @@ impl Platform {
             r.db()
                 .set_guard(breakers.shards[0].clone() as Arc<dyn CallGuard>);
         }
+        let meta = Arc::new(MetadataService::with_tier(
+            meta_store.clone(),
+            records.clone(),
+            tier.clone(),
+        ));
+        meta.set_outbound_guard(config.automation.outbound_allow.clone());
         Ok(Platform {
-            meta: Arc::new(MetadataService::with_tier(
-                meta_store.clone(),
-                records.clone(),
-                tier.clone(),
-            )),
+            meta,
             operators: Arc::new(mosaic_access::OperatorService::new(
                 metas.operators,
                 metas.access.clone(),
@@ -510,6 +519,10 @@ impl Platform {
             moves: Default::default(),
             cache,
             llm,
+            zones: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(crate::zones::ZONE_CACHE_TTL)
+                .build(),
         })
     }
 

@@ -422,6 +422,7 @@ async fn outbox_deliveries_pause_in_maintenance_and_resume_after() {
     let server = TestServer::start_with(|cfg| {
         cfg.automation.retry_base = Duration::from_millis(500);
         cfg.automation.poll = Duration::from_millis(20);
+        cfg.automation.outbound_allow = loopback_allowed();
     })
     .await;
     let c = server.tenant().await;

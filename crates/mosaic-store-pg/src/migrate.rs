@@ -274,6 +274,20 @@ CREATE TABLE platform_audit (
 );
 "#,
     },
+    Migration {
+        version: 5,
+        name: "tenant and user time zones and locales",
+        sql: r#"
+CREATE TABLE locale_settings (
+  tenant_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  time_zone TEXT,
+  locale TEXT,
+  updated_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (tenant_id, user_id)
+);
+"#,
+    },
 ];
 
 /// The idempotency keys of a records database.

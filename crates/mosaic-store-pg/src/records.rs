@@ -411,7 +411,7 @@ async fn do_insert(tx: &Transaction<'_>, tenant: &str, op: &InsertOp) -> Step<Wr
     let mut values = r.values.clone();
     for an in &op.auto_numbers {
         let n = next_counter(tx, tenant, &r.object_id, an).await?;
-        let text = fmt_auto_number(&an.format, n, r.created_at.date_naive());
+        let text = fmt_auto_number(&an.format, n, an.date);
         match an.slot {
             None => name = Some(text),
             Some(slot) => {

@@ -430,18 +430,21 @@ async fn all_or_none_batches_roll_back_together(sh: &Shard) {
 fn numbered(id: &str) -> WriteOp {
     let mut op = insert(row(ACC, id, "", vec![]));
     op.record.name = None;
+    let date = op.record.created_at.date_naive();
     op.auto_numbers = vec![
         AutoNumberSpec {
             slot: None,
             counter: "f-name".into(),
             format: "INV-{0000}".into(),
             start: 1,
+            date,
         },
         AutoNumberSpec {
             slot: Some(s(4)),
             counter: "f-ref".into(),
             format: "{YYYY}-{0}".into(),
             start: 100,
+            date,
         },
     ];
     WriteOp::Insert(op)

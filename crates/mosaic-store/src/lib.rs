@@ -65,7 +65,7 @@ pub use record_store::{
     RefCheck, UpdateOp, WriteOp, WriteResult,
 };
 pub use replicas::{MetaMember, ReplicatedMetaStore, ReplicationPosition};
-pub use settings::{SettingRow, SettingsStore, SqliteSettingsStore};
+pub use settings::{LocaleRow, SettingRow, SettingsStore, SqliteSettingsStore};
 pub use sharing::{
     Principal, RowAccess, ShareAccess, ShareCause, ShareRow, ShareStore, Visibility,
 };

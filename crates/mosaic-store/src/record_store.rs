@@ -52,6 +52,9 @@ pub struct AutoNumberSpec {
     /// Display format, e.g. `INV-{0000}`; `{YYYY}`, `{YY}`, `{MM}`, `{DD}` allowed.
     pub format: String,
     pub start: i64,
+    /// The day `{YYYY}`, `{YY}`, `{MM}` and `{DD}` show: the record's
+    /// creation date in the tenant's time zone.
+    pub date: chrono::NaiveDate,
 }
 
 /// A lookup value that must name a live record of `object_id` in the same

@@ -354,7 +354,7 @@ fn do_insert(conn: &Connection, tenant: &str, op: &InsertOp) -> MosaicResult<Wri
     let mut values = r.values.clone();
     for an in &op.auto_numbers {
         let n = next_counter(conn, tenant, &r.object_id, an)?;
-        let text = fmt_auto_number(&an.format, n, r.created_at.date_naive());
+        let text = fmt_auto_number(&an.format, n, an.date);
         match an.slot {
             None => name = Some(text),
             Some(slot) => {

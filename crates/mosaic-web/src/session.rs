@@ -32,6 +32,9 @@ pub const CSRF_FIELD: &str = "_csrf";
 /// A signed-in user of a page request.
 pub struct WebUser {
     pub caller: Caller,
+    /// The user's locale (theirs, else the tenant's, else en_US); their
+    /// zone is `caller.zone`.
+    pub locale: String,
     /// The session's access token (the CSRF token derives from it).
     token: String,
 }
@@ -145,13 +148,23 @@ pub async fn require_user(
     if !perms.is_active() {
         return Err(to_login());
     }
+    let settings = match s
+        .platform
+        .resolved_locale(&session.tenant_id, &session.user_id)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Err(views::error_page(&e)),
+    };
     Ok(WebUser {
         caller: Caller {
             tenant_id: session.tenant_id.clone(),
             user_id: session.user_id.clone(),
             username: session.username.clone(),
             perms,
+            zone: settings.zone,
         },
+        locale: settings.locale,
         token: token.to_string(),
     })
 }

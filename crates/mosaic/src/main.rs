@@ -47,6 +47,12 @@ struct Common {
     /// (doubling per retry up to 5 minutes, 5 retries, then dead letter).
     #[arg(long, env = "MOSAIC_OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
     outbox_retry_base_ms: u64,
+    /// Destinations tenants' outbound messages may reach although they are
+    /// loopback, private, link-local, CGNAT or multicast: comma-separated
+    /// CIDRs, addresses or host names (`10.0.0.0/8,hooks.internal`).
+    /// Without it, only public addresses are reached.
+    #[arg(long, env = "MOSAIC_OUTBOUND_ALLOW", value_parser = outbound_allow)]
+    outbound_allow: Option<mosaic_types::OutboundGuard>,
     /// The metadata database on PostgreSQL (`postgres://user@host/db`);
     /// without it, `metadata.sqlite` in the data directory.
     #[arg(long, env = "MOSAIC_METADATA_URL")]
@@ -319,6 +325,10 @@ enum MaintenanceCommand {
     },
 }
 
+fn outbound_allow(text: &str) -> Result<mosaic_types::OutboundGuard, String> {
+    mosaic_types::OutboundGuard::parse(text)
+}
+
 fn config(c: &Common) -> PlatformConfig {
     let mut cfg = PlatformConfig::new(&c.data_dir);
     cfg.token_ttl = Duration::from_secs(c.token_ttl_secs.max(1));
@@ -327,6 +337,9 @@ fn config(c: &Common) -> PlatformConfig {
         cfg.automation.mail_from = f;
     }
     cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
+    if let Some(g) = &c.outbound_allow {
+        cfg.automation.outbound_allow = g.clone();
+    }
     cfg.metadata_url = c.metadata_url.clone().filter(|u| !u.is_empty());
     cfg.metadata_replica_urls = c
         .metadata_replica_urls
