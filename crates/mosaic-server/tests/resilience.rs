@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::{TimeZone, Utc};
-use common::{codes, Client, TestServer, DATA};
+use common::{codes, loopback_allowed, Client, TestServer, DATA};
 use mosaic_access::NewTenant;
 use mosaic_runtime::clock::ManualClock;
 use mosaic_runtime::{Platform, PlatformConfig};
