@@ -64,7 +64,7 @@ impl OutboundGuard {
     /// True when the operator allowed this host name as such.
     pub fn allows_host(&self, name: &str) -> bool {
         let n = name.trim_end_matches('.').to_ascii_lowercase();
-        self.hosts.iter().any(|h| *h == n)
+        self.hosts.contains(&n)
     }
 
     /// `Err(reason)` when `ip` is in a refused range and no allow-list
