@@ -10,6 +10,7 @@
 use crate::platform::Platform;
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
+use mosaic_store::access_store::AuditEntry;
 use mosaic_store::settings::LocaleRow;
 use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use serde::Deserialize;
@@ -205,10 +206,11 @@ impl Platform {
     }
 
     /// Applies `input` to the tenant's (`user_id` `None`) or a user's
-    /// settings; an unknown zone or malformed locale is a 400 naming
-    /// `time_zone` / `locale`.
+    /// settings, audit-logged as done by `actor_id`; an unknown zone or
+    /// malformed locale is a 400 naming `time_zone` / `locale`.
     pub async fn set_locale_settings(
         &self,
+        actor_id: &str,
         tenant_id: &str,
         user_id: Option<&str>,
         input: &LocaleInput,

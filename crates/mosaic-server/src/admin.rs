@@ -447,7 +447,7 @@ async fn create_user(
     let u = s.platform.access.create_user(&actor(&c), input).await?;
     let settings = s
         .platform
-        .set_locale_settings(&c.tenant_id, Some(&u.id), &locale)
+        .set_locale_settings(&c.user_id, &c.tenant_id, Some(&u.id), &locale)
         .await?;
     created(user_json(&u, &settings))
 }
@@ -477,7 +477,7 @@ async fn update_user(
     };
     let settings = s
         .platform
-        .set_locale_settings(&c.tenant_id, Some(&u.id), &locale)
+        .set_locale_settings(&c.user_id, &c.tenant_id, Some(&u.id), &locale)
         .await?;
     ok(user_json(&u, &settings))
 }
@@ -496,7 +496,7 @@ async fn update_organization(
 ) -> ApiResult {
     let settings = s
         .platform
-        .set_locale_settings(&c.tenant_id, None, &input)
+        .set_locale_settings(&c.user_id, &c.tenant_id, None, &input)
         .await?;
     ok(organization_json(&c.tenant_id, &settings))
 }

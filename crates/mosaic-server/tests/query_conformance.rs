@@ -455,6 +455,7 @@ async fn date_literals_at_boundaries() {
     w.server
         .platform
         .set_locale_settings(
+            &a.user_id,
             &a.tenant_id,
             None,
             &mosaic_runtime::zones::LocaleInput {

@@ -147,6 +147,15 @@ async fn zones_are_set_through_the_admin_apis_and_checked() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["time_zone"], Value::Null);
+    // Each change is in the tenant's audit log.
+    let (s, log) = admin.get(&format!("{ADMIN}/audit")).await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let text = log.to_string();
+    assert!(text.contains("organization.locale"), "{log}");
+    assert!(
+        text.contains("user.locale") && text.contains("Asia/Tokyo"),
+        "{log}"
+    );
     server.stop().await;
 }
 
