@@ -252,6 +252,22 @@ impl Platform {
             // Every user of the tenant may fall back to it.
             None => self.zones.invalidate_all(),
         }
+        let (action, target_type, target_id) = match user_id {
+            Some(u) => ("user.locale", "user", u),
+            None => ("organization.locale", "organization", tenant_id),
+        };
+        self.access
+            .store()
+            .append_audit(AuditEntry {
+                tenant_id: tenant_id.to_string(),
+                actor_id: actor_id.to_string(),
+                action: action.into(),
+                target_type: target_type.into(),
+                target_id: target_id.to_string(),
+                detail: cur.to_json().to_string(),
+                at: Utc::now(),
+            })
+            .await?;
         Ok(cur)
     }
 }
