@@ -274,6 +274,21 @@ CREATE TABLE platform_audit (
 );
 "#,
     },
+    Migration {
+        version: 5,
+        name: "password reset flag, refresh-token expiry and families, expiry indexes",
+        sql: r#"
+ALTER TABLE users ADD COLUMN must_change_password BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE refresh_tokens ADD COLUMN expires_at TIMESTAMPTZ;
+ALTER TABLE refresh_tokens ADD COLUMN family_id TEXT;
+UPDATE refresh_tokens SET family_id = token_hash, expires_at = issued_at + INTERVAL '30 days';
+ALTER TABLE refresh_tokens ALTER COLUMN expires_at SET NOT NULL;
+ALTER TABLE refresh_tokens ALTER COLUMN family_id SET NOT NULL;
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
+CREATE INDEX sessions_expiry ON sessions (expires_at);
+"#,
+    },
 ];
 
 /// The idempotency keys of a records database.

@@ -36,6 +36,10 @@ struct Common {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, env = "MOSAIC_TOKEN_TTL_SECS", default_value_t = 7200)]
     token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in days; each use rotates the token
+    /// (the new one lives this long again).
+    #[arg(long, env = "MOSAIC_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    refresh_token_ttl_days: u64,
     /// SMTP server for email alerts (`smtp://host:port`, `smtps://user:pass@host`);
     /// without it, alerts are written as files under <data-dir>/mail.
     #[arg(long, env = "MOSAIC_SMTP_URL")]
@@ -322,6 +326,8 @@ enum MaintenanceCommand {
 fn config(c: &Common) -> PlatformConfig {
     let mut cfg = PlatformConfig::new(&c.data_dir);
     cfg.token_ttl = Duration::from_secs(c.token_ttl_secs.max(1));
+    cfg.refresh_token_ttl =
+        Duration::from_secs(c.refresh_token_ttl_days.clamp(1, 3650) * 24 * 60 * 60);
     cfg.automation.smtp_url = c.smtp_url.clone().filter(|u| !u.is_empty());
     if let Some(f) = c.mail_from.clone().filter(|f| !f.is_empty()) {
         cfg.automation.mail_from = f;
