@@ -1917,12 +1917,13 @@ async fn expired_credentials_are_purged(s: &Stores) {
         .create_refresh_token(refresh_row("r-new", "t1-admin", "r-new", 3650))
         .await
         .unwrap();
+    // (A new window deletes the windows over before it: bob's first.)
     s.access
-        .record_login_failure("user", "ann", at(0), 300)
+        .record_login_failure("user", "bob", at(3500), 300)
         .await
         .unwrap();
     s.access
-        .record_login_failure("user", "bob", at(3500), 300)
+        .record_login_failure("user", "ann", at(0), 300)
         .await
         .unwrap();
     let purged = s.access.purge_expired(at(3700), 300).await.unwrap();
