@@ -95,6 +95,10 @@ impl AccessService {
         }
         if locked.is_none() && user_key.len() <= 4 * crate::service::MAX_USERNAME_LEN {
             locked = take_attempt(store, SCOPE_USER, user_key, LOGIN_FAILURES_PER_USER).await?;
+            if let (Some(_), Some(a)) = (locked, source) {
+                // No password is checked: the address's attempt is given back.
+                store.forgive_login_failure(SCOPE_ADDRESS, a).await?;
+            }
         }
         match locked {
             Some(retry_after_secs) => Err(GrantError::TooManyAttempts { retry_after_secs }),

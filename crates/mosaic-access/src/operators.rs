@@ -154,7 +154,15 @@ impl OperatorService {
         if let Some(a) = source {
             self.attempt(SCOPE_OPERATOR_ADDRESS, a).await?;
         }
-        self.attempt(SCOPE_OPERATOR, &key).await?;
+        if let Err(e) = self.attempt(SCOPE_OPERATOR, &key).await {
+            if let Some(a) = source {
+                // No password is checked: the address's attempt is given back.
+                self.failures
+                    .forgive_login_failure(SCOPE_OPERATOR_ADDRESS, a)
+                    .await?;
+            }
+            return Err(e);
+        }
         let row = self.store.operator_by_username(&key).await?;
         let stored = match &row {
             Some(r) => r.password_hash.clone(),
