@@ -188,20 +188,38 @@ fn render_login(
     username: &str,
     status: StatusCode,
 ) -> Response {
+    with_login_csrf(secure, status, |csrf| {
+        views::html(&LoginPage {
+            next: next.and_then(local_path).unwrap_or("/").to_string(),
+            error: error.map(str::to_string),
+            username: username.to_string(),
+            csrf,
+            assets: views::Assets::get(),
+        })
+    })
+}
+
+/// A page of the sign-in flow with a fresh login CSRF token: `page` gets
+/// the token for its form, the answer sets it as the cookie.
+fn with_login_csrf(
+    secure: bool,
+    status: StatusCode,
+    page: impl FnOnce(String) -> Response,
+) -> Response {
     let token = random_token();
-    let page = LoginPage {
-        next: next.and_then(local_path).unwrap_or("/").to_string(),
-        error: error.map(str::to_string),
-        username: username.to_string(),
-        csrf: token.clone(),
-        assets: views::Assets::get(),
-    };
-    let mut res = (status, views::html(&page)).into_response();
+    let mut res = (status, page(token.clone())).into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(LOGIN_CSRF_COOKIE, &token, None, secure),
     );
     res
+}
+
+/// Whether a sign-in form carries the CSRF token of its cookie (double
+/// submit: there is no session yet).
+fn login_csrf_ok(headers: &HeaderMap, submitted: &str) -> bool {
+    let expected = cookie(headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    !expected.is_empty() && constant_time_eq(expected.as_bytes(), submitted.as_bytes())
 }
 
 #[derive(Deserialize)]
@@ -225,8 +243,7 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let secure = came_over_tls(origin.as_deref());
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
+    if !login_csrf_ok(&headers, &f.csrf) {
         return render_login(
             secure,
             Some(&f.next),
@@ -253,20 +270,7 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
         ),
         Err(GrantError::TooManyAttempts { retry_after_secs }) => {
-            let mut res = render_login(
-                secure,
-                Some(&f.next),
-                Some(&format!(
-                    "Too many failed sign-ins. Try again in {} minute(s).",
-                    (retry_after_secs + 59) / 60
-                )),
-                &f.username,
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            res
+            too_many_attempts(secure, &f.next, &f.username, retry_after_secs)
         }
         Err(GrantError::PasswordExpired) => {
             render_password_change(secure, &f.next, None, &f.username, StatusCode::OK)
@@ -280,6 +284,24 @@ pub async fn login(
         ),
         Err(GrantError::Internal(e)) => views::error_page(&e),
     }
+}
+
+/// The login form again, locked for `retry_after_secs` (with `Retry-After`).
+fn too_many_attempts(secure: bool, next: &str, username: &str, retry_after_secs: i64) -> Response {
+    let mut res = render_login(
+        secure,
+        Some(next),
+        Some(&format!(
+            "Too many failed sign-ins. Try again in {} minute(s).",
+            (retry_after_secs + 59) / 60
+        )),
+        username,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }
 
 /// A granted login: the session cookie, and a redirect to the (local)
@@ -315,20 +337,15 @@ fn render_password_change(
     username: &str,
     status: StatusCode,
 ) -> Response {
-    let token = random_token();
-    let page = PasswordPage {
-        next: local_path(next).unwrap_or("/").to_string(),
-        error: error.map(str::to_string),
-        username: username.to_string(),
-        csrf: token.clone(),
-        assets: views::Assets::get(),
-    };
-    let mut res = (status, views::html(&page)).into_response();
-    res.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(LOGIN_CSRF_COOKIE, &token, None, secure),
-    );
-    res
+    with_login_csrf(secure, status, |csrf| {
+        views::html(&PasswordPage {
+            next: local_path(next).unwrap_or("/").to_string(),
+            error: error.map(str::to_string),
+            username: username.to_string(),
+            csrf,
+            assets: views::Assets::get(),
+        })
+    })
 }
 
 #[derive(Deserialize)]
@@ -356,8 +373,7 @@ pub async fn change_expired_password(
 ) -> Response {
     use mosaic_access::accounts::{ExpiredPasswordChangeInput, PasswordChangeError};
     let secure = came_over_tls(origin.as_deref());
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
+    if !login_csrf_ok(&headers, &f.csrf) {
         return render_login(
             secure,
             Some(&f.next),
@@ -400,16 +416,9 @@ pub async fn change_expired_password(
             &f.username,
             StatusCode::UNAUTHORIZED,
         ),
-        Err(PasswordChangeError::TooManyAttempts { retry_after_secs }) => render_login(
-            secure,
-            Some(&f.next),
-            Some(&format!(
-                "Too many failed sign-ins. Try again in {} minute(s).",
-                (retry_after_secs + 59) / 60
-            )),
-            &f.username,
-            StatusCode::TOO_MANY_REQUESTS,
-        ),
+        Err(PasswordChangeError::TooManyAttempts { retry_after_secs }) => {
+            too_many_attempts(secure, &f.next, &f.username, retry_after_secs)
+        }
         Err(PasswordChangeError::Invalid(e))
             if e.code == mosaic_types::ErrorCode::INVALID_INPUT =>
         {

@@ -769,7 +769,11 @@ async fn a_reset_password_is_changed_at_the_sign_in() {
     let mut b = Browser::new(&server.base);
     let p = b.login(&username, temporary).await;
     assert_eq!(p.status, StatusCode::OK);
-    assert!(p.body.contains("action=\"/password/expired\""), "{}", p.body);
+    assert!(
+        p.body.contains("action=\"/password/expired\""),
+        "{}",
+        p.body
+    );
     assert!(!b.cookies.contains_key("mosaic_sid"));
     let csrf = p.csrf();
     // A new password against the policy: the form again, with the reason.
