@@ -29,6 +29,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mosaic_runtime::ai::client::QUEUE_FULL_RETRY_AFTER;
+use mosaic_runtime::ai::quota::is_quota_refusal;
 use mosaic_runtime::ai::{
     AiEvent, FormulaRequest, Progress, QueryRequest, SchemaRequest, Suggestion, WorkflowRequest,
 };
@@ -281,9 +282,10 @@ fn answer(s: &AppState, tenant: &str, r: MosaicResult<Suggestion>, key: &str) ->
                 // The tenant's quota (until midnight UTC) or the queue.
                 ErrorCode::REQUEST_LIMIT_EXCEEDED => {
                     let wait = llm
-                        .map(|l| l.quota().remaining(tenant))
-                        .filter(|r| r.requests == Some(0) || r.tokens == Some(0))
-                        .map_or(QUEUE_FULL_RETRY_AFTER, |r| r.resets_in);
+                        .filter(|_| is_quota_refusal(&e))
+                        .map_or(QUEUE_FULL_RETRY_AFTER, |l| {
+                            l.quota().remaining(tenant).resets_in
+                        });
                     crate::resilience::refusal(StatusCode::TOO_MANY_REQUESTS, e, wait)
                 }
                 _ => ApiError::from(e).into_response(),

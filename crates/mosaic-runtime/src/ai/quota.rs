@@ -30,6 +30,14 @@ struct Used {
     tokens: u64,
 }
 
+/// How a quota refusal's message begins.
+const QUOTA_REFUSAL: &str = "The tenant's daily AI quota";
+
+/// Whether `e` is a refusal of the daily quota (not of the queue).
+pub fn is_quota_refusal(e: &MosaicError) -> bool {
+    e.code == ErrorCode::REQUEST_LIMIT_EXCEEDED && e.message.starts_with(QUOTA_REFUSAL)
+}
+
 pub struct Quota {
     requests_per_day: u64,
     tokens_per_day: u64,
@@ -104,7 +112,7 @@ impl Quota {
         Err(MosaicError::new(
             ErrorCode::REQUEST_LIMIT_EXCEEDED,
             format!(
-                "The tenant's daily AI quota ({what}) is used up; it starts again at midnight UTC, in {} s.",
+                "{QUOTA_REFUSAL} ({what}) is used up; it starts again at midnight UTC, in {} s.",
                 r.resets_in.as_secs().max(1)
             ),
         ))
