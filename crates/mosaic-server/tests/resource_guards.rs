@@ -3,21 +3,9 @@
 
 mod common;
 
-use common::{TestServer, DATA, META};
+use common::{enc, TestServer, DATA, META};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char)
-        } else {
-            out.push_str(&format!("%{b:02X}"))
-        }
-    }
-    out
-}
 
 fn message(v: &Value) -> &str {
     v[0]["message"].as_str().unwrap_or_default()

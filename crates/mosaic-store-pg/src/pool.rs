@@ -368,6 +368,31 @@ pub(crate) fn retry_delay(attempt: u32) -> Duration {
     base + Duration::from_micros(u64::from(nanos % 1000) * base.as_micros() as u64 / 1000)
 }
 
+/// One transaction on a pooled connection: started from the builder
+/// `$builder` makes of `$client`, bounded by the request's deadline,
+/// `$body` run with `$tx` naming it, committed; the connection settled
+/// (back to the pool) whether the body succeeded or not. Evaluates to a
+/// [`Step`].
+macro_rules! in_transaction {
+    ($pool:expr, |$client:ident| $builder:expr, |$tx:ident| $body:expr) => {{
+        let mut $client = $pool.client().await?;
+        let outcome: $crate::pool::Step<_> = async {
+            let transaction = $builder.start().await?;
+            $crate::pool::bound_statements(&transaction).await?;
+            let value = {
+                let $tx = &transaction;
+                let step: $crate::pool::Step<_> = async { $body }.await;
+                step?
+            };
+            transaction.commit().await?;
+            Ok(value)
+        }
+        .await;
+        $client.settle();
+        outcome
+    }};
+}
+
 /// Runs `$body` in a transaction of isolation `$level` on a pooled
 /// connection and commits it; retries the whole transaction on a
 /// serialization failure or deadlock. `$tx` names a
@@ -379,25 +404,11 @@ macro_rules! retried_tx {
         let mut attempt: u32 = 0;
         loop {
             let outcome: $crate::pool::Step<_> = async {
-                let mut client = $pool.client().await?;
-                let outcome: $crate::pool::Step<_> = async {
-                    let transaction = client
-                        .build_transaction()
-                        .isolation_level($level)
-                        .start()
-                        .await?;
-                    $crate::pool::bound_statements(&transaction).await?;
-                    let value = {
-                        let $tx = &transaction;
-                        let step: $crate::pool::Step<_> = async { $body }.await;
-                        step?
-                    };
-                    transaction.commit().await?;
-                    Ok(value)
-                }
-                .await;
-                client.settle();
-                outcome
+                $crate::pool::in_transaction!(
+                    $pool,
+                    |client| client.build_transaction().isolation_level($level),
+                    |$tx| $body
+                )
             }
             .await;
             match outcome {
@@ -445,26 +456,14 @@ macro_rules! shard_tx {
 macro_rules! read_tx {
     ($pool:expr, |$tx:ident| $body:expr) => {{
         let outcome: $crate::pool::Step<_> = async {
-            let mut client = $pool.client().await?;
-            let outcome: $crate::pool::Step<_> = async {
-                let transaction = client
+            $crate::pool::in_transaction!(
+                $pool,
+                |client| client
                     .build_transaction()
                     .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await?;
-                $crate::pool::bound_statements(&transaction).await?;
-                let value = {
-                    let $tx = &transaction;
-                    let step: $crate::pool::Step<_> = async { $body }.await;
-                    step?
-                };
-                transaction.commit().await?;
-                Ok(value)
-            }
-            .await;
-            client.settle();
-            outcome
+                    .read_only(true),
+                |$tx| $body
+            )
         }
         .await;
         outcome.map_err($crate::pool::TxError::into_mosaic)
@@ -488,7 +487,7 @@ macro_rules! with_client {
     }};
 }
 
-pub(crate) use {read_tx, retried_tx, shard_tx, with_client, write_tx};
+pub(crate) use {in_transaction, read_tx, retried_tx, shard_tx, with_client, write_tx};
 
 /// Bounds every statement of `tx` by the request's deadline (`SET LOCAL
 /// statement_timeout`, at most the connection's own bound); a deadline
