@@ -830,7 +830,6 @@ impl QueryStore for PgRecordStore {
                 out.rest_ids.push(row.try_get::<_, String>(0).map_err(pg)?);
             }
         }
-        drop(stream);
         // Every row read: the connection goes back to the pool. (Left
         // early, the statement is cancelled with the connection.)
         client.settle();
