@@ -202,15 +202,7 @@ pub fn check_plan(
             ));
         }
         for (j, ri) in rules.into_iter().enumerate() {
-            let mut rule = ValidationRule {
-                id: mosaic_types::new_id(),
-                name: String::new(),
-                formula_expression: String::new(),
-                error_message: String::new(),
-                error_display_field: None,
-                active: true,
-                description: None,
-            };
+            let mut rule = ValidationRule::blank();
             match apply_rule(&def, &mut rule, ri) {
                 Ok(()) => def.validation_rules.push(rule),
                 Err(e) => errors.push(from_error(

@@ -1274,15 +1274,7 @@ impl MetadataService {
                 format!("an object may have at most {MAX_VALIDATION_RULES} validation rules"),
             ));
         }
-        let mut rule = ValidationRule {
-            id: mosaic_types::new_id(),
-            name: String::new(),
-            formula_expression: String::new(),
-            error_message: String::new(),
-            error_display_field: None,
-            active: true,
-            description: None,
-        };
+        let mut rule = ValidationRule::blank();
         apply_rule(&cur.def, &mut rule, input)?;
         let mut next = cur.def.clone();
         next.validation_rules.push(rule.clone());
