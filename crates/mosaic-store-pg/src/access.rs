@@ -586,7 +586,7 @@ fn app_row(r: &Row) -> Result<ConnectedAppRow, tokio_postgres::Error> {
 #[async_trait]
 impl AccessStore for PgAccessStore {
     async fn append_audit(&self, entry: AuditEntry) -> MosaicResult<()> {
-        with_client!(self.pool, |c| insert_audit(&c, &entry).await)
+        with_client!(self.pool, |c| insert_audit(c, &entry).await)
     }
 
     async fn create_user(&self, u: UserRow, audit: AuditEntry) -> MosaicResult<()> {
@@ -817,7 +817,7 @@ impl AccessStore for PgAccessStore {
     }
 
     async fn role(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<RoleRow>> {
-        with_client!(self.pool, |c| get_role(&c, tenant_id, id).await)
+        with_client!(self.pool, |c| get_role(c, tenant_id, id).await)
     }
 
     async fn list_roles(&self, tenant_id: &str) -> MosaicResult<Vec<RoleRow>> {
@@ -1337,20 +1337,19 @@ impl AccessStore for PgAccessStore {
 
     async fn create_refresh_token(&self, r: RefreshTokenRow) -> MosaicResult<()> {
         with_client!(self.pool, |c| {
-            insert_refresh_token(&c, &r).await?;
+            insert_refresh_token(c, &r).await?;
             Ok(())
         })
     }
 
     async fn refresh_token(&self, token_hash: &str) -> MosaicResult<Option<RefreshTokenRow>> {
-        with_client!(self.pool, |c| get_refresh_token(&c, token_hash, false)
-            .await)
+        with_client!(self.pool, |c| get_refresh_token(c, token_hash, false).await)
     }
 
     async fn revoke_refresh_token(&self, token_hash: &str) -> MosaicResult<bool> {
         with_client!(self.pool, |c| {
             let n = execute(
-                &c,
+                c,
                 "UPDATE refresh_tokens SET revoked = TRUE WHERE token_hash = $1",
                 &[&token_hash],
             )
@@ -1461,16 +1460,15 @@ impl AccessStore for PgAccessStore {
         let at = millis(&now);
         let window = millis(&(now - chrono::Duration::seconds(login_window_secs)));
         with_client!(self.pool, |c| {
-            let sessions =
-                execute(&c, "DELETE FROM sessions WHERE expires_at < $1", &[&at]).await?;
+            let sessions = execute(c, "DELETE FROM sessions WHERE expires_at < $1", &[&at]).await?;
             let refresh_tokens = execute(
-                &c,
+                c,
                 "DELETE FROM refresh_tokens WHERE expires_at < $1",
                 &[&at],
             )
             .await?;
             let login_failures = execute(
-                &c,
+                c,
                 "DELETE FROM login_failures WHERE window_start < $1",
                 &[&window],
             )
@@ -1514,7 +1512,7 @@ impl AccessStore for PgAccessStore {
                 // table as small as the recent failures).
                 let expired = millis(&(now - chrono::Duration::seconds(window_secs)));
                 execute(
-                    &c,
+                    c,
                     "DELETE FROM login_failures WHERE window_start < $1",
                     &[&expired],
                 )
@@ -1546,7 +1544,7 @@ impl AccessStore for PgAccessStore {
     async fn clear_login_failures(&self, scope: &str, key: &str) -> MosaicResult<()> {
         with_client!(self.pool, |c| {
             execute(
-                &c,
+                c,
                 "DELETE FROM login_failures WHERE scope = $1 AND key = $2",
                 &[&scope, &key],
             )
@@ -1558,7 +1556,7 @@ impl AccessStore for PgAccessStore {
     async fn forgive_login_failure(&self, scope: &str, key: &str) -> MosaicResult<()> {
         with_client!(self.pool, |c| {
             execute(
-                &c,
+                c,
                 "UPDATE login_failures SET failures = failures - 1 WHERE scope = $1 AND key = $2 AND failures > 0",
                 &[&scope, &key],
             )
