@@ -89,7 +89,17 @@ async fn a_stale_instance_and_concurrent_writers_keep_the_pivots_of_an_index_cha
     for w in writers {
         expected.extend(w.await.unwrap());
     }
-    // The second instance writes with its stale definition after the change.
+    // The second instance still holds the definition without the index
+    // (no Redis: nothing told it) and writes with it after the change.
+    let cached = other
+        .meta
+        .object(&admin.tenant_id, "Item__c")
+        .await
+        .unwrap();
+    assert!(
+        !cached.field("Code__c").unwrap().is_indexed,
+        "the second instance's cache is not stale: the test proves nothing"
+    );
     for i in 0..5 {
         let id = other
             .create(
@@ -129,6 +139,12 @@ async fn a_stale_instance_and_concurrent_writers_keep_the_pivots_of_an_index_cha
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{e}");
+    let cached = other
+        .meta
+        .object(&admin.tenant_id, "Item__c")
+        .await
+        .unwrap();
+    assert!(!cached.field("Sku__c").unwrap().is_unique);
     let dup = other
         .create(
             &caller,
