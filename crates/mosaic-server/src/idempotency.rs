@@ -196,7 +196,8 @@ impl Keyed {
             holder.settle(&held, res).await
         };
         let task = tokio::spawn(
-            crate::observe::within_current_request(work).instrument(tracing::Span::current()),
+            mosaic_store::deadline::carry(crate::observe::within_current_request(work))
+                .instrument(tracing::Span::current()),
         );
         match task.await {
             Ok(res) => res,

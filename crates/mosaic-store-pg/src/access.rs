@@ -542,7 +542,7 @@ fn app_row(r: &Row) -> Result<ConnectedAppRow, tokio_postgres::Error> {
 #[async_trait]
 impl AccessStore for PgAccessStore {
     async fn append_audit(&self, entry: AuditEntry) -> MosaicResult<()> {
-        with_client!(self.pool, |c| insert_audit(&c, &entry).await)
+        with_client!(self.pool, |c| insert_audit(c, &entry).await)
     }
 
     async fn create_user(&self, u: UserRow, audit: AuditEntry) -> MosaicResult<()> {
@@ -773,7 +773,7 @@ impl AccessStore for PgAccessStore {
     }
 
     async fn role(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<RoleRow>> {
-        with_client!(self.pool, |c| get_role(&c, tenant_id, id).await)
+        with_client!(self.pool, |c| get_role(c, tenant_id, id).await)
     }
 
     async fn list_roles(&self, tenant_id: &str) -> MosaicResult<Vec<RoleRow>> {
@@ -1294,7 +1294,7 @@ impl AccessStore for PgAccessStore {
     async fn create_refresh_token(&self, r: RefreshTokenRow) -> MosaicResult<()> {
         with_client!(self.pool, |c| {
             execute(
-                &c,
+                c,
                 "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, issued_at, revoked) VALUES ($1, $2, $3, $4, $5)",
                 &[
                     &r.token_hash,
@@ -1332,7 +1332,7 @@ impl AccessStore for PgAccessStore {
     async fn revoke_refresh_token(&self, token_hash: &str) -> MosaicResult<bool> {
         with_client!(self.pool, |c| {
             let n = execute(
-                &c,
+                c,
                 "UPDATE refresh_tokens SET revoked = TRUE WHERE token_hash = $1",
                 &[&token_hash],
             )
@@ -1372,7 +1372,7 @@ impl AccessStore for PgAccessStore {
                 // table as small as the recent failures).
                 let expired = millis(&(now - chrono::Duration::seconds(window_secs)));
                 execute(
-                    &c,
+                    c,
                     "DELETE FROM login_failures WHERE window_start < $1",
                     &[&expired],
                 )
@@ -1404,7 +1404,7 @@ impl AccessStore for PgAccessStore {
     async fn clear_login_failures(&self, scope: &str, key: &str) -> MosaicResult<()> {
         with_client!(self.pool, |c| {
             execute(
-                &c,
+                c,
                 "DELETE FROM login_failures WHERE scope = $1 AND key = $2",
                 &[&scope, &key],
             )

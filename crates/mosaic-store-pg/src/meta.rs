@@ -225,12 +225,12 @@ impl MetaStore for PgMetaStore {
     }
 
     async fn user(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<UserRow>> {
-        with_client!(self.pool, |c| crate::access::get_user(&c, tenant_id, id)
+        with_client!(self.pool, |c| crate::access::get_user(c, tenant_id, id)
             .await)
     }
 
     async fn create_session(&self, s: SessionRow) -> MosaicResult<()> {
-        with_client!(self.pool, |c| insert_session(&c, &s).await)
+        with_client!(self.pool, |c| insert_session(c, &s).await)
     }
 
     async fn session(&self, token_hash: &str) -> MosaicResult<Option<SessionRow>> {

@@ -358,6 +358,7 @@ pub async fn migrate(
         .map_err(pg)?;
     }
     tx.commit().await.map_err(pg)?;
+    client.settle();
     Ok(current.max(latest))
 }
 
