@@ -782,18 +782,7 @@ async fn do_delete(tx: &Transaction<'_>, tenant: &str, op: &DeleteOp) -> Step<Wr
         return Err(not_found(&op.id).into());
     }
     let at = op.deleted_at;
-    let mut budget = usize::MAX;
-    let cascaded = cascade(
-        tx,
-        tenant,
-        &op.id,
-        &op.cascade,
-        &op.deleted_by,
-        &at,
-        0,
-        &mut budget,
-    )
-    .await?;
+    let cascaded = cascade_of(tx, tenant, op, usize::MAX).await?;
     lock_specs_shared(tx, tenant, &op.object_id).await?;
     soft_delete(tx, tenant, &op.object_id, &op.id, &op.deleted_by, &at).await?;
     clear_lookups(tx, tenant, &op.id, &op.clear).await?;
@@ -809,15 +798,24 @@ async fn cascade_step(tx: &Transaction<'_>, tenant: &str, op: &DeleteOp) -> Step
     if !lock_live(tx, tenant, &op.object_id, &op.id, true).await? {
         return Ok(0);
     }
-    let at = op.deleted_at;
-    let mut budget = CASCADE_BATCH;
+    cascade_of(tx, tenant, op, CASCADE_BATCH).await
+}
+
+/// Deletes up to `budget` descendants of the master `op` deletes.
+async fn cascade_of(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    op: &DeleteOp,
+    budget: usize,
+) -> Step<usize> {
+    let mut budget = budget;
     cascade(
         tx,
         tenant,
         &op.id,
         &op.cascade,
         &op.deleted_by,
-        &at,
+        &op.deleted_at,
         0,
         &mut budget,
     )

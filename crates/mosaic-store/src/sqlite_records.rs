@@ -661,8 +661,18 @@ fn cascade_step(conn: &Connection, tenant: &str, op: &DeleteOp) -> MosaicResult<
     if !live_exists(conn, tenant, &op.object_id, &op.id)? {
         return Ok(0);
     }
+    cascade_of(conn, tenant, op, CASCADE_BATCH)
+}
+
+/// Deletes up to `budget` descendants of the master `op` deletes.
+fn cascade_of(
+    conn: &Connection,
+    tenant: &str,
+    op: &DeleteOp,
+    budget: usize,
+) -> MosaicResult<usize> {
     let at = format_datetime(&op.deleted_at);
-    let mut budget = CASCADE_BATCH;
+    let mut budget = budget;
     cascade(
         conn,
         tenant,
@@ -682,18 +692,8 @@ fn do_delete(conn: &Connection, tenant: &str, op: &DeleteOp) -> MosaicResult<Wri
             op.id
         )));
     }
+    let cascaded = cascade_of(conn, tenant, op, usize::MAX)?;
     let at = format_datetime(&op.deleted_at);
-    let mut budget = usize::MAX;
-    let cascaded = cascade(
-        conn,
-        tenant,
-        &op.id,
-        &op.cascade,
-        &op.deleted_by,
-        &at,
-        0,
-        &mut budget,
-    )?;
     soft_delete(conn, tenant, &op.object_id, &op.id, &op.deleted_by, &at)?;
     clear_lookups(conn, tenant, &op.id, &op.clear)?;
     Ok(WriteResult::Deleted {
