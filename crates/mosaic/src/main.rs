@@ -136,6 +136,18 @@ struct LlmArgs {
     /// Limit of one LLM completion, in milliseconds.
     #[arg(long, env = "MOSAIC_LLM_TIMEOUT_MS", default_value_t = mosaic_types::timeouts::LLM_REQUEST_TIMEOUT.as_millis() as u64)]
     llm_timeout_ms: u64,
+    /// LLM completions this instance runs at once.
+    #[arg(long, env = "MOSAIC_LLM_CONCURRENCY", default_value_t = mosaic_runtime::ai::config::DEFAULT_LLM_CONCURRENCY)]
+    llm_concurrency: usize,
+    /// AI requests that may wait for a completion slot; beyond, 429.
+    #[arg(long, env = "MOSAIC_LLM_QUEUE_CAPACITY", default_value_t = mosaic_runtime::ai::config::DEFAULT_LLM_QUEUE_CAPACITY)]
+    llm_queue_capacity: usize,
+    /// AI requests per tenant and UTC day (0: no limit).
+    #[arg(long, env = "MOSAIC_AI_REQUESTS_PER_DAY", default_value_t = mosaic_runtime::ai::config::DEFAULT_AI_REQUESTS_PER_DAY)]
+    ai_requests_per_day: u64,
+    /// LLM tokens per tenant and UTC day (0: no limit).
+    #[arg(long, env = "MOSAIC_AI_TOKENS_PER_DAY", default_value_t = mosaic_runtime::ai::config::DEFAULT_AI_TOKENS_PER_DAY)]
+    ai_tokens_per_day: u64,
 }
 
 impl LlmArgs {
@@ -152,6 +164,10 @@ impl LlmArgs {
             .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty());
         cfg.timeout = Duration::from_millis(self.llm_timeout_ms.max(1));
+        cfg.concurrency = self.llm_concurrency.max(1);
+        cfg.queue_capacity = self.llm_queue_capacity;
+        cfg.requests_per_day = self.ai_requests_per_day;
+        cfg.tokens_per_day = self.ai_tokens_per_day;
         Ok(Some(cfg))
     }
 }
