@@ -572,12 +572,35 @@ CREATE INDEX record_shares_rule ON record_shares (tenant_id, rule_id, record_id)
 }
 
 static RECORDS_MIGRATIONS: std::sync::LazyLock<Vec<Migration>> = std::sync::LazyLock::new(|| {
-    vec![Migration {
-        version: 1,
-        name: "records, pivots, counters, outbox, field history, shares",
-        sql: Box::leak(records_v1().into_boxed_str()),
-    }]
+    vec![
+        Migration {
+            version: 1,
+            name: "records, pivots, counters, outbox, field history, shares",
+            sql: Box::leak(records_v1().into_boxed_str()),
+        },
+        Migration {
+            version: 2,
+            name: "the shard's record of each slot's pivot flags",
+            sql: RECORDS_V2,
+        },
+    ]
 });
+
+/// Migration 2 of a shard: which slots writers keep pivots for, written
+/// with the pivot rows by an index build, so a writer holding an older
+/// definition still keeps them (see `mosaic_store::record_store::merge_index_specs`).
+const RECORDS_V2: &str = r#"
+CREATE TABLE pivot_specs (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  object_id TEXT COLLATE "C" NOT NULL,
+  slot TEXT COLLATE "C" NOT NULL,
+  field TEXT NOT NULL,
+  is_unique BOOLEAN NOT NULL,
+  is_indexed BOOLEAN NOT NULL,
+  case_insensitive BOOLEAN NOT NULL,
+  PRIMARY KEY (tenant_id, object_id, slot)
+);
+"#;
 
 /// The migrations of a shard's record tables.
 pub fn records_migrations() -> &'static [Migration] {
