@@ -11,6 +11,7 @@ pub mod formulas;
 pub mod layout;
 pub mod listview;
 pub mod model;
+pub mod plan;
 pub mod service;
 pub mod sharing;
 pub mod validate;

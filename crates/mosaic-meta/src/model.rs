@@ -212,6 +212,21 @@ pub struct ValidationRule {
     pub description: Option<String>,
 }
 
+impl ValidationRule {
+    /// A new, empty, active rule with a fresh id (filled by `apply_rule`).
+    pub fn blank() -> ValidationRule {
+        ValidationRule {
+            id: mosaic_types::new_id(),
+            name: String::new(),
+            formula_expression: String::new(),
+            error_message: String::new(),
+            error_display_field: None,
+            active: true,
+            description: None,
+        }
+    }
+}
+
 /// An object definition with lookup tables, shared read-only across requests.
 #[derive(Debug)]
 pub struct ObjectMeta {

@@ -99,14 +99,14 @@ fn field_not_found(object: &str, field: &str) -> MosaicError {
     ))
 }
 
-fn decode(row: &ObjectRow) -> MosaicResult<Arc<ObjectMeta>> {
+pub(crate) fn decode(row: &ObjectRow) -> MosaicResult<Arc<ObjectMeta>> {
     let mut def: ObjectDef = serde_json::from_str(&row.definition)
         .map_err(|e| MosaicError::internal(format!("corrupt object definition {}: {e}", row.id)))?;
     def.version = row.version;
     Ok(Arc::new(ObjectMeta::new(def)))
 }
 
-fn encode(def: &ObjectDef, tenant: &str) -> MosaicResult<ObjectRow> {
+pub(crate) fn encode(def: &ObjectDef, tenant: &str) -> MosaicResult<ObjectRow> {
     Ok(ObjectRow {
         id: def.id.clone(),
         tenant_id: tenant.to_string(),
@@ -865,6 +865,13 @@ impl MetadataService {
             self.add_to(&mut def, &mut f)?;
         }
         self.store.insert_object(encode(&def, tenant)?).await?;
+        self.objects_changed(tenant).await;
+        Ok(Arc::new(ObjectMeta::new(def)))
+    }
+
+    /// Objects were created or removed: the tenant's object list is
+    /// forgotten here and on every instance.
+    pub(crate) async fn objects_changed(&self, tenant: &str) {
         self.lists.invalidate(tenant).await;
         self.epoch.fetch_add(1, Ordering::Release);
         self.tier
@@ -872,59 +879,66 @@ impl MetadataService {
                 tenant: tenant.to_string(),
             })
             .await;
-        Ok(Arc::new(ObjectMeta::new(def)))
     }
 
     fn add_to(&self, def: &mut ObjectDef, f: &mut FieldDef) -> MosaicResult<()> {
-        if def.fields.len() >= MAX_FIELDS_PER_OBJECT {
-            return Err(MosaicError::new(
-                ErrorCode::LIMIT_EXCEEDED,
-                format!("an object may have at most {MAX_FIELDS_PER_OBJECT} fields"),
-            ));
-        }
-        if let Some(o) = def
+        add_field_to(def, f)
+    }
+}
+
+/// Adds a new field to a definition: name clash, field and master-detail
+/// limits, child relationship name and a slot of its pool.
+pub(crate) fn add_field_to(def: &mut ObjectDef, f: &mut FieldDef) -> MosaicResult<()> {
+    if def.fields.len() >= MAX_FIELDS_PER_OBJECT {
+        return Err(MosaicError::new(
+            ErrorCode::LIMIT_EXCEEDED,
+            format!("an object may have at most {MAX_FIELDS_PER_OBJECT} fields"),
+        ));
+    }
+    if let Some(o) = def
+        .fields
+        .iter()
+        .find(|x| x.api_name.eq_ignore_ascii_case(&f.api_name))
+    {
+        return Err(MosaicError::field(
+            ErrorCode::DUPLICATE_VALUE,
+            "api_name",
+            format!(
+                "object '{}' already has a field named '{}'",
+                def.api_name, o.api_name
+            ),
+        ));
+    }
+    if f.data_type == DataType::MasterDetail
+        && def
             .fields
             .iter()
-            .find(|x| x.api_name.eq_ignore_ascii_case(&f.api_name))
-        {
-            return Err(MosaicError::field(
-                ErrorCode::DUPLICATE_VALUE,
-                "api_name",
-                format!(
-                    "object '{}' already has a field named '{}'",
-                    def.api_name, o.api_name
-                ),
-            ));
-        }
-        if f.data_type == DataType::MasterDetail
-            && def
-                .fields
-                .iter()
-                .filter(|x| x.data_type == DataType::MasterDetail)
-                .count()
-                >= 2
-        {
-            return Err(MosaicError::field(
-                ErrorCode::LIMIT_EXCEEDED,
-                "data_type",
-                "an object may have at most 2 master_detail fields",
-            ));
-        }
-        if f.data_type.is_reference() && f.child_relationship_name.is_none() {
-            let base = def.api_name.strip_suffix("__c").unwrap_or(&def.api_name);
-            f.child_relationship_name = Some(if def.api_name.ends_with("__c") {
-                format!("{base}s__r")
-            } else {
-                format!("{base}s")
-            });
-        }
-        if let Some(pool) = f.data_type.pool() {
-            f.slot = Some(allocate(def, pool)?);
-        }
-        def.fields.push(f.clone());
-        Ok(())
+            .filter(|x| x.data_type == DataType::MasterDetail)
+            .count()
+            >= 2
+    {
+        return Err(MosaicError::field(
+            ErrorCode::LIMIT_EXCEEDED,
+            "data_type",
+            "an object may have at most 2 master_detail fields",
+        ));
     }
+    if f.data_type.is_reference() && f.child_relationship_name.is_none() {
+        let base = def.api_name.strip_suffix("__c").unwrap_or(&def.api_name);
+        f.child_relationship_name = Some(if def.api_name.ends_with("__c") {
+            format!("{base}s__r")
+        } else {
+            format!("{base}s")
+        });
+    }
+    if let Some(pool) = f.data_type.pool() {
+        f.slot = Some(allocate(def, pool)?);
+    }
+    def.fields.push(f.clone());
+    Ok(())
+}
 
+impl MetadataService {
     pub async fn update_object(
         &self,
         tenant: &str,
@@ -1280,15 +1294,7 @@ impl MetadataService {
                 format!("an object may have at most {MAX_VALIDATION_RULES} validation rules"),
             ));
         }
-        let mut rule = ValidationRule {
-            id: mosaic_types::new_id(),
-            name: String::new(),
-            formula_expression: String::new(),
-            error_message: String::new(),
-            error_display_field: None,
-            active: true,
-            description: None,
-        };
+        let mut rule = ValidationRule::blank();
         apply_rule(&cur.def, &mut rule, input)?;
         let mut next = cur.def.clone();
         next.validation_rules.push(rule.clone());
@@ -1374,6 +1380,20 @@ impl MetadataService {
         object: &str,
         input: crate::workflow::WorkflowInput,
     ) -> MosaicResult<(Arc<ObjectMeta>, crate::workflow::WorkflowRule)> {
+        let (cur, next, rule) = self.draft_workflow(tenant, object, input).await?;
+        let m = self.commit(tenant, &cur.def, next).await?;
+        Ok((m, rule))
+    }
+
+    /// Checks a new workflow rule exactly as [`MetadataService::add_workflow`]
+    /// does, without saving it: the object as it is, the object with the
+    /// rule, and the rule.
+    pub async fn draft_workflow(
+        &self,
+        tenant: &str,
+        object: &str,
+        input: crate::workflow::WorkflowInput,
+    ) -> MosaicResult<(Arc<ObjectMeta>, ObjectDef, crate::workflow::WorkflowRule)> {
         use crate::workflow::*;
         let cur = self.fresh(tenant, object).await?;
         Self::check_version(&cur.def, input.version)?;
@@ -1410,8 +1430,7 @@ impl MetadataService {
         next.workflow_rules.push(rule.clone());
         next.workflow_rules.sort_by_key(|r| r.execution_order);
         self.check_formulas(tenant, &next).await?;
-        let m = self.commit(tenant, &cur.def, next).await?;
-        Ok((m, rule))
+        Ok((cur, next, rule))
     }
 
     pub async fn update_workflow(

@@ -118,6 +118,11 @@ pub enum TimeUnit {
     Days,
 }
 
+/// Largest time-based action offset either way, in days (ten years).
+pub const MAX_TRIGGER_OFFSET_DAYS: u64 = 3_650;
+/// Largest task due-date offset either way, in days (a hundred years).
+pub const MAX_DUE_DATE_OFFSET_DAYS: u64 = 36_500;
+
 /// When a time-based action runs: `offset` units after (or, negative,
 /// before) the value of a date or datetime field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -809,10 +814,14 @@ fn check_action(
                     "status is one of Not Started, In Progress, Completed, Waiting, Deferred",
                 ));
             }
-            if t.due_date_offset.is_some_and(|d| d.abs() > 36_500) {
+            if t.due_date_offset
+                .is_some_and(|d| d.unsigned_abs() > MAX_DUE_DATE_OFFSET_DAYS)
+            {
                 return Err(bad(
                     "action_config.due_date_offset",
-                    "due_date_offset is at most 36500 days",
+                    format!(
+                        "due_date_offset is a number of days from -{MAX_DUE_DATE_OFFSET_DAYS} to {MAX_DUE_DATE_OFFSET_DAYS}"
+                    ),
                 ));
             }
             Ok(serde_json::to_value(t).unwrap_or(Json::Null))
@@ -1125,10 +1134,15 @@ pub fn apply_workflow(
                         format!("'{}' is not a date or datetime field", f.name()),
                     ));
                 }
-                if tt.offset.abs() > 3650 * 24 {
+                let (max, unit) = match tt.unit {
+                    TimeUnit::Hours => (MAX_TRIGGER_OFFSET_DAYS * 24, "hours"),
+                    TimeUnit::Days => (MAX_TRIGGER_OFFSET_DAYS, "days"),
+                };
+                // `unsigned_abs`: `abs` of i64::MIN overflows.
+                if tt.offset.unsigned_abs() > max {
                     return Err(bad(
                         format!("actions[{i}].time_trigger.offset"),
-                        "offset is at most 87600 hours / 3650 days",
+                        format!("offset is a number of {unit} from -{max} to {max}"),
                     ));
                 }
                 Some(TimeTrigger {

@@ -14,6 +14,7 @@ pub mod cache;
 pub use mosaic_cache;
 pub mod cipher;
 pub mod clock;
+pub mod cursors;
 pub mod formula_eval;
 pub mod health;
 pub mod history;

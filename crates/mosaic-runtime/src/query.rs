@@ -35,10 +35,17 @@ pub const MAX_BATCH_SIZE: usize = 2_000;
 pub const MAX_QUERY_ROWS: usize = 50_000;
 /// How long a query locator stays valid (Salesforce: 15 minutes).
 pub const CURSOR_TTL: Duration = Duration::from_secs(15 * 60);
-/// Most open query locators per process.
-pub const MAX_CURSORS: u64 = 10_000;
 /// Most records one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 2_000;
+/// Most words (and quoted phrases) one search term may hold: each is a
+/// lookup in the full-text index, intersected or united with the others.
+pub const MAX_SEARCH_WORDS: usize = 32;
+/// Fewest characters before a trailing `*` (a shorter prefix expands to a
+/// large share of the index).
+pub const MIN_SEARCH_PREFIX: usize = 2;
+/// Searches one tenant may run at once; more are refused (429) until one
+/// ends, so one tenant cannot fill every database reader with searches.
+pub const SEARCHES_PER_TENANT: usize = 4;
 
 /// Per-request options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -92,7 +99,8 @@ struct Cursor {
 /// The process-wide query engine (one per [`Platform`]).
 pub struct QueryEngine {
     store: Arc<dyn QueryStore>,
-    cursors: moka::sync::Cache<String, Arc<Cursor>>,
+    cursors: crate::cursors::CursorCache<Cursor>,
+    searches: TenantSlots,
     clock: RwLock<Option<DateTime<Utc>>>,
 }
 
@@ -100,10 +108,12 @@ impl QueryEngine {
     pub fn new(store: Arc<dyn QueryStore>) -> QueryEngine {
         QueryEngine {
             store,
-            cursors: moka::sync::Cache::builder()
-                .max_capacity(MAX_CURSORS)
-                .time_to_live(CURSOR_TTL)
-                .build(),
+            cursors: crate::cursors::CursorCache::new(crate::cursors::CursorBudget {
+                per_tenant: crate::cursors::CURSOR_BYTES_PER_TENANT,
+                total: crate::cursors::CURSOR_BYTES_TOTAL,
+                ttl: CURSOR_TTL,
+            }),
+            searches: TenantSlots::new(SEARCHES_PER_TENANT),
             clock: RwLock::new(None),
         }
     }
@@ -462,9 +472,9 @@ impl Platform {
                 .collect();
             let total = all.len();
             let first: Vec<QueryRecord> = all.iter().take(batch).cloned().collect();
-            let next = (total > batch).then(|| {
-                self.open_cursor(c, planned.clone(), Vec::new(), all, batch, total, batch)
-            });
+            let next = (total > batch)
+                .then(|| self.open_cursor(c, planned.clone(), Vec::new(), all, batch, total, batch))
+                .transpose()?;
             return Ok(QueryResult {
                 total_size: total,
                 done: next.is_none(),
@@ -481,17 +491,19 @@ impl Platform {
             total,
         } = rows;
         let records = self.render(c, &planned, &rows).await?;
-        let next = (!rest_ids.is_empty()).then(|| {
-            self.open_cursor(
-                c,
-                planned.clone(),
-                rest_ids,
-                Vec::new(),
-                batch,
-                total,
-                batch,
-            )
-        });
+        let next = (!rest_ids.is_empty())
+            .then(|| {
+                self.open_cursor(
+                    c,
+                    planned.clone(),
+                    rest_ids,
+                    Vec::new(),
+                    batch,
+                    total,
+                    batch,
+                )
+            })
+            .transpose()?;
         Ok(QueryResult {
             total_size: total,
             done: next.is_none(),
@@ -510,11 +522,13 @@ impl Platform {
         first_batch: usize,
         total: usize,
         batch: usize,
-    ) -> String {
+    ) -> MosaicResult<String> {
         let locator = new_locator();
+        let bytes = ids_bytes(&ids) + rows_bytes(&rows);
         self.queries.cursors.insert(
+            &c.tenant_id,
             locator.clone(),
-            Arc::new(Cursor {
+            Cursor {
                 tenant_id: c.tenant_id.clone(),
                 user_id: c.user_id.clone(),
                 planned,
@@ -523,9 +537,10 @@ impl Platform {
                 first_batch,
                 total,
                 batch,
-            }),
-        );
-        format!("{locator}-{first_batch}")
+            },
+            bytes,
+        )?;
+        Ok(format!("{locator}-{first_batch}"))
     }
 
     /// The batch at `{locator}-{offset}`; `None` when the locator is unknown,
@@ -766,10 +781,12 @@ impl Platform {
             .collect();
         let rows: Vec<Vec<Value>> = first.iter().filter_map(|id| by_id.remove(id)).collect();
         let records = self.render(c, &planned, &rows).await?;
-        let next = (total > batch).then(|| {
-            let rest = ids[batch..].to_vec();
-            self.open_cursor(c, planned.clone(), rest, Vec::new(), batch, total, batch)
-        });
+        let next = (total > batch)
+            .then(|| {
+                let rest = ids[batch..].to_vec();
+                self.open_cursor(c, planned.clone(), rest, Vec::new(), batch, total, batch)
+            })
+            .transpose()?;
         Ok(QueryResult {
             total_size: total,
             done: next.is_none(),
@@ -886,6 +903,21 @@ impl Platform {
     pub async fn search(&self, c: &Caller, sosl: &str) -> MosaicResult<Vec<QueryRecord>> {
         let sq = mosaic_soql::parse_search(sosl)
             .map_err(|e| MosaicError::new(ErrorCode::MALFORMED_QUERY, e.render(sosl)))?;
+        check_search_term(&sq.term.raw).map_err(|msg| {
+            MosaicError::new(
+                ErrorCode::MALFORMED_QUERY,
+                mosaic_soql::ParseError::at(sosl, sq.term.span.start, msg).render(sosl),
+            )
+        })?;
+        let _slot = self.queries.searches.take(&c.tenant_id).ok_or_else(|| {
+            metrics::counter!("requests_refused_total", "reason" => "search_slots").increment(1);
+            MosaicError::new(
+                ErrorCode::REQUEST_LIMIT_EXCEEDED,
+                format!(
+                    "this organization already runs {SEARCHES_PER_TENANT} searches at once; retry when one has finished"
+                ),
+            )
+        })?;
         let schema = self.schema(c).await?;
         let ctx = self.queries.context(c, false);
         let returning: Vec<mosaic_soql::ReturningObject> = if sq.returning.is_empty() {
@@ -969,6 +1001,89 @@ impl Platform {
         out.truncate(limit);
         Ok(out)
     }
+}
+
+/// Checks a search term's cost: at most [`MAX_SEARCH_WORDS`] words, and a
+/// prefix (`abc*`) at least [`MIN_SEARCH_PREFIX`] characters long.
+fn check_search_term(raw: &str) -> Result<(), String> {
+    let mut words = 0usize;
+    let mut in_phrase = false;
+    for piece in raw.split('"') {
+        if in_phrase {
+            words += usize::from(piece.chars().any(char::is_alphanumeric));
+        } else {
+            for w in piece.split_whitespace() {
+                if matches!(w, "AND" | "OR" | "NOT") {
+                    continue;
+                }
+                let core: String = w.chars().filter(|c| c.is_alphanumeric()).collect();
+                if core.is_empty() {
+                    continue;
+                }
+                words += 1;
+                if w.ends_with('*') && core.chars().count() < MIN_SEARCH_PREFIX {
+                    return Err(format!(
+                        "the prefix '{w}' is too short: at least {MIN_SEARCH_PREFIX} characters before '*'"
+                    ));
+                }
+            }
+        }
+        in_phrase = !in_phrase;
+    }
+    if words > MAX_SEARCH_WORDS {
+        return Err(format!(
+            "the search term has {words} words; at most {MAX_SEARCH_WORDS} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// A bounded number of concurrent operations per tenant.
+struct TenantSlots {
+    per_tenant: usize,
+    slots: moka::sync::Cache<String, Arc<tokio::sync::Semaphore>>,
+}
+
+impl TenantSlots {
+    /// Tenants idle this long drop out of the table (their slots are free).
+    const IDLE: Duration = Duration::from_secs(600);
+
+    fn new(per_tenant: usize) -> TenantSlots {
+        TenantSlots {
+            per_tenant,
+            slots: moka::sync::Cache::builder()
+                .time_to_idle(Self::IDLE)
+                .build(),
+        }
+    }
+
+    /// One of `tenant`'s slots, held until dropped; `None` when all are taken.
+    fn take(&self, tenant: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots
+            .get_with_by_ref(tenant, || {
+                Arc::new(tokio::sync::Semaphore::new(self.per_tenant))
+            })
+            .try_acquire_owned()
+            .ok()
+    }
+}
+
+/// Bytes a cursor's ids take (the strings and their headers).
+fn ids_bytes(ids: &[String]) -> u64 {
+    ids.iter()
+        .map(|id| (id.capacity() + std::mem::size_of::<String>()) as u64)
+        .sum()
+}
+
+/// An estimate of the bytes of materialized rows (aggregate cursors).
+fn rows_bytes(rows: &[QueryRecord]) -> u64 {
+    const PER_FIELD: u64 = 96;
+    rows.iter()
+        .map(|r| {
+            (std::mem::size_of::<QueryRecord>() + r.object.len()) as u64
+                + PER_FIELD * r.fields.len() as u64
+        })
+        .sum()
 }
 
 /// The SOQL of the simple list endpoint (`sobjects/{O}?fields=&where=&order_by=&limit=&offset=`).
@@ -1076,5 +1191,39 @@ fn query_shape(soql: &str) -> &'static str {
             "parent_join"
         }
         Ok(_) => "rows",
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn search_terms_are_bounded_in_words_and_prefix_length() {
+        assert!(check_search_term("acme").is_ok());
+        assert!(check_search_term("ac* AND \"big deal\" OR NOT widget").is_ok());
+        let many = vec!["w"; MAX_SEARCH_WORDS + 1].join(" ");
+        assert!(check_search_term(&many).unwrap_err().contains("at most 32"));
+        let phrases = vec!["\"a b\""; MAX_SEARCH_WORDS + 1].join(" ");
+        assert!(check_search_term(&phrases).is_err());
+        assert!(check_search_term("a*").unwrap_err().contains("too short"));
+        assert!(
+            check_search_term("*").is_ok(),
+            "no word at all: nothing searched"
+        );
+    }
+
+    #[test]
+    fn each_tenant_has_its_own_search_slots() {
+        let slots = TenantSlots::new(2);
+        let a1 = slots.take("A").unwrap();
+        let _a2 = slots.take("A").unwrap();
+        assert!(slots.take("A").is_none(), "A's slots are all taken");
+        assert!(slots.take("B").is_some(), "B is not affected by A");
+        drop(a1);
+        assert!(
+            slots.take("A").is_some(),
+            "a finished search frees its slot"
+        );
     }
 }

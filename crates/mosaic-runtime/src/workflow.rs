@@ -573,7 +573,8 @@ impl Platform {
                 };
                 let due = t
                     .due_date_offset
-                    .and_then(|d| now.date_naive().checked_add_signed(ChronoDuration::days(d)));
+                    .and_then(ChronoDuration::try_days)
+                    .and_then(|d| now.date_naive().checked_add_signed(d));
                 let mut body = Map::new();
                 body.insert("Subject".into(), Json::String(render(&t.subject)));
                 body.insert("Status".into(), Json::String(t.status.clone()));

@@ -269,7 +269,7 @@ static SERDE_FIELD: LazyLock<Regex> =
 
 /// A JSON body parsed into an admin input: an unknown, missing or mistyped
 /// key is a 400 naming the key (with its path, e.g. `members[0].user_id`).
-struct Input<T>(T);
+pub(crate) struct Input<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Input<T> {
     type Rejection = ApiError;

@@ -231,7 +231,10 @@ pub async fn defend(State(s): State<AppState>, req: Request, next: Next) -> Resp
         }
     }
     let deadline = deadline_of(&req, s.limits.request_deadline);
-    let mut res = within_deadline(deadline, next.run(req)).await;
+    // The deadline reaches the databases too: a statement still running
+    // when it passes is stopped there, not left holding a connection.
+    let work = mosaic_store::deadline::scope(std::time::Instant::now() + deadline, next.run(req));
+    let mut res = within_deadline(deadline, work).await;
     // A dependency refused inside the handler (its breaker open): tell the
     // client when it is worth trying again.
     if res.status() == StatusCode::SERVICE_UNAVAILABLE

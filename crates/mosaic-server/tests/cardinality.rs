@@ -5,6 +5,7 @@
 mod common;
 use common::exposition::parse_exposition;
 use common::*;
+use mosaic_types::ErrorCode;
 use reqwest::StatusCode;
 
 /// Tenants of the cardinality acceptance test.
@@ -44,6 +45,7 @@ async fn many_tenants(server: &TestServer, n: usize) -> Vec<(String, String)> {
                 is_active: true,
                 profile: mosaic_access::service::PROFILE_ADMIN.into(),
                 role_id: None,
+                must_change_password: false,
                 created_at: now,
             },
             SessionRow {
@@ -55,8 +57,24 @@ async fn many_tenants(server: &TestServer, n: usize) -> Vec<(String, String)> {
                 revoked: false,
             },
         );
-        // Concurrent creations share group commits.
-        jobs.spawn(async move { store.create_tenant(tenant, admin, Some(session)).await });
+        // Concurrent creations share group commits. PostgreSQL may answer a
+        // serialization conflict as a retryable SERVICE_UNAVAILABLE when
+        // hundreds of creations race on a loaded machine: retry those.
+        jobs.spawn(async move {
+            let mut attempts = 0;
+            loop {
+                let r = store
+                    .create_tenant(tenant.clone(), admin.clone(), Some(session.clone()))
+                    .await;
+                match r {
+                    Err(e) if e.code == ErrorCode::SERVICE_UNAVAILABLE && attempts < 20 => {
+                        attempts += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * attempts)).await;
+                    }
+                    r => break r,
+                }
+            }
+        });
         out.push((tenant_id, token));
         if jobs.len() >= 512 {
             while let Some(r) = jobs.join_next().await {

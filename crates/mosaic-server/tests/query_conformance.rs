@@ -10,18 +10,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char)
-        } else {
-            out.push_str(&format!("%{b:02X}"))
-        }
-    }
-    out
-}
-
 async fn q(c: &Client, soql: &str) -> (StatusCode, Value) {
     c.get(&format!("{DATA}/query?q={}", enc(soql))).await
 }

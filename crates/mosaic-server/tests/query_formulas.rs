@@ -9,18 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::cmp::Ordering;
 
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char)
-        } else {
-            out.push_str(&format!("%{b:02X}"))
-        }
-    }
-    out
-}
-
 async fn q(c: &Client, soql: &str) -> (StatusCode, Value) {
     c.get(&format!("{DATA}/query?q={}", enc(soql))).await
 }

@@ -181,7 +181,7 @@ impl AutomationStore for PgRecordStore {
     }
 
     async fn complete(&self, tenant_id: &str, id: &str) -> MosaicResult<()> {
-        with_client!(self.pool(), |c| delete_entry(&c, tenant_id, id).await)
+        with_client!(self.pool(), |c| delete_entry(c, tenant_id, id).await)
     }
 
     async fn complete_with(

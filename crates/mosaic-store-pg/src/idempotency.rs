@@ -127,7 +127,7 @@ impl IdempotencyStore for PgIdempotencyStore {
             }
             // The insert waited for the competing one to commit; this
             // statement's snapshot sees it.
-            Ok(read_key(&c, tenant_id, key, now_ms)
+            Ok(read_key(c, tenant_id, key, now_ms)
                 .await?
                 .map(Reservation::Existing)
                 .ok_or_else(|| MosaicError::internal("idempotency key vanished while reserving"))?)
@@ -140,7 +140,7 @@ impl IdempotencyStore for PgIdempotencyStore {
         key: &str,
         now_ms: i64,
     ) -> MosaicResult<Option<KeyRecord>> {
-        with_client!(self.pool, |c| read_key(&c, tenant_id, key, now_ms).await)
+        with_client!(self.pool, |c| read_key(c, tenant_id, key, now_ms).await)
     }
 
     async fn complete(

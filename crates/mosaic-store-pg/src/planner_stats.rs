@@ -82,16 +82,18 @@ impl PlannerStats {
     }
 
     async fn analyze(&self) -> Result<(), String> {
-        let c = self.pool.client().await.map_err(|e| e.message)?;
+        let mut c = self.pool.client().await.map_err(|e| e.message)?;
         c.batch_execute(&format!("ANALYZE {TABLES}"))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        c.settle();
+        Ok(())
     }
 
     /// The planner's record count of `object_records` (`None`: never analyzed
     /// or not readable).
     async fn reltuples(&self) -> Option<u64> {
-        let c = self.pool.client().await.ok()?;
+        let mut c = self.pool.client().await.ok()?;
         let row = c
             .query_one(
                 "SELECT reltuples::float8 FROM pg_class WHERE oid = 'object_records'::regclass",
@@ -99,6 +101,7 @@ impl PlannerStats {
             )
             .await
             .ok()?;
+        c.settle();
         let n: f64 = row.try_get(0).ok()?;
         (n >= 0.0).then_some(n as u64)
     }

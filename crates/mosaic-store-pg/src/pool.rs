@@ -37,6 +37,8 @@ const RETRY_BASE: Duration = Duration::from_millis(2);
 #[derive(Clone)]
 pub struct PgPool {
     pool: Pool,
+    /// The TLS setup of the pool's connections, for cancel requests.
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// Asked before every connection is handed out (the platform installs
     /// the database's circuit breaker); shared by every clone of the pool.
     guard: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<dyn CallGuard>>>>,
@@ -67,6 +69,23 @@ impl PgPool {
         let mut config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| MosaicError::invalid(format!("invalid PostgreSQL connection URL: {e}")))?;
         let connector = crate::tls::configure(&mut config, &tls)?;
+        // Every statement is bounded even outside a request (delivery
+        // workers, maintenance); a request's shorter deadline is set per
+        // transaction and enforced by cancellation (`PgClient`).
+        if !config
+            .get_options()
+            .is_some_and(|o| o.contains("statement_timeout"))
+        {
+            let bound = format!(
+                "-c statement_timeout={}",
+                mosaic_types::timeouts::DB_STATEMENT_TIMEOUT.as_millis()
+            );
+            let options = match config.get_options() {
+                Some(o) if !o.trim().is_empty() => format!("{o} {bound}"),
+                _ => bound,
+            };
+            config.options(&options);
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -75,7 +94,7 @@ impl PgPool {
         }
         let manager = Manager::from_config(
             config,
-            connector,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -89,6 +108,7 @@ impl PgPool {
             .map_err(|e| MosaicError::internal(format!("postgres pool: {e}")))?;
         Ok(PgPool {
             pool,
+            tls: connector,
             guard: Default::default(),
         })
     }
@@ -96,10 +116,15 @@ impl PgPool {
     /// A connection from the pool; an unreachable database → `SERVICE_UNAVAILABLE`.
     /// The guard, when one is installed, is asked first and told whether a
     /// connection could be had.
-    pub async fn client(&self) -> MosaicResult<deadpool_postgres::Object> {
+    pub async fn client(&self) -> MosaicResult<PgClient> {
         let guard = self.guard.read().ok().and_then(|g| g.clone());
         let admitted = Admitted::ask(guard.as_ref())?;
-        admitted.finish(self.pool.get().await.map_err(map_pool))
+        let object = admitted.finish(self.pool.get().await.map_err(map_pool))?;
+        Ok(PgClient {
+            object: Some(object),
+            tls: self.tls.clone(),
+            settled: false,
+        })
     }
 
     /// Installs the guard every later connection request asks.
@@ -111,11 +136,12 @@ impl PgPool {
 
     /// Opens (or reuses) one connection and runs a trivial statement.
     pub async fn check(&self) -> MosaicResult<()> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         client
             .simple_query("SELECT 1")
             .await
             .map_err(|e| map_pg(&e))?;
+        client.settle();
         Ok(())
     }
 
@@ -128,6 +154,65 @@ impl PgPool {
     /// Closes the pool: every later call fails with `SERVICE_UNAVAILABLE`.
     pub fn close(&self) {
         self.pool.close();
+    }
+}
+
+/// A pooled connection that stops its statement when its user goes away.
+/// Dropped before [`PgClient::settle`] (the request's future was dropped at
+/// its deadline or the client hung up, possibly mid-statement), it sends
+/// the server a cancel request for whatever runs on it and leaves the
+/// pool, so the statement stops and the connection is never handed to
+/// the next request with work still running on it.
+pub struct PgClient {
+    object: Option<deadpool_postgres::Object>,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    settled: bool,
+}
+
+impl PgClient {
+    /// Marks the connection idle (every statement on it answered): dropped
+    /// after this it returns to the pool.
+    pub fn settle(&mut self) {
+        self.settled = true;
+    }
+}
+
+impl std::ops::Deref for PgClient {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        self.object
+            .as_ref()
+            .expect("a PgClient holds its connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.object
+            .as_mut()
+            .expect("a PgClient holds its connection until dropped")
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        if self.settled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let token = object.cancel_token();
+        let tls = self.tls.clone();
+        // Out of the pool: closed once the cancel request has gone out.
+        let detached = deadpool_postgres::Object::take(object);
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(CONNECT_TIMEOUT, token.cancel_query(tls)).await;
+            drop(detached);
+        });
     }
 }
 
@@ -187,6 +272,11 @@ pub fn map_pg(e: &tokio_postgres::Error) -> MosaicError {
     if let Some(db) = e.as_db_error() {
         if db.code().code() == mosaic_store::transfer::FROZEN_SQLSTATE {
             return mosaic_store::transfer::moving_error();
+        }
+        if *db.code() == SqlState::QUERY_CANCELED {
+            // `statement_timeout` (the request's deadline) or a cancel
+            // request sent for a request that went away.
+            return mosaic_store::deadline::timed_out();
         }
         if *db.code() == SqlState::UNIQUE_VIOLATION {
             // The stores check names before inserting, so this is a race
@@ -278,6 +368,31 @@ pub(crate) fn retry_delay(attempt: u32) -> Duration {
     base + Duration::from_micros(u64::from(nanos % 1000) * base.as_micros() as u64 / 1000)
 }
 
+/// One transaction on a pooled connection: started from the builder
+/// `$builder` makes of `$client`, bounded by the request's deadline,
+/// `$body` run with `$tx` naming it, committed; the connection settled
+/// (back to the pool) whether the body succeeded or not. Evaluates to a
+/// [`Step`].
+macro_rules! in_transaction {
+    ($pool:expr, |$client:ident| $builder:expr, |$tx:ident| $body:expr) => {{
+        let mut $client = $pool.client().await?;
+        let outcome: $crate::pool::Step<_> = async {
+            let transaction = $builder.start().await?;
+            $crate::pool::bound_statements(&transaction).await?;
+            let value = {
+                let $tx = &transaction;
+                let step: $crate::pool::Step<_> = async { $body }.await;
+                step?
+            };
+            transaction.commit().await?;
+            Ok(value)
+        }
+        .await;
+        $client.settle();
+        outcome
+    }};
+}
+
 /// Runs `$body` in a transaction of isolation `$level` on a pooled
 /// connection and commits it; retries the whole transaction on a
 /// serialization failure or deadlock. `$tx` names a
@@ -289,19 +404,11 @@ macro_rules! retried_tx {
         let mut attempt: u32 = 0;
         loop {
             let outcome: $crate::pool::Step<_> = async {
-                let mut client = $pool.client().await?;
-                let transaction = client
-                    .build_transaction()
-                    .isolation_level($level)
-                    .start()
-                    .await?;
-                let value = {
-                    let $tx = &transaction;
-                    let step: $crate::pool::Step<_> = async { $body }.await;
-                    step?
-                };
-                transaction.commit().await?;
-                Ok(value)
+                $crate::pool::in_transaction!(
+                    $pool,
+                    |client| client.build_transaction().isolation_level($level),
+                    |$tx| $body
+                )
             }
             .await;
             match outcome {
@@ -349,20 +456,14 @@ macro_rules! shard_tx {
 macro_rules! read_tx {
     ($pool:expr, |$tx:ident| $body:expr) => {{
         let outcome: $crate::pool::Step<_> = async {
-            let mut client = $pool.client().await?;
-            let transaction = client
-                .build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await?;
-            let value = {
-                let $tx = &transaction;
-                let step: $crate::pool::Step<_> = async { $body }.await;
-                step?
-            };
-            transaction.commit().await?;
-            Ok(value)
+            $crate::pool::in_transaction!(
+                $pool,
+                |client| client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true),
+                |$tx| $body
+            )
         }
         .await;
         outcome.map_err($crate::pool::TxError::into_mosaic)
@@ -373,8 +474,12 @@ macro_rules! read_tx {
 macro_rules! with_client {
     ($pool:expr, |$client:ident| $body:expr) => {{
         let outcome: $crate::pool::Step<_> = async {
-            let $client = $pool.client().await?;
-            let step: $crate::pool::Step<_> = async { $body }.await;
+            let mut held = $pool.client().await?;
+            let step: $crate::pool::Step<_> = {
+                let $client: &deadpool_postgres::Object = &held;
+                async { $body }.await
+            };
+            held.settle();
             step
         }
         .await;
@@ -382,11 +487,65 @@ macro_rules! with_client {
     }};
 }
 
-pub(crate) use {read_tx, retried_tx, shard_tx, with_client, write_tx};
+pub(crate) use {in_transaction, read_tx, retried_tx, shard_tx, with_client, write_tx};
+
+/// Bounds every statement of `tx` by the request's deadline (`SET LOCAL
+/// statement_timeout`, at most the connection's own bound); a deadline
+/// already passed fails at once.
+pub(crate) async fn bound_statements(tx: &deadpool_postgres::Transaction<'_>) -> Step<()> {
+    if mosaic_store::deadline::current().is_none() {
+        return Ok(());
+    }
+    let left = mosaic_store::deadline::remaining().as_millis();
+    if left == 0 {
+        return Err(TxError::Mosaic(mosaic_store::deadline::timed_out()));
+    }
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = {left}"))
+        .await?;
+    Ok(())
+}
 
 /// A time as the stores keep it: millisecond precision, like the canonical
 /// text the SQLite backend stores, so both return identical values.
 pub(crate) fn millis(t: &chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
     t.trunc_subsecs(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A read-only transaction that sleeps `secs` on the server.
+    async fn sleep_in_transaction(pool: &PgPool, secs: f64) -> MosaicResult<()> {
+        read_tx!(pool, |tx| {
+            tx.execute("SELECT pg_sleep($1)", &[&secs]).await?;
+            Ok(())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_transaction_past_the_request_deadline_is_stopped() {
+        let db = crate::scratch::ScratchDatabase::create().await.unwrap();
+        let pool = PgPool::new(&db.url, 2).unwrap();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            mosaic_store::deadline::scope(deadline, sleep_in_transaction(&pool, 60.0)),
+        )
+        .await
+        .expect("stopped by statement_timeout");
+        let e = r.unwrap_err();
+        assert_eq!(e.code, ErrorCode::REQUEST_RUNNING_TOO_LONG, "{e}");
+        // A deadline already passed fails before any statement runs.
+        let gone = Instant::now() - Duration::from_millis(1);
+        let e = mosaic_store::deadline::scope(gone, sleep_in_transaction(&pool, 0.0))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::REQUEST_RUNNING_TOO_LONG, "{e}");
+        // Outside a request: no shorter bound than the connection's.
+        sleep_in_transaction(&pool, 0.01).await.unwrap();
+        pool.close();
+    }
 }

@@ -805,7 +805,7 @@ impl QueryStore for PgRecordStore {
             .unwrap_or(u64::MAX)
             .saturating_add(1);
         let sql = build(tenant_id, &plan, &restrict, Some(cap))?;
-        let client = self.pool().client().await?;
+        let mut client = self.pool().client().await?;
         let pg = |e: tokio_postgres::Error| map_pg(&e);
         // Streamed: of the rows past `keep` only the id is decoded.
         let stream = client
@@ -830,6 +830,9 @@ impl QueryStore for PgRecordStore {
                 out.rest_ids.push(row.try_get::<_, String>(0).map_err(pg)?);
             }
         }
+        // Every row read: the connection goes back to the pool. (Left
+        // early, the statement is cancelled with the connection.)
+        client.settle();
         Ok(out)
     }
 

@@ -24,6 +24,7 @@
 
 pub mod access_store;
 pub mod automation;
+pub mod deadline;
 pub mod guard;
 pub mod idempotency;
 pub mod meta_store;
@@ -73,4 +74,4 @@ pub use sqlite::SqliteDb;
 pub use sqlite_access::SqliteAccessStore;
 pub use sqlite_meta::SqliteMetaStore;
 pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm};
-pub use sqlite_records::{fmt_auto_number, index_key, SqliteRecordStore};
+pub use sqlite_records::{fmt_auto_number, index_key, SqliteRecordStore, CASCADE_CHILDREN_SQL};

@@ -24,6 +24,10 @@ pub const MAX_GROUP_COMMIT: usize = 512;
 pub const BUSY_TIMEOUT: Duration = mosaic_types::timeouts::DB_BUSY_TIMEOUT;
 /// Read-only connections per database.
 pub const READERS: usize = 8;
+/// SQLite virtual-machine steps between two looks at a reader's deadline
+/// (a look is one clock read: cheap at this spacing, and a runaway
+/// statement is stopped within about a millisecond of its deadline).
+pub const DEADLINE_CHECK_STEPS: i32 = 4_000;
 
 type Job = Box<dyn WriteJob>;
 
@@ -47,7 +51,17 @@ impl<T: Send, F: FnOnce(&Connection) -> MosaicResult<T> + Send> WriteJob for Clo
             Some(f) => f,
             None => return false,
         };
-        let r = f(conn);
+        // A panicking job fails alone: its savepoint is rolled back and
+        // its caller answered, and the writer keeps serving the others.
+        let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))) {
+            Ok(r) => r,
+            Err(panic) => {
+                let what = panic_text(panic.as_ref());
+                tracing::error!(panic = %what, "a write job panicked; rolled back alone");
+                metrics::counter!("store_write_panics_total").increment(1);
+                Err(MosaicError::internal(format!("the write failed: {what}")))
+            }
+        };
         let ok = r.is_ok();
         self.result = Some(r);
         ok
@@ -62,6 +76,15 @@ impl<T: Send, F: FnOnce(&Connection) -> MosaicResult<T> + Send> WriteJob for Clo
         };
         let _ = self.reply.send(out);
     }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
 }
 
 /// Statistics of the group-commit writer (for metrics).
@@ -102,6 +125,7 @@ fn sql_err(e: rusqlite::Error) -> MosaicError {
         return crate::transfer::moving_error();
     }
     match e.sqlite_error_code() {
+        Some(C::OperationInterrupted) => crate::deadline::timed_out(),
         Some(C::DatabaseBusy | C::DatabaseLocked) => MosaicError::new(
             mosaic_types::ErrorCode::UNABLE_TO_LOCK_ROW,
             format!("sqlite: {e}"),
@@ -163,7 +187,8 @@ impl SqliteDb {
                     .and_then(|s| s.to_str())
                     .unwrap_or("db")
                     .to_string();
-                move || writer_loop(wconn, rx, wstats, label)
+                let path = path.to_path_buf();
+                move || writer_loop(wconn, rx, wstats, label, path)
             })
             .map_err(|e| MosaicError::internal(format!("spawn writer: {e}")))?;
         Ok(Arc::new(SqliteDb {
@@ -270,6 +295,12 @@ impl SqliteDb {
         self.publish_pool_usage();
         let this = self.clone();
         let started = std::time::Instant::now();
+        // The statement stops at the request's deadline, or as soon as the
+        // caller goes away (its future dropped): the reader is freed for
+        // the next request instead of finishing work nobody waits for.
+        let deadline = crate::deadline::statement_deadline();
+        let abandoned = AbandonFlag::default();
+        let gone = abandoned.0.clone();
         let out = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let conn = {
@@ -281,7 +312,18 @@ impl SqliteDb {
                     .ok_or_else(|| MosaicError::internal("reader pool empty"))?
             };
             let ran = std::time::Instant::now();
-            let r = f(&conn);
+            conn.progress_handler(
+                DEADLINE_CHECK_STEPS,
+                Some(move || gone.load(Ordering::Relaxed) || std::time::Instant::now() >= deadline),
+            );
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)))
+                .unwrap_or_else(|panic| {
+                    Err(MosaicError::internal(format!(
+                        "the read failed: {}",
+                        panic_text(panic.as_ref())
+                    )))
+                });
+            conn.progress_handler(0, None::<fn() -> bool>);
             if let Ok(mut pool) = this.readers.lock() {
                 pool.push(conn);
             }
@@ -294,6 +336,7 @@ impl SqliteDb {
         })
         .await
         .map_err(|e| MosaicError::internal(format!("read task: {e}")))?;
+        abandoned.finished();
         drop(permit);
         self.publish_pool_usage();
         metrics::histogram!("store_read_seconds", "db" => self.label.clone())
@@ -315,6 +358,25 @@ impl SqliteDb {
     }
 }
 
+/// Set when a read's caller drops its future before the answer: the
+/// reader's progress handler then interrupts the statement.
+#[derive(Default)]
+struct AbandonFlag(Arc<std::sync::atomic::AtomicBool>, bool);
+
+impl AbandonFlag {
+    fn finished(mut self) {
+        self.1 = true;
+    }
+}
+
+impl Drop for AbandonFlag {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Drop for SqliteDb {
     fn drop(&mut self) {
         self.close();
@@ -322,10 +384,11 @@ impl Drop for SqliteDb {
 }
 
 fn writer_loop(
-    conn: Connection,
+    mut conn: Connection,
     rx: std::sync::mpsc::Receiver<Job>,
     stats: Arc<WriterStats>,
     label: String,
+    path: PathBuf,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -336,7 +399,20 @@ fn writer_loop(
             }
         }
         let started = std::time::Instant::now();
-        let committed = run_batch(&conn, &mut batch);
+        // Jobs catch their own panics; this catches the writer's, so that
+        // the thread survives whatever happens and fails only this batch.
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_batch(&conn, &mut batch)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(MosaicError::internal(format!(
+                "the write transaction failed: {}",
+                panic_text(panic.as_ref())
+            )))
+        });
+        if committed.is_err() || !conn.is_autocommit() {
+            conn = recovered(conn, &path, &label);
+        }
         // Looked up per batch (not cached) so that a recorder installed
         // after the database opened still receives them.
         metrics::histogram!("store_commit_seconds", "db" => label.clone())
@@ -350,6 +426,31 @@ fn writer_loop(
             .increment(batch.len() as u64);
         for job in batch {
             job.finish(committed.clone());
+        }
+    }
+}
+
+/// The writer's connection after a failed transaction: rolled back to a
+/// clean state, or — when it no longer answers — reopened, so that one bad
+/// transaction never leaves the database refusing writes until a restart.
+fn recovered(conn: Connection, path: &Path, label: &str) -> Connection {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let healthy = conn.is_autocommit()
+        && conn
+            .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+            .is_ok();
+    if healthy {
+        return conn;
+    }
+    tracing::error!(db = %label, "the writer's connection is broken; reopening it");
+    metrics::counter!("store_writer_reopened_total", "db" => label.to_string()).increment(1);
+    match Connection::open(path).and_then(|c| configure(&c).map(|()| c)) {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::error!(db = %label, error = %e, "reopening the writer's connection failed");
+            conn
         }
     }
 }
@@ -397,5 +498,129 @@ pub(crate) fn savepoint<T>(
                 .map_err(sql_err)?;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mosaic_types::ErrorCode;
+    use std::time::Instant;
+
+    /// Never ends by itself: counts an endless recursive sequence.
+    const ENDLESS: &str =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    /// Longest a test waits for an answer that should come at once.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn open() -> (tempfile::TempDir, Arc<SqliteDb>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(
+            &dir.path().join("t.sqlite"),
+            "CREATE TABLE IF NOT EXISTS t (x INTEGER NOT NULL);",
+        )
+        .unwrap();
+        (dir, db)
+    }
+
+    async fn insert(db: &SqliteDb, x: i64) -> MosaicResult<()> {
+        db.write(move |c| {
+            c.execute("INSERT INTO t (x) VALUES (?1)", [x])
+                .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn values(db: &Arc<SqliteDb>) -> Vec<i64> {
+        db.read(|c| {
+            let mut st = c.prepare("SELECT x FROM t ORDER BY x").map_err(sql_err)?;
+            let rows = st
+                .query_map([], |r| r.get::<_, i64>(0))
+                .map_err(sql_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql_err)?;
+            Ok(rows)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn endless(c: &Connection) -> MosaicResult<i64> {
+        c.query_row(ENDLESS, [], |r| r.get(0)).map_err(sql_err)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_keeps_serving() {
+        let (_dir, db) = open();
+        // Jobs queued together share one transaction: the panicking one
+        // is rolled back alone, the others commit.
+        let before = insert(&db, 1);
+        let bad = db.write(|c: &Connection| -> MosaicResult<()> {
+            c.execute("INSERT INTO t (x) VALUES (99)", [])
+                .map_err(sql_err)?;
+            panic!("a write job that panics");
+        });
+        let after = insert(&db, 2);
+        let (before, bad, after) = tokio::join!(before, bad, after);
+        before.unwrap();
+        after.unwrap();
+        let e = bad.unwrap_err();
+        assert_eq!(e.code, ErrorCode::UNKNOWN_EXCEPTION);
+        assert!(e.message.contains("a write job that panics"), "{e}");
+        // The writer still serves every later write.
+        for x in 3..6 {
+            tokio::time::timeout(PATIENCE, insert(&db, x))
+                .await
+                .expect("the writer answers after a panic")
+                .unwrap();
+        }
+        assert_eq!(values(&db).await, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_broken_transaction_is_rolled_back_and_the_writer_recovers() {
+        let (_dir, db) = open();
+        // A job that ends the writer's transaction under it: the batch
+        // fails, the connection is put back in order, later writes commit.
+        let r = db
+            .write(|c| {
+                c.execute_batch("ROLLBACK").map_err(sql_err)?;
+                Ok(())
+            })
+            .await;
+        assert!(r.is_err());
+        insert(&db, 7).await.unwrap();
+        assert_eq!(values(&db).await, vec![7]);
+    }
+
+    #[tokio::test]
+    async fn a_read_past_its_deadline_is_interrupted() {
+        let (_dir, db) = open();
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let r = tokio::time::timeout(PATIENCE, crate::deadline::scope(deadline, db.read(endless)))
+            .await
+            .expect("the statement is stopped at its deadline");
+        let e = r.unwrap_err();
+        assert_eq!(e.code, ErrorCode::REQUEST_RUNNING_TOO_LONG, "{e}");
+        // The reader went back to the pool, usable.
+        assert_eq!(db.pool_usage().1, 0);
+        assert!(values(&db).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn abandoned_reads_free_their_readers_at_once() {
+        let (_dir, db) = open();
+        insert(&db, 1).await.unwrap();
+        // Every reader takes an endless statement whose caller gives up;
+        // no request deadline is in scope, so only the abandonment stops it.
+        for _ in 0..READERS {
+            let gave_up = tokio::time::timeout(Duration::from_millis(20), db.read(endless)).await;
+            assert!(gave_up.is_err());
+        }
+        let next = tokio::time::timeout(PATIENCE, values(&db))
+            .await
+            .expect("a reader is free for the next request");
+        assert_eq!(next, vec![1]);
     }
 }

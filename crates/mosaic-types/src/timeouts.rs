@@ -9,7 +9,10 @@ use std::time::Duration;
 /// connection or process holds before failing with `UNABLE_TO_LOCK_ROW`.
 pub const DB_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Longest a PostgreSQL statement may run (`statement_timeout`).
+/// Longest a database statement may run: PostgreSQL's `statement_timeout`
+/// on every connection, and the bound of a SQLite reader's statement. A
+/// request's own deadline, when sooner, stops the statement first
+/// (`mosaic_store::deadline`).
 pub const DB_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest to wait for a new database connection.

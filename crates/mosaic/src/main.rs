@@ -36,6 +36,10 @@ struct Common {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, env = "MOSAIC_TOKEN_TTL_SECS", default_value_t = 7200)]
     token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in days; each use rotates the token
+    /// (the new one lives this long again).
+    #[arg(long, env = "MOSAIC_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    refresh_token_ttl_days: u64,
     /// SMTP server for email alerts (`smtp://host:port`, `smtps://user:pass@host`);
     /// without it, alerts are written as files under <data-dir>/mail.
     #[arg(long, env = "MOSAIC_SMTP_URL")]
@@ -142,6 +146,18 @@ struct LlmArgs {
     /// Limit of one LLM completion, in milliseconds.
     #[arg(long, env = "MOSAIC_LLM_TIMEOUT_MS", default_value_t = mosaic_types::timeouts::LLM_REQUEST_TIMEOUT.as_millis() as u64)]
     llm_timeout_ms: u64,
+    /// LLM completions this instance runs at once.
+    #[arg(long, env = "MOSAIC_LLM_CONCURRENCY", default_value_t = mosaic_runtime::ai::config::DEFAULT_LLM_CONCURRENCY)]
+    llm_concurrency: usize,
+    /// AI requests that may wait for a completion slot; beyond, 429.
+    #[arg(long, env = "MOSAIC_LLM_QUEUE_CAPACITY", default_value_t = mosaic_runtime::ai::config::DEFAULT_LLM_QUEUE_CAPACITY)]
+    llm_queue_capacity: usize,
+    /// AI requests per tenant and UTC day (0: no limit).
+    #[arg(long, env = "MOSAIC_AI_REQUESTS_PER_DAY", default_value_t = mosaic_runtime::ai::config::DEFAULT_AI_REQUESTS_PER_DAY)]
+    ai_requests_per_day: u64,
+    /// LLM tokens per tenant and UTC day (0: no limit).
+    #[arg(long, env = "MOSAIC_AI_TOKENS_PER_DAY", default_value_t = mosaic_runtime::ai::config::DEFAULT_AI_TOKENS_PER_DAY)]
+    ai_tokens_per_day: u64,
 }
 
 impl LlmArgs {
@@ -158,6 +174,10 @@ impl LlmArgs {
             .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty());
         cfg.timeout = Duration::from_millis(self.llm_timeout_ms.max(1));
+        cfg.concurrency = self.llm_concurrency.max(1);
+        cfg.queue_capacity = self.llm_queue_capacity;
+        cfg.requests_per_day = self.ai_requests_per_day;
+        cfg.tokens_per_day = self.ai_tokens_per_day;
         Ok(Some(cfg))
     }
 }
@@ -332,6 +352,8 @@ fn outbound_allow(text: &str) -> Result<mosaic_types::OutboundGuard, String> {
 fn config(c: &Common) -> PlatformConfig {
     let mut cfg = PlatformConfig::new(&c.data_dir);
     cfg.token_ttl = Duration::from_secs(c.token_ttl_secs.max(1));
+    cfg.refresh_token_ttl =
+        Duration::from_secs(c.refresh_token_ttl_days.clamp(1, 3650) * 24 * 60 * 60);
     cfg.automation.smtp_url = c.smtp_url.clone().filter(|u| !u.is_empty());
     if let Some(f) = c.mail_from.clone().filter(|f| !f.is_empty()) {
         cfg.automation.mail_from = f;

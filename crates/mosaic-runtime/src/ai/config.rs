@@ -23,7 +23,26 @@ pub struct LlmConfig {
     /// Limit of one completion, connection included
     /// (`MOSAIC_LLM_TIMEOUT_MS`; default [`timeouts::LLM_REQUEST_TIMEOUT`]).
     pub timeout: Duration,
+    /// Completions this instance runs at once (`MOSAIC_LLM_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Requests waiting for a completion slot before more are refused
+    /// with 429 (`MOSAIC_LLM_QUEUE_CAPACITY`).
+    pub queue_capacity: usize,
+    /// AI requests one tenant may make per UTC day (`MOSAIC_AI_REQUESTS_PER_DAY`; 0: no limit).
+    pub requests_per_day: u64,
+    /// LLM tokens one tenant may use per UTC day (`MOSAIC_AI_TOKENS_PER_DAY`; 0: no limit).
+    pub tokens_per_day: u64,
 }
+
+/// Completions run at once per instance, by default.
+pub const DEFAULT_LLM_CONCURRENCY: usize = 8;
+/// Requests that may wait for a completion slot, by default: twice the
+/// queue length the scaling alert fires at (50).
+pub const DEFAULT_LLM_QUEUE_CAPACITY: usize = 100;
+/// AI requests per tenant and UTC day, by default.
+pub const DEFAULT_AI_REQUESTS_PER_DAY: u64 = 1_000;
+/// LLM tokens (prompt and answer) per tenant and UTC day, by default.
+pub const DEFAULT_AI_TOKENS_PER_DAY: u64 = 2_000_000;
 
 impl LlmConfig {
     /// The service at `url` with the default model and timeout and no key.
@@ -67,6 +86,10 @@ impl LlmConfig {
             model: DEFAULT_LLM_MODEL.to_string(),
             api_key: None,
             timeout: timeouts::LLM_REQUEST_TIMEOUT,
+            concurrency: DEFAULT_LLM_CONCURRENCY,
+            queue_capacity: DEFAULT_LLM_QUEUE_CAPACITY,
+            requests_per_day: DEFAULT_AI_REQUESTS_PER_DAY,
+            tokens_per_day: DEFAULT_AI_TOKENS_PER_DAY,
         })
     }
 
@@ -97,6 +120,10 @@ impl std::fmt::Debug for LlmConfig {
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
+            .field("concurrency", &self.concurrency)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("requests_per_day", &self.requests_per_day)
+            .field("tokens_per_day", &self.tokens_per_day)
             .finish()
     }
 }

@@ -1,8 +1,12 @@
-//! The AI tier: formulas and queries written by an LLM from a description,
-//! each checked by Mosaic's real checker (the formula compiler against the
-//! object, the SOQL parser and planner against the caller's schema)
+//! The AI tier: formulas, queries, workflow rules and schema plans written
+//! by an LLM from a description, each checked by Mosaic's real checker (the
+//! formula compiler against the object, the SOQL parser and planner against
+//! the caller's schema, the metadata API's save-time validation of workflow
+//! rules, the metadata validators and the tenant's schema for a plan)
 //! before it is returned — with one repair round that sends the checker's
-//! errors back. The LLM's answer is never trusted: it is read as data,
+//! errors back. Nothing is saved: a workflow rule is saved by the metadata
+//! API, a plan by [`Platform::apply_schema_plan`], once an administrator
+//! confirms it. The LLM's answer is never trusted: it is read as data,
 //! bounded, and a proposal is `valid` only when the checker says so.
 //!
 //! The LLM service sits behind the `llm` circuit breaker ([`LlmClient`]);
@@ -12,8 +16,9 @@
 pub mod client;
 pub mod config;
 pub mod prompt;
+pub mod quota;
 
-pub use client::{LlmClient, Prompt, LLM};
+pub use client::{AiEvent, Completion, LlmClient, Progress, Prompt, LLM};
 pub use config::{LlmConfig, DEFAULT_LLM_MODEL};
 
 use crate::access::visible_object;
@@ -21,6 +26,7 @@ use crate::formula_eval::parse_return_type;
 use crate::records::Caller;
 use crate::Platform;
 use mosaic_meta::model::ObjectMeta;
+use mosaic_meta::workflow::WorkflowInput;
 use mosaic_store::guard::is_dependency_failure;
 use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use serde::Deserialize;
@@ -56,6 +62,30 @@ pub struct QueryRequest {
     pub object: Option<String>,
 }
 
+/// `POST /services/ai/v1/workflow/generate`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowRequest {
+    pub object: Option<String>,
+    pub description: Option<String>,
+}
+
+/// `POST /services/ai/v1/schema/recommend`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRequest {
+    pub description: Option<String>,
+}
+
+/// What the LLM's answer holds at its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A formula or a query: a non-empty text.
+    Text,
+    /// A workflow rule or a plan: a JSON object.
+    Object,
+}
+
 /// One problem the real checker found, at a byte offset of the proposal
 /// when it names one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +97,9 @@ pub struct CheckError {
 /// What the LLM proposed, after Mosaic's checker looked at it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suggestion {
-    /// The formula or the SOQL statement.
-    pub text: String,
+    /// The formula or the SOQL statement (a text), or the workflow rule or
+    /// schema plan (a JSON object); null when the LLM's answer was unusable.
+    pub value: Value,
     pub explanation: String,
     /// The model's own confidence in [0, 1], when it gave one (a model's
     /// score, not a quantity: a float is what it is).
@@ -85,6 +116,8 @@ pub struct Suggestion {
     pub errors: Vec<CheckError>,
     /// Whether `text` came from the repair round.
     pub repaired: bool,
+    /// What a valid schema plan creates, counted.
+    pub summary: Option<Value>,
 }
 
 /// The checker's verdict on a proposal: what it learnt of a valid one, or
@@ -94,6 +127,9 @@ type Verdict<T> = Result<T, Vec<CheckError>>;
 /// One answer of the LLM, read defensively.
 #[derive(Debug, Clone)]
 struct Proposal {
+    value: Value,
+    /// What is sent back in a repair round: the proposal, or the raw
+    /// answer when it held none.
     text: String,
     explanation: String,
     confidence: Option<f64>,
@@ -105,12 +141,16 @@ impl Proposal {
     /// be missing or of the wrong type, which costs a warning, not the answer.
     fn read(m: &Map<String, Value>, key: &str) -> Proposal {
         let mut warnings = Vec::new();
-        let text = m
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let value = match m.get(key) {
+            Some(Value::String(t)) => Value::String(t.trim().to_string()),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
+        let text = match &value {
+            Value::String(t) => t.clone(),
+            Value::Null => String::new(),
+            v => v.to_string(),
+        };
         let explanation = match m.get("explanation").and_then(Value::as_str) {
             Some(e) => e.trim().chars().take(MAX_EXPLANATION_CHARS).collect(),
             None => {
@@ -142,6 +182,7 @@ impl Proposal {
             ));
         }
         Proposal {
+            value,
             text,
             explanation,
             confidence,
@@ -149,10 +190,36 @@ impl Proposal {
         }
     }
 
+    /// An answer without the JSON object asked for.
+    fn unusable(content: &str) -> Proposal {
+        Proposal {
+            value: Value::Null,
+            text: content.chars().take(MAX_EXPLANATION_CHARS).collect(),
+            explanation: String::new(),
+            confidence: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Whether the value has the shape asked for; the checker's error when not.
+    fn shape_error(&self, key: &str, shape: Shape) -> Option<CheckError> {
+        let ok = match shape {
+            Shape::Text => self.value.as_str().is_some_and(|t| !t.is_empty()),
+            Shape::Object => self.value.is_object(),
+        };
+        (!ok).then(|| CheckError {
+            message: match shape {
+                Shape::Text => format!("the answer has no \"{key}\" text"),
+                Shape::Object => format!("the answer has no \"{key}\" JSON object"),
+            },
+            position: None,
+        })
+    }
+
     /// The answer, before its checker-specific parts (type, object, errors).
     fn into_suggestion(self, valid: bool, repaired: bool) -> Suggestion {
         Suggestion {
-            text: self.text,
+            value: self.value,
             explanation: self.explanation,
             confidence: self.confidence,
             valid,
@@ -161,8 +228,55 @@ impl Proposal {
             warnings: self.warnings,
             errors: Vec::new(),
             repaired,
+            summary: None,
         }
     }
+}
+
+/// One completion for `tenant`, its tokens charged to the tenant's quota.
+async fn ask(
+    llm: &LlmClient,
+    tenant: &str,
+    prompt: &Prompt,
+    progress: &Progress,
+) -> MosaicResult<Completion> {
+    let c = llm.complete_json(prompt, progress).await?;
+    llm.quota().charge(tenant, c.tokens);
+    Ok(c)
+}
+
+/// The proposal a completion holds and the checker's verdict on it; an
+/// answer without the JSON object, or without the key in the shape asked
+/// for, is an error of the verdict (`valid: false`), not a failure.
+async fn judge<T, F, Fut>(
+    c: Completion,
+    key: &str,
+    shape: Shape,
+    check: &F,
+) -> MosaicResult<(Proposal, Verdict<T>)>
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = MosaicResult<Verdict<T>>>,
+{
+    let m = match c.object {
+        Ok(m) => m,
+        Err(why) => {
+            metrics::counter!("llm_answers_unusable_total").increment(1);
+            return Ok((
+                Proposal::unusable(&c.content),
+                Err(vec![CheckError {
+                    message: format!("the LLM's answer is unusable: {why}"),
+                    position: None,
+                }]),
+            ));
+        }
+    };
+    let p = Proposal::read(&m, key);
+    if let Some(e) = p.shape_error(key, shape) {
+        return Ok((p, Err(vec![e])));
+    }
+    let verdict = check(p.value.clone()).await?;
+    Ok((p, verdict))
 }
 
 /// Asks the LLM, checks the proposal with the real checker, and while it is
@@ -170,32 +284,41 @@ impl Proposal {
 /// times). A repair round the LLM service fails leaves the last proposal
 /// standing, with a warning. Returns the proposal, the verdict and whether
 /// a repair round produced it.
+#[allow(clippy::too_many_arguments)]
 async fn propose_checked<T, F, Fut>(
     llm: &LlmClient,
+    tenant: &str,
     key: &str,
+    shape: Shape,
     checker: &str,
     prompt: Prompt,
+    progress: &Progress,
     check: F,
 ) -> MosaicResult<(Proposal, Verdict<T>, bool)>
 where
-    F: Fn(String) -> Fut,
+    F: Fn(Value) -> Fut,
     Fut: Future<Output = MosaicResult<Verdict<T>>>,
 {
-    let mut proposal = Proposal::read(&llm.complete_json(&prompt, key).await?, key);
-    let mut verdict = check(proposal.text.clone()).await?;
+    let first = ask(llm, tenant, &prompt, progress).await?;
+    progress.stage("checking");
+    let (mut proposal, mut verdict) = judge(first, key, shape, &check).await?;
     let mut repaired = false;
     for _ in 0..REPAIR_ROUNDS {
         let Err(errors) = &verdict else {
             break;
         };
         let again = prompt::repair(&prompt, key, checker, &proposal.text, errors);
-        match llm.complete_json(&again, key).await {
-            Ok(m) => {
-                proposal = Proposal::read(&m, key);
-                verdict = check(proposal.text.clone()).await?;
+        progress.stage("repairing");
+        match ask(llm, tenant, &again, progress).await {
+            Ok(c) => {
+                progress.stage("checking");
+                (proposal, verdict) = judge(c, key, shape, &check).await?;
                 repaired = true;
             }
-            Err(e) if e.code == ErrorCode::SERVICE_UNAVAILABLE => {
+            Err(e)
+                if e.code == ErrorCode::SERVICE_UNAVAILABLE
+                    || e.code == ErrorCode::REQUEST_LIMIT_EXCEEDED =>
+            {
                 proposal
                     .warnings
                     .push(format!("the repair round failed: {}", e.message));
@@ -210,6 +333,22 @@ where
         ));
     }
     Ok((proposal, verdict, repaired))
+}
+
+/// A metadata validator's refusal as the checker's errors (the field path
+/// leads the message); a failing dependency stays an error.
+fn refusal<T>(e: MosaicError) -> MosaicResult<Verdict<T>> {
+    if is_dependency_failure(&e) {
+        return Err(e);
+    }
+    let message = match e.fields.first() {
+        Some(f) if !e.message.starts_with(f.as_str()) => format!("{f}: {}", e.message),
+        _ => e.message,
+    };
+    Ok(Err(vec![CheckError {
+        message,
+        position: None,
+    }]))
 }
 
 /// A required text input: present, not blank, at most `max` characters.
@@ -303,6 +442,7 @@ impl Platform {
         &self,
         c: &Caller,
         req: FormulaRequest,
+        progress: &Progress,
     ) -> MosaicResult<Suggestion> {
         let llm = self.llm_client()?;
         let object = required(req.object, "object", MAX_OBJECT_NAME_CHARS)?;
@@ -324,6 +464,7 @@ impl Platform {
             Err(e) if e.code == ErrorCode::NOT_FOUND => return Err(unknown_object(&object)),
             Err(e) => return Err(e),
         };
+        llm.quota().admit(&c.tenant_id)?;
         let all = self.meta.objects(&c.tenant_id).await?;
         let prompt = prompt::formula(
             &obj,
@@ -334,10 +475,14 @@ impl Platform {
         let (rt, on) = (return_type.map(|t| t.1), &*obj);
         let (proposal, verdict, repaired) = propose_checked(
             llm,
+            &c.tenant_id,
             "formula",
+            Shape::Text,
             "formula checker",
             prompt,
+            progress,
             |src| async move {
+                let src = src.as_str().unwrap_or_default().to_string();
                 Ok(self
                     .check_expression(c, Some(on), &src, rt)
                     .await?
@@ -375,7 +520,12 @@ impl Platform {
     /// query planner against the caller's view of the schema — planned,
     /// never run.
     #[tracing::instrument(name = "ai.query", skip_all)]
-    pub async fn natural_query(&self, c: &Caller, req: QueryRequest) -> MosaicResult<Suggestion> {
+    pub async fn natural_query(
+        &self,
+        c: &Caller,
+        req: QueryRequest,
+        progress: &Progress,
+    ) -> MosaicResult<Suggestion> {
         let llm = self.llm_client()?;
         let question = required(req.question, "question", MAX_DESCRIPTION_CHARS)?;
         let object = match req.object.map(|o| o.trim().to_string()) {
@@ -407,13 +557,17 @@ impl Platform {
                 "question: there is no object you can read, so there is nothing to query",
             ));
         }
+        llm.quota().admit(&c.tenant_id)?;
         let (prompt, left_out) = prompt::query(&visible, focus.as_ref(), &question);
         let (proposal, verdict, repaired) = propose_checked(
             llm,
+            &c.tenant_id,
             "query",
+            Shape::Text,
             "SOQL parser and query planner",
             prompt,
-            |soql| async move { self.check_query(c, &soql).await },
+            progress,
+            |soql| async move { self.check_query(c, soql.as_str().unwrap_or_default()).await },
         )
         .await?;
         let mut s = proposal.into_suggestion(verdict.is_ok(), repaired);
@@ -455,6 +609,147 @@ impl Platform {
         Ok(s)
     }
 
+    /// A workflow rule on an object, written by the LLM from a description
+    /// in the metadata API's create shape and checked by the metadata
+    /// API's own save-time validation — never saved.
+    #[tracing::instrument(name = "ai.workflow", skip_all)]
+    pub async fn generate_workflow(
+        &self,
+        c: &Caller,
+        req: WorkflowRequest,
+        progress: &Progress,
+    ) -> MosaicResult<Suggestion> {
+        let llm = self.llm_client()?;
+        let object = required(req.object, "object", MAX_OBJECT_NAME_CHARS)?;
+        let description = required(req.description, "description", MAX_DESCRIPTION_CHARS)?;
+        llm.refuse_if_open()?;
+        let obj = match self.meta.object(&c.tenant_id, &object).await {
+            Ok(o) => o,
+            Err(e) if e.code == ErrorCode::NOT_FOUND => return Err(unknown_object(&object)),
+            Err(e) => return Err(e),
+        };
+        llm.quota().admit(&c.tenant_id)?;
+        let all = self.meta.objects(&c.tenant_id).await?;
+        let prompt = prompt::workflow(&obj, &all, &description);
+        let name = obj.def.api_name.clone();
+        let (proposal, verdict, repaired) = propose_checked(
+            llm,
+            &c.tenant_id,
+            "workflow",
+            Shape::Object,
+            "metadata API's workflow rule validation",
+            prompt,
+            progress,
+            |v| {
+                let name = name.clone();
+                async move {
+                    let input = match serde_json::from_value::<WorkflowInput>(v) {
+                        Ok(i) => i,
+                        Err(e) => {
+                            return Ok(Err(vec![CheckError {
+                                message: format!(
+                                    "not a workflow rule in the metadata API's shape: {e}"
+                                ),
+                                position: None,
+                            }]))
+                        }
+                    };
+                    match self.meta.draft_workflow(&c.tenant_id, &name, input).await {
+                        Ok((_, _, rule)) => Ok(Ok(rule)),
+                        Err(e) => refusal(e),
+                    }
+                }
+            },
+        )
+        .await?;
+        let mut s = proposal.into_suggestion(verdict.is_ok(), repaired);
+        s.object = Some(obj.def.api_name.clone());
+        match verdict {
+            Ok(rule) => {
+                if rule.is_active {
+                    s.warnings.push(
+                        "the rule is active: once saved it runs on the next matching save".into(),
+                    );
+                }
+                if rule.actions.is_empty() {
+                    s.warnings.push("the rule has no actions".into());
+                }
+            }
+            Err(errors) => s.errors = errors,
+        }
+        Ok(s)
+    }
+
+    /// A schema plan for an application, written by the LLM from a
+    /// description and checked against the metadata validators and the
+    /// tenant's existing schema — applied only by
+    /// [`Platform::apply_schema_plan`].
+    #[tracing::instrument(name = "ai.schema", skip_all)]
+    pub async fn recommend_schema(
+        &self,
+        c: &Caller,
+        req: SchemaRequest,
+        progress: &Progress,
+    ) -> MosaicResult<Suggestion> {
+        let llm = self.llm_client()?;
+        let description = required(req.description, "description", MAX_DESCRIPTION_CHARS)?;
+        llm.refuse_if_open()?;
+        llm.quota().admit(&c.tenant_id)?;
+        let all = self.meta.objects(&c.tenant_id).await?;
+        let prompt = prompt::schema(&all, &description);
+        let (proposal, verdict, repaired) = propose_checked(
+            llm,
+            &c.tenant_id,
+            "plan",
+            Shape::Object,
+            "metadata validators",
+            prompt,
+            progress,
+            |plan| async move {
+                Ok(self
+                    .meta
+                    .check_plan(&c.tenant_id, &plan)
+                    .await?
+                    .map_err(|errors| {
+                        errors
+                            .into_iter()
+                            .map(|e| CheckError {
+                                message: format!("{}: {}", e.path, e.message),
+                                position: None,
+                            })
+                            .collect()
+                    }))
+            },
+        )
+        .await?;
+        let mut s = proposal.into_suggestion(verdict.is_ok(), repaired);
+        match verdict {
+            Ok(plan) => {
+                s.summary = Some(plan.summary());
+                for o in &plan.objects {
+                    if o.fields.is_empty() {
+                        s.warnings
+                            .push(format!("{} has no fields besides Name", o.api_name));
+                    }
+                }
+            }
+            Err(errors) => s.errors = errors,
+        }
+        Ok(s)
+    }
+
+    /// Creates a schema plan's objects, all or nothing, after checking it
+    /// again against the tenant's schema as it is now.
+    #[tracing::instrument(name = "ai.schema_apply", skip_all)]
+    pub async fn apply_schema_plan(
+        &self,
+        c: &Caller,
+        plan: &Value,
+    ) -> MosaicResult<Vec<Arc<ObjectMeta>>> {
+        let created = self.meta.apply_plan(&c.tenant_id, plan).await?;
+        Ok(created)
+    }
+
     /// Parses and plans `soql` for the caller without running it. A
     /// statement the parser or planner refuses is a verdict; a failing
     /// database is an error.
@@ -492,8 +787,8 @@ mod tests {
             json!({"formula": " Amount__c * 2 ", "explanation": "doubles", "confidence": 0.9}),
         );
         assert_eq!(
-            (p.text.as_str(), p.confidence),
-            ("Amount__c * 2", Some(0.9))
+            (p.value.as_str(), p.confidence),
+            (Some("Amount__c * 2"), Some(0.9))
         );
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
 

@@ -302,6 +302,19 @@ impl Client {
     }
 }
 
+/// `s` percent-encoded for a query string (everything but unreserved bytes).
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char)
+        } else {
+            out.push_str(&format!("%{b:02X}"))
+        }
+    }
+    out
+}
+
 /// The error codes of an error-array response.
 pub fn codes(v: &Value) -> Vec<String> {
     v.as_array()
