@@ -1377,7 +1377,7 @@ async fn mining_count(sh: &Shard) -> usize {
     };
     let ctx = PlanContext {
         today: NaiveDate::from_ymd_opt(2024, 1, 31).unwrap(),
-        zone: chrono::FixedOffset::east_opt(0).unwrap(),
+        zone: chrono_tz::UTC,
         week_start: chrono::Weekday::Sun,
         include_deleted: false,
     };
