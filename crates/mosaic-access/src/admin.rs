@@ -4,7 +4,7 @@
 //! any change that can alter it returns.
 
 use crate::permissions::{PermissionSnapshot, SnapshotCache, PROFILES, PROFILE_ADMIN};
-use crate::service::{check_password, check_username, AuthService};
+use crate::service::{check_username, AuthService};
 use crate::{password, token};
 use chrono::Utc;
 use mosaic_store::access_store::*;
@@ -242,7 +242,7 @@ pub struct Actor {
 }
 
 impl Actor {
-    fn audit(
+    pub(crate) fn audit(
         &self,
         action: &str,
         target_type: &str,
@@ -315,7 +315,7 @@ pub fn group_members_json(m: &[GroupMember]) -> serde_json::Value {
     members_json(m)
 }
 
-fn not_found(what: &str) -> MosaicError {
+pub(crate) fn not_found(what: &str) -> MosaicError {
     MosaicError::not_found(format!(
         "The requested resource does not exist: no such {what}"
     ))
@@ -405,6 +405,10 @@ impl AccessService {
 
     pub fn auth(&self) -> &Arc<AuthService> {
         &self.auth
+    }
+
+    pub(crate) fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
     }
 
     /// The permission snapshot of a user: from memory when it is of the
@@ -499,10 +503,10 @@ impl AccessService {
 
     pub async fn create_user(&self, a: &Actor, input: NewUserInput) -> MosaicResult<UserRow> {
         check_username(&input.username)?;
-        check_password(&input.password)?;
         if let Some(e) = &input.email {
             check_email(e)?;
         }
+        password::check_policy(&input.password, &input.username, input.email.as_deref())?;
         let profile = input
             .profile
             .unwrap_or_else(|| crate::permissions::PROFILE_STANDARD.to_string());
@@ -512,10 +516,7 @@ impl AccessService {
             .as_deref()
             .map(|r| check_id("role_id", r))
             .transpose()?;
-        let pw = input.password;
-        let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-            .await
-            .map_err(|e| MosaicError::internal(format!("password hash task: {e}")))??;
+        let hash = password::hash_async(&input.password).await?;
         let user = UserRow {
             id: new_id(),
             tenant_id: a.tenant_id.clone(),
@@ -526,6 +527,7 @@ impl AccessService {
             profile,
             created_at: Utc::now(),
             role_id,
+            must_change_password: false,
         };
         let audit = a.audit(
             "user.create",

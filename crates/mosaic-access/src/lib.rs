@@ -8,6 +8,7 @@
 //! **Architecture invariant:** a token's plaintext exists only in the
 //! response that mints it; everything stored or cached is keyed by its hash.
 
+pub mod accounts;
 pub mod admin;
 pub mod grants;
 pub mod operators;

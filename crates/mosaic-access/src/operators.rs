@@ -20,7 +20,7 @@ pub const OPERATOR_TOKEN_PREFIX: &str = "mop_";
 /// How long an operator session lives (short: operators sign in again).
 pub const OPERATOR_SESSION_TTL: Duration = Duration::from_secs(60 * 60);
 /// Shortest operator password.
-pub const MIN_OPERATOR_PASSWORD_LEN: usize = 12;
+pub const MIN_OPERATOR_PASSWORD_LEN: usize = password::MIN_PASSWORD_LEN;
 /// Longest operator username.
 pub const MAX_OPERATOR_USERNAME_LEN: usize = 128;
 /// Failed operator logins of one username (or from one address) tolerated
@@ -73,13 +73,6 @@ pub struct OperatorService {
     failures: Arc<dyn AccessStore>,
 }
 
-/// A PHC string no password matches, verified for unknown usernames so an
-/// unknown and a known username take the same time.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| password::hash("mosaic-operator-dummy-password").unwrap_or_default())
-}
-
 impl OperatorService {
     pub fn new(store: Arc<dyn OperatorStore>, failures: Arc<dyn AccessStore>) -> OperatorService {
         OperatorService { store, failures }
@@ -107,21 +100,8 @@ impl OperatorService {
                 ),
             ));
         }
-        let len = pass.chars().count();
-        if !(MIN_OPERATOR_PASSWORD_LEN..=password::MAX_PASSWORD_LEN).contains(&len) {
-            return Err(MosaicError::field(
-                ErrorCode::INVALID_INPUT,
-                "password",
-                format!(
-                    "password: {MIN_OPERATOR_PASSWORD_LEN} to {} characters",
-                    password::MAX_PASSWORD_LEN
-                ),
-            ));
-        }
-        let owned = pass.to_string();
-        let hash = tokio::task::spawn_blocking(move || password::hash(&owned))
-            .await
-            .map_err(|e| MosaicError::internal(format!("password hashing: {e}")))??;
+        password::check_policy(pass, username, None)?;
+        let hash = password::hash_async(pass).await?;
         let row = OperatorRow {
             id: mosaic_types::new_id(),
             username: username.to_string(),
@@ -140,16 +120,20 @@ impl OperatorService {
         Ok(self.store.operator_count().await? > 0)
     }
 
-    async fn locked(&self, scope: &str, key: &str) -> Result<(), OperatorLoginError> {
-        if let Some((n, start)) = self.failures.login_failures(scope, key).await? {
-            let left = crate::grants::LOGIN_WINDOW_SECS - (Utc::now() - start).num_seconds();
-            if n >= OPERATOR_LOGIN_FAILURES && left > 0 {
-                return Err(OperatorLoginError::TooManyAttempts {
-                    retry_after_secs: left,
-                });
-            }
+    /// Counts one attempt for `key` before the password check (atomic in
+    /// the store: concurrent guesses cannot pass a limit checked earlier).
+    async fn attempt(&self, scope: &str, key: &str) -> Result<(), OperatorLoginError> {
+        match crate::grants::take_attempt(
+            self.failures.as_ref(),
+            scope,
+            key,
+            OPERATOR_LOGIN_FAILURES,
+        )
+        .await?
+        {
+            Some(retry_after_secs) => Err(OperatorLoginError::TooManyAttempts { retry_after_secs }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Signs an operator in: a new session token, valid for
@@ -167,35 +151,35 @@ impl OperatorService {
         if key.is_empty() || key.chars().count() > MAX_OPERATOR_USERNAME_LEN {
             return Err(OperatorLoginError::Invalid);
         }
-        self.locked(SCOPE_OPERATOR, &key).await?;
         if let Some(a) = source {
-            self.locked(SCOPE_OPERATOR_ADDRESS, a).await?;
+            self.attempt(SCOPE_OPERATOR_ADDRESS, a).await?;
         }
-        let row = self.store.operator_by_username(&key).await?;
-        let stored = row
-            .as_ref()
-            .map(|r| r.password_hash.clone())
-            .unwrap_or_else(|| dummy_hash().to_string());
-        let given = pass.to_string();
-        let matches = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
-            .await
-            .map_err(|e| MosaicError::internal(format!("password check: {e}")))?;
-        let Some(row) = row.filter(|_| matches) else {
-            let now = Utc::now();
-            let window = crate::grants::LOGIN_WINDOW_SECS;
-            self.failures
-                .record_login_failure(SCOPE_OPERATOR, &key, now, window)
-                .await?;
+        if let Err(e) = self.attempt(SCOPE_OPERATOR, &key).await {
             if let Some(a) = source {
+                // No password is checked: the address's attempt is given back.
                 self.failures
-                    .record_login_failure(SCOPE_OPERATOR_ADDRESS, a, now, window)
+                    .forgive_login_failure(SCOPE_OPERATOR_ADDRESS, a)
                     .await?;
             }
+            return Err(e);
+        }
+        let row = self.store.operator_by_username(&key).await?;
+        let stored = match &row {
+            Some(r) => r.password_hash.clone(),
+            None => password::dummy_hash().await,
+        };
+        let matches = password::verify_async(pass, &stored).await;
+        let Some(row) = row.filter(|_| matches) else {
             return Err(OperatorLoginError::Invalid);
         };
         self.failures
             .clear_login_failures(SCOPE_OPERATOR, &key)
             .await?;
+        if let Some(a) = source {
+            self.failures
+                .forgive_login_failure(SCOPE_OPERATOR_ADDRESS, a)
+                .await?;
+        }
         let tok = token::mint_with(OPERATOR_TOKEN_PREFIX);
         let now = Utc::now();
         let expires_at = now

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 /// Default lifetime of an access token (Salesforce's default session: 2 h).
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(2 * 60 * 60);
+/// Default lifetime of a refresh token since it was issued (each use
+/// rotates it: the new one lives this long again).
+pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// How long a resolved session may be served from memory before the store
 /// is asked again (revocation through this service is immediate).
 pub const SESSION_CACHE_TTL: Duration = mosaic_cache::defaults::SESSIONS.ttl;
@@ -61,6 +64,7 @@ pub struct AuthService {
     /// metadata database is unavailable; revocations drop them.
     last_good: mosaic_cache::LastGood<String, Arc<Session>>,
     token_ttl: Duration,
+    refresh_ttl: Duration,
     /// Hits and misses of the session cache.
     pub session_cache: mosaic_types::CacheStats,
 }
@@ -82,21 +86,6 @@ pub fn check_username(u: &str) -> MosaicResult<()> {
         return Err(bad(
             "username",
             format!("a username is 1 to {MAX_USERNAME_LEN} characters without spaces"),
-        ));
-    }
-    Ok(())
-}
-
-pub fn check_password(p: &str) -> MosaicResult<()> {
-    let n = p.chars().count();
-    if !(password::MIN_PASSWORD_LEN..=password::MAX_PASSWORD_LEN).contains(&n) {
-        return Err(bad(
-            "password",
-            format!(
-                "a password is {} to {} characters",
-                password::MIN_PASSWORD_LEN,
-                password::MAX_PASSWORD_LEN
-            ),
         ));
     }
     Ok(())
@@ -125,8 +114,20 @@ impl AuthService {
                 .build(),
             last_good: mosaic_cache::LastGood::new("session", sizing.capacity),
             token_ttl,
+            refresh_ttl: DEFAULT_REFRESH_TOKEN_TTL,
             session_cache: mosaic_types::CacheStats::default(),
         }
+    }
+
+    /// Sets the lifetime of refresh tokens (default 30 days).
+    pub fn with_refresh_ttl(mut self, ttl: Duration) -> AuthService {
+        self.refresh_ttl = ttl;
+        self
+    }
+
+    /// How long a refresh token lives after it is issued.
+    pub fn refresh_ttl(&self) -> Duration {
+        self.refresh_ttl
     }
 
     fn new_session(&self, tenant_id: &str, user_id: &str) -> (String, SessionRow) {
@@ -166,13 +167,17 @@ impl AuthService {
             ));
         }
         check_username(&t.admin_username)?;
-        check_password(&t.admin_password)?;
+        password::check_policy(
+            &t.admin_password,
+            &t.admin_username,
+            t.admin_email.as_deref(),
+        )?;
         let tenant_id = new_id();
         let user_id = new_id();
         let now = Utc::now();
         let (tok, session) = self.new_session(&tenant_id, &user_id);
         let issued_at = session.issued_at;
-        let pw = password::hash(&t.admin_password)?;
+        let pw = password::hash_async(&t.admin_password).await?;
         self.store
             .create_tenant(
                 TenantRow {
@@ -193,6 +198,7 @@ impl AuthService {
                     profile: PROFILE_ADMIN.to_string(),
                     created_at: now,
                     role_id: None,
+                    must_change_password: false,
                 },
                 Some(session),
             )
@@ -206,50 +212,61 @@ impl AuthService {
     }
 
     /// The OAuth password grant: (token, issued_at, tenant id), or
-    /// `INSUFFICIENT_ACCESS` for any failure (which one is not revealed).
+    /// `INSUFFICIENT_ACCESS` for any failure (which one is not revealed),
+    /// including a password an administrator reset and the user has not
+    /// changed yet.
     #[tracing::instrument(name = "auth.login", skip_all)]
     pub async fn login(
         &self,
         username: &str,
         password_plain: &str,
     ) -> MosaicResult<(String, DateTime<Utc>, String)> {
-        let (tok, issued, tenant, _user) = self.login_user(username, password_plain).await?;
-        Ok((tok, issued, tenant))
+        let failure = || MosaicError::new(ErrorCode::INSUFFICIENT_ACCESS, "authentication failure");
+        let user = self
+            .authenticate(username, password_plain)
+            .await?
+            .filter(|u| !u.must_change_password)
+            .ok_or_else(failure)?;
+        let (tok, issued) = self.start_session(&user).await?;
+        Ok((tok, issued, user.tenant_id))
     }
 
-    /// The password grant with the user's id: (token, issued_at, tenant id, user id).
-    pub async fn login_user(
+    /// Checks a username and password: the user, when the password is
+    /// right and the user an active user of an active tenant; `None` for
+    /// any failure. Every argon2 verification — also the one spent on an
+    /// unknown username so that timing reveals nothing — runs on the
+    /// blocking pool, never on an async worker.
+    pub async fn authenticate(
         &self,
         username: &str,
         password_plain: &str,
-    ) -> MosaicResult<(String, DateTime<Utc>, String, String)> {
-        let failure = || MosaicError::new(ErrorCode::INSUFFICIENT_ACCESS, "authentication failure");
+    ) -> MosaicResult<Option<UserRow>> {
         if username.is_empty()
             || username.len() > 4 * MAX_USERNAME_LEN
             || password_plain.len() > 4 * password::MAX_PASSWORD_LEN
         {
-            return Err(failure());
+            return Ok(None);
         }
-        let user = self.store.user_by_username(username).await?;
-        let Some(user) = user else {
-            // Spend the same effort as a real check so timing reveals nothing.
-            let _ = password::verify(password_plain, DUMMY_HASH.as_str());
-            return Err(failure());
+        let Some(user) = self.store.user_by_username(username).await? else {
+            let _ = password::verify_async(password_plain, &password::dummy_hash().await).await;
+            return Ok(None);
         };
-        let stored = user.password_hash.clone();
-        let pw = password_plain.to_string();
-        let ok = tokio_free_verify(pw, stored).await;
-        if !ok || !user.is_active {
-            return Err(failure());
+        if !password::verify_async(password_plain, &user.password_hash).await || !user.is_active {
+            return Ok(None);
         }
         let tenant = self.store.tenant(&user.tenant_id).await?;
         if tenant.map(|t| t.status != "active").unwrap_or(true) {
-            return Err(failure());
+            return Ok(None);
         }
+        Ok(Some(user))
+    }
+
+    /// A new access token for a user [`authenticate`](Self::authenticate) accepted.
+    pub async fn start_session(&self, user: &UserRow) -> MosaicResult<(String, DateTime<Utc>)> {
         let (tok, row) = self.new_session(&user.tenant_id, &user.id);
         let issued = row.issued_at;
         self.store.create_session(row).await?;
-        Ok((tok, issued, user.tenant_id, user.id))
+        Ok((tok, issued))
     }
 
     /// Mints an access token for an active user of an active tenant (the
@@ -417,12 +434,58 @@ impl AuthService {
     }
 }
 
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| password::hash("mosaic-dummy-password").unwrap_or_default());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::password::{VERIFIED_HERE, VERIFIED_TOTAL};
+    use std::sync::atomic::Ordering;
 
-/// argon2 is deliberately slow: run it on the blocking pool.
-async fn tokio_free_verify(pw: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
+    fn verified_here() -> u32 {
+        VERIFIED_HERE.with(|c| c.get())
+    }
+
+    /// On a single-threaded runtime the test's thread is the only async
+    /// worker: an argon2 check run inline would be counted on it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_password_check_runs_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            mosaic_store::SqliteMetaStore::open(&dir.path().join("metadata.sqlite")).unwrap(),
+        );
+        let auth = AuthService::new(store, DEFAULT_TOKEN_TTL);
+        auth.create_tenant(NewTenant {
+            name: "Acme".into(),
+            subdomain: "acme".into(),
+            tier: "starter".into(),
+            admin_username: "ann@acme.test".into(),
+            admin_password: "correct-horse-battery".into(),
+            admin_email: None,
+        })
         .await
-        .unwrap_or(false)
+        .unwrap();
+        let before = verified_here();
+        let total = VERIFIED_TOTAL.load(Ordering::SeqCst);
+        // An unknown username still spends one argon2 verification (so
+        // timing tells nothing), off this thread.
+        assert!(auth
+            .authenticate("nobody@acme.test", "correct-horse-battery")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(auth
+            .authenticate("ann@acme.test", "wrong-horse-battery")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(auth
+            .authenticate("ann@acme.test", "correct-horse-battery")
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(verified_here(), before, "argon2 ran on the async worker");
+        assert!(
+            VERIFIED_TOTAL.load(Ordering::SeqCst) >= total + 3,
+            "three checks ran"
+        );
+    }
 }

@@ -10,7 +10,9 @@ use moka::future::Cache;
 use mosaic_cache::{CacheTier, Invalidation, L1Sizing, LastGood, LayerStats};
 use mosaic_formula::{Compiled, FormulaError, Options};
 use mosaic_store::{IndexSpec, MetaStore, ObjectRow, RecordStore};
-use mosaic_types::{DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, SlotPool};
+use mosaic_types::{
+    DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, OutboundGuard, SlotPool,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +73,8 @@ pub struct MetadataService {
     last_good: LastGood<(bool, Key), Arc<ObjectMeta>>,
     /// The same for each tenant's list of objects.
     last_good_lists: LastGood<String, Arc<Vec<Arc<ObjectMeta>>>>,
+    /// Destinations tenant-entered URLs may name besides public addresses.
+    outbound: std::sync::RwLock<Arc<OutboundGuard>>,
 }
 
 /// Compiled formulas are shared per (tenant, object, object version,
@@ -221,7 +225,23 @@ impl MetadataService {
             database_loads: Arc::new(AtomicU64::new(0)),
             last_good: LastGood::new("metadata", sizing.capacity),
             last_good_lists: LastGood::new("metadata_lists", 10_000),
+            outbound: std::sync::RwLock::new(Arc::new(OutboundGuard::none())),
         }
+    }
+
+    /// The operator's allow-list for tenant-entered destinations (outbound
+    /// message endpoints), checked when a rule is saved.
+    pub fn set_outbound_guard(&self, guard: OutboundGuard) {
+        if let Ok(mut g) = self.outbound.write() {
+            *g = Arc::new(guard);
+        }
+    }
+
+    pub fn outbound_guard(&self) -> Arc<OutboundGuard> {
+        self.outbound
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// Definitions served stale so far because the metadata database was
@@ -1405,7 +1425,7 @@ impl MetadataService {
             created_at: now,
             updated_at: now,
         };
-        apply_workflow(&cur.def, &mut rule, input)?;
+        apply_workflow(&cur.def, &mut rule, input, &self.outbound_guard())?;
         let mut next = cur.def.clone();
         next.workflow_rules.push(rule.clone());
         next.workflow_rules.sort_by_key(|r| r.execution_order);
@@ -1425,7 +1445,7 @@ impl MetadataService {
         let mut r = Self::find_workflow(&cur.def, rule)
             .cloned()
             .ok_or_else(|| workflow_not_found(&cur.def.api_name, rule))?;
-        crate::workflow::apply_workflow(&cur.def, &mut r, input)?;
+        crate::workflow::apply_workflow(&cur.def, &mut r, input, &self.outbound_guard())?;
         r.updated_at = chrono::Utc::now();
         let mut next = cur.def.clone();
         if let Some(x) = next.workflow_rules.iter_mut().find(|x| x.id == r.id) {

@@ -10,7 +10,7 @@
 use crate::coerce::coerce;
 use crate::model::{FieldDef, ObjectDef, SYSTEM_FIELDS};
 use chrono::{DateTime, Utc};
-use mosaic_types::{DataType, ErrorCode, MosaicError, MosaicResult, Value};
+use mosaic_types::{DataType, ErrorCode, MosaicError, MosaicResult, OutboundGuard, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -701,7 +701,12 @@ fn parse_config(t: ActionType, v: &Json) -> MosaicResult<ActionConfig> {
 }
 
 /// Validates an action against the object; returns the canonical config.
-fn check_action(def: &ObjectDef, trigger: Trigger, a: &ActionInput) -> MosaicResult<Json> {
+fn check_action(
+    def: &ObjectDef,
+    trigger: Trigger,
+    a: &ActionInput,
+    guard: &OutboundGuard,
+) -> MosaicResult<Json> {
     let cfg = parse_config(a.action_type, &a.action_config)?;
     match &cfg {
         ActionConfig::FieldUpdate(fu) => {
@@ -876,6 +881,11 @@ fn check_action(def: &ObjectDef, trigger: Trigger, a: &ActionInput) -> MosaicRes
                     "endpoint_url must be an http:// or https:// URL",
                 ));
             }
+            // A literal address is refused now; a host name is checked on
+            // the address it resolves to at delivery.
+            guard
+                .check_url(&o.endpoint_url)
+                .map_err(|e| bad("action_config.endpoint_url", e))?;
             if o.fields.len() > MAX_OUTBOUND_FIELDS {
                 return Err(bad(
                     "action_config.fields",
@@ -1015,10 +1025,12 @@ pub fn check_criteria(def: &ObjectDef, path: &str, v: &Json) -> MosaicResult<Cri
 }
 
 /// Applies a create / update request onto `rule` (a fresh one on create).
+/// `guard` decides which outbound message endpoints may be saved.
 pub fn apply_workflow(
     def: &ObjectDef,
     rule: &mut WorkflowRule,
     input: WorkflowInput,
+    guard: &OutboundGuard,
 ) -> MosaicResult<()> {
     if let Some(n) = input.name {
         let taken = def
@@ -1085,7 +1097,7 @@ pub fn apply_workflow(
         }
         let mut out = Vec::with_capacity(actions.len());
         for (i, a) in actions.into_iter().enumerate() {
-            let cfg = check_action(def, rule.trigger_type, &a).map_err(|mut e| {
+            let cfg = check_action(def, rule.trigger_type, &a, guard).map_err(|mut e| {
                 e.fields = e
                     .fields
                     .iter()
@@ -1160,7 +1172,7 @@ pub fn apply_workflow(
                 action_config: a.action_config.clone(),
                 _id: None,
             };
-            check_action(def, rule.trigger_type, &input).map_err(|mut e| {
+            check_action(def, rule.trigger_type, &input, guard).map_err(|mut e| {
                 e.fields = e
                     .fields
                     .iter()

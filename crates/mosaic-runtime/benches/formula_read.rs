@@ -19,7 +19,7 @@ fn bench(c: &mut Criterion) {
     let t = admin.clone();
     let (caller, ids, opp) = rt.block_on(async {
 
-        let caller = Caller { tenant_id: t.tenant_id.clone(), user_id: t.user_id.clone(), username: "bench@example.test".into(), perms: std::sync::Arc::new(mosaic_access::PermissionSnapshot::system_administrator(&t.tenant_id, &t.user_id)) };
+        let caller = Caller { tenant_id: t.tenant_id.clone(), user_id: t.user_id.clone(), username: "bench@example.test".into(), perms: std::sync::Arc::new(mosaic_access::PermissionSnapshot::system_administrator(&t.tenant_id, &t.user_id)), zone: chrono_tz::Tz::UTC };
         p.meta
             .create_object(&t.tenant_id, input(json!({"api_name": "Account__c", "fields": [
                 {"api_name": "Discount__c", "data_type": "percent"}]})))

@@ -132,6 +132,7 @@ fn bench(c: &mut Criterion) {
             user_id: outsider.clone(),
             username: "rep5".into(),
             perms: p.access.snapshot(&t.tenant_id, &outsider).await.expect("snapshot"),
+            zone: chrono_tz::Tz::UTC,
         };
         // rep5 shares 100 of their records with manager0 by hand.
         let theirs = p
@@ -156,6 +157,7 @@ fn bench(c: &mut Criterion) {
             user_id: m0_user.clone(),
             username: "manager0".into(),
             perms: p.access.snapshot(&t.tenant_id, &m0_user).await.expect("snapshot"),
+            zone: chrono_tz::Tz::UTC,
         };
         let seen = p
             .query(&manager, "SELECT COUNT() FROM Opp__c", QueryOptions::default())

@@ -31,7 +31,7 @@ fn bench(c: &mut Criterion) {
                    "filter_criteria": {"conditions": [{"field": "Amount__c", "operator": "greater_than", "value": 100}]},
                    "actions": [{"action_type": "field_update", "action_config": {"field_api_name": "Tier__c", "value_type": "literal", "value": "Big"}}]}),
             json!({"name": "Notify", "trigger_type": "updated", "re_evaluation": "every_time",
-                   "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": "http://127.0.0.1:9/hook", "fields": ["Name", "Amount__c"], "secret": "s"}}]}),
+                   "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": "http://hooks.example.test:9/hook", "fields": ["Name", "Amount__c"], "secret": "s"}}]}),
             json!({"name": "Closed", "trigger_type": "updated",
                    "filter_criteria": {"conditions": [{"field": "Stage__c", "operator": "changed_to", "value": "Closed"}]},
                    "actions": [{"action_type": "field_update", "action_config": {"field_api_name": "Tier__c", "value_type": "null"}}]}),

@@ -9,7 +9,6 @@
 
 use crate::platform::Platform;
 use crate::records::Caller;
-use chrono::Utc;
 use mosaic_formula::{EvalContext, FValue, Record};
 use mosaic_meta::formulas::{default_options, field_options, validation_options};
 use mosaic_meta::model::ObjectMeta;
@@ -118,13 +117,16 @@ pub fn row_values(p: &Platform, obj: &ObjectMeta, row: &RecordRow) -> Values {
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl Platform {
-    fn ctx<'a>(c: &'a Caller) -> EvalContext<'a> {
+    /// "Now" is the platform's clock; `TODAY()` is the date in the
+    /// caller's zone at that instant.
+    fn ctx<'a>(&self, c: &'a Caller) -> EvalContext<'a> {
+        let now = self.config.clock.now();
         EvalContext {
-            now: Utc::now(),
+            now,
             user_id: &c.user_id,
             username: &c.username,
             org_id: &c.tenant_id,
-            tz_offset_minutes: 0,
+            tz_offset_minutes: crate::zones::offset_minutes(c.zone, now),
         }
     }
 
@@ -225,7 +227,7 @@ impl Platform {
             if order.is_empty() {
                 return Ok(());
             }
-            let ctx = Self::ctx(c);
+            let ctx = self.ctx(c);
             for f in &order {
                 let compiled = self.compile_field(c, obj, f).await?;
                 let paths = compiled.referenced_fields().to_vec();
@@ -364,7 +366,7 @@ impl Platform {
             .await
             .map_err(|e| mosaic_meta::formulas::formula_error(&f.api_name, src, &e))?;
         let v = compiled
-            .eval(&PathRecord::default(), &Self::ctx(c))
+            .eval(&PathRecord::default(), &self.ctx(c))
             .map_err(|e| {
                 MosaicError::field(
                     ErrorCode::INVALID_INPUT,
@@ -439,7 +441,7 @@ impl Platform {
                 self.compute_formulas(c, obj, p, &formula_names, 0).await?;
             }
         }
-        let ctx = Self::ctx(c);
+        let ctx = self.ctx(c);
         let mut errors = Vec::new();
         for r in rules {
             let compiled = self
@@ -520,7 +522,7 @@ impl Platform {
             rec.priors = Some(prior.values);
         }
         metrics::counter!("formula_evaluations_total", "kind" => "workflow").increment(1);
-        compiled.eval(&rec, &Self::ctx(c)).map_err(|e| {
+        compiled.eval(&rec, &self.ctx(c)).map_err(|e| {
             MosaicError::new(
                 ErrorCode::INVALID_INPUT,
                 format!("{label}: the formula failed: {}", e.message),
@@ -597,7 +599,7 @@ impl Platform {
                     .unwrap_or_else(|| "invalid formula".into()),
             )
         };
-        let ctx = Self::ctx(c);
+        let ctx = self.ctx(c);
         let Some(obj) = obj else {
             let mut rec = mosaic_formula::MapRecord::new();
             let mut vals: Vec<(String, FValue)> = Vec::new();

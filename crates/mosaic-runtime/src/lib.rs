@@ -30,6 +30,7 @@ pub mod resilience;
 pub mod sharing;
 pub mod tenant_move;
 pub mod workflow;
+pub mod zones;
 
 pub use platform::{Platform, PlatformConfig};
 pub use records::{Caller, RecordErrors, RecordView, WriteOutcome};

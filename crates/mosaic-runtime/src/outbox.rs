@@ -111,6 +111,74 @@ enum Attempt {
     /// Already completed together with its effects.
     Settled,
     Failed(String),
+    /// Failed in a way a retry cannot change (a refused destination):
+    /// dead-lettered at once.
+    Permanent(String),
+}
+
+/// A destination the outbound guard refused (the reason).
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The delivery client's name resolution: every address a host name
+/// resolves to is checked against the guard, and the connection is made to
+/// those checked addresses (the client connects to what this returns), so a
+/// name cannot pass the check and then be re-resolved elsewhere.
+struct GuardedResolver {
+    guard: Arc<mosaic_types::OutboundGuard>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() {
+                return Err(format!("host '{host}' has no address").into());
+            }
+            for a in &addrs {
+                guard.check_resolved(&host, a.ip()).map_err(|e| {
+                    Box::new(Refused(e)) as Box<dyn std::error::Error + Send + Sync>
+                })?;
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The guard's refusal somewhere in `err`'s chain of causes.
+fn refusal(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(r) = e.downcast_ref::<Refused>() {
+            return Some(r.0.clone());
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// The save-time check again, on the URL as the client reads it: a literal
+/// address in a refused range (names are checked by [`GuardedResolver`]).
+fn check_literal(guard: &mosaic_types::OutboundGuard, url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("endpoint URL: {e}"))?;
+    // The parser writes IPv4 shorthand (`127.1`) in dotted form and IPv6
+    // in brackets.
+    let host = parsed.host_str().ok_or("endpoint URL has no host")?;
+    match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+        Ok(ip) => guard.check_ip(ip),
+        Err(_) => Ok(()),
+    }
 }
 
 /// How often the background loop looks for shard-directory changes.
@@ -136,6 +204,9 @@ impl Platform {
                 .timeout(cfg.http_timeout)
                 .connect_timeout(mosaic_types::timeouts::HTTP_CONNECT_TIMEOUT.min(cfg.http_timeout))
                 .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(Arc::new(GuardedResolver {
+                    guard: Arc::new(cfg.outbound_allow.clone()),
+                }))
                 .build()
                 .map_err(|e| MosaicError::internal(format!("HTTP client: {e}")))?,
             mailer: Mailer::new(cfg)?,
@@ -252,6 +323,22 @@ async fn settle(ctx: &Ctx, e: OutboxEntry) {
                 .increment(1);
             p.automation.complete(&e.tenant_id, &e.id).await
         }
+        Attempt::Permanent(msg) => {
+            let attempts = e.attempts + 1;
+            metrics::counter!("outbox_deliveries_total", "kind" => kind.clone(), "outcome" => "dead_lettered")
+                .increment(1);
+            tracing::warn!(entry = %e.id, tenant = %e.tenant_id, kind = %kind, attempts, error = %msg, "outbox entry refused; dead-lettered without retry");
+            p.automation
+                .failed(
+                    &e.tenant_id,
+                    &e.id,
+                    attempts,
+                    &msg,
+                    None,
+                    p.config.clock.now(),
+                )
+                .await
+        }
         Attempt::Failed(msg) => {
             let attempts = e.attempts + 1;
             let now = p.config.clock.now();
@@ -288,6 +375,9 @@ async fn deliver_http(ctx: &Ctx, e: &OutboxEntry) -> Attempt {
     let Some(url) = payload["endpoint_url"].as_str() else {
         return Attempt::Failed("payload has no endpoint_url".into());
     };
+    if let Err(reason) = check_literal(&ctx.platform.config.automation.outbound_allow, url) {
+        return Attempt::Permanent(format!("refused: {reason}"));
+    }
     let body = match serde_json::to_vec(&payload["body"]) {
         Ok(b) => b,
         Err(err) => return Attempt::Failed(format!("payload body: {err}")),
@@ -304,7 +394,10 @@ async fn deliver_http(ctx: &Ctx, e: &OutboxEntry) -> Attempt {
     match req.body(body).send().await {
         Ok(r) if r.status().is_success() => Attempt::Done,
         Ok(r) => Attempt::Failed(format!("endpoint answered HTTP {}", r.status().as_u16())),
-        Err(err) => Attempt::Failed(format!("delivery failed: {err}")),
+        Err(err) => match refusal(&err) {
+            Some(reason) => Attempt::Permanent(format!("refused: {reason}")),
+            None => Attempt::Failed(format!("delivery failed: {err}")),
+        },
     }
 }
 
@@ -381,7 +474,8 @@ async fn time_trigger(p: &Arc<Platform>, e: &OutboxEntry) -> MosaicResult<Attemp
     let Some(row) = row.filter(|r| !r.is_deleted) else {
         return Ok(Attempt::Done);
     };
-    let caller = Caller::system(&e.tenant_id, &row.owner_id);
+    let mut caller = Caller::system(&e.tenant_id, &row.owner_id);
+    caller.zone = p.zone_of(&e.tenant_id, &row.owner_id).await?;
     let vals: Values = crate::formula_eval::row_values(p, &obj, &row);
     let vals = p.with_formulas(&caller, &obj, &vals).await?;
     if !p.rule_holds(&caller, &obj, rule, &vals, None).await? {

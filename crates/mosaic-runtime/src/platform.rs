@@ -23,6 +23,9 @@ use std::time::Duration;
 pub struct PlatformConfig {
     pub data_dir: PathBuf,
     pub token_ttl: Duration,
+    /// Lifetime of a refresh token from its issue; each use rotates it
+    /// (`--refresh-token-ttl-days`, default 30 days).
+    pub refresh_token_ttl: Duration,
     pub automation: AutomationConfig,
     /// "Now" for scheduling time-based actions and retries.
     pub clock: Arc<dyn Clock>,
@@ -75,6 +78,7 @@ impl PlatformConfig {
             automation: AutomationConfig::new(&data_dir),
             data_dir,
             token_ttl: mosaic_access::service::DEFAULT_TOKEN_TTL,
+            refresh_token_ttl: mosaic_access::service::DEFAULT_REFRESH_TOKEN_TTL,
             idempotency_ttl: DEFAULT_IDEMPOTENCY_TTL,
             clock: Arc::new(SystemClock),
             metadata_url: None,
@@ -116,6 +120,10 @@ pub struct AutomationConfig {
     pub smtp_url: Option<String>,
     pub mail_dir: PathBuf,
     pub mail_from: String,
+    /// The operator's allow-list (`--outbound-allow`): loopback, private,
+    /// link-local … destinations tenants' outbound messages may still
+    /// reach. Empty: public addresses only.
+    pub outbound_allow: mosaic_types::OutboundGuard,
 }
 
 impl AutomationConfig {
@@ -132,6 +140,7 @@ impl AutomationConfig {
             smtp_url: None,
             mail_dir: data_dir.join("mail"),
             mail_from: "Mosaic <no-reply@mosaic.localhost>".into(),
+            outbound_allow: mosaic_types::OutboundGuard::none(),
         }
     }
 }
@@ -188,6 +197,8 @@ pub struct Platform {
     pub cache: crate::cache::CacheServices,
     /// The LLM service behind its breaker, when configured (the AI tier).
     pub llm: Option<Arc<crate::ai::LlmClient>>,
+    /// Resolved zones and locales by (tenant, user) (see [`crate::zones`]).
+    pub(crate) zones: moka::sync::Cache<(String, String), crate::zones::Resolved>,
 }
 
 /// Opens a registered shard: `sqlite:<path>` (relative paths are inside the
@@ -429,11 +440,10 @@ impl Platform {
             config.rate_limits,
             config.breakers.redis,
         );
-        let auth = Arc::new(AuthService::with_tier(
-            meta_store.clone(),
-            config.token_ttl,
-            tier.clone(),
-        ));
+        let auth = Arc::new(
+            AuthService::with_tier(meta_store.clone(), config.token_ttl, tier.clone())
+                .with_refresh_ttl(config.refresh_token_ttl),
+        );
         let idempotency: Arc<dyn IdempotencyStore> = router.clone();
         let llm = match &config.llm {
             Some(c) => Some(Arc::new(crate::ai::LlmClient::new(
@@ -465,12 +475,14 @@ impl Platform {
             r.db()
                 .set_guard(breakers.shards[0].clone() as Arc<dyn CallGuard>);
         }
+        let meta = Arc::new(MetadataService::with_tier(
+            meta_store.clone(),
+            records.clone(),
+            tier.clone(),
+        ));
+        meta.set_outbound_guard(config.automation.outbound_allow.clone());
         Ok(Platform {
-            meta: Arc::new(MetadataService::with_tier(
-                meta_store.clone(),
-                records.clone(),
-                tier.clone(),
-            )),
+            meta,
             operators: Arc::new(mosaic_access::OperatorService::new(
                 metas.operators,
                 metas.access.clone(),
@@ -510,6 +522,10 @@ impl Platform {
             moves: Default::default(),
             cache,
             llm,
+            zones: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(crate::zones::ZONE_CACHE_TTL)
+                .build(),
         })
     }
 
@@ -552,4 +568,78 @@ impl Platform {
         self.shards.shard_id(&created.tenant_id).await?;
         Ok(created)
     }
+}
+
+/// What one [`Platform::purge_expired`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub credentials: mosaic_store::access_store::PurgedCredentials,
+    pub operator_sessions: u64,
+    pub idempotency_keys: u64,
+}
+
+/// How often `mosaic serve` purges expired credentials and keys.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(300);
+
+impl Platform {
+    /// Deletes what has expired by `now`: tenant sessions and refresh
+    /// tokens, login-failure windows that are over, operator sessions and
+    /// idempotency keys (on every shard). Expired rows are already refused;
+    /// this reclaims their space and keeps token tables from growing
+    /// without bound. One part failing does not stop the others; the first
+    /// error is returned after all ran.
+    pub async fn purge_expired(&self, now: chrono::DateTime<chrono::Utc>) -> MosaicResult<Purged> {
+        let mut out = Purged::default();
+        let mut first_err = None;
+        match self.access.purge_expired(now).await {
+            Ok(c) => out.credentials = c,
+            Err(e) => first_err = Some(e),
+        }
+        match self.operators.store().purge_operator_sessions(now).await {
+            Ok(n) => out.operator_sessions = n,
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+        match self.idempotency.purge_expired(now.timestamp_millis()).await {
+            Ok(n) => out.idempotency_keys = n,
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Starts the task that runs [`Platform::purge_expired`] every
+/// [`PURGE_INTERVAL`]. It ends when the platform is dropped; outside a
+/// Tokio runtime it does nothing.
+pub fn spawn_purge(platform: &Arc<Platform>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let platform = Arc::downgrade(platform);
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(p) = platform.upgrade() else {
+                return;
+            };
+            match p.purge_expired(chrono::Utc::now()).await {
+                Ok(n) if n != Purged::default() => {
+                    tracing::debug!(
+                        sessions = n.credentials.sessions,
+                        refresh_tokens = n.credentials.refresh_tokens,
+                        login_failures = n.credentials.login_failures,
+                        operator_sessions = n.operator_sessions,
+                        idempotency_keys = n.idempotency_keys,
+                        "expired credentials and keys deleted"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging expired credentials and keys failed"),
+            }
+        }
+    });
 }

@@ -12,7 +12,7 @@
 
 use crate::platform::Platform;
 use crate::records::Caller;
-use chrono::{DateTime, FixedOffset, Utc, Weekday};
+use chrono::{DateTime, Utc, Weekday};
 use mosaic_meta::model::ObjectMeta;
 use mosaic_meta::FieldDef;
 use mosaic_store::plan::{
@@ -102,7 +102,6 @@ pub struct QueryEngine {
     cursors: crate::cursors::CursorCache<Cursor>,
     searches: TenantSlots,
     clock: RwLock<Option<DateTime<Utc>>>,
-    zones: RwLock<HashMap<String, FixedOffset>>,
 }
 
 impl QueryEngine {
@@ -116,7 +115,6 @@ impl QueryEngine {
             }),
             searches: TenantSlots::new(SEARCHES_PER_TENANT),
             clock: RwLock::new(None),
-            zones: RwLock::new(HashMap::new()),
         }
     }
 
@@ -131,31 +129,21 @@ impl QueryEngine {
         }
     }
 
-    /// Sets a tenant's time zone for date literals (UTC when unset).
-    pub fn set_zone(&self, tenant_id: &str, zone: FixedOffset) {
-        if let Ok(mut z) = self.zones.write() {
-            z.insert(tenant_id.to_string(), zone);
-        }
-    }
-
     /// Drops every cursor (tests of expiry; operators).
     pub fn expire_cursors(&self) {
         self.cursors.invalidate_all();
     }
 
-    fn context(&self, tenant_id: &str, include_deleted: bool) -> PlanContext {
+    /// Date literals resolve in the caller's zone (theirs, else the
+    /// tenant's, else UTC; see [`Caller::zone`]).
+    fn context(&self, c: &Caller, include_deleted: bool) -> PlanContext {
         let now = self
             .clock
             .read()
             .ok()
             .and_then(|c| *c)
             .unwrap_or_else(Utc::now);
-        let zone = self
-            .zones
-            .read()
-            .ok()
-            .and_then(|z| z.get(tenant_id).copied())
-            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+        let zone = c.zone;
         PlanContext {
             today: mosaic_soql::date_literal::local_today(now, &zone),
             zone,
@@ -432,11 +420,7 @@ impl Platform {
         include_deleted: bool,
     ) -> MosaicResult<PlannedQuery> {
         let schema = self.schema(c).await?;
-        plan_query(
-            soql,
-            &schema,
-            &self.queries.context(&c.tenant_id, include_deleted),
-        )
+        plan_query(soql, &schema, &self.queries.context(c, include_deleted))
     }
 
     /// Runs a SOQL query and returns its first batch.
@@ -450,7 +434,7 @@ impl Platform {
         metrics::counter!("query_plans_total", "shape" => query_shape(soql)).increment(1);
         // Formula fields of the queried object in WHERE / ORDER BY: engine path.
         let schema = self.schema(c).await?;
-        let ctx = self.queries.context(&c.tenant_id, opts.include_deleted);
+        let ctx = self.queries.context(c, opts.include_deleted);
         if let Some(r) = self
             .query_formula_path(c, soql, opts, &schema, &ctx)
             .await?
@@ -935,7 +919,7 @@ impl Platform {
             )
         })?;
         let schema = self.schema(c).await?;
-        let ctx = self.queries.context(&c.tenant_id, false);
+        let ctx = self.queries.context(c, false);
         let returning: Vec<mosaic_soql::ReturningObject> = if sq.returning.is_empty() {
             schema
                 .objects

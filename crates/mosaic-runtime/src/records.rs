@@ -30,6 +30,9 @@ pub struct Caller {
     pub username: String,
     /// What the caller may do: object permissions and field-level security.
     pub perms: Arc<mosaic_access::PermissionSnapshot>,
+    /// The caller's time zone: the user's, else the tenant's, else UTC
+    /// (`TODAY()`, date literals; see [`Platform::zone_of`]).
+    pub zone: chrono_tz::Tz,
 }
 
 impl Caller {
@@ -44,6 +47,7 @@ impl Caller {
             perms: Arc::new(mosaic_access::PermissionSnapshot::system_administrator(
                 tenant_id, user_id,
             )),
+            zone: chrono_tz::Tz::UTC,
         }
     }
 }
@@ -373,7 +377,7 @@ impl Platform {
         id: &str,
     ) -> crate::formula_eval::Values {
         let mut new = old.cloned().unwrap_or_else(|| {
-            let now = Utc::now();
+            let now = self.config.clock.now();
             let mut m = crate::formula_eval::Values::new();
             m.insert("Id".into(), Value::Text(id.to_string()));
             m.insert("Name".into(), Value::Null);
@@ -495,7 +499,8 @@ impl Platform {
         let mut p = self.prepare(c, obj, body, true).await?;
         let id = new_id();
         let effects = self.before_write(c, obj, &id, &mut p, None).await?;
-        let mut op = self.insert_op(c, obj, p);
+        let tenant_zone = self.zone_of(&c.tenant_id, "").await?;
+        let mut op = self.insert_op(c, obj, p, tenant_zone);
         op.record.id = id;
         op.effects = effects;
         Ok(op)
@@ -525,8 +530,16 @@ impl Platform {
         Ok(op)
     }
 
-    pub(crate) fn insert_op(&self, c: &Caller, obj: &ObjectMeta, p: Prepared) -> InsertOp {
-        let now = Utc::now();
+    /// `tenant_zone` dates auto numbers (`{YYYY}`, `{MM}`, `{DD}`).
+    pub(crate) fn insert_op(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        p: Prepared,
+        tenant_zone: chrono_tz::Tz,
+    ) -> InsertOp {
+        let now = self.config.clock.now();
+        let date = now.with_timezone(&tenant_zone).date_naive();
         let mut auto_numbers = Vec::new();
         if obj.def.name_field.data_type == DataType::AutoNumber {
             auto_numbers.push(AutoNumberSpec {
@@ -539,6 +552,7 @@ impl Platform {
                     .clone()
                     .unwrap_or_else(|| "{0}".into()),
                 start: obj.def.name_field.auto_number_start,
+                date,
             });
         }
         for f in obj
@@ -552,6 +566,7 @@ impl Platform {
                 counter: f.id.clone(),
                 format: f.auto_number_format.clone().unwrap_or_else(|| "{0}".into()),
                 start: f.auto_number_start.unwrap_or(1),
+                date,
             });
         }
         InsertOp {
@@ -589,7 +604,7 @@ impl Platform {
             name: p.name,
             owner_id: p.owner,
             modified_by: c.user_id.clone(),
-            modified_at: Utc::now(),
+            modified_at: self.config.clock.now(),
             set: p.set,
             indexes,
             ref_checks: p.refs,

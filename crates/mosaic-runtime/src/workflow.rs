@@ -614,7 +614,13 @@ impl Platform {
                         }
                     }
                 };
-                Ok(Some(Effect::Insert(Box::new(self.insert_op(c, &task, p)))))
+                let tenant_zone = self.zone_of(&c.tenant_id, "").await?;
+                Ok(Some(Effect::Insert(Box::new(self.insert_op(
+                    c,
+                    &task,
+                    p,
+                    tenant_zone,
+                )))))
             }
             ActionConfig::EmailAlert(e) => {
                 let mut to = Vec::new();

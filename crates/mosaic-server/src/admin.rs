@@ -19,6 +19,7 @@ use mosaic_access::admin::{
     UserPatchInput,
 };
 use mosaic_runtime::access::permission_set_json;
+use mosaic_runtime::zones::{self, LocaleInput, LocaleSettings};
 use mosaic_runtime::Platform;
 use mosaic_store::access_store::{AuditFilter, ConnectedAppRow, GroupRow, RoleRow};
 use mosaic_store::UserRow;
@@ -237,6 +238,22 @@ pub fn routes() -> Vec<RouteSpec> {
         ),
         RouteSpec::new(
             Method::GET,
+            "/services/admin/v1/organization",
+            a,
+            "admin.organization.get",
+            "The tenant's default time zone and locale",
+            get(get_organization),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            "/services/admin/v1/organization",
+            a,
+            "admin.organization.update",
+            "Set the tenant's default time zone and locale",
+            patch(update_organization),
+        ),
+        RouteSpec::new(
+            Method::GET,
             "/services/admin/v1/audit",
             a,
             "admin.audit",
@@ -252,44 +269,68 @@ static SERDE_FIELD: LazyLock<Regex> =
 
 /// A JSON body parsed into an admin input: an unknown, missing or mistyped
 /// key is a 400 naming the key (with its path, e.g. `members[0].user_id`).
-struct Input<T>(T);
+pub(crate) struct Input<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Input<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let JsonBody(v) = JsonBody::<Value>::from_request(req, state).await?;
-        serde_path_to_error::deserialize::<_, T>(v)
-            .map(Input)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let msg = e.inner().to_string();
-                let prefix = if path == "." {
-                    String::new()
-                } else {
-                    path.clone()
-                };
-                let field = match SERDE_FIELD.captures(&msg).and_then(|c| c.get(1)) {
-                    // The path of an unknown key ends with it; that of a
-                    // missing key is its parent.
-                    _ if msg.starts_with("unknown field") => prefix,
-                    Some(k) if prefix.is_empty() => k.as_str().to_string(),
-                    Some(k) => format!("{prefix}.{}", k.as_str()),
-                    None => prefix,
-                };
-                let text = if field.is_empty() {
-                    msg
-                } else {
-                    format!("{field}: {msg}")
-                };
-                if field.is_empty() {
-                    MosaicError::new(ErrorCode::INVALID_INPUT, text)
-                } else {
-                    MosaicError::field(ErrorCode::INVALID_INPUT, field, text)
-                }
-                .into()
-            })
+        parse_input(v).map(Input)
     }
+}
+
+/// A user body: the access input, the user's `time_zone` / `locale` (kept
+/// beside the user, see `mosaic_runtime::zones`, checked first), and
+/// whether the body had nothing but those two.
+struct UserInput<T>(T, LocaleInput, bool);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for UserInput<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBody(mut v) = JsonBody::<Value>::from_request(req, state).await?;
+        let locale = LocaleInput::take_from(&mut v)?;
+        if let Some(Some(z)) = &locale.time_zone {
+            zones::parse_zone("time_zone", z)?;
+        }
+        if let Some(Some(l)) = &locale.locale {
+            zones::check_locale("locale", l)?;
+        }
+        let only_locale = v.as_object().is_some_and(|m| m.is_empty()) && !locale.is_empty();
+        Ok(UserInput(parse_input(v)?, locale, only_locale))
+    }
+}
+
+fn parse_input<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().to_string();
+        let prefix = if path == "." {
+            String::new()
+        } else {
+            path.clone()
+        };
+        let field = match SERDE_FIELD.captures(&msg).and_then(|c| c.get(1)) {
+            // The path of an unknown key ends with it; that of a
+            // missing key is its parent.
+            _ if msg.starts_with("unknown field") => prefix,
+            Some(k) if prefix.is_empty() => k.as_str().to_string(),
+            Some(k) => format!("{prefix}.{}", k.as_str()),
+            None => prefix,
+        };
+        let text = if field.is_empty() {
+            msg
+        } else {
+            format!("{field}: {msg}")
+        };
+        if field.is_empty() {
+            MosaicError::new(ErrorCode::INVALID_INPUT, text)
+        } else {
+            MosaicError::field(ErrorCode::INVALID_INPUT, field, text)
+        }
+        .into()
+    })
 }
 
 type ApiResult = Result<Response, AdminError>;
@@ -332,7 +373,7 @@ fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn user_json(u: &UserRow) -> Value {
+fn user_json(u: &UserRow, locale: &LocaleSettings) -> Value {
     json!({
         "id": u.id,
         "username": u.username,
@@ -340,8 +381,15 @@ fn user_json(u: &UserRow) -> Value {
         "profile": u.profile,
         "role_id": u.role_id,
         "active": u.is_active,
+        "time_zone": locale.time_zone,
+        "locale": locale.locale,
         "created_at": format_datetime(&u.created_at),
     })
+}
+
+async fn user_out(p: &Platform, u: &UserRow) -> Result<Value, AdminError> {
+    let locale = p.locale_settings(&u.tenant_id, Some(&u.id)).await?;
+    Ok(user_json(u, &locale))
 }
 
 fn role_json(r: &RoleRow) -> Value {
@@ -384,16 +432,24 @@ fn actor(c: &mosaic_runtime::Caller) -> mosaic_access::Actor {
 
 async fn list_users(State(s): State<AppState>, Admin(c): Admin) -> ApiResult {
     let users = s.platform.access.users(&c.tenant_id).await?;
-    ok(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()}))
+    let mut out = Vec::with_capacity(users.len());
+    for u in &users {
+        out.push(user_out(&s.platform, u).await?);
+    }
+    ok(json!({ "users": out }))
 }
 
 async fn create_user(
     State(s): State<AppState>,
     Admin(c): Admin,
-    Input(input): Input<NewUserInput>,
+    UserInput(input, locale, _): UserInput<NewUserInput>,
 ) -> ApiResult {
     let u = s.platform.access.create_user(&actor(&c), input).await?;
-    created(user_json(&u))
+    let settings = s
+        .platform
+        .set_locale_settings(&c.user_id, &c.tenant_id, Some(&u.id), &locale)
+        .await?;
+    created(user_json(&u, &settings))
 }
 
 async fn get_user(
@@ -401,21 +457,58 @@ async fn get_user(
     Admin(c): Admin,
     PathParams(id): PathParams<String>,
 ) -> ApiResult {
-    ok(user_json(&s.platform.access.user(&c.tenant_id, &id).await?))
+    let u = s.platform.access.user(&c.tenant_id, &id).await?;
+    ok(user_out(&s.platform, &u).await?)
 }
 
 async fn update_user(
     State(s): State<AppState>,
     Admin(c): Admin,
     PathParams(id): PathParams<String>,
-    Input(input): Input<UserPatchInput>,
+    UserInput(input, locale, only_locale): UserInput<UserPatchInput>,
 ) -> ApiResult {
-    let u = s
+    let u = if only_locale {
+        s.platform.access.user(&c.tenant_id, &id).await?
+    } else {
+        s.platform
+            .access
+            .update_user(&actor(&c), &id, input)
+            .await?
+    };
+    let settings = s
         .platform
-        .access
-        .update_user(&actor(&c), &id, input)
+        .set_locale_settings(&c.user_id, &c.tenant_id, Some(&u.id), &locale)
         .await?;
-    ok(user_json(&u))
+    ok(user_json(&u, &settings))
+}
+
+// ---------- the organization (the tenant's own settings) ----------
+
+async fn get_organization(State(s): State<AppState>, Admin(c): Admin) -> ApiResult {
+    let settings = s.platform.locale_settings(&c.tenant_id, None).await?;
+    ok(organization_json(&c.tenant_id, &settings))
+}
+
+async fn update_organization(
+    State(s): State<AppState>,
+    Admin(c): Admin,
+    Input(input): Input<LocaleInput>,
+) -> ApiResult {
+    let settings = s
+        .platform
+        .set_locale_settings(&c.user_id, &c.tenant_id, None, &input)
+        .await?;
+    ok(organization_json(&c.tenant_id, &settings))
+}
+
+fn organization_json(tenant_id: &str, settings: &LocaleSettings) -> Value {
+    json!({
+        "id": tenant_id,
+        "time_zone": settings.time_zone,
+        "locale": settings.locale,
+        "default_time_zone": zones::DEFAULT_TIME_ZONE,
+        "default_locale": zones::DEFAULT_LOCALE,
+    })
 }
 
 // ---------- roles ----------

@@ -50,11 +50,13 @@ impl FromRequestParts<AppState> for Auth {
         if !perms.is_active() {
             return Err(unauthorized());
         }
+        let zone = state.platform.zone_of(&s.tenant_id, &s.user_id).await?;
         Ok(Auth(Caller {
             tenant_id: s.tenant_id.clone(),
             user_id: s.user_id.clone(),
             username: s.username.clone(),
             perms,
+            zone,
         }))
     }
 }

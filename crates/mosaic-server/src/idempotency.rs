@@ -40,8 +40,6 @@ pub const IN_FLIGHT_POLL: Duration = Duration::from_millis(20);
 /// A reservation older than this that never completed was left by a server
 /// that stopped while running its request: its outcome is unknown.
 pub const STALE_RESERVATION: Duration = Duration::from_secs(60);
-/// How often expired keys are deleted.
-pub const PURGE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Only requests under this prefix (the Data API) are keyed.
 const KEYED_PREFIX: &str = "/services/data/";
@@ -353,32 +351,6 @@ impl Keyed {
         ))
         .into_response()
     }
-}
-
-/// Starts the task that deletes expired keys every [`PURGE_INTERVAL`]
-/// (expired keys are already ignored; this only reclaims their space). It
-/// ends when the platform is dropped. Outside a Tokio runtime it does
-/// nothing.
-pub fn spawn_purge(platform: &Arc<Platform>) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let platform = Arc::downgrade(platform);
-    runtime.spawn(async move {
-        let mut tick = tokio::time::interval(PURGE_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(p) = platform.upgrade() else {
-                return;
-            };
-            match p.idempotency.purge_expired(now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(purged = n, "expired idempotency keys deleted"),
-                Err(e) => tracing::warn!(error = %e, "purging expired idempotency keys failed"),
-            }
-        }
-    });
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! **Architecture invariant:** only this crate knows HTTP and the wire JSON;
 //! errors from the domain are converted here, once, into the public shape.
 
+mod accounts;
 mod admin;
 mod ai;
 mod auth;
@@ -107,7 +108,7 @@ impl AppState {
         limits: resilience::GatewayLimits,
     ) -> AppState {
         observe::metrics_handle();
-        idempotency::spawn_purge(&platform);
+        mosaic_runtime::platform::spawn_purge(&platform);
         AppState {
             platform,
             instance_url: instance_url.into(),

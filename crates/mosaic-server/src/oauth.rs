@@ -47,8 +47,44 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
+/// Parameters that carry a secret: refused in the URL, where proxies,
+/// access logs and browser histories keep them.
+const SECRET_PARAMS: [&str; 5] = [
+    "password",
+    "client_secret",
+    "refresh_token",
+    "token",
+    "access_token",
+];
+
+/// The request's parameters, from its body only: form-encoded, or a JSON
+/// object of strings. A secret in the query string is refused (400
+/// naming the parameter); other query parameters are ignored.
 async fn form_params(req: Request) -> Result<HashMap<String, String>, Response> {
-    let query = req.uri().query().unwrap_or("").to_string();
+    if let Some(q) = req.uri().query() {
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default();
+        if let Some((k, _)) = pairs
+            .iter()
+            .find(|(k, _)| SECRET_PARAMS.contains(&k.as_str()))
+        {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("{k} must be sent in the request body, never in the URL"),
+            ));
+        }
+    }
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
     let body = read_body(req).await.map_err(|_| {
         oauth_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -56,12 +92,16 @@ async fn form_params(req: Request) -> Result<HashMap<String, String>, Response> 
             "request too large",
         )
     })?;
-    let text = if body.is_empty() {
-        query.into_bytes()
-    } else {
-        body.to_vec()
-    };
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&text)
+    if json {
+        return serde_json::from_slice::<HashMap<String, String>>(&body).map_err(|_| {
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "a JSON body must be an object of string values",
+            )
+        });
+    }
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
         .map(|v| v.into_iter().collect())
         .map_err(|_| {
             oauth_error(
@@ -119,6 +159,17 @@ fn refused(e: GrantError) -> Response {
             "invalid_grant",
             "authentication failure",
         ),
+        // The credentials were right: say why no token comes, and where
+        // the password is changed.
+        GrantError::PasswordExpired => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": "invalid_grant",
+                "error_code": "PASSWORD_EXPIRED",
+                "error_description": "PASSWORD_EXPIRED: an administrator reset this password; set a new one with POST /services/auth/v1/password/expired",
+            })),
+        )
+            .into_response(),
         GrantError::InvalidClient => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

@@ -122,6 +122,14 @@ fn json_body_schema(operation: &str) -> Value {
             "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
             "required": ["username", "password"]
         }),
+        "admin.organization.update" => json!({
+            "type": "object",
+            "properties": {
+                "time_zone": {"type": ["string", "null"], "description": "IANA zone name, e.g. Europe/Paris"},
+                "locale": {"type": ["string", "null"], "description": "e.g. en_US, de_DE"}
+            },
+            "additionalProperties": false
+        }),
         "operator.maintenance.switch" => json!({
             "type": "object",
             "properties": {"enabled": {"type": "boolean"}, "message": {"type": "string"}},

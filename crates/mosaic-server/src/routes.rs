@@ -165,6 +165,7 @@ pub fn route_table() -> Vec<RouteSpec> {
     all.extend(crate::moves::routes());
     all.extend(crate::cache::routes());
     all.extend(crate::admin::routes());
+    all.extend(crate::accounts::routes());
     all.extend(crate::metadata::routes());
     all.extend(crate::views::metadata_routes());
     all.extend(crate::formula::routes());

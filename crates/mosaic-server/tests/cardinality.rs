@@ -45,6 +45,7 @@ async fn many_tenants(server: &TestServer, n: usize) -> Vec<(String, String)> {
                 is_active: true,
                 profile: mosaic_access::service::PROFILE_ADMIN.into(),
                 role_id: None,
+                must_change_password: false,
                 created_at: now,
             },
             SessionRow {

@@ -442,8 +442,17 @@ async fn date_literals_at_boundaries() {
     // In UTC-01:00 the 2024-01-31T23:30Z / 2024-02-01T00:30Z instants are 22:30 and 23:30 on Jan 31.
     w.server
         .platform
-        .queries
-        .set_zone(&a.tenant_id, chrono::FixedOffset::west_opt(3600).unwrap());
+        .set_locale_settings(
+            &a.user_id,
+            &a.tenant_id,
+            None,
+            &mosaic_runtime::zones::LocaleInput {
+                time_zone: Some(Some("Etc/GMT+1".into())),
+                locale: None,
+            },
+        )
+        .await
+        .expect("tenant zone");
     assert_eq!(
         names(
             a,

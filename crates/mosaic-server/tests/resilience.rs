@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::{TimeZone, Utc};
-use common::{codes, Client, TestServer, DATA};
+use common::{codes, loopback_allowed, Client, TestServer, DATA};
 use mosaic_access::NewTenant;
 use mosaic_runtime::clock::ManualClock;
 use mosaic_runtime::{Platform, PlatformConfig};
@@ -422,6 +422,7 @@ async fn outbox_deliveries_pause_in_maintenance_and_resume_after() {
     let server = TestServer::start_with(|cfg| {
         cfg.automation.retry_base = Duration::from_millis(500);
         cfg.automation.poll = Duration::from_millis(20);
+        cfg.automation.outbound_allow = loopback_allowed();
     })
     .await;
     let c = server.tenant().await;

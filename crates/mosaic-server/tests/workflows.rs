@@ -140,6 +140,7 @@ async fn fast_server() -> TestServer {
         cfg.automation.retry_base = Duration::from_millis(5);
         cfg.automation.retry_cap = Duration::from_millis(40);
         cfg.automation.poll = Duration::from_millis(20);
+        cfg.automation.outbound_allow = loopback_allowed();
     })
     .await
 }
@@ -502,6 +503,7 @@ async fn tasks_emails_and_signed_outbound_messages() {
     let server = TestServer::start_with(move |cfg| {
         cfg.automation.smtp_url = Some(smtp);
         cfg.automation.poll = Duration::from_millis(20);
+        cfg.automation.outbound_allow = loopback_allowed();
     })
     .await;
     let c = server.tenant().await;
@@ -1108,5 +1110,111 @@ async fn metadata_changes_are_audit_logged() {
         .get("/services/admin/v1/audit?action=metadata.create")
         .await;
     assert_eq!(v["entries"].as_array().unwrap().len(), 0, "{v}");
+    server.stop().await;
+}
+
+// ------------------------------------------------------------ outbound guard
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_endpoints_in_refused_ranges_are_refused_at_save_and_delivery() {
+    let (recv, hook) = Receiver::start().await;
+    // No allow-list: public destinations only.
+    let server = TestServer::start_with(|cfg| {
+        cfg.automation.retry_base = Duration::from_millis(5);
+        cfg.automation.retry_cap = Duration::from_millis(40);
+        cfg.automation.poll = Duration::from_millis(20);
+    })
+    .await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Order__c"})).await;
+    let path = rule(&c, "Order__c");
+    for url in [
+        "http://127.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/",
+        "http://10.0.0.1/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://127.1/",
+        hook.as_str(),
+    ] {
+        let (s, v) = c
+            .post(
+                &path,
+                json!({"name": "R", "trigger_type": "created",
+                  "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": url}}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {v}");
+        let text = v.to_string();
+        assert!(
+            text.contains("actions[0].action_config.endpoint_url"),
+            "{url}: {v}"
+        );
+        assert!(text.contains("--outbound-allow"), "{url}: {v}");
+    }
+    // A host name is saved (it is checked where it resolves, at delivery)…
+    let port = hook
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .unwrap()
+        .to_string();
+    let by_name = format!("http://localhost:{port}/hook");
+    let (s, v) = c
+        .post(
+            &path,
+            json!({"name": "Notify", "trigger_type": "created",
+              "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": by_name}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // …and refused there: dead-lettered after one attempt, with the reason,
+    // the receiver never reached.
+    let id = c.create_record("Order__c", json!({"Name": "O-1"})).await;
+    let mut letter = Value::Null;
+    for _ in 0..400 {
+        let (_, v) = c.get("/services/admin/v1/dead-letters").await;
+        if let Some(l) = v["dead_letters"].as_array().and_then(|a| a.first()) {
+            letter = l.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(letter["record_id"], json!(id), "{letter}");
+    assert_eq!(letter["attempts"], 1, "not retried: {letter}");
+    let reason = letter["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("refused") && reason.contains("loopback") && reason.contains("localhost"),
+        "{reason}"
+    );
+    assert_eq!(recv.seen.load(Ordering::SeqCst), 0);
+    server.stop().await;
+
+    // The operator's allow-list opens loopback: the same URLs save.
+    let server = TestServer::start_with(|cfg| {
+        cfg.automation.outbound_allow = loopback_allowed();
+    })
+    .await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Order__c"})).await;
+    for url in ["http://127.0.0.1/hook", "http://[::ffff:127.0.0.1]/"] {
+        let (s, v) = c
+            .post(
+                &rule(&c, "Order__c"),
+                json!({"name": format!("R{}", url.len()), "trigger_type": "created",
+                  "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": url}}]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{url}: {v}");
+    }
+    // Link-local stays refused: the list names loopback only.
+    let (s, v) = c
+        .post(
+            &rule(&c, "Order__c"),
+            json!({"name": "Meta", "trigger_type": "created",
+              "actions": [{"action_type": "outbound_message", "action_config": {"endpoint_url": "http://169.254.169.254/"}}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     server.stop().await;
 }

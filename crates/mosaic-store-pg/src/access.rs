@@ -51,6 +51,50 @@ async fn execute<C: GenericClient + Sync>(c: &C, sql: &str, p: &Params<'_>) -> S
     Ok(c.execute(&st, p).await?)
 }
 
+async fn insert_refresh_token<C: GenericClient + Sync>(c: &C, r: &RefreshTokenRow) -> Step<()> {
+    execute(
+        c,
+        "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, issued_at, revoked, expires_at, family_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &r.token_hash,
+            &r.tenant_id,
+            &r.user_id,
+            &millis(&r.issued_at),
+            &r.revoked,
+            &millis(&r.expires_at),
+            &r.family_id,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A refresh token by hash; `lock`: `FOR UPDATE` (inside a transaction).
+async fn get_refresh_token<C: GenericClient + Sync>(
+    c: &C,
+    hash: &str,
+    lock: bool,
+) -> Step<Option<RefreshTokenRow>> {
+    let sql = if lock {
+        "SELECT token_hash, tenant_id, user_id, issued_at, revoked, expires_at, family_id FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE"
+    } else {
+        "SELECT token_hash, tenant_id, user_id, issued_at, revoked, expires_at, family_id FROM refresh_tokens WHERE token_hash = $1"
+    };
+    let st = c.prepare_cached(sql).await?;
+    match c.query_opt(&st, &[&hash]).await? {
+        Some(r) => Ok(Some(RefreshTokenRow {
+            token_hash: r.try_get(0)?,
+            tenant_id: r.try_get(1)?,
+            user_id: r.try_get(2)?,
+            issued_at: r.try_get(3)?,
+            revoked: r.try_get(4)?,
+            expires_at: r.try_get(5)?,
+            family_id: r.try_get(6)?,
+        })),
+        None => Ok(None),
+    }
+}
+
 async fn insert_audit<C: GenericClient + Sync>(c: &C, a: &AuditEntry) -> Step<()> {
     execute(
         c,
@@ -1293,40 +1337,13 @@ impl AccessStore for PgAccessStore {
 
     async fn create_refresh_token(&self, r: RefreshTokenRow) -> MosaicResult<()> {
         with_client!(self.pool, |c| {
-            execute(
-                c,
-                "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, issued_at, revoked) VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &r.token_hash,
-                    &r.tenant_id,
-                    &r.user_id,
-                    &millis(&r.issued_at),
-                    &r.revoked,
-                ],
-            )
-            .await?;
+            insert_refresh_token(c, &r).await?;
             Ok(())
         })
     }
 
     async fn refresh_token(&self, token_hash: &str) -> MosaicResult<Option<RefreshTokenRow>> {
-        with_client!(self.pool, |c| {
-            let st = c
-                .prepare_cached(
-                    "SELECT token_hash, tenant_id, user_id, issued_at, revoked FROM refresh_tokens WHERE token_hash = $1",
-                )
-                .await?;
-            match c.query_opt(&st, &[&token_hash]).await? {
-                Some(r) => Ok(Some(RefreshTokenRow {
-                    token_hash: r.try_get(0)?,
-                    tenant_id: r.try_get(1)?,
-                    user_id: r.try_get(2)?,
-                    issued_at: r.try_get(3)?,
-                    revoked: r.try_get(4)?,
-                })),
-                None => Ok(None),
-            }
-        })
+        with_client!(self.pool, |c| get_refresh_token(c, token_hash, false).await)
     }
 
     async fn revoke_refresh_token(&self, token_hash: &str) -> MosaicResult<bool> {
@@ -1338,6 +1355,129 @@ impl AccessStore for PgAccessStore {
             )
             .await?;
             Ok(n > 0)
+        })
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        next: RefreshTokenRow,
+        now: DateTime<Utc>,
+    ) -> MosaicResult<RefreshRotation> {
+        // Serializable, and the row locked: of two uses of one token, the
+        // second sees the first's revocation.
+        write_tx!(self.pool, |tx| {
+            let Some(old) = get_refresh_token(tx, old_hash, true).await? else {
+                return Ok(RefreshRotation::Invalid);
+            };
+            if old.revoked {
+                execute(
+                    tx,
+                    "UPDATE refresh_tokens SET revoked = TRUE WHERE family_id = $1",
+                    &[&old.family_id],
+                )
+                .await?;
+                return Ok(RefreshRotation::Reused {
+                    tenant_id: old.tenant_id,
+                    user_id: old.user_id,
+                });
+            }
+            if old.expires_at <= now {
+                return Ok(RefreshRotation::Invalid);
+            }
+            execute(
+                tx,
+                "UPDATE refresh_tokens SET revoked = TRUE WHERE token_hash = $1",
+                &[&old_hash],
+            )
+            .await?;
+            insert_refresh_token(
+                tx,
+                &RefreshTokenRow {
+                    tenant_id: old.tenant_id.clone(),
+                    user_id: old.user_id.clone(),
+                    family_id: old.family_id.clone(),
+                    revoked: false,
+                    ..next.clone()
+                },
+            )
+            .await?;
+            Ok(RefreshRotation::Rotated {
+                tenant_id: old.tenant_id,
+                user_id: old.user_id,
+            })
+        })
+    }
+
+    async fn set_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        password_hash: &str,
+        must_change: bool,
+        keep_session: Option<&str>,
+        audit: AuditEntry,
+    ) -> MosaicResult<Option<Vec<String>>> {
+        let keep = keep_session.unwrap_or("");
+        write_tx!(self.pool, |tx| {
+            let n = execute(
+                tx,
+                "UPDATE users SET password_hash = $1, must_change_password = $2 WHERE tenant_id = $3 AND id = $4",
+                &[&password_hash, &must_change, &tenant_id, &user_id],
+            )
+            .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let revoked = strings(
+                tx,
+                "SELECT token_hash FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND NOT revoked AND token_hash <> $3 ORDER BY issued_at, token_hash",
+                &[&tenant_id, &user_id, &keep],
+            )
+            .await?;
+            execute(
+                tx,
+                "UPDATE sessions SET revoked = TRUE WHERE tenant_id = $1 AND user_id = $2 AND token_hash <> $3",
+                &[&tenant_id, &user_id, &keep],
+            )
+            .await?;
+            execute(
+                tx,
+                "UPDATE refresh_tokens SET revoked = TRUE WHERE tenant_id = $1 AND user_id = $2",
+                &[&tenant_id, &user_id],
+            )
+            .await?;
+            insert_audit(tx, &audit).await?;
+            Ok(Some(revoked))
+        })
+    }
+
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        login_window_secs: i64,
+    ) -> MosaicResult<PurgedCredentials> {
+        let at = millis(&now);
+        let window = millis(&(now - chrono::Duration::seconds(login_window_secs)));
+        with_client!(self.pool, |c| {
+            let sessions = execute(c, "DELETE FROM sessions WHERE expires_at < $1", &[&at]).await?;
+            let refresh_tokens = execute(
+                c,
+                "DELETE FROM refresh_tokens WHERE expires_at < $1",
+                &[&at],
+            )
+            .await?;
+            let login_failures = execute(
+                c,
+                "DELETE FROM login_failures WHERE window_start < $1",
+                &[&window],
+            )
+            .await?;
+            Ok(PurgedCredentials {
+                sessions,
+                refresh_tokens,
+                login_failures,
+            })
         })
     }
 
@@ -1406,6 +1546,18 @@ impl AccessStore for PgAccessStore {
             execute(
                 c,
                 "DELETE FROM login_failures WHERE scope = $1 AND key = $2",
+                &[&scope, &key],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn forgive_login_failure(&self, scope: &str, key: &str) -> MosaicResult<()> {
+        with_client!(self.pool, |c| {
+            execute(
+                c,
+                "UPDATE login_failures SET failures = failures - 1 WHERE scope = $1 AND key = $2 AND failures > 0",
                 &[&scope, &key],
             )
             .await?;

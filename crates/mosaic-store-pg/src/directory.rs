@@ -5,7 +5,7 @@ use crate::meta::PgMetaStore;
 use crate::pool::{millis, with_client, write_tx};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use mosaic_store::settings::{SettingRow, SettingsStore};
+use mosaic_store::settings::{LocaleRow, SettingRow, SettingsStore};
 use mosaic_store::shards::{check_shard, Placement, ShardDirectory, ShardRow};
 use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use tokio_postgres::Row;
@@ -227,6 +227,39 @@ impl SettingsStore for PgMetaStore {
             c.execute(
                 "INSERT INTO platform_settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
                 &[&row.key, &row.value, &at],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn locales(&self, tenant_id: &str, user_id: &str) -> MosaicResult<Vec<LocaleRow>> {
+        with_client!(self.pool(), |c| {
+            let st = c
+                .prepare_cached(
+                    "SELECT tenant_id, user_id, time_zone, locale, updated_at FROM locale_settings WHERE tenant_id = $1 AND user_id IN ('', $2)",
+                )
+                .await?;
+            let mut out = Vec::new();
+            for r in c.query(&st, &[&tenant_id, &user_id]).await? {
+                out.push(LocaleRow {
+                    tenant_id: r.try_get(0)?,
+                    user_id: r.try_get(1)?,
+                    time_zone: r.try_get(2)?,
+                    locale: r.try_get(3)?,
+                    updated_at: r.try_get(4)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    async fn put_locale(&self, row: LocaleRow) -> MosaicResult<()> {
+        let at = millis(&row.updated_at);
+        with_client!(self.pool(), |c| {
+            c.execute(
+                "INSERT INTO locale_settings (tenant_id, user_id, time_zone, locale, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, user_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, locale = EXCLUDED.locale, updated_at = EXCLUDED.updated_at",
+                &[&row.tenant_id, &row.user_id, &row.time_zone, &row.locale, &at],
             )
             .await?;
             Ok(())

@@ -46,7 +46,7 @@ fn tenant_row(r: &Row) -> Result<TenantRow, tokio_postgres::Error> {
 }
 
 pub(crate) const USER_COLS: &str =
-    "id, tenant_id, username, email, password_hash, is_active, profile, created_at, role_id";
+    "id, tenant_id, username, email, password_hash, is_active, profile, created_at, role_id, must_change_password";
 
 pub(crate) fn user_row(r: &Row) -> Result<UserRow, tokio_postgres::Error> {
     Ok(UserRow {
@@ -59,6 +59,7 @@ pub(crate) fn user_row(r: &Row) -> Result<UserRow, tokio_postgres::Error> {
         profile: r.try_get(6)?,
         created_at: r.try_get(7)?,
         role_id: r.try_get(8)?,
+        must_change_password: r.try_get(9)?,
     })
 }
 
@@ -96,7 +97,7 @@ pub(crate) async fn username_exists<C: GenericClient + Sync>(c: &C, username: &s
 pub(crate) async fn insert_user<C: GenericClient + Sync>(c: &C, u: &UserRow) -> Step<()> {
     let st = c
         .prepare_cached(
-            "INSERT INTO users (id, tenant_id, username, username_lc, email, password_hash, is_active, profile, created_at, role_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO users (id, tenant_id, username, username_lc, email, password_hash, is_active, profile, created_at, role_id, must_change_password) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .await?;
     c.execute(
@@ -112,6 +113,7 @@ pub(crate) async fn insert_user<C: GenericClient + Sync>(c: &C, u: &UserRow) -> 
             &u.profile,
             &millis(&u.created_at),
             &u.role_id,
+            &u.must_change_password,
         ],
     )
     .await?;

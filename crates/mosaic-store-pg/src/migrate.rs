@@ -274,6 +274,35 @@ CREATE TABLE platform_audit (
 );
 "#,
     },
+    Migration {
+        version: 5,
+        name: "password reset flag, refresh-token expiry and families, expiry indexes",
+        sql: r#"
+ALTER TABLE users ADD COLUMN must_change_password BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE refresh_tokens ADD COLUMN expires_at TIMESTAMPTZ;
+ALTER TABLE refresh_tokens ADD COLUMN family_id TEXT;
+UPDATE refresh_tokens SET family_id = token_hash, expires_at = issued_at + INTERVAL '30 days';
+ALTER TABLE refresh_tokens ALTER COLUMN expires_at SET NOT NULL;
+ALTER TABLE refresh_tokens ALTER COLUMN family_id SET NOT NULL;
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
+CREATE INDEX sessions_expiry ON sessions (expires_at);
+"#,
+    },
+    Migration {
+        version: 6,
+        name: "tenant and user time zones and locales",
+        sql: r#"
+CREATE TABLE locale_settings (
+  tenant_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  time_zone TEXT,
+  locale TEXT,
+  updated_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (tenant_id, user_id)
+);
+"#,
+    },
 ];
 
 /// The idempotency keys of a records database.
@@ -557,12 +586,35 @@ CREATE INDEX record_shares_rule ON record_shares (tenant_id, rule_id, record_id)
 }
 
 static RECORDS_MIGRATIONS: std::sync::LazyLock<Vec<Migration>> = std::sync::LazyLock::new(|| {
-    vec![Migration {
-        version: 1,
-        name: "records, pivots, counters, outbox, field history, shares",
-        sql: Box::leak(records_v1().into_boxed_str()),
-    }]
+    vec![
+        Migration {
+            version: 1,
+            name: "records, pivots, counters, outbox, field history, shares",
+            sql: Box::leak(records_v1().into_boxed_str()),
+        },
+        Migration {
+            version: 2,
+            name: "the shard's record of each slot's pivot flags",
+            sql: RECORDS_V2,
+        },
+    ]
 });
+
+/// Migration 2 of a shard: which slots writers keep pivots for, written
+/// with the pivot rows by an index build, so a writer holding an older
+/// definition still keeps them (see `mosaic_store::record_store::merge_index_specs`).
+const RECORDS_V2: &str = r#"
+CREATE TABLE pivot_specs (
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  object_id TEXT COLLATE "C" NOT NULL,
+  slot TEXT COLLATE "C" NOT NULL,
+  field TEXT NOT NULL,
+  is_unique BOOLEAN NOT NULL,
+  is_indexed BOOLEAN NOT NULL,
+  case_insensitive BOOLEAN NOT NULL,
+  PRIMARY KEY (tenant_id, object_id, slot)
+);
+"#;
 
 /// The migrations of a shard's record tables.
 pub fn records_migrations() -> &'static [Migration] {

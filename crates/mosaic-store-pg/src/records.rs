@@ -16,6 +16,14 @@
 //! it) or wins and the child's reference check fails. Unique pivot rows are
 //! decided by their primary key; an upsert's "create if absent" takes a
 //! transaction-scoped advisory lock on the key.
+//!
+//! Pivot specs: every write that touches an object's records takes a
+//! transaction-scoped advisory lock on (tenant, object) shared, then reads
+//! the shard's `pivot_specs` of the object in a later statement; an index
+//! build takes it exclusively before it records the new spec and scans the
+//! records. So the build sees every write that read the old specs, and
+//! every write after it sees the new ones — whatever definition the
+//! writer's instance holds.
 
 use crate::migrate::migrate_records;
 use crate::param::{refs, Param};
@@ -38,6 +46,15 @@ pub(crate) type StepFuture<'a, T> = Pin<Box<dyn Future<Output = Step<T>> + Send 
 
 /// Ids per statement in [`RecordStore::get_many`].
 const GET_MANY_CHUNK: usize = 500;
+/// The statement finding a record's live master-detail children: through
+/// the master-detail field's pivot rows (reference fields are always
+/// indexed) and the record primary key, never a scan of the child object.
+/// `$1` tenant, `$2` child object, `$3` slot column, `$4` parent id, `$5` limit.
+pub const CASCADE_CHILDREN_SQL: &str = "SELECT i.record_id FROM record_index i \
+     JOIN object_records r ON r.tenant_id = i.tenant_id AND r.id = i.record_id \
+     WHERE i.tenant_id = $1 AND i.object_id = $2 AND i.slot = $3 AND i.value = $4 \
+     AND r.object_id = $2 AND r.is_deleted = FALSE ORDER BY i.record_id LIMIT $5 FOR UPDATE OF r";
+
 /// Deepest master-detail chain a cascade delete follows (as on SQLite).
 const MAX_CASCADE_DEPTH: usize = 16;
 
@@ -379,6 +396,99 @@ async fn drop_pivots_of(
     Ok(())
 }
 
+/// The advisory lock key of an object's pivot specs.
+fn specs_lock_key(tenant: &str, object_id: &str) -> String {
+    format!("pivot_specs\u{1f}{tenant}\u{1f}{object_id}")
+}
+
+/// Takes the object's pivot-spec lock shared (held to the end of the
+/// transaction), then reads the shard's specs of the object in a second
+/// statement — pipelined, one round trip — whose snapshot follows the lock.
+async fn shard_specs<C: GenericClient + Sync>(
+    c: &C,
+    tenant: &str,
+    object_id: &str,
+) -> Step<Vec<IndexSpec>> {
+    let key = specs_lock_key(tenant, object_id);
+    let lock = c
+        .prepare_cached("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
+        .await?;
+    let read = c
+        .prepare_cached(
+            "SELECT slot, field, is_unique, is_indexed, case_insensitive FROM pivot_specs \
+             WHERE tenant_id = $1 AND object_id = $2",
+        )
+        .await?;
+    let (_, rows) = futures_util::future::try_join(
+        c.execute(&lock, &[&key]),
+        c.query(&read, &[&tenant, &object_id]),
+    )
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let slot: String = r.try_get(0)?;
+        if let Some(slot) = FlexSlot::from_column(&slot) {
+            out.push(IndexSpec {
+                slot,
+                field: r.try_get(1)?,
+                unique: r.try_get(2)?,
+                indexed: r.try_get(3)?,
+                case_insensitive: r.try_get(4)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Takes the object's pivot-spec lock exclusively (an index build or drop):
+/// waits for every write holding it shared.
+async fn lock_specs_exclusive<C: GenericClient + Sync>(
+    c: &C,
+    tenant: &str,
+    object_id: &str,
+) -> Step<()> {
+    let st = c
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .await?;
+    c.execute(&st, &[&specs_lock_key(tenant, object_id)])
+        .await?;
+    Ok(())
+}
+
+/// Records a slot's pivot flags on the shard (a dropped index is kept as
+/// "neither", so writers with an older definition stop maintaining it).
+async fn set_shard_spec<C: GenericClient + Sync>(
+    c: &C,
+    tenant: &str,
+    object_id: &str,
+    slot: FlexSlot,
+    spec: Option<&IndexSpec>,
+) -> Step<()> {
+    let st = c
+        .prepare_cached(
+            "INSERT INTO pivot_specs (tenant_id, object_id, slot, field, is_unique, is_indexed, case_insensitive) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, object_id, slot) DO UPDATE SET field = EXCLUDED.field, \
+             is_unique = EXCLUDED.is_unique, is_indexed = EXCLUDED.is_indexed, \
+             case_insensitive = EXCLUDED.case_insensitive",
+        )
+        .await?;
+    c.execute(
+        &st,
+        &[
+            &tenant,
+            &object_id,
+            &slot.column(),
+            &spec.map(|s| s.field.as_str()).unwrap_or(""),
+            &spec.is_some_and(|s| s.unique),
+            &spec.is_some_and(|s| s.indexed),
+            &spec.is_some_and(|s| s.case_insensitive),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn do_insert(tx: &Transaction<'_>, tenant: &str, op: &InsertOp) -> Step<WriteResult> {
     let r = &op.record;
     if let Some((spec, v)) = &op.require_absent {
@@ -411,7 +521,7 @@ async fn do_insert(tx: &Transaction<'_>, tenant: &str, op: &InsertOp) -> Step<Wr
     let mut values = r.values.clone();
     for an in &op.auto_numbers {
         let n = next_counter(tx, tenant, &r.object_id, an).await?;
-        let text = fmt_auto_number(&an.format, n, r.created_at.date_naive());
+        let text = fmt_auto_number(&an.format, n, an.date);
         match an.slot {
             None => name = Some(text),
             Some(slot) => {
@@ -449,7 +559,8 @@ async fn do_insert(tx: &Transaction<'_>, tenant: &str, op: &InsertOp) -> Step<Wr
     }
     sql.push(')');
     tx.execute(sql.as_str(), &refs(&args)).await?;
-    for spec in &op.indexes {
+    let specs = merge_index_specs(&op.indexes, &shard_specs(tx, tenant, &r.object_id).await?);
+    for spec in &specs {
         if let Some((_, v)) = values.iter().find(|(s, _)| *s == spec.slot) {
             put_pivots(tx, tenant, &r.object_id, &r.id, spec, v).await?;
         }
@@ -525,7 +636,8 @@ async fn do_update(tx: &Transaction<'_>, tenant: &str, op: &UpdateOp) -> Step<Wr
     args.push(Param::text(op.object_id.clone()));
     args.push(Param::text(op.id.clone()));
     tx.execute(sql.as_str(), &refs(&args)).await?;
-    for spec in &op.indexes {
+    let specs = merge_index_specs(&op.indexes, &shard_specs(tx, tenant, &op.object_id).await?);
+    for spec in &specs {
         if let Some((_, v)) = op.set.iter().find(|(s, _)| *s == spec.slot) {
             drop_pivots_of(tx, tenant, &op.id, Some(spec.slot)).await?;
             put_pivots(tx, tenant, &op.object_id, &op.id, spec, v).await?;
@@ -553,7 +665,20 @@ async fn soft_delete(
     drop_pivots_of(tx, tenant, id, None).await
 }
 
-/// Clears lookup values that point at a deleted record (and their pivots).
+/// Takes the object's pivot-spec lock shared without reading the specs (a
+/// delete drops pivot rows, so an index build must not run beside it).
+async fn lock_specs_shared(tx: &Transaction<'_>, tenant: &str, object_id: &str) -> Step<()> {
+    let st = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
+        .await?;
+    tx.execute(&st, &[&specs_lock_key(tenant, object_id)])
+        .await?;
+    Ok(())
+}
+
+/// Clears lookup values that point at a deleted record (and their pivots),
+/// finding the referring records through the lookup's pivot rows (lookups
+/// are always indexed), never by scanning the referring object.
 async fn clear_lookups(
     tx: &Transaction<'_>,
     tenant: &str,
@@ -561,12 +686,15 @@ async fn clear_lookups(
     lookups: &[LookupRef],
 ) -> Step<()> {
     for r in lookups {
+        lock_specs_shared(tx, tenant, &r.object_id).await?;
         let sql = format!(
-            "UPDATE object_records SET {c} = NULL WHERE tenant_id = $1 AND object_id = $2 AND {c} = $3",
+            "UPDATE object_records SET {c} = NULL WHERE tenant_id = $1 AND object_id = $2 AND {c} = $4 \
+             AND id IN (SELECT record_id FROM record_index WHERE tenant_id = $1 AND object_id = $2 AND slot = $3 AND value = $4)",
             c = r.slot.column()
         );
         let st = tx.prepare_cached(&sql).await?;
-        tx.execute(&st, &[&tenant, &r.object_id, &id]).await?;
+        tx.execute(&st, &[&tenant, &r.object_id, &r.slot.column(), &id])
+            .await?;
         for sql in [
             "DELETE FROM record_index WHERE tenant_id = $1 AND object_id = $2 AND slot = $3 AND value = $4",
             "DELETE FROM record_unique WHERE tenant_id = $1 AND object_id = $2 AND slot = $3 AND value = $4",
@@ -579,6 +707,10 @@ async fn clear_lookups(
     Ok(())
 }
 
+/// Deletes up to `budget` master-detail descendants of `parent`, deepest
+/// first (a record goes only once all its own children are gone), and
+/// returns how many went. With an unlimited budget it deletes them all.
+#[allow(clippy::too_many_arguments)]
 fn cascade<'a>(
     tx: &'a Transaction<'a>,
     tenant: &'a str,
@@ -587,6 +719,7 @@ fn cascade<'a>(
     by: &'a str,
     at: &'a DateTime<Utc>,
     depth: usize,
+    budget: &'a mut usize,
 ) -> StepFuture<'a, usize> {
     Box::pin(async move {
         if depth > MAX_CASCADE_DEPTH {
@@ -598,22 +731,46 @@ fn cascade<'a>(
         }
         let mut n = 0;
         for spec in specs {
-            let sql = format!(
-                "SELECT id FROM object_records WHERE tenant_id = $1 AND object_id = $2 AND {} = $3 \
-                 AND is_deleted = FALSE ORDER BY id FOR UPDATE",
-                spec.slot.column()
-            );
-            let st = tx.prepare_cached(&sql).await?;
+            if *budget == 0 {
+                break;
+            }
+            lock_specs_shared(tx, tenant, &spec.object_id).await?;
+            let limit = i64::try_from(*budget).unwrap_or(i64::MAX);
+            let st = tx.prepare_cached(CASCADE_CHILDREN_SQL).await?;
             let ids: Vec<String> = tx
-                .query(&st, &[&tenant, &spec.object_id, &parent])
+                .query(
+                    &st,
+                    &[
+                        &tenant,
+                        &spec.object_id,
+                        &spec.slot.column(),
+                        &parent,
+                        &limit,
+                    ],
+                )
                 .await?
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
             for child in ids {
-                n += 1 + cascade(tx, tenant, &child, &spec.children, by, at, depth + 1).await?;
+                n += cascade(
+                    tx,
+                    tenant,
+                    &child,
+                    &spec.children,
+                    by,
+                    at,
+                    depth + 1,
+                    &mut *budget,
+                )
+                .await?;
+                if *budget == 0 {
+                    return Ok(n);
+                }
                 soft_delete(tx, tenant, &spec.object_id, &child, by, at).await?;
                 clear_lookups(tx, tenant, &child, &spec.clear).await?;
+                *budget -= 1;
+                n += 1;
             }
         }
         Ok(n)
@@ -625,13 +782,44 @@ async fn do_delete(tx: &Transaction<'_>, tenant: &str, op: &DeleteOp) -> Step<Wr
         return Err(not_found(&op.id).into());
     }
     let at = op.deleted_at;
-    let cascaded = cascade(tx, tenant, &op.id, &op.cascade, &op.deleted_by, &at, 0).await?;
+    let cascaded = cascade_of(tx, tenant, op, usize::MAX).await?;
+    lock_specs_shared(tx, tenant, &op.object_id).await?;
     soft_delete(tx, tenant, &op.object_id, &op.id, &op.deleted_by, &at).await?;
     clear_lookups(tx, tenant, &op.id, &op.clear).await?;
     Ok(WriteResult::Deleted {
         id: op.id.clone(),
         cascaded,
     })
+}
+
+/// One step of a large cascade, before the delete itself: removes up to
+/// [`CASCADE_BATCH`] descendants of a live master (none if it is gone).
+async fn cascade_step(tx: &Transaction<'_>, tenant: &str, op: &DeleteOp) -> Step<usize> {
+    if !lock_live(tx, tenant, &op.object_id, &op.id, true).await? {
+        return Ok(0);
+    }
+    cascade_of(tx, tenant, op, CASCADE_BATCH).await
+}
+
+/// Deletes up to `budget` descendants of the master `op` deletes.
+async fn cascade_of(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    op: &DeleteOp,
+    budget: usize,
+) -> Step<usize> {
+    let mut budget = budget;
+    cascade(
+        tx,
+        tenant,
+        &op.id,
+        &op.cascade,
+        &op.deleted_by,
+        &op.deleted_at,
+        0,
+        &mut budget,
+    )
+    .await
 }
 
 /// An insert and its effects (an effect of another write).
@@ -696,6 +884,24 @@ impl RecordStore for PgRecordStore {
         all_or_none: bool,
     ) -> MosaicResult<Vec<MosaicResult<WriteResult>>> {
         let tenant = tenant_id;
+        // Large cascades first, each step a transaction of its own (see
+        // CASCADE_BATCH); an all-or-none batch of several ops stays one.
+        let mut stepped: Vec<usize> = vec![0; ops.len()];
+        if !(all_or_none && ops.len() > 1) {
+            for (i, op) in ops.iter().enumerate() {
+                let WriteOp::Delete(d) = op else { continue };
+                if d.cascade.is_empty() {
+                    continue;
+                }
+                loop {
+                    let n = shard_tx!(self.pool, |tx| cascade_step(tx, tenant, d).await)?;
+                    stepped[i] += n;
+                    if n < CASCADE_BATCH {
+                        break;
+                    }
+                }
+            }
+        }
         let written = shard_tx!(self.pool, |tx| {
             if all_or_none && ops.len() > 1 {
                 let mut done = Vec::with_capacity(ops.len());
@@ -748,8 +954,19 @@ impl RecordStore for PgRecordStore {
             }
         })?;
         let rows = written.iter().filter(|w| w.is_ok()).count() as u64;
-        self.stats.wrote(rows);
-        Ok(written)
+        self.stats
+            .wrote(rows + stepped.iter().sum::<usize>() as u64);
+        Ok(written
+            .into_iter()
+            .zip(&stepped)
+            .map(|(r, before)| match r {
+                Ok(WriteResult::Deleted { id, cascaded }) => Ok(WriteResult::Deleted {
+                    id,
+                    cascaded: cascaded + before,
+                }),
+                other => other,
+            })
+            .collect())
     }
 
     async fn get(
@@ -835,8 +1052,15 @@ impl RecordStore for PgRecordStore {
             c = slot.column()
         );
         shard_tx!(self.pool, |tx| {
+            lock_specs_exclusive(tx, tenant_id, object_id).await?;
             tx.execute(sql.as_str(), &[&tenant_id, &object_id]).await?;
-            drop_slot_pivots(tx, tenant_id, object_id, slot).await
+            drop_slot_pivots(tx, tenant_id, object_id, slot).await?;
+            tx.execute(
+                "DELETE FROM pivot_specs WHERE tenant_id = $1 AND object_id = $2 AND slot = $3",
+                &[&tenant_id, &object_id, &slot.column()],
+            )
+            .await?;
+            Ok(())
         })
     }
 
@@ -871,6 +1095,10 @@ impl RecordStore for PgRecordStore {
             c = spec.slot.column()
         );
         shard_tx!(self.pool, |tx| {
+            // Waits for the object's writes in flight; every later write
+            // reads the new spec and keeps this slot's pivots.
+            lock_specs_exclusive(tx, tenant_id, object_id).await?;
+            set_shard_spec(tx, tenant_id, object_id, spec.slot, Some(spec)).await?;
             drop_slot_pivots(tx, tenant_id, object_id, spec.slot).await?;
             let rows = tx.query(sql.as_str(), &[&tenant_id, &object_id]).await?;
             for r in &rows {
@@ -890,6 +1118,8 @@ impl RecordStore for PgRecordStore {
         slot: FlexSlot,
     ) -> MosaicResult<()> {
         shard_tx!(self.pool, |tx| {
+            lock_specs_exclusive(tx, tenant_id, object_id).await?;
+            set_shard_spec(tx, tenant_id, object_id, slot, None).await?;
             drop_slot_pivots(tx, tenant_id, object_id, slot).await
         })
     }
@@ -902,6 +1132,7 @@ impl RecordStore for PgRecordStore {
                 "DELETE FROM record_unique WHERE tenant_id = $1 AND object_id = $2",
                 "DELETE FROM auto_number_counters WHERE tenant_id = $1 AND object_id = $2",
                 "DELETE FROM record_shares WHERE tenant_id = $1 AND object_id = $2",
+                "DELETE FROM pivot_specs WHERE tenant_id = $1 AND object_id = $2",
             ] {
                 tx.execute(sql, &[&tenant_id, &object_id]).await?;
             }

@@ -585,6 +585,12 @@ impl TenantTransfer for PgRecordStore {
                     .await?;
             }
             if ids.is_empty() {
+                n += tx
+                    .execute(
+                        "DELETE FROM pivot_specs WHERE tenant_id = $1",
+                        &[&tenant_id],
+                    )
+                    .await?;
                 for p in ["record_index", "record_unique"] {
                     n += tx
                         .execute(

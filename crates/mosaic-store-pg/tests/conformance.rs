@@ -50,6 +50,7 @@ fn user(tenant: &str, id: &str, username: &str) -> UserRow {
         profile: "standard".into(),
         created_at: at(1),
         role_id: None,
+        must_change_password: false,
     }
 }
 
@@ -512,6 +513,8 @@ async fn deactivating_a_user_revokes_sessions_and_refresh_tokens(s: &Stores) {
             user_id: "u2".into(),
             issued_at: at(3),
             revoked: false,
+            expires_at: at(3 + 86_400),
+            family_id: "fam".into(),
         })
         .await
         .unwrap();
@@ -1628,6 +1631,8 @@ async fn connected_apps_and_refresh_tokens(s: &Stores) {
             user_id: "t1-admin".into(),
             issued_at: at(60),
             revoked: false,
+            expires_at: at(60 + 86_400),
+            family_id: "fam".into(),
         })
         .await
         .unwrap();
@@ -1716,6 +1721,276 @@ async fn concurrent_login_failures_all_count(s: &Stores) {
     assert_eq!(
         s.access.login_failures("user", "eve").await.unwrap(),
         Some((6, stored(0)))
+    );
+}
+
+fn refresh_row(hash: &str, user: &str, family: &str, issued: i64) -> RefreshTokenRow {
+    RefreshTokenRow {
+        token_hash: hash.into(),
+        tenant_id: "t1".into(),
+        user_id: user.into(),
+        issued_at: at(issued),
+        revoked: false,
+        expires_at: at(issued + 100),
+        family_id: family.into(),
+    }
+}
+
+async fn refresh_tokens_rotate_and_a_reuse_revokes_the_family(s: &Stores) {
+    s.access
+        .create_refresh_token(refresh_row("r1", "u1", "r1", 0))
+        .await
+        .unwrap();
+    s.access
+        .create_refresh_token(refresh_row("other", "u1", "other", 0))
+        .await
+        .unwrap();
+    // The successor takes the old token's user and family, whatever it says.
+    let next = refresh_row("r2", "nobody", "wrong", 10);
+    assert_eq!(
+        s.access
+            .rotate_refresh_token("r1", next, at(10))
+            .await
+            .unwrap(),
+        RefreshRotation::Rotated {
+            tenant_id: "t1".into(),
+            user_id: "u1".into()
+        }
+    );
+    let r2 = s.access.refresh_token("r2").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            r2.user_id.as_str(),
+            r2.family_id.as_str(),
+            r2.revoked,
+            r2.expires_at
+        ),
+        ("u1", "r1", false, stored(110))
+    );
+    assert!(s.access.refresh_token("r1").await.unwrap().unwrap().revoked);
+    // r1 again: the family (r2) is revoked, the other family is not.
+    assert_eq!(
+        s.access
+            .rotate_refresh_token("r1", refresh_row("r3", "u1", "x", 20), at(20))
+            .await
+            .unwrap(),
+        RefreshRotation::Reused {
+            tenant_id: "t1".into(),
+            user_id: "u1".into()
+        }
+    );
+    assert!(s.access.refresh_token("r3").await.unwrap().is_none());
+    assert!(s.access.refresh_token("r2").await.unwrap().unwrap().revoked);
+    assert!(
+        !s.access
+            .refresh_token("other")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    // Expired or unknown: invalid, nothing stored.
+    for (old, now) in [("other", 100), ("nope", 0)] {
+        assert_eq!(
+            s.access
+                .rotate_refresh_token(old, refresh_row("r4", "u1", "x", now), at(now))
+                .await
+                .unwrap(),
+            RefreshRotation::Invalid
+        );
+    }
+    assert!(s.access.refresh_token("r4").await.unwrap().is_none());
+}
+
+async fn concurrent_uses_of_one_refresh_token_rotate_once(s: &Stores) {
+    s.access
+        .create_refresh_token(refresh_row("r1", "u1", "r1", 0))
+        .await
+        .unwrap();
+    let use_it = |h: &'static str| {
+        s.access
+            .rotate_refresh_token("r1", refresh_row(h, "u1", "r1", 1), at(1))
+    };
+    let (a, b, c) = tokio::join!(use_it("a"), use_it("b"), use_it("c"));
+    let outcomes = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let rotated = outcomes
+        .iter()
+        .filter(|o| matches!(o, RefreshRotation::Rotated { .. }))
+        .count();
+    assert_eq!(rotated, 1, "{outcomes:?}");
+    for h in ["a", "b", "c"] {
+        if let Some(r) = s.access.refresh_token(h).await.unwrap() {
+            assert!(r.revoked, "the reuse revoked the winner's successor too");
+        }
+    }
+}
+
+async fn setting_a_password_revokes_all_but_the_kept_session(s: &Stores) {
+    seed(s, "t1").await;
+    s.access
+        .create_user(user("t1", "u2", "bob"), audit("t1", "user.create", "u2", 1))
+        .await
+        .unwrap();
+    for h in ["keep", "s1", "s2"] {
+        s.meta
+            .create_session(session("t1", "u2", h, 10))
+            .await
+            .unwrap();
+    }
+    s.meta
+        .create_session(session("t1", "t1-admin", "admin", 10))
+        .await
+        .unwrap();
+    s.access
+        .create_refresh_token(refresh_row("r1", "u2", "r1", 0))
+        .await
+        .unwrap();
+    let revoked = s
+        .access
+        .set_password(
+            "t1",
+            "u2",
+            "new-hash",
+            true,
+            Some("keep"),
+            audit("t1", "user.password_reset", "u2", 20),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.len(), 2);
+    assert!(revoked.contains(&"s1".to_string()) && revoked.contains(&"s2".to_string()));
+    assert!(!s.meta.session("keep").await.unwrap().unwrap().revoked);
+    assert!(!s.meta.session("admin").await.unwrap().unwrap().revoked);
+    assert!(s.meta.session("s1").await.unwrap().unwrap().revoked);
+    assert!(s.access.refresh_token("r1").await.unwrap().unwrap().revoked);
+    let u = s.meta.user("t1", "u2").await.unwrap().unwrap();
+    assert_eq!(
+        (u.password_hash.as_str(), u.must_change_password),
+        ("new-hash", true)
+    );
+    assert_eq!(
+        audit_actions(s, "t1").await.first().map(String::as_str),
+        Some("user.password_reset")
+    );
+    // Another tenant's user is not found and nothing changes.
+    assert!(s
+        .access
+        .set_password(
+            "t2",
+            "u2",
+            "x",
+            false,
+            None,
+            audit("t2", "user.password_reset", "u2", 21)
+        )
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.meta
+            .user("t1", "u2")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "new-hash"
+    );
+}
+
+async fn expired_credentials_are_purged(s: &Stores) {
+    seed(s, "t1").await;
+    // Sessions live an hour from `issued`; refresh tokens 100 s.
+    s.meta
+        .create_session(session("t1", "t1-admin", "old", 0))
+        .await
+        .unwrap();
+    s.meta
+        .create_session(session("t1", "t1-admin", "new", 1000))
+        .await
+        .unwrap();
+    s.access
+        .create_refresh_token(refresh_row("r-old", "t1-admin", "r-old", 0))
+        .await
+        .unwrap();
+    s.access
+        .create_refresh_token(refresh_row("r-new", "t1-admin", "r-new", 3650))
+        .await
+        .unwrap();
+    // (A new window deletes the windows over before it: bob's first.)
+    s.access
+        .record_login_failure("user", "bob", at(3500), 300)
+        .await
+        .unwrap();
+    s.access
+        .record_login_failure("user", "ann", at(0), 300)
+        .await
+        .unwrap();
+    let purged = s.access.purge_expired(at(3700), 300).await.unwrap();
+    assert_eq!(
+        purged,
+        PurgedCredentials {
+            sessions: 1,
+            refresh_tokens: 1,
+            login_failures: 1
+        }
+    );
+    assert!(s.meta.session("old").await.unwrap().is_none());
+    assert!(s.meta.session("new").await.unwrap().is_some());
+    assert!(s.access.refresh_token("r-old").await.unwrap().is_none());
+    assert!(s.access.refresh_token("r-new").await.unwrap().is_some());
+    assert_eq!(s.access.login_failures("user", "ann").await.unwrap(), None);
+    assert!(s
+        .access
+        .login_failures("user", "bob")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.access.purge_expired(at(3700), 300).await.unwrap(),
+        PurgedCredentials::default()
+    );
+}
+
+async fn a_forgiven_attempt_is_taken_back(s: &Stores) {
+    for secs in 0..3 {
+        s.access
+            .record_login_failure("address", "10.0.0.1", at(secs), 300)
+            .await
+            .unwrap();
+    }
+    s.access
+        .forgive_login_failure("address", "10.0.0.1")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.access
+            .login_failures("address", "10.0.0.1")
+            .await
+            .unwrap(),
+        Some((2, stored(0)))
+    );
+    for _ in 0..3 {
+        s.access
+            .forgive_login_failure("address", "10.0.0.1")
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.access
+            .login_failures("address", "10.0.0.1")
+            .await
+            .unwrap(),
+        Some((0, stored(0))),
+        "never below zero"
+    );
+    s.access
+        .forgive_login_failure("address", "unknown")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.access.login_failures("address", "unknown").await.unwrap(),
+        None
     );
 }
 
@@ -1983,6 +2258,11 @@ conformance!(
     connected_apps_and_refresh_tokens,
     login_failures_count_within_a_window,
     concurrent_login_failures_all_count,
+    refresh_tokens_rotate_and_a_reuse_revokes_the_family,
+    concurrent_uses_of_one_refresh_token_rotate_once,
+    setting_a_password_revokes_all_but_the_kept_session,
+    expired_credentials_are_purged,
+    a_forgiven_attempt_is_taken_back,
     the_audit_log_filters_and_pages_newest_first,
     idempotency_keys_reserve_complete_and_expire,
     concurrent_reservations_of_one_key_admit_one,

@@ -255,10 +255,19 @@ async fn a_master_deleted_during_detail_inserts_leaves_no_orphan() {
         is_deleted: false,
         values,
     };
+    // A master-detail field is always indexed (the runtime's index spec);
+    // cascades find children through that pivot.
+    let link_index = IndexSpec {
+        slot: link,
+        field: "Master__c".into(),
+        unique: false,
+        indexed: true,
+        case_insensitive: false,
+    };
     let insert = |record: RecordRow, checks: Vec<RefCheck>| {
         WriteOp::Insert(InsertOp {
             record,
-            indexes: vec![],
+            indexes: vec![link_index.clone()],
             auto_numbers: vec![],
             ref_checks: checks,
             require_absent: None,

@@ -7,7 +7,7 @@
 
 mod common;
 
-use chrono::{FixedOffset, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::{NaiveDate, TimeZone, Utc, Weekday};
 use common::Shard;
 use mosaic_store::plan::{plan_query, OutputItem, PlanContext, Schema, SchemaField, SchemaObject};
 use mosaic_store::query_store::{QueryPlan, QueryRows, Restrict};
@@ -124,7 +124,7 @@ fn schema() -> Schema {
 fn ctx(include_deleted: bool) -> PlanContext {
     PlanContext {
         today: NaiveDate::from_ymd_opt(2024, 6, 15).unwrap(),
-        zone: FixedOffset::east_opt(2 * 3600).unwrap(),
+        zone: chrono_tz::Tz::Etc__GMTMinus2,
         week_start: Weekday::Mon,
         include_deleted,
     }

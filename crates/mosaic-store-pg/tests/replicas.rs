@@ -48,6 +48,7 @@ fn admin(tenant: &str) -> UserRow {
         profile: "System Administrator".into(),
         created_at: Utc.timestamp_opt(1_767_225_601, 0).single().expect("time"),
         role_id: None,
+        must_change_password: false,
     }
 }
 

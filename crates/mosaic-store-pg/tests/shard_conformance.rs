@@ -430,18 +430,21 @@ async fn all_or_none_batches_roll_back_together(sh: &Shard) {
 fn numbered(id: &str) -> WriteOp {
     let mut op = insert(row(ACC, id, "", vec![]));
     op.record.name = None;
+    let date = op.record.created_at.date_naive();
     op.auto_numbers = vec![
         AutoNumberSpec {
             slot: None,
             counter: "f-name".into(),
             format: "INV-{0000}".into(),
             start: 1,
+            date,
         },
         AutoNumberSpec {
             slot: Some(s(4)),
             counter: "f-ref".into(),
             format: "{YYYY}-{0}".into(),
             start: 100,
+            date,
         },
     ];
     WriteOp::Insert(op)
@@ -1270,6 +1273,160 @@ async fn updates_based_on_an_old_read_are_refused(sh: &Shard) {
     assert_eq!(now.value(s(1)), Some(&text("Retail")), "{}", sh.backend);
 }
 
+// ---------- schema changes and large cascades ----------
+
+/// An account of `T` whose writer's definition has no index at all.
+fn unindexed_account(id: &str, industry: &str, code: &str) -> WriteOp {
+    WriteOp::Insert(insert(row(
+        ACC,
+        id,
+        id,
+        vec![(s(1), text(industry)), (s(3), text(code))],
+    )))
+}
+
+async fn writers_with_an_older_definition_keep_built_pivots(sh: &Shard) {
+    let records = sh.records.clone();
+    for i in 0..100 {
+        write_ok(
+            sh,
+            vec![unindexed_account(
+                &format!("b{i}"),
+                "Mining",
+                &format!("c{i}"),
+            )],
+        )
+        .await;
+    }
+    // Writers that never heard of the index insert while it is built.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let records = records.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let id = format!("w{w}-{i}");
+                    let r = records
+                        .write(T, vec![unindexed_account(&id, "Mining", &id)], true)
+                        .await
+                        .unwrap();
+                    r[0].as_ref().unwrap();
+                }
+            })
+        })
+        .collect();
+    sh.records
+        .build_index(T, ACC, &industry_spec())
+        .await
+        .unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    write_ok(sh, vec![unindexed_account("late", "Mining", "late")]).await;
+    assert_eq!(mining_count(sh).await, 100 + 100 + 1, "{}", sh.backend);
+    // An update by such a writer moves its pivot row.
+    write_ok(
+        sh,
+        vec![WriteOp::Update(update(
+            ACC,
+            "late",
+            vec![(s(1), text("Retail"))],
+            vec![],
+        ))],
+    )
+    .await;
+    assert_eq!(mining_count(sh).await, 200, "{}", sh.backend);
+
+    // Unique built: a writer whose definition lacks it still meets it.
+    sh.records.build_index(T, ACC, &code_spec()).await.unwrap();
+    let r = sh
+        .records
+        .write(T, vec![unindexed_account("dup", "Mining", "C7")], true)
+        .await
+        .unwrap();
+    let e = r[0].clone().unwrap_err();
+    assert_eq!(e.code, ErrorCode::DUPLICATE_VALUE, "{}: {e:?}", sh.backend);
+    assert_eq!(e.fields, vec!["Code__c".to_string()]);
+    // Dropped: a writer whose definition still has it no longer enforces it.
+    sh.records.drop_index(T, ACC, s(3)).await.unwrap();
+    let mut op = insert(row(ACC, "dup2", "dup2", vec![(s(3), text("C7"))]));
+    op.indexes = vec![code_spec()];
+    write_ok(sh, vec![WriteOp::Insert(op)]).await;
+}
+
+/// How many of `T`'s accounts an indexed equality filter on Industry
+/// finds (answered from the pivot).
+async fn mining_count(sh: &Shard) -> usize {
+    use mosaic_store::plan::{plan_query, PlanContext, Schema, SchemaField, SchemaObject};
+    use mosaic_store::query_store::Restrict;
+    use mosaic_types::DataType;
+    let schema = Schema {
+        objects: vec![SchemaObject {
+            id: ACC.into(),
+            api_name: "Account__c".into(),
+            fields: vec![SchemaField {
+                api_name: "Industry__c".into(),
+                data_type: DataType::Text,
+                slot: Some(s(1)),
+                indexed: true,
+                unique: false,
+                lookup_object_id: None,
+                relationship_name: None,
+                child_relationship_name: None,
+            }],
+        }],
+    };
+    let ctx = PlanContext {
+        today: NaiveDate::from_ymd_opt(2024, 1, 31).unwrap(),
+        zone: chrono::FixedOffset::east_opt(0).unwrap(),
+        week_start: chrono::Weekday::Sun,
+        include_deleted: false,
+    };
+    let planned = plan_query(
+        "SELECT Id FROM Account__c WHERE Industry__c = 'Mining'",
+        &schema,
+        &ctx,
+    )
+    .unwrap();
+    let plan = std::sync::Arc::new(planned.plan);
+    let (sql, _) = sh.queries.statement(T, &plan).unwrap();
+    assert!(sql.contains("record_index"), "{}: {sql}", sh.backend);
+    let rows = sh
+        .queries
+        .query(T, plan, Restrict::None, 1_000, 50_000)
+        .await
+        .unwrap();
+    rows.total
+}
+
+async fn large_cascades_delete_every_descendant_in_steps(sh: &Shard) {
+    const KIDS: usize = 2 * CASCADE_BATCH + 50;
+    write_ok(sh, vec![account("m1", "M1", "E"), account("m2", "M2", "E")]).await;
+    let kids: Vec<WriteOp> = (0..KIDS).map(|i| contact(&format!("k{i}"), "m1")).collect();
+    for chunk in kids.chunks(200) {
+        sh.records.write(T, chunk.to_vec(), false).await.unwrap();
+    }
+    write_ok(sh, vec![contact("other", "m2")]).await;
+    let r = write_ok(sh, vec![WriteOp::Delete(delete(ACC, "m1"))]).await;
+    assert_eq!(
+        r[0],
+        WriteResult::Deleted {
+            id: "m1".into(),
+            cascaded: KIDS
+        },
+        "{}",
+        sh.backend
+    );
+    assert_eq!(sh.records.count(T, CON).await.unwrap(), 1, "{}", sh.backend);
+    assert!(
+        sh.records
+            .get(T, ACC, "m1", &[])
+            .await
+            .unwrap()
+            .unwrap()
+            .is_deleted
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -1307,4 +1464,53 @@ conformance!(
     shares_are_granted_replaced_and_revoked,
     search_finds_words_prefixes_and_phrases,
     updates_based_on_an_old_read_are_refused,
+    writers_with_an_older_definition_keep_built_pivots,
+    large_cascades_delete_every_descendant_in_steps,
 );
+
+/// PostgreSQL finds a cascade's children through the pivot's primary key
+/// and fetches each by its id, however many records the child object has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_finds_cascade_children_through_the_pivot_index() {
+    let sh = common::postgres_shard().await;
+    let common::Home::Postgres(db) = &sh.home else {
+        unreachable!()
+    };
+    write_ok(
+        &sh,
+        vec![account("m1", "M1", "E"), account("m2", "M2", "E")],
+    )
+    .await;
+    write_ok(&sh, vec![contact("few-1", "m1"), contact("few-2", "m1")]).await;
+    let many: Vec<WriteOp> = (0..3_000)
+        .map(|i| contact(&format!("k{i}"), "m2"))
+        .collect();
+    for chunk in many.chunks(500) {
+        sh.records.write(T, chunk.to_vec(), false).await.unwrap();
+    }
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("ANALYZE object_records; ANALYZE record_index;")
+        .await
+        .unwrap();
+    let limit: i64 = CASCADE_BATCH as i64;
+    let plan: Vec<String> = client
+        .query(
+            &format!("EXPLAIN {}", mosaic_store_pg::records::CASCADE_CHILDREN_SQL),
+            &[&T, &CON, &s(1).column(), &"m1", &limit],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let text = plan.join("\n");
+    println!("EXPLAIN of the cascade:\n{text}");
+    assert!(text.contains("record_index_pkey"), "{text}");
+    // Each child fetched by its id (either index holding it), no scan.
+    assert!(text.contains("id = i.record_id"), "{text}");
+    assert!(!text.contains("Seq Scan"), "{text}");
+}

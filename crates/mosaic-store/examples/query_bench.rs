@@ -15,7 +15,7 @@
 //! # reuse a seeded database: MOSAIC_BENCH_DIR=/tmp/mosaic-bench (seeded on first run)
 //! ```
 
-use chrono::{FixedOffset, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::{NaiveDate, TimeZone, Utc, Weekday};
 use mosaic_store::plan::{plan_query, PlanContext, Schema, SchemaField, SchemaObject};
 use mosaic_store::query_store::Restrict;
 use mosaic_store::{
@@ -231,7 +231,7 @@ async fn measure(
 ) {
     let ctx = PlanContext {
         today: NaiveDate::from_ymd_opt(2024, 6, 1).expect("date"),
-        zone: FixedOffset::east_opt(0).expect("utc"),
+        zone: chrono_tz::Tz::UTC,
         week_start: Weekday::Sun,
         include_deleted: false,
     };

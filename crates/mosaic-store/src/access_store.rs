@@ -133,6 +133,31 @@ pub struct RefreshTokenRow {
     pub user_id: String,
     pub issued_at: DateTime<Utc>,
     pub revoked: bool,
+    /// After this the token is refused (and purged).
+    pub expires_at: DateTime<Utc>,
+    /// The token a chain of rotations started from: reusing a rotated
+    /// (revoked) token revokes every token of its family.
+    pub family_id: String,
+}
+
+/// What presenting a refresh token did ([`AccessStore::rotate_refresh_token`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshRotation {
+    /// The token was live: it is revoked and its successor stored.
+    Rotated { tenant_id: String, user_id: String },
+    /// The token had already been used or revoked: its whole family is
+    /// now revoked.
+    Reused { tenant_id: String, user_id: String },
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// Rows removed by [`AccessStore::purge_expired`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgedCredentials {
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+    pub login_failures: u64,
 }
 
 /// One admin change: who did what to which target.
@@ -328,6 +353,39 @@ pub trait AccessStore: Send + Sync {
     async fn refresh_token(&self, token_hash: &str) -> MosaicResult<Option<RefreshTokenRow>>;
     /// `true` when a refresh token with this hash existed.
     async fn revoke_refresh_token(&self, token_hash: &str) -> MosaicResult<bool>;
+    /// In one transaction: a live (unrevoked, unexpired at `now`) token
+    /// `old_hash` is revoked and `next` stored in its family (for its user);
+    /// an already revoked one revokes its whole family instead.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        next: RefreshTokenRow,
+        now: DateTime<Utc>,
+    ) -> MosaicResult<RefreshRotation>;
+
+    // Passwords.
+    /// Replaces a user's password hash and its "must change" flag, and
+    /// revokes the user's sessions (all but `keep_session`, a token hash)
+    /// and refresh tokens, with the audit row, in one transaction. Returns
+    /// the revoked sessions' hashes; `None` when the user is not in the tenant.
+    async fn set_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        password_hash: &str,
+        must_change: bool,
+        keep_session: Option<&str>,
+        audit: AuditEntry,
+    ) -> MosaicResult<Option<Vec<String>>>;
+
+    // Expiry.
+    /// Deletes sessions and refresh tokens expired before `now` and
+    /// login-failure windows older than `login_window_secs`.
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        login_window_secs: i64,
+    ) -> MosaicResult<PurgedCredentials>;
 
     // Login failures (before authentication: keyed by scope and key, no tenant).
     /// Counts a failure in the window starting at the first failure not
@@ -345,6 +403,9 @@ pub trait AccessStore: Send + Sync {
         key: &str,
     ) -> MosaicResult<Option<(i64, DateTime<Utc>)>>;
     async fn clear_login_failures(&self, scope: &str, key: &str) -> MosaicResult<()>;
+    /// Takes one back from a key's count (an attempt counted before the
+    /// password check that turned out right); never below zero.
+    async fn forgive_login_failure(&self, scope: &str, key: &str) -> MosaicResult<()>;
 
     // Audit log.
     /// Newest first.

@@ -66,7 +66,7 @@ pub use record_store::{
     RefCheck, UpdateOp, WriteOp, WriteResult,
 };
 pub use replicas::{MetaMember, ReplicatedMetaStore, ReplicationPosition};
-pub use settings::{SettingRow, SettingsStore, SqliteSettingsStore};
+pub use settings::{LocaleRow, SettingRow, SettingsStore, SqliteSettingsStore};
 pub use sharing::{
     Principal, RowAccess, ShareAccess, ShareCause, ShareRow, ShareStore, Visibility,
 };
@@ -74,4 +74,4 @@ pub use sqlite::SqliteDb;
 pub use sqlite_access::SqliteAccessStore;
 pub use sqlite_meta::SqliteMetaStore;
 pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm};
-pub use sqlite_records::{fmt_auto_number, index_key, SqliteRecordStore};
+pub use sqlite_records::{fmt_auto_number, index_key, SqliteRecordStore, CASCADE_CHILDREN_SQL};

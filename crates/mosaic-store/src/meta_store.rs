@@ -28,6 +28,9 @@ pub struct UserRow {
     pub created_at: DateTime<Utc>,
     /// The user's role in the tenant's hierarchy, if any.
     pub role_id: Option<String>,
+    /// Set by an administrator's password reset: the password must be
+    /// changed before the user may sign in.
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

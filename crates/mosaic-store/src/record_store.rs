@@ -42,6 +42,38 @@ pub struct IndexSpec {
     pub case_insensitive: bool,
 }
 
+/// The pivot specs a write maintains: the shard's own record of each slot's
+/// flags (written by [`RecordStore::build_index`] and
+/// [`RecordStore::drop_index`] in the same transaction as the pivot rows)
+/// wins over what the writer's — possibly stale — definition says, so a
+/// writer that has not yet seen an `indexed` / `unique` change still keeps
+/// the pivots the change built. Slots the shard has no record of keep the
+/// writer's spec; the writer's field name is kept for error messages.
+pub fn merge_index_specs(from_op: &[IndexSpec], on_shard: &[IndexSpec]) -> Vec<IndexSpec> {
+    let mut out: Vec<IndexSpec> = Vec::with_capacity(from_op.len() + on_shard.len());
+    for s in on_shard {
+        let mut spec = s.clone();
+        if let Some(o) = from_op.iter().find(|o| o.slot == s.slot) {
+            spec.field = o.field.clone();
+        }
+        out.push(spec);
+    }
+    out.extend(
+        from_op
+            .iter()
+            .filter(|o| !on_shard.iter().any(|s| s.slot == o.slot))
+            .cloned(),
+    );
+    out.retain(|s| s.unique || s.indexed);
+    out
+}
+
+/// Most master-detail descendants one step of a cascade delete removes: a
+/// larger cascade commits in several writer jobs (transactions on
+/// PostgreSQL), deepest records first, so other writes — other tenants'
+/// on the same shard — run between its steps; the master goes in the last.
+pub const CASCADE_BATCH: usize = 200;
+
 /// A gap-free counter to draw from inside the insert's transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoNumberSpec {
@@ -52,6 +84,9 @@ pub struct AutoNumberSpec {
     /// Display format, e.g. `INV-{0000}`; `{YYYY}`, `{YY}`, `{MM}`, `{DD}` allowed.
     pub format: String,
     pub start: i64,
+    /// The day `{YYYY}`, `{YY}`, `{MM}` and `{DD}` show: the record's
+    /// creation date in the tenant's time zone.
+    pub date: chrono::NaiveDate,
 }
 
 /// A lookup value that must name a live record of `object_id` in the same

@@ -667,6 +667,7 @@ mod tests {
             profile: "System Administrator".into(),
             created_at: Utc::now(),
             role_id: None,
+            must_change_password: false,
         }
     }
 

@@ -18,11 +18,28 @@ pub struct SettingRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A tenant's default (empty `user_id`) or a user's time zone and locale;
+/// `None` falls back (user → tenant → UTC / en_US).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocaleRow {
+    pub tenant_id: String,
+    pub user_id: String,
+    /// An IANA zone name (`Europe/Paris`).
+    pub time_zone: Option<String>,
+    /// `en_US`, `de_DE`, …
+    pub locale: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait SettingsStore: Send + Sync {
     async fn setting(&self, key: &str) -> MosaicResult<Option<SettingRow>>;
     /// Creates or replaces the setting.
     async fn put_setting(&self, row: SettingRow) -> MosaicResult<()>;
+    /// The tenant's default row and `user_id`'s row, those that exist.
+    async fn locales(&self, tenant_id: &str, user_id: &str) -> MosaicResult<Vec<LocaleRow>>;
+    /// Creates or replaces a tenant's (empty `user_id`) or a user's row.
+    async fn put_locale(&self, row: LocaleRow) -> MosaicResult<()>;
 }
 
 pub const SETTINGS_SCHEMA: &str = r#"
@@ -30,6 +47,14 @@ CREATE TABLE IF NOT EXISTS platform_settings (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL,
   updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS locale_settings (
+  tenant_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  time_zone TEXT,
+  locale TEXT,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, user_id)
 );
 "#;
 
@@ -79,6 +104,56 @@ impl SettingsStore for SqliteSettingsStore {
                 )
                 .and_then(|mut st| {
                     st.execute(params![row.key, row.value, format_datetime(&row.updated_at)])
+                })
+                .map(|_| ())
+                .map_err(map_sql)
+            })
+            .await
+    }
+
+    async fn locales(&self, tenant_id: &str, user_id: &str) -> MosaicResult<Vec<LocaleRow>> {
+        let (tenant_id, user_id) = (tenant_id.to_string(), user_id.to_string());
+        self.db
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT tenant_id, user_id, time_zone, locale, updated_at FROM locale_settings
+                         WHERE tenant_id = ?1 AND user_id IN ('', ?2)",
+                    )
+                    .map_err(map_sql)?;
+                let rows = st
+                    .query_map(params![tenant_id, user_id], |r| {
+                        Ok(LocaleRow {
+                            tenant_id: r.get(0)?,
+                            user_id: r.get(1)?,
+                            time_zone: r.get(2)?,
+                            locale: r.get(3)?,
+                            updated_at: crate::sqlite_meta::parse_ts(&r.get::<_, String>(4)?)?,
+                        })
+                    })
+                    .map_err(map_sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_sql)
+            })
+            .await
+    }
+
+    async fn put_locale(&self, row: LocaleRow) -> MosaicResult<()> {
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO locale_settings (tenant_id, user_id, time_zone, locale, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET time_zone = excluded.time_zone,
+                       locale = excluded.locale, updated_at = excluded.updated_at",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        row.tenant_id,
+                        row.user_id,
+                        row.time_zone,
+                        row.locale,
+                        format_datetime(&row.updated_at)
+                    ])
                 })
                 .map(|_| ())
                 .map_err(map_sql)

@@ -105,9 +105,14 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
   tenant_id TEXT NOT NULL,
   user_id TEXT NOT NULL,
   issued_at TEXT NOT NULL,
-  revoked INTEGER NOT NULL DEFAULT 0
+  revoked INTEGER NOT NULL DEFAULT 0,
+  expires_at TEXT,
+  family_id TEXT
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(tenant_id, user_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_expiry ON refresh_tokens(expires_at);
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions(expires_at);
 CREATE TABLE IF NOT EXISTS login_failures (
   scope TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -149,6 +154,27 @@ pub(crate) fn migrate(path: &Path) -> MosaicResult<()> {
     if !cols.is_empty() && !cols.iter().any(|c| c == "role_id") {
         conn.execute_batch("ALTER TABLE users ADD COLUMN role_id TEXT")
             .map_err(map_sql)?;
+    }
+    if !cols.is_empty() && !cols.iter().any(|c| c == "must_change_password") {
+        conn.execute_batch(
+            "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0",
+        )
+        .map_err(map_sql)?;
+    }
+    // Refresh tokens before expiry and rotation: their expiry counts from
+    // their issue (`expires_at` NULL), each is a family of its own.
+    let rt: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('refresh_tokens')")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(map_sql)?;
+    if !rt.is_empty() && !rt.iter().any(|c| c == "expires_at") {
+        conn.execute_batch(
+            "ALTER TABLE refresh_tokens ADD COLUMN expires_at TEXT;
+             ALTER TABLE refresh_tokens ADD COLUMN family_id TEXT;
+             UPDATE refresh_tokens SET family_id = token_hash,
+               expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', issued_at, '+30 days');",
+        )
+        .map_err(map_sql)?;
     }
     Ok(())
 }
@@ -422,6 +448,51 @@ fn strings(conn: &Connection, sql: &str, p: &[&dyn rusqlite::ToSql]) -> MosaicRe
     Ok(rows)
 }
 
+fn insert_refresh_token(conn: &Connection, r: &RefreshTokenRow) -> MosaicResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, issued_at, revoked, expires_at, family_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            r.token_hash,
+            r.tenant_id,
+            r.user_id,
+            format_datetime(&r.issued_at),
+            r.revoked,
+            format_datetime(&r.expires_at),
+            r.family_id
+        ])
+    })
+    .map_err(map_sql)?;
+    Ok(())
+}
+
+fn get_refresh_token(conn: &Connection, hash: &str) -> MosaicResult<Option<RefreshTokenRow>> {
+    conn.prepare_cached(
+        "SELECT token_hash, tenant_id, user_id, issued_at, revoked, expires_at, COALESCE(family_id, token_hash) FROM refresh_tokens WHERE token_hash = ?1",
+    )
+    .and_then(|mut st| {
+        st.query_row([hash], |r| {
+            let issued_at = parse_ts(&r.get::<_, String>(3)?)?;
+            let expires_at = match r.get::<_, Option<String>>(5)? {
+                Some(e) => parse_ts(&e)?,
+                None => issued_at,
+            };
+            Ok(RefreshTokenRow {
+                token_hash: r.get(0)?,
+                tenant_id: r.get(1)?,
+                user_id: r.get(2)?,
+                issued_at,
+                revoked: r.get(4)?,
+                expires_at,
+                family_id: r.get(6)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(map_sql)
+}
+
 fn get_permission_set(
     conn: &Connection,
     tenant: &str,
@@ -552,8 +623,8 @@ impl AccessStore for SqliteAccessStore {
                     }
                 }
                 conn.execute(
-                    "INSERT INTO users (id, tenant_id, username, username_lc, email, password_hash, is_active, profile, created_at, role_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![u.id, u.tenant_id, u.username, u.username.to_lowercase(), u.email, u.password_hash, u.is_active, u.profile, format_datetime(&u.created_at), u.role_id],
+                    "INSERT INTO users (id, tenant_id, username, username_lc, email, password_hash, is_active, profile, created_at, role_id, must_change_password) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![u.id, u.tenant_id, u.username, u.username.to_lowercase(), u.email, u.password_hash, u.is_active, u.profile, format_datetime(&u.created_at), u.role_id, u.must_change_password],
                 )
                 .map_err(map_sql)?;
                 insert_audit(conn, &audit)
@@ -1290,39 +1361,13 @@ impl AccessStore for SqliteAccessStore {
 
     async fn create_refresh_token(&self, r: RefreshTokenRow) -> MosaicResult<()> {
         self.db
-            .write(move |conn| {
-                conn.execute(
-                    "INSERT INTO refresh_tokens (token_hash, tenant_id, user_id, issued_at, revoked) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![r.token_hash, r.tenant_id, r.user_id, format_datetime(&r.issued_at), r.revoked],
-                )
-                .map_err(map_sql)?;
-                Ok(())
-            })
+            .write(move |conn| insert_refresh_token(conn, &r))
             .await
     }
 
     async fn refresh_token(&self, token_hash: &str) -> MosaicResult<Option<RefreshTokenRow>> {
         let h = token_hash.to_string();
-        self.db
-            .read(move |conn| {
-                conn.prepare_cached(
-                    "SELECT token_hash, tenant_id, user_id, issued_at, revoked FROM refresh_tokens WHERE token_hash = ?1",
-                )
-                .and_then(|mut st| {
-                    st.query_row([h], |r| {
-                        Ok(RefreshTokenRow {
-                            token_hash: r.get(0)?,
-                            tenant_id: r.get(1)?,
-                            user_id: r.get(2)?,
-                            issued_at: parse_ts(&r.get::<_, String>(3)?)?,
-                            revoked: r.get(4)?,
-                        })
-                    })
-                    .optional()
-                })
-                .map_err(map_sql)
-            })
-            .await
+        self.db.read(move |conn| get_refresh_token(conn, &h)).await
     }
 
     async fn revoke_refresh_token(&self, token_hash: &str) -> MosaicResult<bool> {
@@ -1336,6 +1381,135 @@ impl AccessStore for SqliteAccessStore {
                     )
                     .map_err(map_sql)?;
                 Ok(n > 0)
+            })
+            .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        next: RefreshTokenRow,
+        now: DateTime<Utc>,
+    ) -> MosaicResult<RefreshRotation> {
+        let h = old_hash.to_string();
+        // The single writer thread runs this whole closure in one
+        // transaction: two uses of one token are ordered, the second sees
+        // the first's revocation.
+        self.db
+            .write(move |conn| {
+                let Some(old) = get_refresh_token(conn, &h)? else {
+                    return Ok(RefreshRotation::Invalid);
+                };
+                if old.revoked {
+                    conn.execute(
+                        "UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1",
+                        [&old.family_id],
+                    )
+                    .map_err(map_sql)?;
+                    return Ok(RefreshRotation::Reused {
+                        tenant_id: old.tenant_id,
+                        user_id: old.user_id,
+                    });
+                }
+                if old.expires_at <= now {
+                    return Ok(RefreshRotation::Invalid);
+                }
+                conn.execute(
+                    "UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = ?1",
+                    [&h],
+                )
+                .map_err(map_sql)?;
+                insert_refresh_token(
+                    conn,
+                    &RefreshTokenRow {
+                        tenant_id: old.tenant_id.clone(),
+                        user_id: old.user_id.clone(),
+                        family_id: old.family_id,
+                        revoked: false,
+                        ..next
+                    },
+                )?;
+                Ok(RefreshRotation::Rotated {
+                    tenant_id: old.tenant_id,
+                    user_id: old.user_id,
+                })
+            })
+            .await
+    }
+
+    async fn set_password(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        password_hash: &str,
+        must_change: bool,
+        keep_session: Option<&str>,
+        audit: AuditEntry,
+    ) -> MosaicResult<Option<Vec<String>>> {
+        let (t, id, hash) = (
+            tenant_id.to_string(),
+            user_id.to_string(),
+            password_hash.to_string(),
+        );
+        let keep = keep_session.unwrap_or("").to_string();
+        self.db
+            .write(move |conn| {
+                let n = conn
+                    .execute(
+                        "UPDATE users SET password_hash = ?1, must_change_password = ?2 WHERE tenant_id = ?3 AND id = ?4",
+                        params![hash, must_change, t, id],
+                    )
+                    .map_err(map_sql)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let revoked = strings(
+                    conn,
+                    "SELECT token_hash FROM sessions WHERE tenant_id = ?1 AND user_id = ?2 AND revoked = 0 AND token_hash <> ?3",
+                    &[&t, &id, &keep],
+                )?;
+                conn.execute(
+                    "UPDATE sessions SET revoked = 1 WHERE tenant_id = ?1 AND user_id = ?2 AND token_hash <> ?3",
+                    [&t, &id, &keep],
+                )
+                .map_err(map_sql)?;
+                conn.execute(
+                    "UPDATE refresh_tokens SET revoked = 1 WHERE tenant_id = ?1 AND user_id = ?2",
+                    [&t, &id],
+                )
+                .map_err(map_sql)?;
+                insert_audit(conn, &audit)?;
+                Ok(Some(revoked))
+            })
+            .await
+    }
+
+    async fn purge_expired(
+        &self,
+        now: DateTime<Utc>,
+        login_window_secs: i64,
+    ) -> MosaicResult<PurgedCredentials> {
+        self.db
+            .write(move |conn| {
+                let at = format_datetime(&now);
+                let window = format_datetime(&(now - chrono::Duration::seconds(login_window_secs)));
+                let sessions = conn
+                    .execute("DELETE FROM sessions WHERE expires_at < ?1", [&at])
+                    .map_err(map_sql)?;
+                let refresh_tokens = conn
+                    .execute("DELETE FROM refresh_tokens WHERE expires_at < ?1", [&at])
+                    .map_err(map_sql)?;
+                let login_failures = conn
+                    .execute(
+                        "DELETE FROM login_failures WHERE window_start < ?1",
+                        [&window],
+                    )
+                    .map_err(map_sql)?;
+                Ok(PurgedCredentials {
+                    sessions: sessions as u64,
+                    refresh_tokens: refresh_tokens as u64,
+                    login_failures: login_failures as u64,
+                })
             })
             .await
     }
@@ -1419,6 +1593,20 @@ impl AccessStore for SqliteAccessStore {
             .write(move |conn| {
                 conn.execute(
                     "DELETE FROM login_failures WHERE scope = ?1 AND key = ?2",
+                    [&s, &k],
+                )
+                .map_err(map_sql)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn forgive_login_failure(&self, scope: &str, key: &str) -> MosaicResult<()> {
+        let (s, k) = (scope.to_string(), key.to_string());
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE login_failures SET failures = failures - 1 WHERE scope = ?1 AND key = ?2 AND failures > 0",
                     [&s, &k],
                 )
                 .map_err(map_sql)?;

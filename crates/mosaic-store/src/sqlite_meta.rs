@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS users (
   is_active INTEGER NOT NULL,
   profile TEXT NOT NULL,
   created_at TEXT NOT NULL,
-  role_id TEXT
+  role_id TEXT,
+  must_change_password INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS users_tenant ON users(tenant_id, id);
 CREATE TABLE IF NOT EXISTS sessions (
@@ -100,7 +101,7 @@ fn tenant_row(r: &Row) -> rusqlite::Result<TenantRow> {
 }
 
 pub(crate) const USER_COLS: &str =
-    "id, tenant_id, username, email, password_hash, is_active, profile, created_at, role_id";
+    "id, tenant_id, username, email, password_hash, is_active, profile, created_at, role_id, must_change_password";
 
 pub(crate) fn user_row(r: &Row) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -113,6 +114,7 @@ pub(crate) fn user_row(r: &Row) -> rusqlite::Result<UserRow> {
         profile: r.get(6)?,
         created_at: parse_ts(&r.get::<_, String>(7)?)?,
         role_id: r.get(8)?,
+        must_change_password: r.get(9)?,
     })
 }
 
@@ -195,8 +197,8 @@ impl MetaStore for SqliteMetaStore {
                 )
                 .map_err(map_sql)?;
                 conn.execute(
-                    "INSERT INTO users (id, tenant_id, username, username_lc, email, password_hash, is_active, profile, created_at, role_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![u.id, u.tenant_id, u.username, u.username.to_lowercase(), u.email, u.password_hash, u.is_active, u.profile, format_datetime(&u.created_at), u.role_id],
+                    "INSERT INTO users (id, tenant_id, username, username_lc, email, password_hash, is_active, profile, created_at, role_id, must_change_password) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![u.id, u.tenant_id, u.username, u.username.to_lowercase(), u.email, u.password_hash, u.is_active, u.profile, format_datetime(&u.created_at), u.role_id, u.must_change_password],
                 )
                 .map_err(map_sql)?;
                 if let Some(s) = &s {

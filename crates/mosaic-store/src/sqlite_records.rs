@@ -63,6 +63,16 @@ CREATE TABLE IF NOT EXISTS record_unique (
   PRIMARY KEY (tenant_id, object_id, slot, value)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS record_unique_by_record ON record_unique (tenant_id, record_id, slot);
+CREATE TABLE IF NOT EXISTS pivot_specs (
+  tenant_id TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  slot TEXT NOT NULL,
+  field TEXT NOT NULL,
+  is_unique INTEGER NOT NULL,
+  is_indexed INTEGER NOT NULL,
+  case_insensitive INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, object_id, slot)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS auto_number_counters (
   tenant_id TEXT NOT NULL,
   object_id TEXT NOT NULL,
@@ -319,6 +329,64 @@ pub(crate) fn drop_pivots_of(
     Ok(())
 }
 
+/// The shard's record of an object's pivot specs (see
+/// [`merge_index_specs`]).
+fn shard_specs(conn: &Connection, tenant: &str, object_id: &str) -> MosaicResult<Vec<IndexSpec>> {
+    let rows: Vec<(String, String, bool, bool, bool)> = conn
+        .prepare_cached(
+            "SELECT slot, field, is_unique, is_indexed, case_insensitive FROM pivot_specs WHERE tenant_id = ?1 AND object_id = ?2",
+        )
+        .and_then(|mut st| {
+            st.query_map(params![tenant, object_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })
+        .map_err(map_sql)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(slot, field, unique, indexed, ci)| {
+            FlexSlot::from_column(&slot).map(|slot| IndexSpec {
+                slot,
+                field,
+                unique,
+                indexed,
+                case_insensitive: ci,
+            })
+        })
+        .collect())
+}
+
+/// Records a slot's pivot flags on the shard (a dropped index is kept as
+/// "neither", so writers with an older definition stop maintaining it).
+fn set_shard_spec(
+    conn: &Connection,
+    tenant: &str,
+    object_id: &str,
+    slot: FlexSlot,
+    spec: Option<&IndexSpec>,
+) -> MosaicResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO pivot_specs (tenant_id, object_id, slot, field, is_unique, is_indexed, case_insensitive) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (tenant_id, object_id, slot) DO UPDATE SET field = excluded.field, \
+         is_unique = excluded.is_unique, is_indexed = excluded.is_indexed, case_insensitive = excluded.case_insensitive",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            tenant,
+            object_id,
+            slot.column(),
+            spec.map(|s| s.field.as_str()).unwrap_or(""),
+            spec.is_some_and(|s| s.unique),
+            spec.is_some_and(|s| s.indexed),
+            spec.is_some_and(|s| s.case_insensitive),
+        ])
+    })
+    .map_err(map_sql)?;
+    Ok(())
+}
+
 fn do_insert(conn: &Connection, tenant: &str, op: &InsertOp) -> MosaicResult<WriteResult> {
     if let Some((spec, v)) = &op.require_absent {
         if let Some(key) = index_key(spec.case_insensitive, spec.slot, v)? {
@@ -354,7 +422,7 @@ fn do_insert(conn: &Connection, tenant: &str, op: &InsertOp) -> MosaicResult<Wri
     let mut values = r.values.clone();
     for an in &op.auto_numbers {
         let n = next_counter(conn, tenant, &r.object_id, an)?;
-        let text = fmt_auto_number(&an.format, n, r.created_at.date_naive());
+        let text = fmt_auto_number(&an.format, n, an.date);
         match an.slot {
             None => name = Some(text),
             Some(slot) => {
@@ -394,7 +462,8 @@ fn do_insert(conn: &Connection, tenant: &str, op: &InsertOp) -> MosaicResult<Wri
     conn.prepare_cached(&sql)
         .and_then(|mut st| st.execute(params_from_iter(args.iter())))
         .map_err(map_sql)?;
-    for spec in &op.indexes {
+    let specs = merge_index_specs(&op.indexes, &shard_specs(conn, tenant, &r.object_id)?);
+    for spec in &specs {
         if let Some((_, v)) = values.iter().find(|(s, _)| *s == spec.slot) {
             put_pivots(conn, tenant, &r.object_id, &r.id, spec, v)?;
         }
@@ -461,7 +530,8 @@ fn do_update(conn: &Connection, tenant: &str, op: &UpdateOp) -> MosaicResult<Wri
     conn.prepare_cached(&sql)
         .and_then(|mut st| st.execute(params_from_iter(args.iter())))
         .map_err(map_sql)?;
-    for spec in &op.indexes {
+    let specs = merge_index_specs(&op.indexes, &shard_specs(conn, tenant, &op.object_id)?);
+    for spec in &specs {
         if let Some((_, v)) = op.set.iter().find(|(s, _)| *s == spec.slot) {
             drop_pivots_of(conn, tenant, &op.id, Some(spec.slot))?;
             put_pivots(conn, tenant, &op.object_id, &op.id, spec, v)?;
@@ -488,7 +558,9 @@ fn soft_delete(
     drop_pivots_of(conn, tenant, id, None)
 }
 
-/// Clears lookup values that point at a deleted record (and their pivots).
+/// Clears lookup values that point at a deleted record (and their pivots),
+/// finding the referring records through the lookup's pivot rows (lookups
+/// are always indexed), never by scanning the referring object.
 fn clear_lookups(
     conn: &Connection,
     tenant: &str,
@@ -497,10 +569,11 @@ fn clear_lookups(
 ) -> MosaicResult<()> {
     for r in refs {
         conn.prepare_cached(&format!(
-            "UPDATE object_records SET {c} = NULL WHERE tenant_id = ?1 AND object_id = ?2 AND {c} = ?3",
+            "UPDATE object_records SET {c} = NULL WHERE tenant_id = ?1 AND object_id = ?2 AND {c} = ?4 \
+             AND id IN (SELECT record_id FROM record_index WHERE tenant_id = ?1 AND object_id = ?2 AND slot = ?3 AND value = ?4)",
             c = r.slot.column()
         ))
-        .and_then(|mut st| st.execute(params![tenant, r.object_id, id]))
+        .and_then(|mut st| st.execute(params![tenant, r.object_id, r.slot.column(), id]))
         .map_err(map_sql)?;
         for t in ["record_index", "record_unique"] {
             conn.prepare_cached(&format!(
@@ -513,6 +586,20 @@ fn clear_lookups(
     Ok(())
 }
 
+/// The statement finding a record's live master-detail children: through
+/// the master-detail field's pivot rows (reference fields are always
+/// indexed) and the record primary key — never a scan of the child object.
+/// `?1` tenant, `?2` child object, `?3` slot column, `?4` parent id, `?5`
+/// limit. `CROSS JOIN` fixes the join order (SQLite keeps it as written).
+pub const CASCADE_CHILDREN_SQL: &str = "SELECT i.record_id FROM record_index i \
+     CROSS JOIN object_records r ON r.tenant_id = i.tenant_id AND r.id = i.record_id \
+     WHERE i.tenant_id = ?1 AND i.object_id = ?2 AND i.slot = ?3 AND i.value = ?4 \
+     AND r.object_id = ?2 AND r.is_deleted = 0 ORDER BY i.record_id LIMIT ?5";
+
+/// Deletes up to `budget` master-detail descendants of `parent`, deepest
+/// first (a record goes only once all its own children are gone), and
+/// returns how many went. With an unlimited budget it deletes them all.
+#[allow(clippy::too_many_arguments)]
 fn cascade(
     conn: &Connection,
     tenant: &str,
@@ -521,6 +608,7 @@ fn cascade(
     by: &str,
     at: &str,
     depth: usize,
+    budget: &mut usize,
 ) -> MosaicResult<usize> {
     if depth > 16 {
         return Err(MosaicError::new(
@@ -530,24 +618,71 @@ fn cascade(
     }
     let mut n = 0;
     for spec in specs {
-        let sql = format!(
-            "SELECT id FROM object_records WHERE tenant_id = ?1 AND object_id = ?2 AND {} = ?3 AND is_deleted = 0",
-            spec.slot.column()
-        );
+        if *budget == 0 {
+            break;
+        }
+        let limit = i64::try_from(*budget).unwrap_or(i64::MAX);
         let ids: Vec<String> = conn
-            .prepare_cached(&sql)
+            .prepare_cached(CASCADE_CHILDREN_SQL)
             .and_then(|mut st| {
-                st.query_map(params![tenant, spec.object_id, parent], |r| r.get(0))?
-                    .collect()
+                st.query_map(
+                    params![tenant, spec.object_id, spec.slot.column(), parent, limit],
+                    |r| r.get(0),
+                )?
+                .collect()
             })
             .map_err(map_sql)?;
         for child in ids {
-            n += 1 + cascade(conn, tenant, &child, &spec.children, by, at, depth + 1)?;
+            n += cascade(
+                conn,
+                tenant,
+                &child,
+                &spec.children,
+                by,
+                at,
+                depth + 1,
+                budget,
+            )?;
+            if *budget == 0 {
+                return Ok(n);
+            }
             soft_delete(conn, tenant, &spec.object_id, &child, by, at)?;
             clear_lookups(conn, tenant, &child, &spec.clear)?;
+            *budget -= 1;
+            n += 1;
         }
     }
     Ok(n)
+}
+
+/// One step of a large cascade, before the delete itself: removes up to
+/// [`CASCADE_BATCH`] descendants of a live master (none if it is gone).
+fn cascade_step(conn: &Connection, tenant: &str, op: &DeleteOp) -> MosaicResult<usize> {
+    if !live_exists(conn, tenant, &op.object_id, &op.id)? {
+        return Ok(0);
+    }
+    cascade_of(conn, tenant, op, CASCADE_BATCH)
+}
+
+/// Deletes up to `budget` descendants of the master `op` deletes.
+fn cascade_of(
+    conn: &Connection,
+    tenant: &str,
+    op: &DeleteOp,
+    budget: usize,
+) -> MosaicResult<usize> {
+    let at = format_datetime(&op.deleted_at);
+    let mut budget = budget;
+    cascade(
+        conn,
+        tenant,
+        &op.id,
+        &op.cascade,
+        &op.deleted_by,
+        &at,
+        0,
+        &mut budget,
+    )
 }
 
 fn do_delete(conn: &Connection, tenant: &str, op: &DeleteOp) -> MosaicResult<WriteResult> {
@@ -557,8 +692,8 @@ fn do_delete(conn: &Connection, tenant: &str, op: &DeleteOp) -> MosaicResult<Wri
             op.id
         )));
     }
+    let cascaded = cascade_of(conn, tenant, op, usize::MAX)?;
     let at = format_datetime(&op.deleted_at);
-    let cascaded = cascade(conn, tenant, &op.id, &op.cascade, &op.deleted_by, &at, 0)?;
     soft_delete(conn, tenant, &op.object_id, &op.id, &op.deleted_by, &at)?;
     clear_lookups(conn, tenant, &op.id, &op.clear)?;
     Ok(WriteResult::Deleted {
@@ -586,6 +721,24 @@ fn apply(conn: &Connection, tenant: &str, op: &WriteOp) -> MosaicResult<WriteRes
     };
     crate::automation::apply_effects(conn, tenant, effects)?;
     Ok(r)
+}
+
+/// Adds the descendants deleted in earlier cascade steps to each delete's count.
+fn with_stepped(
+    results: Vec<MosaicResult<WriteResult>>,
+    stepped: &[usize],
+) -> Vec<MosaicResult<WriteResult>> {
+    results
+        .into_iter()
+        .zip(stepped)
+        .map(|(r, before)| match r {
+            Ok(WriteResult::Deleted { id, cascaded }) => Ok(WriteResult::Deleted {
+                id,
+                cascaded: cascaded + before,
+            }),
+            other => other,
+        })
+        .collect()
 }
 
 /// Ids per statement in [`RecordStore::get_many`].
@@ -622,7 +775,30 @@ impl RecordStore for SqliteRecordStore {
         all_or_none: bool,
     ) -> MosaicResult<Vec<MosaicResult<WriteResult>>> {
         let tenant = tenant_id.to_string();
-        self.db
+        // Large cascades first, in steps of their own (see CASCADE_BATCH);
+        // an all-or-none batch of several ops stays one transaction.
+        let mut stepped: Vec<usize> = vec![0; ops.len()];
+        if !(all_or_none && ops.len() > 1) {
+            for (i, op) in ops.iter().enumerate() {
+                let WriteOp::Delete(d) = op else { continue };
+                if d.cascade.is_empty() {
+                    continue;
+                }
+                loop {
+                    let (t, d) = (tenant.clone(), d.clone());
+                    let n = self
+                        .db
+                        .write(move |conn| cascade_step(conn, &t, &d))
+                        .await?;
+                    stepped[i] += n;
+                    if n < CASCADE_BATCH {
+                        break;
+                    }
+                }
+            }
+        }
+        let results = self
+            .db
             .write(move |conn| {
                 if all_or_none && ops.len() > 1 {
                     let mut failed: Option<(usize, MosaicError)> = None;
@@ -662,7 +838,8 @@ impl RecordStore for SqliteRecordStore {
                         .collect())
                 }
             })
-            .await
+            .await?;
+        Ok(with_stepped(results, &stepped))
     }
 
     async fn get(
@@ -781,7 +958,7 @@ impl RecordStore for SqliteRecordStore {
                     params![t, o],
                 )
                 .map_err(map_sql)?;
-                for table in ["record_index", "record_unique"] {
+                for table in ["record_index", "record_unique", "pivot_specs"] {
                     conn.execute(
                         &format!("DELETE FROM {table} WHERE tenant_id = ?1 AND object_id = ?2 AND slot = ?3"),
                         params![t, o, slot.column()],
@@ -833,6 +1010,9 @@ impl RecordStore for SqliteRecordStore {
                     )
                     .map_err(map_sql)?;
                 }
+                // From this job on, every writer keeps this slot's pivots,
+                // whatever definition it holds.
+                set_shard_spec(conn, &t, &o, spec.slot, Some(&spec))?;
                 let sql = format!(
                     "SELECT id, {} FROM object_records WHERE tenant_id = ?1 AND object_id = ?2 AND is_deleted = 0 AND {} IS NOT NULL",
                     spec.slot.column(),
@@ -867,7 +1047,7 @@ impl RecordStore for SqliteRecordStore {
                     )
                     .map_err(map_sql)?;
                 }
-                Ok(())
+                set_shard_spec(conn, &t, &o, slot, None)
             })
             .await
     }
@@ -882,6 +1062,7 @@ impl RecordStore for SqliteRecordStore {
                     "record_unique",
                     "auto_number_counters",
                     "record_shares",
+                    "pivot_specs",
                 ] {
                     conn.execute(
                         &format!("DELETE FROM {table} WHERE tenant_id = ?1 AND object_id = ?2"),

@@ -526,6 +526,12 @@ impl TenantTransfer for SqliteRecordStore {
                         )
                         .map_err(map_sql)? as u64;
                 }
+                if ids.is_empty() {
+                    // The shard's record of the tenant's pivot specs.
+                    n += conn
+                        .execute("DELETE FROM pivot_specs WHERE tenant_id = ?1", [&t])
+                        .map_err(map_sql)? as u64;
+                }
                 if n == 0 {
                     conn.execute("DELETE FROM tenant_journal WHERE tenant_id = ?1", [&t])
                         .map_err(map_sql)?;

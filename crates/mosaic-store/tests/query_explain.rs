@@ -50,7 +50,7 @@ fn schema() -> Schema {
 fn ctx() -> PlanContext {
     PlanContext {
         today: NaiveDate::from_ymd_opt(2024, 1, 31).unwrap(),
-        zone: chrono::FixedOffset::east_opt(0).unwrap(),
+        zone: chrono_tz::Tz::UTC,
         week_start: Weekday::Sun,
         include_deleted: false,
     }

@@ -53,6 +53,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         .route("/", get(pages::home))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
+        .route("/password/expired", post(session::change_expired_password))
         .route("/static/{file}", get(assets::serve))
         .route("/search", get(pages::search))
         .route("/lookup/{object}", get(pages::lookup))

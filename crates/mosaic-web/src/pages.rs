@@ -4,7 +4,7 @@
 
 use crate::display::{record_href, segment, Cell, Reader};
 use crate::form::{self, Source, Submitted};
-use crate::format::{self, Locale};
+use crate::format::Locale;
 use crate::session::{self, require_user, WebUser};
 use crate::views::*;
 use crate::WebState;
@@ -33,13 +33,12 @@ pub const SEARCH_HITS_PER_OBJECT: usize = 20;
 
 type Q = HashMap<String, String>;
 
-/// How `user` reads values. Users carry no locale or time zone yet, so
-/// every user reads en_US in UTC; this is the one place that will read
-/// their settings.
-fn reader(_user: &WebUser) -> Reader {
+/// How `user` reads values: in their locale and time zone (theirs, else
+/// the tenant's, else en_US in UTC), resolved when the session was read.
+fn reader(user: &WebUser) -> Reader {
     Reader {
-        locale: Locale::named(format::DEFAULT_LOCALE),
-        zone: format::zone("UTC"),
+        locale: Locale::named(&user.locale),
+        zone: user.caller.zone,
     }
 }
 

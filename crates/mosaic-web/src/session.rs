@@ -7,7 +7,7 @@
 //! the login page with a local return path when a session is missing or
 //! expired.
 
-use crate::views::{self, LoginPage};
+use crate::views::{self, LoginPage, PasswordPage};
 use crate::{ClientOrigin, WebState};
 use axum::extract::{Form, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -32,6 +32,9 @@ pub const CSRF_FIELD: &str = "_csrf";
 /// A signed-in user of a page request.
 pub struct WebUser {
     pub caller: Caller,
+    /// The user's locale (theirs, else the tenant's, else en_US); their
+    /// zone is `caller.zone`.
+    pub locale: String,
     /// The session's access token (the CSRF token derives from it).
     token: String,
 }
@@ -145,13 +148,23 @@ pub async fn require_user(
     if !perms.is_active() {
         return Err(to_login());
     }
+    let settings = match s
+        .platform
+        .resolved_locale(&session.tenant_id, &session.user_id)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Err(views::error_page(&e)),
+    };
     Ok(WebUser {
         caller: Caller {
             tenant_id: session.tenant_id.clone(),
             user_id: session.user_id.clone(),
             username: session.username.clone(),
             perms,
+            zone: settings.zone,
         },
+        locale: settings.locale,
         token: token.to_string(),
     })
 }
@@ -188,20 +201,38 @@ fn render_login(
     username: &str,
     status: StatusCode,
 ) -> Response {
+    with_login_csrf(secure, status, |csrf| {
+        views::html(&LoginPage {
+            next: next.and_then(local_path).unwrap_or("/").to_string(),
+            error: error.map(str::to_string),
+            username: username.to_string(),
+            csrf,
+            assets: views::Assets::get(),
+        })
+    })
+}
+
+/// A page of the sign-in flow with a fresh login CSRF token: `page` gets
+/// the token for its form, the answer sets it as the cookie.
+fn with_login_csrf(
+    secure: bool,
+    status: StatusCode,
+    page: impl FnOnce(String) -> Response,
+) -> Response {
     let token = random_token();
-    let page = LoginPage {
-        next: next.and_then(local_path).unwrap_or("/").to_string(),
-        error: error.map(str::to_string),
-        username: username.to_string(),
-        csrf: token.clone(),
-        assets: views::Assets::get(),
-    };
-    let mut res = (status, views::html(&page)).into_response();
+    let mut res = (status, page(token.clone())).into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(LOGIN_CSRF_COOKIE, &token, None, secure),
     );
     res
+}
+
+/// Whether a sign-in form carries the CSRF token of its cookie (double
+/// submit: there is no session yet).
+fn login_csrf_ok(headers: &HeaderMap, submitted: &str) -> bool {
+    let expected = cookie(headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    !expected.is_empty() && constant_time_eq(expected.as_bytes(), submitted.as_bytes())
 }
 
 #[derive(Deserialize)]
@@ -225,8 +256,7 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let secure = came_over_tls(origin.as_deref());
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), f.csrf.as_bytes()) {
+    if !login_csrf_ok(&headers, &f.csrf) {
         return render_login(
             secure,
             Some(&f.next),
@@ -244,27 +274,7 @@ pub async fn login(
         .password_grant(&f.username, &f.password, source.as_deref())
         .await
     {
-        Ok(g) => {
-            // The web session needs no refresh token: revoke the one the
-            // grant minted so it can never be used.
-            if let Some(r) = &g.refresh_token {
-                let _ = s.platform.access.revoke_token(r).await;
-            }
-            let _ = s.platform.meta.warm(&g.tenant_id).await;
-            let next = local_path(&f.next).unwrap_or("/");
-            let mut res = Redirect::to(next).into_response();
-            let ttl = s.platform.config.token_ttl.as_secs() as i64;
-            let h = res.headers_mut();
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(SESSION_COOKIE, &g.access_token, Some(ttl), secure),
-            );
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(LOGIN_CSRF_COOKIE, "", Some(0), secure),
-            );
-            res
-        }
+        Ok(g) => signed_in(&s, g, &f.next, secure).await,
         Err(GrantError::InvalidGrant) => render_login(
             secure,
             Some(&f.next),
@@ -273,20 +283,10 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
         ),
         Err(GrantError::TooManyAttempts { retry_after_secs }) => {
-            let mut res = render_login(
-                secure,
-                Some(&f.next),
-                Some(&format!(
-                    "Too many failed sign-ins. Try again in {} minute(s).",
-                    (retry_after_secs + 59) / 60
-                )),
-                &f.username,
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            res
+            too_many_attempts(secure, &f.next, &f.username, retry_after_secs)
+        }
+        Err(GrantError::PasswordExpired) => {
+            render_password_change(secure, &f.next, None, &f.username, StatusCode::OK)
         }
         Err(GrantError::InvalidClient) => render_login(
             secure,
@@ -296,6 +296,154 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
         ),
         Err(GrantError::Internal(e)) => views::error_page(&e),
+    }
+}
+
+/// The login form again, locked for `retry_after_secs` (with `Retry-After`).
+fn too_many_attempts(secure: bool, next: &str, username: &str, retry_after_secs: i64) -> Response {
+    let mut res = render_login(
+        secure,
+        Some(next),
+        Some(&format!(
+            "Too many failed sign-ins. Try again in {} minute(s).",
+            (retry_after_secs + 59) / 60
+        )),
+        username,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+/// A granted login: the session cookie, and a redirect to the (local)
+/// return path.
+async fn signed_in(s: &WebState, g: mosaic_access::Granted, next: &str, secure: bool) -> Response {
+    // The web session needs no refresh token: revoke the one the grant
+    // minted so it can never be used.
+    if let Some(r) = &g.refresh_token {
+        let _ = s.platform.access.revoke_token(r).await;
+    }
+    let _ = s.platform.meta.warm(&g.tenant_id).await;
+    let next = local_path(next).unwrap_or("/");
+    let mut res = Redirect::to(next).into_response();
+    let ttl = s.platform.config.token_ttl.as_secs() as i64;
+    let h = res.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &g.access_token, Some(ttl), secure),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, "", Some(0), secure),
+    );
+    res
+}
+
+/// The password-change form after a `PASSWORD_EXPIRED` login, with a
+/// fresh login CSRF cookie.
+fn render_password_change(
+    secure: bool,
+    next: &str,
+    error: Option<&str>,
+    username: &str,
+    status: StatusCode,
+) -> Response {
+    with_login_csrf(secure, status, |csrf| {
+        views::html(&PasswordPage {
+            next: local_path(next).unwrap_or("/").to_string(),
+            error: error.map(str::to_string),
+            username: username.to_string(),
+            csrf,
+            assets: views::Assets::get(),
+        })
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChangeForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// `POST /password/expired`: changes a password an administrator reset
+/// (the access service's check, limits and policy), then signs in with
+/// the new one.
+pub async fn change_expired_password(
+    State(s): State<WebState>,
+    origin: Option<Extension<ClientOrigin>>,
+    headers: HeaderMap,
+    Form(f): Form<PasswordChangeForm>,
+) -> Response {
+    use mosaic_access::accounts::{ExpiredPasswordChangeInput, PasswordChangeError};
+    let secure = came_over_tls(origin.as_deref());
+    if !login_csrf_ok(&headers, &f.csrf) {
+        return render_login(
+            secure,
+            Some(&f.next),
+            Some("Your sign-in form expired. Please sign in again."),
+            &f.username,
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let source = origin.map(|o| o.ip.to_string());
+    let input = ExpiredPasswordChangeInput {
+        username: f.username.clone(),
+        current_password: f.current_password,
+        new_password: f.new_password.clone(),
+    };
+    match s
+        .platform
+        .access
+        .change_expired_password(&input, source.as_deref())
+        .await
+    {
+        Ok(()) => match s
+            .platform
+            .access
+            .password_grant(&f.username, &f.new_password, source.as_deref())
+            .await
+        {
+            Ok(g) => signed_in(&s, g, &f.next, secure).await,
+            Err(_) => render_login(
+                secure,
+                Some(&f.next),
+                Some("Your password was changed. Please sign in with it."),
+                &f.username,
+                StatusCode::OK,
+            ),
+        },
+        Err(PasswordChangeError::WrongPassword) => render_login(
+            secure,
+            Some(&f.next),
+            Some("That username and password do not match an active account."),
+            &f.username,
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(PasswordChangeError::TooManyAttempts { retry_after_secs }) => {
+            too_many_attempts(secure, &f.next, &f.username, retry_after_secs)
+        }
+        Err(PasswordChangeError::Invalid(e))
+            if e.code == mosaic_types::ErrorCode::INVALID_INPUT =>
+        {
+            render_password_change(
+                secure,
+                &f.next,
+                Some(&e.message),
+                &f.username,
+                StatusCode::BAD_REQUEST,
+            )
+        }
+        Err(PasswordChangeError::Invalid(e)) => views::error_page(&e),
     }
 }
 

@@ -58,6 +58,18 @@ pub struct LoginPage {
     pub assets: Assets,
 }
 
+/// The change of a password an administrator reset (shown instead of a
+/// session when the login answered `PASSWORD_EXPIRED`).
+#[derive(Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage {
+    pub next: String,
+    pub error: Option<String>,
+    pub username: String,
+    pub csrf: String,
+    pub assets: Assets,
+}
+
 #[derive(Debug, Clone)]
 pub struct RecentItem {
     pub name: String,

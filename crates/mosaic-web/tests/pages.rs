@@ -749,3 +749,69 @@ async fn related_lists_create_children_and_recent_records_follow_views() {
     }
     panic!("the viewed record never showed in recent records");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_password_is_changed_at_the_sign_in() {
+    let server = WebServer::start().await;
+    let api = server.tenant("reset").await;
+    let (uid, username) = api.user("reset", "standard").await;
+    let temporary = "temporary passphrase 9";
+    let (s, v) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/services/admin/v1/users/{uid}/password"),
+            Some(json!({"password": temporary})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
+    // The right temporary password shows the change form, not a session.
+    let mut b = Browser::new(&server.base);
+    let p = b.login(&username, temporary).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(
+        p.body.contains("action=\"/password/expired\""),
+        "{}",
+        p.body
+    );
+    assert!(!b.cookies.contains_key("mosaic_sid"));
+    let csrf = p.csrf();
+    // A new password against the policy: the form again, with the reason.
+    let p = b
+        .post(
+            "/password/expired",
+            &[
+                ("username", &username),
+                ("current_password", temporary),
+                ("new_password", "qwerty123456"),
+                ("next", "/"),
+                ("_csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.body.contains("common"), "{}", p.body);
+    let csrf = p.csrf();
+    let p = b
+        .post(
+            "/password/expired",
+            &[
+                ("username", &username),
+                ("current_password", temporary),
+                ("new_password", "my very own passphrase"),
+                ("next", "/"),
+                ("_csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert!(b.cookies.contains_key("mosaic_sid"), "signed in");
+    assert_eq!(b.get("/").await.status, StatusCode::OK);
+    // The temporary password is gone.
+    let mut other = Browser::new(&server.base);
+    assert_eq!(
+        other.login(&username, temporary).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    server.stop().await;
+}

@@ -37,6 +37,10 @@ struct Common {
     /// Lifetime of issued access tokens, in seconds.
     #[arg(long, env = "MOSAIC_TOKEN_TTL_SECS", default_value_t = 7200)]
     token_ttl_secs: u64,
+    /// Lifetime of refresh tokens, in days; each use rotates the token
+    /// (the new one lives this long again).
+    #[arg(long, env = "MOSAIC_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
+    refresh_token_ttl_days: u64,
     /// SMTP server for email alerts (`smtp://host:port`, `smtps://user:pass@host`);
     /// without it, alerts are written as files under <data-dir>/mail.
     #[arg(long, env = "MOSAIC_SMTP_URL")]
@@ -48,6 +52,12 @@ struct Common {
     /// (doubling per retry up to 5 minutes, 5 retries, then dead letter).
     #[arg(long, env = "MOSAIC_OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
     outbox_retry_base_ms: u64,
+    /// Destinations tenants' outbound messages may reach although they are
+    /// loopback, private, link-local, CGNAT or multicast: comma-separated
+    /// CIDRs, addresses or host names (`10.0.0.0/8,hooks.internal`).
+    /// Without it, only public addresses are reached.
+    #[arg(long, env = "MOSAIC_OUTBOUND_ALLOW", value_parser = outbound_allow)]
+    outbound_allow: Option<mosaic_types::OutboundGuard>,
     /// The metadata database on PostgreSQL (`postgres://user@host/db`);
     /// without it, `metadata.sqlite` in the data directory.
     #[arg(long, env = "MOSAIC_METADATA_URL")]
@@ -339,14 +349,23 @@ enum MaintenanceCommand {
     },
 }
 
+fn outbound_allow(text: &str) -> Result<mosaic_types::OutboundGuard, String> {
+    mosaic_types::OutboundGuard::parse(text)
+}
+
 fn config(c: &Common) -> PlatformConfig {
     let mut cfg = PlatformConfig::new(&c.data_dir);
     cfg.token_ttl = Duration::from_secs(c.token_ttl_secs.max(1));
+    cfg.refresh_token_ttl =
+        Duration::from_secs(c.refresh_token_ttl_days.clamp(1, 3650) * 24 * 60 * 60);
     cfg.automation.smtp_url = c.smtp_url.clone().filter(|u| !u.is_empty());
     if let Some(f) = c.mail_from.clone().filter(|f| !f.is_empty()) {
         cfg.automation.mail_from = f;
     }
     cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
+    if let Some(g) = &c.outbound_allow {
+        cfg.automation.outbound_allow = g.clone();
+    }
     cfg.metadata_url = c.metadata_url.clone().filter(|u| !u.is_empty());
     cfg.metadata_replica_urls = c
         .metadata_replica_urls

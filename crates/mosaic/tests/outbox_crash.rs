@@ -52,7 +52,14 @@ async fn receiver() -> (Log, String) {
 async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
     let dir = tempfile::tempdir().unwrap();
     let (log, hook) = receiver().await;
-    let mut server = start_with(dir.path(), &[("MOSAIC_OUTBOX_RETRY_BASE_MS", "50")]);
+    let mut server = start_with(
+        dir.path(),
+        &[
+            ("MOSAIC_OUTBOX_RETRY_BASE_MS", "50"),
+            // The receiver is on loopback, refused without the allow-list.
+            ("MOSAIC_OUTBOUND_ALLOW", "127.0.0.0/8"),
+        ],
+    );
     let out = Command::new(BIN)
         .args(["tenant", "create", "--data-dir"])
         .arg(dir.path())
@@ -129,7 +136,14 @@ async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
         "the kill must land while deliveries are pending ({before_restart} of {})",
         acked.len()
     );
-    let _server = start_with(dir.path(), &[("MOSAIC_OUTBOX_RETRY_BASE_MS", "50")]);
+    let _server = start_with(
+        dir.path(),
+        &[
+            ("MOSAIC_OUTBOX_RETRY_BASE_MS", "50"),
+            // The receiver is on loopback, refused without the allow-list.
+            ("MOSAIC_OUTBOUND_ALLOW", "127.0.0.0/8"),
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let records: HashSet<String> = log.lock().unwrap().iter().map(|(_, r)| r.clone()).collect();

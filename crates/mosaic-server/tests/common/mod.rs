@@ -32,6 +32,12 @@ pub fn on_postgres() -> bool {
 /// The operator token of test servers (`MOSAIC_OPERATOR_TOKEN`).
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
+/// The outbound allow-list of tests whose receivers listen on loopback
+/// (refused without it).
+pub fn loopback_allowed() -> mosaic_types::OutboundGuard {
+    mosaic_types::OutboundGuard::parse("127.0.0.0/8").expect("allow-list")
+}
+
 static TENANTS: AtomicUsize = AtomicUsize::new(0);
 
 impl TestServer {

@@ -11,7 +11,7 @@
 mod bind;
 
 use crate::query_store::{ColumnRef, QueryPlan};
-use chrono::{FixedOffset, NaiveDate, Weekday};
+use chrono::{NaiveDate, Weekday};
 use mosaic_types::{DataType, FlexSlot};
 
 pub use bind::{plan_parsed, plan_query, plan_search_object};
@@ -70,10 +70,12 @@ impl Schema {
 /// What a query is planned against besides metadata.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlanContext {
-    /// "Today" in the tenant's time zone (date literals).
+    /// "Today" in the caller's time zone (date literals).
     pub today: NaiveDate,
-    /// The tenant's zone, for date literals on datetime fields.
-    pub zone: FixedOffset,
+    /// The caller's zone (the user's, else the tenant's, else UTC): date
+    /// literals on datetime fields become UTC instants in it, daylight
+    /// saving included.
+    pub zone: chrono_tz::Tz,
     pub week_start: Weekday,
     /// queryAll: deleted records too.
     pub include_deleted: bool,
