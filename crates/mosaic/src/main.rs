@@ -1,5 +1,6 @@
 //! `mosaic`: the single binary. It only wires crates together.
 
+mod ai_eval_cmd;
 mod cert_cmd;
 mod loadtest;
 mod move_cmd;
@@ -260,6 +261,9 @@ enum Command {
     /// Drive a running server with the seed's mixed workload and report
     /// per-operation latency against the seed's targets (docs/performance.md).
     Loadtest(loadtest::LoadtestArgs),
+    /// Score an LLM service on the AI evaluation set (`eval/ai/`): pass
+    /// rate per kind and latency percentiles (docs/operations.md).
+    AiEval(ai_eval_cmd::AiEvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -663,6 +667,7 @@ fn main() -> ExitCode {
             Command::Cert { command } => cert_cmd::run(command),
             Command::Operator { command } => operator_cmd::run(command).await,
             Command::Loadtest(args) => loadtest::run(args).await,
+            Command::AiEval(args) => ai_eval_cmd::run(args).await,
             Command::Shard { command } => shard_cmd::run(command).await,
             Command::Migrate { common } => {
                 let p = open(&common).await?;
