@@ -1373,8 +1373,9 @@ impl AccessStore for PgAccessStore {
             if old.revoked {
                 execute(
                     tx,
-                    "UPDATE refresh_tokens SET revoked = TRUE WHERE family_id = $1",
-                    &[&old.family_id],
+                    "UPDATE refresh_tokens SET revoked = TRUE \
+                     WHERE tenant_id = $1 AND family_id = $2",
+                    &[&old.tenant_id, &old.family_id],
                 )
                 .await?;
                 return Ok(RefreshRotation::Reused {

@@ -1402,8 +1402,9 @@ impl AccessStore for SqliteAccessStore {
                 };
                 if old.revoked {
                     conn.execute(
-                        "UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1",
-                        [&old.family_id],
+                        "UPDATE refresh_tokens SET revoked = 1 \
+                         WHERE tenant_id = ?1 AND family_id = ?2",
+                        [&old.tenant_id, &old.family_id],
                     )
                     .map_err(map_sql)?;
                     return Ok(RefreshRotation::Reused {
