@@ -72,7 +72,7 @@ mod tenant_predicate {
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 27] = [
+    const GLOBAL: [&str; 29] = [
         // write-ahead-log positions of the whole database
         "pg_current_wal_insert_lsn()",
         "pg_last_wal_replay_lsn()",
@@ -98,6 +98,9 @@ mod tenant_predicate {
         "FROM connected_apps WHERE client_id",
         "login_failures",
         "DELETE FROM idempotency_keys WHERE expires_at",
+        // the purge of expired credentials spans tenants (expired rows only)
+        "DELETE FROM sessions WHERE expires_at",
+        "DELETE FROM refresh_tokens WHERE expires_at",
         "schema_version",
         "pg_advisory_xact_lock",
         // outbox delivery spans the shard's tenants (claims name them)
