@@ -72,7 +72,7 @@ mod tenant_predicate {
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 29] = [
+    const GLOBAL: [&str; 30] = [
         // write-ahead-log positions of the whole database
         "pg_current_wal_insert_lsn()",
         "pg_last_wal_replay_lsn()",
@@ -101,6 +101,8 @@ mod tenant_predicate {
         // the purge of expired credentials spans tenants (expired rows only)
         "DELETE FROM sessions WHERE expires_at",
         "DELETE FROM refresh_tokens WHERE expires_at",
+        // a migration's backfill of every existing refresh token
+        "UPDATE refresh_tokens SET family_id = token_hash",
         "schema_version",
         "pg_advisory_xact_lock",
         // outbox delivery spans the shard's tenants (claims name them)

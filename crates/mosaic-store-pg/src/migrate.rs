@@ -284,7 +284,7 @@ ALTER TABLE refresh_tokens ADD COLUMN family_id TEXT;
 UPDATE refresh_tokens SET family_id = token_hash, expires_at = issued_at + INTERVAL '30 days';
 ALTER TABLE refresh_tokens ALTER COLUMN expires_at SET NOT NULL;
 ALTER TABLE refresh_tokens ALTER COLUMN family_id SET NOT NULL;
-CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (tenant_id, family_id);
 CREATE INDEX refresh_tokens_expiry ON refresh_tokens (expires_at);
 CREATE INDEX sessions_expiry ON sessions (expires_at);
 "#,

@@ -110,7 +110,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
   family_id TEXT
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens(tenant_id, user_id);
-CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(tenant_id, family_id);
 CREATE INDEX IF NOT EXISTS refresh_tokens_expiry ON refresh_tokens(expires_at);
 CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions(expires_at);
 CREATE TABLE IF NOT EXISTS login_failures (
