@@ -185,7 +185,10 @@ pub enum SelectItem {
     /// Parent-to-child subquery, `(SELECT LastName FROM Contacts)`.
     SubQuery(Box<Query>),
     /// A field with an alias (aggregate queries), `Name n`.
-    AliasedField { field: FieldPath, alias: Ident },
+    AliasedField {
+        field: FieldPath,
+        alias: Ident,
+    },
     /// A function over a field: `toLabel(Status)`, `FORMAT(Amount) amt`,
     /// `CALENDAR_YEAR(CreatedDate)`, `GROUPING(Name) grp`.
     Call {
@@ -193,7 +196,10 @@ pub enum SelectItem {
         alias: Option<Ident>,
     },
     /// `FIELDS(ALL)`, `FIELDS(STANDARD)`, `FIELDS(CUSTOM)`.
-    Fields { kind: FieldsKind, span: Span },
+    Fields {
+        kind: FieldsKind,
+        span: Span,
+    },
     /// `TYPEOF What WHEN Account THEN Name … ELSE Name END`.
     TypeOf(TypeOf),
 }
@@ -502,7 +508,10 @@ pub enum Literal {
     /// `TODAY`, `LAST_N_DAYS:30`, …; resolve with [`crate::resolve_date_literal`].
     DateLiteral(DateLiteral),
     /// A currency-prefixed number, `USD5000`, `EUR12.50` (ISO code upper-cased).
-    Currency { code: String, amount: Decimal },
+    Currency {
+        code: String,
+        amount: Decimal,
+    },
 }
 
 /// A LIKE pattern, split into literal text and wildcards. `\_` and `\%` in
@@ -614,7 +623,9 @@ impl SelectItem {
             SelectItem::Aggregate(a) => a.span,
             SelectItem::SubQuery(q) => q.span,
             SelectItem::AliasedField { field, alias } => field.span.to(alias.span),
-            SelectItem::Call { call, alias } => alias.as_ref().map_or(call.span, |a| call.span.to(a.span)),
+            SelectItem::Call { call, alias } => {
+                alias.as_ref().map_or(call.span, |a| call.span.to(a.span))
+            }
             SelectItem::Fields { span, .. } => *span,
             SelectItem::TypeOf(t) => t.span,
         }
@@ -636,16 +647,13 @@ impl Query {
     /// True when the query aggregates (any aggregate in SELECT, or GROUP BY).
     pub fn is_aggregate(&self) -> bool {
         !self.group_by.is_empty()
-            || self
-                .select
-                .iter()
-                .any(|s| match s {
-                    SelectItem::Aggregate(_) => true,
-                    SelectItem::Call { call, .. } => {
-                        matches!(call.arg.as_ref(), Operand::Aggregate(_))
-                    }
-                    _ => false,
-                })
+            || self.select.iter().any(|s| match s {
+                SelectItem::Aggregate(_) => true,
+                SelectItem::Call { call, .. } => {
+                    matches!(call.arg.as_ref(), Operand::Aggregate(_))
+                }
+                _ => false,
+            })
     }
 
     /// True for the bare `SELECT COUNT() FROM …` form, which returns a size, not rows.

@@ -44,7 +44,11 @@ pub enum DateLiteral {
     NextFiscalYear,
     /// `LAST_N_WEEKS:n`, `NEXT_N_MONTHS:n`, `N_FISCAL_YEARS_AGO:n`, …: whole
     /// units before the current one, after it, or the single unit `n` ago.
-    Units { rel: Relative, unit: DateUnit, n: u32 },
+    Units {
+        rel: Relative,
+        unit: DateUnit,
+        n: u32,
+    },
 }
 
 /// Where a `Units` literal lies relative to the current unit.
@@ -80,7 +84,10 @@ const UNITS: [(&str, DateUnit); 6] = [
 
 impl DateUnit {
     fn word(self) -> &'static str {
-        UNITS.iter().find(|(_, u)| *u == self).map_or("", |(w, _)| w)
+        UNITS
+            .iter()
+            .find(|(_, u)| *u == self)
+            .map_or("", |(w, _)| w)
     }
 }
 
@@ -91,7 +98,10 @@ fn units_name(name: &str) -> Option<(Relative, DateUnit)> {
         (Relative::Last, rest)
     } else if let Some(rest) = upper.strip_prefix("NEXT_N_") {
         (Relative::Next, rest)
-    } else if let Some(rest) = upper.strip_prefix("N_").and_then(|r| r.strip_suffix("_AGO")) {
+    } else if let Some(rest) = upper
+        .strip_prefix("N_")
+        .and_then(|r| r.strip_suffix("_AGO"))
+    {
         (Relative::Ago, rest)
     } else {
         return None;

@@ -283,7 +283,11 @@ impl<'a> Parser<'a> {
                     if depth == 0 && self.text(t.span).eq_ignore_ascii_case("FROM") =>
                 {
                     let mut at = i + 2;
-                    if self.tokens.get(at).is_some_and(|t| t.kind == TokenKind::Dot) {
+                    if self
+                        .tokens
+                        .get(at)
+                        .is_some_and(|t| t.kind == TokenKind::Dot)
+                    {
                         at += 2;
                     }
                     let alias = self.tokens.get(at)?;
@@ -337,7 +341,9 @@ impl<'a> Parser<'a> {
             None
         };
         let from_start = qualifier.as_ref().map_or(name.span, |q| q.span);
-        let from_span = alias.as_ref().map_or(from_start.to(name.span), |a| from_start.to(a.span));
+        let from_span = alias
+            .as_ref()
+            .map_or(from_start.to(name.span), |a| from_start.to(a.span));
         let from = ObjectRef {
             qualifier,
             name,
@@ -371,7 +377,8 @@ impl<'a> Parser<'a> {
         if self.at_keyword("GROUP") {
             self.bump();
             self.expect_keyword("BY")?;
-            let wrapped = if self.at_keyword("ROLLUP") && self.peek_at(1).kind == TokenKind::LParen {
+            let wrapped = if self.at_keyword("ROLLUP") && self.peek_at(1).kind == TokenKind::LParen
+            {
                 grouping = Grouping::Rollup;
                 true
             } else if self.at_keyword("CUBE") && self.peek_at(1).kind == TokenKind::LParen {
@@ -474,7 +481,10 @@ impl<'a> Parser<'a> {
             if kind == QueryKind::Top {
                 Ok(())
             } else {
-                Err(p.err(t.span.start, format!("WITH {what} is only allowed in the outermost query")))
+                Err(p.err(
+                    t.span.start,
+                    format!("WITH {what} is only allowed in the outermost query"),
+                ))
             }
         };
         match word.as_str() {
@@ -580,7 +590,10 @@ impl<'a> Parser<'a> {
         if kind != QueryKind::Top {
             return Err(self.err(
                 at.start,
-                format!("{} is only allowed in the outermost query", clause.keywords()),
+                format!(
+                    "{} is only allowed in the outermost query",
+                    clause.keywords()
+                ),
             ));
         }
         Ok(Some(clause))
@@ -642,12 +655,7 @@ impl<'a> Parser<'a> {
                 "ALL" if t.kind == TokenKind::Ident => FieldsKind::All,
                 "STANDARD" if t.kind == TokenKind::Ident => FieldsKind::Standard,
                 "CUSTOM" if t.kind == TokenKind::Ident => FieldsKind::Custom,
-                _ => {
-                    return Err(self.err(
-                        t.span.start,
-                        "FIELDS() takes ALL, STANDARD or CUSTOM",
-                    ))
-                }
+                _ => return Err(self.err(t.span.start, "FIELDS() takes ALL, STANDARD or CUSTOM")),
             };
             self.bump();
             let close = self.expect(&TokenKind::RParen)?;
@@ -680,7 +688,8 @@ impl<'a> Parser<'a> {
             // only take it as one when the select list goes on after it.
             let next = self.peek_at(1);
             let list_goes_on = next.kind == TokenKind::Comma
-                || (next.kind == TokenKind::Ident && self.text(next.span).eq_ignore_ascii_case("FROM"));
+                || (next.kind == TokenKind::Ident
+                    && self.text(next.span).eq_ignore_ascii_case("FROM"));
             if !list_goes_on {
                 return Err(self.unexpected());
             }
@@ -745,7 +754,10 @@ impl<'a> Parser<'a> {
         let name = self.text(t.span);
         if let Some(func) = AggregateFn::from_keyword(name) {
             if depth > 0 && clause != Clause::Select {
-                return Err(self.err(t.span.start, format!("{} cannot be nested here", func.keyword())));
+                return Err(self.err(
+                    t.span.start,
+                    format!("{} cannot be nested here", func.keyword()),
+                ));
             }
             self.bump();
             self.bump();
@@ -777,7 +789,9 @@ impl<'a> Parser<'a> {
             return Err(self.err(t.span.start, "function calls are nested too deeply"));
         }
         let placement = match (func, clause) {
-            (FieldFn::Format | FieldFn::ConvertCurrency | FieldFn::Grouping, Clause::Select) => None,
+            (FieldFn::Format | FieldFn::ConvertCurrency | FieldFn::Grouping, Clause::Select) => {
+                None
+            }
             (FieldFn::Grouping, Clause::Having | Clause::OrderBy) => None,
             (FieldFn::Format | FieldFn::ConvertCurrency | FieldFn::Grouping, _) => {
                 Some("is only allowed in the SELECT list")
@@ -810,10 +824,7 @@ impl<'a> Parser<'a> {
             _ => false,
         };
         if !allowed {
-            return Err(self.err(
-                arg_at,
-                format!("{}() takes a field here", func.keyword()),
-            ));
+            return Err(self.err(arg_at, format!("{}() takes a field here", func.keyword())));
         }
         let close = self.expect(&TokenKind::RParen)?;
         Ok(Some(Operand::Call(FieldCall {
@@ -889,17 +900,13 @@ impl<'a> Parser<'a> {
                             _ if matches!(call.arg.as_ref(), Operand::Aggregate(_)) => true,
                             _ => {
                                 grouped(&Operand::Call(call.clone()))
-                                    || (!call.func.is_date_fn()
-                                        && grouped(call.arg.as_ref()))
+                                    || (!call.func.is_date_fn() && grouped(call.arg.as_ref()))
                             }
                         };
                         if !ok {
                             return Err(self.err(
                                 call.span.start,
-                                format!(
-                                    "{}() must be grouped or aggregated",
-                                    call.func.keyword()
-                                ),
+                                format!("{}() must be grouped or aggregated", call.func.keyword()),
                             ));
                         }
                     }
@@ -910,16 +917,14 @@ impl<'a> Parser<'a> {
                         ));
                     }
                     SelectItem::Fields { span, .. } => {
-                        return Err(self.err(
-                            span.start,
-                            "FIELDS() is not allowed in aggregate queries",
-                        ));
+                        return Err(
+                            self.err(span.start, "FIELDS() is not allowed in aggregate queries")
+                        );
                     }
                     SelectItem::TypeOf(t) => {
-                        return Err(self.err(
-                            t.span.start,
-                            "TYPEOF is not allowed in aggregate queries",
-                        ));
+                        return Err(
+                            self.err(t.span.start, "TYPEOF is not allowed in aggregate queries")
+                        );
                     }
                     _ => {}
                 }
@@ -949,7 +954,10 @@ impl<'a> Parser<'a> {
                         if let (Some(a), FieldFn::ToLabel) = (alias, call.func) {
                             return Err(self.err(
                                 a.span.start,
-                                format!("unexpected token: '{}' (toLabel() takes no alias)", a.name),
+                                format!(
+                                    "unexpected token: '{}' (toLabel() takes no alias)",
+                                    a.name
+                                ),
                             ));
                         }
                     }

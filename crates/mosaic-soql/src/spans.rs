@@ -65,14 +65,17 @@ impl ClearSpans for TypeOf {
 impl ClearSpans for WithClause {
     fn clear_spans(&mut self) {
         match self {
-            WithClause::SecurityEnforced(s) | WithClause::UserMode(s) | WithClause::SystemMode(s) => {
-                *s = Span::default()
-            }
+            WithClause::SecurityEnforced(s)
+            | WithClause::UserMode(s)
+            | WithClause::SystemMode(s) => *s = Span::default(),
             WithClause::DataCategory(filters, s) => {
                 *s = Span::default();
                 for filter in filters {
                     filter.group.clear_spans();
-                    filter.categories.iter_mut().for_each(ClearSpans::clear_spans);
+                    filter
+                        .categories
+                        .iter_mut()
+                        .for_each(ClearSpans::clear_spans);
                 }
             }
         }

@@ -324,7 +324,11 @@ fn child_query() -> impl Strategy<Value = Query> {
 fn field_call() -> impl Strategy<Value = SelectItem> {
     (
         path(),
-        prop::sample::select(vec![FieldFn::ToLabel, FieldFn::Format, FieldFn::ConvertCurrency]),
+        prop::sample::select(vec![
+            FieldFn::ToLabel,
+            FieldFn::Format,
+            FieldFn::ConvertCurrency,
+        ]),
         any::<bool>(),
         prop::option::of(ident()),
     )
@@ -343,7 +347,11 @@ fn field_call() -> impl Strategy<Value = SelectItem> {
                     arg: Box::new(arg),
                     span: Span::default(),
                 },
-                alias: if func == FieldFn::ToLabel { None } else { alias },
+                alias: if func == FieldFn::ToLabel {
+                    None
+                } else {
+                    alias
+                },
             }
         })
 }
@@ -413,22 +421,26 @@ fn plain_query() -> impl Strategy<Value = Query> {
             ])),
         ),
     )
-        .prop_map(|(select, from, where_, semis, order_by, limit, offset, (scope, with, for_))| {
-            let mut q = base_query(select, from);
-            q.scope = scope;
-            q.with = with;
-            q.for_ = for_;
-            q.where_ = match (where_, semis.is_empty()) {
-                (w, true) => w,
-                (None, false) if semis.len() == 1 => semis.into_iter().next(),
-                (None, false) => Some(Condition::And(semis)),
-                (Some(w), false) => Some(Condition::And(std::iter::once(w).chain(semis).collect())),
-            };
-            q.order_by = order_by;
-            q.limit = limit;
-            q.offset = offset;
-            q
-        })
+        .prop_map(
+            |(select, from, where_, semis, order_by, limit, offset, (scope, with, for_))| {
+                let mut q = base_query(select, from);
+                q.scope = scope;
+                q.with = with;
+                q.for_ = for_;
+                q.where_ = match (where_, semis.is_empty()) {
+                    (w, true) => w,
+                    (None, false) if semis.len() == 1 => semis.into_iter().next(),
+                    (None, false) => Some(Condition::And(semis)),
+                    (Some(w), false) => {
+                        Some(Condition::And(std::iter::once(w).chain(semis).collect()))
+                    }
+                };
+                q.order_by = order_by;
+                q.limit = limit;
+                q.offset = offset;
+                q
+            },
+        )
 }
 
 fn date_fn() -> impl Strategy<Value = FieldFn> {
@@ -520,15 +532,17 @@ fn grouped_query() -> impl Strategy<Value = Query> {
                 prop::collection::vec(order_key(operand), 0..3),
             )
         })
-        .prop_map(|(select, group_by, grouping, from, where_, having, order_by)| {
-            let mut q = base_query(select, from);
-            q.where_ = where_;
-            q.group_by = group_by;
-            q.grouping = grouping;
-            q.having = having;
-            q.order_by = order_by;
-            q
-        })
+        .prop_map(
+            |(select, group_by, grouping, from, where_, having, order_by)| {
+                let mut q = base_query(select, from);
+                q.where_ = where_;
+                q.group_by = group_by;
+                q.grouping = grouping;
+                q.having = having;
+                q.order_by = order_by;
+                q
+            },
+        )
 }
 
 fn query() -> impl Strategy<Value = Query> {
