@@ -705,7 +705,16 @@ impl<'a> Parser<'a> {
         let field = self.ident()?;
         let mut whens = Vec::new();
         while self.eat_keyword("WHEN") {
-            let object = self.ident()?;
+            // Object names may be keywords here (`WHEN Group THEN …`).
+            let t = self.peek().clone();
+            if t.kind != TokenKind::Ident {
+                return Err(self.unexpected());
+            }
+            self.bump();
+            let object = Ident {
+                name: self.text(t.span).to_string(),
+                span: t.span,
+            };
             self.expect_keyword("THEN")?;
             let fields = self.type_of_fields()?;
             whens.push(TypeOfWhen { object, fields });
