@@ -153,9 +153,7 @@ async fn corpus_plans_and_runs_on_the_fixture() {
             skipped += 1;
             continue;
         }
-        let (status, body) = c
-            .get(&format!("{DATA}/query?q={}", enc(&case.text)))
-            .await;
+        let (status, body) = c.get(&format!("{DATA}/query?q={}", enc(&case.text))).await;
         let code = body[0]["errorCode"].as_str().unwrap_or("").to_string();
         let outcome = match case.expect.as_str() {
             "ok" => {
@@ -198,6 +196,163 @@ async fn corpus_plans_and_runs_on_the_fixture() {
         "corpus on the fixture: {} cases, {ran} sent ({refused} parse errors), {counted} row counts checked, {skipped} skipped (objects not in the fixture)",
         cases.len()
     );
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    server.stop().await;
+}
+
+const ADMIN: &str = "/services/admin/v1";
+const PASSWORD: &str = "correct-horse-battery";
+
+/// A standard user of the tenant, signed in with a password grant.
+async fn standard_user(admin: &Client) -> (String, Client) {
+    let username = format!("soql-{}@example.test", admin.tenant_id);
+    let (s, v) = admin
+        .post(
+            &format!("{ADMIN}/users"),
+            json!({"username": username, "password": PASSWORD, "email": "u@example.test", "profile": "standard"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let res = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/token", admin.base))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username.as_str()),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let t: serde_json::Value = res.json().await.unwrap();
+    let mut c = admin.with_token(t["access_token"].as_str().unwrap());
+    c.user_id = id.clone();
+    c.username = username;
+    (id, c)
+}
+
+/// `WITH SECURITY_ENFORCED` / `USER_MODE` turn "no such field" for a field
+/// the caller may not read into INSUFFICIENT_ACCESS; `FIELDS(CUSTOM)` lists
+/// readable fields only; `USING SCOPE mine` keeps the caller's own records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_modes_fields_and_scope() {
+    let server = TestServer::start().await;
+    let admin = server.tenant().await;
+    fixture(&admin).await;
+    let (uid, user) = standard_user(&admin).await;
+    let (s, v) = admin
+        .post(
+            &format!("{ADMIN}/permission-sets"),
+            json!({"name": "Accounts",
+                   "object_permissions": [{"object": "Account__c", "create": true, "read": true, "edit": true}],
+                   "field_permissions": [{"object": "Account__c", "field": "Industry__c", "read": true, "edit": true}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let set = v["id"].as_str().unwrap().to_string();
+    let (s, v) = admin
+        .post(
+            &format!("{ADMIN}/permission-sets/{set}/assignments"),
+            json!({"user_id": uid}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    user.create_record(
+        "Account__c",
+        json!({"Name": "U1 Mine", "Industry__c": "Tech"}),
+    )
+    .await;
+
+    let q = |c: &Client, soql: &str| {
+        let path = format!("{DATA}/query?q={}", enc(soql));
+        let c = c.clone();
+        async move { c.get(&path).await }
+    };
+    // Without the clause an unreadable field is as good as absent.
+    let (s, v) = q(&user, "SELECT Name, AnnualRevenue__c FROM Account__c").await;
+    assert_eq!(
+        (s, v[0]["errorCode"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_FIELD")),
+        "{v}"
+    );
+    for clause in ["WITH SECURITY_ENFORCED", "WITH USER_MODE"] {
+        let (s, v) = q(
+            &user,
+            &format!("SELECT Name, AnnualRevenue__c FROM Account__c {clause}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{clause}: {v}");
+        assert_eq!(v[0]["errorCode"], "INSUFFICIENT_ACCESS", "{v}");
+        assert_eq!(v[0]["fields"], json!(["AnnualRevenue__c"]), "{v}");
+        let (s, v) = q(&user, &format!("SELECT Name FROM Opportunity__c {clause}")).await;
+        assert_eq!(v[0]["errorCode"], "INSUFFICIENT_ACCESS", "{s} {v}");
+        // Names that exist nowhere keep their own error.
+        let (_, v) = q(&user, &format!("SELECT Nope__c FROM Account__c {clause}")).await;
+        assert_eq!(v[0]["errorCode"], "INVALID_FIELD", "{v}");
+        let (s, v) = q(
+            &user,
+            &format!("SELECT Name, Industry__c FROM Account__c {clause}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    // SYSTEM_MODE never widens access through the API.
+    let (_, v) = q(
+        &user,
+        "SELECT AnnualRevenue__c FROM Account__c WITH SYSTEM_MODE",
+    )
+    .await;
+    assert_eq!(v[0]["errorCode"], "INVALID_FIELD", "{v}");
+    // FIELDS(CUSTOM): the readable custom fields only.
+    let (s, v) = q(
+        &user,
+        "SELECT FIELDS(CUSTOM) FROM Account__c WHERE Name = 'U1 Mine' LIMIT 10",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rec = &v["records"][0];
+    assert_eq!(rec["Industry__c"], "Tech", "{v}");
+    assert!(rec.get("AnnualRevenue__c").is_none(), "{v}");
+    let (_, v) = q(
+        &admin,
+        "SELECT FIELDS(ALL) FROM Account__c WHERE Name = 'A1 Acme' LIMIT 1",
+    )
+    .await;
+    let rec = &v["records"][0];
+    for f in [
+        "Id",
+        "Name",
+        "OwnerId",
+        "CreatedDate",
+        "Industry__c",
+        "AnnualRevenue__c",
+        "Tags__c",
+    ] {
+        assert!(rec.get(f).is_some(), "FIELDS(ALL) lacks {f}: {v}");
+    }
+    // USING SCOPE mine: the caller's own records; everything: all they see.
+    let (_, v) = q(&admin, "SELECT Name FROM Account__c USING SCOPE everything").await;
+    assert_eq!(v["totalSize"], 5, "{v}");
+    let (_, v) = q(
+        &admin,
+        "SELECT Name FROM Account__c USING SCOPE mine ORDER BY Name",
+    )
+    .await;
+    assert_eq!(v["totalSize"], 4, "{v}");
+    let (_, v) = q(
+        &admin,
+        "SELECT Name FROM Account__c USING SCOPE mine WHERE Name LIKE 'U%'",
+    )
+    .await;
+    assert_eq!(v["totalSize"], 0, "{v}");
+    let (_, v) = q(&user, "SELECT Name FROM Account__c USING SCOPE mine").await;
+    assert_eq!(v["records"][0]["Name"], "U1 Mine", "{v}");
+    assert_eq!(v["totalSize"], 1, "{v}");
     server.stop().await;
 }

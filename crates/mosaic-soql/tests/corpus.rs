@@ -72,7 +72,9 @@ fn corpus_parses_and_round_trips() {
     let (mut accepted, mut refused) = (0, 0);
     for c in &cases {
         match (round_trip(c), c.expect.as_str()) {
-            (Ok(()), "parse") => failures.push(format!("parsed, expected a parse error: {}", c.text)),
+            (Ok(()), "parse") => {
+                failures.push(format!("parsed, expected a parse error: {}", c.text))
+            }
             (Ok(()), _) => accepted += 1,
             (Err(_), "parse") => refused += 1,
             (Err(e), _) => failures.push(format!("{}\n  → {e}", c.text)),
