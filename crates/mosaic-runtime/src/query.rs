@@ -149,8 +149,7 @@ impl QueryEngine {
             zone,
             week_start: Weekday::Sun,
             include_deleted,
-            // Standard fiscal year starting in January until the
-            // organization settings carry a start month.
+            // The tenant's start month is set by `Platform::plan_context`.
             fiscal_start_month: 1,
             user_id: Some(c.user_id.clone()),
         }
@@ -404,6 +403,13 @@ fn object_ids(items: &[OutputItem], out: &mut Vec<String>) {
 }
 
 impl Platform {
+    /// The planning context of `c`, with the tenant's fiscal year.
+    async fn plan_context(&self, c: &Caller, include_deleted: bool) -> MosaicResult<PlanContext> {
+        let mut ctx = self.queries.context(c, include_deleted);
+        ctx.fiscal_start_month = self.resolved_locale(&c.tenant_id, "").await?.fiscal_start_month;
+        Ok(ctx)
+    }
+
     /// The planner's schema as the caller may see it.
     async fn schema(&self, c: &Caller) -> MosaicResult<Schema> {
         let objects = self.meta.objects(&c.tenant_id).await?;
@@ -467,7 +473,7 @@ impl Platform {
         include_deleted: bool,
     ) -> MosaicResult<PlannedQuery> {
         let schema = self.schema(c).await?;
-        let ctx = self.queries.context(c, include_deleted);
+        let ctx = self.plan_context(c, include_deleted).await?;
         self.enforce_security(c, soql, &schema, &ctx).await?;
         plan_query(soql, &schema, &ctx)
     }
@@ -483,7 +489,7 @@ impl Platform {
         metrics::counter!("query_plans_total", "shape" => query_shape(soql)).increment(1);
         // Formula fields of the queried object in WHERE / ORDER BY: engine path.
         let schema = self.schema(c).await?;
-        let ctx = self.queries.context(c, opts.include_deleted);
+        let ctx = self.plan_context(c, opts.include_deleted).await?;
         self.enforce_security(c, soql, &schema, &ctx).await?;
         if let Some(r) = self
             .query_formula_path(c, soql, opts, &schema, &ctx)
@@ -969,7 +975,7 @@ impl Platform {
             )
         })?;
         let schema = self.schema(c).await?;
-        let ctx = self.queries.context(c, false);
+        let ctx = self.plan_context(c, false).await?;
         let returning: Vec<mosaic_soql::ReturningObject> = if sq.returning.is_empty() {
             schema
                 .objects

@@ -31,19 +31,30 @@ pub const ZONE_CACHE_TTL: Duration = Duration::from_secs(30);
 pub struct LocaleSettings {
     pub time_zone: Option<String>,
     pub locale: Option<String>,
+    /// The tenant's only: first month (1–12) of the fiscal year.
+    pub fiscal_year_start_month: Option<u32>,
 }
 
 impl LocaleSettings {
     pub fn to_json(&self) -> Json {
-        json!({"time_zone": self.time_zone, "locale": self.locale})
+        let mut j = json!({"time_zone": self.time_zone, "locale": self.locale});
+        if let Some(m) = self.fiscal_year_start_month {
+            j["fiscal_year_start_month"] = json!(m);
+        }
+        j
     }
 }
+
+/// The fiscal year of a tenant that set none starts in January.
+pub const DEFAULT_FISCAL_YEAR_START_MONTH: u32 = 1;
 
 /// What a caller works in: the effective zone and locale.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
     pub zone: Tz,
     pub locale: String,
+    /// The tenant's fiscal year start month (1–12).
+    pub fiscal_start_month: u32,
 }
 
 /// A change of settings: an absent key keeps the value, `null` clears it.
@@ -54,6 +65,13 @@ pub struct LocaleInput {
     pub time_zone: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub locale: Option<Option<String>>,
+    /// The organization only: 1–12, `null` back to January.
+    #[serde(default, deserialize_with = "nullable_month")]
+    pub fiscal_year_start_month: Option<Option<i64>>,
+}
+
+fn nullable_month<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -62,7 +80,7 @@ fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Stri
 
 impl LocaleInput {
     pub fn is_empty(&self) -> bool {
-        self.time_zone.is_none() && self.locale.is_none()
+        self.time_zone.is_none() && self.locale.is_none() && self.fiscal_year_start_month.is_none()
     }
 
     /// Takes `time_zone` and `locale` out of a JSON object body (the admin
@@ -148,6 +166,7 @@ fn pick(rows: &[LocaleRow], user_id: &str) -> (LocaleSettings, LocaleSettings) {
             .map(|r| LocaleSettings {
                 time_zone: r.time_zone.clone(),
                 locale: r.locale.clone(),
+                fiscal_year_start_month: r.fiscal_year_start_month,
             })
             .unwrap_or_default()
     };
@@ -183,7 +202,15 @@ impl Platform {
             .locale
             .or(tenant.locale)
             .unwrap_or_else(|| DEFAULT_LOCALE.to_string());
-        let r = Resolved { zone, locale };
+        let fiscal_start_month = tenant
+            .fiscal_year_start_month
+            .filter(|m| (1..=12).contains(m))
+            .unwrap_or(DEFAULT_FISCAL_YEAR_START_MONTH);
+        let r = Resolved {
+            zone,
+            locale,
+            fiscal_start_month,
+        };
         self.zones.insert(key, r.clone());
         Ok(r)
     }
@@ -221,6 +248,24 @@ impl Platform {
         if let Some(Some(l)) = &input.locale {
             check_locale("locale", l)?;
         }
+        let fiscal = match input.fiscal_year_start_month {
+            Some(_) if user_id.is_some() => {
+                return Err(MosaicError::field(
+                    ErrorCode::INVALID_INPUT,
+                    "fiscal_year_start_month",
+                    "fiscal_year_start_month is an organization setting, not a user's",
+                ))
+            }
+            Some(Some(m)) if !(1..=12).contains(&m) => {
+                return Err(MosaicError::field(
+                    ErrorCode::INVALID_INPUT,
+                    "fiscal_year_start_month",
+                    format!("fiscal_year_start_month must be a month number from 1 to 12, not {m}"),
+                ))
+            }
+            Some(m) => Some(m.and_then(|m| u32::try_from(m).ok())),
+            None => None,
+        };
         let mut cur = self.locale_settings(tenant_id, user_id).await?;
         if input.is_empty() {
             return Ok(cur);
@@ -236,12 +281,16 @@ impl Platform {
         if let Some(l) = &input.locale {
             cur.locale = l.clone();
         }
+        if let Some(m) = fiscal {
+            cur.fiscal_year_start_month = m;
+        }
         self.settings
             .put_locale(LocaleRow {
                 tenant_id: tenant_id.to_string(),
                 user_id: user_id.unwrap_or("").to_string(),
                 time_zone: cur.time_zone.clone(),
                 locale: cur.locale.clone(),
+                fiscal_year_start_month: cur.fiscal_year_start_month,
                 updated_at: Utc::now(),
             })
             .await?;

@@ -508,6 +508,9 @@ fn organization_json(tenant_id: &str, settings: &LocaleSettings) -> Value {
         "locale": settings.locale,
         "default_time_zone": zones::DEFAULT_TIME_ZONE,
         "default_locale": zones::DEFAULT_LOCALE,
+        "fiscal_year_start_month": settings
+            .fiscal_year_start_month
+            .unwrap_or(zones::DEFAULT_FISCAL_YEAR_START_MONTH),
     })
 }
 

@@ -237,7 +237,7 @@ impl SettingsStore for PgMetaStore {
         with_client!(self.pool(), |c| {
             let st = c
                 .prepare_cached(
-                    "SELECT tenant_id, user_id, time_zone, locale, updated_at FROM locale_settings WHERE tenant_id = $1 AND user_id IN ('', $2)",
+                    "SELECT tenant_id, user_id, time_zone, locale, updated_at, fiscal_year_start_month FROM locale_settings WHERE tenant_id = $1 AND user_id IN ('', $2)",
                 )
                 .await?;
             let mut out = Vec::new();
@@ -248,6 +248,9 @@ impl SettingsStore for PgMetaStore {
                     time_zone: r.try_get(2)?,
                     locale: r.try_get(3)?,
                     updated_at: r.try_get(4)?,
+                    fiscal_year_start_month: r
+                        .try_get::<_, Option<i32>>(5)?
+                        .and_then(|m| u32::try_from(m).ok()),
                 });
             }
             Ok(out)
@@ -256,10 +259,13 @@ impl SettingsStore for PgMetaStore {
 
     async fn put_locale(&self, row: LocaleRow) -> MosaicResult<()> {
         let at = millis(&row.updated_at);
+        let fiscal = row
+            .fiscal_year_start_month
+            .and_then(|m| i32::try_from(m).ok());
         with_client!(self.pool(), |c| {
             c.execute(
-                "INSERT INTO locale_settings (tenant_id, user_id, time_zone, locale, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, user_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, locale = EXCLUDED.locale, updated_at = EXCLUDED.updated_at",
-                &[&row.tenant_id, &row.user_id, &row.time_zone, &row.locale, &at],
+                "INSERT INTO locale_settings (tenant_id, user_id, time_zone, locale, updated_at, fiscal_year_start_month) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, user_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, locale = EXCLUDED.locale, updated_at = EXCLUDED.updated_at, fiscal_year_start_month = EXCLUDED.fiscal_year_start_month",
+                &[&row.tenant_id, &row.user_id, &row.time_zone, &row.locale, &at, &fiscal],
             )
             .await?;
             Ok(())

@@ -304,7 +304,18 @@ CREATE TABLE locale_settings (
 "#,
     },
     SYSTEM_PERMISSIONS_MIGRATION,
+    FISCAL_YEAR_MIGRATION,
 ];
+
+/// A tenant's fiscal year may start in another month than January
+/// (`NULL`: January).
+const FISCAL_YEAR_MIGRATION: Migration = Migration {
+    version: 8,
+    name: "organization fiscal year start month",
+    sql: r#"
+ALTER TABLE locale_settings ADD COLUMN fiscal_year_start_month INTEGER;
+"#,
+};
 
 /// Permission sets gain the system permission "Customize Application"
 /// (off for existing sets).

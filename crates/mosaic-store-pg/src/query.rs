@@ -35,6 +35,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use mosaic_store::index_key;
 use mosaic_store::multi_picklist_norm;
+use mosaic_store::zone_name_ok;
 use mosaic_store::query_store::*;
 use mosaic_store::sharing::{RowAccess, Visibility};
 use mosaic_types::{deckey, ErrorCode, MosaicError, MosaicResult, Value};
@@ -126,10 +127,53 @@ fn agg_select_sql(prefix: &str, func: AggFn, arg: Option<&ColumnRef>) -> String 
     }
 }
 
+/// A date function in SQL. The zone is a literal (a checked `chrono_tz`
+/// name) so SELECT, GROUP BY and ORDER BY spell one expression; datetimes
+/// are read in UTC unless converted.
+fn date_sql(prefix: &str, c: &DateCall) -> String {
+    let col = raw_col(prefix, &c.arg);
+    let local = match (c.arg.kind, &c.zone) {
+        (Kind::Date, _) => format!("{col}::timestamp"),
+        (_, Some(z)) if zone_name_ok(z) => format!("({col} AT TIME ZONE '{z}')"),
+        _ => format!("({col} AT TIME ZONE 'UTC')"),
+    };
+    let part = |p: &str| format!("EXTRACT({p} FROM {local})::bigint");
+    let s = c.fiscal_start.clamp(1, 12);
+    match c.func {
+        DateFn::CalendarYear => part("YEAR"),
+        DateFn::CalendarQuarter => part("QUARTER"),
+        DateFn::CalendarMonth => part("MONTH"),
+        DateFn::DayInMonth => part("DAY"),
+        DateFn::DayInWeek => format!("({} + 1)", part("DOW")),
+        DateFn::DayInYear => part("DOY"),
+        DateFn::DayOnly => format!("{local}::date"),
+        DateFn::HourInDay => part("HOUR"),
+        DateFn::WeekInMonth => format!("(({} - 1) / 7 + 1)", part("DAY")),
+        DateFn::WeekInYear => format!("(({} - 1) / 7 + 1)", part("DOY")),
+        DateFn::FiscalYear if s == 1 => part("YEAR"),
+        DateFn::FiscalYear => format!(
+            "({} + CASE WHEN {} >= {s} THEN 1 ELSE 0 END)",
+            part("YEAR"),
+            part("MONTH")
+        ),
+        DateFn::FiscalQuarter => format!("((({} + {}) % 12) / 3 + 1)", part("MONTH"), 12 - s),
+        DateFn::FiscalMonth => format!("(({} + {}) % 12 + 1)", part("MONTH"), 12 - s),
+    }
+}
+
 fn expr_sql(prefix: &str, e: &Expr) -> String {
     match e {
         Expr::Column(c) => cmp_col(prefix, c),
         Expr::Aggregate { func, arg } => agg_sql(prefix, *func, arg.as_ref()),
+        Expr::Date(c) => date_sql(prefix, c),
+    }
+}
+
+/// A group key as grouped and sorted (text as stored).
+fn group_sql(prefix: &str, e: &Expr) -> String {
+    match e {
+        Expr::Column(c) => raw_col(prefix, c),
+        e => expr_sql(prefix, e),
     }
 }
 
@@ -157,6 +201,11 @@ fn bind_value(sql: &mut Sql, e: &Expr, v: &Value) -> MosaicResult<()> {
             }
             _ => {}
         }
+    }
+    if let (Expr::Date(_), Value::Number(d)) = (e, v) {
+        sql.bind(Param::text(d.to_string()));
+        sql.push("::text::numeric");
+        return Ok(());
     }
     let lower = matches!(e, Expr::Column(_));
     let kind = e.kind();
@@ -513,6 +562,7 @@ fn build(
         match e {
             Expr::Column(c) => sql.push(&raw_col("r", c)),
             Expr::Aggregate { func, arg } => sql.push(&agg_select_sql("r", *func, arg.as_ref())),
+            Expr::Date(c) => sql.push(&date_sql("r", c)),
         }
     }
     sql.push(" FROM object_records r");
@@ -554,7 +604,7 @@ fn build(
     if plan.aggregate {
         if !plan.group_by.is_empty() {
             sql.push(" GROUP BY ");
-            let cols: Vec<String> = plan.group_by.iter().map(|c| raw_col("r", c)).collect();
+            let cols: Vec<String> = plan.group_by.iter().map(|e| group_sql("r", e)).collect();
             sql.push(&cols.join(", "));
         }
         if let Some(h) = &plan.having {
@@ -569,7 +619,7 @@ fn build(
             keys.extend(
                 plan.group_by
                     .iter()
-                    .map(|c| format!("{} ASC NULLS FIRST", raw_col("r", c))),
+                    .map(|e| format!("{} ASC NULLS FIRST", group_sql("r", e))),
             );
         } else {
             keys.push("r.id ASC".into());
@@ -676,6 +726,14 @@ fn decode_expr(e: &Expr, row: &tokio_postgres::Row, i: usize) -> MosaicResult<Va
         },
         Expr::Aggregate { arg: Some(c), .. } => decode_column(c, row, i).map_err(pg)?,
         Expr::Aggregate { arg: None, .. } => Value::Null,
+        Expr::Date(c) if c.func == DateFn::DayOnly => row
+            .try_get::<_, Option<chrono::NaiveDate>>(i)
+            .map_err(pg)?
+            .map_or(Value::Null, Value::Date),
+        Expr::Date(_) => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(pg)?
+            .map_or(Value::Null, |n| Value::Number(Decimal::from(n))),
     })
 }
 

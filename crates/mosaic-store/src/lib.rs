@@ -73,5 +73,5 @@ pub use sharing::{
 pub use sqlite::SqliteDb;
 pub use sqlite_access::SqliteAccessStore;
 pub use sqlite_meta::SqliteMetaStore;
-pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm};
+pub use sqlite_query::{check_statement, fts_query, multi_picklist_norm, zone_name_ok};
 pub use sqlite_records::{fmt_auto_number, index_key, SqliteRecordStore, CASCADE_CHILDREN_SQL};

@@ -149,6 +149,114 @@ pub enum AggFn {
     Max,
 }
 
+/// A SOQL date function (`CALENDAR_YEAR(CloseDate)`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateFn {
+    CalendarYear = 0,
+    CalendarQuarter,
+    CalendarMonth,
+    DayInMonth,
+    /// 1 = Sunday … 7 = Saturday.
+    DayInWeek,
+    DayInYear,
+    /// The date part of a datetime.
+    DayOnly,
+    HourInDay,
+    /// Days 1–7 of the month are week 1, 8–14 week 2, …
+    WeekInMonth,
+    /// January 1–7 is week 1, January 8–14 week 2, …
+    WeekInYear,
+    FiscalYear,
+    FiscalQuarter,
+    FiscalMonth,
+}
+
+impl DateFn {
+    pub const ALL: [DateFn; 13] = [
+        DateFn::CalendarYear,
+        DateFn::CalendarQuarter,
+        DateFn::CalendarMonth,
+        DateFn::DayInMonth,
+        DateFn::DayInWeek,
+        DateFn::DayInYear,
+        DateFn::DayOnly,
+        DateFn::HourInDay,
+        DateFn::WeekInMonth,
+        DateFn::WeekInYear,
+        DateFn::FiscalYear,
+        DateFn::FiscalQuarter,
+        DateFn::FiscalMonth,
+    ];
+    /// A stable small number (SQLite's `mosaic_datefn` takes it).
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+    pub fn from_code(code: i64) -> Option<DateFn> {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| DateFn::ALL.get(i).copied())
+    }
+}
+
+/// A date function applied to a date or datetime column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DateCall {
+    pub func: DateFn,
+    pub arg: ColumnRef,
+    /// `convertTimezone()`: the IANA zone a datetime is read in (else UTC).
+    /// Only names of `chrono_tz` zones (letters, digits, `/_+-`).
+    pub zone: Option<String>,
+    /// First month (1–12) of the fiscal year; a fiscal year is named by the
+    /// calendar year it ends in.
+    pub fiscal_start: u32,
+}
+
+impl DateFn {
+    /// The function's value for a local (already zone-converted) date-time,
+    /// with the fiscal year starting in month `fiscal_start` (1–12).
+    pub fn eval(self, fiscal_start: u32, local: chrono::NaiveDateTime) -> Value {
+        use chrono::{Datelike, Timelike};
+        let fiscal_start = fiscal_start.clamp(1, 12);
+        let d = local.date();
+        let month = d.month();
+        let fiscal_month = (month + 12 - fiscal_start) % 12 + 1;
+        let n = |x: u32| Value::Number(rust_decimal::Decimal::from(x));
+        match self {
+            DateFn::CalendarYear => Value::Number(rust_decimal::Decimal::from(d.year())),
+            DateFn::CalendarQuarter => n((month + 2) / 3),
+            DateFn::CalendarMonth => n(month),
+            DateFn::DayInMonth => n(d.day()),
+            DateFn::DayInWeek => n(d.weekday().num_days_from_sunday() + 1),
+            DateFn::DayInYear => n(d.ordinal()),
+            DateFn::DayOnly => Value::Date(d),
+            DateFn::HourInDay => n(local.hour()),
+            DateFn::WeekInMonth => n((d.day() - 1) / 7 + 1),
+            DateFn::WeekInYear => n((d.ordinal() - 1) / 7 + 1),
+            DateFn::FiscalYear => {
+                let y = if fiscal_start > 1 && month >= fiscal_start {
+                    d.year() + 1
+                } else {
+                    d.year()
+                };
+                Value::Number(rust_decimal::Decimal::from(y))
+            }
+            DateFn::FiscalQuarter => n((fiscal_month + 2) / 3),
+            DateFn::FiscalMonth => n(fiscal_month),
+        }
+    }
+}
+
+impl DateCall {
+    /// The kind of the function's values.
+    pub fn kind(&self) -> Kind {
+        if self.func == DateFn::DayOnly {
+            Kind::Date
+        } else {
+            Kind::Number
+        }
+    }
+}
+
 /// Something a plan selects, filters or sorts on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -158,6 +266,8 @@ pub enum Expr {
         func: AggFn,
         arg: Option<ColumnRef>,
     },
+    /// A date function of a column (aggregate queries: a group key).
+    Date(Box<DateCall>),
 }
 
 impl Expr {
@@ -170,6 +280,7 @@ impl Expr {
                 ..
             } => Kind::Number,
             Expr::Aggregate { arg, .. } => arg.map_or(Kind::Number, |a| a.kind),
+            Expr::Date(c) => c.kind(),
         }
     }
 }
@@ -250,7 +361,8 @@ pub struct QueryPlan {
     /// first entry is the root record's `Id`.
     pub select: Vec<Expr>,
     pub filter: Option<Filter>,
-    pub group_by: Vec<ColumnRef>,
+    /// Group keys: columns or date functions.
+    pub group_by: Vec<Expr>,
     pub having: Option<Filter>,
     pub order_by: Vec<SortKey>,
     pub limit: Option<u64>,

@@ -28,6 +28,8 @@ pub struct LocaleRow {
     pub time_zone: Option<String>,
     /// `en_US`, `de_DE`, …
     pub locale: Option<String>,
+    /// The tenant's row only: first month (1–12) of the fiscal year.
+    pub fiscal_year_start_month: Option<u32>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -54,9 +56,24 @@ CREATE TABLE IF NOT EXISTS locale_settings (
   time_zone TEXT,
   locale TEXT,
   updated_at TEXT NOT NULL,
+  fiscal_year_start_month INTEGER,
   PRIMARY KEY (tenant_id, user_id)
 );
 "#;
+
+/// Locale settings from before fiscal years gain `fiscal_year_start_month`
+/// (unset: January).
+pub(crate) fn add_fiscal_year_start(conn: &rusqlite::Connection) -> MosaicResult<()> {
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('locale_settings')")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(map_sql)?;
+    if !cols.is_empty() && !cols.iter().any(|c| c == "fiscal_year_start_month") {
+        conn.execute_batch("ALTER TABLE locale_settings ADD COLUMN fiscal_year_start_month INTEGER")
+            .map_err(map_sql)?;
+    }
+    Ok(())
+}
 
 /// Settings in an embedded metadata database.
 pub struct SqliteSettingsStore {
@@ -117,8 +134,8 @@ impl SettingsStore for SqliteSettingsStore {
             .read(move |conn| {
                 let mut st = conn
                     .prepare_cached(
-                        "SELECT tenant_id, user_id, time_zone, locale, updated_at FROM locale_settings
-                         WHERE tenant_id = ?1 AND user_id IN ('', ?2)",
+                        "SELECT tenant_id, user_id, time_zone, locale, updated_at, fiscal_year_start_month
+                         FROM locale_settings WHERE tenant_id = ?1 AND user_id IN ('', ?2)",
                     )
                     .map_err(map_sql)?;
                 let rows = st
@@ -129,6 +146,7 @@ impl SettingsStore for SqliteSettingsStore {
                             time_zone: r.get(2)?,
                             locale: r.get(3)?,
                             updated_at: crate::sqlite_meta::parse_ts(&r.get::<_, String>(4)?)?,
+                            fiscal_year_start_month: r.get(5)?,
                         })
                     })
                     .map_err(map_sql)?;
@@ -141,10 +159,12 @@ impl SettingsStore for SqliteSettingsStore {
         self.db
             .write(move |conn| {
                 conn.prepare_cached(
-                    "INSERT INTO locale_settings (tenant_id, user_id, time_zone, locale, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO locale_settings (tenant_id, user_id, time_zone, locale, updated_at,
+                       fiscal_year_start_month)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (tenant_id, user_id) DO UPDATE SET time_zone = excluded.time_zone,
-                       locale = excluded.locale, updated_at = excluded.updated_at",
+                       locale = excluded.locale, updated_at = excluded.updated_at,
+                       fiscal_year_start_month = excluded.fiscal_year_start_month",
                 )
                 .and_then(|mut st| {
                     st.execute(params![
@@ -152,7 +172,8 @@ impl SettingsStore for SqliteSettingsStore {
                         row.user_id,
                         row.time_zone,
                         row.locale,
-                        format_datetime(&row.updated_at)
+                        format_datetime(&row.updated_at),
+                        row.fiscal_year_start_month
                     ])
                 })
                 .map(|_| ())

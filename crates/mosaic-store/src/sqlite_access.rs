@@ -177,7 +177,8 @@ pub(crate) fn migrate(path: &Path) -> MosaicResult<()> {
         )
         .map_err(map_sql)?;
     }
-    add_system_permissions(&conn)
+    add_system_permissions(&conn)?;
+    crate::settings::add_fiscal_year_start(&conn)
 }
 
 /// Permission sets before system permissions gain

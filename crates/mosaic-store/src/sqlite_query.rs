@@ -86,10 +86,71 @@ fn agg_sql(prefix: &str, func: AggFn, arg: Option<&ColumnRef>) -> String {
     }
 }
 
+/// A date function: evaluated by `mosaic_datefn` (in Rust, time zones with
+/// their daylight saving rules). The zone is a literal (a checked
+/// `chrono_tz` name) so SELECT, GROUP BY and ORDER BY spell one expression.
+fn date_sql(prefix: &str, c: &DateCall) -> String {
+    let zone = match &c.zone {
+        Some(z) if zone_name_ok(z) => format!("'{z}'"),
+        _ => "NULL".into(),
+    };
+    format!(
+        "mosaic_datefn({}, {}, {zone}, {})",
+        c.func.code(),
+        raw_col(prefix, &c.arg),
+        c.fiscal_start
+    )
+}
+
+/// A time zone name safe to inline in SQL (as every `chrono_tz` name is).
+pub fn zone_name_ok(z: &str) -> bool {
+    !z.is_empty()
+        && z
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '/' | '_' | '+' | '-'))
+}
+
+/// `mosaic_datefn(code, value, zone, fiscal_start)`: a date function of a
+/// stored date (`YYYY-MM-DD`) or datetime (RFC 3339, UTC) text.
+fn eval_datefn(
+    code: i64,
+    value: Option<&str>,
+    zone: Option<&str>,
+    fiscal_start: i64,
+) -> Option<SqlValue> {
+    let func = DateFn::from_code(code)?;
+    let value = value?;
+    let local = if value.len() == 10 {
+        chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)?
+    } else {
+        let utc = parse_ts(value).ok()?;
+        match zone {
+            Some(z) => utc.with_timezone(&z.parse::<chrono_tz::Tz>().ok()?).naive_local(),
+            None => utc.naive_utc(),
+        }
+    };
+    Some(match func.eval(u32::try_from(fiscal_start).ok()?, local) {
+        Value::Number(d) => SqlValue::Integer(i64::try_from(d).ok()?),
+        Value::Date(d) => SqlValue::Text(format_date(&d)),
+        _ => return None,
+    })
+}
+
 fn expr_sql(prefix: &str, e: &Expr) -> String {
     match e {
         Expr::Column(c) => cmp_col(prefix, c),
         Expr::Aggregate { func, arg } => agg_sql(prefix, *func, arg.as_ref()),
+        Expr::Date(c) => date_sql(prefix, c),
+    }
+}
+
+/// A group key as grouped and sorted (text as stored).
+fn group_sql(prefix: &str, e: &Expr) -> String {
+    match e {
+        Expr::Column(c) => raw_col(prefix, c),
+        e => expr_sql(prefix, e),
     }
 }
 
@@ -113,6 +174,15 @@ fn encode_value(e: &Expr, v: &Value) -> MosaicResult<SqlValue> {
                 .unwrap_or(SqlValue::Integer(i64::MAX))),
             other => Err(bad_value(Kind::Number, other)),
         };
+    }
+    if let (Expr::Date(_), Value::Number(d)) = (e, v) {
+        return Ok(if d.fract().is_zero() {
+            i64::try_from(*d)
+                .map(SqlValue::Integer)
+                .unwrap_or(SqlValue::Real(f64::try_from(*d).unwrap_or(0.0)))
+        } else {
+            SqlValue::Real(f64::try_from(*d).unwrap_or(0.0))
+        });
     }
     let lower = matches!(e, Expr::Column(_));
     let kind = e.kind();
@@ -562,7 +632,7 @@ fn build(
     if plan.aggregate {
         if !plan.group_by.is_empty() {
             sql.push(" GROUP BY ");
-            let cols: Vec<String> = plan.group_by.iter().map(|c| raw_col("r", c)).collect();
+            let cols: Vec<String> = plan.group_by.iter().map(|e| group_sql("r", e)).collect();
             sql.push(&cols.join(", "));
         }
         if let Some(h) = &plan.having {
@@ -576,7 +646,7 @@ fn build(
             keys.extend(
                 plan.group_by
                     .iter()
-                    .map(|c| format!("{} ASC", raw_col("r", c))),
+                    .map(|e| format!("{} ASC", group_sql("r", e))),
             );
         } else {
             keys.push("r.id ASC".into());
@@ -652,6 +722,13 @@ fn decode_expr(e: &Expr, v: SqlValue) -> Value {
         },
         Expr::Aggregate { arg: Some(c), .. } => decode_column(c, v),
         Expr::Aggregate { arg: None, .. } => Value::Null,
+        Expr::Date(_) => match v {
+            SqlValue::Integer(i) => Value::Number(Decimal::from(i)),
+            SqlValue::Text(s) => chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                .map(Value::Date)
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
     }
 }
 
@@ -1011,6 +1088,17 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
             return Ok(false);
         };
         Ok(v.split(';').any(|p| p.trim().to_lowercase() == term))
+    })?;
+    conn.create_scalar_function("mosaic_datefn", 4, flags, |ctx| {
+        let code: i64 = ctx.get(0)?;
+        let fiscal: i64 = ctx.get(3)?;
+        Ok(eval_datefn(
+            code,
+            text_arg(ctx, 1).as_deref(),
+            text_arg(ctx, 2).as_deref(),
+            fiscal,
+        )
+        .unwrap_or(SqlValue::Null))
     })?;
     conn.create_aggregate_function("mosaic_dec_sum", 1, flags, DecSum { avg: false })?;
     conn.create_aggregate_function("mosaic_dec_avg", 1, flags, DecSum { avg: true })?;

@@ -566,7 +566,7 @@ impl<'a> Binder<'a> {
         &self,
         scope: &mut Scope<'a>,
         c: &Condition,
-        having: Option<&[ColumnRef]>,
+        having: Option<&[Expr]>,
     ) -> MosaicResult<Filter> {
         match c {
             Condition::And(items) => Ok(Filter::And(
@@ -762,14 +762,14 @@ impl<'a> Binder<'a> {
         &self,
         scope: &mut Scope<'a>,
         op: &Operand,
-        having: Option<&[ColumnRef]>,
+        having: Option<&[Expr]>,
     ) -> MosaicResult<(Expr, Kind, String)> {
         match op {
             Operand::Field(path) => {
                 let col = self.column(scope, path, "filter")?;
                 self.filterable(path, &col, "filter")?;
                 if let Some(groups) = having {
-                    if !groups.contains(&col) {
+                    if !groups.contains(&Expr::Column(col)) {
                         return Err(self.err(
                             path.span,
                             ErrorCode::MALFORMED_QUERY,
@@ -794,7 +794,11 @@ impl<'a> Binder<'a> {
                 };
                 Ok((e, kind, a.func.keyword().to_string()))
             }
-            Operand::Call(c) => Err(self.date_fn_not_implemented(c)),
+            Operand::Call(c) => {
+                let (e, name) = self.grouped_call(scope, c, having, "HAVING")?;
+                let kind = e.kind();
+                Ok((e, kind, name))
+            }
         }
     }
 
@@ -877,7 +881,7 @@ impl<'a> Binder<'a> {
         &self,
         scope: &mut Scope<'a>,
         q: &Query,
-        groups: Option<&[ColumnRef]>,
+        groups: Option<&[Expr]>,
     ) -> MosaicResult<Vec<SortKey>> {
         let mut keys = Vec::new();
         for k in &q.order_by {
@@ -895,7 +899,7 @@ impl<'a> Binder<'a> {
                         ));
                     }
                     if let Some(g) = groups {
-                        if !g.contains(&col) {
+                        if !g.contains(&Expr::Column(col)) {
                             return Err(self.err(
                                 path.span,
                                 ErrorCode::MALFORMED_QUERY,
@@ -920,7 +924,7 @@ impl<'a> Binder<'a> {
                     }
                     self.aggregate(scope, a)?
                 }
-                Operand::Call(c) => return Err(self.date_fn_not_implemented(c)),
+                Operand::Call(c) => self.grouped_call(scope, c, groups, "ORDER BY")?.0,
             };
             keys.push(SortKey {
                 expr,
@@ -946,7 +950,11 @@ impl<'a> Binder<'a> {
             for g in &q.group_by {
                 let g = match g {
                     Operand::Field(p) => p,
-                    Operand::Call(c) => return Err(self.date_fn_not_implemented(c)),
+                    Operand::Call(c) => {
+                        let (e, _) = self.date_call(&mut scope, c)?;
+                        group_by.push(e);
+                        continue;
+                    }
                     Operand::Aggregate(a) => {
                         return Err(self.err(
                             a.span,
@@ -964,7 +972,7 @@ impl<'a> Binder<'a> {
                         &g.dotted(),
                     ));
                 }
-                group_by.push(col);
+                group_by.push(Expr::Column(col));
             }
             for (item, out_name) in q.select.iter().zip(&names) {
                 match item {
@@ -985,7 +993,15 @@ impl<'a> Binder<'a> {
                             select,
                         });
                     }
-                    SelectItem::Call { call, .. } => return Err(self.date_fn_not_implemented(call)),
+                    SelectItem::Call { call, .. } => {
+                        let (e, _) =
+                            self.grouped_call(&mut scope, call, Some(&group_by), "SELECT item")?;
+                        let select = scope.add(e);
+                        items.push(OutputItem::Aggregate {
+                            name: out_name.clone(),
+                            select,
+                        });
+                    }
                     SelectItem::Fields { span, .. } => {
                         return Err(self.err(
                             *span,
@@ -1034,6 +1050,18 @@ impl<'a> Binder<'a> {
                             ErrorCode::MALFORMED_QUERY,
                             None,
                             "aggregate in a non-aggregate query".into(),
+                        ))
+                    }
+                    SelectItem::Call { call, .. } if call.func.is_date_fn() => {
+                        return Err(self.err(
+                            call.span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            format!(
+                                "{}() can be selected in aggregate queries only: group by it (GROUP BY {})",
+                                call.func.keyword(),
+                                call.func.keyword()
+                            ),
                         ))
                     }
                     other => {
@@ -1115,7 +1143,7 @@ impl<'a> Binder<'a> {
         })
     }
 
-    /// Date functions, GROUPING() and ROLLUP / CUBE: parsed, not executed yet.
+    /// GROUPING(): parsed, not executed yet.
     fn date_fn_not_implemented(&self, c: &FieldCall) -> MosaicError {
         self.err(
             c.span,
@@ -1123,6 +1151,127 @@ impl<'a> Binder<'a> {
             None,
             format!("{}() is not implemented in queries yet", c.func.keyword()),
         )
+    }
+
+    /// A date function call (`CALENDAR_YEAR(CloseDate)`,
+    /// `HOUR_IN_DAY(convertTimezone(CreatedDate))`) on a stored date or
+    /// datetime column. Returns the expression and the call's text.
+    fn date_call(&self, scope: &mut Scope<'a>, c: &FieldCall) -> MosaicResult<(Expr, String)> {
+        let func = match c.func {
+            FieldFn::CalendarYear => DateFn::CalendarYear,
+            FieldFn::CalendarQuarter => DateFn::CalendarQuarter,
+            FieldFn::CalendarMonth => DateFn::CalendarMonth,
+            FieldFn::DayInMonth => DateFn::DayInMonth,
+            FieldFn::DayInWeek => DateFn::DayInWeek,
+            FieldFn::DayInYear => DateFn::DayInYear,
+            FieldFn::DayOnly => DateFn::DayOnly,
+            FieldFn::HourInDay => DateFn::HourInDay,
+            FieldFn::WeekInMonth => DateFn::WeekInMonth,
+            FieldFn::WeekInYear => DateFn::WeekInYear,
+            FieldFn::FiscalYear => DateFn::FiscalYear,
+            FieldFn::FiscalQuarter => DateFn::FiscalQuarter,
+            FieldFn::FiscalMonth => DateFn::FiscalMonth,
+            FieldFn::Grouping => return Err(self.date_fn_not_implemented(c)),
+            other => {
+                return Err(self.err(
+                    c.span,
+                    ErrorCode::MALFORMED_QUERY,
+                    None,
+                    format!(
+                        "{}() can only be used around a date function's field or in SELECT",
+                        other.keyword()
+                    ),
+                ))
+            }
+        };
+        let (path, converted) = match c.arg.as_ref() {
+            Operand::Field(p) => (p, false),
+            Operand::Call(inner) if inner.func == FieldFn::ConvertTimezone => {
+                match inner.arg.as_ref() {
+                    Operand::Field(p) => (p, true),
+                    other => {
+                        return Err(self.err(
+                            other.span(),
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "convertTimezone() takes a datetime field".into(),
+                        ))
+                    }
+                }
+            }
+            other => {
+                return Err(self.err(
+                    other.span(),
+                    ErrorCode::MALFORMED_QUERY,
+                    None,
+                    format!(
+                        "{}() takes a date or datetime field, optionally in convertTimezone()",
+                        c.func.keyword()
+                    ),
+                ))
+            }
+        };
+        let col = self.column(scope, path, "use in a date function")?;
+        let datetime_only = matches!(func, DateFn::DayOnly | DateFn::HourInDay) || converted;
+        let ok = match col.kind {
+            Kind::Datetime => true,
+            Kind::Date => !datetime_only,
+            _ => false,
+        };
+        if !ok {
+            let wanted = if datetime_only {
+                "a datetime field"
+            } else {
+                "a date or datetime field"
+            };
+            return Err(self.invalid_field(
+                path.span,
+                format!(
+                    "{}() needs {wanted}; '{}' is of type {}",
+                    if converted && !matches!(func, DateFn::DayOnly | DateFn::HourInDay) {
+                        "convertTimezone"
+                    } else {
+                        c.func.keyword()
+                    },
+                    path.dotted(),
+                    kind_name(col.kind)
+                ),
+                &path.dotted(),
+            ));
+        }
+        let zone = converted.then(|| self.ctx.zone.name().to_string());
+        Ok((
+            Expr::Date(Box::new(DateCall {
+                func,
+                arg: col,
+                zone,
+                fiscal_start: self.ctx.fiscal_start_month.clamp(1, 12),
+            })),
+            format!("{}({})", c.func.keyword(), path.dotted()),
+        ))
+    }
+
+    /// A date function used to filter, sort or group in an aggregate query
+    /// must be one of the GROUP BY keys.
+    fn grouped_call(
+        &self,
+        scope: &mut Scope<'a>,
+        c: &FieldCall,
+        groups: Option<&[Expr]>,
+        what: &str,
+    ) -> MosaicResult<(Expr, String)> {
+        let (e, name) = self.date_call(scope, c)?;
+        if let Some(g) = groups {
+            if !g.contains(&e) {
+                return Err(self.err(
+                    c.span,
+                    ErrorCode::MALFORMED_QUERY,
+                    None,
+                    format!("{what} '{name}' must be grouped or aggregated"),
+                ));
+            }
+        }
+        Ok((e, name))
     }
 
     /// Rewrites what maps onto the core grammar and refuses what Mosaic
