@@ -1,0 +1,228 @@
+//! SOQL date functions (`CALENDAR_YEAR` … `FISCAL_YEAR`, `DAY_ONLY`,
+//! `HOUR_IN_DAY`) in SELECT / GROUP BY / WHERE / HAVING / ORDER BY, with
+//! `convertTimezone()` across both daylight-saving changes of
+//! America/New_York, and the organization's fiscal year start month (4)
+//! used by the FISCAL_* functions and fiscal date literals. Every value is
+//! computed by hand. Runs on SQLite, and on PostgreSQL with
+//! `MOSAIC_TEST_BACKEND=postgres`.
+
+mod common;
+use chrono::{TimeZone, Utc};
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const ADMIN: &str = "/services/admin/v1";
+
+/// (name, CloseDate__c, At__c)
+const EVENTS: [(&str, &str, &str); 5] = [
+    // Sunday; 01:30 EST, half an hour before the spring-forward change.
+    ("E1", "2024-03-31", "2024-03-10T06:30:00Z"),
+    // Monday; 03:30 EDT, half an hour after it.
+    ("E2", "2024-04-01", "2024-03-10T07:30:00Z"),
+    // Friday; 22:00 on New Year's Eve in New York, 2024 in UTC.
+    ("E3", "2023-12-15", "2024-01-01T03:00:00Z"),
+    // Thursday; 01:30 EDT, the first 01:30 of the fall-back day.
+    ("E4", "2024-07-04", "2024-11-03T05:30:00Z"),
+    // Leap day, Thursday; 01:30 EST, the second 01:30.
+    ("E5", "2024-02-29", "2024-11-03T06:30:00Z"),
+];
+
+async fn fixture(server: &TestServer) -> Client {
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Event__c", "fields": [
+        {"api_name": "CloseDate__c", "data_type": "date"},
+        {"api_name": "At__c", "data_type": "datetime"},
+        {"api_name": "Kind__c", "data_type": "text"}
+    ]}))
+    .await;
+    for (name, d, at) in EVENTS {
+        c.create_record(
+            "Event__c",
+            json!({"Name": name, "CloseDate__c": d, "At__c": at, "Kind__c": "x"}),
+        )
+        .await;
+    }
+    let (s, v) = c
+        .patch(
+            &format!("{ADMIN}/organization"),
+            json!({"time_zone": "America/New_York", "fiscal_year_start_month": 4}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["fiscal_year_start_month"], 4, "{v}");
+    c
+}
+
+fn num(v: &Value) -> Value {
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 => json!(f as i64),
+        _ => v.clone(),
+    }
+}
+
+async fn query(c: &Client, soql: &str) -> Value {
+    let (s, v) = c.get(&format!("{DATA}/query?q={}", enc(soql))).await;
+    assert_eq!(s, StatusCode::OK, "{soql}: {v}");
+    v
+}
+
+/// `f` per event name, through SELECT and GROUP BY.
+async fn per_event(c: &Client, f: &str) -> BTreeMap<String, Value> {
+    let v = query(
+        c,
+        &format!("SELECT Name n, {f} v FROM Event__c GROUP BY Name, {f}"),
+    )
+    .await;
+    let rows = v["records"].as_array().expect("records");
+    assert_eq!(rows.len(), EVENTS.len(), "{f}: {v}");
+    rows.iter()
+        .map(|r| (r["n"].as_str().unwrap_or("").to_string(), num(&r["v"])))
+        .collect()
+}
+
+fn expect(values: [Value; 5]) -> BTreeMap<String, Value> {
+    EVENTS
+        .iter()
+        .zip(values)
+        .map(|((n, _, _), v)| (n.to_string(), v))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_functions_match_hand_computed_values() {
+    let server = TestServer::start().await;
+    let c = fixture(&server).await;
+    server
+        .platform
+        .queries
+        .set_clock(Some(Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap()));
+    let cases: [(&str, [Value; 5]); 19] = [
+        ("CALENDAR_YEAR(CloseDate__c)", [json!(2024), json!(2024), json!(2023), json!(2024), json!(2024)]),
+        ("CALENDAR_QUARTER(CloseDate__c)", [json!(1), json!(2), json!(4), json!(3), json!(1)]),
+        ("CALENDAR_MONTH(CloseDate__c)", [json!(3), json!(4), json!(12), json!(7), json!(2)]),
+        ("DAY_IN_MONTH(CloseDate__c)", [json!(31), json!(1), json!(15), json!(4), json!(29)]),
+        ("DAY_IN_WEEK(CloseDate__c)", [json!(1), json!(2), json!(6), json!(5), json!(5)]),
+        ("DAY_IN_YEAR(CloseDate__c)", [json!(91), json!(92), json!(349), json!(186), json!(60)]),
+        ("WEEK_IN_MONTH(CloseDate__c)", [json!(5), json!(1), json!(3), json!(1), json!(5)]),
+        ("WEEK_IN_YEAR(CloseDate__c)", [json!(13), json!(14), json!(50), json!(27), json!(9)]),
+        // Fiscal year from April, named by the year it ends in.
+        ("FISCAL_YEAR(CloseDate__c)", [json!(2024), json!(2025), json!(2024), json!(2025), json!(2024)]),
+        ("FISCAL_QUARTER(CloseDate__c)", [json!(4), json!(1), json!(3), json!(2), json!(4)]),
+        ("FISCAL_MONTH(CloseDate__c)", [json!(12), json!(1), json!(9), json!(4), json!(11)]),
+        // Datetimes: UTC unless converted.
+        ("HOUR_IN_DAY(At__c)", [json!(6), json!(7), json!(3), json!(5), json!(6)]),
+        ("HOUR_IN_DAY(convertTimezone(At__c))", [json!(1), json!(3), json!(22), json!(1), json!(1)]),
+        ("DAY_ONLY(At__c)", [json!("2024-03-10"), json!("2024-03-10"), json!("2024-01-01"), json!("2024-11-03"), json!("2024-11-03")]),
+        ("DAY_ONLY(convertTimezone(At__c))", [json!("2024-03-10"), json!("2024-03-10"), json!("2023-12-31"), json!("2024-11-03"), json!("2024-11-03")]),
+        ("CALENDAR_YEAR(At__c)", [json!(2024), json!(2024), json!(2024), json!(2024), json!(2024)]),
+        ("CALENDAR_YEAR(convertTimezone(At__c))", [json!(2024), json!(2024), json!(2023), json!(2024), json!(2024)]),
+        ("DAY_IN_WEEK(convertTimezone(At__c))", [json!(1), json!(1), json!(1), json!(1), json!(1)]),
+        ("FISCAL_YEAR(convertTimezone(At__c))", [json!(2024), json!(2024), json!(2024), json!(2025), json!(2025)]),
+    ];
+    for (f, values) in cases {
+        assert_eq!(per_event(&c, f).await, expect(values), "{f}");
+    }
+
+    // WHERE, with the zone's daylight saving.
+    for (soql, names) in [
+        ("SELECT Name FROM Event__c WHERE HOUR_IN_DAY(convertTimezone(At__c)) = 1 ORDER BY Name", vec!["E1", "E4", "E5"]),
+        ("SELECT Name FROM Event__c WHERE HOUR_IN_DAY(At__c) >= 6 ORDER BY Name", vec!["E1", "E2", "E5"]),
+        ("SELECT Name FROM Event__c WHERE DAY_ONLY(convertTimezone(At__c)) = 2023-12-31", vec!["E3"]),
+        ("SELECT Name FROM Event__c WHERE FISCAL_QUARTER(CloseDate__c) IN (1, 2) ORDER BY Name", vec!["E2", "E4"]),
+        ("SELECT Name FROM Event__c WHERE CALENDAR_YEAR(CloseDate__c) != 2024", vec!["E3"]),
+        // Fiscal date literals use the start month too: FY2025 is 2024-04-01 … 2025-03-31.
+        ("SELECT Name FROM Event__c WHERE CloseDate__c = THIS_FISCAL_YEAR ORDER BY Name", vec!["E2", "E4"]),
+        ("SELECT Name FROM Event__c WHERE CloseDate__c = LAST_FISCAL_YEAR ORDER BY Name", vec!["E1", "E3", "E5"]),
+    ] {
+        let v = query(&c, soql).await;
+        let got: Vec<&str> = v["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| r["Name"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(got, names, "{soql}");
+    }
+
+    // GROUP BY with HAVING and ORDER BY on the function.
+    let v = query(
+        &c,
+        "SELECT FISCAL_YEAR(CloseDate__c) fy, COUNT(Id) n FROM Event__c GROUP BY FISCAL_YEAR(CloseDate__c) ORDER BY FISCAL_YEAR(CloseDate__c) DESC",
+    )
+    .await;
+    let rows: Vec<(Value, Value)> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| (num(&r["fy"]), num(&r["n"])))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(json!(2025), json!(2)), (json!(2024), json!(3))],
+        "{v}"
+    );
+    let v = query(
+        &c,
+        "SELECT CALENDAR_MONTH(CloseDate__c) m, COUNT(Id) n FROM Event__c GROUP BY CALENDAR_MONTH(CloseDate__c) HAVING CALENDAR_MONTH(CloseDate__c) > 6",
+    )
+    .await;
+    let months: Vec<Value> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| num(&r["m"]))
+        .collect();
+    assert_eq!(months, vec![json!(7), json!(12)], "{v}");
+
+    // Misuse: 400s naming the problem.
+    for (soql, code) in [
+        ("SELECT CALENDAR_YEAR(CloseDate__c) y, COUNT(Id) FROM Event__c GROUP BY CALENDAR_MONTH(CloseDate__c)", "MALFORMED_QUERY"),
+        ("SELECT CALENDAR_YEAR(Kind__c), COUNT(Id) FROM Event__c GROUP BY CALENDAR_YEAR(Kind__c)", "INVALID_FIELD"),
+        ("SELECT Name FROM Event__c WHERE HOUR_IN_DAY(CloseDate__c) = 1", "INVALID_FIELD"),
+        ("SELECT Name FROM Event__c WHERE CALENDAR_YEAR(convertTimezone(CloseDate__c)) = 2024", "INVALID_FIELD"),
+        ("SELECT Name FROM Event__c ORDER BY CALENDAR_YEAR(Nothing__c)", "INVALID_FIELD"),
+    ] {
+        let (s, v) = c.get(&format!("{DATA}/query?q={}", enc(soql))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{soql}: {v}");
+        assert_eq!(v[0]["errorCode"], code, "{soql}: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fiscal_year_start_month_is_an_organization_setting() {
+    let server = TestServer::start().await;
+    let c = server.tenant().await;
+    let (s, v) = c.get(&format!("{ADMIN}/organization")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["fiscal_year_start_month"], 1, "{v}");
+    for bad in [json!(0), json!(13), json!(-4)] {
+        let (s, v) = c
+            .patch(
+                &format!("{ADMIN}/organization"),
+                json!({"fiscal_year_start_month": bad}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v.to_string().contains("fiscal_year_start_month"), "{v}");
+    }
+    let (s, v) = c
+        .patch(
+            &format!("{ADMIN}/organization"),
+            json!({"fiscal_year_start_month": 10}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = c.get(&format!("{ADMIN}/organization")).await;
+    assert_eq!(v["fiscal_year_start_month"], 10, "{v}");
+    // The time zone is kept; null goes back to January.
+    let (s, v) = c
+        .patch(
+            &format!("{ADMIN}/organization"),
+            json!({"fiscal_year_start_month": null}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["fiscal_year_start_month"], 1, "{v}");
+}
