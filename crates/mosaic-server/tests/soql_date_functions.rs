@@ -226,3 +226,129 @@ async fn fiscal_year_start_month_is_an_organization_setting() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["fiscal_year_start_month"], 1, "{v}");
 }
+
+/// `GROUP BY ROLLUP` / `CUBE` with `GROUPING()`: subtotal rows after the
+/// rows they total, the grand total last, identical on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollup_and_cube_add_subtotal_rows() {
+    let server = TestServer::start().await;
+    let c = server.tenant().await;
+    c.create_object(json!({"api_name": "Deal__c", "fields": [
+        {"api_name": "Region__c", "data_type": "text"},
+        {"api_name": "Won__c", "data_type": "boolean"},
+        {"api_name": "Amount__c", "data_type": "number", "precision": 10, "scale": 0}
+    ]}))
+    .await;
+    for (name, region, won, amount) in [
+        ("D1", Some("East"), true, 10),
+        ("D2", Some("East"), false, 20),
+        ("D3", Some("West"), true, 30),
+        ("D4", Some("West"), true, 40),
+        ("D5", None, false, 50),
+    ] {
+        c.create_record(
+            "Deal__c",
+            json!({"Name": name, "Region__c": region, "Won__c": won, "Amount__c": amount}),
+        )
+        .await;
+    }
+    let rows = |v: &Value| -> Vec<Value> {
+        v["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| {
+                json!([r["Region__c"], r["Won__c"], num(&r["gr"]), num(&r["gw"]), num(&r["n"]), num(&r["s"])])
+            })
+            .collect()
+    };
+    let select = "SELECT Region__c, Won__c, GROUPING(Region__c) gr, GROUPING(Won__c) gw, COUNT(Id) n, SUM(Amount__c) s FROM Deal__c";
+    let v = query(&c, &format!("{select} GROUP BY ROLLUP(Region__c, Won__c)")).await;
+    let n = Value::Null;
+    assert_eq!(
+        rows(&v),
+        vec![
+            json!([n, false, 0, 0, 1, 50]),
+            json!([n, n, 0, 1, 1, 50]),
+            json!(["East", false, 0, 0, 1, 20]),
+            json!(["East", true, 0, 0, 1, 10]),
+            json!(["East", n, 0, 1, 2, 30]),
+            json!(["West", true, 0, 0, 2, 70]),
+            json!(["West", n, 0, 1, 2, 70]),
+            json!([n, n, 1, 1, 5, 150]),
+        ],
+        "{v}"
+    );
+    let v = query(&c, &format!("{select} GROUP BY CUBE(Region__c, Won__c)")).await;
+    assert_eq!(
+        rows(&v),
+        vec![
+            json!([n, false, 0, 0, 1, 50]),
+            json!([n, n, 0, 1, 1, 50]),
+            json!(["East", false, 0, 0, 1, 20]),
+            json!(["East", true, 0, 0, 1, 10]),
+            json!(["East", n, 0, 1, 2, 30]),
+            json!(["West", true, 0, 0, 2, 70]),
+            json!(["West", n, 0, 1, 2, 70]),
+            json!([n, false, 1, 0, 2, 70]),
+            json!([n, true, 1, 0, 3, 80]),
+            json!([n, n, 1, 1, 5, 150]),
+        ],
+        "{v}"
+    );
+    // HAVING on GROUPING(): the subtotal rows only.
+    let v = query(
+        &c,
+        &format!("{select} GROUP BY ROLLUP(Region__c, Won__c) HAVING GROUPING(Won__c) = 1"),
+    )
+    .await;
+    assert_eq!(
+        rows(&v),
+        vec![
+            json!([n, n, 0, 1, 1, 50]),
+            json!(["East", n, 0, 1, 2, 30]),
+            json!(["West", n, 0, 1, 2, 70]),
+            json!([n, n, 1, 1, 5, 150]),
+        ],
+        "{v}"
+    );
+    // ORDER BY comes first, subtotals included.
+    let v = query(
+        &c,
+        "SELECT Region__c r, SUM(Amount__c) s FROM Deal__c GROUP BY ROLLUP(Region__c) ORDER BY SUM(Amount__c) DESC",
+    )
+    .await;
+    let got: Vec<Value> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| json!([r["r"], num(&r["s"])]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![json!([n, 150]), json!(["West", 70]), json!([n, 50]), json!(["East", 30])],
+        "{v}"
+    );
+    // A date function as a ROLLUP key.
+    let v = query(
+        &c,
+        "SELECT CALENDAR_YEAR(CreatedDate) y, Won__c, COUNT(Id) n FROM Deal__c GROUP BY ROLLUP(CALENDAR_YEAR(CreatedDate), Won__c)",
+    )
+    .await;
+    let got: Vec<Value> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| json!([r["y"].is_null(), r["Won__c"], num(&r["n"])]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            json!([false, false, 2]),
+            json!([false, true, 3]),
+            json!([false, n, 5]),
+            json!([true, n, 5]),
+        ],
+        "{v}"
+    );
+}

@@ -166,6 +166,7 @@ fn expr_sql(prefix: &str, e: &Expr) -> String {
         Expr::Column(c) => cmp_col(prefix, c),
         Expr::Aggregate { func, arg } => agg_sql(prefix, *func, arg.as_ref()),
         Expr::Date(c) => date_sql(prefix, c),
+        Expr::Grouping(k) => format!("GROUPING({})::bigint", group_sql(prefix, k)),
     }
 }
 
@@ -202,7 +203,7 @@ fn bind_value(sql: &mut Sql, e: &Expr, v: &Value) -> MosaicResult<()> {
             _ => {}
         }
     }
-    if let (Expr::Date(_), Value::Number(d)) = (e, v) {
+    if let (Expr::Date(_) | Expr::Grouping(_), Value::Number(d)) = (e, v) {
         sql.bind(Param::text(d.to_string()));
         sql.push("::text::numeric");
         return Ok(());
@@ -562,7 +563,7 @@ fn build(
         match e {
             Expr::Column(c) => sql.push(&raw_col("r", c)),
             Expr::Aggregate { func, arg } => sql.push(&agg_select_sql("r", *func, arg.as_ref())),
-            Expr::Date(c) => sql.push(&date_sql("r", c)),
+            e @ (Expr::Date(_) | Expr::Grouping(_)) => sql.push(&expr_sql("r", e)),
         }
     }
     sql.push(" FROM object_records r");
@@ -605,7 +606,11 @@ fn build(
         if !plan.group_by.is_empty() {
             sql.push(" GROUP BY ");
             let cols: Vec<String> = plan.group_by.iter().map(|e| group_sql("r", e)).collect();
-            sql.push(&cols.join(", "));
+            match plan.grouping_sets {
+                GroupingSets::Plain => sql.push(&cols.join(", ")),
+                GroupingSets::Rollup => sql.push(&format!("ROLLUP({})", cols.join(", "))),
+                GroupingSets::Cube => sql.push(&format!("CUBE({})", cols.join(", "))),
+            }
         }
         if let Some(h) = &plan.having {
             sql.push(" HAVING ");
@@ -616,11 +621,14 @@ fn build(
         let mut keys: Vec<String> = plan.order_by.iter().map(|k| g.order_key(k)).collect();
         if plan.aggregate {
             // SQLite sorts nulls first in ascending order.
-            keys.extend(
-                plan.group_by
-                    .iter()
-                    .map(|e| format!("{} ASC NULLS FIRST", group_sql("r", e))),
-            );
+            // Subtotal rows after the rows they total (Salesforce's order).
+            let rolled = plan.grouping_sets != GroupingSets::Plain;
+            for e in &plan.group_by {
+                if rolled {
+                    keys.push(format!("GROUPING({}) ASC", group_sql("r", e)));
+                }
+                keys.push(format!("{} ASC NULLS FIRST", group_sql("r", e)));
+            }
         } else {
             keys.push("r.id ASC".into());
         }
@@ -730,7 +738,7 @@ fn decode_expr(e: &Expr, row: &tokio_postgres::Row, i: usize) -> MosaicResult<Va
             .try_get::<_, Option<chrono::NaiveDate>>(i)
             .map_err(pg)?
             .map_or(Value::Null, Value::Date),
-        Expr::Date(_) => row
+        Expr::Date(_) | Expr::Grouping(_) => row
             .try_get::<_, Option<i64>>(i)
             .map_err(pg)?
             .map_or(Value::Null, |n| Value::Number(Decimal::from(n))),

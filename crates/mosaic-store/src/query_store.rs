@@ -268,6 +268,36 @@ pub enum Expr {
     },
     /// A date function of a column (aggregate queries: a group key).
     Date(Box<DateCall>),
+    /// `GROUPING(key)` under ROLLUP / CUBE: 1 on rows where the group key
+    /// (one of the plan's `group_by`) is rolled up into a subtotal, else 0.
+    Grouping(Box<Expr>),
+}
+
+/// How a plan's group keys make groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GroupingSets {
+    /// One row per distinct key combination.
+    #[default]
+    Plain,
+    /// Plus subtotals dropping keys from the right, and a grand total.
+    Rollup,
+    /// Plus subtotals for every subset of the keys.
+    Cube,
+}
+
+impl GroupingSets {
+    /// The grouping sets over `n` keys as masks (`true`: the key is kept),
+    /// most detailed first.
+    pub fn sets(self, n: usize) -> Vec<Vec<bool>> {
+        match self {
+            GroupingSets::Plain => vec![vec![true; n]],
+            GroupingSets::Rollup => (0..=n).rev().map(|k| (0..n).map(|i| i < k).collect()).collect(),
+            GroupingSets::Cube => (0..(1usize << n))
+                .rev()
+                .map(|bits| (0..n).map(|i| bits & (1 << (n - 1 - i)) != 0).collect())
+                .collect(),
+        }
+    }
 }
 
 impl Expr {
@@ -281,6 +311,7 @@ impl Expr {
             } => Kind::Number,
             Expr::Aggregate { arg, .. } => arg.map_or(Kind::Number, |a| a.kind),
             Expr::Date(c) => c.kind(),
+            Expr::Grouping(_) => Kind::Number,
         }
     }
 }
@@ -363,6 +394,8 @@ pub struct QueryPlan {
     pub filter: Option<Filter>,
     /// Group keys: columns or date functions.
     pub group_by: Vec<Expr>,
+    /// ROLLUP / CUBE subtotals over `group_by`.
+    pub grouping_sets: GroupingSets,
     pub having: Option<Filter>,
     pub order_by: Vec<SortKey>,
     pub limit: Option<u64>,

@@ -143,6 +143,8 @@ fn expr_sql(prefix: &str, e: &Expr) -> String {
         Expr::Column(c) => cmp_col(prefix, c),
         Expr::Aggregate { func, arg } => agg_sql(prefix, *func, arg.as_ref()),
         Expr::Date(c) => date_sql(prefix, c),
+        // Outside ROLLUP / CUBE every key is grouped.
+        Expr::Grouping(_) => "0".into(),
     }
 }
 
@@ -175,7 +177,7 @@ fn encode_value(e: &Expr, v: &Value) -> MosaicResult<SqlValue> {
             other => Err(bad_value(Kind::Number, other)),
         };
     }
-    if let (Expr::Date(_), Value::Number(d)) = (e, v) {
+    if let (Expr::Date(_) | Expr::Grouping(_), Value::Number(d)) = (e, v) {
         return Ok(if d.fract().is_zero() {
             i64::try_from(*d)
                 .map(SqlValue::Integer)
@@ -233,9 +235,23 @@ struct Gen<'a> {
     visibility: Option<&'a Visibility>,
     /// Aliases used by sharing predicates so far.
     access_count: usize,
+    /// Group keys rolled up in the grouping set being generated (their
+    /// value is NULL, their `GROUPING()` 1); empty outside ROLLUP / CUBE.
+    rolled: Vec<Expr>,
 }
 
 impl Gen<'_> {
+    /// An expression as compared, in the current grouping set.
+    fn x(&self, prefix: &str, e: &Expr) -> String {
+        if self.rolled.contains(e) {
+            return "NULL".into();
+        }
+        if let Expr::Grouping(k) = e {
+            return if self.rolled.contains(k) { "1" } else { "0" }.into();
+        }
+        expr_sql(prefix, e)
+    }
+
     fn pivot_key(&self, c: &ColumnRef, v: &Value) -> MosaicResult<Option<String>> {
         let Column::Slot(slot) = c.column else {
             return Ok(None);
@@ -336,7 +352,7 @@ impl Gen<'_> {
             Filter::IsNull { expr, negated } => {
                 let x = match expr {
                     Expr::Column(c) => raw_col(prefix, c),
-                    other => expr_sql(prefix, other),
+                    other => self.x(prefix, other),
                 };
                 sql.push(&format!(
                     "({x} IS {}NULL)",
@@ -345,11 +361,12 @@ impl Gen<'_> {
             }
             Filter::Compare { expr, op, value } => {
                 if *op == CmpOp::Eq
+                    && self.rolled.is_empty()
                     && self.try_pivot(sql, prefix, object_id, expr, std::slice::from_ref(value))?
                 {
                     return Ok(());
                 }
-                let x = expr_sql(prefix, expr);
+                let x = self.x(prefix, expr);
                 let v = encode_value(expr, value)?;
                 if *op == CmpOp::Ne {
                     sql.push(&format!("({x} IS NULL OR {x} <> "));
@@ -368,10 +385,13 @@ impl Gen<'_> {
                     sql.push(if *negated { "1" } else { "0" });
                     return Ok(());
                 }
-                if !*negated && self.try_pivot(sql, prefix, object_id, expr, values)? {
+                if !*negated
+                    && self.rolled.is_empty()
+                    && self.try_pivot(sql, prefix, object_id, expr, values)?
+                {
                     return Ok(());
                 }
-                let x = expr_sql(prefix, expr);
+                let x = self.x(prefix, expr);
                 if *negated {
                     sql.push(&format!("({x} IS NULL OR {x} NOT IN ("));
                 } else {
@@ -563,7 +583,11 @@ fn build(
         sub_count: 0,
         visibility: plan.visibility.as_deref(),
         access_count: 0,
+        rolled: Vec::new(),
     };
+    if plan.aggregate && plan.grouping_sets != GroupingSets::Plain {
+        return build_sets(&mut g, plan, restrict, cap);
+    }
     let mut sql = Sql::default();
     sql.push("SELECT ");
     for (i, e) in plan.select.iter().enumerate() {
@@ -683,6 +707,143 @@ fn build(
     Ok(sql)
 }
 
+/// ROLLUP / CUBE: SQLite has no grouping sets, so each set is one SELECT
+/// grouped by the keys it keeps (the others NULL, their `GROUPING()` 1),
+/// joined by UNION ALL and sorted outside through hidden trailing columns:
+/// the ORDER BY keys, then per group key its `GROUPING()` and its value
+/// (subtotal rows after the rows they total, as Salesforce and
+/// PostgreSQL's plan order them).
+fn build_sets(
+    g: &mut Gen<'_>,
+    plan: &QueryPlan,
+    restrict: &Restrict,
+    cap: Option<u64>,
+) -> MosaicResult<Sql> {
+    if !matches!(restrict, Restrict::None) {
+        return Err(MosaicError::internal(
+            "ROLLUP / CUBE results are read whole, never restricted",
+        ));
+    }
+    let mut sql = Sql::default();
+    sql.push("SELECT * FROM (");
+    for (b, mask) in plan
+        .grouping_sets
+        .sets(plan.group_by.len())
+        .iter()
+        .enumerate()
+    {
+        if b > 0 {
+            sql.push(" UNION ALL ");
+        }
+        let rolled: Vec<Expr> = plan
+            .group_by
+            .iter()
+            .zip(mask)
+            .filter(|(_, keep)| !**keep)
+            .map(|(e, _)| e.clone())
+            .collect();
+        g.rolled = rolled;
+        let mut cols: Vec<String> = plan
+            .select
+            .iter()
+            .map(|e| match e {
+                Expr::Column(c) if !g.rolled.contains(e) => raw_col("r", c),
+                e => g.x("r", e),
+            })
+            .collect();
+        for k in &plan.order_by {
+            cols.push(match &k.expr {
+                Expr::Column(c) if c.kind == Kind::Text && !g.rolled.contains(&k.expr) => {
+                    format!("mosaic_lower({})", raw_col("r", c))
+                }
+                Expr::Column(c) if !g.rolled.contains(&k.expr) => raw_col("r", c),
+                e => g.x("r", e),
+            });
+        }
+        for e in &plan.group_by {
+            let rolled = g.rolled.contains(e);
+            cols.push(if rolled { "1" } else { "0" }.into());
+            cols.push(if rolled {
+                "NULL".into()
+            } else {
+                group_sql("r", e)
+            });
+        }
+        sql.push("SELECT ");
+        sql.push(&cols.join(", "));
+        g.rolled = Vec::new();
+        sql.push(" FROM object_records r");
+        g.joins(&mut sql, "r", &plan.joins);
+        sql.push(" WHERE ");
+        g.scope(&mut sql, "r", &plan.object_id, plan.include_deleted);
+        g.access(&mut sql, "r", &plan.object_id);
+        if let Some(f) = &plan.filter {
+            sql.push(" AND ");
+            g.filter(&mut sql, "r", &plan.object_id, f)?;
+        }
+        let kept: Vec<String> = plan
+            .group_by
+            .iter()
+            .zip(mask)
+            .filter(|(_, keep)| **keep)
+            .map(|(e, _)| group_sql("r", e))
+            .collect();
+        if !kept.is_empty() {
+            sql.push(" GROUP BY ");
+            sql.push(&kept.join(", "));
+        }
+        if let Some(h) = &plan.having {
+            g.rolled = plan
+                .group_by
+                .iter()
+                .zip(mask)
+                .filter(|(_, keep)| !**keep)
+                .map(|(e, _)| e.clone())
+                .collect();
+            sql.push(" HAVING ");
+            g.filter(&mut sql, "r", &plan.object_id, h)?;
+            g.rolled = Vec::new();
+        }
+    }
+    sql.push(")");
+    let n = plan.select.len();
+    let mut keys: Vec<String> = plan
+        .order_by
+        .iter()
+        .enumerate()
+        .map(|(j, k)| {
+            format!(
+                "{} {} NULLS {}",
+                n + 1 + j,
+                if k.desc { "DESC" } else { "ASC" },
+                if k.nulls_first { "FIRST" } else { "LAST" }
+            )
+        })
+        .collect();
+    let base = n + plan.order_by.len();
+    for i in 0..plan.group_by.len() {
+        keys.push(format!("{} ASC", base + 1 + 2 * i));
+        keys.push(format!("{} ASC NULLS FIRST", base + 2 + 2 * i));
+    }
+    if !keys.is_empty() {
+        sql.push(" ORDER BY ");
+        sql.push(&keys.join(", "));
+    }
+    let limit = match (plan.limit, cap) {
+        (Some(l), Some(c)) => Some(l.min(c)),
+        (l, c) => l.or(c),
+    };
+    if limit.is_some() || plan.offset > 0 {
+        sql.push(" LIMIT ");
+        sql.bind(SqlValue::Integer(
+            limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+        ));
+        sql.push(" OFFSET ");
+        sql.bind(SqlValue::Integer(i64::try_from(plan.offset).unwrap_or(0)));
+    }
+    Ok(sql)
+}
+
 fn decode_sys(c: SysColumn, v: SqlValue) -> Value {
     match (c, v) {
         (_, SqlValue::Null) => Value::Null,
@@ -722,7 +883,7 @@ fn decode_expr(e: &Expr, v: SqlValue) -> Value {
         },
         Expr::Aggregate { arg: Some(c), .. } => decode_column(c, v),
         Expr::Aggregate { arg: None, .. } => Value::Null,
-        Expr::Date(_) => match v {
+        Expr::Date(_) | Expr::Grouping(_) => match v {
             SqlValue::Integer(i) => Value::Number(Decimal::from(i)),
             SqlValue::Text(s) => chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
                 .map(Value::Date)
@@ -952,6 +1113,7 @@ impl QueryStore for SqliteRecordStore {
                     sub_count: 0,
                     visibility: visibility.as_deref(),
                     access_count: 0,
+                    rolled: Vec::new(),
                 };
                 for o in &objects {
                     if g.visibility.and_then(|v| v.of(o)).is_some() {

@@ -1095,6 +1095,11 @@ impl<'a> Binder<'a> {
                 select: scope.select,
                 filter,
                 group_by,
+                grouping_sets: match q.grouping {
+                    Grouping::Plain => GroupingSets::Plain,
+                    Grouping::Rollup => GroupingSets::Rollup,
+                    Grouping::Cube => GroupingSets::Cube,
+                },
                 having,
                 order_by,
                 limit: q.limit.map(u64::from),
@@ -1143,16 +1148,6 @@ impl<'a> Binder<'a> {
         })
     }
 
-    /// GROUPING(): parsed, not executed yet.
-    fn date_fn_not_implemented(&self, c: &FieldCall) -> MosaicError {
-        self.err(
-            c.span,
-            ErrorCode::NOT_IMPLEMENTED,
-            None,
-            format!("{}() is not implemented in queries yet", c.func.keyword()),
-        )
-    }
-
     /// A date function call (`CALENDAR_YEAR(CloseDate)`,
     /// `HOUR_IN_DAY(convertTimezone(CreatedDate))`) on a stored date or
     /// datetime column. Returns the expression and the call's text.
@@ -1171,7 +1166,6 @@ impl<'a> Binder<'a> {
             FieldFn::FiscalYear => DateFn::FiscalYear,
             FieldFn::FiscalQuarter => DateFn::FiscalQuarter,
             FieldFn::FiscalMonth => DateFn::FiscalMonth,
-            FieldFn::Grouping => return Err(self.date_fn_not_implemented(c)),
             other => {
                 return Err(self.err(
                     c.span,
@@ -1260,6 +1254,28 @@ impl<'a> Binder<'a> {
         groups: Option<&[Expr]>,
         what: &str,
     ) -> MosaicResult<(Expr, String)> {
+        if c.func == FieldFn::Grouping {
+            let key = match c.arg.as_ref() {
+                Operand::Field(p) => Expr::Column(self.column(scope, p, "group")?),
+                other => {
+                    return Err(self.err(
+                        other.span(),
+                        ErrorCode::MALFORMED_QUERY,
+                        None,
+                        "GROUPING() takes a GROUP BY ROLLUP / CUBE key".into(),
+                    ))
+                }
+            };
+            if !groups.is_some_and(|g| g.contains(&key)) {
+                return Err(self.err(
+                    c.span,
+                    ErrorCode::MALFORMED_QUERY,
+                    None,
+                    "GROUPING() takes a GROUP BY ROLLUP / CUBE key".into(),
+                ));
+            }
+            return Ok((Expr::Grouping(Box::new(key)), "GROUPING".into()));
+        }
         let (e, name) = self.date_call(scope, c)?;
         if let Some(g) = groups {
             if !g.contains(&e) {
@@ -1369,15 +1385,6 @@ impl<'a> Binder<'a> {
                     ));
                 }
             }
-        }
-        if q.grouping != Grouping::Plain {
-            let span = q.group_by.first().map_or(q.span, Operand::span);
-            return Err(self.err(
-                span,
-                ErrorCode::NOT_IMPLEMENTED,
-                None,
-                "GROUP BY ROLLUP and CUBE are not implemented in queries yet".into(),
-            ));
         }
         let aggregate = q.is_aggregate();
         let mut select = Vec::with_capacity(q.select.len());
@@ -1558,6 +1565,7 @@ impl<'a> Binder<'a> {
                 select: scope.select,
                 filter,
                 group_by: Vec::new(),
+                grouping_sets: GroupingSets::Plain,
                 having: None,
                 order_by,
                 limit: None,
