@@ -406,7 +406,10 @@ impl Platform {
     /// The planning context of `c`, with the tenant's fiscal year.
     async fn plan_context(&self, c: &Caller, include_deleted: bool) -> MosaicResult<PlanContext> {
         let mut ctx = self.queries.context(c, include_deleted);
-        ctx.fiscal_start_month = self.resolved_locale(&c.tenant_id, "").await?.fiscal_start_month;
+        ctx.fiscal_start_month = self
+            .resolved_locale(&c.tenant_id, "")
+            .await?
+            .fiscal_start_month;
         Ok(ctx)
     }
 

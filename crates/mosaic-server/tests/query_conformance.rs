@@ -448,7 +448,7 @@ async fn date_literals_at_boundaries() {
             None,
             &mosaic_runtime::zones::LocaleInput {
                 time_zone: Some(Some("Etc/GMT+1".into())),
-                locale: None,
+                ..Default::default()
             },
         )
         .await

@@ -99,27 +99,126 @@ async fn date_functions_match_hand_computed_values() {
         .queries
         .set_clock(Some(Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap()));
     let cases: [(&str, [Value; 5]); 19] = [
-        ("CALENDAR_YEAR(CloseDate__c)", [json!(2024), json!(2024), json!(2023), json!(2024), json!(2024)]),
-        ("CALENDAR_QUARTER(CloseDate__c)", [json!(1), json!(2), json!(4), json!(3), json!(1)]),
-        ("CALENDAR_MONTH(CloseDate__c)", [json!(3), json!(4), json!(12), json!(7), json!(2)]),
-        ("DAY_IN_MONTH(CloseDate__c)", [json!(31), json!(1), json!(15), json!(4), json!(29)]),
-        ("DAY_IN_WEEK(CloseDate__c)", [json!(1), json!(2), json!(6), json!(5), json!(5)]),
-        ("DAY_IN_YEAR(CloseDate__c)", [json!(91), json!(92), json!(349), json!(186), json!(60)]),
-        ("WEEK_IN_MONTH(CloseDate__c)", [json!(5), json!(1), json!(3), json!(1), json!(5)]),
-        ("WEEK_IN_YEAR(CloseDate__c)", [json!(13), json!(14), json!(50), json!(27), json!(9)]),
+        (
+            "CALENDAR_YEAR(CloseDate__c)",
+            [
+                json!(2024),
+                json!(2024),
+                json!(2023),
+                json!(2024),
+                json!(2024),
+            ],
+        ),
+        (
+            "CALENDAR_QUARTER(CloseDate__c)",
+            [json!(1), json!(2), json!(4), json!(3), json!(1)],
+        ),
+        (
+            "CALENDAR_MONTH(CloseDate__c)",
+            [json!(3), json!(4), json!(12), json!(7), json!(2)],
+        ),
+        (
+            "DAY_IN_MONTH(CloseDate__c)",
+            [json!(31), json!(1), json!(15), json!(4), json!(29)],
+        ),
+        (
+            "DAY_IN_WEEK(CloseDate__c)",
+            [json!(1), json!(2), json!(6), json!(5), json!(5)],
+        ),
+        (
+            "DAY_IN_YEAR(CloseDate__c)",
+            [json!(91), json!(92), json!(349), json!(186), json!(60)],
+        ),
+        (
+            "WEEK_IN_MONTH(CloseDate__c)",
+            [json!(5), json!(1), json!(3), json!(1), json!(5)],
+        ),
+        (
+            "WEEK_IN_YEAR(CloseDate__c)",
+            [json!(13), json!(14), json!(50), json!(27), json!(9)],
+        ),
         // Fiscal year from April, named by the year it ends in.
-        ("FISCAL_YEAR(CloseDate__c)", [json!(2024), json!(2025), json!(2024), json!(2025), json!(2024)]),
-        ("FISCAL_QUARTER(CloseDate__c)", [json!(4), json!(1), json!(3), json!(2), json!(4)]),
-        ("FISCAL_MONTH(CloseDate__c)", [json!(12), json!(1), json!(9), json!(4), json!(11)]),
+        (
+            "FISCAL_YEAR(CloseDate__c)",
+            [
+                json!(2024),
+                json!(2025),
+                json!(2024),
+                json!(2025),
+                json!(2024),
+            ],
+        ),
+        (
+            "FISCAL_QUARTER(CloseDate__c)",
+            [json!(4), json!(1), json!(3), json!(2), json!(4)],
+        ),
+        (
+            "FISCAL_MONTH(CloseDate__c)",
+            [json!(12), json!(1), json!(9), json!(4), json!(11)],
+        ),
         // Datetimes: UTC unless converted.
-        ("HOUR_IN_DAY(At__c)", [json!(6), json!(7), json!(3), json!(5), json!(6)]),
-        ("HOUR_IN_DAY(convertTimezone(At__c))", [json!(1), json!(3), json!(22), json!(1), json!(1)]),
-        ("DAY_ONLY(At__c)", [json!("2024-03-10"), json!("2024-03-10"), json!("2024-01-01"), json!("2024-11-03"), json!("2024-11-03")]),
-        ("DAY_ONLY(convertTimezone(At__c))", [json!("2024-03-10"), json!("2024-03-10"), json!("2023-12-31"), json!("2024-11-03"), json!("2024-11-03")]),
-        ("CALENDAR_YEAR(At__c)", [json!(2024), json!(2024), json!(2024), json!(2024), json!(2024)]),
-        ("CALENDAR_YEAR(convertTimezone(At__c))", [json!(2024), json!(2024), json!(2023), json!(2024), json!(2024)]),
-        ("DAY_IN_WEEK(convertTimezone(At__c))", [json!(1), json!(1), json!(1), json!(1), json!(1)]),
-        ("FISCAL_YEAR(convertTimezone(At__c))", [json!(2024), json!(2024), json!(2024), json!(2025), json!(2025)]),
+        (
+            "HOUR_IN_DAY(At__c)",
+            [json!(6), json!(7), json!(3), json!(5), json!(6)],
+        ),
+        (
+            "HOUR_IN_DAY(convertTimezone(At__c))",
+            [json!(1), json!(3), json!(22), json!(1), json!(1)],
+        ),
+        (
+            "DAY_ONLY(At__c)",
+            [
+                json!("2024-03-10"),
+                json!("2024-03-10"),
+                json!("2024-01-01"),
+                json!("2024-11-03"),
+                json!("2024-11-03"),
+            ],
+        ),
+        (
+            "DAY_ONLY(convertTimezone(At__c))",
+            [
+                json!("2024-03-10"),
+                json!("2024-03-10"),
+                json!("2023-12-31"),
+                json!("2024-11-03"),
+                json!("2024-11-03"),
+            ],
+        ),
+        (
+            "CALENDAR_YEAR(At__c)",
+            [
+                json!(2024),
+                json!(2024),
+                json!(2024),
+                json!(2024),
+                json!(2024),
+            ],
+        ),
+        (
+            "CALENDAR_YEAR(convertTimezone(At__c))",
+            [
+                json!(2024),
+                json!(2024),
+                json!(2023),
+                json!(2024),
+                json!(2024),
+            ],
+        ),
+        (
+            "DAY_IN_WEEK(convertTimezone(At__c))",
+            [json!(1), json!(1), json!(1), json!(1), json!(1)],
+        ),
+        (
+            "FISCAL_YEAR(convertTimezone(At__c))",
+            [
+                json!(2024),
+                json!(2024),
+                json!(2024),
+                json!(2025),
+                json!(2025),
+            ],
+        ),
     ];
     for (f, values) in cases {
         assert_eq!(per_event(&c, f).await, expect(values), "{f}");
@@ -127,14 +226,35 @@ async fn date_functions_match_hand_computed_values() {
 
     // WHERE, with the zone's daylight saving.
     for (soql, names) in [
-        ("SELECT Name FROM Event__c WHERE HOUR_IN_DAY(convertTimezone(At__c)) = 1 ORDER BY Name", vec!["E1", "E4", "E5"]),
-        ("SELECT Name FROM Event__c WHERE HOUR_IN_DAY(At__c) >= 6 ORDER BY Name", vec!["E1", "E2", "E5"]),
-        ("SELECT Name FROM Event__c WHERE DAY_ONLY(convertTimezone(At__c)) = 2023-12-31", vec!["E3"]),
-        ("SELECT Name FROM Event__c WHERE FISCAL_QUARTER(CloseDate__c) IN (1, 2) ORDER BY Name", vec!["E2", "E4"]),
-        ("SELECT Name FROM Event__c WHERE CALENDAR_YEAR(CloseDate__c) != 2024", vec!["E3"]),
+        (
+            "SELECT Name FROM Event__c WHERE HOUR_IN_DAY(convertTimezone(At__c)) = 1 ORDER BY Name",
+            vec!["E1", "E4", "E5"],
+        ),
+        (
+            "SELECT Name FROM Event__c WHERE HOUR_IN_DAY(At__c) >= 6 ORDER BY Name",
+            vec!["E1", "E2", "E5"],
+        ),
+        (
+            "SELECT Name FROM Event__c WHERE DAY_ONLY(convertTimezone(At__c)) = 2023-12-31",
+            vec!["E3"],
+        ),
+        (
+            "SELECT Name FROM Event__c WHERE FISCAL_QUARTER(CloseDate__c) IN (1, 2) ORDER BY Name",
+            vec!["E2", "E4"],
+        ),
+        (
+            "SELECT Name FROM Event__c WHERE CALENDAR_YEAR(CloseDate__c) != 2024",
+            vec!["E3"],
+        ),
         // Fiscal date literals use the start month too: FY2025 is 2024-04-01 … 2025-03-31.
-        ("SELECT Name FROM Event__c WHERE CloseDate__c = THIS_FISCAL_YEAR ORDER BY Name", vec!["E2", "E4"]),
-        ("SELECT Name FROM Event__c WHERE CloseDate__c = LAST_FISCAL_YEAR ORDER BY Name", vec!["E1", "E3", "E5"]),
+        (
+            "SELECT Name FROM Event__c WHERE CloseDate__c = THIS_FISCAL_YEAR ORDER BY Name",
+            vec!["E2", "E4"],
+        ),
+        (
+            "SELECT Name FROM Event__c WHERE CloseDate__c = LAST_FISCAL_YEAR ORDER BY Name",
+            vec!["E1", "E3", "E5"],
+        ),
     ] {
         let v = query(&c, soql).await;
         let got: Vec<&str> = v["records"]
@@ -258,7 +378,14 @@ async fn rollup_and_cube_add_subtotal_rows() {
             .expect("records")
             .iter()
             .map(|r| {
-                json!([r["Region__c"], r["Won__c"], num(&r["gr"]), num(&r["gw"]), num(&r["n"]), num(&r["s"])])
+                json!([
+                    r["Region__c"],
+                    r["Won__c"],
+                    num(&r["gr"]),
+                    num(&r["gw"]),
+                    num(&r["n"]),
+                    num(&r["s"])
+                ])
             })
             .collect()
     };
@@ -326,7 +453,12 @@ async fn rollup_and_cube_add_subtotal_rows() {
         .collect();
     assert_eq!(
         got,
-        vec![json!([n, 150]), json!(["West", 70]), json!([n, 50]), json!(["East", 30])],
+        vec![
+            json!([n, 150]),
+            json!(["West", 70]),
+            json!([n, 50]),
+            json!(["East", 30])
+        ],
         "{v}"
     );
     // A date function as a ROLLUP key.

@@ -223,7 +223,7 @@ impl DateFn {
         let n = |x: u32| Value::Number(rust_decimal::Decimal::from(x));
         match self {
             DateFn::CalendarYear => Value::Number(rust_decimal::Decimal::from(d.year())),
-            DateFn::CalendarQuarter => n((month + 2) / 3),
+            DateFn::CalendarQuarter => n(month.div_ceil(3)),
             DateFn::CalendarMonth => n(month),
             DateFn::DayInMonth => n(d.day()),
             DateFn::DayInWeek => n(d.weekday().num_days_from_sunday() + 1),
@@ -240,7 +240,7 @@ impl DateFn {
                 };
                 Value::Number(rust_decimal::Decimal::from(y))
             }
-            DateFn::FiscalQuarter => n((fiscal_month + 2) / 3),
+            DateFn::FiscalQuarter => n(fiscal_month.div_ceil(3)),
             DateFn::FiscalMonth => n(fiscal_month),
         }
     }
@@ -291,7 +291,10 @@ impl GroupingSets {
     pub fn sets(self, n: usize) -> Vec<Vec<bool>> {
         match self {
             GroupingSets::Plain => vec![vec![true; n]],
-            GroupingSets::Rollup => (0..=n).rev().map(|k| (0..n).map(|i| i < k).collect()).collect(),
+            GroupingSets::Rollup => (0..=n)
+                .rev()
+                .map(|k| (0..n).map(|i| i < k).collect())
+                .collect(),
             GroupingSets::Cube => (0..(1usize << n))
                 .rev()
                 .map(|bits| (0..n).map(|i| bits & (1 << (n - 1 - i)) != 0).collect())

@@ -69,8 +69,10 @@ pub(crate) fn add_fiscal_year_start(conn: &rusqlite::Connection) -> MosaicResult
         .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
         .map_err(map_sql)?;
     if !cols.is_empty() && !cols.iter().any(|c| c == "fiscal_year_start_month") {
-        conn.execute_batch("ALTER TABLE locale_settings ADD COLUMN fiscal_year_start_month INTEGER")
-            .map_err(map_sql)?;
+        conn.execute_batch(
+            "ALTER TABLE locale_settings ADD COLUMN fiscal_year_start_month INTEGER",
+        )
+        .map_err(map_sql)?;
     }
     Ok(())
 }

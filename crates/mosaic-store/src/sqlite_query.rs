@@ -105,8 +105,7 @@ fn date_sql(prefix: &str, c: &DateCall) -> String {
 /// A time zone name safe to inline in SQL (as every `chrono_tz` name is).
 pub fn zone_name_ok(z: &str) -> bool {
     !z.is_empty()
-        && z
-            .chars()
+        && z.chars()
             .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '/' | '_' | '+' | '-'))
 }
 
@@ -127,7 +126,9 @@ fn eval_datefn(
     } else {
         let utc = parse_ts(value).ok()?;
         match zone {
-            Some(z) => utc.with_timezone(&z.parse::<chrono_tz::Tz>().ok()?).naive_local(),
+            Some(z) => utc
+                .with_timezone(&z.parse::<chrono_tz::Tz>().ok()?)
+                .naive_local(),
             None => utc.naive_utc(),
         }
     };
