@@ -280,8 +280,7 @@ impl Platform {
             }
             for (rel, rests) in by_rel {
                 let Some(lf) = obj.def.fields.iter().find(|f| {
-                    f.data_type.is_reference()
-                        && f.relationship_name.as_deref() == Some(rel.as_str())
+                    f.parent_relationship_name().as_deref() == Some(rel.as_str())
                 }) else {
                     continue;
                 };
