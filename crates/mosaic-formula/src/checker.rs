@@ -271,7 +271,10 @@ impl<'a> Checker<'a> {
                     return Err(self.err(
                         pos,
                         ErrorKind::UnknownField,
-                        format!("{} cannot be used: {which} is not implemented in Mosaic", path.join(".")),
+                        format!(
+                            "{} cannot be used: {which} is not implemented in Mosaic",
+                            path.join(".")
+                        ),
                     ));
                 }
                 _ if joined.starts_with("$user.") => {
@@ -568,7 +571,10 @@ impl<'a> Checker<'a> {
 
     fn call(&mut self, name: &str, args: &[Expr], pos: usize) -> Result<Typed, FormulaError> {
         let Some(func) = Func::lookup(name) else {
-            if ["GEOLOCATION", "DISTANCE"].iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            if ["GEOLOCATION", "DISTANCE"]
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f))
+            {
                 return Err(self.err(
                     pos,
                     ErrorKind::UnknownFunction,

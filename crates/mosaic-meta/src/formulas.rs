@@ -101,9 +101,7 @@ impl ObjectSchema<'_> {
         let mut canonical = Vec::with_capacity(path.len());
         let mut touched = Vec::with_capacity(path.len());
         for hop in hops {
-            let f = obj.fields.iter().find(|f| {
-                f.is_parent_relationship(hop)
-            })?;
+            let f = obj.fields.iter().find(|f| f.is_parent_relationship(hop))?;
             canonical.push(f.parent_relationship_name()?);
             touched.push((obj.id.clone(), f.api_name.clone()));
             obj = self.find(f.lookup_object_id.as_deref()?)?;

@@ -333,14 +333,10 @@ pub fn upgrade_document(doc: &mut serde_json::Value) {
     let Some(obj) = doc.as_object_mut() else {
         return;
     };
-    let format = obj
-        .get("format")
-        .and_then(|f| f.as_u64())
-        .unwrap_or(1);
+    let format = obj.get("format").and_then(|f| f.as_u64()).unwrap_or(1);
     if format < 2 {
-        let child_default = default_child_relationship(
-            obj.get("api_name").and_then(|n| n.as_str()).unwrap_or(""),
-        );
+        let child_default =
+            default_child_relationship(obj.get("api_name").and_then(|n| n.as_str()).unwrap_or(""));
         if let Some(fields) = obj.get_mut("fields").and_then(|f| f.as_array_mut()) {
             for f in fields.iter_mut().filter_map(|f| f.as_object_mut()) {
                 let child = f.remove("child_relationship_name");

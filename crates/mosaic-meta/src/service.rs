@@ -100,8 +100,9 @@ fn field_not_found(object: &str, field: &str) -> MosaicError {
 }
 
 pub(crate) fn decode(row: &ObjectRow) -> MosaicResult<Arc<ObjectMeta>> {
-    let corrupt =
-        |e: serde_json::Error| MosaicError::internal(format!("corrupt object definition {}: {e}", row.id));
+    let corrupt = |e: serde_json::Error| {
+        MosaicError::internal(format!("corrupt object definition {}: {e}", row.id))
+    };
     let mut doc: serde_json::Value = serde_json::from_str(&row.definition).map_err(corrupt)?;
     crate::model::upgrade_document(&mut doc);
     let mut def: ObjectDef = serde_json::from_value(doc).map_err(corrupt)?;

@@ -31,7 +31,10 @@ fn child_relationships(d: &Value) -> Vec<String> {
 fn field_of<'a>(d: &'a Value, name: &str) -> &'a Value {
     d["fields"]
         .as_array()
-        .and_then(|a| a.iter().find(|f| f["name"] == name || f["api_name"] == name))
+        .and_then(|a| {
+            a.iter()
+                .find(|f| f["name"] == name || f["api_name"] == name)
+        })
         .unwrap_or(&Value::Null)
 }
 
@@ -221,7 +224,9 @@ async fn stored_definitions_of_the_earlier_format_are_upgraded() {
     assert_eq!(s, StatusCode::OK, "{o}");
     assert_eq!(field_of(&o, "Acct__c")["relationship_name"], "Legacies__r");
     assert_eq!(field_of(&o, "Backup__c")["relationship_name"], "Olds__r");
-    assert!(field_of(&o, "Acct__c").get("child_relationship_name").is_none());
+    assert!(field_of(&o, "Acct__c")
+        .get("child_relationship_name")
+        .is_none());
 
     // The parent side is the field's name with __r; the old custom
     // parent-side name is gone.
@@ -238,7 +243,10 @@ async fn stored_definitions_of_the_earlier_format_are_upgraded() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["records"][0]["Legacies__r"]["records"][0]["Name"], "Legacy");
+    assert_eq!(
+        v["records"][0]["Legacies__r"]["records"][0]["Name"],
+        "Legacy"
+    );
     assert_eq!(v["records"][0]["Olds__r"]["records"][0]["Name"], "Legacy");
 
     // The next change stores the current format.

@@ -114,7 +114,10 @@ fn message(v: &Value) -> String {
                 .map(|f| {
                     format!(
                         " (fields: {})",
-                        f.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                        f.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })
                 .unwrap_or_default();
@@ -173,9 +176,11 @@ impl Tally {
 /// sets (case-insensitive names; picklist values by their own keys).
 fn same(key: &str, want: &Value, have: &Value) -> bool {
     match (key, want, have) {
-        ("lookup_object" | "data_type" | "formula_return_type", Value::String(a), Value::String(b)) => {
-            a.eq_ignore_ascii_case(b)
-        }
+        (
+            "lookup_object" | "data_type" | "formula_return_type",
+            Value::String(a),
+            Value::String(b),
+        ) => a.eq_ignore_ascii_case(b),
         ("picklist_values", Value::Array(a), Value::Array(b)) => {
             a.len() == b.len()
                 && a.iter().zip(b).all(|(x, y)| {
@@ -241,7 +246,9 @@ pub async fn run(cmd: MetadataCommand) -> Result<(), String> {
     };
     let Some(base) = base else {
         if !args.dry_run {
-            return Err("--url or --data-dir is required (or --dry-run to only read the project)".into());
+            return Err(
+                "--url or --data-dir is required (or --dry-run to only read the project)".into(),
+            );
         }
         return offline(&project);
     };
@@ -254,7 +261,10 @@ pub async fn run(cmd: MetadataCommand) -> Result<(), String> {
         base,
         token,
     };
-    let tenant = args.tenant.as_deref().ok_or("--tenant SUBDOMAIN is required")?;
+    let tenant = args
+        .tenant
+        .as_deref()
+        .ok_or("--tenant SUBDOMAIN is required")?;
     let org = remote
         .get("/services/admin/v1/organization")
         .await?
@@ -282,7 +292,11 @@ fn offline(project: &sfdx::Project) -> Result<(), String> {
         println!(
             "{}: object {}; fields: {} mapped; validation rules: {} mapped",
             o.api_name,
-            if o.body.is_some() { "mapped" } else { "not defined (must exist)" },
+            if o.body.is_some() {
+                "mapped"
+            } else {
+                "not defined (must exist)"
+            },
             o.fields.len(),
             o.rules.len()
         );
@@ -309,7 +323,10 @@ async fn apply(
         let path = format!("{META}/objects/{}", enc(&o.api_name));
         let t = tallies.entry(o.api_name.clone()).or_default();
         let have = remote.get(&path).await?;
-        let file = o.file.clone().unwrap_or_else(|| format!("objects/{}", o.api_name));
+        let file = o
+            .file
+            .clone()
+            .unwrap_or_else(|| format!("objects/{}", o.api_name));
         match (have, &o.body) {
             (None, None) => {
                 t.object = "missing";
@@ -335,7 +352,10 @@ async fn apply(
                     current.insert(o.api_name.clone(), json!({"fields": [], "dry": true}));
                     continue;
                 }
-                match remote.send(Method::POST, &format!("{META}/objects"), body).await? {
+                match remote
+                    .send(Method::POST, &format!("{META}/objects"), body)
+                    .await?
+                {
                     Ok(v) => {
                         current.insert(o.api_name.clone(), v);
                     }
@@ -363,7 +383,10 @@ async fn apply(
                     current.insert(o.api_name.clone(), have);
                     continue;
                 }
-                match remote.send(Method::PATCH, &path, &Value::Object(diff)).await? {
+                match remote
+                    .send(Method::PATCH, &path, &Value::Object(diff))
+                    .await?
+                {
                     Ok(v) => {
                         current.insert(o.api_name.clone(), v);
                     }
@@ -387,20 +410,31 @@ async fn apply(
     let mut pending: Vec<(&ObjectSpec, &FieldSpec)> = objects
         .iter()
         .filter(|o| current.contains_key(&o.api_name))
-        .flat_map(|o| o.fields.iter().filter(|f| !f.is_formula).map(move |f| (o, f)))
+        .flat_map(|o| {
+            o.fields
+                .iter()
+                .filter(|f| !f.is_formula)
+                .map(move |f| (o, f))
+        })
         .collect();
     pending.extend(
         objects
             .iter()
             .filter(|o| current.contains_key(&o.api_name))
-            .flat_map(|o| o.fields.iter().filter(|f| f.is_formula).map(move |f| (o, f))),
+            .flat_map(|o| {
+                o.fields
+                    .iter()
+                    .filter(|f| f.is_formula)
+                    .map(move |f| (o, f))
+            }),
     );
     loop {
         let mut refused: Vec<(&ObjectSpec, &FieldSpec, String)> = Vec::new();
         let before = pending.len();
         for (o, f) in std::mem::take(&mut pending) {
             let t = tallies.entry(o.api_name.clone()).or_default();
-            let have = find_named(&current[&o.api_name]["fields"], "api_name", &f.api_name).cloned();
+            let have =
+                find_named(&current[&o.api_name]["fields"], "api_name", &f.api_name).cloned();
             let fields = format!("{META}/objects/{}/fields", enc(&o.api_name));
             let outcome = match have {
                 None if dry => {

@@ -68,12 +68,16 @@ pub fn parse_xml(text: &str) -> Result<Node, String> {
             }
             Event::End(_) => {
                 let node = stack.pop().ok_or("unbalanced XML")?;
-                stack.last_mut().ok_or("unbalanced XML")?.children.push(node);
+                stack
+                    .last_mut()
+                    .ok_or("unbalanced XML")?
+                    .children
+                    .push(node);
             }
             Event::Text(t) => {
-                let s = t
-                    .unescape()
-                    .map_err(|e| format!("bad XML text at byte {}: {e}", reader.buffer_position()))?;
+                let s = t.unescape().map_err(|e| {
+                    format!("bad XML text at byte {}: {e}", reader.buffer_position())
+                })?;
                 if let Some(top) = stack.last_mut() {
                     top.text.push_str(&s);
                 }
@@ -269,7 +273,8 @@ fn find_object_dirs(dir: &Path, out: &mut BTreeMap<String, PathBuf>, depth: usiz
             continue;
         }
         if is_objects
-            && (sub.join(format!("{name}.object-meta.xml")).is_file() || sub.join("fields").is_dir())
+            && (sub.join(format!("{name}.object-meta.xml")).is_file()
+                || sub.join("fields").is_dir())
         {
             out.entry(name).or_insert(sub);
         } else {
@@ -373,7 +378,12 @@ fn file_stem(path: &Path, suffix: &str) -> String {
         .to_string()
 }
 
-fn problem(file: &str, element: impl Into<String>, message: impl Into<String>, skipped: bool) -> Problem {
+fn problem(
+    file: &str,
+    element: impl Into<String>,
+    message: impl Into<String>,
+    skipped: bool,
+) -> Problem {
     Problem {
         file: file.to_string(),
         element: element.into(),
@@ -521,14 +531,12 @@ fn map_field(
     let mut body = Map::new();
     body.insert("api_name".into(), json!(api_name));
     let mapped = match sf_type {
-        "Summary" => {
-            return Err(problem(
-                file,
-                type_el,
-                "roll-up summary fields are not supported by the metadata import yet; field skipped",
-                true,
-            ))
-        }
+        "Summary" => return Err(problem(
+            file,
+            type_el,
+            "roll-up summary fields are not supported by the metadata import yet; field skipped",
+            true,
+        )),
         t => mosaic_type(t).ok_or_else(|| {
             problem(
                 file,
@@ -602,7 +610,10 @@ fn map_field(
             }
             "defaultValue" if formula.is_none() && !t.is_empty() => {
                 if mapped == "boolean" {
-                    body.insert("default_value".into(), json!(t.eq_ignore_ascii_case("true")));
+                    body.insert(
+                        "default_value".into(),
+                        json!(t.eq_ignore_ascii_case("true")),
+                    );
                 } else {
                     body.insert("default_value_formula".into(), json!(t));
                 }
