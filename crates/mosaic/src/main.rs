@@ -3,8 +3,10 @@
 mod ai_eval_cmd;
 mod cert_cmd;
 mod loadtest;
+mod metadata_cmd;
 mod move_cmd;
 mod operator_cmd;
+mod sfdx;
 mod shard_cmd;
 mod telemetry;
 
@@ -252,6 +254,12 @@ enum Command {
     Cert {
         #[command(subcommand)]
         command: cert_cmd::CertCommand,
+    },
+    /// Tenant metadata: `mosaic metadata import DIR` brings an SFDX
+    /// project's objects, fields and validation rules into a tenant.
+    Metadata {
+        #[command(subcommand)]
+        command: metadata_cmd::MetadataCommand,
     },
     /// Platform operators (`mosaic operator create`).
     Operator {
@@ -666,6 +674,7 @@ fn main() -> ExitCode {
             } => serve(common, listen, public_url, llm, net).await,
             Command::Cert { command } => cert_cmd::run(command),
             Command::Operator { command } => operator_cmd::run(command).await,
+            Command::Metadata { command } => metadata_cmd::run(command).await,
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::AiEval(args) => ai_eval_cmd::run(args).await,
             Command::Shard { command } => shard_cmd::run(command).await,
