@@ -132,6 +132,30 @@ impl CacheServices {
         }
     }
 
+    /// Probes Redis itself while its breaker is half-open (the health
+    /// monitor calls this every second): up to the breaker's probe count
+    /// of `PING`s, so an idle instance closes the breaker — and returns to
+    /// level 0 — as soon as Redis answers again, without waiting for
+    /// traffic to probe it. Nothing happens when the breaker is closed or
+    /// still open.
+    pub async fn probe_redis(&self) {
+        let (Some(link), Some(b)) = (self.tier.redis(), &self.breaker) else {
+            return;
+        };
+        for _ in 0..b.settings().half_open_probes {
+            if b.state() != BreakerState::HalfOpen {
+                return;
+            }
+            let pinged = link
+                .call(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+                .await;
+            if let Err(e) = pinged {
+                tracing::debug!(error = %e.0, "Redis probe failed");
+                return;
+            }
+        }
+    }
+
     /// Whether the L2 cache is configured and answering (the subscriber is
     /// connected and the breaker closed).
     pub fn l2_up(&self) -> Option<bool> {

@@ -105,8 +105,9 @@ mod tenant_predicate {
         "UPDATE refresh_tokens SET family_id = token_hash",
         "schema_version",
         "pg_advisory_xact_lock",
-        // outbox delivery spans the shard's tenants (claims name them)
-        "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        // outbox delivery spans the shard's tenants (claims name them);
+        // a stopping instance releases its own leases in every tenant
+        "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
         "COUNT(*) FILTER (WHERE state = $1)",
         "CREATE FUNCTION mosaic_", // pure SQL functions of a value
         "CREATE TRIGGER",          // DDL: the move triggers read the row's tenant

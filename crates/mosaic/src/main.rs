@@ -52,6 +52,11 @@ struct Common {
     /// (doubling per retry up to 5 minutes, 5 retries, then dead letter).
     #[arg(long, env = "MOSAIC_OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
     outbox_retry_base_ms: u64,
+    /// How long an instance holds a claimed outbox entry, in seconds. An
+    /// entry of an instance that died is delivered by another one once
+    /// its lease expires; keep it above the delivery timeout (10 s).
+    #[arg(long, env = "MOSAIC_OUTBOX_LEASE_SECS", default_value_t = 60)]
+    outbox_lease_secs: u64,
     /// Destinations tenants' outbound messages may reach although they are
     /// loopback, private, link-local, CGNAT or multicast: comma-separated
     /// CIDRs, addresses or host names (`10.0.0.0/8,hooks.internal`).
@@ -363,6 +368,7 @@ fn config(c: &Common) -> PlatformConfig {
         cfg.automation.mail_from = f;
     }
     cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
+    cfg.automation.lease = Duration::from_secs(c.outbox_lease_secs.max(1));
     if let Some(g) = &c.outbound_allow {
         cfg.automation.outbound_allow = g.clone();
     }
