@@ -352,12 +352,14 @@ async fn a_revocation_through_one_instance_is_in_force_on_the_others_at_once() {
     )
     .await;
     assert_eq!(s, 204, "{v}");
-    // … and refused by 1 and 2 at the next request after the check window.
+    // … and refused by 1 and 2 at the next request after the check window
+    // (an object the user may not read does not exist for them: 404).
     tokio::time::sleep(Duration::from_millis(6)).await;
     for i in [1, 2, 0] {
         let (s, v) = read(i).await;
         assert_eq!(
-            s, 403,
+            (s, v[0]["errorCode"].as_str()),
+            (404, Some("NOT_FOUND")),
             "instance {i} still grants a revoked permission: {v}"
         );
     }
@@ -418,7 +420,8 @@ async fn a_tenant_hot_across_three_instances_is_detected() {
             let list = hot(i).await;
             if let Some(h) = list.first() {
                 assert_eq!(list.len(), 1, "{list:?}");
-                assert!(h["requests"].as_u64().unwrap() >= 90, "{h}");
+                // More than any one instance saw.
+                assert!(h["requests"].as_u64().unwrap() > 30, "{h}");
                 break;
             }
             assert!(
