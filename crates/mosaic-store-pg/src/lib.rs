@@ -26,6 +26,7 @@ pub mod access;
 pub mod automation;
 pub mod directory;
 pub mod idempotency;
+pub mod import;
 pub mod meta;
 pub mod migrate;
 pub mod operators;
@@ -69,10 +70,11 @@ mod tenant_predicate {
         ("automation.rs", include_str!("automation.rs")),
         ("sharing.rs", include_str!("sharing.rs")),
         ("query.rs", include_str!("query.rs")),
+        ("import.rs", include_str!("import.rs")),
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 30] = [
+    const GLOBAL: [&str; 34] = [
         // write-ahead-log positions of the whole database
         "pg_current_wal_insert_lsn()",
         "pg_last_wal_replay_lsn()",
@@ -111,6 +113,12 @@ mod tenant_predicate {
         "COUNT(*) FILTER (WHERE state = $1)",
         "CREATE FUNCTION mosaic_", // pure SQL functions of a value
         "CREATE TRIGGER",          // DDL: the move triggers read the row's tenant
+        // `mosaic migrate-metadata` copies the whole metadata database
+        // (every tenant at once) into an empty one
+        "information_schema.columns",
+        "DELETE FROM {}",
+        "INSERT INTO {} ({}) {}VALUES ({})",
+        "SELECT setval(pg_get_serial_sequence(",
     ];
 
     /// Heads of statements built in pieces, whose tenant predicate is

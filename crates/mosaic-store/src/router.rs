@@ -339,6 +339,18 @@ impl ShardRouter {
 
 #[async_trait]
 impl RecordStore for ShardRouter {
+    async fn lock_records(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> MosaicResult<Option<crate::record_store::HeldRecordLock>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .lock_records(tenant_id, ids)
+            .await
+    }
+
     async fn write(
         &self,
         tenant_id: &str,

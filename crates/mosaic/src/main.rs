@@ -3,6 +3,7 @@
 mod ai_eval_cmd;
 mod cert_cmd;
 mod loadtest;
+mod migrate_metadata_cmd;
 mod move_cmd;
 mod operator_cmd;
 mod shard_cmd;
@@ -241,6 +242,10 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Copy the embedded metadata database (metadata.sqlite) into an empty
+    /// PostgreSQL one, with the server stopped; then serve with
+    /// `--metadata-url` (records stay in the data directory).
+    MigrateMetadata(migrate_metadata_cmd::MigrateMetadataArgs),
     /// Record shards: register, list, drain.
     Shard {
         #[command(subcommand)]
@@ -686,6 +691,7 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::MigrateMetadata(args) => migrate_metadata_cmd::run(args).await,
             Command::Maintenance { command } => match command {
                 MaintenanceCommand::On { common, message } => {
                     maintenance(common, Some((true, message))).await
