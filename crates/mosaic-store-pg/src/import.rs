@@ -11,12 +11,15 @@ use mosaic_types::{MosaicError, MosaicResult};
 use std::collections::{BTreeMap, HashMap};
 use tokio_postgres::types::ToSql;
 
-/// What was copied: rows per table, and the source tables PostgreSQL has
-/// no table for (left behind).
+/// What was copied: rows per table; the source tables PostgreSQL has no
+/// table for (left behind); and the tables whose PostgreSQL form has
+/// columns the source lacks (bookkeeping the migrations seeded, such as
+/// the directory's version row: the target's own rows are kept).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImportReport {
     pub tables: BTreeMap<String, u64>,
     pub left_behind: Vec<String>,
+    pub kept: Vec<String>,
 }
 
 struct Column {
@@ -146,6 +149,10 @@ pub async fn import_metadata(pool: &PgPool, dump: &[TableDump]) -> MosaicResult<
                     .map(|i| (c, i))
             })
             .collect();
+        if shared.len() < columns.len() {
+            report.kept.push(table.name.clone());
+            continue;
+        }
         // Rows the migrations seeded (the shard directory's first entries)
         // give way to the source's.
         tx.batch_execute(&format!("DELETE FROM {}", quoted(&table.name)))

@@ -64,6 +64,7 @@ pub async fn run(args: MigrateMetadataArgs) -> Result<(), String> {
             "from": source.display().to_string(),
             "tables": report.tables,
             "left_behind": report.left_behind,
+            "kept": report.kept,
             "next": format!(
                 "mosaic serve --data-dir {} --metadata-url <URL> (records stay in {})",
                 args.data_dir.display(),

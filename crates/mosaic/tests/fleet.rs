@@ -560,6 +560,7 @@ async fn a_laptop_install_moves_its_metadata_to_postgresql() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("migrate-metadata: {report}");
     assert_eq!(report["tables"]["tenants"], 1, "{report}");
     assert_eq!(report["tables"]["objects"], 1, "{report}");
     // A second run finds the target filled and changes nothing.
