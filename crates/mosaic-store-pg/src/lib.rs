@@ -56,7 +56,7 @@ pub use transfer::migrate_transfer;
 /// look-ups listed in the crate documentation.
 #[cfg(test)]
 mod tenant_predicate {
-    const SOURCES: [(&str, &str); 13] = [
+    const SOURCES: [(&str, &str); 14] = [
         ("operators.rs", include_str!("operators.rs")),
         ("replication.rs", include_str!("replication.rs")),
         ("transfer.rs", include_str!("transfer.rs")),
