@@ -127,7 +127,13 @@ impl HotTenants {
     /// bucket, each bucket expiring after the window). Counts Redis did not
     /// take are kept for the next call.
     pub async fn share(&self, tier: &mosaic_cache::CacheTier) {
-        let Some(link) = tier.redis() else { return };
+        let Some(link) = tier.redis() else {
+            // No fleet to share with: nothing is kept for it.
+            if let Ok(mut u) = self.unshared.lock() {
+                u.clear();
+            }
+            return;
+        };
         let batch: Vec<((i64, String), u64)> = match self.unshared.lock() {
             Ok(mut u) if !u.is_empty() => u.drain().collect(),
             _ => return,

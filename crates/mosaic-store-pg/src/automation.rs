@@ -163,7 +163,10 @@ impl AutomationStore for PgRecordStore {
         );
         let mut claimed = with_client!(self.pool(), |c| {
             let st = c.prepare_cached(&sql).await?;
-            entries(&c.query(&st, &[&until, &PENDING, &now, &limit, &owner]).await?)
+            entries(
+                &c.query(&st, &[&until, &PENDING, &now, &limit, &owner])
+                    .await?,
+            )
         })?;
         claimed.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.id.cmp(&b.id)));
         Ok(claimed)

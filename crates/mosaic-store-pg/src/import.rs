@@ -31,10 +31,7 @@ struct Column {
 type Param = Box<dyn ToSql + Sync + Send>;
 
 fn bad(table: &str, column: &str, row: usize, what: &str) -> MosaicError {
-    MosaicError::invalid(format!(
-        "{table}.{column}, row {}: {what}",
-        row + 1
-    ))
+    MosaicError::invalid(format!("{table}.{column}, row {}: {what}", row + 1))
 }
 
 /// The value of `cell` for a column of PostgreSQL type `data_type`.
@@ -171,7 +168,11 @@ pub async fn import_metadata(pool: &PgPool, dump: &[TableDump]) -> MosaicResult<
                 .map(|(c, _)| quoted(&c.name))
                 .collect::<Vec<_>>()
                 .join(", "),
-            if identity { "OVERRIDING SYSTEM VALUE " } else { "" },
+            if identity {
+                "OVERRIDING SYSTEM VALUE "
+            } else {
+                ""
+            },
             (1..=shared.len())
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()

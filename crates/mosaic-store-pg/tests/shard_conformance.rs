@@ -856,13 +856,21 @@ async fn the_outbox_leases_retries_and_dead_letters(sh: &Shard) {
         "{}",
         sh.backend
     );
-    let claimed = sh.automation.claim_due("A", at(30), at(90), 2).await.unwrap();
+    let claimed = sh
+        .automation
+        .claim_due("A", at(30), at(90), 2)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["o1", "o2"]
     );
     // Leased entries are not claimed again until the lease ends.
-    let claimed = sh.automation.claim_due("B", at(31), at(91), 10).await.unwrap();
+    let claimed = sh
+        .automation
+        .claim_due("B", at(31), at(91), 10)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["o3"]
@@ -873,7 +881,11 @@ async fn the_outbox_leases_retries_and_dead_letters(sh: &Shard) {
         .await
         .unwrap()
         .is_empty());
-    let claimed = sh.automation.claim_due("C", at(90), at(150), 10).await.unwrap();
+    let claimed = sh
+        .automation
+        .claim_due("C", at(90), at(150), 10)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["o1", "o2", "o4"]

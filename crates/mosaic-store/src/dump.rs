@@ -35,8 +35,8 @@ pub fn dump_tables(path: &Path) -> MosaicResult<Vec<TableDump>> {
             path.display()
         )));
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(map_sql)?;
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(map_sql)?;
     conn.busy_timeout(crate::sqlite::BUSY_TIMEOUT)
         .map_err(map_sql)?;
     let names: Vec<String> = conn
@@ -72,7 +72,9 @@ pub fn dump_tables(path: &Path) -> MosaicResult<Vec<TableDump>> {
                             ValueRef::Null => Cell::Null,
                             ValueRef::Integer(v) => Cell::Integer(v),
                             ValueRef::Real(v) => Cell::Real(v),
-                            ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                            ValueRef::Text(t) => {
+                                Cell::Text(String::from_utf8_lossy(t).into_owned())
+                            }
                             ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
                         })
                     })

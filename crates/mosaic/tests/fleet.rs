@@ -201,7 +201,10 @@ async fn redis_breaker(url: &str) -> String {
         .json()
         .await
         .unwrap_or(Value::Null);
-    v["tier"]["breaker"].as_str().unwrap_or_default().to_string()
+    v["tier"]["breaker"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
