@@ -482,18 +482,22 @@ impl Platform {
             tier.clone(),
         ));
         meta.set_outbound_guard(config.automation.outbound_allow.clone());
+        let operators = Arc::new(mosaic_access::OperatorService::new(
+            metas.operators,
+            metas.access.clone(),
+        ));
+        let access = Arc::new(AccessService::with_tier(
+            metas.access,
+            meta_store.clone(),
+            auth.clone(),
+            tier,
+        ));
+        // Permission changes are in force fleet-wide at the next request.
+        access.share_generations(metas.settings.clone());
         Ok(Platform {
             meta,
-            operators: Arc::new(mosaic_access::OperatorService::new(
-                metas.operators,
-                metas.access.clone(),
-            )),
-            access: Arc::new(AccessService::with_tier(
-                metas.access,
-                meta_store.clone(),
-                auth.clone(),
-                tier,
-            )),
+            operators,
+            access,
             auth,
             records,
             shares: router.clone(),

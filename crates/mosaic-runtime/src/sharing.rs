@@ -425,9 +425,8 @@ impl Platform {
             after = Some(last.id.clone());
             let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
             let _locks = self
-                .record_locks
-                .lock(tenant, ids.iter().map(String::as_str))
-                .await;
+                .lock_saves(tenant, ids.iter().map(String::as_str))
+                .await?;
             // Re-read under the locks: the values a save may just have changed.
             let rows = self
                 .records

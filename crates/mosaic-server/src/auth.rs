@@ -43,6 +43,9 @@ impl FromRequestParts<AppState> for Auth {
             }
         })?;
         crate::observe::set_caller(&s.tenant_id, &s.user_id);
+        // A permission change made through another instance is in force
+        // here now, whether or not its invalidation message arrived.
+        state.platform.access.check_generation(&s.tenant_id).await;
         let perms = state
             .platform
             .access

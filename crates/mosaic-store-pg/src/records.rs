@@ -64,6 +64,9 @@ pub struct PgRecordStore {
     pool: PgPool,
     /// Keeps the planner's statistics current while the tables grow.
     stats: Arc<PlannerStats>,
+    /// Connections that may hold record locks at once: half the pool, so
+    /// the saves holding them always find a connection for their writes.
+    lockers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PgRecordStore {
@@ -86,7 +89,12 @@ impl PgRecordStore {
         migrate_records(&pool).await?;
         crate::transfer::migrate_transfer(&pool).await?;
         let stats = PlannerStats::open(pool.clone()).await;
-        Ok(PgRecordStore { pool, stats })
+        let lockers = Arc::new(tokio::sync::Semaphore::new((pool.usage().2 / 2).max(1)));
+        Ok(PgRecordStore {
+            pool,
+            stats,
+            lockers,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -97,6 +105,18 @@ impl PgRecordStore {
     pub fn planner_stats(&self) -> &Arc<PlannerStats> {
         &self.stats
     }
+}
+
+/// A record lock not obtained: its wait timed out (`UNABLE_TO_LOCK_ROW`,
+/// as a SQLite writer's busy timeout), or the database failed.
+fn lock_error(e: &tokio_postgres::Error) -> MosaicError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+        return MosaicError::new(
+            mosaic_types::ErrorCode::UNABLE_TO_LOCK_ROW,
+            "another save of this record is taking too long; nothing was applied, retry",
+        );
+    }
+    crate::pool::map_pg(e)
 }
 
 fn type_mismatch(slot: FlexSlot, v: &Value) -> MosaicError {
@@ -877,6 +897,72 @@ fn rows_of(rows: &[tokio_postgres::Row], slots: &[FlexSlot]) -> Step<Vec<RecordR
 
 #[async_trait]
 impl RecordStore for PgRecordStore {
+    /// Transaction-scoped advisory locks keyed by (tenant, record), taken in
+    /// id order on a connection of their own and held by a task until the
+    /// lock is dropped; waiting longer than the lock timeout is
+    /// `UNABLE_TO_LOCK_ROW`.
+    async fn lock_records(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> MosaicResult<Option<HeldRecordLock>> {
+        let mut ids: Vec<String> = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let permit = self
+            .lockers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| MosaicError::unavailable("postgres: the record store is closed"))?;
+        let mut client = self.pool.client().await?;
+        let tenant = tenant_id.to_string();
+        let (acquired_tx, acquired_rx) = tokio::sync::oneshot::channel::<MosaicResult<()>>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let taken: Result<(), tokio_postgres::Error> = async {
+                client.batch_execute("BEGIN").await?;
+                client
+                    .batch_execute(&format!(
+                        "SET LOCAL lock_timeout = {}",
+                        mosaic_types::timeouts::DB_BUSY_TIMEOUT.as_millis()
+                    ))
+                    .await?;
+                // Keyed by (tenant_id, record id); a hash collision only
+                // serializes two saves that need not be.
+                let st = client
+                    .prepare_cached(
+                        "SELECT pg_advisory_xact_lock(hashtext($1::text), hashtext($2::text))",
+                    )
+                    .await?;
+                for id in &ids {
+                    client.execute(&st, &[&tenant, id]).await?;
+                }
+                Ok(())
+            }
+            .await;
+            let ok = taken.is_ok();
+            let _ = acquired_tx.send(taken.map_err(|e| lock_error(&e)));
+            if !ok {
+                return; // dropped unsettled: the connection leaves the pool
+            }
+            // Held until the save drops its lock (or gives up waiting).
+            let _ = release_rx.await;
+            if client.batch_execute("COMMIT").await.is_ok() {
+                client.settle();
+            }
+        });
+        match acquired_rx.await {
+            Ok(Ok(())) => Ok(Some(HeldRecordLock::new(release_tx))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(MosaicError::internal("record lock holder ended")),
+        }
+    }
+
     async fn write(
         &self,
         tenant_id: &str,

@@ -25,6 +25,7 @@
 pub mod access_store;
 pub mod automation;
 pub mod deadline;
+pub mod dump;
 pub mod guard;
 pub mod idempotency;
 pub mod meta_store;

@@ -190,8 +190,36 @@ pub enum WriteResult {
     Deleted { id: String, cascaded: usize },
 }
 
+/// Saves of some records serialized across every process writing to the
+/// same database, held until dropped (see [`RecordStore::lock_records`]).
+pub struct HeldRecordLock {
+    /// Dropping it tells the holder to let go.
+    _release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HeldRecordLock {
+    pub fn new(release: tokio::sync::oneshot::Sender<()>) -> HeldRecordLock {
+        HeldRecordLock { _release: release }
+    }
+}
+
 #[async_trait]
 pub trait RecordStore: Send + Sync {
+    /// Serializes saves of `ids` of the tenant across every process that
+    /// writes to this store, from the reading of their old values to the
+    /// commit of the new ones: held by the database until the returned
+    /// lock is dropped (or the holder's connection ends — a crashed
+    /// instance never keeps a record locked). `None`: the store needs no
+    /// such lock (an embedded SQLite shard is written by one process,
+    /// whose in-process record locks already serialize its saves).
+    async fn lock_records(
+        &self,
+        _tenant_id: &str,
+        _ids: &[String],
+    ) -> MosaicResult<Option<HeldRecordLock>> {
+        Ok(None)
+    }
+
     /// Applies `ops` in one transaction. With `all_or_none`, the first failing
     /// op rolls back the whole batch (its error is returned for that op,
     /// the others report `ALL_OR_NONE_OPERATION_ROLLED_BACK`); otherwise each

@@ -339,6 +339,18 @@ impl ShardRouter {
 
 #[async_trait]
 impl RecordStore for ShardRouter {
+    async fn lock_records(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> MosaicResult<Option<crate::record_store::HeldRecordLock>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .lock_records(tenant_id, ids)
+            .await
+    }
+
     async fn write(
         &self,
         tenant_id: &str,
@@ -544,6 +556,7 @@ impl QueryStore for ShardRouter {
 impl AutomationStore for ShardRouter {
     async fn claim_due(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
@@ -556,7 +569,7 @@ impl AutomationStore for ShardRouter {
             }
             match s
                 .automation
-                .claim_due(now, lease_until, limit - out.len())
+                .claim_due(owner, now, lease_until, limit - out.len())
                 .await
             {
                 Ok(b) => out.extend(b),
@@ -566,10 +579,10 @@ impl AutomationStore for ShardRouter {
         Ok(out)
     }
 
-    async fn release_leases(&self) -> MosaicResult<u64> {
+    async fn release_leases(&self, owner: &str) -> MosaicResult<u64> {
         let mut n = 0;
         for s in self.all() {
-            match s.automation.release_leases().await {
+            match s.automation.release_leases(owner).await {
                 Ok(k) => n += k,
                 Err(e) => skipped(&s.id, "release leases", &e),
             }

@@ -104,6 +104,7 @@ pub struct SqliteRecordStore {
 
 impl SqliteRecordStore {
     pub fn open(path: &Path) -> MosaicResult<SqliteRecordStore> {
+        crate::automation::migrate_lease_owner(path)?;
         Ok(SqliteRecordStore {
             db: SqliteDb::open(path, &record_schema())?,
         })

@@ -4,6 +4,7 @@ mod ai_eval_cmd;
 mod cert_cmd;
 mod loadtest;
 mod metadata_cmd;
+mod migrate_metadata_cmd;
 mod move_cmd;
 mod operator_cmd;
 mod sfdx;
@@ -54,6 +55,11 @@ struct Common {
     /// (doubling per retry up to 5 minutes, 5 retries, then dead letter).
     #[arg(long, env = "MOSAIC_OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
     outbox_retry_base_ms: u64,
+    /// How long an instance holds a claimed outbox entry, in seconds. An
+    /// entry of an instance that died is delivered by another one once
+    /// its lease expires; keep it above the delivery timeout (10 s).
+    #[arg(long, env = "MOSAIC_OUTBOX_LEASE_SECS", default_value_t = 60)]
+    outbox_lease_secs: u64,
     /// Destinations tenants' outbound messages may reach although they are
     /// loopback, private, link-local, CGNAT or multicast: comma-separated
     /// CIDRs, addresses or host names (`10.0.0.0/8,hooks.internal`).
@@ -238,6 +244,10 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Copy the embedded metadata database (metadata.sqlite) into an empty
+    /// PostgreSQL one, with the server stopped; then serve with
+    /// `--metadata-url` (records stay in the data directory).
+    MigrateMetadata(migrate_metadata_cmd::MigrateMetadataArgs),
     /// Record shards: register, list, drain.
     Shard {
         #[command(subcommand)]
@@ -371,6 +381,7 @@ fn config(c: &Common) -> PlatformConfig {
         cfg.automation.mail_from = f;
     }
     cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
+    cfg.automation.lease = Duration::from_secs(c.outbox_lease_secs.max(1));
     if let Some(g) = &c.outbound_allow {
         cfg.automation.outbound_allow = g.clone();
     }
@@ -689,6 +700,7 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::MigrateMetadata(args) => migrate_metadata_cmd::run(args).await,
             Command::Maintenance { command } => match command {
                 MaintenanceCommand::On { common, message } => {
                     maintenance(common, Some((true, message))).await
