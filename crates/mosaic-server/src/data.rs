@@ -178,15 +178,28 @@ async fn versions() -> Json<Value> {
     ]))
 }
 
+/// The resources an API version lists: each is routed (`GET` answers).
+pub const RESOURCES: [&str; 8] = [
+    "sobjects",
+    "query",
+    "queryAll",
+    "search",
+    "composite",
+    "limits",
+    "recent",
+    "tooling",
+];
+
 async fn resources(
     PathParams(v): PathParams<String>,
     Auth(_c): Auth,
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
-    Ok(Json(json!({
-        "sobjects": format!("/services/data/{v}/sobjects"),
-        "composite": format!("/services/data/{v}/composite"),
-    })))
+    let mut out = serde_json::Map::new();
+    for r in RESOURCES {
+        out.insert(r.to_string(), json!(format!("/services/data/{v}/{r}")));
+    }
+    Ok(Json(Value::Object(out)))
 }
 
 async fn describe_global(
