@@ -162,7 +162,14 @@ pub fn parse_envelope(xml: &[u8]) -> Result<SoapCall, String> {
             .read_event()
             .map_err(|e| format!("malformed XML at position {pos}: {e}"))?;
         match ev {
-            Event::Eof => break,
+            Event::Eof => {
+                if let Some(open) = stack.last() {
+                    return Err(format!(
+                        "malformed XML at position {pos}: the document ends before element '{open}' is closed"
+                    ));
+                }
+                break;
+            }
             Event::DocType(_) => return Err("a DOCTYPE is not allowed in a SOAP request".into()),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let name = local(e.name().as_ref());
