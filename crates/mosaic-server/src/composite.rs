@@ -502,7 +502,9 @@ async fn before_write(
             prior.insert(f.clone(), val.clone());
         }
     }
-    Some(json!({"Id": r.body.get("Id").cloned().unwrap_or(Value::Null), "fields": prior}))
+    // The record's own URL (an external-id path resolves to it).
+    let url = r.body.get("attributes")?.get("url")?.as_str()?.to_string();
+    Some(json!({"url": url, "fields": prior}))
 }
 
 fn undo_of(sub: &Sub, url: &str, r: &SubResponse, prior: Option<Value>) -> Option<Undo> {
@@ -516,9 +518,8 @@ fn undo_of(sub: &Sub, url: &str, r: &SubResponse, prior: Option<Value>) -> Optio
     }
     if sub.method == Method::PATCH {
         let prior = prior?;
-        let id = prior.get("Id")?.as_str()?;
         return Some(Undo::Restore(
-            format!("/services/data/{v}/sobjects/{object}/{id}"),
+            prior.get("url")?.as_str()?.to_string(),
             prior.get("fields")?.clone(),
         ));
     }

@@ -49,7 +49,10 @@ async fn soap_login_gives_a_rest_session_and_logout_ends_it() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{xml}");
-    assert!(xml.contains(r#"xmlns="urn:partner.soap.sforce.com""#), "{xml}");
+    assert!(
+        xml.contains(r#"xmlns="urn:partner.soap.sforce.com""#),
+        "{xml}"
+    );
     assert!(xml.contains("<loginResponse><result>"), "{xml}");
     let sid = element(&xml, "sessionId").expect("sessionId");
     let server_url = element(&xml, "serverUrl").unwrap();
@@ -76,7 +79,7 @@ async fn soap_login_gives_a_rest_session_and_logout_ends_it() {
         "userLanguage",
         "userLocale",
     ] {
-        assert!(xml.contains(&format!("<{name}>")) , "{name} in {xml}");
+        assert!(xml.contains(&format!("<{name}>")), "{name} in {xml}");
     }
 
     // The session is a bearer token of the REST API.
@@ -99,7 +102,10 @@ async fn soap_login_gives_a_rest_session_and_logout_ends_it() {
     // A second logout with the ended session is a fault.
     let (s, xml) = soap(&server.base, &path, &logout).await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(xml.contains("<faultcode>sf:INVALID_SESSION_ID</faultcode>"), "{xml}");
+    assert!(
+        xml.contains("<faultcode>sf:INVALID_SESSION_ID</faultcode>"),
+        "{xml}"
+    );
     server.stop().await;
 }
 
@@ -123,7 +129,10 @@ async fn bad_logins_and_bad_envelopes_are_soap_faults() {
             element(&xml, "faultstring").as_deref(),
             Some("INVALID_LOGIN: Invalid username, password, security token; or user locked out.")
         );
-        assert!(xml.contains("<sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>"), "{xml}");
+        assert!(
+            xml.contains("<sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>"),
+            "{xml}"
+        );
         assert!(!xml.contains("sessionId"));
     }
 
@@ -180,7 +189,12 @@ async fn bad_logins_and_bad_envelopes_are_soap_faults() {
     .await;
     assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{xml}");
     assert!(xml.contains("UNSUPPORTED_API_OPERATION"));
-    let (s, xml) = soap(&server.base, "/services/Soap/u/abc", &login_envelope("a", "b")).await;
+    let (s, xml) = soap(
+        &server.base,
+        "/services/Soap/u/abc",
+        &login_envelope("a", "b"),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{xml}");
     assert!(xml.contains("UNSUPPORTED_API_VERSION"));
     server.stop().await;
@@ -379,7 +393,14 @@ async fn every_advertised_resource_is_routed() {
         let (s, resources) = admin.get(url).await;
         assert_eq!(s, StatusCode::OK, "{url}: {resources}");
         let resources = resources.as_object().unwrap().clone();
-        for name in ["sobjects", "query", "composite", "limits", "recent", "tooling"] {
+        for name in [
+            "sobjects",
+            "query",
+            "composite",
+            "limits",
+            "recent",
+            "tooling",
+        ] {
             assert!(resources.contains_key(name), "{url} lists {name}");
         }
         for (name, link) in resources {
