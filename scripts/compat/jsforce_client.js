@@ -46,7 +46,8 @@ const CHECKS = {
     const name = 'Paged jsforce';
     const records = [];
     for (let i = 0; i < 230; i += 1) records.push({ Name: name, Amount__c: i });
-    const created = await conn.sobject(OBJECT).create(records, { allOrNone: true });
+    // allowRecursive: jsforce splits into collections of 200.
+    const created = await conn.sobject(OBJECT).create(records, { allOrNone: true, allowRecursive: true });
     assert.equal(created.filter((r) => r.success).length, 230);
     const q = encodeURIComponent(`SELECT Id FROM ${OBJECT} WHERE Name = '${name}'`);
     let page = await conn.request({

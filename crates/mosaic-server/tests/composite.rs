@@ -403,6 +403,46 @@ async fn limits_recent_and_tooling() {
         StatusCode::BAD_REQUEST
     );
 
+    // describe with If-Modified-Since: 304 until a definition changes.
+    let describe = format!("{}{DATA}/sobjects/Deal__c/describe", server.base);
+    let http = reqwest::Client::new();
+    let res = http
+        .get(&describe)
+        .bearer_auth(admin.token.as_ref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let last = res.headers()["last-modified"].to_str().unwrap().to_string();
+    let since = |date: &str| {
+        http.get(&describe)
+            .bearer_auth(admin.token.as_ref().unwrap())
+            .header("If-Modified-Since", date.to_string())
+            .send()
+    };
+    assert_eq!(
+        since(&last).await.unwrap().status(),
+        StatusCode::NOT_MODIFIED
+    );
+    assert_eq!(
+        since("Mon, 01 Jan 2001 00:00:00 GMT")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(since("not a date").await.unwrap().status(), StatusCode::OK);
+    // A change elsewhere in the tenant (a child relationship) moves it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    admin
+        .create_object(json!({"api_name": "Note__c", "label": "Note", "fields": [
+            {"api_name": "Deal__c", "data_type": "lookup", "lookup_object": "Deal__c", "child_relationship_name": "Notes__r"}
+        ]}))
+        .await;
+    let res = since(&last).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("Notes__r"));
+
     let tq = |q: &str| format!("{DATA}/tooling/query?q={}", enc(q));
     let (s, v) = admin
         .get(&tq("SELECT Id, DeveloperName, TableEnumOrId, DataType FROM CustomField WHERE TableEnumOrId = 'Deal__c'"))
