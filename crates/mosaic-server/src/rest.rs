@@ -39,6 +39,15 @@ pub fn routes() -> Vec<RouteSpec> {
         .query(&["limit"]),
         RouteSpec::new(
             Method::GET,
+            "/services/data/{version}/search/suggestions",
+            s,
+            "query.search_suggestions",
+            "Records whose name starts with the typed text (auto-suggest)",
+            get(suggestions),
+        )
+        .query(&["q", "sobject", "limit"]),
+        RouteSpec::new(
+            Method::GET,
             "/services/data/{version}/tooling",
             s,
             "tooling.resources",
@@ -146,6 +155,79 @@ async fn recent(
         }));
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// Most suggestions answered.
+const MAX_SUGGESTIONS: usize = 10;
+
+/// `search/suggestions?q=&sobject=[&limit=]`: records of `sobject` the
+/// caller may see whose Name starts with `q` (case-insensitive), by name.
+async fn suggestions(
+    State(s): State<AppState>,
+    PathParams(v): PathParams<String>,
+    Auth(c): Auth,
+    q: QueryMap,
+) -> Result<Json<Value>, ApiError> {
+    let v = version(&v)?;
+    let field = |k: &str, m: &str| MosaicError::field(ErrorCode::INVALID_INPUT, k, m.to_string());
+    let text =
+        q.0.get("q")
+            .map(|t| t.trim())
+            .filter(|t| t.chars().count() >= 2)
+            .ok_or_else(|| field("q", "q is required: at least 2 characters of the name"))?;
+    if text.chars().count() > 100 {
+        return Err(field("q", "q is longer than 100 characters").into());
+    }
+    let object = q.0.get("sobject").ok_or_else(|| {
+        field(
+            "sobject",
+            "sobject is required: the object to suggest records of",
+        )
+    })?;
+    let limit = match q.0.get("limit") {
+        None => 5,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_SUGGESTIONS).contains(n))
+            .ok_or_else(|| field("limit", "limit must be an integer from 1 to 10"))?,
+    };
+    let o = s.platform.meta.object(&c.tenant_id, object).await?;
+    access::require(&c, &o, access::ObjectOp::Read)?;
+    let mut pattern = String::new();
+    for ch in text.chars() {
+        if matches!(ch, '\\' | '\'' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    let soql = format!(
+        "SELECT Id, Name FROM {} WHERE Name LIKE '{pattern}%' ORDER BY Name LIMIT {}",
+        o.api_name(),
+        limit + 1
+    );
+    let res = s
+        .platform
+        .query(&c, &soql, mosaic_runtime::query::QueryOptions::default())
+        .await?;
+    let more = res.records.len() > limit;
+    let results: Vec<Value> = res
+        .records
+        .iter()
+        .take(limit)
+        .filter_map(|r| {
+            let id = r.id.as_ref()?;
+            let full = crate::query::record_json(v, r);
+            Some(json!({
+                "attributes": {"type": o.api_name(), "url": render::sobject_url(v, o.api_name(), id)},
+                "Id": id,
+                "Name": full.get("Name").cloned().unwrap_or(Value::Null),
+            }))
+        })
+        .collect();
+    Ok(Json(
+        json!({"autoSuggestResults": results, "hasMoreResults": more}),
+    ))
 }
 
 async fn tooling(

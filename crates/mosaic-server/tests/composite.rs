@@ -443,6 +443,45 @@ async fn limits_recent_and_tooling() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.text().await.unwrap().contains("Notes__r"));
 
+    // search/suggestions: names starting with the text, LIKE wildcards literal.
+    for name in ["Alpha One", "Alpha Two", "alpine", "Beta", "Al%pha"] {
+        admin.create_record("Acct__c", json!({"Name": name})).await;
+    }
+    let sug = |q: &str| format!("{DATA}/search/suggestions?q={}&sobject=Acct__c", enc(q));
+    let (s, v) = admin.get(&sug("alp")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["autoSuggestResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "{v}");
+    assert!(
+        names.iter().all(|n| n.to_lowercase().starts_with("alp")),
+        "{v}"
+    );
+    assert_eq!(v["hasMoreResults"], false);
+    let (_, v) = admin.get(&format!("{}&limit=1", sug("alp"))).await;
+    assert_eq!(
+        (
+            v["autoSuggestResults"].as_array().unwrap().len(),
+            &v["hasMoreResults"]
+        ),
+        (1, &json!(true))
+    );
+    let (_, v) = admin.get(&sug("Al%")).await;
+    assert_eq!(v["autoSuggestResults"][0]["Name"], "Al%pha", "{v}");
+    assert_eq!(v["autoSuggestResults"].as_array().unwrap().len(), 1);
+    assert_eq!(admin.get(&sug("a")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        admin
+            .get(&format!("{DATA}/search/suggestions?q=ab"))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+
     let tq = |q: &str| format!("{DATA}/tooling/query?q={}", enc(q));
     let (s, v) = admin
         .get(&tq("SELECT Id, DeveloperName, TableEnumOrId, DataType FROM CustomField WHERE TableEnumOrId = 'Deal__c'"))
