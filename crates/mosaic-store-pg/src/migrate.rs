@@ -597,6 +597,11 @@ static RECORDS_MIGRATIONS: std::sync::LazyLock<Vec<Migration>> = std::sync::Lazy
             name: "the shard's record of each slot's pivot flags",
             sql: RECORDS_V2,
         },
+        Migration {
+            version: 3,
+            name: "the recycle bin",
+            sql: crate::bin::RECORDS_BIN,
+        },
     ]
 });
 

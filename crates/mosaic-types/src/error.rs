@@ -38,6 +38,9 @@ pub enum ErrorCode {
     INVALID_INPUT,
     ALL_OR_NONE_OPERATION_ROLLED_BACK,
     DELETE_FAILED,
+    /// A record could not leave the recycle bin (its parent is gone or
+    /// still binned).
+    UNDELETE_FAILED,
     IDEMPOTENCY_KEY_REUSED,
     NOT_IMPLEMENTED,
     SERVICE_UNAVAILABLE,
@@ -83,6 +86,7 @@ impl ErrorCode {
             INVALID_INPUT => "INVALID_INPUT",
             ALL_OR_NONE_OPERATION_ROLLED_BACK => "ALL_OR_NONE_OPERATION_ROLLED_BACK",
             DELETE_FAILED => "DELETE_FAILED",
+            UNDELETE_FAILED => "UNDELETE_FAILED",
             IDEMPOTENCY_KEY_REUSED => "IDEMPOTENCY_KEY_REUSED",
             NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
             SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
