@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod operator;
 mod query;
 pub mod ratelimit;
+mod recycle;
 mod render;
 pub mod resilience;
 pub mod routes;
