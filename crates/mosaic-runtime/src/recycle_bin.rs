@@ -29,7 +29,8 @@ pub const MAX_BIN_LIST: usize = 2000;
 pub struct ReplicationRange {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    /// The last instant the answer covers: `end`, or now if `end` is later.
+    /// The last instant the answer covers: `end`, or now if `end` is later
+    /// (the next call starts there).
     pub latest_covered: DateTime<Utc>,
 }
 
@@ -84,7 +85,6 @@ pub fn check_range(
             "the range from start to end may be at most {MAX_REPLICATION_DAYS} days"
         )));
     }
-    let now = to_minute(now);
     if start > now {
         return Err(replication_error("startDate may not be in the future"));
     }
