@@ -291,7 +291,7 @@ async fn conflicts_fail_and_change_nothing() {
     let (s, v) = c
         .post(&format!("{DATA}/sobjects/Parent__c/nonsense/undelete"), json!({}))
         .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (s, v) = c.post(&format!("{DATA}/recycleBin/empty"), json!({"ids": []})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = c
