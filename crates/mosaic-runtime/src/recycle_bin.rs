@@ -360,6 +360,13 @@ impl Platform {
         }
     }
 
+    /// Refuses a replication call on an object the caller may not read
+    /// (before its range is looked at).
+    pub async fn replication_access(&self, c: &Caller, object: &str) -> MosaicResult<()> {
+        let obj = self.meta.object(&c.tenant_id, object).await?;
+        crate::access::require(c, &obj, ObjectOp::Read)
+    }
+
     /// `sobjects/{O}/updated`: ids of the object's live records changed
     /// (created or updated) in the range, that the caller may read.
     pub async fn updated_ids(

@@ -122,6 +122,7 @@ async fn updated(
     q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     version(&v)?;
+    s.platform.replication_access(&c, &object).await?;
     let (start, end) = range(&q)?;
     let (ids, r) = s.platform.updated_ids(&c, &object, start, end).await?;
     Ok(Json(json!({
@@ -137,6 +138,7 @@ async fn deleted(
     q: QueryMap,
 ) -> Result<Json<Value>, ApiError> {
     version(&v)?;
+    s.platform.replication_access(&c, &object).await?;
     let (start, end) = range(&q)?;
     let d = s.platform.deleted_records(&c, &object, start, end).await?;
     Ok(Json(json!({
