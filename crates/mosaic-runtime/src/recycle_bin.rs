@@ -138,7 +138,10 @@ impl Platform {
             .await?
             .ok_or_else(|| mosaic_store::record_store::not_in_bin(&id))?;
         if entry.root_id != id {
-            return Err(mosaic_store::record_store::cascaded_error(&id, &entry.root_id));
+            return Err(mosaic_store::record_store::cascaded_error(
+                &id,
+                &entry.root_id,
+            ));
         }
         let mut ref_checks = Vec::new();
         for (f, slot) in &masters {
@@ -296,7 +299,10 @@ impl Platform {
             .await?
             .ok_or_else(|| mosaic_store::record_store::not_in_bin(&id))?;
         if entry.root_id != id {
-            return Err(mosaic_store::record_store::cascaded_error(&id, &entry.root_id));
+            return Err(mosaic_store::record_store::cascaded_error(
+                &id,
+                &entry.root_id,
+            ));
         }
         let obj = self
             .meta

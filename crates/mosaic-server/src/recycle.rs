@@ -100,7 +100,9 @@ async fn undelete(
     ))
 }
 
-fn range(q: &QueryMap) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), ApiError> {
+fn range(
+    q: &QueryMap,
+) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), ApiError> {
     let mut out = Vec::with_capacity(2);
     for name in ["start", "end"] {
         let text = q.0.get(name).ok_or_else(|| {

@@ -68,7 +68,10 @@ async fn tree(c: &Client, tag: &str) -> Tree {
         children.push(ch);
     }
     let friend = c
-        .create_record("Friend__c", json!({"Name": format!("friend {tag}"), "Pal__c": parent}))
+        .create_record(
+            "Friend__c",
+            json!({"Name": format!("friend {tag}"), "Pal__c": parent}),
+        )
         .await;
     Tree {
         parent,
@@ -119,7 +122,10 @@ async fn content_hash(server: &TestServer, c: &Client, t: &Tree) -> String {
         }
     }
     let (s, v) = c
-        .get(&format!("{DATA}/search?q={}", enc("FIND {zebra} RETURNING Parent__c(Id)")))
+        .get(&format!(
+            "{DATA}/search?q={}",
+            enc("FIND {zebra} RETURNING Parent__c(Id)")
+        ))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     text.push_str(&format!("search {}\n", v["searchRecords"]));
@@ -127,9 +133,7 @@ async fn content_hash(server: &TestServer, c: &Client, t: &Tree) -> String {
 }
 
 async fn query_ids(c: &Client, resource: &str, soql: &str) -> Vec<(String, bool)> {
-    let (s, v) = c
-        .get(&format!("{DATA}/{resource}?q={}", enc(soql)))
-        .await;
+    let (s, v) = c.get(&format!("{DATA}/{resource}?q={}", enc(soql))).await;
     assert_eq!(s, StatusCode::OK, "{soql}: {v}");
     let mut out: Vec<(String, bool)> = v["records"]
         .as_array()
@@ -154,14 +158,20 @@ async fn undelete_restores_exactly_what_was_deleted() {
     let t = tree(&c, "a").await;
     let before = content_hash(&server, &c, &t).await;
 
-    let (s, v) = c.delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent)).await;
+    let (s, v) = c
+        .delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent))
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     assert_ne!(content_hash(&server, &c, &t).await, before);
 
     // Gone from reads, query, search and unique checks; the lookup cleared.
-    let (s, _) = c.get(&format!("{DATA}/sobjects/Child__c/{}", t.children[0])).await;
+    let (s, _) = c
+        .get(&format!("{DATA}/sobjects/Child__c/{}", t.children[0]))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert!(query_ids(&c, "query", "SELECT Id FROM Grand__c").await.is_empty());
+    assert!(query_ids(&c, "query", "SELECT Id FROM Grand__c")
+        .await
+        .is_empty());
     let all = query_ids(&c, "queryAll", "SELECT Id, IsDeleted FROM Grand__c").await;
     assert_eq!(all.len(), 6);
     assert!(all.iter().all(|(_, d)| *d), "{all:?}");
@@ -172,12 +182,17 @@ async fn undelete_restores_exactly_what_was_deleted() {
     )
     .await;
     assert_eq!(deleted.len(), 3);
-    let (_, f) = c.get(&format!("{DATA}/sobjects/Friend__c/{}", t.friend)).await;
+    let (_, f) = c
+        .get(&format!("{DATA}/sobjects/Friend__c/{}", t.friend))
+        .await;
     assert_eq!(f["Pal__c"], Value::Null, "{f}");
 
     // Only the record deleted directly can be undeleted.
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Child__c/{}/undelete", t.children[0]), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Child__c/{}/undelete", t.children[0]),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(codes(&v), ["UNDELETE_FAILED"]);
@@ -185,12 +200,18 @@ async fn undelete_restores_exactly_what_was_deleted() {
 
     // A body other than {} is refused, naming the field.
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent), json!({"x": 1}))
+        .post(
+            &format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent),
+            json!({"x": 1}),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["success"], true);
@@ -198,15 +219,24 @@ async fn undelete_restores_exactly_what_was_deleted() {
     assert_eq!(v["errors"], json!([]));
     assert_eq!(v["restored"], 10);
     assert_eq!(content_hash(&server, &c, &t).await, before);
-    let (_, f) = c.get(&format!("{DATA}/sobjects/Friend__c/{}", t.friend)).await;
+    let (_, f) = c
+        .get(&format!("{DATA}/sobjects/Friend__c/{}", t.friend))
+        .await;
     assert_eq!(f["Pal__c"], t.parent.as_str(), "{f}");
-    assert!(query_ids(&c, "queryAll", "SELECT Id FROM Child__c WHERE IsDeleted = true")
-        .await
-        .is_empty());
+    assert!(query_ids(
+        &c,
+        "queryAll",
+        "SELECT Id FROM Child__c WHERE IsDeleted = true"
+    )
+    .await
+    .is_empty());
 
     // Undeleting a live record is an error.
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(codes(&v), ["UNDELETE_FAILED"]);
@@ -219,7 +249,9 @@ async fn conflicts_fail_and_change_nothing() {
     let c = server.tenant().await;
     family(&c).await;
     let t = tree(&c, "b").await;
-    let (s, _) = c.delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent)).await;
+    let (s, _) = c
+        .delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent))
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
     // A child's unique key taken meanwhile (the freed value is reusable).
@@ -227,52 +259,97 @@ async fn conflicts_fail_and_change_nothing() {
         .create_record("Parent__c", json!({"Name": "other", "Code__c": "O-b"}))
         .await;
     let taker = c
-        .create_record("Child__c", json!({"Name": "taker", "Master__c": other, "Sku__c": "S-b-2"}))
+        .create_record(
+            "Child__c",
+            json!({"Name": "taker", "Master__c": other, "Sku__c": "S-b-2"}),
+        )
         .await;
     let binned = content_hash(&server, &c, &t).await;
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(codes(&v), ["DUPLICATE_VALUE"]);
-    assert_eq!(content_hash(&server, &c, &t).await, binned, "nothing changed");
-    assert_eq!(query_ids(&c, "query", "SELECT Id FROM Child__c").await.len(), 1);
+    assert_eq!(
+        content_hash(&server, &c, &t).await,
+        binned,
+        "nothing changed"
+    );
+    assert_eq!(
+        query_ids(&c, "query", "SELECT Id FROM Child__c")
+            .await
+            .len(),
+        1
+    );
 
     // Freed again: the undelete goes through.
     let (s, _) = c.delete(&format!("{DATA}/sobjects/Child__c/{taker}")).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 
     // A child deleted alone, then its parent: the child names the parent.
-    let (s, _) = c.delete(&format!("{DATA}/sobjects/Child__c/{}", t.children[1])).await;
+    let (s, _) = c
+        .delete(&format!("{DATA}/sobjects/Child__c/{}", t.children[1]))
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _) = c.delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent)).await;
+    let (s, _) = c
+        .delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent))
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Child__c/{}/undelete", t.children[1]), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Child__c/{}/undelete", t.children[1]),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(codes(&v), ["UNDELETE_FAILED"]);
     let msg = v[0]["message"].as_str().unwrap();
-    assert!(msg.contains(&t.parent) && msg.contains("recycle bin"), "{msg}");
+    assert!(
+        msg.contains(&t.parent) && msg.contains("recycle bin"),
+        "{msg}"
+    );
 
     // The parent purged for good: the child's parent is gone.
     let (s, v) = c
-        .post(&format!("{DATA}/recycleBin/empty"), json!({"ids": [t.parent]}))
+        .post(
+            &format!("{DATA}/recycleBin/empty"),
+            json!({"ids": [t.parent]}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v[0]["success"], true, "{v}");
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Child__c/{}/undelete", t.children[1]), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Child__c/{}/undelete", t.children[1]),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v[0]["message"].as_str().unwrap().contains("no longer exists"), "{v}");
+    assert!(
+        v[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer exists"),
+        "{v}"
+    );
     // Purged: the parent's tree; still binned: the child deleted alone
     // (with its two grandchildren) and the taker.
-    assert_eq!(query_ids(&c, "queryAll", "SELECT Id FROM Grand__c").await.len(), 2);
+    assert_eq!(
+        query_ids(&c, "queryAll", "SELECT Id FROM Grand__c")
+            .await
+            .len(),
+        2
+    );
     let mut left: Vec<String> = query_ids(&c, "queryAll", "SELECT Id FROM Child__c")
         .await
         .into_iter()
@@ -285,17 +362,28 @@ async fn conflicts_fail_and_change_nothing() {
 
     // Unknown ids and bad input.
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Parent__c/nonsense/undelete"), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Parent__c/nonsense/undelete"),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-    let (s, v) = c.post(&format!("{DATA}/recycleBin/empty"), json!({"ids": []})).await;
+    let (s, v) = c
+        .post(&format!("{DATA}/recycleBin/empty"), json!({"ids": []}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = c
-        .post(&format!("{DATA}/recycleBin/empty"), json!({"ids": [t.friend]}))
+        .post(
+            &format!("{DATA}/recycleBin/empty"),
+            json!({"ids": [t.friend]}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v[0]["success"], false, "{v}");
@@ -310,9 +398,13 @@ async fn undelete_needs_access_and_the_bin_lists_per_user() {
         .create_object(json!({"api_name": "Memo__c", "sharing_model": "private"}))
         .await;
     let memo = admin.create_record("Memo__c", json!({"Name": "m"})).await;
-    let (s, _) = admin.delete(&format!("{DATA}/sobjects/Memo__c/{memo}")).await;
+    let (s, _) = admin
+        .delete(&format!("{DATA}/sobjects/Memo__c/{memo}"))
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, v) = admin.get(&format!("{DATA}/recycleBin?object=Memo__c")).await;
+    let (s, v) = admin
+        .get(&format!("{DATA}/recycleBin?object=Memo__c"))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["records"][0]["id"], memo.as_str(), "{v}");
     assert_eq!(v["records"][0]["sobject"], "Memo__c");
@@ -321,11 +413,17 @@ async fn undelete_needs_access_and_the_bin_lists_per_user() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let anon = server.anonymous();
     let (s, _) = anon
-        .post(&format!("{DATA}/sobjects/Memo__c/{memo}/undelete"), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Memo__c/{memo}/undelete"),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, v) = admin
-        .post(&format!("{DATA}/sobjects/Memo__c/{memo}/undelete"), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Memo__c/{memo}/undelete"),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     server.stop().await;
@@ -338,7 +436,9 @@ async fn scheduled_purge_removes_what_outlived_the_retention() {
     family(&c).await;
     let t = tree(&c, "c").await;
     let keep = c.create_record("Parent__c", json!({"Name": "keep"})).await;
-    let (s, _) = c.delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent)).await;
+    let (s, _) = c
+        .delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent))
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = c.delete(&format!("{DATA}/sobjects/Parent__c/{keep}")).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
@@ -347,7 +447,9 @@ async fn scheduled_purge_removes_what_outlived_the_retention() {
     // Within the retention: nothing goes.
     assert_eq!(p.purge_recycle_bins(now).await.unwrap(), 0);
     assert_eq!(
-        query_ids(&c, "queryAll", "SELECT Id FROM Grand__c").await.len(),
+        query_ids(&c, "queryAll", "SELECT Id FROM Grand__c")
+            .await
+            .len(),
         6
     );
     // After it: the tree and the other record go, the live friend stays.
@@ -358,13 +460,23 @@ async fn scheduled_purge_removes_what_outlived_the_retention() {
     assert_eq!(purged, 11);
     for o in ["Parent__c", "Child__c", "Grand__c"] {
         assert!(
-            query_ids(&c, "queryAll", &format!("SELECT Id FROM {o}")).await.is_empty(),
+            query_ids(&c, "queryAll", &format!("SELECT Id FROM {o}"))
+                .await
+                .is_empty(),
             "{o}"
         );
     }
-    assert_eq!(query_ids(&c, "query", "SELECT Id FROM Friend__c").await.len(), 1);
+    assert_eq!(
+        query_ids(&c, "query", "SELECT Id FROM Friend__c")
+            .await
+            .len(),
+        1
+    );
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Parent__c/{}/undelete", t.parent),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     // The whole platform purge reports it too.
@@ -400,9 +512,14 @@ async fn replication_updated_and_deleted() {
     let mut want = t.children.clone();
     want.sort();
     assert_eq!(ids, want);
-    assert!(v["latestDateCovered"].as_str().unwrap().ends_with("+0000"), "{v}");
+    assert!(
+        v["latestDateCovered"].as_str().unwrap().ends_with("+0000"),
+        "{v}"
+    );
 
-    let (s, _) = c.delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent)).await;
+    let (s, _) = c
+        .delete(&format!("{DATA}/sobjects/Parent__c/{}", t.parent))
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = c
         .get(&format!("{DATA}/sobjects/Child__c/deleted?{range}"))
@@ -429,7 +546,11 @@ async fn replication_updated_and_deleted() {
     for bad in [
         format!("start={}", enc(&start.to_rfc3339())),
         format!("start=yesterday&end={}", enc(&end.to_rfc3339())),
-        format!("start={}&end={}", enc(&end.to_rfc3339()), enc(&start.to_rfc3339())),
+        format!(
+            "start={}&end={}",
+            enc(&end.to_rfc3339()),
+            enc(&start.to_rfc3339())
+        ),
         format!(
             "start={}&end={}",
             enc(&(start - chrono::Duration::days(40)).to_rfc3339()),

@@ -166,7 +166,10 @@ async fn restore_record(
             select_records(&slots)
         ))
         .await?;
-    let row = row_of(&tx.query_one(&st, &[&tenant, &object_id, &id]).await?, &slots)?;
+    let row = row_of(
+        &tx.query_one(&st, &[&tenant, &object_id, &id]).await?,
+        &slots,
+    )?;
     for spec in &specs {
         if let Some(v) = row.value(spec.slot) {
             put_pivots(tx, tenant, object_id, id, spec, v).await?;
@@ -223,7 +226,8 @@ async fn check_parents(tx: &Transaction<'_>, tenant: &str, checks: &[RefCheck]) 
                 "SELECT is_deleted FROM object_records WHERE tenant_id = $1 AND object_id = $2 AND id = $3 FOR KEY SHARE",
             )
             .await?;
-        let deleted: Option<bool> = match tx.query_opt(&st, &[&tenant, &c.object_id, &c.id]).await? {
+        let deleted: Option<bool> = match tx.query_opt(&st, &[&tenant, &c.object_id, &c.id]).await?
+        {
             Some(r) => Some(r.try_get(0)?),
             None => None,
         };
@@ -332,8 +336,7 @@ pub(crate) async fn updated_ids<C: GenericClient + Sync>(
         )
         .await?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    Ok(c
-        .query(&st, &[&tenant, &object_id, start, end, &limit])
+    Ok(c.query(&st, &[&tenant, &object_id, start, end, &limit])
         .await?
         .iter()
         .map(|r| r.try_get(0))

@@ -1208,13 +1208,17 @@ impl RecordStore for PgRecordStore {
     }
 
     async fn undelete(&self, tenant_id: &str, op: UndeleteOp) -> MosaicResult<usize> {
-        let n = shard_tx!(self.pool, |tx| crate::bin::undelete(tx, tenant_id, &op).await)?;
+        let n = shard_tx!(self.pool, |tx| crate::bin::undelete(tx, tenant_id, &op)
+            .await)?;
         self.stats.wrote(n as u64);
         Ok(n)
     }
 
     async fn bin_entry(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<BinEntry>> {
-        with_client!(self.pool, |c| crate::bin::bin_entry(c, tenant_id, id, false).await)
+        with_client!(self.pool, |c| crate::bin::bin_entry(
+            c, tenant_id, id, false
+        )
+        .await)
     }
 
     async fn bin_entries(
@@ -1222,7 +1226,8 @@ impl RecordStore for PgRecordStore {
         tenant_id: &str,
         filter: &BinFilter,
     ) -> MosaicResult<Vec<BinEntry>> {
-        with_client!(self.pool, |c| crate::bin::bin_entries(c, tenant_id, filter).await)
+        with_client!(self.pool, |c| crate::bin::bin_entries(c, tenant_id, filter)
+            .await)
     }
 
     async fn purge_bin(
@@ -1231,7 +1236,10 @@ impl RecordStore for PgRecordStore {
         roots: &[String],
         limit: usize,
     ) -> MosaicResult<usize> {
-        shard_tx!(self.pool, |tx| crate::bin::purge(tx, tenant_id, roots, limit).await)
+        shard_tx!(self.pool, |tx| crate::bin::purge(
+            tx, tenant_id, roots, limit
+        )
+        .await)
     }
 
     async fn updated_ids(

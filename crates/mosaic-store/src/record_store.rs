@@ -303,8 +303,12 @@ pub trait RecordStore: Send + Sync {
 
     /// Removes for good up to `limit` binned records deleted with the given
     /// roots (one transaction); returns how many went.
-    async fn purge_bin(&self, tenant_id: &str, roots: &[String], limit: usize)
-        -> MosaicResult<usize>;
+    async fn purge_bin(
+        &self,
+        tenant_id: &str,
+        roots: &[String],
+        limit: usize,
+    ) -> MosaicResult<usize>;
 
     /// Ids of live records of an object last modified in `[start, end)`,
     /// oldest change first, at most `limit`.
@@ -361,7 +365,9 @@ pub struct BinFilter {
 pub fn not_in_bin(id: &str) -> mosaic_types::MosaicError {
     mosaic_types::MosaicError::new(
         mosaic_types::ErrorCode::NOT_FOUND,
-        format!("the requested resource does not exist: no record with id '{id}' in the recycle bin"),
+        format!(
+            "the requested resource does not exist: no record with id '{id}' in the recycle bin"
+        ),
     )
 }
 
@@ -383,10 +389,7 @@ pub fn parent_error(c: &RefCheck, deleted: Option<bool>) -> Option<mosaic_types:
             "{}: the parent record '{}' is in the recycle bin: undelete it first",
             c.field, c.id
         ),
-        None => format!(
-            "{}: the parent record '{}' no longer exists",
-            c.field, c.id
-        ),
+        None => format!("{}: the parent record '{}' no longer exists", c.field, c.id),
     };
     Some(mosaic_types::MosaicError::field(
         mosaic_types::ErrorCode::UNDELETE_FAILED,

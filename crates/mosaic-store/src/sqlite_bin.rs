@@ -88,7 +88,11 @@ fn entry_of(r: &rusqlite::Row) -> rusqlite::Result<BinEntry> {
 
 const ENTRY_COLS: &str = "record_id, object_id, root_id, deleted_at, deleted_by";
 
-pub(crate) fn bin_entry(conn: &Connection, tenant: &str, id: &str) -> MosaicResult<Option<BinEntry>> {
+pub(crate) fn bin_entry(
+    conn: &Connection,
+    tenant: &str,
+    id: &str,
+) -> MosaicResult<Option<BinEntry>> {
     conn.prepare_cached(&format!(
         "SELECT {ENTRY_COLS} FROM record_bin WHERE tenant_id = ?1 AND record_id = ?2"
     ))
@@ -119,9 +123,14 @@ pub(crate) fn bin_entries(
         sql.push_str(" AND root_id = record_id");
     }
     sql.push_str(" ORDER BY deleted_at DESC, record_id LIMIT ?");
-    args.push(SqlValue::Integer(i64::try_from(f.limit).unwrap_or(i64::MAX)));
+    args.push(SqlValue::Integer(
+        i64::try_from(f.limit).unwrap_or(i64::MAX),
+    ));
     conn.prepare_cached(&sql)
-        .and_then(|mut st| st.query_map(params_from_iter(args.iter()), entry_of)?.collect())
+        .and_then(|mut st| {
+            st.query_map(params_from_iter(args.iter()), entry_of)?
+                .collect()
+        })
         .map_err(map_sql)
 }
 
@@ -288,13 +297,17 @@ pub(crate) fn purge(
         }
         n += ids.len();
         let left_in_bin: Option<i64> = conn
-            .prepare_cached("SELECT 1 FROM record_bin WHERE tenant_id = ?1 AND root_id = ?2 LIMIT 1")
+            .prepare_cached(
+                "SELECT 1 FROM record_bin WHERE tenant_id = ?1 AND root_id = ?2 LIMIT 1",
+            )
             .and_then(|mut st| st.query_row(params![tenant, root], |r| r.get(0)).optional())
             .map_err(map_sql)?;
         if left_in_bin.is_none() {
-            conn.prepare_cached("DELETE FROM record_bin_lookups WHERE tenant_id = ?1 AND root_id = ?2")
-                .and_then(|mut st| st.execute(params![tenant, root]))
-                .map_err(map_sql)?;
+            conn.prepare_cached(
+                "DELETE FROM record_bin_lookups WHERE tenant_id = ?1 AND root_id = ?2",
+            )
+            .and_then(|mut st| st.execute(params![tenant, root]))
+            .map_err(map_sql)?;
         }
     }
     Ok(n)
@@ -315,7 +328,13 @@ pub(crate) fn updated_ids(
     )
     .and_then(|mut st| {
         st.query_map(
-            params![tenant, object_id, start, end, i64::try_from(limit).unwrap_or(i64::MAX)],
+            params![
+                tenant,
+                object_id,
+                start,
+                end,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
             |r| r.get(0),
         )?
         .collect()
