@@ -2,7 +2,7 @@
 //! (decision 0029): undelete, the bin's listing and emptying, and
 //! `sobjects/{O}/updated` / `sobjects/{O}/deleted`.
 
-use crate::auth::Auth;
+use crate::auth::{Admin, Auth};
 use crate::data::version;
 use crate::error::{error_json, ApiError};
 use crate::extract::{parse_json, PathParams, QueryMap};
@@ -65,6 +65,52 @@ pub fn routes() -> Vec<RouteSpec> {
             post(empty),
         ),
     ]
+}
+
+/// The metadata trash (deleted fields and objects kept restorable) is not
+/// built yet: its routes answer 501.
+pub fn metadata_routes() -> Vec<RouteSpec> {
+    use crate::routes::build::*;
+    let a = Access::TenantAdmin;
+    vec![
+        RouteSpec::new(
+            Method::GET,
+            "/services/metadata/v1/trash",
+            a,
+            "metadata.trash",
+            "Deleted fields and objects still restorable (not implemented)",
+            get(trash_not_implemented),
+        ),
+        RouteSpec::new(
+            Method::POST,
+            "/services/metadata/v1/objects/{object}/fields/{field}/restore",
+            a,
+            "metadata.fields.restore",
+            "Restore a deleted field (not implemented)",
+            post(restore_field_not_implemented),
+        ),
+    ]
+}
+
+fn trash_error() -> ApiError {
+    MosaicError::new(
+        ErrorCode::NOT_IMPLEMENTED,
+        "deleted fields and objects are not kept in a trash yet: deleting one removes its data at once",
+    )
+    .into()
+}
+
+async fn trash_not_implemented(Admin(_c): Admin) -> Result<Json<Value>, ApiError> {
+    Err(trash_error())
+}
+
+async fn restore_field_not_implemented(
+    State(s): State<AppState>,
+    Admin(c): Admin,
+    PathParams((object, _field)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    s.platform.meta.object(&c.tenant_id, &object).await?;
+    Err(trash_error())
 }
 
 fn failure(e: &MosaicError) -> Value {
