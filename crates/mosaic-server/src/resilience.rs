@@ -4,7 +4,8 @@
 //! once instead of queueing without bound), read-only mode (level 3: writes
 //! refused before anything is applied), and the request deadline (a request
 //! that runs past it is dropped, which stops its work, and answered 504).
-//! Every refusal is the JSON error body with `Retry-After`.
+//! Every refusal carries `Retry-After`: the JSON error body on the API, an
+//! HTML page with the same message on the web app's paths.
 //!
 //! Health, readiness, metrics and the operator's status view are exempt
 //! from all of it, and the maintenance switch from maintenance and
@@ -144,6 +145,21 @@ pub fn refusal(status: StatusCode, e: MosaicError, retry_after: Duration) -> Res
     res
 }
 
+/// The gate's refusal `res` as the web app's page when `path` is one of its
+/// pages: people reading it get HTML, with the same status, message and
+/// `Retry-After`.
+fn for_pages(path: &str, res: Response, message: &str) -> Response {
+    if !mosaic_web::is_web_path(path) {
+        return res;
+    }
+    let mut page = mosaic_web::refusal_page(res.status(), message);
+    if let Some(v) = res.headers().get(header::RETRY_AFTER) {
+        page.headers_mut().insert(header::RETRY_AFTER, v.clone());
+    }
+    page.extensions_mut().insert(RetryAfterChosen);
+    page
+}
+
 /// Marks a response whose `Retry-After` was chosen on purpose.
 #[derive(Debug, Clone, Copy)]
 struct RetryAfterChosen;
@@ -175,25 +191,28 @@ pub async fn within_deadline(
 ) -> Response {
     match tokio::time::timeout(deadline, work).await {
         Ok(res) => res,
-        Err(_) => {
-            metrics::counter!("requests_refused_total", "reason" => "deadline").increment(1);
-            tracing::warn!(
-                deadline_ms = deadline.as_millis() as u64,
-                "request ran past its deadline; stopped"
-            );
-            ApiError {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                errors: vec![MosaicError::new(
-                    ErrorCode::REQUEST_RUNNING_TOO_LONG,
-                    format!(
-                        "The request did not finish within its deadline of {} ms and was stopped. A write may or may not have been applied: retry it with the same Idempotency-Key.",
-                        deadline.as_millis()
-                    ),
-                )],
-            }
-            .into_response()
-        }
+        Err(_) => deadline_refusal(deadline),
     }
+}
+
+/// The 504 of a request stopped at its deadline.
+fn deadline_refusal(deadline: Duration) -> Response {
+    metrics::counter!("requests_refused_total", "reason" => "deadline").increment(1);
+    tracing::warn!(
+        deadline_ms = deadline.as_millis() as u64,
+        "request ran past its deadline; stopped"
+    );
+    ApiError {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        errors: vec![MosaicError::new(
+            ErrorCode::REQUEST_RUNNING_TOO_LONG,
+            format!(
+                "The request did not finish within its deadline of {} ms and was stopped. A write may or may not have been applied: retry it with the same Idempotency-Key.",
+                deadline.as_millis()
+            ),
+        )],
+    }
+    .into_response()
 }
 
 /// The middleware.
@@ -208,33 +227,52 @@ pub async fn defend(State(s): State<AppState>, req: Request, next: Next) -> Resp
     let maintenance = p.maintenance();
     if maintenance.enabled && !switch {
         metrics::counter!("requests_refused_total", "reason" => "maintenance").increment(1);
-        return refusal(
+        let e = MosaicError::unavailable(maintenance.text());
+        let message = e.message.clone();
+        let res = refusal(
             StatusCode::SERVICE_UNAVAILABLE,
-            MosaicError::unavailable(maintenance.text()),
+            e,
             mosaic_runtime::resilience::maintenance::MAINTENANCE_RETRY_AFTER,
         );
+        return for_pages(&path, res, &message);
     }
     let Some(_place) = s.in_flight.try_enter() else {
         metrics::counter!("requests_refused_total", "reason" => "overloaded").increment(1);
-        return refusal(
+        let message =
+            "The server is at capacity; retry shortly (another instance may answer sooner).";
+        let res = refusal(
             StatusCode::SERVICE_UNAVAILABLE,
-            MosaicError::unavailable(
-                "The server is at capacity; retry shortly (another instance may answer sooner).",
-            ),
+            MosaicError::unavailable(message),
             SHED_RETRY_AFTER,
         );
+        return for_pages(&path, res, message);
     };
     if !switch && !changes_nothing(req.method(), &path) {
         if let Some((e, retry_after)) = p.write_refusal() {
             metrics::counter!("requests_refused_total", "reason" => "read_only").increment(1);
-            return refusal(StatusCode::SERVICE_UNAVAILABLE, e, retry_after);
+            let message = e.message.clone();
+            let res = refusal(StatusCode::SERVICE_UNAVAILABLE, e, retry_after);
+            return for_pages(&path, res, &message);
         }
     }
     let deadline = deadline_of(&req, s.limits.request_deadline);
     // The deadline reaches the databases too: a statement still running
     // when it passes is stopped there, not left holding a connection.
     let work = mosaic_store::deadline::scope(std::time::Instant::now() + deadline, next.run(req));
-    let mut res = within_deadline(deadline, work).await;
+    let mut res = match tokio::time::timeout(deadline, work).await {
+        Ok(res) => res,
+        Err(_) => {
+            let res = deadline_refusal(deadline);
+            if mosaic_web::is_web_path(&path) {
+                mosaic_web::refusal_page(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "The page took too long to prepare and was stopped. Try again.",
+                )
+            } else {
+                res
+            }
+        }
+    };
     // A dependency refused inside the handler (its breaker open): tell the
     // client when it is worth trying again.
     if res.status() == StatusCode::SERVICE_UNAVAILABLE

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 pub use assets::{asset_path, ASSET_CACHE_CONTROL};
 pub use session::{csrf_token, SESSION_COOKIE};
+pub use views::refusal_page;
 
 /// What the pages need: the platform.
 #[derive(Clone)]
@@ -80,7 +81,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
 pub fn is_web_path(path: &str) -> bool {
     path == "/"
         || [
-            "/login", "/logout", "/static/", "/search", "/lookup/", "/o/", "/r/",
+            "/login",
+            "/logout",
+            "/password/",
+            "/static/",
+            "/search",
+            "/lookup/",
+            "/o/",
+            "/r/",
         ]
         .iter()
         .any(|p| path.starts_with(p))

@@ -301,6 +301,18 @@ pub fn forbidden_page(message: &str) -> Response {
     status_page(StatusCode::FORBIDDEN, "Not allowed", message)
 }
 
+/// The page of a refusal by the server's gate (maintenance, load shedding,
+/// read-only mode, a request past its deadline): the same status and
+/// message as the API's JSON refusal, as a page a person can read.
+pub fn refusal_page(status: StatusCode, message: &str) -> Response {
+    let title = match status {
+        StatusCode::GATEWAY_TIMEOUT => "That took too long",
+        StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
+        _ => "That did not work",
+    };
+    status_page(status, title, message)
+}
+
 /// The page of a runtime error: not found, not allowed, unavailable…
 pub fn error_page(e: &MosaicError) -> Response {
     match e.code {

@@ -815,3 +815,50 @@ async fn a_reset_password_is_changed_at_the_sign_in() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_refusals_are_pages_on_the_web_app_and_json_on_the_api() {
+    let server = WebServer::start().await;
+    let api = server.tenant("gate").await;
+    server
+        .platform
+        .set_maintenance(true, Some("Disks <b>swapped</b>".into()), "test")
+        .await
+        .expect("maintenance on");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/login", "/", "/o/Deal__c"] {
+        let res = http
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(res.headers().get("retry-after").is_some(), "{path}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains("Temporarily unavailable"), "{body}");
+        assert!(
+            body.contains("Disks &#60;b&#62;swapped&#60;/b&#62;"),
+            "the operator's message, escaped: {body}"
+        );
+    }
+    // The API keeps its JSON refusal.
+    let (s, v) = api.get("/services/data/v60.0/sobjects").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v[0]["errorCode"], "SERVICE_UNAVAILABLE", "{v}");
+    server
+        .platform
+        .set_maintenance(false, None, "test")
+        .await
+        .expect("maintenance off");
+    let res = http
+        .get(format!("{}/login", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
