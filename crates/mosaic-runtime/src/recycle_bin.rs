@@ -132,17 +132,7 @@ impl Platform {
                 format!("record '{id}' is not in the recycle bin"),
             ));
         }
-        let entry = self
-            .records
-            .bin_entry(&c.tenant_id, &id)
-            .await?
-            .ok_or_else(|| mosaic_store::record_store::not_in_bin(&id))?;
-        if entry.root_id != id {
-            return Err(mosaic_store::record_store::cascaded_error(
-                &id,
-                &entry.root_id,
-            ));
-        }
+        self.bin_root(&c.tenant_id, &id).await?;
         let mut ref_checks = Vec::new();
         for (f, slot) in &masters {
             let Some(mosaic_types::Value::Text(parent)) = row.value(*slot) else {
@@ -198,6 +188,23 @@ impl Platform {
             .await?;
         self.sharing_changed(&c.tenant_id);
         Ok(n)
+    }
+
+    /// The bin entry of a record deleted directly (the ones an undelete or
+    /// a purge names).
+    async fn bin_root(&self, tenant: &str, id: &str) -> MosaicResult<BinEntry> {
+        let entry = self
+            .records
+            .bin_entry(tenant, id)
+            .await?
+            .ok_or_else(|| mosaic_store::record_store::not_in_bin(id))?;
+        if entry.root_id != id {
+            return Err(mosaic_store::record_store::cascaded_error(
+                id,
+                &entry.root_id,
+            ));
+        }
+        Ok(entry)
     }
 
     async fn require_undelete(
@@ -293,17 +300,7 @@ impl Platform {
 
     async fn purge_one(&self, c: &Caller, raw: &str) -> MosaicResult<String> {
         let id = parse_record_id(raw)?;
-        let entry = self
-            .records
-            .bin_entry(&c.tenant_id, &id)
-            .await?
-            .ok_or_else(|| mosaic_store::record_store::not_in_bin(&id))?;
-        if entry.root_id != id {
-            return Err(mosaic_store::record_store::cascaded_error(
-                &id,
-                &entry.root_id,
-            ));
-        }
+        let entry = self.bin_root(&c.tenant_id, &id).await?;
         let obj = self
             .meta
             .object_by_id(&c.tenant_id, &entry.object_id)

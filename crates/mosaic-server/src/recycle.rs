@@ -4,7 +4,7 @@
 
 use crate::auth::{Admin, Auth};
 use crate::data::version;
-use crate::error::{error_json, ApiError};
+use crate::error::ApiError;
 use crate::extract::{parse_json, PathParams, QueryMap};
 use crate::routes::RouteSpec;
 use crate::AppState;
@@ -111,11 +111,6 @@ async fn restore_field_not_implemented(
 ) -> Result<Json<Value>, ApiError> {
     s.platform.meta.object(&c.tenant_id, &object).await?;
     Err(trash_error())
-}
-
-fn failure(e: &MosaicError) -> Value {
-    let j = error_json(e);
-    json!({"statusCode": j["errorCode"], "message": j["message"], "fields": j["fields"]})
 }
 
 async fn undelete(
@@ -263,13 +258,7 @@ async fn empty(
         .into());
     }
     let results = s.platform.empty_bin(&c, &b.ids).await;
-    Ok(Json(Value::Array(
-        results
-            .into_iter()
-            .map(|r| match r {
-                Ok(id) => json!({"id": id, "success": true, "errors": []}),
-                Err(e) => json!({"success": false, "errors": [failure(&e)]}),
-            })
-            .collect(),
-    )))
+    Ok(crate::data::batch_json(
+        results.into_iter().map(|r| r.map_err(Into::into)).collect(),
+    ))
 }
