@@ -85,6 +85,8 @@ fuzz_target!(|data: &[u8]| {
             zone: FixedOffset::east_opt(-5 * 3600).expect("zone"),
             week_start: Weekday::Sun,
             include_deleted,
+            fiscal_start_month: 1,
+            user_id: None,
         };
         match plan_query(src, &SCHEMA, &ctx) {
             Ok(p) => {

@@ -201,6 +201,9 @@ pub struct NewPermissionSetInput {
     pub object_permissions: Vec<ObjectPermissionInput>,
     #[serde(default)]
     pub field_permissions: Vec<FieldPermissionInput>,
+    /// System permission "Customize Application".
+    #[serde(default)]
+    pub customize_application: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +214,7 @@ pub struct PermissionSetPatchInput {
     pub description: Option<Option<String>>,
     pub object_permissions: Option<Vec<ObjectPermissionInput>>,
     pub field_permissions: Option<Vec<FieldPermissionInput>>,
+    pub customize_application: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -436,6 +440,7 @@ impl AccessService {
                 Some(u) if u.is_active => {
                     let g = self.store.user_grants(tenant_id, user_id).await?;
                     PermissionSnapshot::from_grants(tenant_id, user_id, &g.objects, &g.fields)
+                        .with_customize_application(g.customize_application)
                 }
                 _ => PermissionSnapshot::inactive(tenant_id, user_id),
             })
@@ -780,6 +785,7 @@ impl AccessService {
         description: Option<String>,
         objects: Vec<ObjectPermissionRow>,
         fields: Vec<FieldPermissionRow>,
+        customize_application: bool,
         detail: serde_json::Value,
     ) -> MosaicResult<PermissionSetRow> {
         check_name("name", &name)?;
@@ -796,6 +802,7 @@ impl AccessService {
             description,
             object_permissions: objects,
             field_permissions: fields,
+            customize_application,
             assignees: Vec::new(),
             created_at: now,
             updated_at: now,

@@ -40,6 +40,9 @@ pub struct PermissionSnapshot {
     /// False for an unknown or inactive user: the request is refused.
     active: bool,
     generation: u64,
+    /// The system permission "Customize Application" (from a permission
+    /// set): build the application without administering users.
+    customize_application: bool,
     /// By object id.
     objects: HashMap<String, ObjectFlags>,
     /// By field id (field ids are unique across objects).
@@ -76,6 +79,7 @@ impl PermissionSnapshot {
             admin: true,
             active: true,
             generation: 0,
+            customize_application: true,
             objects: HashMap::new(),
             fields: HashMap::new(),
         }
@@ -85,6 +89,7 @@ impl PermissionSnapshot {
     pub fn nothing(tenant_id: &str, user_id: &str) -> PermissionSnapshot {
         PermissionSnapshot {
             admin: false,
+            customize_application: false,
             ..PermissionSnapshot::system_administrator(tenant_id, user_id)
         }
     }
@@ -131,6 +136,12 @@ impl PermissionSnapshot {
         s
     }
 
+    /// Grants the system permission "Customize Application".
+    pub fn with_customize_application(mut self, granted: bool) -> PermissionSnapshot {
+        self.customize_application |= granted;
+        self
+    }
+
     pub fn with_generation(mut self, generation: u64) -> PermissionSnapshot {
         self.generation = generation;
         self
@@ -143,6 +154,15 @@ impl PermissionSnapshot {
     /// System administrators may do everything in their tenant.
     pub fn is_admin(&self) -> bool {
         self.admin
+    }
+
+    /// Whether the user may build the application: objects, fields,
+    /// validation and workflow rules, layouts, list views, the formula
+    /// editor and the AI builders (system administrators, and users with
+    /// "Customize Application"). Users, permissions and sharing stay with
+    /// [`PermissionSnapshot::is_admin`].
+    pub fn can_customize_application(&self) -> bool {
+        self.active && (self.admin || self.customize_application)
     }
 
     /// Object permissions on `object_id`.

@@ -7,6 +7,7 @@
 //! | `metav:{tenant}:{object id}` | the newest committed version of the object |
 //! | `sess:{token hash}`          | a resolved session                      |
 //! | `rl:{tenant}:{class}`        | a rate limit's GCRA state               |
+//! | `aiq:{tenant}:{day}:{what}`  | a tenant's AI requests / LLM tokens of a UTC day |
 //! | `lock:{type}:{id}`           | a distributed lock's holder token       |
 //! | `fence:{type}:{id}`          | the lock's fencing counter              |
 //! | `inval` (channel)            | invalidations between instances        |
@@ -62,6 +63,12 @@ impl Keys {
         self.join(&["rl", tenant, class])
     }
 
+    /// A tenant's AI usage counter of one UTC day (`day`: `YYYY-MM-DD`;
+    /// `what`: `requests` or `tokens`).
+    pub fn ai_quota(&self, tenant: &str, day: &str, what: &str) -> String {
+        self.join(&["aiq", tenant, day, what])
+    }
+
     pub fn lock(&self, kind: &str, id: &str) -> String {
         self.join(&["lock", kind, id])
     }
@@ -87,6 +94,10 @@ mod tests {
         assert_eq!(k.meta_version("ten", "o-1"), "t1:metav:ten:o-1");
         assert_eq!(k.session("abc"), "t1:sess:abc");
         assert_eq!(k.rate_limit("ten", "data_read"), "t1:rl:ten:data_read");
+        assert_eq!(
+            k.ai_quota("ten", "2026-03-01", "tokens"),
+            "t1:aiq:ten:2026-03-01:tokens"
+        );
         assert_eq!(k.lock("record", "r1"), "t1:lock:record:r1");
         assert_eq!(k.channel(), "t1:inval");
         assert_eq!(Keys::default().meta("a", "B"), "meta:a:b");

@@ -357,7 +357,8 @@ impl Platform {
         let fields = self
             .field_rows(&c.tenant_id, &input.field_permissions)
             .await?;
-        let detail = json!({"name": input.name, "label": input.label});
+        let detail = json!({"name": input.name, "label": input.label,
+                            "customize_application": input.customize_application});
         self.access
             .create_permission_set(
                 &Self::actor(c),
@@ -366,6 +367,7 @@ impl Platform {
                 input.description,
                 objects,
                 fields,
+                input.customize_application,
                 detail,
             )
             .await
@@ -390,6 +392,7 @@ impl Platform {
             "label": input.label,
             "object_permissions_replaced": object_permissions.is_some(),
             "field_permissions_replaced": field_permissions.is_some(),
+            "customize_application": input.customize_application,
         });
         self.access
             .update_permission_set(
@@ -400,6 +403,7 @@ impl Platform {
                     description: input.description,
                     object_permissions,
                     field_permissions,
+                    customize_application: input.customize_application,
                 },
                 detail,
             )
@@ -459,6 +463,7 @@ pub fn permission_set_json(s: &PermissionSetRow, names: &PermissionNames) -> Jso
         "description": s.description,
         "object_permissions": objects,
         "field_permissions": fields,
+        "customize_application": s.customize_application,
         "assignments": s.assignees.iter().map(|u| json!({"user_id": u})).collect::<Vec<_>>(),
         "created_at": mosaic_types::value::format_datetime(&s.created_at),
         "updated_at": mosaic_types::value::format_datetime(&s.updated_at),

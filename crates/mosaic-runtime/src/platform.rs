@@ -454,6 +454,7 @@ impl Platform {
                 c.clone(),
                 config.breakers.llm,
                 config.clock.clone(),
+                tier.clone(),
             )?)),
             None => None,
         };

@@ -149,6 +149,10 @@ impl QueryEngine {
             zone,
             week_start: Weekday::Sun,
             include_deleted,
+            // Standard fiscal year starting in January until the
+            // organization settings carry a start month.
+            fiscal_start_month: 1,
+            user_id: Some(c.user_id.clone()),
         }
     }
 }
@@ -410,6 +414,49 @@ impl Platform {
         ))
     }
 
+    /// `WITH SECURITY_ENFORCED` / `WITH USER_MODE`: naming an object or
+    /// field the caller cannot read is `INSUFFICIENT_ACCESS`, as Salesforce
+    /// answers, instead of the `INVALID_FIELD` / `INVALID_TYPE` a query
+    /// without the clause gets (the name is then as good as absent).
+    async fn enforce_security(
+        &self,
+        c: &Caller,
+        soql: &str,
+        visible: &Schema,
+        ctx: &PlanContext,
+    ) -> MosaicResult<()> {
+        if c.perms.is_admin() {
+            return Ok(());
+        }
+        let Ok(q) = mosaic_soql::parse_query(soql) else {
+            return Ok(());
+        };
+        if !matches!(
+            q.with,
+            Some(
+                mosaic_soql::WithClause::SecurityEnforced(_) | mosaic_soql::WithClause::UserMode(_)
+            )
+        ) {
+            return Ok(());
+        }
+        let Err(e) = plan_query(soql, visible, ctx) else {
+            return Ok(());
+        };
+        if !matches!(e.code, ErrorCode::INVALID_FIELD | ErrorCode::INVALID_TYPE) {
+            return Err(e);
+        }
+        let objects = self.meta.objects(&c.tenant_id).await?;
+        if plan_query(soql, &schema_of(&objects), ctx).is_ok() {
+            let mut denied = MosaicError::new(
+                ErrorCode::INSUFFICIENT_ACCESS,
+                "Insufficient permissions: secure query included inaccessible field",
+            );
+            denied.fields = e.fields;
+            return Err(denied);
+        }
+        Err(e)
+    }
+
     /// Plans a SOQL statement for a caller (no execution): errors are the
     /// user-facing MALFORMED_QUERY / INVALID_FIELD / INVALID_TYPE.
     #[tracing::instrument(name = "query.plan", skip_all)]
@@ -420,7 +467,9 @@ impl Platform {
         include_deleted: bool,
     ) -> MosaicResult<PlannedQuery> {
         let schema = self.schema(c).await?;
-        plan_query(soql, &schema, &self.queries.context(c, include_deleted))
+        let ctx = self.queries.context(c, include_deleted);
+        self.enforce_security(c, soql, &schema, &ctx).await?;
+        plan_query(soql, &schema, &ctx)
     }
 
     /// Runs a SOQL query and returns its first batch.
@@ -435,6 +484,7 @@ impl Platform {
         // Formula fields of the queried object in WHERE / ORDER BY: engine path.
         let schema = self.schema(c).await?;
         let ctx = self.queries.context(c, opts.include_deleted);
+        self.enforce_security(c, soql, &schema, &ctx).await?;
         if let Some(r) = self
             .query_formula_path(c, soql, opts, &schema, &ctx)
             .await?

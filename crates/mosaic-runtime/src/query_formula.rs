@@ -134,7 +134,7 @@ impl Lowering<'_> {
     fn operand_formula(&self, op: &Operand) -> Option<usize> {
         match op {
             Operand::Field(p) => self.formula(p),
-            Operand::Aggregate(_) => None,
+            Operand::Aggregate(_) | Operand::Call(_) => None,
         }
     }
 
@@ -204,13 +204,18 @@ impl Lowering<'_> {
                 Lit::Value(Value::Time(t))
             }
             (Literal::Number(d), Kind::Number) => Lit::Value(Value::Number(*d)),
+            (Literal::Currency { amount, .. }, Kind::Number) => Lit::Value(Value::Number(*amount)),
             (Literal::Bool(b), Kind::Boolean) => Lit::Value(Value::Boolean(*b)),
             (Literal::Date(d), Kind::Date) => Lit::Value(Value::Date(*d)),
             (Literal::DateTime(d), Kind::Datetime) => Lit::Value(Value::Datetime(*d)),
             (Literal::DateLiteral(l), Kind::Date | Kind::Datetime) => {
-                let range =
-                    mosaic_soql::resolve_date_literal(*l, self.ctx.today, self.ctx.week_start)
-                        .ok_or_else(range_err)?;
+                let range = mosaic_soql::resolve_date_literal_fiscal(
+                    *l,
+                    self.ctx.today,
+                    self.ctx.week_start,
+                    self.ctx.fiscal_start_month,
+                )
+                .ok_or_else(range_err)?;
                 if kind == Kind::Date {
                     Lit::Range(Value::Date(range.start), Value::Date(range.end_exclusive))
                 } else {
@@ -650,12 +655,16 @@ impl Platform {
             |select: Vec<SelectItem>, where_: Option<Condition>, order: Vec<OrderKey>| Query {
                 select,
                 from: q.from.clone(),
+                scope: q.scope.clone(),
+                with: q.with.clone(),
                 where_,
                 group_by: Vec::new(),
+                grouping: mosaic_soql::Grouping::Plain,
                 having: None,
                 order_by: order,
                 limit: None,
                 offset: None,
+                for_: q.for_,
                 span: q.span,
             };
         // The render plan: the SELECT list, rows fetched by id.

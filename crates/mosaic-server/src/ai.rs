@@ -18,7 +18,7 @@
 //!   `error` (the JSON error list). Refusals before the LLM is asked (bad
 //!   input, breaker open, quota, queue) are plain HTTP errors.
 
-use crate::auth::{Admin, Auth};
+use crate::auth::{Auth, Customizer};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::routes::RouteSpec;
@@ -46,7 +46,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec::new(
             Method::POST,
             "/services/ai/v1/formula/generate",
-            Access::TenantAdmin,
+            Access::Customize,
             "ai.formula_generate",
             "Write a formula from a description",
             post(formula_generate),
@@ -62,7 +62,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec::new(
             Method::POST,
             "/services/ai/v1/workflow/generate",
-            Access::TenantAdmin,
+            Access::Customize,
             "ai.workflow_generate",
             "Write a workflow rule from a description (checked, not saved)",
             post(workflow_generate),
@@ -70,7 +70,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec::new(
             Method::POST,
             "/services/ai/v1/schema/recommend",
-            Access::TenantAdmin,
+            Access::Customize,
             "ai.schema_recommend",
             "Propose objects, fields and rules for an application (checked, not applied)",
             post(schema_recommend),
@@ -78,7 +78,7 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec::new(
             Method::POST,
             "/services/ai/v1/schema/apply",
-            Access::TenantAdmin,
+            Access::Customize,
             "ai.schema_apply",
             "Create a schema plan's objects, all or nothing",
             post(schema_apply),
@@ -87,10 +87,10 @@ pub fn routes() -> Vec<RouteSpec> {
     ]
 }
 
-/// Same permission as the formula editor's check: system administrators.
+/// Same permission as the formula editor's check: customize application.
 async fn formula_generate(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     headers: HeaderMap,
     JsonBody(req): JsonBody<FormulaRequest>,
 ) -> Response {
@@ -113,10 +113,10 @@ async fn query_natural(
     .await
 }
 
-/// System administrators, as for saving a workflow rule.
+/// Customize application, as for saving a workflow rule.
 async fn workflow_generate(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     headers: HeaderMap,
     JsonBody(req): JsonBody<WorkflowRequest>,
 ) -> Response {
@@ -126,10 +126,10 @@ async fn workflow_generate(
     .await
 }
 
-/// System administrators, as for creating objects.
+/// Customize application, as for creating objects.
 async fn schema_recommend(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     headers: HeaderMap,
     JsonBody(req): JsonBody<SchemaRequest>,
 ) -> Response {
@@ -149,7 +149,7 @@ struct ApplyRequest {
 /// created, or the plan's problems and nothing created.
 async fn schema_apply(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     JsonBody(req): JsonBody<ApplyRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let created = s.platform.apply_schema_plan(&c, &req.plan).await?;
@@ -191,7 +191,7 @@ where
     let tenant = c.tenant_id.clone();
     if !wants_stream(headers) {
         let r = work(s.clone(), c, Progress::default()).await;
-        return answer(&s, &tenant, r, key);
+        return answer(&s, &tenant, r, key).await;
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(work(s.clone(), c, Progress::to(tx)));
@@ -203,7 +203,7 @@ where
             let r = task.await.unwrap_or_else(|e| {
                 Err(MosaicError::internal(format!("the AI request failed: {e}")))
             });
-            return answer(&s, &tenant, r, key);
+            return answer(&s, &tenant, r, key).await;
         }
     };
     // One channel of events: progress as it comes, then the outcome.
@@ -235,7 +235,7 @@ where
     let mut res = Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response();
-    quota_headers(&s, &tenant, &mut res);
+    quota_headers(&s, &tenant, &mut res).await;
     res
 }
 
@@ -250,11 +250,11 @@ fn progress_event(e: AiEvent) -> Event {
 }
 
 /// `X-AI-Quota-Remaining` and `X-AI-Tokens-Remaining` (when limited).
-fn quota_headers(s: &AppState, tenant: &str, res: &mut Response) {
+async fn quota_headers(s: &AppState, tenant: &str, res: &mut Response) {
     let Some(llm) = s.platform.llm.as_ref() else {
         return;
     };
-    let r = llm.quota().remaining(tenant);
+    let r = llm.quota().remaining(tenant).await;
     for (name, v) in [
         ("x-ai-quota-remaining", r.requests),
         ("x-ai-tokens-remaining", r.tokens),
@@ -265,7 +265,7 @@ fn quota_headers(s: &AppState, tenant: &str, res: &mut Response) {
     }
 }
 
-fn answer(s: &AppState, tenant: &str, r: MosaicResult<Suggestion>, key: &str) -> Response {
+async fn answer(s: &AppState, tenant: &str, r: MosaicResult<Suggestion>, key: &str) -> Response {
     let mut res = match r {
         Ok(sug) => Json(suggestion_json(&sug, key)).into_response(),
         Err(e) => {
@@ -281,18 +281,17 @@ fn answer(s: &AppState, tenant: &str, r: MosaicResult<Suggestion>, key: &str) ->
                 },
                 // The tenant's quota (until midnight UTC) or the queue.
                 ErrorCode::REQUEST_LIMIT_EXCEEDED => {
-                    let wait = llm
-                        .filter(|_| is_quota_refusal(&e))
-                        .map_or(QUEUE_FULL_RETRY_AFTER, |l| {
-                            l.quota().remaining(tenant).resets_in
-                        });
+                    let wait = match llm.filter(|_| is_quota_refusal(&e)) {
+                        Some(l) => l.quota().remaining(tenant).await.resets_in,
+                        None => QUEUE_FULL_RETRY_AFTER,
+                    };
                     crate::resilience::refusal(StatusCode::TOO_MANY_REQUESTS, e, wait)
                 }
                 _ => ApiError::from(e).into_response(),
             }
         }
     };
-    quota_headers(s, tenant, &mut res);
+    quota_headers(s, tenant, &mut res).await;
     res
 }
 

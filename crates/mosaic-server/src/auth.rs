@@ -1,6 +1,7 @@
 //! Bearer-token authentication: every Data and Metadata API request is
 //! resolved to a (tenant, user) and that user's permission snapshot before
-//! its handler runs. [`Admin`] additionally requires a system administrator.
+//! its handler runs. [`Admin`] additionally requires a system administrator,
+//! [`Customizer`] one or a user with "Customize Application".
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -83,18 +84,42 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// Only system administrators pass; every successful change (POST, PUT, PATCH,
-/// DELETE) is written to the tenant's audit log: who, which method on
-/// which definition, when.
-pub async fn require_admin_audited(
+/// A caller who may build the application: a system administrator, or a
+/// user whose permission sets grant "Customize Application" (checked on
+/// the snapshot of the tenant's current generation, so a revoke applies to
+/// the next request); anyone else gets 403 INSUFFICIENT_ACCESS.
+pub struct Customizer(pub Caller);
+
+impl FromRequestParts<AppState> for Customizer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Auth(c) = Auth::from_request_parts(parts, state).await?;
+        if !c.perms.can_customize_application() {
+            return Err(ApiError::new(
+                ErrorCode::INSUFFICIENT_ACCESS,
+                "insufficient access rights: this API is for system administrators and users with the customize_application permission",
+            ));
+        }
+        Ok(Customizer(c))
+    }
+}
+
+/// Only callers who may customize the application ([`Customizer`]) pass;
+/// every successful change (POST, PUT, PATCH, DELETE) is written to the
+/// tenant's audit log: who, which method on which definition, when.
+pub async fn require_customizer_audited(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (mut parts, body) = req.into_parts();
-    let caller = match Admin::from_request_parts(&mut parts, &state).await {
-        Ok(Admin(c)) => c,
+    let caller = match Customizer::from_request_parts(&mut parts, &state).await {
+        Ok(Customizer(c)) => c,
         Err(e) => return e.into_response(),
     };
     let method = parts.method.clone();

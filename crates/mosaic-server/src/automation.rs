@@ -4,7 +4,7 @@
 //! administrators; history follows object permissions and field-level
 //! security.
 
-use crate::auth::{Admin, Auth};
+use crate::auth::{Admin, Auth, Customizer};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryMap};
 use crate::routes::RouteSpec;
@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 /// Workflow rule definitions (part of the metadata API).
 pub fn metadata_routes() -> Vec<RouteSpec> {
     use crate::routes::build::*;
-    let a = Access::TenantAdmin;
+    let a = Access::Customize;
     vec![
         RouteSpec::new(
             Method::GET,
@@ -139,7 +139,7 @@ fn rule_json(r: &WorkflowRule, version: Option<i64>) -> Value {
 
 async fn list_rules(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     PathParams(object): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let o = s.platform.meta.object(&c.tenant_id, &object).await?;
@@ -158,7 +158,7 @@ fn creates_tasks(input: &WorkflowInput) -> bool {
 
 async fn create_rule(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     PathParams(object): PathParams<String>,
     JsonBody(input): JsonBody<WorkflowInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -178,7 +178,7 @@ async fn create_rule(
 
 async fn get_rule(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     PathParams((object, rule)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let r = s
@@ -191,7 +191,7 @@ async fn get_rule(
 
 async fn update_rule(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     PathParams((object, rule)): PathParams<(String, String)>,
     JsonBody(input): JsonBody<WorkflowInput>,
 ) -> Result<Json<Value>, ApiError> {
@@ -208,7 +208,7 @@ async fn update_rule(
 
 async fn delete_rule(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     PathParams((object, rule)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     s.platform

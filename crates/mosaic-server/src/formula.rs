@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 pub fn routes() -> Vec<RouteSpec> {
     use crate::routes::build::*;
-    let a = Access::TenantAdmin;
+    let a = Access::Customize;
     vec![
         RouteSpec::new(
             Method::GET,

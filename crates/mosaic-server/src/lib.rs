@@ -132,7 +132,7 @@ impl AppState {
 
 /// The whole HTTP surface, built from [`route_table`]: each route gets the
 /// guard of its [`Access`] class (operator routes the operator guard,
-/// metadata routes the administrator's audited guard).
+/// metadata routes the customizer's audited guard).
 pub fn router(state: AppState) -> Router {
     let mut app: Router<AppState> = Router::new();
     for spec in route_table() {
@@ -147,7 +147,7 @@ pub fn router(state: AppState) -> Router {
                 spec.handler
                     .route_layer(axum::middleware::from_fn_with_state(
                         state.clone(),
-                        auth::require_admin_audited,
+                        auth::require_customizer_audited,
                     ))
             }
             _ => spec.handler,

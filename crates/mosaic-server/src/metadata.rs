@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 pub fn routes() -> Vec<RouteSpec> {
     use crate::routes::build::*;
-    let a = Access::TenantAdmin;
+    let a = Access::Customize;
     vec![
         RouteSpec::new(
             Method::GET,

@@ -178,7 +178,9 @@ fn security(access: Access) -> Value {
         Access::Public => json!([]),
         Access::Metrics => json!([{}, {"metricsToken": []}, {"operatorToken": []}]),
         Access::Operator => json!([{"operatorToken": []}, {"operatorHeader": []}]),
-        Access::Session | Access::Permission | Access::TenantAdmin => json!([{"bearer": []}]),
+        Access::Session | Access::Permission | Access::TenantAdmin | Access::Customize => {
+            json!([{"bearer": []}])
+        }
     }
 }
 

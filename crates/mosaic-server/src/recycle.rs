@@ -2,7 +2,7 @@
 //! (decision 0029): undelete, the bin's listing and emptying, and
 //! `sobjects/{O}/updated` / `sobjects/{O}/deleted`.
 
-use crate::auth::{Admin, Auth};
+use crate::auth::{Auth, Customizer};
 use crate::data::version;
 use crate::error::ApiError;
 use crate::extract::{parse_json, PathParams, QueryMap};
@@ -71,7 +71,7 @@ pub fn routes() -> Vec<RouteSpec> {
 /// built yet: its routes answer 501.
 pub fn metadata_routes() -> Vec<RouteSpec> {
     use crate::routes::build::*;
-    let a = Access::TenantAdmin;
+    let a = Access::Customize;
     vec![
         RouteSpec::new(
             Method::GET,
@@ -100,13 +100,13 @@ fn trash_error() -> ApiError {
     .into()
 }
 
-async fn trash_not_implemented(Admin(_c): Admin) -> Result<Json<Value>, ApiError> {
+async fn trash_not_implemented(Customizer(_c): Customizer) -> Result<Json<Value>, ApiError> {
     Err(trash_error())
 }
 
 async fn restore_field_not_implemented(
     State(s): State<AppState>,
-    Admin(c): Admin,
+    Customizer(c): Customizer,
     PathParams((object, _field)): PathParams<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     s.platform.meta.object(&c.tenant_id, &object).await?;

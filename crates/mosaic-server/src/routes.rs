@@ -25,8 +25,13 @@ pub enum Access {
     /// object or record it names (object permissions, field-level security,
     /// sharing); others get 403 or 404.
     Permission,
-    /// A system administrator of the tenant (the admin and metadata APIs).
+    /// A system administrator of the tenant (the admin API: users,
+    /// permissions, sharing, connected apps, dead letters).
     TenantAdmin,
+    /// A system administrator, or a user of the tenant whose permission
+    /// sets grant "Customize Application": the routes that build the
+    /// application (the metadata API, the formula editor, the AI builders).
+    Customize,
     /// A platform operator: `MOSAIC_OPERATOR_TOKEN` or an operator session;
     /// never a tenant role. Every change lands in the platform audit log.
     Operator,
@@ -40,6 +45,7 @@ impl Access {
             Access::Session => "session",
             Access::Permission => "permission",
             Access::TenantAdmin => "tenant_admin",
+            Access::Customize => "customize_application",
             Access::Operator => "operator",
         }
     }

@@ -34,7 +34,7 @@ pub const MASTER_RECORD_TYPE_ID: &str = "012000000000000AAA";
 /// changes land in the tenant's audit log).
 pub fn metadata_routes() -> Vec<RouteSpec> {
     use crate::routes::build::*;
-    let a = Access::TenantAdmin;
+    let a = Access::Customize;
     let layouts = "/services/metadata/v1/objects/{object}/layouts";
     let layout = "/services/metadata/v1/objects/{object}/layouts/{layout}";
     let views = "/services/metadata/v1/objects/{object}/listviews";

@@ -386,6 +386,11 @@ async fn formula_generate_returns_a_formula_the_checker_accepted() {
 }
 
 async fn standard_user(admin: &Client) -> Client {
+    standard_user_and_id(admin).await.0
+}
+
+/// A standard user of the tenant (no permission sets) and their id.
+async fn standard_user_and_id(admin: &Client) -> (Client, String) {
     let username = format!("ann-{}@example.test", admin.tenant_id);
     let (s, v) = admin
         .post(
@@ -394,6 +399,7 @@ async fn standard_user(admin: &Client) -> Client {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().expect("user id").to_string();
     let res = reqwest::Client::new()
         .post(format!("{}/services/oauth2/token", admin.base))
         .form(&[
@@ -405,7 +411,120 @@ async fn standard_user(admin: &Client) -> Client {
         .await
         .unwrap();
     let t: Value = res.json().await.unwrap();
-    admin.with_token(t["access_token"].as_str().expect("token"))
+    (
+        admin.with_token(t["access_token"].as_str().expect("token")),
+        id,
+    )
+}
+
+/// Status of each builder endpoint (formula, workflow, schema recommend
+/// and apply) for `c`.
+async fn builder_statuses(c: &Client) -> Vec<StatusCode> {
+    let plan = json!({"plan": {"objects": [{"api_name": "Kit__c", "label": "Kit", "fields": []}]}});
+    let mut out = Vec::new();
+    for (path, body) in [
+        (FORMULA, days_until_due()),
+        (WORKFLOW, loan_review()),
+        (RECOMMEND, json!({"description": "track equipment loans"})),
+        (APPLY, plan),
+    ] {
+        let (s, v) = c.post(path, body).await;
+        assert!(
+            [StatusCode::OK, StatusCode::CREATED, StatusCode::FORBIDDEN].contains(&s),
+            "{path}: {s} {v}"
+        );
+        if s == StatusCode::OK {
+            assert_eq!(v["valid"], true, "{path}: {v}");
+        }
+        if s == StatusCode::FORBIDDEN {
+            assert_eq!(v[0]["errorCode"], "INSUFFICIENT_ACCESS", "{path}: {v}");
+        }
+        out.push(s);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customize_application_opens_the_builders_and_its_revoke_closes_them_at_once() {
+    let stub = StubLlm::start(Behaviour::Valid).await;
+    let server = server_with(&stub, manual_clock()).await;
+    let admin = server.tenant().await;
+    invoice(&admin).await;
+    let (standard, user_id) = standard_user_and_id(&admin).await;
+    let forbidden = vec![StatusCode::FORBIDDEN; 4];
+    let allowed = vec![
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::CREATED,
+    ];
+
+    // A standard user: refused before the LLM is asked.
+    assert_eq!(builder_statuses(&standard).await, forbidden);
+    assert_eq!(stub.hits(), 0);
+    // Writing a query stays open to any user (against what they can read).
+    let (s, v) = standard
+        .post(QUERY, json!({"question": "all invoices"}))
+        .await;
+    assert_ne!(s, StatusCode::FORBIDDEN, "{v}");
+
+    // The admin grants "Customize Application" through a permission set.
+    let (s, set) = admin
+        .post(
+            "/services/admin/v1/permission-sets",
+            json!({"name": "App_Builders", "customize_application": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{set}");
+    assert_eq!(set["customize_application"], true, "{set}");
+    let set_id = set["id"].as_str().unwrap().to_string();
+    let (s, v) = admin
+        .post(
+            &format!("/services/admin/v1/permission-sets/{set_id}/assignments"),
+            json!({"user_id": user_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(builder_statuses(&standard).await, allowed);
+    // The metadata API the builders mirror opens too; user administration
+    // does not.
+    let (s, v) = standard
+        .post(
+            "/services/metadata/v1/formula/check",
+            json!({"object": "Invoice__c", "expression": "Amount__c * 2"}),
+        )
+        .await;
+    assert_eq!((s, &v["ok"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (s, _) = standard.get("/services/admin/v1/users").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // Taking the permission off the set closes the builders on the next
+    // request; so does removing the assignment.
+    let set_path = format!("/services/admin/v1/permission-sets/{set_id}");
+    let (s, v) = admin
+        .patch(&set_path, json!({"customize_application": false}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["customize_application"], false, "{v}");
+    assert_eq!(builder_statuses(&standard).await, forbidden);
+    let (s, v) = admin
+        .patch(&set_path, json!({"customize_application": true}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = standard
+        .post(RECOMMEND, json!({"description": "track equipment loans"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = admin
+        .delete(&format!("{set_path}/assignments/{user_id}"))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(builder_statuses(&standard).await, forbidden);
+    let (s, v) = admin
+        .patch(&set_path, json!({"customize_application": "yes"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The authorization matrix, generated from the router's own route table:
 //! every route × {no token, expired token, another tenant's admin, a
-//! standard user without permissions, the tenant's admin, the operator} is
+//! standard user without permissions, a standard user with only "Customize
+//! Application", the tenant's admin, the operator} is
 //! called, the status class checked against the route's access class, and
 //! every body a caller outside the tenant receives is searched for the
 //! tenant's ids and names (0 leaks). A route added later is classified by
@@ -21,15 +22,17 @@ enum Caller {
     Expired,
     OtherTenantAdmin,
     StandardUser,
+    Customizer,
     TenantAdmin,
     Operator,
 }
 
-const CALLERS: [Caller; 6] = [
+const CALLERS: [Caller; 7] = [
     Caller::NoToken,
     Caller::Expired,
     Caller::OtherTenantAdmin,
     Caller::StandardUser,
+    Caller::Customizer,
     Caller::TenantAdmin,
     Caller::Operator,
 ];
@@ -86,18 +89,24 @@ fn expected(r: &RouteSpec, c: Caller) -> Expect {
         Access::Session => match c {
             NoToken | Expired | Operator => Expect::Unauthenticated,
             OtherTenantAdmin if names_tenant_things(r) => Expect::NotTheirs,
-            OtherTenantAdmin | StandardUser | TenantAdmin => Expect::Allowed,
+            OtherTenantAdmin | StandardUser | Customizer | TenantAdmin => Expect::Allowed,
         },
         Access::Permission => match c {
             NoToken | Expired | Operator => Expect::Unauthenticated,
             OtherTenantAdmin => Expect::NotTheirs,
-            StandardUser => Expect::Denied,
+            StandardUser | Customizer => Expect::Denied,
             TenantAdmin => Expect::Allowed,
         },
         Access::TenantAdmin => match c {
             NoToken | Expired | Operator => Expect::Unauthenticated,
             OtherTenantAdmin if names_tenant_things(r) => Expect::NotTheirs,
             OtherTenantAdmin | TenantAdmin => Expect::Allowed,
+            StandardUser | Customizer => Expect::Forbidden,
+        },
+        Access::Customize => match c {
+            NoToken | Expired | Operator => Expect::Unauthenticated,
+            OtherTenantAdmin if names_tenant_things(r) => Expect::NotTheirs,
+            OtherTenantAdmin | Customizer | TenantAdmin => Expect::Allowed,
             StandardUser => Expect::Forbidden,
         },
         Access::Operator => match c {
@@ -197,7 +206,8 @@ async fn every_route_answers_each_caller_as_classified_and_leaks_nothing() {
     let marker = format!("LEAKMARK-{}", mosaic_types::new_id());
 
     // Tenant A: an object with a record, rules, a standard user without
-    // permissions, a role, a group, a permission set, a connected app.
+    // permissions, one with only "Customize Application", a role, a group,
+    // a permission set, a connected app.
     admin
         .create_object(json!({"api_name": "Secret__c", "label": "Secret", "fields": [
             {"api_name": "Code__c", "data_type": "text", "length": 20, "is_external_id": true, "is_unique": true},
@@ -241,6 +251,37 @@ async fn every_route_answers_each_caller_as_classified_and_leaks_nothing() {
         .unwrap();
     let t: Value = res.json().await.unwrap();
     let standard = admin.with_token(t["access_token"].as_str().expect("standard user token"));
+    let builder_name = format!("builder-{}@example.test", admin.tenant_id);
+    let builder_id = created(
+        &admin,
+        "/services/admin/v1/users",
+        json!({"username": builder_name, "password": "correct-horse-battery", "profile": "standard"}),
+    )
+    .await;
+    let builders = created(
+        &admin,
+        "/services/admin/v1/permission-sets",
+        json!({"name": "Builders", "customize_application": true}),
+    )
+    .await;
+    created(
+        &admin,
+        &format!("/services/admin/v1/permission-sets/{builders}/assignments"),
+        json!({"user_id": builder_id}),
+    )
+    .await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/token", server.base))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", builder_name.as_str()),
+            ("password", "correct-horse-battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let t: Value = res.json().await.unwrap();
+    let customizer = admin.with_token(t["access_token"].as_str().expect("builder token"));
     let role_id = created(&admin, "/services/admin/v1/roles", json!({"name": "Vault"})).await;
     let group_id = created(
         &admin,
@@ -318,6 +359,7 @@ async fn every_route_answers_each_caller_as_classified_and_leaks_nothing() {
         (Caller::Expired, anonymous.with_token(&expired_token)),
         (Caller::OtherTenantAdmin, other.clone()),
         (Caller::StandardUser, standard),
+        (Caller::Customizer, customizer),
         (Caller::TenantAdmin, admin.clone()),
         (Caller::Operator, server.operator()),
     ]
@@ -357,7 +399,7 @@ async fn every_route_answers_each_caller_as_classified_and_leaks_nothing() {
             }
             let markers = match caller {
                 Caller::NoToken | Caller::Expired | Caller::OtherTenantAdmin => &outside_markers,
-                Caller::StandardUser => &inside_markers,
+                Caller::StandardUser | Caller::Customizer => &inside_markers,
                 Caller::TenantAdmin | Caller::Operator => continue,
             };
             for m in markers {

@@ -76,18 +76,102 @@ pub struct Query {
     pub select: Vec<SelectItem>,
     pub from: ObjectRef,
     pub where_: Option<Condition>,
-    pub group_by: Vec<FieldPath>,
+    /// `USING SCOPE mine`: the scope name as written.
+    pub scope: Option<Ident>,
+    /// `WITH SECURITY_ENFORCED`, `WITH USER_MODE`, …
+    pub with: Option<WithClause>,
+    /// GROUP BY keys: fields or date functions.
+    pub group_by: Vec<Operand>,
+    /// Plain `GROUP BY`, `GROUP BY ROLLUP(…)` or `GROUP BY CUBE(…)`.
+    pub grouping: Grouping,
     pub having: Option<Condition>,
     pub order_by: Vec<OrderKey>,
     pub limit: Option<u32>,
     pub offset: Option<u32>,
+    /// `FOR VIEW`, `FOR REFERENCE`, `FOR UPDATE`, `UPDATE TRACKING`, …
+    pub for_: Option<ForClause>,
     pub span: Span,
+}
+
+/// How GROUP BY keys form groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Grouping {
+    #[default]
+    Plain,
+    Rollup,
+    Cube,
+}
+
+/// The `WITH` clause of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WithClause {
+    /// `WITH SECURITY_ENFORCED`: field-level security errors instead of stripping.
+    SecurityEnforced(Span),
+    /// `WITH USER_MODE`: the caller's permissions, enforced.
+    UserMode(Span),
+    /// `WITH SYSTEM_MODE`: the default.
+    SystemMode(Span),
+    /// `WITH DATA CATEGORY Group__c AT (a__c, b__c) AND …`.
+    DataCategory(Vec<DataCategoryFilter>, Span),
+}
+
+impl WithClause {
+    pub fn span(&self) -> Span {
+        match self {
+            WithClause::SecurityEnforced(s)
+            | WithClause::UserMode(s)
+            | WithClause::SystemMode(s)
+            | WithClause::DataCategory(_, s) => *s,
+        }
+    }
+}
+
+/// One `Group__c AT|ABOVE|BELOW|ABOVE_OR_BELOW (cat, …)` data category filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCategoryFilter {
+    pub group: Ident,
+    /// `AT`, `ABOVE`, `BELOW` or `ABOVE_OR_BELOW`, upper-cased.
+    pub selector: String,
+    pub categories: Vec<Ident>,
+}
+
+/// The trailing `FOR …` / `UPDATE …` clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForClause {
+    View(Span),
+    Reference(Span),
+    Update(Span),
+    UpdateTracking(Span),
+    UpdateViewstat(Span),
+}
+
+impl ForClause {
+    pub fn span(self) -> Span {
+        match self {
+            ForClause::View(s)
+            | ForClause::Reference(s)
+            | ForClause::Update(s)
+            | ForClause::UpdateTracking(s)
+            | ForClause::UpdateViewstat(s) => s,
+        }
+    }
+    pub fn keywords(self) -> &'static str {
+        match self {
+            ForClause::View(_) => "FOR VIEW",
+            ForClause::Reference(_) => "FOR REFERENCE",
+            ForClause::Update(_) => "FOR UPDATE",
+            ForClause::UpdateTracking(_) => "UPDATE TRACKING",
+            ForClause::UpdateViewstat(_) => "UPDATE VIEWSTAT",
+        }
+    }
 }
 
 /// `FROM Account` or `FROM Account a`. In a child subquery the name is the
 /// child relationship name (`Contacts`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
+    /// `Account` in a qualified child relationship `FROM Account.Contacts`.
+    pub qualifier: Option<Ident>,
     pub name: Ident,
     pub alias: Option<Ident>,
     pub span: Span,
@@ -100,6 +184,149 @@ pub enum SelectItem {
     Aggregate(Aggregate),
     /// Parent-to-child subquery, `(SELECT LastName FROM Contacts)`.
     SubQuery(Box<Query>),
+    /// A field with an alias (aggregate queries), `Name n`.
+    AliasedField {
+        field: FieldPath,
+        alias: Ident,
+    },
+    /// A function over a field: `toLabel(Status)`, `FORMAT(Amount) amt`,
+    /// `CALENDAR_YEAR(CreatedDate)`, `GROUPING(Name) grp`.
+    Call {
+        call: FieldCall,
+        alias: Option<Ident>,
+    },
+    /// `FIELDS(ALL)`, `FIELDS(STANDARD)`, `FIELDS(CUSTOM)`.
+    Fields {
+        kind: FieldsKind,
+        span: Span,
+    },
+    /// `TYPEOF What WHEN Account THEN Name … ELSE Name END`.
+    TypeOf(TypeOf),
+}
+
+/// The argument of `FIELDS(…)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldsKind {
+    All,
+    Standard,
+    Custom,
+}
+
+impl FieldsKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            FieldsKind::All => "ALL",
+            FieldsKind::Standard => "STANDARD",
+            FieldsKind::Custom => "CUSTOM",
+        }
+    }
+}
+
+/// `TYPEOF field WHEN Type THEN fields … [ELSE fields] END`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeOf {
+    /// The polymorphic relationship (`What`, `Owner`).
+    pub field: Ident,
+    pub whens: Vec<TypeOfWhen>,
+    pub else_: Vec<FieldPath>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeOfWhen {
+    pub object: Ident,
+    pub fields: Vec<FieldPath>,
+}
+
+/// The field functions (everything callable that is not an aggregate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldFn {
+    CalendarMonth,
+    CalendarQuarter,
+    CalendarYear,
+    DayInMonth,
+    DayInWeek,
+    DayInYear,
+    DayOnly,
+    FiscalMonth,
+    FiscalQuarter,
+    FiscalYear,
+    HourInDay,
+    WeekInMonth,
+    WeekInYear,
+    ConvertTimezone,
+    ConvertCurrency,
+    ToLabel,
+    Format,
+    Grouping,
+}
+
+const FIELD_FNS: [(&str, FieldFn); 18] = [
+    ("CALENDAR_MONTH", FieldFn::CalendarMonth),
+    ("CALENDAR_QUARTER", FieldFn::CalendarQuarter),
+    ("CALENDAR_YEAR", FieldFn::CalendarYear),
+    ("DAY_IN_MONTH", FieldFn::DayInMonth),
+    ("DAY_IN_WEEK", FieldFn::DayInWeek),
+    ("DAY_IN_YEAR", FieldFn::DayInYear),
+    ("DAY_ONLY", FieldFn::DayOnly),
+    ("FISCAL_MONTH", FieldFn::FiscalMonth),
+    ("FISCAL_QUARTER", FieldFn::FiscalQuarter),
+    ("FISCAL_YEAR", FieldFn::FiscalYear),
+    ("HOUR_IN_DAY", FieldFn::HourInDay),
+    ("WEEK_IN_MONTH", FieldFn::WeekInMonth),
+    ("WEEK_IN_YEAR", FieldFn::WeekInYear),
+    ("convertTimezone", FieldFn::ConvertTimezone),
+    ("convertCurrency", FieldFn::ConvertCurrency),
+    ("toLabel", FieldFn::ToLabel),
+    ("FORMAT", FieldFn::Format),
+    ("GROUPING", FieldFn::Grouping),
+];
+
+impl FieldFn {
+    /// The canonical spelling (Salesforce's documentation case).
+    pub fn keyword(self) -> &'static str {
+        FIELD_FNS
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(k, _)| k)
+    }
+    pub fn from_keyword(word: &str) -> Option<FieldFn> {
+        FIELD_FNS
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(word))
+            .map(|(_, f)| *f)
+    }
+    /// The date functions (`CALENDAR_YEAR` … `WEEK_IN_YEAR`, fiscal ones).
+    pub fn is_date_fn(self) -> bool {
+        !matches!(
+            self,
+            FieldFn::ConvertTimezone
+                | FieldFn::ConvertCurrency
+                | FieldFn::ToLabel
+                | FieldFn::Format
+                | FieldFn::Grouping
+        )
+    }
+}
+
+/// `FUNC(arg)`; the argument is a field, an aggregate (`FORMAT(MIN(d))`) or
+/// another call (`CALENDAR_YEAR(convertTimezone(CreatedDate))`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldCall {
+    pub func: FieldFn,
+    pub arg: Box<Operand>,
+    pub span: Span,
+}
+
+impl FieldCall {
+    /// The innermost field the call applies to.
+    pub fn field(&self) -> Option<&FieldPath> {
+        match self.arg.as_ref() {
+            Operand::Field(f) => Some(f),
+            Operand::Aggregate(a) => a.arg.as_ref(),
+            Operand::Call(c) => c.field(),
+        }
+    }
 }
 
 /// The aggregate functions.
@@ -167,6 +394,8 @@ impl Aggregate {
 pub enum Operand {
     Field(FieldPath),
     Aggregate(Aggregate),
+    /// A field function (`CALENDAR_YEAR(CloseDate)`, `toLabel(Status)`).
+    Call(FieldCall),
 }
 
 impl Operand {
@@ -174,6 +403,16 @@ impl Operand {
         match self {
             Operand::Field(f) => f.span,
             Operand::Aggregate(a) => a.span,
+            Operand::Call(c) => c.span,
+        }
+    }
+    /// Same expression, ignoring spans, aliases and case.
+    pub fn same_expr(&self, other: &Operand) -> bool {
+        match (self, other) {
+            (Operand::Field(a), Operand::Field(b)) => a.same_path(b),
+            (Operand::Aggregate(a), Operand::Aggregate(b)) => a.same_call(b),
+            (Operand::Call(a), Operand::Call(b)) => a.func == b.func && a.arg.same_expr(&b.arg),
+            _ => false,
         }
     }
 }
@@ -268,6 +507,11 @@ pub enum Literal {
     DateTime(DateTime<Utc>),
     /// `TODAY`, `LAST_N_DAYS:30`, …; resolve with [`crate::resolve_date_literal`].
     DateLiteral(DateLiteral),
+    /// A currency-prefixed number, `USD5000`, `EUR12.50` (ISO code upper-cased).
+    Currency {
+        code: String,
+        amount: Decimal,
+    },
 }
 
 /// A LIKE pattern, split into literal text and wildcards. `\_` and `\%` in
@@ -349,14 +593,27 @@ impl SelectItem {
         match self {
             SelectItem::Field(f) => f.dotted(),
             SelectItem::SubQuery(q) => q.from.name.name.clone(),
-            SelectItem::Aggregate(a) => match &a.alias {
-                Some(alias) => alias.name.clone(),
-                None => {
-                    let name = format!("expr{unaliased_before}");
-                    *unaliased_before += 1;
-                    name
+            SelectItem::AliasedField { alias, .. } => alias.name.clone(),
+            SelectItem::Aggregate(Aggregate { alias, .. }) | SelectItem::Call { alias, .. } => {
+                match (alias, self) {
+                    (Some(alias), _) => alias.name.clone(),
+                    // toLabel / convertCurrency / FORMAT of a plain field keep its name.
+                    (None, SelectItem::Call { call, .. })
+                        if !call.func.is_date_fn()
+                            && call.func != FieldFn::Grouping
+                            && matches!(call.arg.as_ref(), Operand::Field(_)) =>
+                    {
+                        call.field().map_or_else(String::new, FieldPath::dotted)
+                    }
+                    _ => {
+                        let name = format!("expr{unaliased_before}");
+                        *unaliased_before += 1;
+                        name
+                    }
                 }
-            },
+            }
+            SelectItem::Fields { kind, .. } => format!("FIELDS({})", kind.keyword()),
+            SelectItem::TypeOf(t) => t.field.name.clone(),
         }
     }
 
@@ -365,6 +622,12 @@ impl SelectItem {
             SelectItem::Field(f) => f.span,
             SelectItem::Aggregate(a) => a.span,
             SelectItem::SubQuery(q) => q.span,
+            SelectItem::AliasedField { field, alias } => field.span.to(alias.span),
+            SelectItem::Call { call, alias } => {
+                alias.as_ref().map_or(call.span, |a| call.span.to(a.span))
+            }
+            SelectItem::Fields { span, .. } => *span,
+            SelectItem::TypeOf(t) => t.span,
         }
     }
 }
@@ -384,10 +647,13 @@ impl Query {
     /// True when the query aggregates (any aggregate in SELECT, or GROUP BY).
     pub fn is_aggregate(&self) -> bool {
         !self.group_by.is_empty()
-            || self
-                .select
-                .iter()
-                .any(|s| matches!(s, SelectItem::Aggregate(_)))
+            || self.select.iter().any(|s| match s {
+                SelectItem::Aggregate(_) => true,
+                SelectItem::Call { call, .. } => {
+                    matches!(call.arg.as_ref(), Operand::Aggregate(_))
+                }
+                _ => false,
+            })
     }
 
     /// True for the bare `SELECT COUNT() FROM …` form, which returns a size, not rows.

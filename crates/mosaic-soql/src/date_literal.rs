@@ -36,9 +36,84 @@ pub enum DateLiteral {
     NextNDays(u32),
     /// The single day `n` days before today.
     NDaysAgo(u32),
+    ThisFiscalQuarter,
+    LastFiscalQuarter,
+    NextFiscalQuarter,
+    ThisFiscalYear,
+    LastFiscalYear,
+    NextFiscalYear,
+    /// `LAST_N_WEEKS:n`, `NEXT_N_MONTHS:n`, `N_FISCAL_YEARS_AGO:n`, …: whole
+    /// units before the current one, after it, or the single unit `n` ago.
+    Units {
+        rel: Relative,
+        unit: DateUnit,
+        n: u32,
+    },
 }
 
-const FIXED: [(&str, DateLiteral); 17] = [
+/// Where a `Units` literal lies relative to the current unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Relative {
+    /// `LAST_N_…:n`: the `n` whole units before the current one.
+    Last,
+    /// `NEXT_N_…:n`: the `n` whole units after the current one.
+    Next,
+    /// `N_…_AGO:n`: the single unit `n` units before the current one.
+    Ago,
+}
+
+/// The unit of a `Units` literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DateUnit {
+    Week,
+    Month,
+    Quarter,
+    Year,
+    FiscalQuarter,
+    FiscalYear,
+}
+
+const UNITS: [(&str, DateUnit); 6] = [
+    ("WEEK", DateUnit::Week),
+    ("MONTH", DateUnit::Month),
+    ("QUARTER", DateUnit::Quarter),
+    ("YEAR", DateUnit::Year),
+    ("FISCAL_QUARTER", DateUnit::FiscalQuarter),
+    ("FISCAL_YEAR", DateUnit::FiscalYear),
+];
+
+impl DateUnit {
+    fn word(self) -> &'static str {
+        UNITS
+            .iter()
+            .find(|(_, u)| *u == self)
+            .map_or("", |(w, _)| w)
+    }
+}
+
+/// Splits `LAST_N_WEEKS` / `NEXT_N_FISCAL_YEARS` / `N_MONTHS_AGO` into its parts.
+fn units_name(name: &str) -> Option<(Relative, DateUnit)> {
+    let upper = name.to_ascii_uppercase();
+    let (rel, plural) = if let Some(rest) = upper.strip_prefix("LAST_N_") {
+        (Relative::Last, rest)
+    } else if let Some(rest) = upper.strip_prefix("NEXT_N_") {
+        (Relative::Next, rest)
+    } else if let Some(rest) = upper
+        .strip_prefix("N_")
+        .and_then(|r| r.strip_suffix("_AGO"))
+    {
+        (Relative::Ago, rest)
+    } else {
+        return None;
+    };
+    let singular = plural.strip_suffix('S')?;
+    UNITS
+        .iter()
+        .find(|(w, _)| *w == singular)
+        .map(|(_, u)| (rel, *u))
+}
+
+const FIXED: [(&str, DateLiteral); 23] = [
     ("YESTERDAY", DateLiteral::Yesterday),
     ("TODAY", DateLiteral::Today),
     ("TOMORROW", DateLiteral::Tomorrow),
@@ -56,6 +131,12 @@ const FIXED: [(&str, DateLiteral); 17] = [
     ("NEXT_YEAR", DateLiteral::NextYear),
     ("LAST_90_DAYS", DateLiteral::Last90Days),
     ("NEXT_90_DAYS", DateLiteral::Next90Days),
+    ("THIS_FISCAL_QUARTER", DateLiteral::ThisFiscalQuarter),
+    ("LAST_FISCAL_QUARTER", DateLiteral::LastFiscalQuarter),
+    ("NEXT_FISCAL_QUARTER", DateLiteral::NextFiscalQuarter),
+    ("THIS_FISCAL_YEAR", DateLiteral::ThisFiscalYear),
+    ("LAST_FISCAL_YEAR", DateLiteral::LastFiscalYear),
+    ("NEXT_FISCAL_YEAR", DateLiteral::NextFiscalYear),
 ];
 
 /// Literals that take `:n`.
@@ -72,7 +153,7 @@ impl DateLiteral {
 
     /// True if `name` is a literal that needs `:n`.
     pub fn takes_n(name: &str) -> bool {
-        WITH_N.iter().any(|k| k.eq_ignore_ascii_case(name))
+        WITH_N.iter().any(|k| k.eq_ignore_ascii_case(name)) || units_name(name).is_some()
     }
 
     /// A literal with `:n`, by case-insensitive name.
@@ -82,7 +163,7 @@ impl DateLiteral {
             "LAST_N_DAYS" => Some(DateLiteral::LastNDays(n)),
             "NEXT_N_DAYS" => Some(DateLiteral::NextNDays(n)),
             "N_DAYS_AGO" => Some(DateLiteral::NDaysAgo(n)),
-            _ => None,
+            _ => units_name(name).map(|(rel, unit)| DateLiteral::Units { rel, unit, n }),
         }
     }
 
@@ -92,6 +173,11 @@ impl DateLiteral {
             DateLiteral::LastNDays(n) => format!("LAST_N_DAYS:{n}"),
             DateLiteral::NextNDays(n) => format!("NEXT_N_DAYS:{n}"),
             DateLiteral::NDaysAgo(n) => format!("N_DAYS_AGO:{n}"),
+            DateLiteral::Units { rel, unit, n } => match rel {
+                Relative::Last => format!("LAST_N_{}S:{n}", unit.word()),
+                Relative::Next => format!("NEXT_N_{}S:{n}", unit.word()),
+                Relative::Ago => format!("N_{}S_AGO:{n}", unit.word()),
+            },
             fixed => FIXED
                 .iter()
                 .find(|(_, v)| *v == fixed)
@@ -136,6 +222,8 @@ fn days(start: NaiveDate, count: i64) -> Option<DateRange> {
 
 /// Resolves a date literal to local days, for the given local `today` and the
 /// locale's first day of the week (`Weekday::Sun` for en_US, Salesforce's default).
+/// Fiscal literals use a fiscal year starting in January; see
+/// [`resolve_date_literal_fiscal`].
 ///
 /// Returns `None` only when the range would leave chrono's date range.
 pub fn resolve_date_literal(
@@ -143,6 +231,27 @@ pub fn resolve_date_literal(
     today: NaiveDate,
     week_start: Weekday,
 ) -> Option<DateRange> {
+    resolve_date_literal_fiscal(lit, today, week_start, 1)
+}
+
+/// Months from today's month back to the first month of its fiscal year,
+/// for a fiscal year starting in `fiscal_start_month` (1–12; out of range is January).
+pub fn months_into_fiscal_year(today: NaiveDate, fiscal_start_month: u32) -> i64 {
+    let start0 = i64::from(fiscal_start_month.clamp(1, 12) - 1);
+    (i64::from(today.month0()) - start0).rem_euclid(12)
+}
+
+/// [`resolve_date_literal`] with the tenant's fiscal year start month (1–12).
+/// Fiscal years are standard ones: twelve calendar months from the start month.
+pub fn resolve_date_literal_fiscal(
+    lit: DateLiteral,
+    today: NaiveDate,
+    week_start: Weekday,
+    fiscal_start_month: u32,
+) -> Option<DateRange> {
+    let into_fy = months_into_fiscal_year(today, fiscal_start_month);
+    let fq_offset = -(into_fy % 3);
+    let fy_offset = -into_fy;
     let since_week_start = (i64::from(today.weekday().num_days_from_monday())
         - i64::from(week_start.num_days_from_monday()))
     .rem_euclid(7);
@@ -176,6 +285,34 @@ pub fn resolve_date_literal(
         }),
         DateLiteral::NextNDays(n) => days(add_days(today, 1)?, i64::from(n)),
         DateLiteral::NDaysAgo(n) => days(add_days(today, -i64::from(n))?, 1),
+        DateLiteral::ThisFiscalQuarter => month_span(today, fq_offset, 3),
+        DateLiteral::LastFiscalQuarter => month_span(today, fq_offset - 3, 3),
+        DateLiteral::NextFiscalQuarter => month_span(today, fq_offset + 3, 3),
+        DateLiteral::ThisFiscalYear => month_span(today, fy_offset, 12),
+        DateLiteral::LastFiscalYear => month_span(today, fy_offset - 12, 12),
+        DateLiteral::NextFiscalYear => month_span(today, fy_offset + 12, 12),
+        DateLiteral::Units { rel, unit, n } => {
+            let n = i64::from(n);
+            if unit == DateUnit::Week {
+                return match rel {
+                    Relative::Last => days(add_days(week, -7 * n)?, 7 * n),
+                    Relative::Next => days(add_days(week, 7)?, 7 * n),
+                    Relative::Ago => days(add_days(week, -7 * n)?, 7),
+                };
+            }
+            let (start, len) = match unit {
+                DateUnit::Month => (0, 1),
+                DateUnit::Quarter => (quarter_offset, 3),
+                DateUnit::Year => (-i64::from(today.month0()), 12),
+                DateUnit::FiscalQuarter => (fq_offset, 3),
+                DateUnit::FiscalYear | DateUnit::Week => (fy_offset, 12),
+            };
+            match rel {
+                Relative::Last => month_span(today, start - n * len, n * len),
+                Relative::Next => month_span(today, start + len, n * len),
+                Relative::Ago => month_span(today, start - n * len, len),
+            }
+        }
     }
 }
 

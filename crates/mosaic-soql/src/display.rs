@@ -57,7 +57,29 @@ impl Display for Operand {
         match self {
             Operand::Field(p) => write!(f, "{p}"),
             Operand::Aggregate(a) => write!(f, "{a}"),
+            Operand::Call(c) => write!(f, "{c}"),
         }
+    }
+}
+
+impl Display for FieldCall {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.func.keyword(), self.arg)
+    }
+}
+
+impl Display for TypeOf {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "TYPEOF {}", self.field)?;
+        for w in &self.whens {
+            write!(f, " WHEN {} THEN ", w.object)?;
+            comma_list(f, &w.fields, |f, p| write!(f, "{p}"))?;
+        }
+        if !self.else_.is_empty() {
+            f.write_str(" ELSE ")?;
+            comma_list(f, &self.else_, |f, p| write!(f, "{p}"))?;
+        }
+        f.write_str(" END")
     }
 }
 
@@ -67,6 +89,43 @@ impl Display for SelectItem {
             SelectItem::Field(p) => write!(f, "{p}"),
             SelectItem::Aggregate(a) => write!(f, "{a}"),
             SelectItem::SubQuery(q) => write!(f, "({q})"),
+            SelectItem::AliasedField { field, alias } => write!(f, "{field} {alias}"),
+            SelectItem::Call { call, alias } => {
+                write!(f, "{call}")?;
+                if let Some(a) = alias {
+                    write!(f, " {a}")?;
+                }
+                Ok(())
+            }
+            SelectItem::Fields { kind, .. } => write!(f, "FIELDS({})", kind.keyword()),
+            SelectItem::TypeOf(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl Display for WithClause {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            WithClause::SecurityEnforced(_) => f.write_str("WITH SECURITY_ENFORCED"),
+            WithClause::UserMode(_) => f.write_str("WITH USER_MODE"),
+            WithClause::SystemMode(_) => f.write_str("WITH SYSTEM_MODE"),
+            WithClause::DataCategory(filters, _) => {
+                f.write_str("WITH DATA CATEGORY ")?;
+                for (i, filter) in filters.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" AND ")?;
+                    }
+                    write!(f, "{} {} ", filter.group, filter.selector)?;
+                    if let [one] = filter.categories.as_slice() {
+                        write!(f, "{one}")?;
+                    } else {
+                        f.write_char('(')?;
+                        comma_list(f, &filter.categories, |f, c| write!(f, "{c}"))?;
+                        f.write_char(')')?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -75,16 +134,33 @@ impl Display for Query {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         f.write_str("SELECT ")?;
         comma_list(f, &self.select, |f, s| write!(f, "{s}"))?;
-        write!(f, " FROM {}", self.from.name)?;
+        f.write_str(" FROM ")?;
+        if let Some(q) = &self.from.qualifier {
+            write!(f, "{q}.")?;
+        }
+        write!(f, "{}", self.from.name)?;
         if let Some(alias) = &self.from.alias {
             write!(f, " {alias}")?;
+        }
+        if let Some(scope) = &self.scope {
+            write!(f, " USING SCOPE {scope}")?;
         }
         if let Some(c) = &self.where_ {
             write!(f, " WHERE {c}")?;
         }
+        if let Some(w) = &self.with {
+            write!(f, " {w}")?;
+        }
         if !self.group_by.is_empty() {
             f.write_str(" GROUP BY ")?;
+            let (open, close) = match self.grouping {
+                Grouping::Plain => ("", ""),
+                Grouping::Rollup => ("ROLLUP(", ")"),
+                Grouping::Cube => ("CUBE(", ")"),
+            };
+            f.write_str(open)?;
             comma_list(f, &self.group_by, |f, g| write!(f, "{g}"))?;
+            f.write_str(close)?;
         }
         if let Some(c) = &self.having {
             write!(f, " HAVING {c}")?;
@@ -98,6 +174,9 @@ impl Display for Query {
         }
         if let Some(n) = self.offset {
             write!(f, " OFFSET {n}")?;
+        }
+        if let Some(c) = self.for_ {
+            write!(f, " {}", c.keywords())?;
         }
         Ok(())
     }
@@ -216,6 +295,7 @@ impl Display for Literal {
             Literal::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
             Literal::DateTime(dt) => write!(f, "{}", dt.format("%Y-%m-%dT%H:%M:%S%.fZ")),
             Literal::DateLiteral(lit) => f.write_str(&lit.to_soql()),
+            Literal::Currency { code, amount } => write!(f, "{code}{amount}"),
         }
     }
 }

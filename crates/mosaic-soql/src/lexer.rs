@@ -37,7 +37,8 @@ pub(crate) struct Token {
 }
 
 /// Characters SOQL allows after a backslash inside a string literal.
-pub(crate) const STRING_ESCAPES: &[u8] = b"'\"\\nrtbf_%";
+/// (`\uXXXX` is checked separately: it needs four hex digits.)
+pub(crate) const STRING_ESCAPES: &[u8] = b"'\"\\nNrRtTbBfF_%";
 
 pub(crate) fn check_length(src: &str) -> Result<(), ParseError> {
     if src.len() > MAX_QUERY_LEN && src.chars().count() > MAX_QUERY_LEN {
@@ -93,6 +94,13 @@ pub(crate) fn tokenize(src: &str, start: usize) -> Result<Vec<Token>, ParseError
                         }
                         Some(b'\\') => match bytes.get(i + 1) {
                             Some(c) if STRING_ESCAPES.contains(c) => i += 2,
+                            Some(b'u')
+                                if bytes
+                                    .get(i + 2..i + 6)
+                                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                            {
+                                i += 6
+                            }
                             _ => {
                                 return Err(err(
                                     i,
@@ -226,7 +234,7 @@ fn digits(bytes: &[u8], at: usize, n: usize) -> Option<u32> {
     )
 }
 
-/// `YYYY-MM-DD` optionally followed by `Thh:mm:ss[.fff](Z|±hh:mm)`.
+/// `YYYY-MM-DD` optionally followed by `Thh:mm:ss[.fff](Z|±hh:mm|±hhmm)`.
 /// Returns `None` when the text does not look like a date at all.
 fn lex_date(src: &str, at: usize) -> Result<Option<(TokenKind, usize)>, ParseError> {
     let b = src.as_bytes();
@@ -287,13 +295,16 @@ fn lex_date(src: &str, at: usize) -> Result<Option<(TokenKind, usize)>, ParseErr
             0
         }
         Some(sign @ (b'+' | b'-')) => {
-            let (Some(oh), Some(om)) = (digits(b, i + 1, 2), digits(b, i + 4, 2)) else {
+            // `+hh:mm` as Salesforce documents, or `+hhmm` as Mosaic prints.
+            let colon = b.get(i + 3) == Some(&b':');
+            let minutes_at = if colon { i + 4 } else { i + 3 };
+            let (Some(oh), Some(om)) = (digits(b, i + 1, 2), digits(b, minutes_at, 2)) else {
                 return bad("invalid datetime offset");
             };
-            if b.get(i + 3) != Some(&b':') || oh > 23 || om > 59 {
+            if oh > 23 || om > 59 {
                 return bad("invalid datetime offset");
             }
-            i += 6;
+            i = minutes_at + 2;
             let secs = (oh * 3600 + om * 60) as i32;
             if *sign == b'-' {
                 -secs

@@ -23,7 +23,10 @@ mod sosl;
 mod spans;
 
 pub use ast::*;
-pub use date_literal::{date_range_to_utc, resolve_date_literal, DateLiteral, DateRange};
+pub use date_literal::{
+    date_range_to_utc, months_into_fiscal_year, resolve_date_literal, resolve_date_literal_fiscal,
+    DateLiteral, DateRange, DateUnit, Relative,
+};
 pub use error::ParseError;
 pub use limits::*;
 pub use parser::parse_query;

@@ -23,3 +23,9 @@ pub const MAX_DATE_LITERAL_N: u32 = 100_000;
 pub const MAX_RETURNING_OBJECTS: usize = 20;
 /// Longest SOSL search term between the braces, in characters.
 pub const MAX_SEARCH_TERM_LEN: usize = 4_000;
+/// Largest LIMIT a query selecting `FIELDS(ALL)` or `FIELDS(CUSTOM)` may state (Salesforce: 200).
+pub const MAX_FIELDS_ALL_LIMIT: u32 = 200;
+/// Most keys in `GROUP BY ROLLUP(…)` / `CUBE(…)` (Salesforce: 3).
+pub const MAX_ROLLUP_FIELDS: usize = 3;
+/// Deepest nesting of field functions (`FORMAT(convertCurrency(Amount))` is 2).
+pub const MAX_CALL_DEPTH: usize = 3;

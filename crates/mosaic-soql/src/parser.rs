@@ -71,8 +71,11 @@ pub(crate) enum QueryKind {
 /// Where a condition appears: decides whether aggregates may be operands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Clause {
+    Select,
     Where,
+    GroupBy,
     Having,
+    OrderBy,
 }
 
 pub(crate) struct Parser<'a> {
@@ -279,7 +282,15 @@ impl<'a> Parser<'a> {
                 TokenKind::Ident
                     if depth == 0 && self.text(t.span).eq_ignore_ascii_case("FROM") =>
                 {
-                    let alias = self.tokens.get(i + 2)?;
+                    let mut at = i + 2;
+                    if self
+                        .tokens
+                        .get(at)
+                        .is_some_and(|t| t.kind == TokenKind::Dot)
+                    {
+                        at += 2;
+                    }
+                    let alias = self.tokens.get(at)?;
                     let name = self.text(alias.span);
                     return (alias.kind == TokenKind::Ident && !is_reserved(name))
                         .then(|| name.to_string());
@@ -311,33 +322,89 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect_keyword("FROM")?;
-        let name = self.ident()?;
+        let first = self.ident()?;
+        let (qualifier, name) = if self.at(&TokenKind::Dot) {
+            let dot = self.bump().span.start;
+            if kind != QueryKind::Child {
+                return Err(self.err(
+                    dot,
+                    "a qualified relationship name (Object.Relationship) is only allowed in a child subquery",
+                ));
+            }
+            (Some(first), self.ident()?)
+        } else {
+            (None, first)
+        };
         let alias = if self.at_alias() {
             Some(self.ident()?)
         } else {
             None
         };
-        let from_span = alias.as_ref().map_or(name.span, |a| name.span.to(a.span));
+        let from_start = qualifier.as_ref().map_or(name.span, |q| q.span);
+        let from_span = alias
+            .as_ref()
+            .map_or(from_start.to(name.span), |a| from_start.to(a.span));
         let from = ObjectRef {
+            qualifier,
             name,
             alias,
             span: from_span,
         };
 
+        let scope = if self.at_keyword("USING") {
+            let at = self.bump().span.start;
+            if kind != QueryKind::Top {
+                return Err(self.err(at, "USING SCOPE is only allowed in the outermost query"));
+            }
+            self.expect_keyword("SCOPE")?;
+            Some(self.ident()?)
+        } else {
+            None
+        };
         let where_ = if self.eat_keyword("WHERE") {
             self.semi_joins = 0;
             Some(self.condition(Clause::Where)?)
         } else {
             None
         };
+        let with = if self.at_keyword("WITH") {
+            Some(self.with_clause(kind)?)
+        } else {
+            None
+        };
         let mut group_by = Vec::new();
+        let mut grouping = Grouping::Plain;
         if self.at_keyword("GROUP") {
             self.bump();
             self.expect_keyword("BY")?;
+            let wrapped = if self.at_keyword("ROLLUP") && self.peek_at(1).kind == TokenKind::LParen
+            {
+                grouping = Grouping::Rollup;
+                true
+            } else if self.at_keyword("CUBE") && self.peek_at(1).kind == TokenKind::LParen {
+                grouping = Grouping::Cube;
+                true
+            } else {
+                false
+            };
+            if wrapped {
+                self.bump();
+                self.bump();
+            }
             loop {
-                group_by.push(self.field_path()?);
+                group_by.push(self.group_key()?);
                 if !self.eat(&TokenKind::Comma) {
                     break;
+                }
+            }
+            if wrapped {
+                self.expect(&TokenKind::RParen)?;
+                if group_by.len() > MAX_ROLLUP_FIELDS {
+                    let at = group_by[MAX_ROLLUP_FIELDS].span().start;
+                    return Err(self.err(
+                        at,
+                        format!("GROUP BY ROLLUP and CUBE take at most {MAX_ROLLUP_FIELDS} fields"),
+                    ));
                 }
             }
         }
@@ -382,19 +449,166 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
+        let for_ = self.for_clause(kind)?;
         let query = Query {
             select,
             from,
+            scope,
+            with,
             where_,
             group_by,
+            grouping,
             having,
             order_by,
             limit,
             offset,
+            for_,
             span: Span::new(start, self.prev_end()),
         };
         self.check_select_list(&query, kind)?;
         Ok(query)
+    }
+
+    /// `WITH SECURITY_ENFORCED | USER_MODE | SYSTEM_MODE | DATA CATEGORY …`.
+    fn with_clause(&mut self, kind: QueryKind) -> Result<WithClause, ParseError> {
+        let at = self.bump().span;
+        let t = self.peek().clone();
+        let word = self.text(t.span).to_ascii_uppercase();
+        if t.kind != TokenKind::Ident {
+            return Err(self.unexpected());
+        }
+        let mode_only_top = |p: &Self, what: &str| {
+            if kind == QueryKind::Top {
+                Ok(())
+            } else {
+                Err(p.err(
+                    t.span.start,
+                    format!("WITH {what} is only allowed in the outermost query"),
+                ))
+            }
+        };
+        match word.as_str() {
+            "SECURITY_ENFORCED" => {
+                mode_only_top(self, "SECURITY_ENFORCED")?;
+                self.bump();
+                Ok(WithClause::SecurityEnforced(at.to(t.span)))
+            }
+            "USER_MODE" => {
+                mode_only_top(self, "USER_MODE")?;
+                self.bump();
+                Ok(WithClause::UserMode(at.to(t.span)))
+            }
+            "SYSTEM_MODE" => {
+                mode_only_top(self, "SYSTEM_MODE")?;
+                self.bump();
+                Ok(WithClause::SystemMode(at.to(t.span)))
+            }
+            "DATA" => {
+                self.bump();
+                self.expect_keyword("CATEGORY")?;
+                let mut filters = Vec::new();
+                loop {
+                    let group = self.ident()?;
+                    let sel = self.peek().clone();
+                    let selector = self.text(sel.span).to_ascii_uppercase();
+                    if sel.kind != TokenKind::Ident
+                        || !["AT", "ABOVE", "BELOW", "ABOVE_OR_BELOW"].contains(&selector.as_str())
+                    {
+                        return Err(self.unexpected());
+                    }
+                    self.bump();
+                    let mut categories = Vec::new();
+                    if self.eat(&TokenKind::LParen) {
+                        loop {
+                            categories.push(self.ident()?);
+                            if categories.len() > MAX_IN_VALUES {
+                                return Err(self.err(sel.span.start, "too many data categories"));
+                            }
+                            if !self.eat(&TokenKind::Comma) {
+                                break;
+                            }
+                        }
+                        self.expect(&TokenKind::RParen)?;
+                    } else {
+                        categories.push(self.ident()?);
+                    }
+                    filters.push(DataCategoryFilter {
+                        group,
+                        selector,
+                        categories,
+                    });
+                    if filters.len() > MAX_IN_VALUES {
+                        return Err(self.err(at.start, "too many data category filters"));
+                    }
+                    if !self.eat_keyword("AND") {
+                        break;
+                    }
+                }
+                Ok(WithClause::DataCategory(
+                    filters,
+                    Span::new(at.start, self.prev_end()),
+                ))
+            }
+            _ => Err(self.err(
+                t.span.start,
+                format!(
+                    "unsupported WITH clause: '{}' (expected SECURITY_ENFORCED, USER_MODE, SYSTEM_MODE or DATA CATEGORY)",
+                    self.text(t.span).chars().take(40).collect::<String>()
+                ),
+            )),
+        }
+    }
+
+    /// `FOR VIEW`, `FOR REFERENCE`, `FOR UPDATE`, `UPDATE TRACKING`, `UPDATE VIEWSTAT`.
+    fn for_clause(&mut self, kind: QueryKind) -> Result<Option<ForClause>, ParseError> {
+        let at = self.peek().span;
+        let clause = if self.at_keyword("FOR") {
+            self.bump();
+            let t = self.peek().span;
+            if self.eat_keyword("VIEW") {
+                ForClause::View(at.to(t))
+            } else if self.eat_keyword("REFERENCE") {
+                ForClause::Reference(at.to(t))
+            } else if self.eat_keyword("UPDATE") {
+                ForClause::Update(at.to(t))
+            } else {
+                return Err(self.unexpected());
+            }
+        } else if self.at_keyword("UPDATE") {
+            self.bump();
+            let t = self.peek().span;
+            if self.eat_keyword("TRACKING") {
+                ForClause::UpdateTracking(at.to(t))
+            } else if self.eat_keyword("VIEWSTAT") {
+                ForClause::UpdateViewstat(at.to(t))
+            } else {
+                return Err(self.unexpected());
+            }
+        } else {
+            return Ok(None);
+        };
+        if kind != QueryKind::Top {
+            return Err(self.err(
+                at.start,
+                format!(
+                    "{} is only allowed in the outermost query",
+                    clause.keywords()
+                ),
+            ));
+        }
+        Ok(Some(clause))
+    }
+
+    /// A GROUP BY key: a field or a date function over one.
+    fn group_key(&mut self) -> Result<Operand, ParseError> {
+        match self.maybe_call(Clause::GroupBy, 0)? {
+            Some(Operand::Call(c)) if c.func.is_date_fn() => Ok(Operand::Call(c)),
+            Some(other) => Err(self.err(
+                other.span().start,
+                "GROUP BY accepts fields and date functions only",
+            )),
+            None => Ok(Operand::Field(self.field_path()?)),
+        }
     }
 
     /// A non-negative integer no larger than `max`.
@@ -427,43 +641,206 @@ impl<'a> Parser<'a> {
             sub.span = Span::new(open, close.end);
             return Ok(SelectItem::SubQuery(Box::new(sub)));
         }
-        if let Some(mut agg) = self.maybe_aggregate()? {
-            if self.at_alias() {
-                let alias = self.ident()?;
-                agg.span = agg.span.to(alias.span);
-                agg.alias = Some(alias);
-            }
-            return Ok(SelectItem::Aggregate(agg));
+        if self.at_keyword("TYPEOF")
+            && self.peek_at(1).kind == TokenKind::Ident
+            && !is_reserved(self.text(self.peek_at(1).span))
+        {
+            return Ok(SelectItem::TypeOf(self.type_of()?));
         }
-        Ok(SelectItem::Field(self.field_path()?))
+        if self.at_keyword("FIELDS") && self.peek_at(1).kind == TokenKind::LParen {
+            let start = self.bump().span.start;
+            self.bump();
+            let t = self.peek().clone();
+            let kind = match self.text(t.span).to_ascii_uppercase().as_str() {
+                "ALL" if t.kind == TokenKind::Ident => FieldsKind::All,
+                "STANDARD" if t.kind == TokenKind::Ident => FieldsKind::Standard,
+                "CUSTOM" if t.kind == TokenKind::Ident => FieldsKind::Custom,
+                _ => return Err(self.err(t.span.start, "FIELDS() takes ALL, STANDARD or CUSTOM")),
+            };
+            self.bump();
+            let close = self.expect(&TokenKind::RParen)?;
+            return Ok(SelectItem::Fields {
+                kind,
+                span: Span::new(start, close.end),
+            });
+        }
+        if let Some(op) = self.maybe_call(Clause::Select, 0)? {
+            let alias = if self.at_alias() {
+                Some(self.ident()?)
+            } else {
+                None
+            };
+            return Ok(match op {
+                Operand::Aggregate(mut agg) => {
+                    if let Some(alias) = alias {
+                        agg.span = agg.span.to(alias.span);
+                        agg.alias = Some(alias);
+                    }
+                    SelectItem::Aggregate(agg)
+                }
+                Operand::Call(call) => SelectItem::Call { call, alias },
+                Operand::Field(f) => SelectItem::Field(f),
+            });
+        }
+        let field = self.field_path()?;
+        if self.at_alias() {
+            // A misspelt keyword (`Name FORM Account`) reads as an alias:
+            // only take it as one when the select list goes on after it.
+            let next = self.peek_at(1);
+            let list_goes_on = next.kind == TokenKind::Comma
+                || (next.kind == TokenKind::Ident
+                    && self.text(next.span).eq_ignore_ascii_case("FROM"));
+            if !list_goes_on {
+                return Err(self.unexpected());
+            }
+            let alias = self.ident()?;
+            return Ok(SelectItem::AliasedField { field, alias });
+        }
+        Ok(SelectItem::Field(field))
     }
 
-    /// `FUNC(` … `)` if the next tokens are an aggregate call.
-    fn maybe_aggregate(&mut self) -> Result<Option<Aggregate>, ParseError> {
+    /// `TYPEOF What WHEN Account THEN Name, Phone … [ELSE Name] END`.
+    fn type_of(&mut self) -> Result<TypeOf, ParseError> {
+        let start = self.bump().span.start;
+        let field = self.ident()?;
+        let mut whens = Vec::new();
+        while self.eat_keyword("WHEN") {
+            // Object names may be keywords here (`WHEN Group THEN …`).
+            let t = self.peek().clone();
+            if t.kind != TokenKind::Ident {
+                return Err(self.unexpected());
+            }
+            self.bump();
+            let object = Ident {
+                name: self.text(t.span).to_string(),
+                span: t.span,
+            };
+            self.expect_keyword("THEN")?;
+            let fields = self.type_of_fields()?;
+            whens.push(TypeOfWhen { object, fields });
+            if whens.len() > MAX_SUBQUERIES {
+                return Err(self.err(start, format!("more than {MAX_SUBQUERIES} WHEN branches")));
+            }
+        }
+        if whens.is_empty() {
+            return Err(self.unexpected());
+        }
+        let else_ = if self.eat_keyword("ELSE") {
+            self.type_of_fields()?
+        } else {
+            Vec::new()
+        };
+        let end = self.expect_keyword("END")?;
+        Ok(TypeOf {
+            field,
+            whens,
+            else_,
+            span: Span::new(start, end.end),
+        })
+    }
+
+    fn type_of_fields(&mut self) -> Result<Vec<FieldPath>, ParseError> {
+        let mut fields = Vec::new();
+        loop {
+            fields.push(self.field_path()?);
+            if fields.len() > MAX_IN_VALUES {
+                return Err(self.unexpected());
+            }
+            if !self.eat(&TokenKind::Comma) {
+                break;
+            }
+        }
+        Ok(fields)
+    }
+
+    /// `FUNC(` … `)` if the next tokens are a function call: an aggregate or
+    /// a field function, checked against where it appears.
+    fn maybe_call(&mut self, clause: Clause, depth: usize) -> Result<Option<Operand>, ParseError> {
         let t = self.peek().clone();
         if t.kind != TokenKind::Ident || self.peek_at(1).kind != TokenKind::LParen {
             return Ok(None);
         }
-        let Some(func) = AggregateFn::from_keyword(self.text(t.span)) else {
-            return Err(self.err(
-                t.span.start,
-                format!("unknown function: '{}'", self.text(t.span)),
-            ));
+        let name = self.text(t.span);
+        if let Some(func) = AggregateFn::from_keyword(name) {
+            if depth > 0 && clause != Clause::Select {
+                return Err(self.err(
+                    t.span.start,
+                    format!("{} cannot be nested here", func.keyword()),
+                ));
+            }
+            self.bump();
+            self.bump();
+            let arg = if func == AggregateFn::Count && self.at(&TokenKind::RParen) {
+                None
+            } else {
+                Some(self.field_path()?)
+            };
+            let close = self.expect(&TokenKind::RParen)?;
+            return Ok(Some(Operand::Aggregate(Aggregate {
+                func,
+                arg,
+                alias: None,
+                span: Span::new(t.span.start, close.end),
+            })));
+        }
+        let Some(func) = FieldFn::from_keyword(name) else {
+            let upper = name.to_ascii_uppercase();
+            let msg = match upper.as_str() {
+                "DISTANCE" | "GEOLOCATION" => {
+                    "DISTANCE() and GEOLOCATION() are not supported: Mosaic has no location fields in queries".to_string()
+                }
+                "FIELDS" => "FIELDS() is only allowed in the SELECT list".to_string(),
+                _ => format!("unknown function: '{name}'"),
+            };
+            return Err(self.err(t.span.start, msg));
         };
+        if depth >= MAX_CALL_DEPTH {
+            return Err(self.err(t.span.start, "function calls are nested too deeply"));
+        }
+        let placement = match (func, clause) {
+            (FieldFn::Format | FieldFn::ConvertCurrency | FieldFn::Grouping, Clause::Select) => {
+                None
+            }
+            (FieldFn::Grouping, Clause::Having | Clause::OrderBy) => None,
+            (FieldFn::Format | FieldFn::ConvertCurrency | FieldFn::Grouping, _) => {
+                Some("is only allowed in the SELECT list")
+            }
+            (FieldFn::ToLabel, Clause::GroupBy | Clause::Having) => {
+                Some("is not allowed in GROUP BY or HAVING")
+            }
+            (FieldFn::ConvertTimezone, _) if depth == 0 => {
+                Some("can only be used inside a date function")
+            }
+            _ => None,
+        };
+        if let Some(msg) = placement {
+            return Err(self.err(t.span.start, format!("{}() {msg}", func.keyword())));
+        }
         self.bump();
         self.bump();
-        let arg = if func == AggregateFn::Count && self.at(&TokenKind::RParen) {
-            None
-        } else {
-            Some(self.field_path()?)
+        let arg_at = self.peek().span.start;
+        let arg = match self.maybe_call(clause, depth + 1)? {
+            Some(inner) => inner,
+            None => Operand::Field(self.field_path()?),
         };
+        let allowed = match (&arg, func) {
+            (Operand::Field(_), _) => true,
+            (Operand::Aggregate(_), FieldFn::Format) => true,
+            (Operand::Call(c), FieldFn::Format) => {
+                c.func == FieldFn::ConvertCurrency || c.func.is_date_fn()
+            }
+            (Operand::Call(c), f) if f.is_date_fn() => c.func == FieldFn::ConvertTimezone,
+            _ => false,
+        };
+        if !allowed {
+            return Err(self.err(arg_at, format!("{}() takes a field here", func.keyword())));
+        }
         let close = self.expect(&TokenKind::RParen)?;
-        Ok(Some(Aggregate {
+        Ok(Some(Operand::Call(FieldCall {
             func,
-            arg,
-            alias: None,
+            arg: Box::new(arg),
             span: Span::new(t.span.start, close.end),
-        }))
+        })))
     }
 
     /// Rules about what may be selected together.
@@ -491,14 +868,56 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+        for item in &q.select {
+            if let SelectItem::Fields { kind: fk, span } = item {
+                if *fk != FieldsKind::Standard && q.limit.is_none_or(|n| n > MAX_FIELDS_ALL_LIMIT) {
+                    return Err(self.err(
+                        span.start,
+                        format!(
+                            "The SOQL FIELDS function must have a LIMIT of at most {MAX_FIELDS_ALL_LIMIT}"
+                        ),
+                    ));
+                }
+            }
+        }
+        let grouped = |op: &Operand| q.group_by.iter().any(|g| g.same_expr(op));
         if q.is_aggregate() {
             for item in &q.select {
                 match item {
-                    SelectItem::Field(f) if !q.group_by.iter().any(|g| g.same_path(f)) => {
+                    SelectItem::Field(f) | SelectItem::AliasedField { field: f, .. }
+                        if !grouped(&Operand::Field(f.clone())) =>
+                    {
                         return Err(self.err(
                             f.span.start,
                             format!("field must be grouped or aggregated: {}", f.dotted()),
                         ));
+                    }
+                    SelectItem::Call { call, .. } => {
+                        let ok = match call.func {
+                            FieldFn::Grouping => match call.arg.as_ref() {
+                                op @ Operand::Field(_) => {
+                                    if q.grouping == Grouping::Plain {
+                                        return Err(self.err(
+                                            call.span.start,
+                                            "GROUPING() requires GROUP BY ROLLUP or CUBE",
+                                        ));
+                                    }
+                                    grouped(op)
+                                }
+                                _ => false,
+                            },
+                            _ if matches!(call.arg.as_ref(), Operand::Aggregate(_)) => true,
+                            _ => {
+                                grouped(&Operand::Call(call.clone()))
+                                    || (!call.func.is_date_fn() && grouped(call.arg.as_ref()))
+                            }
+                        };
+                        if !ok {
+                            return Err(self.err(
+                                call.span.start,
+                                format!("{}() must be grouped or aggregated", call.func.keyword()),
+                            ));
+                        }
                     }
                     SelectItem::SubQuery(s) => {
                         return Err(self.err(
@@ -506,25 +925,74 @@ impl<'a> Parser<'a> {
                             "child subqueries are not allowed in aggregate queries",
                         ));
                     }
+                    SelectItem::Fields { span, .. } => {
+                        return Err(
+                            self.err(span.start, "FIELDS() is not allowed in aggregate queries")
+                        );
+                    }
+                    SelectItem::TypeOf(t) => {
+                        return Err(
+                            self.err(t.span.start, "TYPEOF is not allowed in aggregate queries")
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            for item in &q.select {
+                match item {
+                    SelectItem::AliasedField { alias, .. } => {
+                        return Err(self.err(
+                            alias.span.start,
+                            format!(
+                                "unexpected token: '{}' (field aliases are only allowed in aggregate queries)",
+                                alias.name
+                            ),
+                        ));
+                    }
+                    SelectItem::Call { call, alias } => {
+                        if call.func.is_date_fn() || call.func == FieldFn::Grouping {
+                            return Err(self.err(
+                                call.span.start,
+                                format!(
+                                    "{}() is only allowed in aggregate queries (GROUP BY or aggregate functions)",
+                                    call.func.keyword()
+                                ),
+                            ));
+                        }
+                        if let (Some(a), FieldFn::ToLabel) = (alias, call.func) {
+                            return Err(self.err(
+                                a.span.start,
+                                format!(
+                                    "unexpected token: '{}' (toLabel() takes no alias)",
+                                    a.name
+                                ),
+                            ));
+                        }
+                    }
                     _ => {}
                 }
             }
         }
         let mut aliases: Vec<&Ident> = Vec::new();
         for item in &q.select {
-            if let SelectItem::Aggregate(Aggregate { alias: Some(a), .. }) = item {
-                if aliases.iter().any(|b| b.is(&a.name)) {
-                    return Err(self.err(a.span.start, format!("duplicate alias: {}", a.name)));
-                }
-                aliases.push(a);
+            let alias = match item {
+                SelectItem::Aggregate(Aggregate { alias: Some(a), .. })
+                | SelectItem::Call { alias: Some(a), .. }
+                | SelectItem::AliasedField { alias: a, .. } => a,
+                _ => continue,
+            };
+            if aliases.iter().any(|b| b.is(&alias.name)) {
+                return Err(self.err(alias.span.start, format!("duplicate alias: {}", alias.name)));
             }
+            aliases.push(alias);
         }
         Ok(())
     }
 
     pub(crate) fn order_key(&mut self) -> Result<OrderKey, ParseError> {
-        let key = match self.maybe_aggregate()? {
-            Some(a) => Operand::Aggregate(a),
+        let key = match self.maybe_call(Clause::OrderBy, 0)? {
+            Some(op) => op,
             None => Operand::Field(self.field_path()?),
         };
         let start = key.span().start;
@@ -623,14 +1091,14 @@ impl<'a> Parser<'a> {
     }
 
     fn predicate(&mut self, clause: Clause) -> Result<Condition, ParseError> {
-        let lhs = match self.maybe_aggregate()? {
-            Some(a) if clause == Clause::Where => {
+        let lhs = match self.maybe_call(clause, 0)? {
+            Some(Operand::Aggregate(a)) if clause == Clause::Where => {
                 return Err(self.err(
                     a.span.start,
                     "aggregate functions are not allowed in WHERE; use HAVING",
                 ));
             }
-            Some(a) => Operand::Aggregate(a),
+            Some(op) => op,
             None => Operand::Field(self.field_path()?),
         };
         let start = lhs.span().start;
@@ -786,6 +1254,32 @@ impl<'a> Parser<'a> {
                 self.bump();
                 Literal::Bool(false)
             }
+            TokenKind::Ident if currency_prefix(text).is_some() => {
+                self.bump();
+                let (code, digits) = currency_prefix(text).unwrap_or_default();
+                let mut number = digits.to_string();
+                // `USD12.50` lexes as `USD12` `.` `50`: glue adjacent pieces.
+                let dot = self.peek().clone();
+                let frac = self.peek_at(1).clone();
+                if dot.kind == TokenKind::Dot
+                    && dot.span.start == t.span.end
+                    && frac.kind == TokenKind::Number
+                    && frac.span.start == dot.span.end
+                    && self.text(frac.span).bytes().all(|b| b.is_ascii_digit())
+                {
+                    number.push('.');
+                    number.push_str(self.text(frac.span));
+                    self.bump();
+                    self.bump();
+                }
+                match Decimal::from_str_exact(&number) {
+                    Ok(amount) => Literal::Currency {
+                        code: code.to_ascii_uppercase(),
+                        amount,
+                    },
+                    Err(_) => return Err(self.err(t.span.start, "number out of range")),
+                }
+            }
             TokenKind::Ident => {
                 if let Some(lit) = DateLiteral::fixed(text) {
                     self.bump();
@@ -820,6 +1314,15 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// `USD5000` → `("USD", "5000")`: three ASCII letters then digits.
+fn currency_prefix(text: &str) -> Option<(&str, &str)> {
+    let (code, digits) = (text.get(..3)?, text.get(3..)?);
+    (code.bytes().all(|b| b.is_ascii_alphabetic())
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit()))
+    .then_some((code, digits))
+}
+
 /// The body of a quoted literal (quotes stripped), as chars with escape flags.
 fn unescape(quoted: &str) -> Vec<(char, bool)> {
     let body = quoted.strip_prefix('\'').unwrap_or(quoted);
@@ -832,11 +1335,19 @@ fn unescape(quoted: &str) -> Vec<(char, bool)> {
             continue;
         }
         let decoded = match chars.next() {
-            Some('n') => '\n',
-            Some('r') => '\r',
-            Some('t') => '\t',
-            Some('b') => '\u{8}',
-            Some('f') => '\u{c}',
+            Some('n' | 'N') => '\n',
+            Some('r' | 'R') => '\r',
+            Some('t' | 'T') => '\t',
+            Some('b' | 'B') => '\u{8}',
+            Some('f' | 'F') => '\u{c}',
+            Some('u') => {
+                // The lexer checked four hex digits follow.
+                let hex: String = chars.by_ref().take(4).collect();
+                u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{fffd}')
+            }
             Some(other) => other,
             None => '\\',
         };

@@ -38,7 +38,59 @@ impl ClearSpans for Operand {
         match self {
             Operand::Field(f) => f.clear_spans(),
             Operand::Aggregate(a) => a.clear_spans(),
+            Operand::Call(c) => c.clear_spans(),
         }
+    }
+}
+
+impl ClearSpans for FieldCall {
+    fn clear_spans(&mut self) {
+        self.span = Span::default();
+        self.arg.clear_spans();
+    }
+}
+
+impl ClearSpans for TypeOf {
+    fn clear_spans(&mut self) {
+        self.span = Span::default();
+        self.field.clear_spans();
+        for w in &mut self.whens {
+            w.object.clear_spans();
+            w.fields.iter_mut().for_each(ClearSpans::clear_spans);
+        }
+        self.else_.iter_mut().for_each(ClearSpans::clear_spans);
+    }
+}
+
+impl ClearSpans for WithClause {
+    fn clear_spans(&mut self) {
+        match self {
+            WithClause::SecurityEnforced(s)
+            | WithClause::UserMode(s)
+            | WithClause::SystemMode(s) => *s = Span::default(),
+            WithClause::DataCategory(filters, s) => {
+                *s = Span::default();
+                for filter in filters {
+                    filter.group.clear_spans();
+                    filter
+                        .categories
+                        .iter_mut()
+                        .for_each(ClearSpans::clear_spans);
+                }
+            }
+        }
+    }
+}
+
+impl ClearSpans for ForClause {
+    fn clear_spans(&mut self) {
+        *self = match *self {
+            ForClause::View(_) => ForClause::View(Span::default()),
+            ForClause::Reference(_) => ForClause::Reference(Span::default()),
+            ForClause::Update(_) => ForClause::Update(Span::default()),
+            ForClause::UpdateTracking(_) => ForClause::UpdateTracking(Span::default()),
+            ForClause::UpdateViewstat(_) => ForClause::UpdateViewstat(Span::default()),
+        };
     }
 }
 
@@ -102,7 +154,31 @@ impl ClearSpans for Query {
                 SelectItem::Field(f) => f.clear_spans(),
                 SelectItem::Aggregate(a) => a.clear_spans(),
                 SelectItem::SubQuery(q) => q.clear_spans(),
+                SelectItem::AliasedField { field, alias } => {
+                    field.clear_spans();
+                    alias.clear_spans();
+                }
+                SelectItem::Call { call, alias } => {
+                    call.clear_spans();
+                    if let Some(a) = alias {
+                        a.clear_spans();
+                    }
+                }
+                SelectItem::Fields { span, .. } => *span = Span::default(),
+                SelectItem::TypeOf(t) => t.clear_spans(),
             }
+        }
+        if let Some(q) = &mut self.from.qualifier {
+            q.clear_spans();
+        }
+        if let Some(s) = &mut self.scope {
+            s.clear_spans();
+        }
+        if let Some(w) = &mut self.with {
+            w.clear_spans();
+        }
+        if let Some(c) = &mut self.for_ {
+            c.clear_spans();
         }
         self.from.name.clear_spans();
         if let Some(a) = &mut self.from.alias {

@@ -625,3 +625,230 @@ fn today_is_the_local_calendar_day() {
         day("2024-01-31")
     );
 }
+
+/// (today, fiscal start month, literal, first day, first day after); weeks start on Sunday.
+const UNIT_CASES: &[(&str, u32, &str, &str, &str)] = &[
+    // Thursday 2024-02-01; the week began Sunday 2024-01-28.
+    (
+        "2024-02-01",
+        1,
+        "LAST_N_WEEKS:2",
+        "2024-01-14",
+        "2024-01-28",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "NEXT_N_WEEKS:1",
+        "2024-02-04",
+        "2024-02-11",
+    ),
+    ("2024-02-01", 1, "N_WEEKS_AGO:1", "2024-01-21", "2024-01-28"),
+    (
+        "2024-02-01",
+        1,
+        "LAST_N_MONTHS:12",
+        "2023-02-01",
+        "2024-02-01",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "NEXT_N_MONTHS:2",
+        "2024-03-01",
+        "2024-05-01",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "N_MONTHS_AGO:13",
+        "2023-01-01",
+        "2023-02-01",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "LAST_N_QUARTERS:1",
+        "2023-10-01",
+        "2024-01-01",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "NEXT_N_QUARTERS:4",
+        "2024-04-01",
+        "2025-04-01",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "N_QUARTERS_AGO:4",
+        "2023-01-01",
+        "2023-04-01",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "LAST_N_YEARS:2",
+        "2022-01-01",
+        "2024-01-01",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "NEXT_N_YEARS:1",
+        "2025-01-01",
+        "2026-01-01",
+    ),
+    ("2024-02-01", 1, "N_YEARS_AGO:1", "2023-01-01", "2024-01-01"),
+    // A January fiscal year is the calendar year.
+    (
+        "2024-02-01",
+        1,
+        "THIS_FISCAL_QUARTER",
+        "2024-01-01",
+        "2024-04-01",
+    ),
+    (
+        "2024-02-01",
+        1,
+        "THIS_FISCAL_YEAR",
+        "2024-01-01",
+        "2025-01-01",
+    ),
+    // A fiscal year starting in April: FY quarters are Apr–Jun, Jul–Sep, Oct–Dec, Jan–Mar.
+    (
+        "2024-02-01",
+        4,
+        "THIS_FISCAL_YEAR",
+        "2023-04-01",
+        "2024-04-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "LAST_FISCAL_YEAR",
+        "2022-04-01",
+        "2023-04-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "NEXT_FISCAL_YEAR",
+        "2024-04-01",
+        "2025-04-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "THIS_FISCAL_QUARTER",
+        "2024-01-01",
+        "2024-04-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "LAST_FISCAL_QUARTER",
+        "2023-10-01",
+        "2024-01-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "NEXT_FISCAL_QUARTER",
+        "2024-04-01",
+        "2024-07-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "LAST_N_FISCAL_QUARTERS:2",
+        "2023-07-01",
+        "2024-01-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "NEXT_N_FISCAL_QUARTERS:2",
+        "2024-04-01",
+        "2024-10-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "N_FISCAL_QUARTERS_AGO:4",
+        "2023-01-01",
+        "2023-04-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "LAST_N_FISCAL_YEARS:2",
+        "2021-04-01",
+        "2023-04-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "NEXT_N_FISCAL_YEARS:1",
+        "2024-04-01",
+        "2025-04-01",
+    ),
+    (
+        "2024-02-01",
+        4,
+        "N_FISCAL_YEARS_AGO:1",
+        "2022-04-01",
+        "2023-04-01",
+    ),
+    // On the fiscal year's first day, and with an October start.
+    (
+        "2024-04-01",
+        4,
+        "THIS_FISCAL_YEAR",
+        "2024-04-01",
+        "2025-04-01",
+    ),
+    (
+        "2024-09-30",
+        10,
+        "THIS_FISCAL_QUARTER",
+        "2024-07-01",
+        "2024-10-01",
+    ),
+    (
+        "2024-10-01",
+        10,
+        "THIS_FISCAL_QUARTER",
+        "2024-10-01",
+        "2025-01-01",
+    ),
+    (
+        "2024-10-01",
+        10,
+        "LAST_FISCAL_YEAR",
+        "2023-10-01",
+        "2024-10-01",
+    ),
+];
+
+#[test]
+fn unit_and_fiscal_literals_resolve_to_whole_units() {
+    for (today, start, text, from, to) in UNIT_CASES {
+        let got = mosaic_soql::resolve_date_literal_fiscal(
+            literal(text),
+            day(today),
+            Weekday::Sun,
+            *start,
+        );
+        assert_eq!(
+            got,
+            Some(DateRange {
+                start: day(from),
+                end_exclusive: day(to),
+            }),
+            "{text} on {today} (fiscal start {start})"
+        );
+        assert_eq!(literal(text).to_soql(), *text, "canonical spelling");
+    }
+}

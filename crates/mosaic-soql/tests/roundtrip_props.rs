@@ -83,6 +83,27 @@ fn date_literal() -> impl Strategy<Value = DateLiteral> {
         (0u32..=MAX_DATE_LITERAL_N).prop_map(DateLiteral::LastNDays),
         (0u32..=MAX_DATE_LITERAL_N).prop_map(DateLiteral::NextNDays),
         (0u32..=MAX_DATE_LITERAL_N).prop_map(DateLiteral::NDaysAgo),
+        prop::sample::select(vec![
+            DateLiteral::ThisFiscalQuarter,
+            DateLiteral::LastFiscalQuarter,
+            DateLiteral::NextFiscalQuarter,
+            DateLiteral::ThisFiscalYear,
+            DateLiteral::LastFiscalYear,
+            DateLiteral::NextFiscalYear,
+        ]),
+        (
+            prop::sample::select(vec![Relative::Last, Relative::Next, Relative::Ago]),
+            prop::sample::select(vec![
+                DateUnit::Week,
+                DateUnit::Month,
+                DateUnit::Quarter,
+                DateUnit::Year,
+                DateUnit::FiscalQuarter,
+                DateUnit::FiscalYear,
+            ]),
+            0u32..=MAX_DATE_LITERAL_N
+        )
+            .prop_map(|(rel, unit, n)| DateLiteral::Units { rel, unit, n }),
     ]
 }
 
@@ -100,6 +121,10 @@ fn literal() -> impl Strategy<Value = Literal> {
             Literal::DateTime(DateTime::from_timestamp(s, n).expect("in range"))
         }),
         date_literal().prop_map(Literal::DateLiteral),
+        ("[A-Z]{3}", any::<u32>(), 0u32..4).prop_map(|(code, m, s)| Literal::Currency {
+            code,
+            amount: Decimal::new(i64::from(m), s),
+        }),
     ]
 }
 
@@ -229,6 +254,7 @@ fn object(alias: bool) -> impl Strategy<Value = ObjectRef> {
         prop::option::weighted(if alias { 0.3 } else { 0.01 }, ident()),
     )
         .prop_map(|(name, alias)| ObjectRef {
+            qualifier: None,
             name,
             alias,
             span: Span::default(),
@@ -239,12 +265,16 @@ fn base_query(select: Vec<SelectItem>, from: ObjectRef) -> Query {
     Query {
         select,
         from,
+        scope: None,
+        with: None,
         where_: None,
         group_by: vec![],
+        grouping: Grouping::Plain,
         having: None,
         order_by: vec![],
         limit: None,
         offset: None,
+        for_: None,
         span: Span::default(),
     }
 }
@@ -277,8 +307,11 @@ fn child_query() -> impl Strategy<Value = Query> {
         prop::option::of(condition(field_operand())),
         prop::collection::vec(order_key(field_operand()), 0..2),
         prop::option::of(0u32..1000),
+        prop::option::weighted(0.3, ident()),
     )
-        .prop_map(|(select, from, where_, order_by, limit)| {
+        .prop_map(|(select, from, where_, order_by, limit, qualifier)| {
+            let mut from = from;
+            from.qualifier = qualifier;
             let mut q = base_query(select, from);
             q.where_ = where_;
             q.order_by = order_by;
@@ -287,8 +320,87 @@ fn child_query() -> impl Strategy<Value = Query> {
         })
 }
 
+/// `toLabel(f)`, `FORMAT(f) a`, `FORMAT(convertCurrency(f)) a`, `convertCurrency(f)`.
+fn field_call() -> impl Strategy<Value = SelectItem> {
+    (
+        path(),
+        prop::sample::select(vec![
+            FieldFn::ToLabel,
+            FieldFn::Format,
+            FieldFn::ConvertCurrency,
+        ]),
+        any::<bool>(),
+        prop::option::of(ident()),
+    )
+        .prop_map(|(field, func, nest, alias)| {
+            let mut arg = Operand::Field(field);
+            if nest && func == FieldFn::Format {
+                arg = Operand::Call(FieldCall {
+                    func: FieldFn::ConvertCurrency,
+                    arg: Box::new(arg),
+                    span: Span::default(),
+                });
+            }
+            SelectItem::Call {
+                call: FieldCall {
+                    func,
+                    arg: Box::new(arg),
+                    span: Span::default(),
+                },
+                alias: if func == FieldFn::ToLabel {
+                    None
+                } else {
+                    alias
+                },
+            }
+        })
+}
+
+fn type_of() -> impl Strategy<Value = SelectItem> {
+    (
+        ident(),
+        prop::collection::vec((ident(), prop::collection::vec(path(), 1..3)), 1..3),
+        prop::collection::vec(path(), 0..2),
+    )
+        .prop_map(|(field, whens, else_)| {
+            SelectItem::TypeOf(TypeOf {
+                field,
+                whens: whens
+                    .into_iter()
+                    .map(|(object, fields)| TypeOfWhen { object, fields })
+                    .collect(),
+                else_,
+                span: Span::default(),
+            })
+        })
+}
+
+fn with_clause() -> impl Strategy<Value = WithClause> {
+    prop_oneof![
+        Just(WithClause::SecurityEnforced(Span::default())),
+        Just(WithClause::UserMode(Span::default())),
+        Just(WithClause::SystemMode(Span::default())),
+        (ident(), prop::collection::vec(ident(), 1..3)).prop_map(|(group, categories)| {
+            WithClause::DataCategory(
+                vec![DataCategoryFilter {
+                    group,
+                    selector: "ABOVE_OR_BELOW".into(),
+                    categories,
+                }],
+                Span::default(),
+            )
+        }),
+    ]
+}
+
 fn plain_query() -> impl Strategy<Value = Query> {
-    let item = prop_oneof![4 => path().prop_map(SelectItem::Field), 1 => child_query().prop_map(|q| SelectItem::SubQuery(Box::new(q)))];
+    let item = prop_oneof![
+        8 => path().prop_map(SelectItem::Field),
+        2 => child_query().prop_map(|q| SelectItem::SubQuery(Box::new(q))),
+        2 => field_call(),
+        1 => type_of(),
+        1 => Just(SelectItem::Fields { kind: FieldsKind::Standard, span: Span::default() }),
+    ];
     (
         prop::collection::vec(item, 1..4),
         object(true),
@@ -297,30 +409,104 @@ fn plain_query() -> impl Strategy<Value = Query> {
         prop::collection::vec(order_key(field_operand()), 0..3),
         prop::option::of(0u32..=MAX_LIMIT),
         prop::option::of(0u32..=MAX_OFFSET),
+        (
+            prop::option::of(ident()),
+            prop::option::of(with_clause()),
+            prop::option::of(prop::sample::select(vec![
+                ForClause::View(Span::default()),
+                ForClause::Reference(Span::default()),
+                ForClause::Update(Span::default()),
+                ForClause::UpdateTracking(Span::default()),
+                ForClause::UpdateViewstat(Span::default()),
+            ])),
+        ),
     )
-        .prop_map(|(select, from, where_, semis, order_by, limit, offset)| {
-            let mut q = base_query(select, from);
-            q.where_ = match (where_, semis.is_empty()) {
-                (w, true) => w,
-                (None, false) if semis.len() == 1 => semis.into_iter().next(),
-                (None, false) => Some(Condition::And(semis)),
-                (Some(w), false) => Some(Condition::And(std::iter::once(w).chain(semis).collect())),
-            };
-            q.order_by = order_by;
-            q.limit = limit;
-            q.offset = offset;
-            q
-        })
+        .prop_map(
+            |(select, from, where_, semis, order_by, limit, offset, (scope, with, for_))| {
+                let mut q = base_query(select, from);
+                q.scope = scope;
+                q.with = with;
+                q.for_ = for_;
+                q.where_ = match (where_, semis.is_empty()) {
+                    (w, true) => w,
+                    (None, false) if semis.len() == 1 => semis.into_iter().next(),
+                    (None, false) => Some(Condition::And(semis)),
+                    (Some(w), false) => {
+                        Some(Condition::And(std::iter::once(w).chain(semis).collect()))
+                    }
+                };
+                q.order_by = order_by;
+                q.limit = limit;
+                q.offset = offset;
+                q
+            },
+        )
+}
+
+fn date_fn() -> impl Strategy<Value = FieldFn> {
+    prop::sample::select(vec![
+        FieldFn::CalendarMonth,
+        FieldFn::CalendarQuarter,
+        FieldFn::CalendarYear,
+        FieldFn::DayInMonth,
+        FieldFn::DayInWeek,
+        FieldFn::DayInYear,
+        FieldFn::DayOnly,
+        FieldFn::FiscalMonth,
+        FieldFn::FiscalQuarter,
+        FieldFn::FiscalYear,
+        FieldFn::HourInDay,
+        FieldFn::WeekInMonth,
+        FieldFn::WeekInYear,
+    ])
+}
+
+/// A GROUP BY key: a field, or a date function (maybe over convertTimezone).
+fn group_key() -> impl Strategy<Value = Operand> {
+    prop_oneof![
+        3 => path().prop_map(Operand::Field),
+        1 => (date_fn(), path(), any::<bool>()).prop_map(|(func, p, tz)| {
+            let mut arg = Operand::Field(p);
+            if tz {
+                arg = Operand::Call(FieldCall {
+                    func: FieldFn::ConvertTimezone,
+                    arg: Box::new(arg),
+                    span: Span::default(),
+                });
+            }
+            Operand::Call(FieldCall { func, arg: Box::new(arg), span: Span::default() })
+        }),
+    ]
 }
 
 fn grouped_query() -> impl Strategy<Value = Query> {
     (
-        prop::collection::vec(path(), 1..3),
+        prop::collection::vec(group_key(), 1..3),
         prop::collection::vec((aggregate(None), prop::option::of(ident())), 1..3),
+        prop::sample::select(vec![Grouping::Plain, Grouping::Rollup, Grouping::Cube]),
     )
-        .prop_flat_map(|(groups, aggs)| {
-            let mut select: Vec<SelectItem> =
-                groups.iter().cloned().map(SelectItem::Field).collect();
+        .prop_flat_map(|(groups, aggs, grouping)| {
+            let mut select: Vec<SelectItem> = groups
+                .iter()
+                .cloned()
+                .map(|g| match g {
+                    Operand::Call(call) => SelectItem::Call { call, alias: None },
+                    Operand::Field(f) => SelectItem::Field(f),
+                    Operand::Aggregate(a) => SelectItem::Aggregate(a),
+                })
+                .collect();
+            if grouping != Grouping::Plain {
+                if let Some(Operand::Field(f)) = groups.first() {
+                    select.push(SelectItem::Call {
+                        call: FieldCall {
+                            func: FieldFn::Grouping,
+                            arg: Box::new(Operand::Field(f.clone())),
+                            span: Span::default(),
+                        },
+                        alias: None,
+                    });
+                }
+            }
             let mut seen: Vec<String> = Vec::new();
             for (mut agg, alias) in aggs {
                 if let Some(a) = alias {
@@ -332,27 +518,31 @@ fn grouped_query() -> impl Strategy<Value = Query> {
                 select.push(SelectItem::Aggregate(agg));
             }
             let operand = prop_oneof![
-                prop::sample::select(groups.clone()).prop_map(Operand::Field),
+                prop::sample::select(groups.clone()),
                 aggregate(None).prop_map(Operand::Aggregate),
             ]
             .boxed();
             (
                 Just(select),
                 Just(groups),
+                Just(grouping),
                 object(true),
                 prop::option::of(condition(field_operand())),
                 prop::option::of(condition(operand.clone())),
                 prop::collection::vec(order_key(operand), 0..3),
             )
         })
-        .prop_map(|(select, group_by, from, where_, having, order_by)| {
-            let mut q = base_query(select, from);
-            q.where_ = where_;
-            q.group_by = group_by;
-            q.having = having;
-            q.order_by = order_by;
-            q
-        })
+        .prop_map(
+            |(select, group_by, grouping, from, where_, having, order_by)| {
+                let mut q = base_query(select, from);
+                q.where_ = where_;
+                q.group_by = group_by;
+                q.grouping = grouping;
+                q.having = having;
+                q.order_by = order_by;
+                q
+            },
+        )
 }
 
 fn query() -> impl Strategy<Value = Query> {

@@ -353,7 +353,8 @@ async fn put_members<C: GenericClient + Sync>(
 
 // ---------- permission sets ----------
 
-const SET_COLS: &str = "id, tenant_id, name, label, description, created_at, updated_at";
+const SET_COLS: &str =
+    "id, tenant_id, name, label, description, created_at, updated_at, customize_application";
 
 fn set_head(r: &Row) -> Result<PermissionSetRow, tokio_postgres::Error> {
     Ok(PermissionSetRow {
@@ -364,6 +365,7 @@ fn set_head(r: &Row) -> Result<PermissionSetRow, tokio_postgres::Error> {
         description: r.try_get(4)?,
         object_permissions: Vec::new(),
         field_permissions: Vec::new(),
+        customize_application: r.try_get(7)?,
         assignees: Vec::new(),
         created_at: r.try_get(5)?,
         updated_at: r.try_get(6)?,
@@ -1034,7 +1036,7 @@ impl AccessStore for PgAccessStore {
             }
             execute(
                 tx,
-                "INSERT INTO permission_sets (tenant_id, id, name, name_lc, label, description, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO permission_sets (tenant_id, id, name, name_lc, label, description, created_at, updated_at, customize_application) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     &s.tenant_id,
                     &s.id,
@@ -1044,6 +1046,7 @@ impl AccessStore for PgAccessStore {
                     &s.description,
                     &millis(&s.created_at),
                     &millis(&s.updated_at),
+                    &s.customize_application,
                 ],
             )
             .await?;
@@ -1078,6 +1081,14 @@ impl AccessStore for PgAccessStore {
                     tx,
                     "UPDATE permission_sets SET description = $1 WHERE tenant_id = $2 AND id = $3",
                     &[d, &t, &id],
+                )
+                .await?;
+            }
+            if let Some(c) = &patch.customize_application {
+                execute(
+                    tx,
+                    "UPDATE permission_sets SET customize_application = $1 WHERE tenant_id = $2 AND id = $3",
+                    &[c, &t, &id],
                 )
                 .await?;
             }
@@ -1220,7 +1231,19 @@ impl AccessStore for PgAccessStore {
                 .iter()
                 .map(|r| field_perm_row(r, 0))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(UserGrants { objects, fields })
+            let customize_application = exists(
+                tx,
+                "SELECT 1 FROM permission_sets p JOIN permission_set_assignments a
+                   ON a.tenant_id = p.tenant_id AND a.permission_set_id = p.id
+                 WHERE p.tenant_id = $1 AND a.user_id = $2 AND p.customize_application LIMIT 1",
+                &[&tenant_id, &user_id],
+            )
+            .await?;
+            Ok(UserGrants {
+                objects,
+                fields,
+                customize_application,
+            })
         })
     }
 

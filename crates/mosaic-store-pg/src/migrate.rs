@@ -303,7 +303,18 @@ CREATE TABLE locale_settings (
 );
 "#,
     },
+    SYSTEM_PERMISSIONS_MIGRATION,
 ];
+
+/// Permission sets gain the system permission "Customize Application"
+/// (off for existing sets).
+const SYSTEM_PERMISSIONS_MIGRATION: Migration = Migration {
+    version: 7,
+    name: "permission-set system permissions: customize application",
+    sql: r#"
+ALTER TABLE permission_sets ADD COLUMN customize_application BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
+};
 
 /// The idempotency keys of a records database.
 pub const IDEMPOTENCY_MIGRATIONS: &[Migration] = &[Migration {

@@ -1260,6 +1260,7 @@ fn perm_set(tenant: &str, id: &str, name: &str) -> PermissionSetRow {
                 edit: true,
             },
         ],
+        customize_application: false,
         assignees: vec![],
         created_at: at(10),
         updated_at: at(10),
@@ -1389,6 +1390,7 @@ async fn permission_sets_store_grants_and_assignments(s: &Stores) {
     objs.sort();
     assert_eq!(objs, ["obj-a", "obj-b"]);
     assert_eq!(grants.fields.len(), 3);
+    assert!(!grants.customize_application);
     assert_eq!(
         s.access.user_grants("t1", "t1-admin").await.unwrap(),
         UserGrants::default()
@@ -1419,6 +1421,7 @@ async fn permission_sets_store_grants_and_assignments(s: &Stores) {
                     },
                 }]),
                 field_permissions: None,
+                customize_application: Some(true),
             },
             audit("t1", "permission_set.update", "ps1", 30),
         )
@@ -1432,6 +1435,22 @@ async fn permission_sets_store_grants_and_assignments(s: &Stores) {
     assert_eq!(updated.object_permissions.len(), 1);
     assert!(updated.object_permissions[0].flags.modify_all);
     assert_eq!(updated.field_permissions.len(), 3, "fields untouched");
+    // The system permission reaches the set's assignees, and only them.
+    assert!(updated.customize_application);
+    assert!(
+        s.access
+            .user_grants("t1", "u2")
+            .await
+            .unwrap()
+            .customize_application
+    );
+    assert!(
+        !s.access
+            .user_grants("t1", "t1-admin")
+            .await
+            .unwrap()
+            .customize_application
+    );
     assert_eq!(
         (updated.created_at, updated.updated_at),
         (stored(10), stored(30))
@@ -1491,6 +1510,14 @@ async fn permission_sets_store_grants_and_assignments(s: &Stores) {
         )
         .await
         .unwrap());
+    assert!(
+        !s.access
+            .user_grants("t1", "u1")
+            .await
+            .unwrap()
+            .customize_application,
+        "unassigned: the system permission is gone"
+    );
     assert!(s
         .access
         .delete_permission_set("t1", "ps1", audit("t1", "permission_set.delete", "ps1", 42))

@@ -127,6 +127,8 @@ fn ctx(include_deleted: bool) -> PlanContext {
         zone: chrono_tz::Tz::Etc__GMTMinus2,
         week_start: Weekday::Mon,
         include_deleted,
+        fiscal_start_month: 1,
+        user_id: None,
     }
 }
 

@@ -1380,6 +1380,8 @@ async fn mining_count(sh: &Shard) -> usize {
         zone: chrono_tz::UTC,
         week_start: chrono::Weekday::Sun,
         include_deleted: false,
+        fiscal_start_month: 1,
+        user_id: None,
     };
     let planned = plan_query(
         "SELECT Id FROM Account__c WHERE Industry__c = 'Mining'",

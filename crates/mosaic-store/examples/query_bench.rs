@@ -234,6 +234,8 @@ async fn measure(
         zone: chrono_tz::Tz::UTC,
         week_start: Weekday::Sun,
         include_deleted: false,
+        fiscal_start_month: 1,
+        user_id: None,
     };
     let schemas: Vec<Schema> = (0..TENANTS).map(schema).collect();
     let mut times = Vec::with_capacity(iterations);

@@ -106,6 +106,9 @@ pub struct PermissionSetRow {
     pub description: Option<String>,
     pub object_permissions: Vec<ObjectPermissionRow>,
     pub field_permissions: Vec<FieldPermissionRow>,
+    /// System permission "Customize Application": build the application
+    /// (objects, fields, rules, layouts, list views, the AI builders).
+    pub customize_application: bool,
     /// Users assigned (filled by reads).
     pub assignees: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -216,6 +219,7 @@ pub struct PermissionSetPatch {
     pub description: Option<Option<String>>,
     pub object_permissions: Option<Vec<ObjectPermissionRow>>,
     pub field_permissions: Option<Vec<FieldPermissionRow>>,
+    pub customize_application: Option<bool>,
 }
 
 /// The effective grants of a user: every object and field permission row of
@@ -224,6 +228,8 @@ pub struct PermissionSetPatch {
 pub struct UserGrants {
     pub objects: Vec<ObjectPermissionRow>,
     pub fields: Vec<FieldPermissionRow>,
+    /// Whether any assigned permission set grants "Customize Application".
+    pub customize_application: bool,
 }
 
 #[async_trait]

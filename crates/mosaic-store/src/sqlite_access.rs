@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS permission_sets (
   description TEXT,
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL,
+  customize_application INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, id),
   UNIQUE (tenant_id, name_lc)
 );
@@ -173,6 +174,22 @@ pub(crate) fn migrate(path: &Path) -> MosaicResult<()> {
              ALTER TABLE refresh_tokens ADD COLUMN family_id TEXT;
              UPDATE refresh_tokens SET family_id = token_hash,
                expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', issued_at, '+30 days');",
+        )
+        .map_err(map_sql)?;
+    }
+    add_system_permissions(&conn)
+}
+
+/// Permission sets before system permissions gain
+/// `customize_application` (off).
+fn add_system_permissions(conn: &Connection) -> MosaicResult<()> {
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('permission_sets')")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(map_sql)?;
+    if !cols.is_empty() && !cols.iter().any(|c| c == "customize_application") {
+        conn.execute_batch(
+            "ALTER TABLE permission_sets ADD COLUMN customize_application INTEGER NOT NULL DEFAULT 0",
         )
         .map_err(map_sql)?;
     }
@@ -500,7 +517,7 @@ fn get_permission_set(
 ) -> MosaicResult<Option<PermissionSetRow>> {
     let head = conn
         .prepare_cached(
-            "SELECT id, tenant_id, name, label, description, created_at, updated_at FROM permission_sets WHERE tenant_id = ?1 AND id = ?2",
+            "SELECT id, tenant_id, name, label, description, created_at, updated_at, customize_application FROM permission_sets WHERE tenant_id = ?1 AND id = ?2",
         )
         .and_then(|mut st| {
             st.query_row([tenant, id], |r| {
@@ -512,6 +529,7 @@ fn get_permission_set(
                     description: r.get(4)?,
                     object_permissions: Vec::new(),
                     field_permissions: Vec::new(),
+                    customize_application: r.get(7)?,
                     assignees: Vec::new(),
                     created_at: parse_ts(&r.get::<_, String>(5)?)?,
                     updated_at: parse_ts(&r.get::<_, String>(6)?)?,
@@ -1022,8 +1040,8 @@ impl AccessStore for SqliteAccessStore {
                     return Err(duplicate("name", "permission set", &s.name));
                 }
                 conn.execute(
-                    "INSERT INTO permission_sets (tenant_id, id, name, name_lc, label, description, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![s.tenant_id, s.id, s.name, s.name.to_lowercase(), s.label, s.description, format_datetime(&s.created_at), format_datetime(&s.updated_at)],
+                    "INSERT INTO permission_sets (tenant_id, id, name, name_lc, label, description, created_at, updated_at, customize_application) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![s.tenant_id, s.id, s.name, s.name.to_lowercase(), s.label, s.description, format_datetime(&s.created_at), format_datetime(&s.updated_at), s.customize_application],
                 )
                 .map_err(map_sql)?;
                 put_object_perms(conn, &s.tenant_id, &s.id, &s.object_permissions)?;
@@ -1061,6 +1079,13 @@ impl AccessStore for SqliteAccessStore {
                     conn.execute(
                         "UPDATE permission_sets SET description = ?1 WHERE tenant_id = ?2 AND id = ?3",
                         params![d, t, id],
+                    )
+                    .map_err(map_sql)?;
+                }
+                if let Some(c) = patch.customize_application {
+                    conn.execute(
+                        "UPDATE permission_sets SET customize_application = ?1 WHERE tenant_id = ?2 AND id = ?3",
+                        params![c, t, id],
                     )
                     .map_err(map_sql)?;
                 }
@@ -1244,7 +1269,18 @@ impl AccessStore for SqliteAccessStore {
                     .map_err(map_sql)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                     .map_err(map_sql)?;
-                Ok(UserGrants { objects, fields })
+                let customize_application = exists(
+                    conn,
+                    "SELECT 1 FROM permission_sets p JOIN permission_set_assignments a
+                       ON a.tenant_id = p.tenant_id AND a.permission_set_id = p.id
+                     WHERE p.tenant_id = ?1 AND a.user_id = ?2 AND p.customize_application = 1 LIMIT 1",
+                    &[&t, &u],
+                )?;
+                Ok(UserGrants {
+                    objects,
+                    fields,
+                    customize_application,
+                })
             })
             .await
     }
@@ -1682,11 +1718,26 @@ mod tests {
                 "CREATE TABLE users (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, username TEXT NOT NULL,
                    username_lc TEXT NOT NULL UNIQUE, email TEXT, password_hash TEXT NOT NULL,
                    is_active INTEGER NOT NULL, profile TEXT NOT NULL, created_at TEXT NOT NULL);
-                 INSERT INTO users VALUES ('u1', 't1', 'Ann', 'ann', NULL, 'x', 1, 'standard', '2026-01-01T00:00:00.000Z');",
+                 INSERT INTO users VALUES ('u1', 't1', 'Ann', 'ann', NULL, 'x', 1, 'standard', '2026-01-01T00:00:00.000Z');
+                 CREATE TABLE permission_sets (tenant_id TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
+                   name_lc TEXT NOT NULL, label TEXT NOT NULL, description TEXT, created_at TEXT NOT NULL,
+                   updated_at TEXT NOT NULL, PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, name_lc));
+                 INSERT INTO permission_sets VALUES ('t1', 'p1', 'Sales', 'sales', 'Sales', NULL,
+                   '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');",
             )
             .unwrap();
         }
         let store = crate::SqliteMetaStore::open(&path).unwrap();
+        // Permission sets gain the system permission, off.
+        let access = crate::SqliteAccessStore::new(store.db().clone());
+        let set = crate::AccessStore::permission_set(&access, "t1", "p1")
+            .await
+            .unwrap()
+            .expect("permission set kept");
+        assert_eq!(
+            (set.name.as_str(), set.customize_application),
+            ("Sales", false)
+        );
         let u = store.user("t1", "u1").await.unwrap().expect("user kept");
         assert_eq!((u.username.as_str(), u.role_id), ("Ann", None));
         assert!(

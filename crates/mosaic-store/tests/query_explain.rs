@@ -53,6 +53,8 @@ fn ctx() -> PlanContext {
         zone: chrono_tz::Tz::UTC,
         week_start: Weekday::Sun,
         include_deleted: false,
+        fiscal_start_month: 1,
+        user_id: None,
     }
 }
 

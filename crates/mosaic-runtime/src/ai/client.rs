@@ -104,11 +104,13 @@ pub struct LlmClient {
 
 impl LlmClient {
     /// A client with the seed's breaker settings (3 failures in 60 s, open
-    /// 60 s, 1 probe) on `clock`.
+    /// 60 s, 1 probe) on `clock`; the tenants' quotas are counted in
+    /// `tier`'s Redis when it has one (fleet-wide), else by this instance.
     pub fn new(
         config: LlmConfig,
         settings: BreakerSettings,
         clock: Arc<dyn Clock>,
+        tier: Arc<mosaic_cache::CacheTier>,
     ) -> MosaicResult<LlmClient> {
         let breaker = Arc::new(CircuitBreaker::new(LLM, settings, clock.clone()));
         let http = reqwest::Client::builder()
@@ -126,7 +128,12 @@ impl LlmClient {
             "Time from sending a completion to its first token"
         );
         let _ = metrics::histogram!("llm_time_to_first_token_seconds");
-        let quota = super::quota::Quota::new(config.requests_per_day, config.tokens_per_day, clock);
+        let quota = super::quota::Quota::shared(
+            config.requests_per_day,
+            config.tokens_per_day,
+            clock,
+            tier,
+        );
         Ok(LlmClient {
             endpoint: config.endpoint(),
             slots: Semaphore::new(config.concurrency.max(1)),

@@ -241,7 +241,7 @@ async fn ask(
     progress: &Progress,
 ) -> MosaicResult<Completion> {
     let c = llm.complete_json(prompt, progress).await?;
-    llm.quota().charge(tenant, c.tokens);
+    llm.quota().charge(tenant, c.tokens).await;
     Ok(c)
 }
 
@@ -459,12 +459,13 @@ impl Platform {
         };
         llm.refuse_if_open()?;
         let obj = match self.meta.object(&c.tenant_id, &object).await {
-            Ok(o) if c.perms.can_read_object(o.id()) => o,
+            // Who may customize the application sees every definition.
+            Ok(o) if c.perms.can_customize_application() || c.perms.can_read_object(o.id()) => o,
             Ok(_) => return Err(unknown_object(&object)),
             Err(e) if e.code == ErrorCode::NOT_FOUND => return Err(unknown_object(&object)),
             Err(e) => return Err(e),
         };
-        llm.quota().admit(&c.tenant_id)?;
+        llm.quota().admit(&c.tenant_id).await?;
         let all = self.meta.objects(&c.tenant_id).await?;
         let prompt = prompt::formula(
             &obj,
@@ -557,7 +558,7 @@ impl Platform {
                 "question: there is no object you can read, so there is nothing to query",
             ));
         }
-        llm.quota().admit(&c.tenant_id)?;
+        llm.quota().admit(&c.tenant_id).await?;
         let (prompt, left_out) = prompt::query(&visible, focus.as_ref(), &question);
         let (proposal, verdict, repaired) = propose_checked(
             llm,
@@ -628,7 +629,7 @@ impl Platform {
             Err(e) if e.code == ErrorCode::NOT_FOUND => return Err(unknown_object(&object)),
             Err(e) => return Err(e),
         };
-        llm.quota().admit(&c.tenant_id)?;
+        llm.quota().admit(&c.tenant_id).await?;
         let all = self.meta.objects(&c.tenant_id).await?;
         let prompt = prompt::workflow(&obj, &all, &description);
         let name = obj.def.api_name.clone();
@@ -694,7 +695,7 @@ impl Platform {
         let llm = self.llm_client()?;
         let description = required(req.description, "description", MAX_DESCRIPTION_CHARS)?;
         llm.refuse_if_open()?;
-        llm.quota().admit(&c.tenant_id)?;
+        llm.quota().admit(&c.tenant_id).await?;
         let all = self.meta.objects(&c.tenant_id).await?;
         let prompt = prompt::schema(&all, &description);
         let (proposal, verdict, repaired) = propose_checked(

@@ -6,8 +6,9 @@ use crate::query_store::*;
 use crate::sqlite_query::like_escape;
 use chrono::NaiveTime;
 use mosaic_soql::{
-    AggregateFn, CompareOp, Condition, FieldPath, Ident, InValues, LikePart, Literal, ObjectRef,
-    Operand, ParseError, Query, ReturningObject, SelectItem, Span,
+    AggregateFn, CompareOp, Condition, FieldCall, FieldFn, FieldPath, FieldsKind, ForClause,
+    Grouping, Ident, InValues, LikePart, Literal, ObjectRef, Operand, OrderKey, ParseError, Query,
+    ReturningObject, SelectItem, Span, WithClause,
 };
 use mosaic_types::{DataType, ErrorCode, FlexSlot, MosaicError, MosaicResult, Value};
 
@@ -52,16 +53,21 @@ pub fn plan_search_object(
     let q = Query {
         select,
         from: ObjectRef {
+            qualifier: None,
             name: ro.object.clone(),
             alias: None,
             span: ro.object.span,
         },
+        scope: None,
+        with: None,
         where_: ro.where_.clone(),
         group_by: Vec::new(),
+        grouping: Grouping::Plain,
         having: None,
         order_by: ro.order_by.clone(),
         limit: ro.limit,
         offset: None,
+        for_: None,
         span: ro.span,
     };
     let mut planned = Binder { src, schema, ctx }.top(&q, false)?;
@@ -462,13 +468,19 @@ impl<'a> Binder<'a> {
                 Lit::Value(Value::Text(mosaic_types::value::format_time(&t)))
             }
             (Literal::Number(d), Kind::Number) => Lit::Value(Value::Number(*d)),
+            // One currency until multi-currency exists: the code is accepted as written.
+            (Literal::Currency { amount, .. }, Kind::Number) => Lit::Value(Value::Number(*amount)),
             (Literal::Bool(b), Kind::Boolean) => Lit::Value(Value::Boolean(*b)),
             (Literal::Date(d), Kind::Date) => Lit::Value(Value::Date(*d)),
             (Literal::DateTime(d), Kind::Datetime) => Lit::Value(Value::Datetime(*d)),
             (Literal::DateLiteral(l), Kind::Date | Kind::Datetime) => {
-                let range =
-                    mosaic_soql::resolve_date_literal(*l, self.ctx.today, self.ctx.week_start)
-                        .ok_or_else(range_err)?;
+                let range = mosaic_soql::resolve_date_literal_fiscal(
+                    *l,
+                    self.ctx.today,
+                    self.ctx.week_start,
+                    self.ctx.fiscal_start_month,
+                )
+                .ok_or_else(range_err)?;
                 if kind == Kind::Date {
                     Lit::Range(Value::Date(range.start), Value::Date(range.end_exclusive))
                 } else {
@@ -782,6 +794,7 @@ impl<'a> Binder<'a> {
                 };
                 Ok((e, kind, a.func.keyword().to_string()))
             }
+            Operand::Call(c) => Err(self.date_fn_not_implemented(c)),
         }
     }
 
@@ -907,6 +920,7 @@ impl<'a> Binder<'a> {
                     }
                     self.aggregate(scope, a)?
                 }
+                Operand::Call(c) => return Err(self.date_fn_not_implemented(c)),
             };
             keys.push(SortKey {
                 expr,
@@ -921,6 +935,8 @@ impl<'a> Binder<'a> {
 
     fn top(&self, q: &Query, include_deleted: bool) -> MosaicResult<PlannedQuery> {
         let obj = self.object(&q.from.name)?;
+        let normalized = self.normalize(q, obj, true)?;
+        let q = &normalized;
         let mut scope = Scope::new(obj, q.from.alias.as_ref());
         let names = q.output_names();
         let mut items = Vec::new();
@@ -928,6 +944,18 @@ impl<'a> Binder<'a> {
         let mut group_by = Vec::new();
         if aggregate {
             for g in &q.group_by {
+                let g = match g {
+                    Operand::Field(p) => p,
+                    Operand::Call(c) => return Err(self.date_fn_not_implemented(c)),
+                    Operand::Aggregate(a) => {
+                        return Err(self.err(
+                            a.span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "GROUP BY accepts fields and date functions only".into(),
+                        ))
+                    }
+                };
                 let col = self.column(&mut scope, g, "group")?;
                 if matches!(col.kind, Kind::Opaque | Kind::MultiPicklist) {
                     return Err(self.invalid_field(
@@ -948,6 +976,31 @@ impl<'a> Binder<'a> {
                         };
                         let select = scope.add(Expr::Column(col));
                         items.push(OutputItem::Aggregate { name, select });
+                    }
+                    SelectItem::AliasedField { field, .. } => {
+                        let col = self.column(&mut scope, field, "group")?;
+                        let select = scope.add(Expr::Column(col));
+                        items.push(OutputItem::Aggregate {
+                            name: out_name.clone(),
+                            select,
+                        });
+                    }
+                    SelectItem::Call { call, .. } => return Err(self.date_fn_not_implemented(call)),
+                    SelectItem::Fields { span, .. } => {
+                        return Err(self.err(
+                            *span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "FIELDS() is not allowed in aggregate queries".into(),
+                        ))
+                    }
+                    SelectItem::TypeOf(t) => {
+                        return Err(self.err(
+                            t.span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "TYPEOF is not allowed in aggregate queries".into(),
+                        ))
                     }
                     SelectItem::Aggregate(a) => {
                         let e = self.aggregate(&mut scope, a)?;
@@ -981,6 +1034,14 @@ impl<'a> Binder<'a> {
                             ErrorCode::MALFORMED_QUERY,
                             None,
                             "aggregate in a non-aggregate query".into(),
+                        ))
+                    }
+                    other => {
+                        return Err(self.err(
+                            other.span(),
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "only fields, child subqueries and field functions can be selected in a non-aggregate query".into(),
                         ))
                     }
                 }
@@ -1054,6 +1115,190 @@ impl<'a> Binder<'a> {
         })
     }
 
+    /// Date functions, GROUPING() and ROLLUP / CUBE: parsed, not executed yet.
+    fn date_fn_not_implemented(&self, c: &FieldCall) -> MosaicError {
+        self.err(
+            c.span,
+            ErrorCode::NOT_IMPLEMENTED,
+            None,
+            format!("{}() is not implemented in queries yet", c.func.keyword()),
+        )
+    }
+
+    /// Rewrites what maps onto the core grammar and refuses what Mosaic
+    /// cannot answer, with Salesforce's error: FIELDS() expanded against
+    /// `obj`, identity functions (`toLabel`, `convertCurrency`, `FORMAT`)
+    /// unwrapped, `USING SCOPE mine` turned into an owner filter, FOR / WITH
+    /// clauses checked.
+    fn normalize(&self, q: &Query, obj: &SchemaObject, top: bool) -> MosaicResult<Query> {
+        let mut q = q.clone();
+        match q.for_ {
+            Some(ForClause::Update(span)) => {
+                return Err(self.err(
+                    span,
+                    ErrorCode::MALFORMED_QUERY,
+                    None,
+                    "FOR UPDATE not allowed in this context: record locking is only available in Apex, not through the API".into(),
+                ))
+            }
+            Some(f @ (ForClause::UpdateTracking(_) | ForClause::UpdateViewstat(_))) => {
+                return Err(self.err(
+                    f.span(),
+                    ErrorCode::MALFORMED_QUERY,
+                    None,
+                    format!(
+                        "{} is only supported on Knowledge articles (KnowledgeArticleVersion), which Mosaic does not have",
+                        f.keywords()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(WithClause::DataCategory(_, span)) = &q.with {
+            return Err(self.err(
+                *span,
+                ErrorCode::MALFORMED_QUERY,
+                None,
+                "WITH DATA CATEGORY is only supported on Knowledge articles and questions, which Mosaic does not have".into(),
+            ));
+        }
+        if let Some(scope) = q.scope.take() {
+            match scope.name.to_ascii_lowercase().as_str() {
+                "everything" => {}
+                "mine" if top => {
+                    let Some(user) = &self.ctx.user_id else {
+                        return Err(self.err(
+                            scope.span,
+                            ErrorCode::MALFORMED_QUERY,
+                            None,
+                            "USING SCOPE mine needs a signed-in user".into(),
+                        ));
+                    };
+                    let owner = Condition::Compare {
+                        lhs: Operand::Field(FieldPath {
+                            parts: vec![Ident {
+                                name: "OwnerId".into(),
+                                span: scope.span,
+                            }],
+                            span: scope.span,
+                        }),
+                        op: CompareOp::Eq,
+                        value: mosaic_soql::Value {
+                            literal: Literal::String(user.clone()),
+                            span: scope.span,
+                        },
+                        span: scope.span,
+                    };
+                    q.where_ = Some(match q.where_.take() {
+                        None => owner,
+                        Some(Condition::And(mut items)) => {
+                            items.push(owner);
+                            Condition::And(items)
+                        }
+                        Some(other) => Condition::And(vec![other, owner]),
+                    });
+                }
+                other => {
+                    let why = match other {
+                        "delegated" => " (Mosaic has no delegated activities)",
+                        "team" => " (Mosaic has no account or opportunity teams)",
+                        "my_territory" | "my_team_territory" => {
+                            " (Mosaic has no territory management)"
+                        }
+                        "mine_and_my_groups" => " (Mosaic has no queues)",
+                        "scopingrule" => " (Mosaic has no scoping rules)",
+                        _ => "",
+                    };
+                    return Err(self.err(
+                        scope.span,
+                        ErrorCode::MALFORMED_QUERY,
+                        None,
+                        format!(
+                            "Invalid scope:{} for {}{why}; supported scopes are everything and mine",
+                            scope.name, obj.api_name
+                        ),
+                    ));
+                }
+            }
+        }
+        if q.grouping != Grouping::Plain {
+            let span = q.group_by.first().map_or(q.span, Operand::span);
+            return Err(self.err(
+                span,
+                ErrorCode::NOT_IMPLEMENTED,
+                None,
+                "GROUP BY ROLLUP and CUBE are not implemented in queries yet".into(),
+            ));
+        }
+        let aggregate = q.is_aggregate();
+        let mut select = Vec::with_capacity(q.select.len());
+        for item in std::mem::take(&mut q.select) {
+            match item {
+                SelectItem::Fields { kind, span } => {
+                    let path = |name: &str| {
+                        SelectItem::Field(FieldPath {
+                            parts: vec![Ident {
+                                name: name.to_string(),
+                                span,
+                            }],
+                            span,
+                        })
+                    };
+                    if kind != FieldsKind::Custom {
+                        select.extend(SysColumn::ALL.iter().map(|c| path(c.api_name())));
+                    }
+                    if kind != FieldsKind::Standard {
+                        select.extend(obj.fields.iter().map(|f| path(&f.api_name)));
+                    }
+                }
+                SelectItem::TypeOf(t) => {
+                    let polymorphic_hint = if obj.fields.iter().any(|f| {
+                        f.relationship_name
+                            .as_deref()
+                            .is_some_and(|r| t.field.is(r))
+                    }) || USER_RELATIONSHIPS
+                        .iter()
+                        .any(|(r, _)| t.field.is(r))
+                    {
+                        format!(
+                            "TYPEOF is only allowed on a polymorphic relationship; '{}' on {} always points at one object type (Mosaic has no polymorphic lookups)",
+                            t.field.name, obj.api_name
+                        )
+                    } else {
+                        format!(
+                            "Didn't understand relationship '{}' in field path: no relationship of {} has that name",
+                            t.field.name, obj.api_name
+                        )
+                    };
+                    return Err(self.invalid_field(t.field.span, polymorphic_hint, &t.field.name));
+                }
+                SelectItem::Call { call, alias } => match unwrap_identity(&call) {
+                    Some(Operand::Field(f)) => select.push(match alias {
+                        Some(alias) if aggregate => SelectItem::AliasedField { field: f, alias },
+                        _ => SelectItem::Field(f),
+                    }),
+                    Some(Operand::Aggregate(mut a)) => {
+                        a.alias = alias;
+                        select.push(SelectItem::Aggregate(a));
+                    }
+                    _ => select.push(SelectItem::Call { call, alias }),
+                },
+                other => select.push(other),
+            }
+        }
+        q.select = select;
+        if let Some(c) = q.where_.as_mut() {
+            unwrap_condition(c);
+        }
+        if let Some(c) = q.having.as_mut() {
+            unwrap_condition(c);
+        }
+        q.order_by
+            .iter_mut()
+            .for_each(|k: &mut OrderKey| unwrap_operand(&mut k.key));
+        Ok(q)
+    }
+
     fn child(&self, parent: &'a SchemaObject, sub: &Query) -> MosaicResult<ChildPlan> {
         let name = &sub.from.name;
         let mut found: Vec<(&'a SchemaObject, &'a SchemaField)> = Vec::new();
@@ -1101,6 +1346,21 @@ impl<'a> Binder<'a> {
         let slot = link_field
             .slot
             .ok_or_else(|| MosaicError::internal("lookup without slot"))?;
+        if let Some(qualifier) = &sub.from.qualifier {
+            if !qualifier.is(&parent.api_name) {
+                return Err(self.err(
+                    qualifier.span,
+                    ErrorCode::INVALID_TYPE,
+                    None,
+                    format!(
+                        "Didn't understand relationship '{}.{}' in FROM part of query call: the outer query is on '{}'",
+                        qualifier.name, name.name, parent.api_name
+                    ),
+                ));
+            }
+        }
+        let normalized = self.normalize(sub, obj, false)?;
+        let sub = &normalized;
         let mut scope = Scope::new(obj, sub.from.alias.as_ref());
         scope.add(Expr::Column(id_col(0)));
         let link = ColumnRef {
@@ -1163,6 +1423,42 @@ impl<'a> Binder<'a> {
             limit: sub.limit.map(u64::from),
             offset: sub.offset.map_or(0, u64::from),
         })
+    }
+}
+
+/// `toLabel(f)`, `convertCurrency(f)`, `FORMAT(f)`, `FORMAT(MIN(f))`,
+/// `FORMAT(convertCurrency(f))`: what they apply to. Labels are the stored
+/// values, Mosaic has one currency, and values are already formatted as
+/// record reads format them. `None` for anything else (date functions, …).
+fn unwrap_identity(c: &FieldCall) -> Option<Operand> {
+    if !matches!(
+        c.func,
+        FieldFn::ToLabel | FieldFn::ConvertCurrency | FieldFn::Format
+    ) {
+        return None;
+    }
+    match c.arg.as_ref() {
+        Operand::Call(inner) => unwrap_identity(inner),
+        other => Some(other.clone()),
+    }
+}
+
+fn unwrap_operand(op: &mut Operand) {
+    if let Operand::Call(c) = op {
+        if let Some(inner) = unwrap_identity(c) {
+            *op = inner;
+        }
+    }
+}
+
+fn unwrap_condition(c: &mut Condition) {
+    match c {
+        Condition::And(items) | Condition::Or(items) => items.iter_mut().for_each(unwrap_condition),
+        Condition::Not(inner) => unwrap_condition(inner),
+        Condition::Compare { lhs, .. }
+        | Condition::Like { lhs, .. }
+        | Condition::In { lhs, .. }
+        | Condition::Includes { lhs, .. } => unwrap_operand(lhs),
     }
 }
 

@@ -68,7 +68,7 @@ impl Schema {
 }
 
 /// What a query is planned against besides metadata.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlanContext {
     /// "Today" in the caller's time zone (date literals).
     pub today: NaiveDate,
@@ -79,6 +79,10 @@ pub struct PlanContext {
     pub week_start: Weekday,
     /// queryAll: deleted records too.
     pub include_deleted: bool,
+    /// First month (1–12) of the tenant's fiscal year (fiscal date literals).
+    pub fiscal_start_month: u32,
+    /// The caller's user id (`USING SCOPE mine`); `None` outside a user session.
+    pub user_id: Option<String>,
 }
 
 /// The users a relationship path may end in (`Owner`, `CreatedBy`, …);
