@@ -534,7 +534,7 @@ struct CompositeBody {
     records: Vec<Map<String, Value>>,
 }
 
-fn batch_json(results: Vec<RecordResult<String>>) -> Json<Value> {
+pub(crate) fn batch_json(results: Vec<RecordResult<String>>) -> Json<Value> {
     Json(Value::Array(
         results
             .into_iter()

@@ -29,6 +29,7 @@ pub mod openapi;
 pub mod operator;
 mod query;
 pub mod ratelimit;
+mod recycle;
 mod render;
 pub mod resilience;
 mod rest;

@@ -24,6 +24,7 @@
 
 pub mod access;
 pub mod automation;
+mod bin;
 pub mod directory;
 pub mod idempotency;
 pub mod import;

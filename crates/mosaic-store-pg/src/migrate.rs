@@ -613,6 +613,11 @@ static RECORDS_MIGRATIONS: std::sync::LazyLock<Vec<Migration>> = std::sync::Lazy
             name: "the instance holding each outbox lease",
             sql: RECORDS_V3_LEASE_OWNER,
         },
+        Migration {
+            version: 4,
+            name: "the recycle bin",
+            sql: crate::bin::RECORDS_BIN,
+        },
     ]
 });
 

@@ -424,7 +424,7 @@ fn specs_lock_key(tenant: &str, object_id: &str) -> String {
 /// Takes the object's pivot-spec lock shared (held to the end of the
 /// transaction), then reads the shard's specs of the object in a second
 /// statement — pipelined, one round trip — whose snapshot follows the lock.
-async fn shard_specs<C: GenericClient + Sync>(
+pub(crate) async fn shard_specs<C: GenericClient + Sync>(
     c: &C,
     tenant: &str,
     object_id: &str,
@@ -589,7 +589,7 @@ async fn do_insert(tx: &Transaction<'_>, tenant: &str, op: &InsertOp) -> Step<Wr
 }
 
 /// Whether a live record exists, locking it for the rest of the write.
-async fn lock_live(
+pub(crate) async fn lock_live(
     tx: &Transaction<'_>,
     tenant: &str,
     object_id: &str,
@@ -666,22 +666,25 @@ async fn do_update(tx: &Transaction<'_>, tenant: &str, op: &UpdateOp) -> Step<Wr
     Ok(WriteResult::Updated { id: op.id.clone() })
 }
 
+/// Moves a record to the recycle bin with the delete of `root` (the record
+/// itself when deleted directly); its row is kept as it was.
+#[allow(clippy::too_many_arguments)]
 async fn soft_delete(
     tx: &Transaction<'_>,
     tenant: &str,
     object_id: &str,
     id: &str,
+    root: &str,
     by: &str,
     at: &DateTime<Utc>,
 ) -> Step<()> {
     let st = tx
         .prepare_cached(
-            "UPDATE object_records SET is_deleted = TRUE, modified_by = $1, modified_at = $2 \
-             WHERE tenant_id = $3 AND object_id = $4 AND id = $5",
+            "UPDATE object_records SET is_deleted = TRUE WHERE tenant_id = $1 AND object_id = $2 AND id = $3",
         )
         .await?;
-    tx.execute(&st, &[&by, &millis(at), &tenant, &object_id, &id])
-        .await?;
+    tx.execute(&st, &[&tenant, &object_id, &id]).await?;
+    crate::bin::bin_record(tx, tenant, object_id, id, root, by, &millis(at)).await?;
     drop_pivots_of(tx, tenant, id, None).await
 }
 
@@ -702,11 +705,13 @@ async fn lock_specs_shared(tx: &Transaction<'_>, tenant: &str, object_id: &str) 
 async fn clear_lookups(
     tx: &Transaction<'_>,
     tenant: &str,
+    root: &str,
     id: &str,
     lookups: &[LookupRef],
 ) -> Step<()> {
     for r in lookups {
         lock_specs_shared(tx, tenant, &r.object_id).await?;
+        crate::bin::bin_lookups(tx, tenant, root, id, r).await?;
         let sql = format!(
             "UPDATE object_records SET {c} = NULL WHERE tenant_id = $1 AND object_id = $2 AND {c} = $4 \
              AND id IN (SELECT record_id FROM record_index WHERE tenant_id = $1 AND object_id = $2 AND slot = $3 AND value = $4)",
@@ -734,6 +739,7 @@ async fn clear_lookups(
 fn cascade<'a>(
     tx: &'a Transaction<'a>,
     tenant: &'a str,
+    root: &'a str,
     parent: &'a str,
     specs: &'a [CascadeSpec],
     by: &'a str,
@@ -776,6 +782,7 @@ fn cascade<'a>(
                 n += cascade(
                     tx,
                     tenant,
+                    root,
                     &child,
                     &spec.children,
                     by,
@@ -787,8 +794,8 @@ fn cascade<'a>(
                 if *budget == 0 {
                     return Ok(n);
                 }
-                soft_delete(tx, tenant, &spec.object_id, &child, by, at).await?;
-                clear_lookups(tx, tenant, &child, &spec.clear).await?;
+                soft_delete(tx, tenant, &spec.object_id, &child, root, by, at).await?;
+                clear_lookups(tx, tenant, root, &child, &spec.clear).await?;
                 *budget -= 1;
                 n += 1;
             }
@@ -804,8 +811,17 @@ async fn do_delete(tx: &Transaction<'_>, tenant: &str, op: &DeleteOp) -> Step<Wr
     let at = op.deleted_at;
     let cascaded = cascade_of(tx, tenant, op, usize::MAX).await?;
     lock_specs_shared(tx, tenant, &op.object_id).await?;
-    soft_delete(tx, tenant, &op.object_id, &op.id, &op.deleted_by, &at).await?;
-    clear_lookups(tx, tenant, &op.id, &op.clear).await?;
+    soft_delete(
+        tx,
+        tenant,
+        &op.object_id,
+        &op.id,
+        &op.id,
+        &op.deleted_by,
+        &at,
+    )
+    .await?;
+    clear_lookups(tx, tenant, &op.id, &op.id, &op.clear).await?;
     Ok(WriteResult::Deleted {
         id: op.id.clone(),
         cascaded,
@@ -832,6 +848,7 @@ async fn cascade_of(
     cascade(
         tx,
         tenant,
+        &op.id,
         &op.id,
         &op.cascade,
         &op.deleted_by,
@@ -1219,6 +1236,8 @@ impl RecordStore for PgRecordStore {
                 "DELETE FROM auto_number_counters WHERE tenant_id = $1 AND object_id = $2",
                 "DELETE FROM record_shares WHERE tenant_id = $1 AND object_id = $2",
                 "DELETE FROM pivot_specs WHERE tenant_id = $1 AND object_id = $2",
+                "DELETE FROM record_bin WHERE tenant_id = $1 AND object_id = $2",
+                "DELETE FROM record_bin_lookups WHERE tenant_id = $1 AND object_id = $2",
             ] {
                 tx.execute(sql, &[&tenant_id, &object_id]).await?;
             }
@@ -1271,6 +1290,54 @@ impl RecordStore for PgRecordStore {
                 .await?
                 .try_get(0)?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn undelete(&self, tenant_id: &str, op: UndeleteOp) -> MosaicResult<usize> {
+        let n = shard_tx!(self.pool, |tx| crate::bin::undelete(tx, tenant_id, &op)
+            .await)?;
+        self.stats.wrote(n as u64);
+        Ok(n)
+    }
+
+    async fn bin_entry(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<BinEntry>> {
+        with_client!(self.pool, |c| crate::bin::bin_entry(
+            c, tenant_id, id, false
+        )
+        .await)
+    }
+
+    async fn bin_entries(
+        &self,
+        tenant_id: &str,
+        filter: &BinFilter,
+    ) -> MosaicResult<Vec<BinEntry>> {
+        with_client!(self.pool, |c| crate::bin::bin_entries(c, tenant_id, filter)
+            .await)
+    }
+
+    async fn purge_bin(
+        &self,
+        tenant_id: &str,
+        roots: &[String],
+        limit: usize,
+    ) -> MosaicResult<usize> {
+        shard_tx!(self.pool, |tx| crate::bin::purge(
+            tx, tenant_id, roots, limit
+        )
+        .await)
+    }
+
+    async fn updated_ids(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: usize,
+    ) -> MosaicResult<Vec<String>> {
+        with_client!(self.pool, |c| {
+            crate::bin::updated_ids(c, tenant_id, object_id, &start, &end, limit).await
         })
     }
 }

@@ -505,6 +505,61 @@ impl RecordStore for ShardRouter {
             .count(tenant_id, object_id)
             .await
     }
+
+    async fn undelete(&self, tenant_id: &str, op: UndeleteOp) -> MosaicResult<usize> {
+        self.routed(tenant_id, |s| {
+            let op = op.clone();
+            async move { s.records.undelete(tenant_id, op).await }
+        })
+        .await
+    }
+
+    async fn bin_entry(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<BinEntry>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .bin_entry(tenant_id, id)
+            .await
+    }
+
+    async fn bin_entries(
+        &self,
+        tenant_id: &str,
+        filter: &BinFilter,
+    ) -> MosaicResult<Vec<BinEntry>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .bin_entries(tenant_id, filter)
+            .await
+    }
+
+    async fn purge_bin(
+        &self,
+        tenant_id: &str,
+        roots: &[String],
+        limit: usize,
+    ) -> MosaicResult<usize> {
+        self.routed(tenant_id, |s| async move {
+            s.records.purge_bin(tenant_id, roots, limit).await
+        })
+        .await
+    }
+
+    async fn updated_ids(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> MosaicResult<Vec<String>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .updated_ids(tenant_id, object_id, start, end, limit)
+            .await
+    }
 }
 
 #[async_trait]

@@ -44,6 +44,10 @@ struct Common {
     /// (the new one lives this long again).
     #[arg(long, env = "MOSAIC_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     refresh_token_ttl_days: u64,
+    /// How long deleted records stay in the recycle bin, in days, before
+    /// `serve` purges them.
+    #[arg(long, env = "MOSAIC_RECYCLE_RETENTION_DAYS", default_value_t = 15)]
+    recycle_retention_days: u64,
     /// SMTP server for email alerts (`smtp://host:port`, `smtps://user:pass@host`);
     /// without it, alerts are written as files under <data-dir>/mail.
     #[arg(long, env = "MOSAIC_SMTP_URL")]
@@ -376,6 +380,8 @@ fn config(c: &Common) -> PlatformConfig {
     cfg.token_ttl = Duration::from_secs(c.token_ttl_secs.max(1));
     cfg.refresh_token_ttl =
         Duration::from_secs(c.refresh_token_ttl_days.clamp(1, 3650) * 24 * 60 * 60);
+    cfg.recycle_retention =
+        Duration::from_secs(c.recycle_retention_days.clamp(1, 3650) * 24 * 60 * 60);
     cfg.automation.smtp_url = c.smtp_url.clone().filter(|u| !u.is_empty());
     if let Some(f) = c.mail_from.clone().filter(|f| !f.is_empty()) {
         cfg.automation.mail_from = f;
