@@ -1724,7 +1724,10 @@ mod tests {
                    name_lc TEXT NOT NULL, label TEXT NOT NULL, description TEXT, created_at TEXT NOT NULL,
                    updated_at TEXT NOT NULL, PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, name_lc));
                  INSERT INTO permission_sets VALUES ('t1', 'p1', 'Sales', 'sales', 'Sales', NULL,
-                   '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');",
+                   '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+                 CREATE TABLE locale_settings (tenant_id TEXT NOT NULL, user_id TEXT NOT NULL,
+                   time_zone TEXT, locale TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (tenant_id, user_id));
+                 INSERT INTO locale_settings VALUES ('t1', '', 'Europe/Paris', NULL, '2026-01-01T00:00:00.000Z');",
             )
             .unwrap();
         }
@@ -1738,6 +1741,19 @@ mod tests {
         assert_eq!(
             (set.name.as_str(), set.customize_application),
             ("Sales", false)
+        );
+        // Locale settings gain the fiscal year start month, unset.
+        let settings = crate::settings::SqliteSettingsStore::new(store.db().clone());
+        let rows = crate::settings::SettingsStore::locales(&settings, "t1", "")
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (
+                rows[0].time_zone.as_deref(),
+                rows[0].fiscal_year_start_month
+            ),
+            (Some("Europe/Paris"), None)
         );
         let u = store.user("t1", "u1").await.unwrap().expect("user kept");
         assert_eq!((u.username.as_str(), u.role_id), ("Ann", None));
