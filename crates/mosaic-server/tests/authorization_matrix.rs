@@ -89,6 +89,9 @@ fn expected(r: &RouteSpec, c: Caller) -> Expect {
         Access::Session => match c {
             NoToken | Expired | Operator => Expect::Unauthenticated,
             OtherTenantAdmin if names_tenant_things(r) => Expect::NotTheirs,
+            // The identity URL names the standard user: another user who is
+            // not an administrator may not read it.
+            Customizer if r.path.starts_with("/id/") => Expect::Forbidden,
             OtherTenantAdmin | StandardUser | Customizer | TenantAdmin => Expect::Allowed,
         },
         Access::Permission => match c {
