@@ -3,7 +3,7 @@ the balancer until a stop file appears, then a check of the writes.
 
     python drill-load.py URL TOKEN WORKDIR THREADS
 
-Reads the current phase's name from WORKDIR/phase before each request (the
+Reads the current phase's name from WORKDIR/phase after each answer (the
 drill moves it along: steady, kill, rolling, ...) and stops when
 WORKDIR/stop exists. Writes create Invoice__c records, each with a unique
 Code__c and an Idempotency-Key; reads fetch acknowledged records and run a
@@ -60,7 +60,6 @@ def call(method, url, body=None, headers=None):
 def worker(seed):
     rnd = random.Random(seed)
     while not os.path.exists(os.path.join(WORK, "stop")):
-        ph = phase()
         kind = rnd.random()
         if kind < 0.3 or not acked:
             code = uuid.uuid4().hex
@@ -86,6 +85,7 @@ def worker(seed):
             status, body = call("GET", BASE + "/query?q=" + urllib.parse.quote(q))
             op = "query"
         ok = status is not None and 200 <= status < 300
+        ph = phase()  # when the answer came: a failure belongs to what caused it
         with lock:
             by_phase[ph][op] += 1
             if not ok:
