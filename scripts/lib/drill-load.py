@@ -95,19 +95,25 @@ def worker(seed):
 
 
 def all_codes():
+    # Keyset pages on Id, each a query of its own: query locators
+    # (nextRecordsUrl) belong to the instance that ran the query, and the
+    # balancer may send the next page elsewhere.
     counts = collections.Counter()
-    q = "SELECT Id, Code__c FROM Invoice__c"
-    url = BASE + "/query?q=" + urllib.parse.quote(q)
-    while url:
-        status, body = call("GET", url)
+    last = ""
+    while True:
+        q = "SELECT Id, Code__c FROM Invoice__c"
+        if last:
+            q += f" WHERE Id > '{last}'"
+        q += " ORDER BY Id LIMIT 1000"
+        status, body = call("GET", BASE + "/query?q=" + urllib.parse.quote(q))
         if status != 200:
             raise SystemExit(f"query of the written records failed: {status} {body[:300]!r}")
-        page = json.loads(body)
-        for r in page["records"]:
+        records = json.loads(body)["records"]
+        for r in records:
             counts[r["Code__c"]] += 1
-        nxt = page.get("nextRecordsUrl")
-        url = URL + nxt if nxt else None
-    return counts
+        if len(records) < 1000:
+            return counts
+        last = records[-1]["Id"]
 
 
 threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
