@@ -16,10 +16,10 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${RUST_IMAGE} AS build
 ARG SOURCE_DATE_EPOCH=0
+# No build paths in the binary (RUSTFLAGS): the same bytes from any checkout.
 ENV SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH} \
     CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0 \
-    # No build paths in the binary: the same bytes from any checkout.
     RUSTFLAGS="--remap-path-prefix=/src=. --remap-path-prefix=/usr/local/cargo=cargo"
 WORKDIR /src
 COPY . .
