@@ -33,7 +33,7 @@ pub async fn run(args: HealthcheckArgs) -> Result<(), String> {
         .get(url.clone())
         .send()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| format!("{url}: {}", chain(&e)))?;
     let status = res.status();
     if status.is_success() {
         println!("{url}: {status}");
@@ -41,4 +41,17 @@ pub async fn run(args: HealthcheckArgs) -> Result<(), String> {
     } else {
         Err(format!("{url}: {status}"))
     }
+}
+
+/// An error with its causes (`connection refused` sits under reqwest's
+/// "error sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
