@@ -1,7 +1,8 @@
-// jsforce against Mosaic over https:// with an access token.
+// jsforce against Mosaic over https://, logged in with username and
+// password (jsforce's SOAP login call).
 //
-// Run by scripts/compat-clients with MOSAIC_URL (https://...), MOSAIC_TOKEN
-// and NODE_EXTRA_CA_CERTS (the development certificate); NODE_PATH points
+// Run by scripts/compat-clients with MOSAIC_URL (https://...),
+// MOSAIC_USERNAME, MOSAIC_PASSWORD and NODE_EXTRA_CA_CERTS (the development certificate); NODE_PATH points
 // at the installed jsforce. Each check is one entry of CHECKS; add more for
 // the compatibility suite. Prints "N passed, M failed" and exits non-zero on
 // a failure.
@@ -12,15 +13,59 @@ const jsforce = require('jsforce');
 
 const OBJECT = process.env.MOSAIC_COMPAT_OBJECT || 'Invoice__c';
 
-function connect() {
-  return new jsforce.Connection({
-    instanceUrl: process.env.MOSAIC_URL,
-    accessToken: process.env.MOSAIC_TOKEN,
-    version: '60.0',
-  });
+async function connect() {
+  const conn = new jsforce.Connection({ loginUrl: process.env.MOSAIC_URL, version: '60.0' });
+  const info = await conn.login(process.env.MOSAIC_USERNAME, process.env.MOSAIC_PASSWORD);
+  assert.ok(info.id && info.organizationId, JSON.stringify(info));
+  assert.equal(conn.instanceUrl, process.env.MOSAIC_URL);
+  return conn;
 }
 
 const CHECKS = {
+  async badLoginIsRefused() {
+    const conn = new jsforce.Connection({ loginUrl: process.env.MOSAIC_URL, version: '60.0' });
+    await assert.rejects(conn.login(process.env.MOSAIC_USERNAME, 'wrong password'), /INVALID_LOGIN/);
+  },
+
+  async composite(conn) {
+    const base = `/services/data/v60.0/sobjects/${OBJECT}`;
+    const out = await conn.requestPost('/services/data/v60.0/composite', {
+      allOrNone: true,
+      compositeRequest: [
+        { method: 'POST', url: base, referenceId: 'inv', body: { Name: 'Composite jsforce', Amount__c: 3 } },
+        { method: 'PATCH', url: `${base}/@{inv.id}`, referenceId: 'upd', body: { Amount__c: 4 } },
+        { method: 'GET', url: `${base}/@{inv.id}`, referenceId: 'got' },
+      ],
+    });
+    const codes = out.compositeResponse.map((r) => r.httpStatusCode);
+    assert.deepEqual(codes, [201, 204, 200], JSON.stringify(out));
+    assert.equal(out.compositeResponse[2].body.Amount__c, 4);
+  },
+
+  async queryAllWithPaging(conn) {
+    const name = 'Paged jsforce';
+    const records = [];
+    for (let i = 0; i < 230; i += 1) records.push({ Name: name, Amount__c: i });
+    // allowRecursive: jsforce splits into collections of 200.
+    const created = await conn.sobject(OBJECT).create(records, { allOrNone: true, allowRecursive: true });
+    assert.equal(created.filter((r) => r.success).length, 230);
+    const q = encodeURIComponent(`SELECT Id FROM ${OBJECT} WHERE Name = '${name}'`);
+    let page = await conn.request({
+      method: 'GET',
+      url: `/services/data/v60.0/queryAll?q=${q}`,
+      headers: { 'Sforce-Query-Options': 'batchSize=200' },
+    });
+    const ids = page.records.map((r) => r.Id);
+    let pages = 1;
+    while (!page.done) {
+      page = await conn.queryMore(page.nextRecordsUrl);
+      ids.push(...page.records.map((r) => r.Id));
+      pages += 1;
+    }
+    assert.equal(pages, 2);
+    assert.equal(new Set(ids).size, 230);
+  },
+
   async createGetQuery(conn) {
     const created = await conn.sobject(OBJECT).create({ Name: 'From jsforce', Amount__c: 99.5 });
     assert.equal(created.success, true, JSON.stringify(created));
@@ -42,7 +87,7 @@ const CHECKS = {
 };
 
 async function main() {
-  const conn = connect();
+  const conn = await connect();
   let failed = 0;
   const names = Object.keys(CHECKS);
   for (const name of names) {

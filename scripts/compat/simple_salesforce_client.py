@@ -1,7 +1,9 @@
-"""simple-salesforce against Mosaic over https:// with an access token.
+"""simple-salesforce against Mosaic over https://, logged in through the
+SOAP login call with username, password and security token.
 
-Run by scripts/compat-clients with MOSAIC_URL (https://...), MOSAIC_TOKEN
-and REQUESTS_CA_BUNDLE (the development certificate). Each check is one
+Run by scripts/compat-clients with MOSAIC_URL (https://...), MOSAIC_USERNAME,
+MOSAIC_PASSWORD and REQUESTS_CA_BUNDLE (the development certificate). Mosaic
+accounts have no security token: it is sent empty. Each check is one
 function named check_*; add more for the compatibility suite. Prints
 "N passed, M failed" and exits non-zero on a failure.
 """
@@ -11,16 +13,72 @@ import sys
 import traceback
 from urllib.parse import urlparse
 
-from simple_salesforce import Salesforce
+from simple_salesforce import Salesforce, SalesforceLogin
 
 OBJECT = os.environ.get("MOSAIC_COMPAT_OBJECT", "Invoice__c")
 
 
 def connect():
     url = os.environ["MOSAIC_URL"]
+    # SOAP login; a server outside salesforce.com is named by scratch_url.
+    session_id, instance = SalesforceLogin(
+        username=os.environ["MOSAIC_USERNAME"],
+        password=os.environ["MOSAIC_PASSWORD"],
+        security_token="",
+        sf_version="60.0",
+        scratch_url=url,
+    )
+    assert instance == urlparse(url).netloc, instance
     # simple-salesforce builds every URL as https://<instance>.
-    instance = urlparse(url).netloc
-    return Salesforce(instance=instance, session_id=os.environ["MOSAIC_TOKEN"], version="60.0")
+    return Salesforce(instance=instance, session_id=session_id, version="60.0")
+
+
+def check_bad_login_is_refused(sf):
+    from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+
+    try:
+        SalesforceLogin(
+            username=os.environ["MOSAIC_USERNAME"],
+            password="wrong password",
+            security_token="",
+            sf_version="60.0",
+            scratch_url=os.environ["MOSAIC_URL"],
+        )
+    except SalesforceAuthenticationFailed as e:
+        assert e.code == "INVALID_LOGIN", e.code
+    else:
+        raise AssertionError("a wrong password logged in")
+
+
+def check_composite(sf):
+    base = f"/services/data/v60.0/sobjects/{OBJECT}"
+    out = sf.restful("composite", method="POST", json={
+        "allOrNone": True,
+        "compositeRequest": [
+            {"method": "POST", "url": base, "referenceId": "inv", "body": {"Name": "Composite", "Amount__c": 7}},
+            {"method": "GET", "url": base + "/@{inv.id}", "referenceId": "got"},
+        ],
+    })
+    codes = [r["httpStatusCode"] for r in out["compositeResponse"]]
+    assert codes == [201, 200], out
+    assert out["compositeResponse"][1]["body"]["Name"] == "Composite", out
+
+
+def check_query_all_with_paging(sf):
+    name = "Paged simple-salesforce"
+    for start in range(0, 250, 200):
+        records = [{"attributes": {"type": OBJECT}, "Name": name, "Amount__c": i}
+                   for i in range(start, min(start + 200, 250))]
+        res = sf.restful("composite/sobjects", method="POST", json={"allOrNone": True, "records": records})
+        assert all(r["success"] for r in res), res
+    sf.headers["Sforce-Query-Options"] = "batchSize=200"
+    try:
+        first = sf.query(f"SELECT Id FROM {OBJECT} WHERE Name = '{name}'")
+        assert first["done"] is False and len(first["records"]) == 200, first["done"]
+        records = sf.query_all(f"SELECT Id FROM {OBJECT} WHERE Name = '{name}'")["records"]
+    finally:
+        del sf.headers["Sforce-Query-Options"]
+    assert len(records) == 250 and len({r["Id"] for r in records}) == 250, len(records)
 
 
 def check_create_get_query(sf):

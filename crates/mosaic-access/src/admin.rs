@@ -333,6 +333,22 @@ pub struct AccessService {
     tier: Arc<mosaic_cache::CacheTier>,
     cache: SnapshotCache,
     sharing: crate::sharing::SharingCache,
+    /// The fleet-wide permission generations (the metadata database's
+    /// settings), when installed: see [`AccessService::check_generation`].
+    fleet: std::sync::OnceLock<Arc<dyn mosaic_store::SettingsStore>>,
+    /// Per tenant: when this instance last read the fleet generation, and
+    /// the value it read.
+    seen: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String)>>,
+}
+
+/// How long an instance trusts the fleet generation it read for a tenant:
+/// a revocation made through another instance is in force here at most
+/// this long after it was acknowledged.
+pub const GENERATION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Settings key of a tenant's fleet-wide permission generation.
+fn generation_key(tenant_id: &str) -> String {
+    format!("permission_generation:{tenant_id}")
 }
 
 impl AccessService {
@@ -359,6 +375,86 @@ impl AccessService {
             cache: SnapshotCache::with_sizing(tier.config.permissions),
             sharing: crate::sharing::SharingCache::default(),
             tier,
+            fleet: std::sync::OnceLock::new(),
+            seen: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Keeps each tenant's permission generation in `settings` (the
+    /// metadata database every instance shares), so that a change made
+    /// through one instance is in force on every other one at the next
+    /// request (after [`GENERATION_CHECK_EVERY`] at most), whether or not
+    /// the invalidation message reaches them. Installed once.
+    pub fn share_generations(&self, settings: Arc<dyn mosaic_store::SettingsStore>) -> bool {
+        self.fleet.set(settings).is_ok()
+    }
+
+    fn seen(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, String)>>
+    {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Compares the tenant's fleet-wide permission generation with the one
+    /// this instance last read (at most every [`GENERATION_CHECK_EVERY`]):
+    /// when another instance changed permissions since, this instance's
+    /// snapshots and sharing decisions of the tenant are dropped before the
+    /// request is authorized. A failed read keeps what is cached (the
+    /// database is then unavailable for the snapshots too).
+    pub async fn check_generation(&self, tenant_id: &str) {
+        let Some(settings) = self.fleet.get() else {
+            return;
+        };
+        if self
+            .seen()
+            .get(tenant_id)
+            .is_some_and(|(at, _)| at.elapsed() < GENERATION_CHECK_EVERY)
+        {
+            return;
+        }
+        let read_at = std::time::Instant::now();
+        let current = match settings.setting(&generation_key(tenant_id)).await {
+            Ok(row) => row.map(|r| r.value).unwrap_or_default(),
+            Err(e) => {
+                tracing::debug!(tenant = %tenant_id, error = %e.message, "permission generation not read");
+                return;
+            }
+        };
+        let changed = {
+            let mut seen = self.seen();
+            let before = seen.insert(tenant_id.to_string(), (read_at, current.clone()));
+            before.is_some_and(|(_, g)| g != current)
+        };
+        if changed {
+            metrics::counter!("permission_generation_changes_total").increment(1);
+            self.cache.invalidate(tenant_id, None);
+            self.sharing.changed(tenant_id);
+        }
+    }
+
+    /// Writes a new fleet-wide generation of the tenant (any value never
+    /// used before: instances compare for equality).
+    async fn bump_fleet_generation(&self, tenant_id: &str) {
+        let Some(settings) = self.fleet.get() else {
+            return;
+        };
+        let value = new_id();
+        let row = mosaic_store::SettingRow {
+            key: generation_key(tenant_id),
+            value: value.clone(),
+            updated_at: Utc::now(),
+        };
+        match settings.put_setting(row).await {
+            // This instance has already dropped its own snapshots.
+            Ok(()) => {
+                self.seen()
+                    .insert(tenant_id.to_string(), (std::time::Instant::now(), value));
+            }
+            Err(e) => {
+                metrics::counter!("permission_generation_write_failures_total").increment(1);
+                tracing::error!(tenant = %tenant_id, error = %e.message, "permission change committed but its fleet-wide generation was not written: other instances rely on the invalidation message or the snapshot lifetime");
+            }
         }
     }
 
@@ -465,9 +561,10 @@ impl AccessService {
     }
 
     /// Invalidates every snapshot of the tenant (after a change commits).
-    pub fn permissions_changed(&self, tenant_id: &str, user_id: Option<&str>) {
+    pub async fn permissions_changed(&self, tenant_id: &str, user_id: Option<&str>) {
         self.cache.invalidate(tenant_id, user_id);
         self.sharing.changed(tenant_id);
+        self.bump_fleet_generation(tenant_id).await;
         self.publish(mosaic_cache::Invalidation::Permissions {
             tenant: tenant_id.to_string(),
         });
@@ -590,7 +687,7 @@ impl AccessService {
             .update_user(&a.tenant_id, &id, patch, audit)
             .await;
         // Whatever happened, nothing cached about this user may survive it.
-        self.permissions_changed(&a.tenant_id, Some(&id));
+        self.permissions_changed(&a.tenant_id, Some(&id)).await;
         let out = out?.ok_or_else(|| not_found("user"))?;
         self.auth.forget_sessions(&out.revoked_sessions).await;
         Ok(out.user)
@@ -671,7 +768,7 @@ impl AccessService {
             .store
             .update_role(&a.tenant_id, &id, input.label, parent, audit)
             .await;
-        self.permissions_changed(&a.tenant_id, None);
+        self.permissions_changed(&a.tenant_id, None).await;
         out?.ok_or_else(|| not_found("role"))
     }
 
@@ -691,7 +788,7 @@ impl AccessService {
         let id = mosaic_types::id::normalize_id(id).ok_or_else(|| not_found("role"))?;
         let audit = a.audit("role.delete", "role", &id, json!({}));
         let out = self.store.delete_role(&a.tenant_id, &id, audit).await;
-        self.permissions_changed(&a.tenant_id, None);
+        self.permissions_changed(&a.tenant_id, None).await;
         if out? {
             Ok(())
         } else {
@@ -721,7 +818,7 @@ impl AccessService {
             json!({"name": g.name, "label": g.label, "members": members_json(&g.members)}),
         );
         self.store.create_group(g.clone(), audit).await?;
-        self.permissions_changed(&a.tenant_id, None);
+        self.permissions_changed(&a.tenant_id, None).await;
         Ok(g)
     }
 
@@ -746,7 +843,7 @@ impl AccessService {
             .store
             .update_group(&a.tenant_id, &id, input.label, members, audit)
             .await;
-        self.permissions_changed(&a.tenant_id, None);
+        self.permissions_changed(&a.tenant_id, None).await;
         out?.ok_or_else(|| not_found("group"))
     }
 
@@ -766,7 +863,7 @@ impl AccessService {
         let id = mosaic_types::id::normalize_id(id).ok_or_else(|| not_found("group"))?;
         let audit = a.audit("group.delete", "group", &id, json!({}));
         let out = self.store.delete_group(&a.tenant_id, &id, audit).await;
-        self.permissions_changed(&a.tenant_id, None);
+        self.permissions_changed(&a.tenant_id, None).await;
         if out? {
             Ok(())
         } else {
@@ -835,7 +932,7 @@ impl AccessService {
             .store
             .update_permission_set(&a.tenant_id, &id, patch, audit)
             .await;
-        self.permissions_changed(&a.tenant_id, None);
+        self.permissions_changed(&a.tenant_id, None).await;
         out?.ok_or_else(|| not_found("permission set"))
     }
 
@@ -862,7 +959,7 @@ impl AccessService {
             .store
             .delete_permission_set(&a.tenant_id, &id, audit)
             .await;
-        self.permissions_changed(&a.tenant_id, None);
+        self.permissions_changed(&a.tenant_id, None).await;
         if out? {
             Ok(())
         } else {
@@ -889,7 +986,7 @@ impl AccessService {
             .store
             .assign(&a.tenant_id, &set_id, &user_id, audit)
             .await;
-        self.permissions_changed(&a.tenant_id, Some(&user_id));
+        self.permissions_changed(&a.tenant_id, Some(&user_id)).await;
         if out? {
             Ok(())
         } else {
@@ -912,7 +1009,7 @@ impl AccessService {
             .store
             .unassign(&a.tenant_id, &set_id, &user_id, audit)
             .await;
-        self.permissions_changed(&a.tenant_id, Some(&user_id));
+        self.permissions_changed(&a.tenant_id, Some(&user_id)).await;
         if out? {
             Ok(())
         } else {

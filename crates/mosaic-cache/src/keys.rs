@@ -77,6 +77,11 @@ impl Keys {
         self.join(&["fence", kind, id])
     }
 
+    /// Requests per tenant in one bucket of hot-tenant detection (a hash).
+    pub fn hot(&self, bucket: i64) -> String {
+        self.join(&["hot", &bucket.to_string()])
+    }
+
     /// The pub/sub channel of invalidations.
     pub fn channel(&self) -> String {
         self.join(&["inval"])

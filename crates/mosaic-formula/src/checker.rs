@@ -262,6 +262,31 @@ impl<'a> Checker<'a> {
                 "$user.id" => Global::UserId,
                 "$user.username" => Global::Username,
                 "$organization.id" => Global::OrgId,
+                _ if joined.starts_with("$setup.") || joined.starts_with("$label.") => {
+                    let which = if joined.starts_with("$setup.") {
+                        "$Setup (hierarchy custom settings)"
+                    } else {
+                        "$Label (custom labels)"
+                    };
+                    return Err(self.err(
+                        pos,
+                        ErrorKind::UnknownField,
+                        format!(
+                            "{} cannot be used: {which} is not implemented in Mosaic",
+                            path.join(".")
+                        ),
+                    ));
+                }
+                _ if joined.starts_with("$user.") => {
+                    return Err(self.err(
+                        pos,
+                        ErrorKind::UnknownField,
+                        format!(
+                            "unknown global {}; Mosaic users have no custom fields: supported are $User.Id and $User.Username",
+                            path.join(".")
+                        ),
+                    ));
+                }
                 _ => {
                     return Err(self.err(
                         pos,
@@ -511,8 +536,54 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// `HYPERLINK(url, IMAGE(…)[, target])`: the image tag is the link's
+    /// content as it is (an image link, as Salesforce renders it), not text
+    /// to escape.
+    fn hyperlink_image(&mut self, args: &[Expr], p: u32) -> Result<Option<Node>, FormulaError> {
+        let is_image = args.get(1).is_some_and(
+            |a| matches!(&a.kind, ExprKind::Call(n, _) if n.eq_ignore_ascii_case("IMAGE")),
+        );
+        if !is_image {
+            return Ok(None);
+        }
+        let encode = |arg: Node| Node::Call {
+            func: Func::HtmlEncode,
+            args: vec![arg],
+            pos: p,
+            re: None,
+        };
+        let text = |s: &str| Node::Const(FValue::Text(s.to_string()));
+        let (url, _) = self.arg(Func::Hyperlink, args, 0, 'T')?;
+        let (image, _) = self.arg(Func::Hyperlink, args, 1, 'T')?;
+        let mut parts = vec![text("<a href=\""), encode(url), text("\"")];
+        if args.len() > 2 {
+            let (target, _) = self.arg(Func::Hyperlink, args, 2, 'T')?;
+            parts.extend([text(" target=\""), encode(target), text("\"")]);
+        }
+        parts.extend([text(">"), image, text("</a>")]);
+        Ok(Some(Node::Call {
+            func: Func::Concat,
+            args: parts,
+            pos: p,
+            re: None,
+        }))
+    }
+
     fn call(&mut self, name: &str, args: &[Expr], pos: usize) -> Result<Typed, FormulaError> {
         let Some(func) = Func::lookup(name) else {
+            if ["GEOLOCATION", "DISTANCE"]
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f))
+            {
+                return Err(self.err(
+                    pos,
+                    ErrorKind::UnknownFunction,
+                    format!(
+                        "{} is not implemented in Mosaic: geolocation fields are not readable in formulas yet",
+                        name.to_ascii_uppercase()
+                    ),
+                ));
+            }
             return Err(self.err(
                 pos,
                 ErrorKind::UnknownFunction,
@@ -543,6 +614,11 @@ impl<'a> Checker<'a> {
             re: None,
         };
         use Ty::*;
+        if func == Func::Hyperlink {
+            if let Some(link) = self.hyperlink_image(args, p)? {
+                return Ok((link, Text));
+            }
+        }
         match func {
             Func::If => {
                 let (c, _) = self.arg(func, args, 0, 'B')?;
@@ -660,7 +736,7 @@ impl<'a> Checker<'a> {
                         Self::arg_pos(args, 1, pos),
                     ));
                 };
-                if func == Func::NullValue && t == Text {
+                if func == Func::NullValue && t == Text && at != Any {
                     // Text is never null: NULLVALUE returns it unchanged.
                     return Ok((a, Text));
                 }

@@ -54,10 +54,12 @@ fn pad(a: &Args, left: bool) -> RtResult {
     }
     check_len(len.saturating_mul(4))?;
     let fill: String = pad.chars().cycle().take(len - have).collect();
+    // Salesforce omits leading (LPAD) and ending (RPAD) blank spaces: padding
+    // with blanks, the default, leaves the text as it is.
     Ok(FValue::Text(if left {
-        fill + s
+        (fill + s).trim_start_matches(' ').to_string()
     } else {
-        s.to_string() + &fill
+        (s.to_string() + &fill).trim_end_matches(' ').to_string()
     }))
 }
 

@@ -101,13 +101,8 @@ impl ObjectSchema<'_> {
         let mut canonical = Vec::with_capacity(path.len());
         let mut touched = Vec::with_capacity(path.len());
         for hop in hops {
-            let f = obj.fields.iter().find(|f| {
-                f.data_type.is_reference()
-                    && f.relationship_name
-                        .as_deref()
-                        .is_some_and(|r| r.eq_ignore_ascii_case(hop))
-            })?;
-            canonical.push(f.relationship_name.clone()?);
+            let f = obj.fields.iter().find(|f| f.is_parent_relationship(hop))?;
+            canonical.push(f.parent_relationship_name()?);
             touched.push((obj.id.clone(), f.api_name.clone()));
             obj = self.find(f.lookup_object_id.as_deref()?)?;
         }

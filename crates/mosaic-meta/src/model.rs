@@ -84,12 +84,12 @@ pub struct FieldDef {
     /// Target object id of a lookup / master-detail (rendered as api name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_object_id: Option<String>,
+    /// Name of the relationship seen from the parent (child subqueries,
+    /// describe's `childRelationships`), e.g. `Line_Items__r` — Salesforce's
+    /// `relationshipName` of a CustomField. The child-side name is derived
+    /// from the field's api name: see [`FieldDef::parent_relationship_name`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relationship_name: Option<String>,
-    /// Name of the relationship seen from the parent (child subqueries),
-    /// e.g. `Line_Items__r`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub child_relationship_name: Option<String>,
     #[serde(default)]
     pub cascade_delete: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,7 +134,6 @@ pub fn probe_field(name: &str) -> FieldDef {
         is_restricted: false,
         lookup_object_id: None,
         relationship_name: None,
-        child_relationship_name: None,
         cascade_delete: false,
         formula_expression: None,
         formula_return_type: None,
@@ -148,7 +147,34 @@ pub fn probe_field(name: &str) -> FieldDef {
     }
 }
 
+/// The name by which a child reaches the parent through the reference field
+/// `api_name`: `Acct__c` → `Acct__r`, `AccountId` → `Account`.
+pub fn parent_relationship_of(api_name: &str) -> String {
+    match api_name.strip_suffix("__c") {
+        Some(base) => format!("{base}__r"),
+        None => api_name
+            .strip_suffix("Id")
+            .filter(|b| !b.is_empty())
+            .unwrap_or(api_name)
+            .to_string(),
+    }
+}
+
 impl FieldDef {
+    /// The name by which a record reaches the parent of this lookup or
+    /// master-detail field (`Acct__c` → `Acct__r`); `None` for other types.
+    pub fn parent_relationship_name(&self) -> Option<String> {
+        self.data_type
+            .is_reference()
+            .then(|| parent_relationship_of(&self.api_name))
+    }
+
+    /// Whether `name` (case-insensitive) is this field's parent relationship.
+    pub fn is_parent_relationship(&self, name: &str) -> bool {
+        self.parent_relationship_name()
+            .is_some_and(|r| r.eq_ignore_ascii_case(name))
+    }
+
     /// Whether writes to this field through the Data API are allowed.
     pub fn is_updateable(&self) -> bool {
         !matches!(
@@ -166,6 +192,10 @@ impl FieldDef {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectDef {
+    /// Format of the stored document ([`DOC_FORMAT`]); older documents are
+    /// upgraded when loaded (see [`upgrade_document`]).
+    #[serde(default = "legacy_format")]
+    pub format: u32,
     pub id: String,
     pub api_name: String,
     pub label: String,
@@ -285,4 +315,53 @@ pub fn is_reserved_field_name(name: &str) -> bool {
         .iter()
         .chain(EXTRA.iter())
         .any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// The current format of stored object definitions. Format 1 documents held
+/// the child-side relationship name in `child_relationship_name` and a
+/// customizable parent-side name in `relationship_name`; from format 2,
+/// `relationship_name` is the child side (as Salesforce's CustomField
+/// metadata) and the parent side is always derived from the field name.
+pub const DOC_FORMAT: u32 = 2;
+
+fn legacy_format() -> u32 {
+    1
+}
+
+/// Upgrades a stored object definition document to [`DOC_FORMAT`] in place.
+pub fn upgrade_document(doc: &mut serde_json::Value) {
+    let Some(obj) = doc.as_object_mut() else {
+        return;
+    };
+    let format = obj.get("format").and_then(|f| f.as_u64()).unwrap_or(1);
+    if format < 2 {
+        let child_default =
+            default_child_relationship(obj.get("api_name").and_then(|n| n.as_str()).unwrap_or(""));
+        if let Some(fields) = obj.get_mut("fields").and_then(|f| f.as_array_mut()) {
+            for f in fields.iter_mut().filter_map(|f| f.as_object_mut()) {
+                let child = f.remove("child_relationship_name");
+                let is_ref = matches!(
+                    f.get("data_type").and_then(|t| t.as_str()),
+                    Some("lookup" | "master_detail")
+                );
+                f.remove("relationship_name");
+                if is_ref {
+                    let child = child
+                        .filter(|c| c.is_string())
+                        .unwrap_or_else(|| serde_json::Value::String(child_default.clone()));
+                    f.insert("relationship_name".into(), child);
+                }
+            }
+        }
+    }
+    obj.insert("format".into(), serde_json::Value::from(DOC_FORMAT));
+}
+
+/// The child relationship name given to a reference field of `child_object`
+/// when none is chosen: `Line_Item__c` → `Line_Items__r`.
+pub fn default_child_relationship(child_object: &str) -> String {
+    match child_object.strip_suffix("__c") {
+        Some(base) => format!("{base}s__r"),
+        None => format!("{child_object}s"),
+    }
 }

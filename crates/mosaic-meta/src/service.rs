@@ -100,8 +100,12 @@ fn field_not_found(object: &str, field: &str) -> MosaicError {
 }
 
 pub(crate) fn decode(row: &ObjectRow) -> MosaicResult<Arc<ObjectMeta>> {
-    let mut def: ObjectDef = serde_json::from_str(&row.definition)
-        .map_err(|e| MosaicError::internal(format!("corrupt object definition {}: {e}", row.id)))?;
+    let corrupt = |e: serde_json::Error| {
+        MosaicError::internal(format!("corrupt object definition {}: {e}", row.id))
+    };
+    let mut doc: serde_json::Value = serde_json::from_str(&row.definition).map_err(corrupt)?;
+    crate::model::upgrade_document(&mut doc);
+    let mut def: ObjectDef = serde_json::from_value(doc).map_err(corrupt)?;
     def.version = row.version;
     Ok(Arc::new(ObjectMeta::new(def)))
 }
@@ -481,7 +485,8 @@ impl MetadataService {
             .get(&self.tier.keys.meta(tenant, name))
             .await
             .ok()??;
-        let stored = mosaic_cache::codec::decode::<ObjectDef>(&bytes)?;
+        let stored = mosaic_cache::codec::decode::<ObjectDef>(&bytes)
+            .filter(|s| s.value.format == crate::model::DOC_FORMAT)?;
         let mut def = stored.value;
         def.version = stored.version;
         self.last_good.count();
@@ -506,7 +511,9 @@ impl MetadataService {
                 return None;
             }
         };
-        let Some(stored) = mosaic_cache::codec::decode::<ObjectDef>(&bytes) else {
+        let Some(stored) = mosaic_cache::codec::decode::<ObjectDef>(&bytes)
+            .filter(|s| s.value.format == crate::model::DOC_FORMAT)
+        else {
             stats.miss();
             return None;
         };
@@ -923,13 +930,8 @@ pub(crate) fn add_field_to(def: &mut ObjectDef, f: &mut FieldDef) -> MosaicResul
             "an object may have at most 2 master_detail fields",
         ));
     }
-    if f.data_type.is_reference() && f.child_relationship_name.is_none() {
-        let base = def.api_name.strip_suffix("__c").unwrap_or(&def.api_name);
-        f.child_relationship_name = Some(if def.api_name.ends_with("__c") {
-            format!("{base}s__r")
-        } else {
-            format!("{base}s")
-        });
+    if f.data_type.is_reference() && f.relationship_name.is_none() {
+        f.relationship_name = Some(crate::model::default_child_relationship(&def.api_name));
     }
     if let Some(pool) = f.data_type.pool() {
         f.slot = Some(allocate(def, pool)?);

@@ -200,7 +200,6 @@ pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<Fie
         is_restricted: false,
         lookup_object_id: None,
         relationship_name: None,
-        child_relationship_name: None,
         cascade_delete: data_type == DataType::MasterDetail,
         formula_expression: None,
         formula_return_type: None,
@@ -226,18 +225,6 @@ pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<Fie
             )
         })?;
         f.lookup_object_id = Some(id);
-        if input.relationship_name.is_none() {
-            let base = f.api_name.strip_suffix("__c").unwrap_or(&f.api_name);
-            let base = base
-                .strip_suffix("Id")
-                .filter(|b| !b.is_empty())
-                .unwrap_or(base);
-            f.relationship_name = Some(if f.api_name.ends_with("__c") {
-                format!("{base}__r")
-            } else {
-                base.to_string()
-            });
-        }
         let _ = canonical;
     } else if input.lookup_object.is_some() {
         return Err(bad(
@@ -450,25 +437,38 @@ pub fn apply_update(
             format!("{t} fields cannot be unique, indexed or external ids"),
         ));
     }
-    if let Some(r) = input.relationship_name {
-        if !t.is_reference() {
-            return Err(bad(
-                "relationship_name",
-                "relationship_name applies only to lookup and master_detail fields",
-            ));
-        }
-        check_api_name("relationship", r.strip_suffix("__r").unwrap_or(&r))?;
-        f.relationship_name = Some(r);
-    }
-    if let Some(r) = input.child_relationship_name {
-        if !t.is_reference() {
+    // `relationship_name` is the child relationship (Salesforce's
+    // CustomField `relationshipName`); `child_relationship_name` is accepted
+    // as its alias.
+    let chosen = match (input.relationship_name, input.child_relationship_name) {
+        (Some(a), Some(b)) if a != b => {
             return Err(bad(
                 "child_relationship_name",
-                "child_relationship_name applies only to lookup and master_detail fields",
+                format!(
+                    "child_relationship_name '{b}' differs from relationship_name '{a}': \
+                     child_relationship_name is an alias of relationship_name (the child relationship)"
+                ),
+            ))
+        }
+        (Some(a), _) => Some(("relationship_name", a)),
+        (None, Some(b)) => Some(("child_relationship_name", b)),
+        (None, None) => None,
+    };
+    if let Some((which, r)) = chosen {
+        if !t.is_reference() {
+            return Err(bad(
+                which,
+                format!("{which} applies only to lookup and master_detail fields"),
             ));
         }
-        check_api_name("relationship", r.strip_suffix("__r").unwrap_or(&r))?;
-        f.child_relationship_name = Some(r);
+        let base = r.strip_suffix("__r").unwrap_or(&r);
+        check_api_name("relationship", base).map_err(|_| {
+            bad(
+                which,
+                format!("{which} '{r}' is not a valid relationship name (letters, digits and single underscores, optionally ending in __r)"),
+            )
+        })?;
+        f.relationship_name = Some(r);
     }
     if let Some(l) = input.lookup_object {
         if t.is_reference() {
@@ -652,6 +652,7 @@ pub fn new_object(input: &ObjectInput) -> MosaicResult<ObjectDef> {
     let name_field = name_field(input.name_field.as_ref(), None)?;
     let now = Utc::now();
     Ok(ObjectDef {
+        format: crate::model::DOC_FORMAT,
         id: new_id(),
         api_name,
         label,

@@ -132,6 +132,30 @@ impl CacheServices {
         }
     }
 
+    /// Probes Redis itself while its breaker is half-open (the health
+    /// monitor calls this every second): up to the breaker's probe count
+    /// of `PING`s, so an idle instance closes the breaker — and returns to
+    /// level 0 — as soon as Redis answers again, without waiting for
+    /// traffic to probe it. Nothing happens when the breaker is closed or
+    /// still open.
+    pub async fn probe_redis(&self) {
+        let (Some(link), Some(b)) = (self.tier.redis(), &self.breaker) else {
+            return;
+        };
+        for _ in 0..b.settings().half_open_probes {
+            if b.state() != BreakerState::HalfOpen {
+                return;
+            }
+            let pinged = link
+                .call(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+                .await;
+            if let Err(e) = pinged {
+                tracing::debug!(error = %e.0, "Redis probe failed");
+                return;
+            }
+        }
+    }
+
     /// Whether the L2 cache is configured and answering (the subscriber is
     /// connected and the breaker closed).
     pub fn l2_up(&self) -> Option<bool> {
@@ -141,35 +165,6 @@ impl CacheServices {
             .as_ref()
             .is_none_or(|b| b.state() == BreakerState::Closed);
         Some(closed && self.tier.is_subscribed())
-    }
-}
-
-/// How long a save may hold its record's distributed lock; a holder that
-/// dies frees the record after this.
-pub const RECORD_LOCK_TTL: Duration = Duration::from_secs(10);
-/// How long a save waits for another instance's save of the same record.
-pub const RECORD_LOCK_WAIT: Duration = Duration::from_secs(10);
-
-/// A held distributed lock, released when dropped (or expired after its TTL
-/// if the process dies first).
-pub struct LeaseGuard {
-    locks: Arc<Locks>,
-    lease: Option<mosaic_cache::lock::Lease>,
-}
-
-impl LeaseGuard {
-    /// The lock's fencing token.
-    pub fn fence(&self) -> u64 {
-        self.lease.as_ref().map_or(0, |l| l.fence)
-    }
-}
-
-impl Drop for LeaseGuard {
-    fn drop(&mut self) {
-        if let (Some(lease), Ok(rt)) = (self.lease.take(), tokio::runtime::Handle::try_current()) {
-            let locks = self.locks.clone();
-            rt.spawn(async move { locks.release(&lease).await });
-        }
     }
 }
 
@@ -412,33 +407,5 @@ impl Platform {
 
     pub async fn unlock(&self, lease: &mosaic_cache::lock::Lease) -> bool {
         self.cache.locks.release(lease).await
-    }
-
-    /// Serializes saves of one record across instances (with Redis; within
-    /// one instance the record locks of `workflow.rs` already do): held
-    /// from reading the record's old values to writing the new ones, so
-    /// read-modify-write rules (a field update `Count__c + 1`) lose nothing.
-    pub(crate) async fn record_lease(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> MosaicResult<Option<LeaseGuard>> {
-        if !self.cache.tier.has_l2() {
-            return Ok(None);
-        }
-        let lease = self
-            .cache
-            .locks
-            .acquire(
-                "record",
-                &format!("{tenant}:{id}"),
-                RECORD_LOCK_TTL,
-                RECORD_LOCK_WAIT,
-            )
-            .await?;
-        Ok(Some(LeaseGuard {
-            locks: self.cache.locks.clone(),
-            lease: Some(lease),
-        }))
     }
 }

@@ -279,10 +279,12 @@ impl Platform {
                 }
             }
             for (rel, rests) in by_rel {
-                let Some(lf) = obj.def.fields.iter().find(|f| {
-                    f.data_type.is_reference()
-                        && f.relationship_name.as_deref() == Some(rel.as_str())
-                }) else {
+                let Some(lf) = obj
+                    .def
+                    .fields
+                    .iter()
+                    .find(|f| f.parent_relationship_name().as_deref() == Some(rel.as_str()))
+                else {
                     continue;
                 };
                 let Some(target_id) = &lf.lookup_object_id else {

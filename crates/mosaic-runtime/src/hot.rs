@@ -8,6 +8,13 @@
 //! logged once and listed by `mosaic shard hot` and the operator API.
 //! Moving them (automatically or not) needs the online tenant move, which
 //! is not available yet.
+//!
+//! With Redis, the fleet's traffic decides: each instance adds its counts
+//! to a Redis hash per bucket (`hot:<bucket>`, field = tenant) once a
+//! second — one pipelined `HINCRBY` per tenant seen, however many requests
+//! — and detection sums the window's buckets there, so a tenant spread over
+//! many instances, below the threshold on each, is found. Without Redis
+//! (or while it does not answer) an instance decides on its own counts.
 
 use crate::clock::Clock;
 use crate::platform::Platform;
@@ -58,6 +65,8 @@ pub struct HotTenants {
     window: Duration,
     min_requests: u64,
     counts: Mutex<HashMap<String, Window>>,
+    /// Counts not yet added to the fleet's (Redis), by bucket and tenant.
+    unshared: Mutex<HashMap<(i64, String), u64>>,
     reported: Mutex<HashSet<String>>,
 }
 
@@ -80,6 +89,7 @@ impl HotTenants {
             min_requests: min_requests.unwrap_or(window.as_secs()),
             window,
             counts: Mutex::new(HashMap::new()),
+            unshared: Mutex::new(HashMap::new()),
             reported: Mutex::new(HashSet::new()),
         }
     }
@@ -103,6 +113,75 @@ impl HotTenants {
                 *last += 1;
             }
         }
+        if let Ok(mut u) = self.unshared.lock() {
+            *u.entry((b, tenant.to_string())).or_default() += 1;
+        }
+    }
+
+    fn bucket_width_secs(&self) -> u64 {
+        (self.window.as_secs() / BUCKETS as u64).max(1)
+    }
+
+    /// Adds the counts made since the last call to the fleet's in Redis
+    /// (one pipeline: `HINCRBY hot:<bucket> <tenant> <n>` per tenant and
+    /// bucket, each bucket expiring after the window). Counts Redis did not
+    /// take are kept for the next call.
+    pub async fn share(&self, tier: &mosaic_cache::CacheTier) {
+        let Some(link) = tier.redis() else {
+            // No fleet to share with: nothing is kept for it.
+            if let Ok(mut u) = self.unshared.lock() {
+                u.clear();
+            }
+            return;
+        };
+        let batch: Vec<((i64, String), u64)> = match self.unshared.lock() {
+            Ok(mut u) if !u.is_empty() => u.drain().collect(),
+            _ => return,
+        };
+        let ttl = self.window.as_secs() + self.bucket_width_secs();
+        let mut pipe = redis::pipe();
+        for ((b, t), n) in &batch {
+            let key = tier.keys.hot(*b);
+            pipe.cmd("HINCRBY").arg(&key).arg(t).arg(*n).ignore();
+            pipe.cmd("EXPIRE").arg(&key).arg(ttl).ignore();
+        }
+        let sent = link
+            .call(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %e.0, "hot-tenant counts not shared; kept for the next try");
+            if let Ok(mut u) = self.unshared.lock() {
+                let now = self.bucket();
+                for ((b, t), n) in batch {
+                    // Counts older than the window are of no use any more.
+                    if b > now - BUCKETS as i64 {
+                        *u.entry((b, t)).or_default() += n;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Requests per tenant within the window over the whole fleet (the
+    /// buckets in Redis); `None` without Redis or when it does not answer.
+    pub async fn fleet_totals(&self, tier: &mosaic_cache::CacheTier) -> Option<Vec<(String, u64)>> {
+        let link = tier.redis()?;
+        let now = self.bucket();
+        let mut pipe = redis::pipe();
+        for b in (now - BUCKETS as i64 + 1)..=now {
+            pipe.cmd("HGETALL").arg(tier.keys.hot(b));
+        }
+        let buckets: Vec<HashMap<String, u64>> = link
+            .call(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
+            .ok()?;
+        let mut sum: HashMap<String, u64> = HashMap::new();
+        for b in buckets {
+            for (t, n) in b {
+                *sum.entry(t).or_default() += n;
+            }
+        }
+        Some(sum.into_iter().collect())
     }
 
     /// Requests per tenant within the window.
@@ -123,7 +202,12 @@ impl Platform {
     /// Tenants above [`HOT_SHARE`] of their shard's requests over the
     /// window (see the module); logs each newly hot tenant once.
     pub async fn hot_tenants(&self) -> MosaicResult<Vec<HotTenant>> {
-        let totals = self.hot.totals();
+        // This instance's counts first, so what it saw is in the fleet's.
+        self.hot.share(&self.cache.tier).await;
+        let totals = match self.hot.fleet_totals(&self.cache.tier).await {
+            Some(t) => t,
+            None => self.hot.totals(),
+        };
         let load = self.shards.load().await?;
         let mut by_shard: HashMap<String, Vec<(String, u64)>> = HashMap::new();
         for (t, n) in totals {

@@ -51,8 +51,7 @@ impl FieldView {
             _ => self
                 .def
                 .as_ref()
-                .filter(|f| f.data_type.is_reference())
-                .and_then(|f| f.relationship_name.as_ref())
+                .and_then(|f| f.parent_relationship_name())
                 .map(|r| format!("{r}.Name")),
         }
     }

@@ -26,6 +26,7 @@ pub mod platform;
 pub mod query;
 mod query_formula;
 pub mod records;
+pub mod recycle_bin;
 pub mod resilience;
 pub mod sharing;
 pub mod tenant_move;

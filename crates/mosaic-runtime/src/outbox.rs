@@ -90,17 +90,36 @@ impl Mailer {
 pub struct OutboxWorker {
     stop: tokio::sync::watch::Sender<bool>,
     handle: tokio::task::JoinHandle<()>,
+    platform: Arc<Platform>,
+    owner: String,
 }
 
 impl OutboxWorker {
+    /// The id this worker's leases carry (one per worker, so per instance).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Ends the worker, then releases whatever leases it still holds (an
+    /// entry whose bookkeeping failed), so they are due again at once for
+    /// the other instances instead of after the lease.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.handle.await;
+        match self.platform.automation.release_leases(&self.owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "outbox leases of this instance released"),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "outbox leases not released; they expire by time")
+            }
+        }
     }
 }
 
 struct Ctx {
     platform: Arc<Platform>,
+    /// The lease owner: this worker's instance id.
+    owner: String,
     http: reqwest::Client,
     mailer: Mailer,
 }
@@ -185,21 +204,20 @@ fn check_literal(guard: &mosaic_types::OutboundGuard, url: &str) -> Result<(), S
 const DIRECTORY_REFRESH: Duration = Duration::from_secs(1);
 
 impl Platform {
-    /// Starts the delivery worker. Leases left by an earlier run of this
-    /// embedded server are released first (no one else can hold them).
+    /// Starts the delivery worker under a new instance id. Leases held by
+    /// anyone else — another live instance, or an earlier run of this one
+    /// that crashed — are left alone: they expire by time (`lease`) and
+    /// are then taken over, so starting an instance never re-arms an entry
+    /// another instance is delivering.
     pub async fn start_outbox_worker(self: &Arc<Self>) -> MosaicResult<OutboxWorker> {
         // Every registered shard open, so claims reach all of them.
         self.shards.refresh().await?;
-        let released = self.automation.release_leases().await?;
-        if released > 0 {
-            tracing::info!(
-                released,
-                "outbox entries claimed by an earlier run are due again"
-            );
-        }
+        let owner = mosaic_types::new_id();
+        tracing::info!(instance = %owner, "outbox worker started");
         let cfg = &self.config.automation;
         let ctx = Arc::new(Ctx {
             platform: self.clone(),
+            owner: owner.clone(),
             http: reqwest::Client::builder()
                 .timeout(cfg.http_timeout)
                 .connect_timeout(mosaic_types::timeouts::HTTP_CONNECT_TIMEOUT.min(cfg.http_timeout))
@@ -213,7 +231,12 @@ impl Platform {
         });
         let (tx, rx) = tokio::sync::watch::channel(false);
         let handle = tokio::spawn(worker_loop(ctx, rx));
-        Ok(OutboxWorker { stop: tx, handle })
+        Ok(OutboxWorker {
+            stop: tx,
+            handle,
+            platform: self.clone(),
+            owner,
+        })
     }
 }
 
@@ -261,7 +284,7 @@ async fn worker_loop(ctx: Arc<Ctx>, mut stop: tokio::sync::watch::Receiver<bool>
         let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::seconds(60));
         let batch = match p
             .automation
-            .claim_due(now, now + lease, cfg.concurrency)
+            .claim_due(&ctx.owner, now, now + lease, cfg.concurrency)
             .await
         {
             Ok(b) => b,

@@ -62,6 +62,9 @@ pub struct PlatformConfig {
     /// The LLM service of the AI tier (`--llm-url`); `None`: the AI
     /// endpoints answer `NOT_IMPLEMENTED`.
     pub llm: Option<crate::ai::LlmConfig>,
+    /// How long deleted records stay in the recycle bin before the
+    /// scheduled purge removes them (`--recycle-retention-days`, default 15).
+    pub recycle_retention: Duration,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -93,6 +96,7 @@ impl PlatformConfig {
             rate_limits: true,
             breakers: Default::default(),
             llm: None,
+            recycle_retention: crate::recycle_bin::DEFAULT_RETENTION,
         }
     }
 }
@@ -482,18 +486,22 @@ impl Platform {
             tier.clone(),
         ));
         meta.set_outbound_guard(config.automation.outbound_allow.clone());
+        let operators = Arc::new(mosaic_access::OperatorService::new(
+            metas.operators,
+            metas.access.clone(),
+        ));
+        let access = Arc::new(AccessService::with_tier(
+            metas.access,
+            meta_store.clone(),
+            auth.clone(),
+            tier,
+        ));
+        // Permission changes are in force fleet-wide at the next request.
+        access.share_generations(metas.settings.clone());
         Ok(Platform {
             meta,
-            operators: Arc::new(mosaic_access::OperatorService::new(
-                metas.operators,
-                metas.access.clone(),
-            )),
-            access: Arc::new(AccessService::with_tier(
-                metas.access,
-                meta_store.clone(),
-                auth.clone(),
-                tier,
-            )),
+            operators,
+            access,
             auth,
             records,
             shares: router.clone(),
@@ -577,6 +585,8 @@ pub struct Purged {
     pub credentials: mosaic_store::access_store::PurgedCredentials,
     pub operator_sessions: u64,
     pub idempotency_keys: u64,
+    /// Records removed from the recycle bin after the retention.
+    pub binned_records: u64,
 }
 
 /// How often `mosaic serve` purges expired credentials and keys.
@@ -602,6 +612,10 @@ impl Platform {
         }
         match self.idempotency.purge_expired(now.timestamp_millis()).await {
             Ok(n) => out.idempotency_keys = n,
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+        match self.purge_recycle_bins(now).await {
+            Ok(n) => out.binned_records = n,
             Err(e) => first_err = first_err.or(Some(e)),
         }
         match first_err {
@@ -635,7 +649,8 @@ pub fn spawn_purge(platform: &Arc<Platform>) {
                         login_failures = n.credentials.login_failures,
                         operator_sessions = n.operator_sessions,
                         idempotency_keys = n.idempotency_keys,
-                        "expired credentials and keys deleted"
+                        binned_records = n.binned_records,
+                        "expired credentials, keys and binned records deleted"
                     )
                 }
                 Ok(_) => {}

@@ -176,8 +176,8 @@ pub fn schema_of(objects: &[Arc<ObjectMeta>]) -> Schema {
                         indexed: f.needs_index(),
                         unique: f.is_unique,
                         lookup_object_id: f.lookup_object_id.clone(),
-                        relationship_name: f.relationship_name.clone(),
-                        child_relationship_name: f.child_relationship_name.clone(),
+                        relationship_name: f.parent_relationship_name(),
+                        child_relationship_name: f.relationship_name.clone(),
                     })
                     .collect(),
             })

@@ -858,8 +858,7 @@ impl Platform {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         crate::access::require(c, &obj, ObjectOp::Edit)?;
         let id = parse_record_id(id)?;
-        let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
-        let _lease = self.record_lease(&c.tenant_id, &id).await?;
+        let _lock = self.lock_saves(&c.tenant_id, [id.as_str()]).await?;
         self.check_record_write(c, &obj, &id, body).await?;
         let mut op = self.prepared_update(c, &obj, &id, body).await?;
         op.unmodified_since = since;
@@ -878,8 +877,7 @@ impl Platform {
         let obj = self.meta.object(&c.tenant_id, object).await?;
         crate::access::require(c, &obj, ObjectOp::Delete)?;
         let id = parse_record_id(id)?;
-        let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
-        let _lease = self.record_lease(&c.tenant_id, &id).await?;
+        let _lock = self.lock_saves(&c.tenant_id, [id.as_str()]).await?;
         self.require_record(c, &obj, &id, RecordLevel::Full, "delete")
             .await?;
         let op = self.delete_op(c, &obj, &id).await?;
@@ -1001,7 +999,7 @@ impl Platform {
                 }
                 1 => {
                     let id = ids[0].clone();
-                    let _lock = self.record_locks.lock(&c.tenant_id, [id.as_str()]).await;
+                    let _lock = self.lock_saves(&c.tenant_id, [id.as_str()]).await?;
                     crate::access::require(c, &obj, ObjectOp::Edit)?;
                     self.check_record_write(c, &obj, &id, body).await?;
                     let op = self.prepared_update(c, &obj, &id, body).await?;
@@ -1168,9 +1166,8 @@ impl Platform {
             })
             .collect();
         let _locks = self
-            .record_locks
-            .lock(&c.tenant_id, ids.iter().map(String::as_str))
-            .await;
+            .lock_saves(&c.tenant_id, ids.iter().map(String::as_str))
+            .await?;
         let mut seen = std::collections::HashSet::new();
         let mut prepared = Vec::with_capacity(records.len());
         for rec in records {
@@ -1232,9 +1229,8 @@ impl Platform {
             .filter_map(|i| mosaic_types::id::normalize_id(i))
             .collect();
         let _locks = self
-            .record_locks
-            .lock(&c.tenant_id, normalized.iter().map(String::as_str))
-            .await;
+            .lock_saves(&c.tenant_id, normalized.iter().map(String::as_str))
+            .await?;
         let mut prepared = Vec::with_capacity(ids.len());
         for raw in ids {
             prepared.push(

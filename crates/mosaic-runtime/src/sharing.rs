@@ -45,7 +45,7 @@ const MAX_PARENT_DEPTH: usize = 5;
 /// Records per batch when a rule's shares are recalculated.
 const RECALC_BATCH: usize = 500;
 
-fn insufficient(what: &str) -> MosaicError {
+pub(crate) fn insufficient(what: &str) -> MosaicError {
     MosaicError::new(
         ErrorCode::INSUFFICIENT_ACCESS,
         format!("insufficient access rights on the record: you may not {what} it"),
@@ -69,7 +69,7 @@ pub fn master_field(obj: &ObjectMeta) -> Option<(&mosaic_meta::FieldDef, FlexSlo
 }
 
 /// The level granted by sharing-independent grounds, if that settles it.
-fn settled(c: &Caller, obj: &ObjectMeta) -> Option<RecordLevel> {
+pub(crate) fn settled(c: &Caller, obj: &ObjectMeta) -> Option<RecordLevel> {
     let flags = c.perms.object(obj.id());
     if c.perms.is_admin() || flags.modify_all {
         return Some(RecordLevel::Full);
@@ -425,9 +425,8 @@ impl Platform {
             after = Some(last.id.clone());
             let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
             let _locks = self
-                .record_locks
-                .lock(tenant, ids.iter().map(String::as_str))
-                .await;
+                .lock_saves(tenant, ids.iter().map(String::as_str))
+                .await?;
             // Re-read under the locks: the values a save may just have changed.
             let rows = self
                 .records

@@ -90,6 +90,36 @@ impl RecordLocks {
     }
 }
 
+/// The locks one save holds: this process's record locks, then the
+/// database's (serializing the save with those of every other instance;
+/// see [`mosaic_store::RecordStore::lock_records`]).
+pub(crate) struct SaveLocks {
+    _database: Option<mosaic_store::record_store::HeldRecordLock>,
+    _local: Vec<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl crate::platform::Platform {
+    /// Serializes saves of `ids` in every instance, from reading the old
+    /// values to the commit: held until the returned locks are dropped.
+    /// Correctness rests on the database alone (Redis is not involved).
+    pub(crate) async fn lock_saves<'a>(
+        &self,
+        tenant: &str,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> MosaicResult<SaveLocks> {
+        let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
+        let local = self
+            .record_locks
+            .lock(tenant, ids.iter().map(String::as_str))
+            .await;
+        let database = self.records.lock_records(tenant, &ids).await?;
+        Ok(SaveLocks {
+            _database: database,
+            _local: local,
+        })
+    }
+}
+
 // ---------------------------------------------------------------- values
 
 fn limit_error(msg: impl Into<String>) -> RecordErrors {

@@ -486,7 +486,10 @@ async fn update_user(
 
 async fn get_organization(State(s): State<AppState>, Admin(c): Admin) -> ApiResult {
     let settings = s.platform.locale_settings(&c.tenant_id, None).await?;
-    ok(organization_json(&c.tenant_id, &settings))
+    let mut org = organization_json(&c.tenant_id, &settings);
+    let row = s.platform.meta_store.tenant(&c.tenant_id).await?;
+    org["subdomain"] = json!(row.map(|r| r.subdomain));
+    ok(org)
 }
 
 async fn update_organization(

@@ -35,31 +35,39 @@ impl FromRequestParts<AppState> for Auth {
             .or_else(|| raw.strip_prefix("bearer "))
             .ok_or_else(unauthorized)?
             .trim();
-        let s = state.platform.auth.resolve(token).await.map_err(|e| {
-            if e.code == ErrorCode::INVALID_SESSION_ID {
-                unauthorized()
-            } else {
-                e.into()
-            }
-        })?;
-        crate::observe::set_caller(&s.tenant_id, &s.user_id);
-        let perms = state
-            .platform
-            .access
-            .snapshot(&s.tenant_id, &s.user_id)
-            .await?;
-        if !perms.is_active() {
-            return Err(unauthorized());
-        }
-        let zone = state.platform.zone_of(&s.tenant_id, &s.user_id).await?;
-        Ok(Auth(Caller {
-            tenant_id: s.tenant_id.clone(),
-            user_id: s.user_id.clone(),
-            username: s.username.clone(),
-            perms,
-            zone,
-        }))
+        caller_of_token(state, token).await.map(Auth)
     }
+}
+
+/// The active caller an access token belongs to, or `INVALID_SESSION_ID`.
+pub(crate) async fn caller_of_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let s = state.platform.auth.resolve(token).await.map_err(|e| {
+        if e.code == ErrorCode::INVALID_SESSION_ID {
+            unauthorized()
+        } else {
+            e.into()
+        }
+    })?;
+    crate::observe::set_caller(&s.tenant_id, &s.user_id);
+    // A permission change made through another instance is in force
+    // here now, whether or not its invalidation message arrived.
+    state.platform.access.check_generation(&s.tenant_id).await;
+    let perms = state
+        .platform
+        .access
+        .snapshot(&s.tenant_id, &s.user_id)
+        .await?;
+    if !perms.is_active() {
+        return Err(unauthorized());
+    }
+    let zone = state.platform.zone_of(&s.tenant_id, &s.user_id).await?;
+    Ok(Caller {
+        tenant_id: s.tenant_id.clone(),
+        user_id: s.user_id.clone(),
+        username: s.username.clone(),
+        perms,
+        zone,
+    })
 }
 
 /// An authenticated system administrator of the tenant; anyone else gets

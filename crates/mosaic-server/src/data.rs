@@ -178,15 +178,28 @@ async fn versions() -> Json<Value> {
     ]))
 }
 
+/// The resources an API version lists: each is routed (`GET` answers).
+pub const RESOURCES: [&str; 8] = [
+    "sobjects",
+    "query",
+    "queryAll",
+    "search",
+    "composite",
+    "limits",
+    "recent",
+    "tooling",
+];
+
 async fn resources(
     PathParams(v): PathParams<String>,
     Auth(_c): Auth,
 ) -> Result<Json<Value>, ApiError> {
     let v = version(&v)?;
-    Ok(Json(json!({
-        "sobjects": format!("/services/data/{v}/sobjects"),
-        "composite": format!("/services/data/{v}/composite"),
-    })))
+    let mut out = serde_json::Map::new();
+    for r in RESOURCES {
+        out.insert(r.to_string(), json!(format!("/services/data/{v}/{r}")));
+    }
+    Ok(Json(Value::Object(out)))
 }
 
 async fn describe_global(
@@ -257,6 +270,22 @@ async fn describe(
         caller_flags(&c, &o, &mut json);
         return Ok(crate::etag::json_value(&headers, &json));
     }
+    // The tenant's newest definition change: a describe also shows other
+    // objects (child relationships, reference targets).
+    let last_modified = s
+        .platform
+        .meta
+        .objects(&c.tenant_id)
+        .await?
+        .iter()
+        .map(|x| x.def.updated_at)
+        .max()
+        .unwrap_or(o.def.updated_at);
+    if not_modified_since(&headers, last_modified) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        set_last_modified(&mut r, last_modified);
+        return Ok(r);
+    }
     let key = (
         c.tenant_id.clone(),
         o.id().to_string(),
@@ -291,7 +320,26 @@ async fn describe(
             bytes
         }
     };
-    Ok(crate::etag::json_definition(&headers, body))
+    let mut r = crate::etag::json_definition(&headers, body);
+    set_last_modified(&mut r, last_modified);
+    Ok(r)
+}
+
+/// Whether `If-Modified-Since` is at or after `at` (HTTP dates have whole
+/// seconds); an unreadable date is ignored, as RFC 9110 says.
+fn not_modified_since(headers: &axum::http::HeaderMap, at: chrono::DateTime<chrono::Utc>) -> bool {
+    headers
+        .get(axum::http::header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v.trim()).ok())
+        .is_some_and(|since| since.timestamp() >= at.timestamp())
+}
+
+fn set_last_modified(r: &mut Response, at: chrono::DateTime<chrono::Utc>) {
+    let text = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+        r.headers_mut().insert(axum::http::header::LAST_MODIFIED, v);
+    }
 }
 
 /// A describe's create / update / delete flags as this caller has them.
@@ -486,7 +534,7 @@ struct CompositeBody {
     records: Vec<Map<String, Value>>,
 }
 
-fn batch_json(results: Vec<RecordResult<String>>) -> Json<Value> {
+pub(crate) fn batch_json(results: Vec<RecordResult<String>>) -> Json<Value> {
     Json(Value::Array(
         results
             .into_iter()

@@ -10,6 +10,7 @@ mod ai;
 mod auth;
 mod automation;
 mod cache;
+mod composite;
 mod data;
 pub mod error;
 pub mod etag;
@@ -17,6 +18,7 @@ mod extract;
 mod formula;
 mod health;
 pub mod idempotency;
+mod identity;
 mod maintenance;
 mod metadata;
 mod moves;
@@ -27,10 +29,13 @@ pub mod openapi;
 pub mod operator;
 mod query;
 pub mod ratelimit;
+mod recycle;
 mod render;
 pub mod resilience;
+mod rest;
 pub mod routes;
 mod sharing;
+mod soap;
 pub mod status;
 pub mod tls;
 mod views;
@@ -74,6 +79,8 @@ pub struct AppState {
     pub limits: resilience::GatewayLimits,
     /// Places for requests in flight (load shedding).
     pub in_flight: Arc<resilience::InFlightLimit>,
+    /// API requests per tenant today (`limits`' `DailyApiRequests`).
+    pub daily_requests: Arc<ratelimit::DailyRequests>,
 }
 
 /// A secret from the environment (never a flag); empty counts as unset.
@@ -125,6 +132,7 @@ impl AppState {
             started_at: chrono::Utc::now(),
             in_flight: Arc::new(resilience::InFlightLimit::new(limits.max_in_flight)),
             limits,
+            daily_requests: Arc::default(),
         }
     }
 }

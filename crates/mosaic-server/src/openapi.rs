@@ -155,6 +155,10 @@ fn request_body(body: Body, operation: &str) -> Option<Value> {
             "required": true,
             "content": {"application/json": {"schema": {"type": "array"}}}
         })),
+        Body::Xml => Some(json!({
+            "required": true,
+            "content": {"text/xml": {"schema": {"type": "string", "description": "A SOAP 1.1 envelope of the partner API (login, logout)"}}}
+        })),
         Body::Form => Some(json!({
             "required": true,
             "content": {"application/x-www-form-urlencoded": {"schema": {

@@ -107,7 +107,7 @@ fn batch_size(headers: &HeaderMap) -> Result<Option<usize>, ApiError> {
     Ok(None)
 }
 
-fn record_json(v: &str, r: &QueryRecord) -> Value {
+pub(crate) fn record_json(v: &str, r: &QueryRecord) -> Value {
     let mut m = Map::new();
     let attrs = match &r.id {
         Some(id) if r.object != "AggregateResult" => {

@@ -147,7 +147,7 @@ pub fn describe_field(f: &FieldDef, names: &Names) -> Json {
             "value": p.value, "label": p.label, "active": p.is_active, "defaultValue": p.is_default,
         })).collect::<Vec<_>>(),
         "referenceTo": reference,
-        "relationshipName": f.relationship_name,
+        "relationshipName": f.parent_relationship_name(),
         "inlineHelpText": f.help_text,
         "filterable": f.data_type.pool().is_some() && f.data_type != DataType::EncryptedText,
         "encrypted": f.data_type == DataType::EncryptedText,
@@ -240,7 +240,7 @@ pub fn describe(
         "childRelationships": children.iter().map(|(child, f)| json!({
             "childSObject": child,
             "field": f.api_name,
-            "relationshipName": f.child_relationship_name,
+            "relationshipName": f.relationship_name,
             "cascadeDelete": f.cascade_delete,
         })).collect::<Vec<_>>(),
         "urls": object_urls(version, &d.api_name),

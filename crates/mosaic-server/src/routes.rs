@@ -61,6 +61,8 @@ pub enum Body {
     JsonArray,
     /// `application/x-www-form-urlencoded` (OAuth).
     Form,
+    /// A SOAP envelope (`text/xml`).
+    Xml,
 }
 
 /// One route: method, path template (axum syntax, `{param}`), access,
@@ -166,6 +168,8 @@ pub fn route_table() -> Vec<RouteSpec> {
     all.extend(crate::openapi::routes());
     all.extend(crate::operator::routes());
     all.extend(crate::oauth::routes());
+    all.extend(crate::soap::routes());
+    all.extend(crate::identity::routes());
     all.extend(crate::status::routes());
     all.extend(crate::maintenance::routes());
     all.extend(crate::moves::routes());
@@ -177,8 +181,12 @@ pub fn route_table() -> Vec<RouteSpec> {
     all.extend(crate::formula::routes());
     all.extend(crate::automation::metadata_routes());
     all.extend(crate::data::routes());
+    all.extend(crate::recycle::routes());
+    all.extend(crate::recycle::metadata_routes());
     all.extend(crate::views::data_routes());
     all.extend(crate::query::routes());
+    all.extend(crate::composite::routes());
+    all.extend(crate::rest::routes());
     all.extend(crate::automation::routes());
     all.extend(crate::sharing::routes());
     all.extend(crate::ai::routes());

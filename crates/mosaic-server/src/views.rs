@@ -443,7 +443,7 @@ async fn describe_layouts(
                 "label": r.label,
                 "limitRows": r.page_size,
                 "name": r.child.def.fields.iter().find(|f| f.api_name == r.field)
-                    .and_then(|f| f.child_relationship_name.clone()),
+                    .and_then(|f| f.relationship_name.clone()),
                 "sobject": r.child.api_name(),
                 "sort": [{"ascending": r.sort_direction == SortDirection::Asc, "column": r.sort_field}],
             })

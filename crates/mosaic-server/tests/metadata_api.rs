@@ -709,7 +709,7 @@ async fn lookup_targets_must_be_objects_of_the_same_tenant() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{f}");
     assert_eq!(f["lookup_object"], "Mine__c");
-    assert_eq!(f["relationship_name"], "Self__r");
+    assert_eq!(f["relationship_name"], "Mines__r");
     c.create_object(json!({"api_name": "Other__c"})).await;
     let (s, e) = c
         .patch(

@@ -140,6 +140,7 @@ fn limit_of(limit: usize) -> i64 {
 impl AutomationStore for PgRecordStore {
     async fn claim_due(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
@@ -147,7 +148,7 @@ impl AutomationStore for PgRecordStore {
         let (now, until, limit) = (millis(&now), millis(&lease_until), limit_of(limit));
         // Platform-wide: the delivery worker serves every tenant of the shard.
         let sql = format!(
-            "UPDATE outbox o SET lease_until = $1 FROM (
+            "UPDATE outbox o SET lease_until = $1, lease_owner = $5 FROM (
                  SELECT tenant_id, id FROM outbox WHERE state = $2 AND due_at <= $3
                  AND (lease_until IS NULL OR lease_until <= $3)
                  AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')
@@ -162,21 +163,24 @@ impl AutomationStore for PgRecordStore {
         );
         let mut claimed = with_client!(self.pool(), |c| {
             let st = c.prepare_cached(&sql).await?;
-            entries(&c.query(&st, &[&until, &PENDING, &now, &limit]).await?)
+            entries(
+                &c.query(&st, &[&until, &PENDING, &now, &limit, &owner])
+                    .await?,
+            )
         })?;
         claimed.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.id.cmp(&b.id)));
         Ok(claimed)
     }
 
-    async fn release_leases(&self) -> MosaicResult<u64> {
+    async fn release_leases(&self, owner: &str) -> MosaicResult<u64> {
         with_client!(self.pool(), |c| {
-            // Platform-wide: a restarting single server's own leases.
+            // Platform-wide: a stopping instance's own leases, in every tenant.
             let st = c
                 .prepare_cached(
-                    "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')",
+                    "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1 AND lease_until IS NOT NULL AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')",
                 )
                 .await?;
-            Ok(c.execute(&st, &[]).await?)
+            Ok(c.execute(&st, &[&owner]).await?)
         })
     }
 
@@ -215,7 +219,7 @@ impl AutomationStore for PgRecordStore {
             let st = c
                 .prepare_cached(
                     "UPDATE outbox SET state = $1, due_at = COALESCE($2, due_at), attempts = $3, \
-                     last_error = $4, lease_until = NULL, updated_at = $5 \
+                     last_error = $4, lease_until = NULL, lease_owner = NULL, updated_at = $5 \
                      WHERE tenant_id = $6 AND id = $7",
                 )
                 .await?;

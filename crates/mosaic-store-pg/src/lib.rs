@@ -24,8 +24,10 @@
 
 pub mod access;
 pub mod automation;
+mod bin;
 pub mod directory;
 pub mod idempotency;
+pub mod import;
 pub mod meta;
 pub mod migrate;
 pub mod operators;
@@ -55,7 +57,7 @@ pub use transfer::migrate_transfer;
 /// look-ups listed in the crate documentation.
 #[cfg(test)]
 mod tenant_predicate {
-    const SOURCES: [(&str, &str); 13] = [
+    const SOURCES: [(&str, &str); 14] = [
         ("operators.rs", include_str!("operators.rs")),
         ("replication.rs", include_str!("replication.rs")),
         ("transfer.rs", include_str!("transfer.rs")),
@@ -69,10 +71,11 @@ mod tenant_predicate {
         ("automation.rs", include_str!("automation.rs")),
         ("sharing.rs", include_str!("sharing.rs")),
         ("query.rs", include_str!("query.rs")),
+        ("import.rs", include_str!("import.rs")),
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 30] = [
+    const GLOBAL: [&str; 34] = [
         // write-ahead-log positions of the whole database
         "pg_current_wal_insert_lsn()",
         "pg_last_wal_replay_lsn()",
@@ -105,11 +108,18 @@ mod tenant_predicate {
         "UPDATE refresh_tokens SET family_id = token_hash",
         "schema_version",
         "pg_advisory_xact_lock",
-        // outbox delivery spans the shard's tenants (claims name them)
-        "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL",
+        // outbox delivery spans the shard's tenants (claims name them);
+        // a stopping instance releases its own leases in every tenant
+        "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1",
         "COUNT(*) FILTER (WHERE state = $1)",
         "CREATE FUNCTION mosaic_", // pure SQL functions of a value
         "CREATE TRIGGER",          // DDL: the move triggers read the row's tenant
+        // `mosaic migrate-metadata` copies the whole metadata database
+        // (every tenant at once) into an empty one
+        "information_schema.columns",
+        "DELETE FROM {}",
+        "INSERT INTO {} ({}) {}VALUES ({})",
+        "SELECT setval(pg_get_serial_sequence(",
     ];
 
     /// Heads of statements built in pieces, whose tenant predicate is

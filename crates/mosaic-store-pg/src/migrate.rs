@@ -608,6 +608,16 @@ static RECORDS_MIGRATIONS: std::sync::LazyLock<Vec<Migration>> = std::sync::Lazy
             name: "the shard's record of each slot's pivot flags",
             sql: RECORDS_V2,
         },
+        Migration {
+            version: 3,
+            name: "the instance holding each outbox lease",
+            sql: RECORDS_V3_LEASE_OWNER,
+        },
+        Migration {
+            version: 4,
+            name: "the recycle bin",
+            sql: crate::bin::RECORDS_BIN,
+        },
     ]
 });
 
@@ -626,6 +636,10 @@ CREATE TABLE pivot_specs (
   PRIMARY KEY (tenant_id, object_id, slot)
 );
 "#;
+
+/// Migration 3 of a shard: an outbox lease names the instance holding it,
+/// so a stopping instance releases its own leases and no other's.
+const RECORDS_V3_LEASE_OWNER: &str = "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;";
 
 /// The migrations of a shard's record tables.
 pub fn records_migrations() -> &'static [Migration] {

@@ -64,6 +64,9 @@ pub struct PgRecordStore {
     pool: PgPool,
     /// Keeps the planner's statistics current while the tables grow.
     stats: Arc<PlannerStats>,
+    /// Connections that may hold record locks at once: half the pool, so
+    /// the saves holding them always find a connection for their writes.
+    lockers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PgRecordStore {
@@ -86,7 +89,12 @@ impl PgRecordStore {
         migrate_records(&pool).await?;
         crate::transfer::migrate_transfer(&pool).await?;
         let stats = PlannerStats::open(pool.clone()).await;
-        Ok(PgRecordStore { pool, stats })
+        let lockers = Arc::new(tokio::sync::Semaphore::new((pool.usage().2 / 2).max(1)));
+        Ok(PgRecordStore {
+            pool,
+            stats,
+            lockers,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -97,6 +105,18 @@ impl PgRecordStore {
     pub fn planner_stats(&self) -> &Arc<PlannerStats> {
         &self.stats
     }
+}
+
+/// A record lock not obtained: its wait timed out (`UNABLE_TO_LOCK_ROW`,
+/// as a SQLite writer's busy timeout), or the database failed.
+fn lock_error(e: &tokio_postgres::Error) -> MosaicError {
+    if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+        return MosaicError::new(
+            mosaic_types::ErrorCode::UNABLE_TO_LOCK_ROW,
+            "another save of this record is taking too long; nothing was applied, retry",
+        );
+    }
+    crate::pool::map_pg(e)
 }
 
 fn type_mismatch(slot: FlexSlot, v: &Value) -> MosaicError {
@@ -404,7 +424,7 @@ fn specs_lock_key(tenant: &str, object_id: &str) -> String {
 /// Takes the object's pivot-spec lock shared (held to the end of the
 /// transaction), then reads the shard's specs of the object in a second
 /// statement — pipelined, one round trip — whose snapshot follows the lock.
-async fn shard_specs<C: GenericClient + Sync>(
+pub(crate) async fn shard_specs<C: GenericClient + Sync>(
     c: &C,
     tenant: &str,
     object_id: &str,
@@ -569,7 +589,7 @@ async fn do_insert(tx: &Transaction<'_>, tenant: &str, op: &InsertOp) -> Step<Wr
 }
 
 /// Whether a live record exists, locking it for the rest of the write.
-async fn lock_live(
+pub(crate) async fn lock_live(
     tx: &Transaction<'_>,
     tenant: &str,
     object_id: &str,
@@ -646,22 +666,25 @@ async fn do_update(tx: &Transaction<'_>, tenant: &str, op: &UpdateOp) -> Step<Wr
     Ok(WriteResult::Updated { id: op.id.clone() })
 }
 
+/// Moves a record to the recycle bin with the delete of `root` (the record
+/// itself when deleted directly); its row is kept as it was.
+#[allow(clippy::too_many_arguments)]
 async fn soft_delete(
     tx: &Transaction<'_>,
     tenant: &str,
     object_id: &str,
     id: &str,
+    root: &str,
     by: &str,
     at: &DateTime<Utc>,
 ) -> Step<()> {
     let st = tx
         .prepare_cached(
-            "UPDATE object_records SET is_deleted = TRUE, modified_by = $1, modified_at = $2 \
-             WHERE tenant_id = $3 AND object_id = $4 AND id = $5",
+            "UPDATE object_records SET is_deleted = TRUE WHERE tenant_id = $1 AND object_id = $2 AND id = $3",
         )
         .await?;
-    tx.execute(&st, &[&by, &millis(at), &tenant, &object_id, &id])
-        .await?;
+    tx.execute(&st, &[&tenant, &object_id, &id]).await?;
+    crate::bin::bin_record(tx, tenant, object_id, id, root, by, &millis(at)).await?;
     drop_pivots_of(tx, tenant, id, None).await
 }
 
@@ -682,11 +705,13 @@ async fn lock_specs_shared(tx: &Transaction<'_>, tenant: &str, object_id: &str) 
 async fn clear_lookups(
     tx: &Transaction<'_>,
     tenant: &str,
+    root: &str,
     id: &str,
     lookups: &[LookupRef],
 ) -> Step<()> {
     for r in lookups {
         lock_specs_shared(tx, tenant, &r.object_id).await?;
+        crate::bin::bin_lookups(tx, tenant, root, id, r).await?;
         let sql = format!(
             "UPDATE object_records SET {c} = NULL WHERE tenant_id = $1 AND object_id = $2 AND {c} = $4 \
              AND id IN (SELECT record_id FROM record_index WHERE tenant_id = $1 AND object_id = $2 AND slot = $3 AND value = $4)",
@@ -714,6 +739,7 @@ async fn clear_lookups(
 fn cascade<'a>(
     tx: &'a Transaction<'a>,
     tenant: &'a str,
+    root: &'a str,
     parent: &'a str,
     specs: &'a [CascadeSpec],
     by: &'a str,
@@ -756,6 +782,7 @@ fn cascade<'a>(
                 n += cascade(
                     tx,
                     tenant,
+                    root,
                     &child,
                     &spec.children,
                     by,
@@ -767,8 +794,8 @@ fn cascade<'a>(
                 if *budget == 0 {
                     return Ok(n);
                 }
-                soft_delete(tx, tenant, &spec.object_id, &child, by, at).await?;
-                clear_lookups(tx, tenant, &child, &spec.clear).await?;
+                soft_delete(tx, tenant, &spec.object_id, &child, root, by, at).await?;
+                clear_lookups(tx, tenant, root, &child, &spec.clear).await?;
                 *budget -= 1;
                 n += 1;
             }
@@ -784,8 +811,17 @@ async fn do_delete(tx: &Transaction<'_>, tenant: &str, op: &DeleteOp) -> Step<Wr
     let at = op.deleted_at;
     let cascaded = cascade_of(tx, tenant, op, usize::MAX).await?;
     lock_specs_shared(tx, tenant, &op.object_id).await?;
-    soft_delete(tx, tenant, &op.object_id, &op.id, &op.deleted_by, &at).await?;
-    clear_lookups(tx, tenant, &op.id, &op.clear).await?;
+    soft_delete(
+        tx,
+        tenant,
+        &op.object_id,
+        &op.id,
+        &op.id,
+        &op.deleted_by,
+        &at,
+    )
+    .await?;
+    clear_lookups(tx, tenant, &op.id, &op.id, &op.clear).await?;
     Ok(WriteResult::Deleted {
         id: op.id.clone(),
         cascaded,
@@ -812,6 +848,7 @@ async fn cascade_of(
     cascade(
         tx,
         tenant,
+        &op.id,
         &op.id,
         &op.cascade,
         &op.deleted_by,
@@ -877,6 +914,72 @@ fn rows_of(rows: &[tokio_postgres::Row], slots: &[FlexSlot]) -> Step<Vec<RecordR
 
 #[async_trait]
 impl RecordStore for PgRecordStore {
+    /// Transaction-scoped advisory locks keyed by (tenant, record), taken in
+    /// id order on a connection of their own and held by a task until the
+    /// lock is dropped; waiting longer than the lock timeout is
+    /// `UNABLE_TO_LOCK_ROW`.
+    async fn lock_records(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> MosaicResult<Option<HeldRecordLock>> {
+        let mut ids: Vec<String> = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let permit = self
+            .lockers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| MosaicError::unavailable("postgres: the record store is closed"))?;
+        let mut client = self.pool.client().await?;
+        let tenant = tenant_id.to_string();
+        let (acquired_tx, acquired_rx) = tokio::sync::oneshot::channel::<MosaicResult<()>>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let taken: Result<(), tokio_postgres::Error> = async {
+                client.batch_execute("BEGIN").await?;
+                client
+                    .batch_execute(&format!(
+                        "SET LOCAL lock_timeout = {}",
+                        mosaic_types::timeouts::DB_BUSY_TIMEOUT.as_millis()
+                    ))
+                    .await?;
+                // Keyed by (tenant_id, record id); a hash collision only
+                // serializes two saves that need not be.
+                let st = client
+                    .prepare_cached(
+                        "SELECT pg_advisory_xact_lock(hashtext($1::text), hashtext($2::text))",
+                    )
+                    .await?;
+                for id in &ids {
+                    client.execute(&st, &[&tenant, id]).await?;
+                }
+                Ok(())
+            }
+            .await;
+            let ok = taken.is_ok();
+            let _ = acquired_tx.send(taken.map_err(|e| lock_error(&e)));
+            if !ok {
+                return; // dropped unsettled: the connection leaves the pool
+            }
+            // Held until the save drops its lock (or gives up waiting).
+            let _ = release_rx.await;
+            if client.batch_execute("COMMIT").await.is_ok() {
+                client.settle();
+            }
+        });
+        match acquired_rx.await {
+            Ok(Ok(())) => Ok(Some(HeldRecordLock::new(release_tx))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(MosaicError::internal("record lock holder ended")),
+        }
+    }
+
     async fn write(
         &self,
         tenant_id: &str,
@@ -1133,6 +1236,8 @@ impl RecordStore for PgRecordStore {
                 "DELETE FROM auto_number_counters WHERE tenant_id = $1 AND object_id = $2",
                 "DELETE FROM record_shares WHERE tenant_id = $1 AND object_id = $2",
                 "DELETE FROM pivot_specs WHERE tenant_id = $1 AND object_id = $2",
+                "DELETE FROM record_bin WHERE tenant_id = $1 AND object_id = $2",
+                "DELETE FROM record_bin_lookups WHERE tenant_id = $1 AND object_id = $2",
             ] {
                 tx.execute(sql, &[&tenant_id, &object_id]).await?;
             }
@@ -1185,6 +1290,54 @@ impl RecordStore for PgRecordStore {
                 .await?
                 .try_get(0)?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    async fn undelete(&self, tenant_id: &str, op: UndeleteOp) -> MosaicResult<usize> {
+        let n = shard_tx!(self.pool, |tx| crate::bin::undelete(tx, tenant_id, &op)
+            .await)?;
+        self.stats.wrote(n as u64);
+        Ok(n)
+    }
+
+    async fn bin_entry(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<BinEntry>> {
+        with_client!(self.pool, |c| crate::bin::bin_entry(
+            c, tenant_id, id, false
+        )
+        .await)
+    }
+
+    async fn bin_entries(
+        &self,
+        tenant_id: &str,
+        filter: &BinFilter,
+    ) -> MosaicResult<Vec<BinEntry>> {
+        with_client!(self.pool, |c| crate::bin::bin_entries(c, tenant_id, filter)
+            .await)
+    }
+
+    async fn purge_bin(
+        &self,
+        tenant_id: &str,
+        roots: &[String],
+        limit: usize,
+    ) -> MosaicResult<usize> {
+        shard_tx!(self.pool, |tx| crate::bin::purge(
+            tx, tenant_id, roots, limit
+        )
+        .await)
+    }
+
+    async fn updated_ids(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: usize,
+    ) -> MosaicResult<Vec<String>> {
+        with_client!(self.pool, |c| {
+            crate::bin::updated_ids(c, tenant_id, object_id, &start, &end, limit).await
         })
     }
 }

@@ -856,29 +856,52 @@ async fn the_outbox_leases_retries_and_dead_letters(sh: &Shard) {
         "{}",
         sh.backend
     );
-    let claimed = sh.automation.claim_due(at(30), at(90), 2).await.unwrap();
+    let claimed = sh
+        .automation
+        .claim_due("A", at(30), at(90), 2)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["o1", "o2"]
     );
     // Leased entries are not claimed again until the lease ends.
-    let claimed = sh.automation.claim_due(at(31), at(91), 10).await.unwrap();
+    let claimed = sh
+        .automation
+        .claim_due("B", at(31), at(91), 10)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["o3"]
     );
     assert!(sh
         .automation
-        .claim_due(at(32), at(92), 10)
+        .claim_due("A", at(32), at(92), 10)
         .await
         .unwrap()
         .is_empty());
-    let claimed = sh.automation.claim_due(at(90), at(150), 10).await.unwrap();
+    let claimed = sh
+        .automation
+        .claim_due("C", at(90), at(150), 10)
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
         ["o1", "o2", "o4"]
     );
-    assert_eq!(sh.automation.release_leases().await.unwrap(), 4);
+    // Expired leases were taken over by "C": "A" holds none any more, and
+    // releasing an owner's leases leaves the others' alone.
+    assert_eq!(sh.automation.release_leases("A").await.unwrap(), 0);
+    assert_eq!(sh.automation.release_leases("B").await.unwrap(), 1);
+    assert!(sh
+        .automation
+        .claim_due("A", at(90), at(150), 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.id == "o3"));
+    assert_eq!(sh.automation.release_leases("C").await.unwrap(), 3);
     sh.automation.complete(T, "o1").await.unwrap();
     assert!(sh.automation.entry(T, "o1").await.unwrap().is_none());
     sh.automation
@@ -977,7 +1000,7 @@ async fn concurrent_claims_never_share_an_entry(sh: &Shard) {
     for _ in 0..8 {
         let a = sh.automation.clone();
         tasks.push(tokio::spawn(async move {
-            a.claim_due(at(100), at(1000), 7).await
+            a.claim_due("W", at(100), at(1000), 7).await
         }));
     }
     let mut all = Vec::new();

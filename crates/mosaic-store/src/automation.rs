@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS outbox (
   last_error TEXT,
   lease_until TEXT,
   created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL
+  updated_at TEXT NOT NULL,
+  lease_owner TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, due_at);
 CREATE INDEX IF NOT EXISTS outbox_by_record ON outbox (tenant_id, record_id, rule_id);
@@ -52,6 +53,26 @@ CREATE TABLE IF NOT EXISTS field_history (
   PRIMARY KEY (tenant_id, record_id, id)
 ) WITHOUT ROWID;
 "#;
+
+/// Brings a shard created before leases had owners up to date: adds
+/// `outbox.lease_owner`. Runs on its own connection before the store opens.
+pub(crate) fn migrate_lease_owner(path: &std::path::Path) -> MosaicResult<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let conn = Connection::open(path).map_err(map_sql)?;
+    conn.busy_timeout(crate::sqlite::BUSY_TIMEOUT)
+        .map_err(map_sql)?;
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('outbox')")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(map_sql)?;
+    if !cols.is_empty() && !cols.iter().any(|c| c == "lease_owner") {
+        conn.execute_batch("ALTER TABLE outbox ADD COLUMN lease_owner TEXT")
+            .map_err(map_sql)?;
+    }
+    Ok(())
+}
 
 /// Outbox entry states.
 pub const PENDING: &str = "pending";
@@ -210,18 +231,22 @@ impl OutboxStats {
 #[async_trait]
 pub trait AutomationStore: Send + Sync {
     /// Claims up to `limit` entries due at `now` that no live lease holds,
-    /// leasing them until `lease_until`. Spans every tenant: this is the
-    /// platform's delivery worker, each entry then handled in its tenant.
+    /// leasing them to `owner` (the claiming instance's id) until
+    /// `lease_until`. An expired lease is taken over, whoever held it.
+    /// Spans every tenant: this is the platform's delivery worker, each
+    /// entry then handled in its tenant.
     async fn claim_due(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> MosaicResult<Vec<OutboxEntry>>;
 
-    /// Drops every lease (a single embedded server at start-up: leases of
-    /// its previous run can belong to no one else).
-    async fn release_leases(&self) -> MosaicResult<u64>;
+    /// Drops the leases `owner` holds (an instance stopping: what it had in
+    /// hand is due again at once for the others). Leases of other owners,
+    /// live or not, are never touched: those expire by time.
+    async fn release_leases(&self, owner: &str) -> MosaicResult<u64>;
 
     /// A delivered entry leaves the outbox.
     async fn complete(&self, tenant_id: &str, id: &str) -> MosaicResult<()>;
@@ -307,15 +332,17 @@ fn entry_of(r: &rusqlite::Row) -> rusqlite::Result<OutboxEntry> {
 impl AutomationStore for SqliteRecordStore {
     async fn claim_due(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> MosaicResult<Vec<OutboxEntry>> {
         let (now, until) = (format_datetime(&now), format_datetime(&lease_until));
+        let owner = owner.to_string();
         self.db()
             .write(move |conn| {
                 let sql = format!(
-                    "UPDATE outbox SET lease_until = ?1
+                    "UPDATE outbox SET lease_until = ?1, lease_owner = ?5
                      WHERE id IN (SELECT id FROM outbox WHERE state = ?2 AND due_at <= ?3
                                   AND (lease_until IS NULL OR lease_until <= ?3)
                                   AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')
@@ -324,7 +351,7 @@ impl AutomationStore for SqliteRecordStore {
                 );
                 let mut st = conn.prepare_cached(&sql).map_err(map_sql)?;
                 let rows = st
-                    .query_map(params![until, PENDING, now, limit as i64], entry_of)
+                    .query_map(params![until, PENDING, now, limit as i64, owner], entry_of)
                     .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(map_sql)?;
                 Ok(rows)
@@ -336,12 +363,13 @@ impl AutomationStore for SqliteRecordStore {
             })
     }
 
-    async fn release_leases(&self) -> MosaicResult<u64> {
+    async fn release_leases(&self, owner: &str) -> MosaicResult<u64> {
+        let owner = owner.to_string();
         self.db()
-            .write(|conn| {
+            .write(move |conn| {
                 conn.execute(
-                    "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')",
-                    [],
+                    "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?1 AND lease_until IS NOT NULL AND tenant_id NOT IN (SELECT tenant_id FROM tenant_moves WHERE state <> 'journal')",
+                    [owner],
                 )
                 .map(|n| n as u64)
                 .map_err(map_sql)
@@ -401,7 +429,7 @@ impl AutomationStore for SqliteRecordStore {
                 };
                 conn.prepare_cached(
                     "UPDATE outbox SET state = ?1, due_at = COALESCE(?2, due_at), attempts = ?3,
-                     last_error = ?4, lease_until = NULL, updated_at = ?5
+                     last_error = ?4, lease_until = NULL, lease_owner = NULL, updated_at = ?5
                      WHERE tenant_id = ?6 AND id = ?7",
                 )
                 .and_then(|mut st| st.execute(params![state, due, attempts, error, now, t, id]))

@@ -25,6 +25,7 @@
 pub mod access_store;
 pub mod automation;
 pub mod deadline;
+pub mod dump;
 pub mod guard;
 pub mod idempotency;
 pub mod meta_store;
@@ -40,6 +41,7 @@ pub mod shards;
 pub mod sharing;
 pub mod sqlite;
 mod sqlite_access;
+mod sqlite_bin;
 mod sqlite_census;
 mod sqlite_meta;
 mod sqlite_query;
@@ -62,8 +64,8 @@ pub use operators::{
 pub use query_store::QueryStore;
 pub use recent::{RecentRow, RecentStore, SqliteRecentStore};
 pub use record_store::{
-    AutoNumberSpec, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef, RecordRow, RecordStore,
-    RefCheck, UpdateOp, WriteOp, WriteResult,
+    AutoNumberSpec, BinEntry, BinFilter, CascadeSpec, DeleteOp, IndexSpec, InsertOp, LookupRef,
+    RecordRow, RecordStore, RefCheck, UndeleteOp, UpdateOp, WriteOp, WriteResult,
 };
 pub use replicas::{MetaMember, ReplicatedMetaStore, ReplicationPosition};
 pub use settings::{LocaleRow, SettingRow, SettingsStore, SqliteSettingsStore};

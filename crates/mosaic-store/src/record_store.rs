@@ -190,8 +190,36 @@ pub enum WriteResult {
     Deleted { id: String, cascaded: usize },
 }
 
+/// Saves of some records serialized across every process writing to the
+/// same database, held until dropped (see [`RecordStore::lock_records`]).
+pub struct HeldRecordLock {
+    /// Dropping it tells the holder to let go.
+    _release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HeldRecordLock {
+    pub fn new(release: tokio::sync::oneshot::Sender<()>) -> HeldRecordLock {
+        HeldRecordLock { _release: release }
+    }
+}
+
 #[async_trait]
 pub trait RecordStore: Send + Sync {
+    /// Serializes saves of `ids` of the tenant across every process that
+    /// writes to this store, from the reading of their old values to the
+    /// commit of the new ones: held by the database until the returned
+    /// lock is dropped (or the holder's connection ends — a crashed
+    /// instance never keeps a record locked). `None`: the store needs no
+    /// such lock (an embedded SQLite shard is written by one process,
+    /// whose in-process record locks already serialize its saves).
+    async fn lock_records(
+        &self,
+        _tenant_id: &str,
+        _ids: &[String],
+    ) -> MosaicResult<Option<HeldRecordLock>> {
+        Ok(None)
+    }
+
     /// Applies `ops` in one transaction. With `all_or_none`, the first failing
     /// op rolls back the whole batch (its error is returned for that op,
     /// the others report `ALL_OR_NONE_OPERATION_ROLLED_BACK`); otherwise each
@@ -286,4 +314,114 @@ pub trait RecordStore: Send + Sync {
 
     /// Number of live records of an object.
     async fn count(&self, tenant_id: &str, object_id: &str) -> MosaicResult<u64>;
+
+    /// Restores `op.id` from the recycle bin with every record its delete
+    /// cascaded to: the flag, the pivot rows (a unique key taken meanwhile
+    /// fails with `DUPLICATE_VALUE`), the search documents and the lookup
+    /// values the delete cleared. All or nothing; returns how many records
+    /// came back.
+    async fn undelete(&self, tenant_id: &str, op: UndeleteOp) -> MosaicResult<usize>;
+
+    /// The bin entry of one record, if it is in the bin.
+    async fn bin_entry(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<BinEntry>>;
+
+    /// Binned records matching `filter`, newest deletes first.
+    async fn bin_entries(&self, tenant_id: &str, filter: &BinFilter)
+        -> MosaicResult<Vec<BinEntry>>;
+
+    /// Removes for good up to `limit` binned records deleted with the given
+    /// roots (one transaction); returns how many went.
+    async fn purge_bin(
+        &self,
+        tenant_id: &str,
+        roots: &[String],
+        limit: usize,
+    ) -> MosaicResult<usize>;
+
+    /// Ids of live records of an object last modified in `[start, end)`,
+    /// oldest change first, at most `limit`.
+    async fn updated_ids(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: usize,
+    ) -> MosaicResult<Vec<String>>;
+}
+
+/// Restores a record from the recycle bin with every record its delete
+/// cascaded to (see [`RecordStore::undelete`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndeleteOp {
+    pub object_id: String,
+    pub id: String,
+    /// Pivot specs per object id, for the root's object and every object
+    /// its delete may have cascaded to.
+    pub indexes: Vec<(String, Vec<IndexSpec>)>,
+    /// Master-detail parents of the root that must be live.
+    pub ref_checks: Vec<RefCheck>,
+}
+
+/// One record in the recycle bin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinEntry {
+    pub id: String,
+    pub object_id: String,
+    /// The record whose delete put this one in the bin (itself for a
+    /// record deleted directly, its master for a cascaded child).
+    pub root_id: String,
+    pub deleted_at: DateTime<Utc>,
+    pub deleted_by: String,
+}
+
+/// Which binned records [`RecordStore::bin_entries`] lists (newest deletes
+/// first, then by id).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BinFilter {
+    pub object_id: Option<String>,
+    /// Deleted at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Deleted before.
+    pub to: Option<DateTime<Utc>>,
+    /// Only records deleted directly (the ones an undelete names).
+    pub roots_only: bool,
+    pub limit: usize,
+}
+
+/// The error of an undelete naming a record that is not in the bin.
+pub fn not_in_bin(id: &str) -> mosaic_types::MosaicError {
+    mosaic_types::MosaicError::new(
+        mosaic_types::ErrorCode::NOT_FOUND,
+        format!(
+            "the requested resource does not exist: no record with id '{id}' in the recycle bin"
+        ),
+    )
+}
+
+/// The error of an undelete naming a record that went to the bin with its
+/// master-detail parent.
+pub fn cascaded_error(id: &str, root: &str) -> mosaic_types::MosaicError {
+    mosaic_types::MosaicError::new(
+        mosaic_types::ErrorCode::UNDELETE_FAILED,
+        format!("record '{id}' was deleted with its parent '{root}': undelete '{root}' instead"),
+    )
+}
+
+/// Why an undelete cannot bring a record back under its master-detail
+/// parent `c` (`deleted`: the parent's flag, `None` if it is gone).
+pub fn parent_error(c: &RefCheck, deleted: Option<bool>) -> Option<mosaic_types::MosaicError> {
+    let message = match deleted {
+        Some(false) => return None,
+        Some(true) => format!(
+            "{}: the parent record '{}' is in the recycle bin: undelete it first",
+            c.field, c.id
+        ),
+        None => format!("{}: the parent record '{}' no longer exists", c.field, c.id),
+    };
+    Some(mosaic_types::MosaicError::field(
+        mosaic_types::ErrorCode::UNDELETE_FAILED,
+        c.field.clone(),
+        message,
+    ))
 }

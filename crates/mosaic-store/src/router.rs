@@ -339,6 +339,18 @@ impl ShardRouter {
 
 #[async_trait]
 impl RecordStore for ShardRouter {
+    async fn lock_records(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> MosaicResult<Option<crate::record_store::HeldRecordLock>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .lock_records(tenant_id, ids)
+            .await
+    }
+
     async fn write(
         &self,
         tenant_id: &str,
@@ -493,6 +505,61 @@ impl RecordStore for ShardRouter {
             .count(tenant_id, object_id)
             .await
     }
+
+    async fn undelete(&self, tenant_id: &str, op: UndeleteOp) -> MosaicResult<usize> {
+        self.routed(tenant_id, |s| {
+            let op = op.clone();
+            async move { s.records.undelete(tenant_id, op).await }
+        })
+        .await
+    }
+
+    async fn bin_entry(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<BinEntry>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .bin_entry(tenant_id, id)
+            .await
+    }
+
+    async fn bin_entries(
+        &self,
+        tenant_id: &str,
+        filter: &BinFilter,
+    ) -> MosaicResult<Vec<BinEntry>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .bin_entries(tenant_id, filter)
+            .await
+    }
+
+    async fn purge_bin(
+        &self,
+        tenant_id: &str,
+        roots: &[String],
+        limit: usize,
+    ) -> MosaicResult<usize> {
+        self.routed(tenant_id, |s| async move {
+            s.records.purge_bin(tenant_id, roots, limit).await
+        })
+        .await
+    }
+
+    async fn updated_ids(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> MosaicResult<Vec<String>> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .updated_ids(tenant_id, object_id, start, end, limit)
+            .await
+    }
 }
 
 #[async_trait]
@@ -544,6 +611,7 @@ impl QueryStore for ShardRouter {
 impl AutomationStore for ShardRouter {
     async fn claim_due(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: usize,
@@ -556,7 +624,7 @@ impl AutomationStore for ShardRouter {
             }
             match s
                 .automation
-                .claim_due(now, lease_until, limit - out.len())
+                .claim_due(owner, now, lease_until, limit - out.len())
                 .await
             {
                 Ok(b) => out.extend(b),
@@ -566,10 +634,10 @@ impl AutomationStore for ShardRouter {
         Ok(out)
     }
 
-    async fn release_leases(&self) -> MosaicResult<u64> {
+    async fn release_leases(&self, owner: &str) -> MosaicResult<u64> {
         let mut n = 0;
         for s in self.all() {
-            match s.automation.release_leases().await {
+            match s.automation.release_leases(owner).await {
                 Ok(k) => n += k,
                 Err(e) => skipped(&s.id, "release leases", &e),
             }

@@ -89,11 +89,13 @@ INSERT OR IGNORE INTO schema_version VALUES ('search', 1);
 {shares}
 {idempotency}
 {transfer}
+{bin}
 "#,
         automation = crate::automation::AUTOMATION_SCHEMA,
         shares = crate::sharing::SHARES_SCHEMA,
         idempotency = crate::idempotency::IDEMPOTENCY_SCHEMA,
         transfer = crate::sqlite_transfer::transfer_schema(),
+        bin = crate::sqlite_bin::BIN_SCHEMA,
         search_body = crate::sqlite_query::search_body_sql()
     )
 }
@@ -104,6 +106,7 @@ pub struct SqliteRecordStore {
 
 impl SqliteRecordStore {
     pub fn open(path: &Path) -> MosaicResult<SqliteRecordStore> {
+        crate::automation::migrate_lease_owner(path)?;
         Ok(SqliteRecordStore {
             db: SqliteDb::open(path, &record_schema())?,
         })
@@ -251,7 +254,7 @@ fn check_refs(conn: &Connection, tenant: &str, checks: &[RefCheck]) -> MosaicRes
     Ok(())
 }
 
-fn put_pivots(
+pub(crate) fn put_pivots(
     conn: &Connection,
     tenant: &str,
     object_id: &str,
@@ -331,7 +334,11 @@ pub(crate) fn drop_pivots_of(
 
 /// The shard's record of an object's pivot specs (see
 /// [`merge_index_specs`]).
-fn shard_specs(conn: &Connection, tenant: &str, object_id: &str) -> MosaicResult<Vec<IndexSpec>> {
+pub(crate) fn shard_specs_of(
+    conn: &Connection,
+    tenant: &str,
+    object_id: &str,
+) -> MosaicResult<Vec<IndexSpec>> {
     let rows: Vec<(String, String, bool, bool, bool)> = conn
         .prepare_cached(
             "SELECT slot, field, is_unique, is_indexed, case_insensitive FROM pivot_specs WHERE tenant_id = ?1 AND object_id = ?2",
@@ -462,7 +469,7 @@ fn do_insert(conn: &Connection, tenant: &str, op: &InsertOp) -> MosaicResult<Wri
     conn.prepare_cached(&sql)
         .and_then(|mut st| st.execute(params_from_iter(args.iter())))
         .map_err(map_sql)?;
-    let specs = merge_index_specs(&op.indexes, &shard_specs(conn, tenant, &r.object_id)?);
+    let specs = merge_index_specs(&op.indexes, &shard_specs_of(conn, tenant, &r.object_id)?);
     for spec in &specs {
         if let Some((_, v)) = values.iter().find(|(s, _)| *s == spec.slot) {
             put_pivots(conn, tenant, &r.object_id, &r.id, spec, v)?;
@@ -530,7 +537,7 @@ fn do_update(conn: &Connection, tenant: &str, op: &UpdateOp) -> MosaicResult<Wri
     conn.prepare_cached(&sql)
         .and_then(|mut st| st.execute(params_from_iter(args.iter())))
         .map_err(map_sql)?;
-    let specs = merge_index_specs(&op.indexes, &shard_specs(conn, tenant, &op.object_id)?);
+    let specs = merge_index_specs(&op.indexes, &shard_specs_of(conn, tenant, &op.object_id)?);
     for spec in &specs {
         if let Some((_, v)) = op.set.iter().find(|(s, _)| *s == spec.slot) {
             drop_pivots_of(conn, tenant, &op.id, Some(spec.slot))?;
@@ -541,20 +548,24 @@ fn do_update(conn: &Connection, tenant: &str, op: &UpdateOp) -> MosaicResult<Wri
     Ok(WriteResult::Updated { id: op.id.clone() })
 }
 
+/// Moves a record to the recycle bin with the delete of `root` (the record
+/// itself when deleted directly); its row is kept as it was.
 fn soft_delete(
     conn: &Connection,
     tenant: &str,
     object_id: &str,
     id: &str,
+    root: &str,
     by: &str,
     at: &str,
 ) -> MosaicResult<()> {
-    conn.prepare_cached(
-        "UPDATE object_records SET is_deleted = 1, modified_by = ?1, modified_at = ?2 WHERE tenant_id = ?3 AND object_id = ?4 AND id = ?5",
-    )
-    .and_then(|mut st| st.execute(params![by, at, tenant, object_id, id]))
-    .map_err(map_sql)?;
     crate::sqlite_query::unindex_search(conn, tenant, id)?;
+    conn.prepare_cached(
+        "UPDATE object_records SET is_deleted = 1 WHERE tenant_id = ?1 AND object_id = ?2 AND id = ?3",
+    )
+    .and_then(|mut st| st.execute(params![tenant, object_id, id]))
+    .map_err(map_sql)?;
+    crate::sqlite_bin::bin_record(conn, tenant, object_id, id, root, by, at)?;
     drop_pivots_of(conn, tenant, id, None)
 }
 
@@ -564,10 +575,12 @@ fn soft_delete(
 fn clear_lookups(
     conn: &Connection,
     tenant: &str,
+    root: &str,
     id: &str,
     refs: &[LookupRef],
 ) -> MosaicResult<()> {
     for r in refs {
+        crate::sqlite_bin::bin_lookups(conn, tenant, root, id, r)?;
         conn.prepare_cached(&format!(
             "UPDATE object_records SET {c} = NULL WHERE tenant_id = ?1 AND object_id = ?2 AND {c} = ?4 \
              AND id IN (SELECT record_id FROM record_index WHERE tenant_id = ?1 AND object_id = ?2 AND slot = ?3 AND value = ?4)",
@@ -603,6 +616,7 @@ pub const CASCADE_CHILDREN_SQL: &str = "SELECT i.record_id FROM record_index i \
 fn cascade(
     conn: &Connection,
     tenant: &str,
+    root: &str,
     parent: &str,
     specs: &[CascadeSpec],
     by: &str,
@@ -636,6 +650,7 @@ fn cascade(
             n += cascade(
                 conn,
                 tenant,
+                root,
                 &child,
                 &spec.children,
                 by,
@@ -646,8 +661,8 @@ fn cascade(
             if *budget == 0 {
                 return Ok(n);
             }
-            soft_delete(conn, tenant, &spec.object_id, &child, by, at)?;
-            clear_lookups(conn, tenant, &child, &spec.clear)?;
+            soft_delete(conn, tenant, &spec.object_id, &child, root, by, at)?;
+            clear_lookups(conn, tenant, root, &child, &spec.clear)?;
             *budget -= 1;
             n += 1;
         }
@@ -677,6 +692,7 @@ fn cascade_of(
         conn,
         tenant,
         &op.id,
+        &op.id,
         &op.cascade,
         &op.deleted_by,
         &at,
@@ -694,8 +710,16 @@ fn do_delete(conn: &Connection, tenant: &str, op: &DeleteOp) -> MosaicResult<Wri
     }
     let cascaded = cascade_of(conn, tenant, op, usize::MAX)?;
     let at = format_datetime(&op.deleted_at);
-    soft_delete(conn, tenant, &op.object_id, &op.id, &op.deleted_by, &at)?;
-    clear_lookups(conn, tenant, &op.id, &op.clear)?;
+    soft_delete(
+        conn,
+        tenant,
+        &op.object_id,
+        &op.id,
+        &op.id,
+        &op.deleted_by,
+        &at,
+    )?;
+    clear_lookups(conn, tenant, &op.id, &op.id, &op.clear)?;
     Ok(WriteResult::Deleted {
         id: op.id.clone(),
         cascaded,
@@ -1063,6 +1087,8 @@ impl RecordStore for SqliteRecordStore {
                     "auto_number_counters",
                     "record_shares",
                     "pivot_specs",
+                    "record_bin",
+                    "record_bin_lookups",
                 ] {
                     conn.execute(
                         &format!("DELETE FROM {table} WHERE tenant_id = ?1 AND object_id = ?2"),
@@ -1125,6 +1151,58 @@ impl RecordStore for SqliteRecordStore {
                     .map_err(map_sql)?;
                 Ok(n.max(0) as u64)
             })
+            .await
+    }
+
+    async fn undelete(&self, tenant_id: &str, op: UndeleteOp) -> MosaicResult<usize> {
+        let t = tenant_id.to_string();
+        self.db
+            .write(move |conn| crate::sqlite_bin::undelete(conn, &t, &op))
+            .await
+    }
+
+    async fn bin_entry(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<BinEntry>> {
+        let (t, id) = (tenant_id.to_string(), id.to_string());
+        self.db
+            .read(move |conn| crate::sqlite_bin::bin_entry(conn, &t, &id))
+            .await
+    }
+
+    async fn bin_entries(
+        &self,
+        tenant_id: &str,
+        filter: &BinFilter,
+    ) -> MosaicResult<Vec<BinEntry>> {
+        let (t, f) = (tenant_id.to_string(), filter.clone());
+        self.db
+            .read(move |conn| crate::sqlite_bin::bin_entries(conn, &t, &f))
+            .await
+    }
+
+    async fn purge_bin(
+        &self,
+        tenant_id: &str,
+        roots: &[String],
+        limit: usize,
+    ) -> MosaicResult<usize> {
+        let (t, roots) = (tenant_id.to_string(), roots.to_vec());
+        self.db
+            .write(move |conn| crate::sqlite_bin::purge(conn, &t, &roots, limit))
+            .await
+    }
+
+    async fn updated_ids(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> MosaicResult<Vec<String>> {
+        let (t, o) = (tenant_id.to_string(), object_id.to_string());
+        let (start, end) = (format_datetime(&start), format_datetime(&end));
+        self.db
+            .read(move |conn| crate::sqlite_bin::updated_ids(conn, &t, &o, &start, &end, limit))
             .await
     }
 }

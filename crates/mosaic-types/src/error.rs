@@ -38,6 +38,14 @@ pub enum ErrorCode {
     INVALID_INPUT,
     ALL_OR_NONE_OPERATION_ROLLED_BACK,
     DELETE_FAILED,
+    /// A record could not leave the recycle bin (its parent is gone or
+    /// still binned).
+    UNDELETE_FAILED,
+    /// A replication range (`updated` / `deleted`) that is malformed, too
+    /// long or outside what is kept.
+    INVALID_REPLICATION_DATE,
+    /// A replication range matching more ids than one answer carries.
+    EXCEEDED_ID_LIMIT,
     IDEMPOTENCY_KEY_REUSED,
     NOT_IMPLEMENTED,
     SERVICE_UNAVAILABLE,
@@ -83,6 +91,9 @@ impl ErrorCode {
             INVALID_INPUT => "INVALID_INPUT",
             ALL_OR_NONE_OPERATION_ROLLED_BACK => "ALL_OR_NONE_OPERATION_ROLLED_BACK",
             DELETE_FAILED => "DELETE_FAILED",
+            UNDELETE_FAILED => "UNDELETE_FAILED",
+            INVALID_REPLICATION_DATE => "INVALID_REPLICATION_DATE",
+            EXCEEDED_ID_LIMIT => "EXCEEDED_ID_LIMIT",
             IDEMPOTENCY_KEY_REUSED => "IDEMPOTENCY_KEY_REUSED",
             NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
             SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",

@@ -4,8 +4,11 @@ mod ai_eval_cmd;
 mod cert_cmd;
 mod healthcheck_cmd;
 mod loadtest;
+mod metadata_cmd;
+mod migrate_metadata_cmd;
 mod move_cmd;
 mod operator_cmd;
+mod sfdx;
 mod shard_cmd;
 mod telemetry;
 
@@ -42,6 +45,10 @@ struct Common {
     /// (the new one lives this long again).
     #[arg(long, env = "MOSAIC_REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     refresh_token_ttl_days: u64,
+    /// How long deleted records stay in the recycle bin, in days, before
+    /// `serve` purges them.
+    #[arg(long, env = "MOSAIC_RECYCLE_RETENTION_DAYS", default_value_t = 15)]
+    recycle_retention_days: u64,
     /// SMTP server for email alerts (`smtp://host:port`, `smtps://user:pass@host`);
     /// without it, alerts are written as files under <data-dir>/mail.
     #[arg(long, env = "MOSAIC_SMTP_URL")]
@@ -53,6 +60,11 @@ struct Common {
     /// (doubling per retry up to 5 minutes, 5 retries, then dead letter).
     #[arg(long, env = "MOSAIC_OUTBOX_RETRY_BASE_MS", default_value_t = 1000)]
     outbox_retry_base_ms: u64,
+    /// How long an instance holds a claimed outbox entry, in seconds. An
+    /// entry of an instance that died is delivered by another one once
+    /// its lease expires; keep it above the delivery timeout (10 s).
+    #[arg(long, env = "MOSAIC_OUTBOX_LEASE_SECS", default_value_t = 60)]
+    outbox_lease_secs: u64,
     /// Destinations tenants' outbound messages may reach although they are
     /// loopback, private, link-local, CGNAT or multicast: comma-separated
     /// CIDRs, addresses or host names (`10.0.0.0/8,hooks.internal`).
@@ -237,6 +249,10 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Copy the embedded metadata database (metadata.sqlite) into an empty
+    /// PostgreSQL one, with the server stopped; then serve with
+    /// `--metadata-url` (records stay in the data directory).
+    MigrateMetadata(migrate_metadata_cmd::MigrateMetadataArgs),
     /// Record shards: register, list, drain.
     Shard {
         #[command(subcommand)]
@@ -253,6 +269,12 @@ enum Command {
     Cert {
         #[command(subcommand)]
         command: cert_cmd::CertCommand,
+    },
+    /// Tenant metadata: `mosaic metadata import DIR` brings an SFDX
+    /// project's objects, fields and validation rules into a tenant.
+    Metadata {
+        #[command(subcommand)]
+        command: metadata_cmd::MetadataCommand,
     },
     /// Platform operators (`mosaic operator create`).
     Operator {
@@ -362,11 +384,14 @@ fn config(c: &Common) -> PlatformConfig {
     cfg.token_ttl = Duration::from_secs(c.token_ttl_secs.max(1));
     cfg.refresh_token_ttl =
         Duration::from_secs(c.refresh_token_ttl_days.clamp(1, 3650) * 24 * 60 * 60);
+    cfg.recycle_retention =
+        Duration::from_secs(c.recycle_retention_days.clamp(1, 3650) * 24 * 60 * 60);
     cfg.automation.smtp_url = c.smtp_url.clone().filter(|u| !u.is_empty());
     if let Some(f) = c.mail_from.clone().filter(|f| !f.is_empty()) {
         cfg.automation.mail_from = f;
     }
     cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
+    cfg.automation.lease = Duration::from_secs(c.outbox_lease_secs.max(1));
     if let Some(g) = &c.outbound_allow {
         cfg.automation.outbound_allow = g.clone();
     }
@@ -670,6 +695,7 @@ fn main() -> ExitCode {
             } => serve(common, listen, public_url, llm, net).await,
             Command::Cert { command } => cert_cmd::run(command),
             Command::Operator { command } => operator_cmd::run(command).await,
+            Command::Metadata { command } => metadata_cmd::run(command).await,
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::AiEval(args) => ai_eval_cmd::run(args).await,
             Command::Healthcheck(args) => healthcheck_cmd::run(args).await,
@@ -685,6 +711,7 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::MigrateMetadata(args) => migrate_metadata_cmd::run(args).await,
             Command::Maintenance { command } => match command {
                 MaintenanceCommand::On { common, message } => {
                     maintenance(common, Some((true, message))).await

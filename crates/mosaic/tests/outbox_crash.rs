@@ -56,6 +56,8 @@ async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
         dir.path(),
         &[
             ("MOSAIC_OUTBOX_RETRY_BASE_MS", "50"),
+            // The killed instance's leases expire, then are taken over.
+            ("MOSAIC_OUTBOX_LEASE_SECS", "2"),
             // The receiver is on loopback, refused without the allow-list.
             ("MOSAIC_OUTBOUND_ALLOW", "127.0.0.0/8"),
         ],
@@ -140,6 +142,8 @@ async fn outbound_messages_survive_sigkill_and_arrive_once_per_delivery_id() {
         dir.path(),
         &[
             ("MOSAIC_OUTBOX_RETRY_BASE_MS", "50"),
+            // The killed instance's leases expire, then are taken over.
+            ("MOSAIC_OUTBOX_LEASE_SECS", "2"),
             // The receiver is on loopback, refused without the allow-list.
             ("MOSAIC_OUTBOUND_ALLOW", "127.0.0.0/8"),
         ],

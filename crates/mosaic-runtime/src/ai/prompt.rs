@@ -76,7 +76,7 @@ pub fn describe_object(obj: &ObjectMeta, all: &[Arc<ObjectMeta>], children: bool
                     .and_then(|id| all.iter().find(|o| o.id() == id))
                     .map_or("?", |o| o.def.api_name.as_str());
                 let _ = write!(out, " to {target}");
-                if let Some(r) = &f.relationship_name {
+                if let Some(r) = f.parent_relationship_name() {
                     let _ = write!(out, "; its fields as {r}.<Field>");
                 }
             }
@@ -105,7 +105,7 @@ pub fn describe_object(obj: &ObjectMeta, all: &[Arc<ObjectMeta>], children: bool
         for other in all {
             for f in &other.def.fields {
                 if f.lookup_object_id.as_deref() == Some(obj.id()) {
-                    if let Some(rel) = &f.child_relationship_name {
+                    if let Some(rel) = &f.relationship_name {
                         let _ = writeln!(
                             out,
                             "  child relationship {rel}: {} records whose {} points here",

@@ -165,6 +165,10 @@ impl Platform {
             }
         };
         self.metadata_probe_failed.store(!ok, Ordering::Relaxed);
+        // A half-open Redis breaker is probed here, not only by traffic.
+        self.cache.probe_redis().await;
+        // This second's requests join the fleet's hot-tenant counts.
+        self.hot.share(&self.cache.tier).await;
         for b in self.breakers.all().chain(&self.breakers.replicas) {
             metrics::gauge!("circuit_breaker_state", "dependency" => b.dependency().to_string())
                 .set(b.state().gauge());

@@ -108,8 +108,8 @@ pub fn opportunity_object() -> Value {
         "api_name": OPPORTUNITY, "label": "LT Opportunity",
         "fields": [
             {"api_name": "Account__c", "data_type": "lookup", "lookup_object": ACCOUNT},
-            {"api_name": "Partner__c", "data_type": "lookup", "lookup_object": ACCOUNT, "relationship_name": "Partner__r", "child_relationship_name": "Partnered__r"},
-            {"api_name": "Referrer__c", "data_type": "lookup", "lookup_object": ACCOUNT, "relationship_name": "Referrer__r", "child_relationship_name": "Referred__r"},
+            {"api_name": "Partner__c", "data_type": "lookup", "lookup_object": ACCOUNT, "relationship_name": "Partnered__r"},
+            {"api_name": "Referrer__c", "data_type": "lookup", "lookup_object": ACCOUNT, "relationship_name": "Referred__r"},
             {"api_name": "OppCode__c", "data_type": "text", "length": 32, "is_external_id": true, "is_unique": true},
             {"api_name": "Bucket__c", "data_type": "text", "length": 16, "is_indexed": true},
             {"api_name": "Amount__c", "data_type": "currency", "precision": 16, "scale": 2},

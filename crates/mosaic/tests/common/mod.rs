@@ -8,6 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mosaic");
+
+/// The binary the multi-instance tests start: `MOSAIC_TEST_BIN` when set
+/// (to confirm a regression test fails on an older build), else this build's.
+pub fn bin() -> String {
+    std::env::var("MOSAIC_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
 /// The operator token servers started here are given (`MOSAIC_OPERATOR_TOKEN`).
 pub const OPERATOR_TOKEN: &str = "binary-test-operator-token";
 
@@ -28,7 +34,7 @@ impl Drop for Server {
 #[allow(clippy::zombie_processes)]
 pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
     let _ = std::fs::remove_file(dir.join("instance.json"));
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args(["serve", "--data-dir"])
         .arg(dir)
         .args(["--listen", "127.0.0.1:0"])
@@ -69,7 +75,7 @@ pub fn create_tenant(
     env: &[(String, String)],
     sub: &str,
 ) -> (String, String) {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["tenant", "create", "--data-dir"])
         .arg(dir)
         .args(["--name", sub, "--subdomain", sub, "--admin-username"])
