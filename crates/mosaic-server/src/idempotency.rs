@@ -189,7 +189,9 @@ impl Keyed {
     async fn execute(self, token: String, req: Request, next: Next) -> Response {
         let holder = self.clone();
         let held = token.clone();
+        let running = KeyedRunning::start();
         let work = async move {
+            let _running = running;
             let res = next.run(req).await;
             holder.settle(&held, res).await
         };
@@ -350,6 +352,36 @@ impl Keyed {
             self.key
         ))
         .into_response()
+    }
+}
+
+/// Keyed requests still running in their own tasks. Their connections may be
+/// gone (a client or balancer that hung up, a connection closed by the
+/// shutdown), so the server's shutdown waits for these as well: a write that
+/// holds its key finishes and keeps its response for the retry, rather than
+/// dying with the process and leaving the key reserved.
+static KEYED_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct KeyedRunning;
+
+impl KeyedRunning {
+    fn start() -> KeyedRunning {
+        KEYED_RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        KeyedRunning
+    }
+}
+
+impl Drop for KeyedRunning {
+    fn drop(&mut self) {
+        KEYED_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits (at most `limit`) until no keyed request runs in this process.
+pub async fn wait_for_keyed_requests(limit: Duration) {
+    let until = Instant::now() + limit;
+    while KEYED_RUNNING.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -245,6 +245,9 @@ where
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    // Keyed writes run in tasks of their own: finish them too (each is
+    // bounded by its request deadline).
+    idempotency::wait_for_keyed_requests(mosaic_types::timeouts::REQUEST_DEADLINE).await;
     worker.stop().await;
     monitor.stop().await;
     cache.stop().await;

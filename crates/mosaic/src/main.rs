@@ -2,6 +2,7 @@
 
 mod ai_eval_cmd;
 mod cert_cmd;
+mod healthcheck_cmd;
 mod loadtest;
 mod metadata_cmd;
 mod migrate_metadata_cmd;
@@ -286,6 +287,9 @@ enum Command {
     /// Score an LLM service on the AI evaluation set (`eval/ai/`): pass
     /// rate per kind and latency percentiles (docs/operations.md).
     AiEval(ai_eval_cmd::AiEvalArgs),
+    /// GET a running server's health URL; exit 0 on a 2xx answer (the
+    /// container image's HEALTHCHECK: the image has no curl).
+    Healthcheck(healthcheck_cmd::HealthcheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -694,6 +698,7 @@ fn main() -> ExitCode {
             Command::Metadata { command } => metadata_cmd::run(command).await,
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::AiEval(args) => ai_eval_cmd::run(args).await,
+            Command::Healthcheck(args) => healthcheck_cmd::run(args).await,
             Command::Shard { command } => shard_cmd::run(command).await,
             Command::Migrate { common } => {
                 let p = open(&common).await?;
