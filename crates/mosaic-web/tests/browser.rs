@@ -135,6 +135,30 @@ impl Run {
             .expect("click");
     }
 
+    /// Clicks what navigates to another page and waits until that page has
+    /// loaded (the old document is gone and the new one is complete).
+    async fn click_to_page(&self, css: &str) {
+        self.c
+            .execute("window.__mosaicOldPage = true;", vec![])
+            .await
+            .expect("mark the page");
+        self.click(css).await;
+        for _ in 0..100 {
+            let loaded = self
+                .c
+                .execute(
+                    "return window.__mosaicOldPage !== true && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await;
+            if matches!(loaded, Ok(Value::Bool(true))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("clicking {css} did not load a new page");
+    }
+
     async fn wait_for(&self, css: &str) {
         self.c
             .wait()
@@ -286,8 +310,9 @@ async fn end_user_flows_in_chromium() {
     r.look("01-login").await;
     r.fill("#username", &api.username).await;
     r.fill("#password", PASSWORD).await;
-    r.click("button[type=submit]").await;
-    assert_eq!(r.path().await, "/o/Deal__c");
+    r.click_to_page("button[type=submit]").await;
+    let at = r.path().await;
+    assert_eq!(at, "/o/Deal__c", "signed in: {}", r.text("main").await);
     assert_eq!(r.text("h1").await, "All Deals");
     assert!(r.body().await.contains("$12,500.00"));
     r.look("02-list").await;
@@ -306,7 +331,7 @@ async fn end_user_flows_in_chromium() {
             .await
             .unwrap();
     assert_eq!(active.as_deref(), Some("global-q"), "keyboard shortcut /");
-    r.click("th a[href*='sort=Amount__c']").await;
+    r.click_to_page("th a[href*='sort=Amount__c']").await;
     let first = r.text("tbody th a").await;
     assert_eq!(first, "Deal 1", "sorted by amount ascending");
 
