@@ -20,6 +20,7 @@ mod form;
 pub mod format;
 mod pages;
 mod session;
+mod setup;
 mod views;
 
 use axum::routing::{get, post};
@@ -74,6 +75,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
             "/r/{object}/{id}/related/{child}/{field}",
             get(pages::related),
         )
+        .merge(setup::router())
         .with_state(state)
 }
 
@@ -89,6 +91,8 @@ pub fn is_web_path(path: &str) -> bool {
             "/lookup/",
             "/o/",
             "/r/",
+            "/setup",
+            "/operator",
         ]
         .iter()
         .any(|p| path.starts_with(p))

@@ -69,7 +69,12 @@ fn path_of(uri: &Uri) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
-async fn chrome(s: &WebState, u: &WebUser, current: Option<&str>, search: &str) -> Chrome {
+pub(crate) async fn chrome(
+    s: &WebState,
+    u: &WebUser,
+    current: Option<&str>,
+    search: &str,
+) -> Chrome {
     let tabs = match s.platform.meta.objects(&u.caller.tenant_id).await {
         Ok(list) => list
             .iter()
@@ -89,6 +94,7 @@ async fn chrome(s: &WebState, u: &WebUser, current: Option<&str>, search: &str) 
         search: search.to_string(),
         lang: reader(u).locale.lang,
         assets: Assets::get(),
+        setup: crate::setup::Need::Customize.allows(u),
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Chrome {
     pub search: String,
     pub lang: &'static str,
     pub assets: Assets,
+    /// The user may open Setup (an administrator, or granted "Customize
+    /// application"): every page shows them a "Setup" link.
+    pub setup: bool,
 }
 
 #[derive(Template)]
