@@ -17,6 +17,9 @@ pub fn bin() -> String {
 /// The operator token servers started here are given (`MOSAIC_OPERATOR_TOKEN`).
 pub const OPERATOR_TOKEN: &str = "binary-test-operator-token";
 
+/// Servers started by this test process (names their log files).
+static SERVERS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub struct Server {
     pub child: Child,
     pub url: String,
@@ -42,6 +45,18 @@ pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         .env("MOSAIC_OPERATOR_TOKEN", OPERATOR_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // `MOSAIC_TEST_SERVER_LOGS=DIR`: each server's log in DIR (and
+    // `MOSAIC_TEST_RUST_LOG` its filter), for looking into a failure.
+    if let Some(logs) = std::env::var_os("MOSAIC_TEST_SERVER_LOGS") {
+        let n = SERVERS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::fs::create_dir_all(&logs);
+        if let Ok(f) = std::fs::File::create(Path::new(&logs).join(format!("server-{}-{n}.log", std::process::id()))) {
+            cmd.stderr(f);
+        }
+        if let Ok(filter) = std::env::var("MOSAIC_TEST_RUST_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
