@@ -77,6 +77,35 @@ const CHECKS = {
     assert.equal(result.records[0].Id, created.id);
   },
 
+  async upsertByExternalId(conn) {
+    const first = await conn.sobject(OBJECT).upsert({ Name: 'Upserted jsforce', Code__c: 'JS-UP-1', Amount__c: 20 }, 'Code__c');
+    assert.equal(first.success, true, JSON.stringify(first));
+    assert.equal(first.created, true, JSON.stringify(first));
+    const second = await conn.sobject(OBJECT).upsert({ Code__c: 'JS-UP-1', Amount__c: 21 }, 'Code__c');
+    assert.equal(second.success, true, JSON.stringify(second));
+    // An update answers 204 (no body): jsforce then reports no `created`.
+    assert.notEqual(second.created, true, JSON.stringify(second));
+    const rows = await conn.query(`SELECT Id, Amount__c FROM ${OBJECT} WHERE Code__c = 'JS-UP-1'`);
+    assert.equal(rows.totalSize, 1);
+    assert.equal(rows.records[0].Amount__c, 21);
+  },
+
+  async describe(conn) {
+    const d = await conn.sobject(OBJECT).describe();
+    assert.equal(d.name, OBJECT);
+    const byName = Object.fromEntries(d.fields.map((f) => [f.name, f]));
+    for (const f of ['Id', 'Name', 'Amount__c', 'Code__c']) assert.ok(byName[f], f);
+    assert.equal(byName.Amount__c.type, 'currency');
+    const global = await conn.describeGlobal();
+    assert.ok(global.sobjects.some((o) => o.name === OBJECT));
+  },
+
+  async search(conn) {
+    const { id } = await conn.sobject(OBJECT).create({ Name: 'Quagga jsforce', Amount__c: 6 });
+    const found = await conn.search(`FIND {Quagga} IN NAME FIELDS RETURNING ${OBJECT}(Id, Name)`);
+    assert.ok(found.searchRecords.some((r) => r.Id === id), JSON.stringify(found));
+  },
+
   async updateAndDelete(conn) {
     const { id } = await conn.sobject(OBJECT).create({ Name: 'To delete', Amount__c: 1 });
     const updated = await conn.sobject(OBJECT).update({ Id: id, Amount__c: 3 });

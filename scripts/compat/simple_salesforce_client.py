@@ -104,6 +104,39 @@ def check_update_and_query_all(sf):
     assert [r["Id"] for r in records] == [rid], records
 
 
+def check_upsert_by_external_id(sf):
+    api = getattr(sf, OBJECT)
+    # Salesforce answers 201 when the upsert created the record, 204 when
+    # it updated one.
+    status = api.upsert("Code__c/SS-UP-1", {"Name": "Upserted", "Amount__c": 10})
+    assert status == 201, status
+    status = api.upsert("Code__c/SS-UP-1", {"Amount__c": 11})
+    assert status == 204, status
+    records = sf.query(f"SELECT Id, Amount__c FROM {OBJECT} WHERE Code__c = 'SS-UP-1'")["records"]
+    assert len(records) == 1 and records[0]["Amount__c"] == 11, records
+
+
+def check_describe(sf):
+    d = getattr(sf, OBJECT).describe()
+    assert d["name"] == OBJECT, d["name"]
+    names = {f["name"]: f for f in d["fields"]}
+    assert {"Id", "Name", "Amount__c", "Code__c"} <= set(names), sorted(names)
+    assert names["Amount__c"]["type"] == "currency", names["Amount__c"]
+    assert names["Code__c"]["externalId"] is True, names["Code__c"]
+    listed = {o["name"] for o in sf.describe()["sobjects"]}
+    assert OBJECT in listed, sorted(listed)
+
+
+def check_search(sf):
+    api = getattr(sf, OBJECT)
+    rid = api.create({"Name": "Zanzibar simple-salesforce", "Amount__c": 5})["id"]
+    found = sf.search(f"FIND {{Zanzibar}} IN NAME FIELDS RETURNING {OBJECT}(Id, Name)")
+    ids = [r["Id"] for r in found["searchRecords"]]
+    assert rid in ids, found
+    quick = sf.quick_search("Zanzibar")
+    assert rid in [r["Id"] for r in quick["searchRecords"]], quick
+
+
 def main():
     sf = connect()
     checks = [(name, fn) for name, fn in sorted(globals().items()) if name.startswith("check_")]
