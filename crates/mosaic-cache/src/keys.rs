@@ -82,6 +82,11 @@ impl Keys {
         self.join(&["hot", &bucket.to_string()])
     }
 
+    /// A query cursor (`nextRecordsUrl`) shared by every instance.
+    pub fn cursor(&self, locator: &str) -> String {
+        self.join(&["cur", locator])
+    }
+
     /// The pub/sub channel of invalidations.
     pub fn channel(&self) -> String {
         self.join(&["inval"])

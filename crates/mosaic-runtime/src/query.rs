@@ -96,6 +96,43 @@ struct Cursor {
     batch: usize,
 }
 
+/// A result's rest, as [`Platform::open_cursor`] keeps it.
+struct OpenCursor {
+    planned: Arc<PlannedQuery>,
+    /// How another instance plans the query again (record queries; `None`
+    /// for aggregate rows, which stay with the instance that ran them).
+    origin: Option<CursorOrigin>,
+    /// Ids of the rows after the first batch (record queries).
+    ids: Vec<String>,
+    /// Every row (aggregate queries).
+    rows: Vec<QueryRecord>,
+    total: usize,
+    batch: usize,
+}
+
+/// What a cursor's rows were selected by, so that any instance can fetch
+/// its next batches: the query itself, and whether its ids were chosen in
+/// the engine (formula fields in WHERE / ORDER BY), in which case the next
+/// batches are fetched by id with the SELECT list alone.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CursorOrigin {
+    pub soql: String,
+    pub include_deleted: bool,
+    pub chosen_by_engine: bool,
+}
+
+/// A record cursor as kept in Redis for the other instances.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedCursor {
+    tenant_id: String,
+    user_id: String,
+    origin: CursorOrigin,
+    ids: Vec<String>,
+    first_batch: usize,
+    total: usize,
+    batch: usize,
+}
+
 /// The process-wide query engine (one per [`Platform`]).
 pub struct QueryEngine {
     store: Arc<dyn QueryStore>,
@@ -531,9 +568,19 @@ impl Platform {
                 .collect();
             let total = all.len();
             let first: Vec<QueryRecord> = all.iter().take(batch).cloned().collect();
-            let next = (total > batch)
-                .then(|| self.open_cursor(c, planned.clone(), Vec::new(), all, batch, total, batch))
-                .transpose()?;
+            let next = if total > batch {
+                let opened = OpenCursor {
+                    planned: planned.clone(),
+                    origin: None,
+                    ids: Vec::new(),
+                    rows: all,
+                    total,
+                    batch,
+                };
+                Some(self.open_cursor(c, opened).await?)
+            } else {
+                None
+            };
             return Ok(QueryResult {
                 total_size: total,
                 done: next.is_none(),
@@ -550,19 +597,23 @@ impl Platform {
             total,
         } = rows;
         let records = self.render(c, &planned, &rows).await?;
-        let next = (!rest_ids.is_empty())
-            .then(|| {
-                self.open_cursor(
-                    c,
-                    planned.clone(),
-                    rest_ids,
-                    Vec::new(),
-                    batch,
-                    total,
-                    batch,
-                )
-            })
-            .transpose()?;
+        let next = if rest_ids.is_empty() {
+            None
+        } else {
+            let opened = OpenCursor {
+                planned: planned.clone(),
+                origin: Some(CursorOrigin {
+                    soql: soql.to_string(),
+                    include_deleted: opts.include_deleted,
+                    chosen_by_engine: false,
+                }),
+                ids: rest_ids,
+                rows: Vec::new(),
+                total,
+                batch,
+            };
+            Some(self.open_cursor(c, opened).await?)
+        };
         Ok(QueryResult {
             total_size: total,
             done: next.is_none(),
@@ -571,35 +622,93 @@ impl Platform {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn open_cursor(
-        &self,
-        c: &Caller,
-        planned: Arc<PlannedQuery>,
-        ids: Vec<String>,
-        rows: Vec<QueryRecord>,
-        first_batch: usize,
-        total: usize,
-        batch: usize,
-    ) -> MosaicResult<String> {
+    /// Keeps the rest of a result (after its first batch) under a new
+    /// locator: in this process, and — record queries, with Redis
+    /// configured — in Redis for every other instance, for as long as
+    /// [`CURSOR_TTL`]. Redis failing only leaves the cursor local.
+    async fn open_cursor(&self, c: &Caller, o: OpenCursor) -> MosaicResult<String> {
         let locator = new_locator();
-        let bytes = ids_bytes(&ids) + rows_bytes(&rows);
+        let bytes = ids_bytes(&o.ids) + rows_bytes(&o.rows);
+        let shared = o.origin.as_ref().map(|origin| SharedCursor {
+            tenant_id: c.tenant_id.clone(),
+            user_id: c.user_id.clone(),
+            origin: origin.clone(),
+            ids: o.ids.clone(),
+            first_batch: o.batch,
+            total: o.total,
+            batch: o.batch,
+        });
         self.queries.cursors.insert(
             &c.tenant_id,
             locator.clone(),
             Cursor {
                 tenant_id: c.tenant_id.clone(),
                 user_id: c.user_id.clone(),
-                planned,
-                ids,
-                rows,
-                first_batch,
-                total,
-                batch,
+                planned: o.planned,
+                ids: o.ids,
+                rows: o.rows,
+                first_batch: o.batch,
+                total: o.total,
+                batch: o.batch,
             },
             bytes,
         )?;
-        Ok(format!("{locator}-{first_batch}"))
+        let tier = &self.cache.tier;
+        if let (Some(shared), true) = (shared, tier.has_l2()) {
+            let stored = match serde_json::to_vec(&shared) {
+                Ok(bytes) => tier
+                    .set(&tier.keys.cursor(&locator), &bytes, CURSOR_TTL)
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            };
+            if !stored {
+                metrics::counter!("query_cursors_local_only_total").increment(1);
+            }
+        }
+        Ok(format!("{locator}-{}", o.batch))
+    }
+
+    /// A cursor another instance opened (kept in Redis), planned again
+    /// here for `c` and kept locally for the next batches; `None` when
+    /// Redis has none (unknown, expired, Redis unavailable).
+    async fn shared_cursor(&self, c: &Caller, key: &str) -> MosaicResult<Option<Arc<Cursor>>> {
+        let tier = &self.cache.tier;
+        if !tier.has_l2() {
+            return Ok(None);
+        }
+        let Ok(Some(bytes)) = tier.get(&tier.keys.cursor(key)).await else {
+            return Ok(None);
+        };
+        let Ok(shared) = serde_json::from_slice::<SharedCursor>(&bytes) else {
+            return Ok(None);
+        };
+        if shared.tenant_id != c.tenant_id || shared.user_id != c.user_id {
+            return Ok(None);
+        }
+        let schema = self.schema(c).await?;
+        let ctx = self.plan_context(c, shared.origin.include_deleted).await?;
+        let planned = if shared.origin.chosen_by_engine {
+            crate::query_formula::render_plan(&shared.origin.soql, &schema, &ctx)?
+        } else {
+            plan_query(&shared.origin.soql, &schema, &ctx)?
+        };
+        let bytes = ids_bytes(&shared.ids);
+        let cursor = Cursor {
+            tenant_id: shared.tenant_id,
+            user_id: shared.user_id,
+            planned: Arc::new(planned),
+            ids: shared.ids,
+            rows: Vec::new(),
+            first_batch: shared.first_batch,
+            total: shared.total,
+            batch: shared.batch,
+        };
+        metrics::counter!("query_cursors_shared_total").increment(1);
+        self.queries
+            .cursors
+            .insert(&c.tenant_id, key.to_string(), cursor, bytes)?;
+        Ok(self.queries.cursors.get(key))
     }
 
     /// The batch at `{locator}-{offset}`; `None` when the locator is unknown,
@@ -612,8 +721,12 @@ impl Platform {
         let Ok(offset) = offset.parse::<usize>() else {
             return Ok(None);
         };
-        let Some(cur) = self.queries.cursors.get(key) else {
-            return Ok(None);
+        let cur = match self.queries.cursors.get(key) {
+            Some(cur) => cur,
+            None => match self.shared_cursor(c, key).await? {
+                Some(cur) => cur,
+                None => return Ok(None),
+            },
         };
         if cur.tenant_id != c.tenant_id
             || cur.user_id != c.user_id
@@ -811,6 +924,7 @@ impl Platform {
         &self,
         c: &Caller,
         planned: Arc<PlannedQuery>,
+        origin: CursorOrigin,
         ids: Vec<String>,
         batch: usize,
     ) -> MosaicResult<QueryResult> {
@@ -840,12 +954,19 @@ impl Platform {
             .collect();
         let rows: Vec<Vec<Value>> = first.iter().filter_map(|id| by_id.remove(id)).collect();
         let records = self.render(c, &planned, &rows).await?;
-        let next = (total > batch)
-            .then(|| {
-                let rest = ids[batch..].to_vec();
-                self.open_cursor(c, planned.clone(), rest, Vec::new(), batch, total, batch)
-            })
-            .transpose()?;
+        let next = if total > batch {
+            let opened = OpenCursor {
+                planned: planned.clone(),
+                origin: Some(origin),
+                ids: ids[batch..].to_vec(),
+                rows: Vec::new(),
+                total,
+                batch,
+            };
+            Some(self.open_cursor(c, opened).await?)
+        } else {
+            None
+        };
         Ok(QueryResult {
             total_size: total,
             done: next.is_none(),

@@ -19,7 +19,7 @@ use mosaic_soql::{
     CompareOp, Condition, FieldPath, Ident, InValues, LikePart, Literal, NullsOrder, Operand,
     OrderKey, ParseError, Query, SelectItem, SortDirection, Span,
 };
-use mosaic_store::plan::{plan_parsed, OutputItem, PlanContext, Schema};
+use mosaic_store::plan::{plan_parsed, OutputItem, PlanContext, PlannedQuery, Schema};
 use mosaic_store::query_store::Restrict;
 use mosaic_types::{DataType, ErrorCode, MosaicError, MosaicResult, Value};
 use std::cmp::Ordering;
@@ -668,12 +668,7 @@ impl Platform {
                 span: q.span,
             };
         // The render plan: the SELECT list, rows fetched by id.
-        let render = Arc::new(plan_parsed(
-            soql,
-            &base(q.select.clone(), None, Vec::new()),
-            schema,
-            ctx,
-        )?);
+        let render = Arc::new(plan_parsed(soql, &render_query(&q), schema, ctx)?);
         // The candidate query (validates the pushed conjuncts and plain sort keys).
         let cand = plan_parsed(
             soql,
@@ -827,7 +822,14 @@ impl Platform {
             .map(|k| k.0)
             .collect();
         let batch = batch_of(&opts);
-        self.snapshot_result(c, render, ids, batch).await.map(Some)
+        let origin = crate::query::CursorOrigin {
+            soql: soql.to_string(),
+            include_deleted: opts.include_deleted,
+            chosen_by_engine: true,
+        };
+        self.snapshot_result(c, render, origin, ids, batch)
+            .await
+            .map(Some)
     }
 }
 
@@ -877,4 +879,36 @@ mod tests {
         let long: Vec<char> = "a".repeat(2000).chars().collect();
         assert!(!like(&long, &pat(&format!("{}b", "%a".repeat(30)))));
     }
+}
+
+/// `q` with its SELECT list alone: rows chosen in the engine are fetched
+/// by id with it, and rendered in the engine's order.
+fn render_query(q: &Query) -> Query {
+    Query {
+        select: q.select.clone(),
+        from: q.from.clone(),
+        scope: q.scope.clone(),
+        with: q.with.clone(),
+        where_: None,
+        group_by: Vec::new(),
+        grouping: mosaic_soql::Grouping::Plain,
+        having: None,
+        order_by: Vec::new(),
+        limit: None,
+        offset: None,
+        for_: q.for_,
+        span: q.span,
+    }
+}
+
+/// The render plan of `soql` (see [`render_query`]): how another instance
+/// fetches the next batches of a cursor whose ids the engine chose.
+pub(crate) fn render_plan(
+    soql: &str,
+    schema: &Schema,
+    ctx: &PlanContext,
+) -> MosaicResult<PlannedQuery> {
+    let q = mosaic_soql::parse_query(soql)
+        .map_err(|e| MosaicError::new(ErrorCode::MALFORMED_QUERY, format!("query cursor: {e}")))?;
+    plan_parsed(soql, &render_query(&q), schema, ctx)
 }

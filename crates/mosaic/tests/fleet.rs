@@ -601,3 +601,129 @@ async fn a_laptop_install_moves_its_metadata_to_postgresql() {
     .await;
     assert_eq!(s, 201, "{v}");
 }
+
+// ---------------------------------------------------------------------------
+// Query locators are the fleet's: the next batch of a query answers through
+// any instance.
+
+/// Every id of a paged query, following `nextRecordsUrl` through the
+/// instances in turn (the first page through `urls[0]`).
+async fn page_through(urls: &[String], token: &str, soql: &str) -> (Vec<String>, usize) {
+    let http = reqwest::Client::new();
+    let first: Value = http
+        .get(format!("{}{DATA}/query", urls[0]))
+        .query(&[("q", soql)])
+        .bearer_auth(token)
+        .header("Sforce-Query-Options", "batchSize=200")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = first["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("first page: {first}"))
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_string())
+        .collect();
+    let mut next = first["nextRecordsUrl"].as_str().map(str::to_string);
+    let mut pages = 1;
+    while let Some(path) = next {
+        let url = &urls[pages % urls.len()];
+        let res = http
+            .get(format!("{url}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "page {pages} of {path} through {url}");
+        let page: Value = res.json().await.unwrap();
+        ids.extend(
+            page["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["Id"].as_str().unwrap().to_string()),
+        );
+        next = page["nextRecordsUrl"].as_str().map(str::to_string);
+        pages += 1;
+    }
+    (ids, pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_batch_of_a_query_answers_through_any_instance() {
+    let redis = OwnRedis::start();
+    let fleet = Fleet::new(Some(&redis), &[]).await;
+    let servers: Vec<Server> = (0..2).map(|_| fleet.start()).collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let admin = fleet.tenant("pages");
+    let (s, v) = post(
+        format!("{}{META}/objects", urls[0]),
+        &admin,
+        json!({"api_name": "Line__c", "fields": [
+            {"api_name": "Qty__c", "data_type": "number", "precision": 10, "scale": 0},
+            {"api_name": "Twice__c", "data_type": "formula", "formula_expression": "Qty__c * 2", "formula_return_type": "number"}
+        ]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let mut created = Vec::new();
+    for chunk in 0..3 {
+        let records: Vec<Value> = (0..150)
+            .map(|i| json!({"attributes": {"type": "Line__c"}, "Name": format!("L-{chunk}-{i}"), "Qty__c": chunk * 150 + i}))
+            .collect();
+        let (s, v) = post(
+            format!("{}{DATA}/composite/sobjects", urls[0]),
+            &admin,
+            json!({"allOrNone": true, "records": records}),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        created.extend(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string()),
+        );
+    }
+    // SQL-planned: 450 rows in three batches, the 2nd and 3rd through the
+    // instance that did not run the query, then the first again.
+    let (ids, pages) = page_through(&urls, &admin, "SELECT Id FROM Line__c ORDER BY Qty__c").await;
+    assert_eq!(pages, 3);
+    assert_eq!(ids, created, "every row once, in the query's order");
+    // Rows chosen in the engine (a formula field in WHERE and ORDER BY).
+    let (ids, pages) = page_through(
+        &[urls[1].clone(), urls[0].clone()],
+        &admin,
+        "SELECT Id, Twice__c FROM Line__c WHERE Twice__c >= 100 ORDER BY Twice__c DESC",
+    )
+    .await;
+    let want: Vec<String> = created[50..].iter().rev().cloned().collect();
+    assert_eq!(pages, 2);
+    assert_eq!(ids, want);
+    // Another user's locator answers nothing on any instance.
+    let first: Value = reqwest::Client::new()
+        .get(format!("{}{DATA}/query", urls[0]))
+        .query(&[("q", "SELECT Id FROM Line__c")])
+        .bearer_auth(&admin)
+        .header("Sforce-Query-Options", "batchSize=200")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = first["nextRecordsUrl"].as_str().unwrap().to_string();
+    let other = fleet.tenant("other");
+    let (s, v) = call(
+        reqwest::Method::GET,
+        format!("{}{path}", urls[1]),
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v[0]["errorCode"], "INVALID_QUERY_LOCATOR", "{v}");
+}

@@ -50,7 +50,9 @@ pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
     if let Some(logs) = std::env::var_os("MOSAIC_TEST_SERVER_LOGS") {
         let n = SERVERS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = std::fs::create_dir_all(&logs);
-        if let Ok(f) = std::fs::File::create(Path::new(&logs).join(format!("server-{}-{n}.log", std::process::id()))) {
+        if let Ok(f) = std::fs::File::create(
+            Path::new(&logs).join(format!("server-{}-{n}.log", std::process::id())),
+        ) {
             cmd.stderr(f);
         }
         if let Ok(filter) = std::env::var("MOSAIC_TEST_RUST_LOG") {
