@@ -848,6 +848,38 @@ fn condition_span(c: &Condition) -> Span {
     }
 }
 
+/// `q` with its SELECT list alone: rows chosen in the engine are fetched
+/// by id with it, and rendered in the engine's order.
+fn render_query(q: &Query) -> Query {
+    Query {
+        select: q.select.clone(),
+        from: q.from.clone(),
+        scope: q.scope.clone(),
+        with: q.with.clone(),
+        where_: None,
+        group_by: Vec::new(),
+        grouping: mosaic_soql::Grouping::Plain,
+        having: None,
+        order_by: Vec::new(),
+        limit: None,
+        offset: None,
+        for_: q.for_,
+        span: q.span,
+    }
+}
+
+/// The render plan of `soql` (see [`render_query`]): how another instance
+/// fetches the next batches of a cursor whose ids the engine chose.
+pub(crate) fn render_plan(
+    soql: &str,
+    schema: &Schema,
+    ctx: &PlanContext,
+) -> MosaicResult<PlannedQuery> {
+    let q = mosaic_soql::parse_query(soql)
+        .map_err(|e| MosaicError::new(ErrorCode::MALFORMED_QUERY, format!("query cursor: {e}")))?;
+    plan_parsed(soql, &render_query(&q), schema, ctx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -879,36 +911,4 @@ mod tests {
         let long: Vec<char> = "a".repeat(2000).chars().collect();
         assert!(!like(&long, &pat(&format!("{}b", "%a".repeat(30)))));
     }
-}
-
-/// `q` with its SELECT list alone: rows chosen in the engine are fetched
-/// by id with it, and rendered in the engine's order.
-fn render_query(q: &Query) -> Query {
-    Query {
-        select: q.select.clone(),
-        from: q.from.clone(),
-        scope: q.scope.clone(),
-        with: q.with.clone(),
-        where_: None,
-        group_by: Vec::new(),
-        grouping: mosaic_soql::Grouping::Plain,
-        having: None,
-        order_by: Vec::new(),
-        limit: None,
-        offset: None,
-        for_: q.for_,
-        span: q.span,
-    }
-}
-
-/// The render plan of `soql` (see [`render_query`]): how another instance
-/// fetches the next batches of a cursor whose ids the engine chose.
-pub(crate) fn render_plan(
-    soql: &str,
-    schema: &Schema,
-    ctx: &PlanContext,
-) -> MosaicResult<PlannedQuery> {
-    let q = mosaic_soql::parse_query(soql)
-        .map_err(|e| MosaicError::new(ErrorCode::MALFORMED_QUERY, format!("query cursor: {e}")))?;
-    plan_parsed(soql, &render_query(&q), schema, ctx)
 }
