@@ -466,6 +466,46 @@ async fn end_user_flows_in_chromium() {
     assert!(!r.body().await.contains("Admin only"));
     r.look("14-std-not-found").await;
 
+    // A reset password is changed at the sign-in, on its own page.
+    r.go("/").await;
+    r.click(".user button").await;
+    r.wait_for("#username").await;
+    let temporary = "temporary passphrase 9";
+    let (s, v) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/services/admin/v1/users/{std_id}/password"),
+            Some(json!({"password": temporary})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 204, "{v}");
+    r.fill("#username", &std_user).await;
+    r.fill("#password", temporary).await;
+    r.click_to_page("button[type=submit]").await;
+    r.wait_for("#new_password").await;
+    assert_eq!(r.text("h1").await, "Change your password");
+    r.look("15-password-change").await;
+    r.fill("#current_password", temporary).await;
+    r.fill("#new_password", "a brand new passphrase").await;
+    r.click_to_page("button[type=submit]").await;
+    r.wait_for(".home").await;
+
+    // A refusal by the server's gate is a page too (maintenance here).
+    server
+        .platform
+        .set_maintenance(true, Some("Back at 10:00 UTC".into()), "test")
+        .await
+        .expect("maintenance on");
+    r.go("/").await;
+    assert_eq!(r.text("h1").await, "Temporarily unavailable");
+    assert!(r.body().await.contains("Back at 10:00 UTC"));
+    r.look("16-maintenance").await;
+    server
+        .platform
+        .set_maintenance(false, None, "test")
+        .await
+        .expect("maintenance off");
+
     println!(
         "axe-core: {} pages checked, violations by impact (nodes): {:?}; 0 serious, 0 critical",
         r.pages, r.totals
