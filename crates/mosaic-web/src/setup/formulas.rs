@@ -228,7 +228,7 @@ pub async fn objects_page(
     title: &str,
     intro: &str,
     base: &str,
-    note: &dyn Fn(&ObjectMeta) -> String,
+    note: &(dyn Fn(&ObjectMeta) -> String + Sync),
 ) -> Response {
     let list = match s.platform.meta.objects(&u.caller.tenant_id).await {
         Ok(l) => l,
@@ -497,7 +497,7 @@ const SYSTEM_PICKS: [(&str, &str); 5] = [
 /// The fields of `object` reached through `path` (relationship names
 /// separated by dots), each with its insert text and, for lookups, the
 /// link descending into the target object.
-async fn picker(s: &WebState, u: &WebUser, object: &str, path: &str, keep: &dyn Fn(&str) -> String) -> Picker {
+async fn picker(s: &WebState, u: &WebUser, object: &str, path: &str, keep: &(dyn Fn(&str) -> String + Sync)) -> Picker {
     let tenant = &u.caller.tenant_id;
     let mut o = match s.platform.meta.object(tenant, object).await {
         Ok(o) => o,
@@ -559,7 +559,7 @@ async fn picker(s: &WebState, u: &WebUser, object: &str, path: &str, keep: &dyn 
     }
 }
 
-fn pick(f: &FieldDef, prefix: &str, hops: usize, keep: &dyn Fn(&str) -> String) -> PickField {
+fn pick(f: &FieldDef, prefix: &str, hops: usize, keep: &(dyn Fn(&str) -> String + Sync)) -> PickField {
     let descend_href = match (f.parent_relationship_name(), hops < MAX_PICKER_HOPS) {
         (Some(rel), true) => Some(keep(&format!("{prefix}{rel}"))),
         _ => None,
