@@ -303,7 +303,9 @@ impl FormulaEditor {
         let r = check(s, u, &self.object, &self.value, &self.return_type).await;
         match r {
             Ok(c) => {
-                self.ok = c.return_type.map(|t| format!("Valid — returns {}", return_type_label(&t)));
+                self.ok = c
+                    .return_type
+                    .map(|t| format!("Valid — returns {}", return_type_label(&t)));
                 self.errors = c.errors;
             }
             Err(msg) => self.field_error = Some(msg),
@@ -320,7 +322,10 @@ pub struct Checked {
 }
 
 fn excerpt(src: &str, line: u32, column: u32) -> (String, String) {
-    let text = src.lines().nth(line.saturating_sub(1) as usize).unwrap_or("");
+    let text = src
+        .lines()
+        .nth(line.saturating_sub(1) as usize)
+        .unwrap_or("");
     let shown: String = text.chars().take(200).collect();
     let pad = (column.saturating_sub(1) as usize).min(shown.chars().count());
     (shown, format!("{}^", " ".repeat(pad)))
@@ -352,14 +357,14 @@ pub async fn check(
                 .map_err(|e| e.message)?,
         )
     };
-    let rt = if return_type.is_empty() {
-        None
-    } else {
-        Some(
-            parse_return_type(return_type)
-                .ok_or_else(|| format!("'{return_type}' is not a return type a formula can have."))?,
-        )
-    };
+    let rt =
+        if return_type.is_empty() {
+            None
+        } else {
+            Some(parse_return_type(return_type).ok_or_else(|| {
+                format!("'{return_type}' is not a return type a formula can have.")
+            })?)
+        };
     let r = s
         .platform
         .check_expression(&u.caller, obj.as_deref(), expr, rt)
@@ -497,7 +502,13 @@ const SYSTEM_PICKS: [(&str, &str); 5] = [
 /// The fields of `object` reached through `path` (relationship names
 /// separated by dots), each with its insert text and, for lookups, the
 /// link descending into the target object.
-async fn picker(s: &WebState, u: &WebUser, object: &str, path: &str, keep: &(dyn Fn(&str) -> String + Sync)) -> Picker {
+async fn picker(
+    s: &WebState,
+    u: &WebUser,
+    object: &str,
+    path: &str,
+    keep: &(dyn Fn(&str) -> String + Sync),
+) -> Picker {
     let tenant = &u.caller.tenant_id;
     let mut o = match s.platform.meta.object(tenant, object).await {
         Ok(o) => o,
@@ -513,7 +524,11 @@ async fn picker(s: &WebState, u: &WebUser, object: &str, path: &str, keep: &(dyn
     let mut trail = vec![(o.def.label.clone(), keep(""))];
     let mut prefix = String::new();
     let mut error = None;
-    for step in path.split('.').filter(|p| !p.is_empty()).take(MAX_PICKER_HOPS) {
+    for step in path
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .take(MAX_PICKER_HOPS)
+    {
         let next = match o.def.fields.iter().find(|f| f.is_parent_relationship(step)) {
             Some(f) => match &f.lookup_object_id {
                 Some(id) => s.platform.meta.object_by_id(tenant, id).await.ok(),
@@ -525,7 +540,10 @@ async fn picker(s: &WebState, u: &WebUser, object: &str, path: &str, keep: &(dyn
             Some(n) => {
                 prefix.push_str(step);
                 prefix.push('.');
-                trail.push((format!("{} ({step})", n.def.label), keep(prefix.trim_end_matches('.'))));
+                trail.push((
+                    format!("{} ({step})", n.def.label),
+                    keep(prefix.trim_end_matches('.')),
+                ));
                 o = n;
             }
             None => {
@@ -559,7 +577,12 @@ async fn picker(s: &WebState, u: &WebUser, object: &str, path: &str, keep: &(dyn
     }
 }
 
-fn pick(f: &FieldDef, prefix: &str, hops: usize, keep: &(dyn Fn(&str) -> String + Sync)) -> PickField {
+fn pick(
+    f: &FieldDef,
+    prefix: &str,
+    hops: usize,
+    keep: &(dyn Fn(&str) -> String + Sync),
+) -> PickField {
     let descend_href = match (f.parent_relationship_name(), hops < MAX_PICKER_HOPS) {
         (Some(rel), true) => Some(keep(&format!("{prefix}{rel}"))),
         _ => None,
@@ -606,11 +629,14 @@ struct State0 {
 
 async fn page(s: &WebState, u: &WebUser, st: &State0) -> FormulaPage {
     let objects = match s.platform.meta.objects(&u.caller.tenant_id).await {
-        Ok(l) => l.iter().map(|o| Choice {
-            value: o.def.api_name.clone(),
-            label: o.def.label.clone(),
-            selected: o.def.api_name.eq_ignore_ascii_case(&st.object),
-        }).collect(),
+        Ok(l) => l
+            .iter()
+            .map(|o| Choice {
+                value: o.def.api_name.clone(),
+                label: o.def.label.clone(),
+                selected: o.def.api_name.eq_ignore_ascii_case(&st.object),
+            })
+            .collect(),
         Err(_) => Vec::new(),
     };
     let mut rts = vec![("", "Any")];
@@ -623,7 +649,10 @@ async fn page(s: &WebState, u: &WebUser, st: &State0) -> FormulaPage {
             ("path", path),
         ];
         let kept: Vec<_> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
-        format!("/setup/formula?{}#picker", serde_urlencoded::to_string(kept).unwrap_or_default())
+        format!(
+            "/setup/formula?{}#picker",
+            serde_urlencoded::to_string(kept).unwrap_or_default()
+        )
     };
     let picker = if st.object.is_empty() {
         None
@@ -635,7 +664,13 @@ async fn page(s: &WebState, u: &WebUser, st: &State0) -> FormulaPage {
         objects,
         object: st.object.clone(),
         return_types: choices(&rts, &st.return_type),
-        editor: FormulaEditor::new("expression", "Formula", &st.expression, &st.object, &st.return_type),
+        editor: FormulaEditor::new(
+            "expression",
+            "Formula",
+            &st.expression,
+            &st.object,
+            &st.return_type,
+        ),
         record_id: st.record_id.clone(),
         record_error: None,
         value: None,
@@ -743,11 +778,17 @@ async fn check_post(
     }
     if evaluate && p.editor.errors.is_empty() && p.editor.field_error.is_none() {
         if st.record_id.is_empty() {
-            p.record_error = Some("Enter the id of a record to evaluate the formula against.".into());
+            p.record_error =
+                Some("Enter the id of a record to evaluate the formula against.".into());
         } else if st.object.is_empty() {
             p.record_error = Some("Choose the object of the record first.".into());
         } else {
-            let obj = s.platform.meta.object(&u.caller.tenant_id, &st.object).await.ok();
+            let obj = s
+                .platform
+                .meta
+                .object(&u.caller.tenant_id, &st.object)
+                .await
+                .ok();
             match s
                 .platform
                 .evaluate_expression(&u.caller, obj, &st.expression, None, Some(&st.record_id))
@@ -804,7 +845,9 @@ async fn generate_post(
                 p.editor.value = t.to_string();
                 p.editor = p.editor.checked(&s, &u).await;
             } else {
-                p.ai_error = Some("The assistant gave no usable formula; try describing it differently.".into());
+                p.ai_error = Some(
+                    "The assistant gave no usable formula; try describing it differently.".into(),
+                );
             }
             p.ai_explanation = Some(sug.explanation);
         }

@@ -8,7 +8,9 @@
 //! Saving goes through the metadata service the layout and list view API
 //! handlers call.
 
-use super::formulas::{checked, choices, object_of, objects_page, posting, raw, val, Choice, Problems};
+use super::formulas::{
+    checked, choices, object_of, objects_page, posting, raw, val, Choice, Problems,
+};
 use super::rules::{BLANK_CONDITIONS, OPERATORS};
 use super::{setup_chrome, setup_user, Need};
 use crate::display::segment;
@@ -21,7 +23,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use mosaic_meta::layout::{LayoutInput, PageLayout, DERIVED_LAYOUT_ID, MAX_LAYOUT_ITEMS, MAX_RELATED_LISTS, MAX_SECTIONS};
+use mosaic_meta::layout::{
+    LayoutInput, PageLayout, DERIVED_LAYOUT_ID, MAX_LAYOUT_ITEMS, MAX_RELATED_LISTS, MAX_SECTIONS,
+};
 use mosaic_meta::listview::{ListView, ListViewInput};
 use mosaic_meta::model::ObjectMeta;
 use serde_json::{json, Value};
@@ -196,11 +200,13 @@ fn apply_op(o: &ObjectMeta, d: &mut LayoutDraft, op: &str, f: &Submitted) {
         (Some("sec-remove"), Some(i), _) if i < d.sections.len() => {
             d.sections.remove(i);
         }
-        (Some("sec-add"), _, _) if d.sections.len() < MAX_SECTIONS => d.sections.push(SectionDraft {
-            label: "New section".into(),
-            columns: 2,
-            items: Vec::new(),
-        }),
+        (Some("sec-add"), _, _) if d.sections.len() < MAX_SECTIONS => {
+            d.sections.push(SectionDraft {
+                label: "New section".into(),
+                columns: 2,
+                items: Vec::new(),
+            })
+        }
         (Some("item-up"), Some(i), Some(j)) => {
             if let Some(s) = d.sections.get_mut(i) {
                 swap(&mut s.items, j, true)
@@ -260,7 +266,11 @@ fn layout_input(d: &LayoutDraft, version: Option<i64>) -> Result<LayoutInput, St
     for r in &d.related {
         let mut j = json!({"object": r.object, "columns": list(&r.columns),
             "sort_direction": if r.sort_desc { "desc" } else { "asc" }});
-        for (k, v) in [("field", &r.field), ("label", &r.label), ("sort_field", &r.sort_field)] {
+        for (k, v) in [
+            ("field", &r.field),
+            ("label", &r.label),
+            ("sort_field", &r.sort_field),
+        ] {
             if !v.is_empty() {
                 j[k] = json!(v);
             }
@@ -350,7 +360,12 @@ async fn ly_list(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let layouts = match s.platform.meta.layouts(&u.caller.tenant_id, o.api_name()).await {
+    let layouts = match s
+        .platform
+        .meta
+        .layouts(&u.caller.tenant_id, o.api_name())
+        .await
+    {
         Ok(l) => l,
         Err(e) => return crate::views::error_page(&e),
     };
@@ -443,7 +458,12 @@ async fn ly_edit(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let l = match s.platform.meta.layout(&u.caller.tenant_id, o.api_name(), &layout).await {
+    let l = match s
+        .platform
+        .meta
+        .layout(&u.caller.tenant_id, o.api_name(), &layout)
+        .await
+    {
         Ok(l) => l,
         Err(_) => return not_found_page("There is no such layout."),
     };
@@ -455,9 +475,8 @@ async fn ly_edit(
 
 /// Maps an API error path of a layout onto the editor's inputs.
 fn ly_place(p: &str) -> Option<String> {
-    let idx = |prefix: &str| -> Option<usize> {
-        p.strip_prefix(prefix)?.split(']').next()?.parse().ok()
-    };
+    let idx =
+        |prefix: &str| -> Option<usize> { p.strip_prefix(prefix)?.split(']').next()?.parse().ok() };
     if let Some(i) = idx("sections[") {
         return Some(format!("s{i}"));
     }
@@ -502,9 +521,15 @@ async fn ly_post(
         )),
         Ok(input) => {
             if layout == DERIVED_LAYOUT_ID && o.def.layouts.is_empty() {
-                s.platform.meta.add_layout(tenant, o.api_name(), input).await
+                s.platform
+                    .meta
+                    .add_layout(tenant, o.api_name(), input)
+                    .await
             } else {
-                s.platform.meta.update_layout(tenant, o.api_name(), &layout, input).await
+                s.platform
+                    .meta
+                    .update_layout(tenant, o.api_name(), &layout, input)
+                    .await
             }
         }
     };
@@ -516,7 +541,8 @@ async fn ly_post(
         ))
         .into_response(),
         Err(e) => {
-            let mut page = editor(&s, &u, &o, &layout, draft, version.unwrap_or(o.def.version)).await;
+            let mut page =
+                editor(&s, &u, &o, &layout, draft, version.unwrap_or(o.def.version)).await;
             page.problems = Problems::from_error(&e, &ly_place);
             let status = if page.problems.conflict {
                 StatusCode::CONFLICT
@@ -696,7 +722,11 @@ async fn view_form(
                             Value::Null => String::new(),
                             Value::Array(a) => a
                                 .iter()
-                                .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                                .map(|x| {
+                                    x.as_str()
+                                        .map(str::to_string)
+                                        .unwrap_or_else(|| x.to_string())
+                                })
                                 .collect::<Vec<_>>()
                                 .join(", "),
                             other => other.to_string(),
@@ -795,7 +825,9 @@ async fn lv_edit(
         Err(r) => return r,
     };
     match s.platform.meta.list_view(&o, &view, &u.caller.user_id) {
-        Ok(v) if v.id != mosaic_meta::listview::ALL_VIEW_ID => html(&view_form(&s, &u, &o, Some(&v)).await),
+        Ok(v) if v.id != mosaic_meta::listview::ALL_VIEW_ID => {
+            html(&view_form(&s, &u, &o, Some(&v)).await)
+        }
         _ => not_found_page("There is no such list view."),
     }
 }
@@ -814,7 +846,14 @@ fn lv_place(p: &str, rows: &[usize]) -> Option<String> {
     }
 }
 
-async fn lv_save(s: WebState, headers: HeaderMap, uri: Uri, object: String, view: Option<String>, f: Submitted) -> Response {
+async fn lv_save(
+    s: WebState,
+    headers: HeaderMap,
+    uri: Uri,
+    object: String,
+    view: Option<String>,
+    f: Submitted,
+) -> Response {
     let u = match posting(&s, &headers, &uri, &f, Need::Customize).await {
         Ok(u) => u,
         Err(r) => return r,
@@ -869,7 +908,11 @@ async fn lv_save(s: WebState, headers: HeaderMap, uri: Uri, object: String, view
         },
     });
     let limit = val(&f, "row_limit");
-    body["row_limit"] = if limit.is_empty() { Value::Null } else { json!(limit) };
+    body["row_limit"] = match limit.parse::<i64>() {
+        _ if limit.is_empty() => Value::Null,
+        Ok(n) => json!(n),
+        Err(_) => json!(limit),
+    };
     if let Ok(v) = val(&f, "version").parse::<i64>() {
         body["version"] = json!(v);
     }
@@ -896,7 +939,9 @@ async fn lv_save(s: WebState, headers: HeaderMap, uri: Uri, object: String, view
         },
     };
     match result {
-        Ok(()) => Redirect::to(&format!("{}?notice=List%20view%20saved.", lv_base(&o))).into_response(),
+        Ok(()) => {
+            Redirect::to(&format!("{}?notice=List%20view%20saved.", lv_base(&o))).into_response()
+        }
         Err(e) => {
             let mut page = view_form(&s, &u, &o, existing.as_ref()).await;
             page.problems = Problems::from_error(&e, &|p| lv_place(p, &sent_rows));
@@ -975,7 +1020,9 @@ async fn lv_delete(
         .delete_list_view(&u.caller.tenant_id, o.api_name(), &view, &u.caller.user_id)
         .await
     {
-        Ok(()) => Redirect::to(&format!("{}?notice=List%20view%20deleted.", lv_base(&o))).into_response(),
+        Ok(()) => {
+            Redirect::to(&format!("{}?notice=List%20view%20deleted.", lv_base(&o))).into_response()
+        }
         Err(e) => crate::views::error_page(&e),
     }
 }
@@ -985,10 +1032,19 @@ pub fn routes() -> Router<WebState> {
     Router::new()
         .route("/setup/layouts", get(ly_home))
         .route("/setup/layouts/{object}", get(ly_list))
-        .route("/setup/layouts/{object}/{layout}", get(ly_edit).post(ly_post))
+        .route(
+            "/setup/layouts/{object}/{layout}",
+            get(ly_edit).post(ly_post),
+        )
         .route("/setup/list-views", get(lv_home))
         .route("/setup/list-views/{object}", get(lv_list))
-        .route("/setup/list-views/{object}/new", get(lv_new).post(lv_create))
-        .route("/setup/list-views/{object}/{view}", get(lv_edit).post(lv_update))
+        .route(
+            "/setup/list-views/{object}/new",
+            get(lv_new).post(lv_create),
+        )
+        .route(
+            "/setup/list-views/{object}/{view}",
+            get(lv_edit).post(lv_update),
+        )
         .route("/setup/list-views/{object}/{view}/delete", post(lv_delete))
 }

@@ -98,7 +98,8 @@ pub const AREAS: &[Area] = &[
     Area {
         name: "Outbox",
         href: "/setup/outbox",
-        summary: "Dead letters to replay or discard, pending actions and field history of a record.",
+        summary:
+            "Dead letters to replay or discard, pending actions and field history of a record.",
         need: Need::Admin,
     },
     Area {

@@ -209,9 +209,7 @@ async fn vr_form(
         action,
         list_href: base,
         name: rule.map(|r| r.name.clone()).unwrap_or_default(),
-        description: rule
-            .and_then(|r| r.description.clone())
-            .unwrap_or_default(),
+        description: rule.and_then(|r| r.description.clone()).unwrap_or_default(),
         active: rule.map(|r| r.active).unwrap_or(true),
         editor,
         message: rule.map(|r| r.error_message.clone()).unwrap_or_default(),
@@ -344,7 +342,10 @@ async fn vr_save(
             let status = match &r {
                 Err(e) => {
                     page.problems = Problems::from_error(e, &|p| match p {
-                        "name" | "formula_expression" | "error_message" | "error_display_field"
+                        "name"
+                        | "formula_expression"
+                        | "error_message"
+                        | "error_display_field"
                         | "description" => Some(p.to_string()),
                         _ => None,
                     });
@@ -508,7 +509,11 @@ pub struct CondRow {
     pub error: Option<String>,
 }
 
-fn cond_rows(o: &ObjectMeta, rows: &[(String, String, String)], ops: &[(&str, &str)]) -> Vec<CondRow> {
+fn cond_rows(
+    o: &ObjectMeta,
+    rows: &[(String, String, String)],
+    ops: &[(&str, &str)],
+) -> Vec<CondRow> {
     rows.iter()
         .enumerate()
         .map(|(i, (field, op, value))| CondRow {
@@ -604,7 +609,10 @@ fn date_field_choices(o: &ObjectMeta, current: &str) -> Vec<Choice> {
         label: "—".into(),
         selected: current.is_empty(),
     }];
-    for (n, l) in [("CreatedDate", "Created Date"), ("LastModifiedDate", "Last Modified Date")] {
+    for (n, l) in [
+        ("CreatedDate", "Created Date"),
+        ("LastModifiedDate", "Last Modified Date"),
+    ] {
         out.push(Choice {
             value: n.into(),
             label: l.into(),
@@ -946,7 +954,11 @@ fn describe_rule(r: &WorkflowRule) -> (String, Vec<String>) {
             let what = match a.action_type {
                 ActionType::FieldUpdate => format!(
                     "Field update of {}",
-                    json_text(a.action_config.get("field_api_name").unwrap_or(&Value::Null))
+                    json_text(
+                        a.action_config
+                            .get("field_api_name")
+                            .unwrap_or(&Value::Null)
+                    )
                 ),
                 ActionType::TaskCreation => format!(
                     "Task “{}”",
@@ -1085,9 +1097,7 @@ async fn wf_form(
         action,
         list_href: base,
         name: rule.map(|r| r.name.clone()).unwrap_or_default(),
-        description: rule
-            .and_then(|r| r.description.clone())
-            .unwrap_or_default(),
+        description: rule.and_then(|r| r.description.clone()).unwrap_or_default(),
         triggers: choices(
             &TRIGGERS,
             &rule
@@ -1345,7 +1355,11 @@ async fn wf_save(
     page.re_evaluations = choices(&RE_EVALUATIONS, &val(&f, "re_evaluation"));
     page.order = order;
     page.active = checked(&f, "is_active");
-    page.criteria_kind = if kind.is_empty() { "conditions".into() } else { kind };
+    page.criteria_kind = if kind.is_empty() {
+        "conditions".into()
+    } else {
+        kind
+    };
     page.logic = logic;
     let mut rows: Vec<(String, String, String)> = typed
         .iter()
@@ -1542,19 +1556,35 @@ async fn outbox(
         Err(r) => return r,
     };
     let tenant = &u.caller.tenant_id;
-    let before = q.get("before").map(String::as_str).filter(|b| !b.is_empty());
-    let dead = match s.platform.automation.dead_letters(tenant, OUTBOX_PAGE, before).await {
+    let before = q
+        .get("before")
+        .map(String::as_str)
+        .filter(|b| !b.is_empty());
+    let dead = match s
+        .platform
+        .automation
+        .dead_letters(tenant, OUTBOX_PAGE, before)
+        .await
+    {
         Ok(d) => d,
         Err(e) => return error_page(&e),
     };
     let next_href = (dead.len() == OUTBOX_PAGE)
-        .then(|| dead.last().map(|e| format!("/setup/outbox?before={}", segment(&e.id))))
+        .then(|| {
+            dead.last()
+                .map(|e| format!("/setup/outbox?before={}", segment(&e.id)))
+        })
         .flatten();
     let g = |k: &str| q.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let record_id = g("record_id");
     let (mut pending, mut record_error) = (None, None);
     if !record_id.is_empty() {
-        match s.platform.automation.pending_for_record(tenant, &record_id).await {
+        match s
+            .platform
+            .automation
+            .pending_for_record(tenant, &record_id)
+            .await
+        {
             Ok(p) => pending = Some(p.iter().map(entry_row).collect()),
             Err(e) => record_error = Some(e.message),
         }
@@ -1642,12 +1672,22 @@ async fn replay(
         Err(r) => return r,
     };
     let now = s.platform.config.clock.now();
-    match s.platform.automation.replay(&u.caller.tenant_id, &id, now).await {
+    match s
+        .platform
+        .automation
+        .replay(&u.caller.tenant_id, &id, now)
+        .await
+    {
         Ok(true) => {
             s.platform.wake_outbox();
-            back(&with_notice("/setup/outbox", "Dead letter queued for delivery again."))
+            back(&with_notice(
+                "/setup/outbox",
+                "Dead letter queued for delivery again.",
+            ))
         }
-        Ok(false) => not_found_page("There is no such dead letter (it may have been replayed or discarded already)."),
+        Ok(false) => not_found_page(
+            "There is no such dead letter (it may have been replayed or discarded already).",
+        ),
         Err(e) => error_page(&e),
     }
 }
@@ -1663,9 +1703,16 @@ async fn discard(
         Ok(u) => u,
         Err(r) => return r,
     };
-    match s.platform.automation.discard(&u.caller.tenant_id, &id).await {
+    match s
+        .platform
+        .automation
+        .discard(&u.caller.tenant_id, &id)
+        .await
+    {
         Ok(true) => back(&with_notice("/setup/outbox", "Dead letter discarded.")),
-        Ok(false) => not_found_page("There is no such dead letter (it may have been replayed or discarded already)."),
+        Ok(false) => not_found_page(
+            "There is no such dead letter (it may have been replayed or discarded already).",
+        ),
         Err(e) => error_page(&e),
     }
 }
