@@ -522,13 +522,14 @@ async fn layout_moves_show_on_the_record_page_and_list_views_are_edited() {
     assert_eq!(e.status, StatusCode::OK);
     assert!(e.body.contains("Preview"));
     // Collect the editor's form as posted, then move "Notes" above "Deal".
-    let mut fields: Vec<(String, String)> = Vec::new();
-    fields.push(("_csrf".into(), e.csrf()));
-    fields.push(("version".into(), e.hidden("version")));
-    fields.push(("name".into(), "Deal Layout".into()));
-    fields.push(("is_default".into(), "on".into()));
-    fields.push(("s0.label".into(), "Deal".into()));
-    fields.push(("s0.columns".into(), "2".into()));
+    let mut fields: Vec<(String, String)> = vec![
+        ("_csrf".into(), e.csrf()),
+        ("version".into(), e.hidden("version")),
+        ("name".into(), "Deal Layout".into()),
+        ("is_default".into(), "on".into()),
+        ("s0.label".into(), "Deal".into()),
+        ("s0.columns".into(), "2".into()),
+    ];
     for (j, f) in ["Name", "Account__c", "Amount__c", "Stage__c"]
         .iter()
         .enumerate()
