@@ -91,3 +91,91 @@
   var bad = document.querySelector("[aria-invalid=true]");
   if (bad) bad.focus();
 })();
+
+// Setup: formula editor — highlighting over the textarea, live check
+// against POST /setup/formula/check, insert buttons of the field picker
+// and the function reference. Without script the textarea is a plain
+// input and the page's own buttons check it.
+(function () {
+  var esc = function (s) { return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); };
+  var TOKEN = /(\/\*[\s\S]*?\*\/)|("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?)|(\d+(?:\.\d+)?)|([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)(\s*\()?|([-+*\/&=<>!^,]+)/g;
+  function highlight(src) {
+    var out = "", last = 0, m;
+    TOKEN.lastIndex = 0;
+    while ((m = TOKEN.exec(src)) !== null) {
+      if (m[0] === "") { TOKEN.lastIndex++; continue; }
+      out += esc(src.slice(last, m.index));
+      if (m[1]) out += '<span class="t-cmt">' + esc(m[1]) + "</span>";
+      else if (m[2]) out += '<span class="t-str">' + esc(m[2]) + "</span>";
+      else if (m[3]) out += '<span class="t-num">' + m[3] + "</span>";
+      else if (m[4] && m[5]) out += '<span class="t-fn">' + esc(m[4]) + "</span>" + esc(m[5]);
+      else if (m[4]) out += /^(TRUE|FALSE|NULL|AND|OR|NOT)$/i.test(m[4]) ? '<span class="t-fn">' + esc(m[4]) + "</span>" : '<span class="t-field">' + esc(m[4]) + "</span>";
+      else out += '<span class="t-op">' + esc(m[0]) + "</span>";
+      last = TOKEN.lastIndex;
+    }
+    return out + esc(src.slice(last)) + "\n";
+  }
+  var lastEditor = null;
+  document.querySelectorAll("[data-formula-editor]").forEach(function (box) {
+    var ta = box.querySelector("textarea"), hl = box.querySelector(".formula-hl");
+    var status = box.querySelector(".formula-status"), btn = box.querySelector("[data-formula-check]");
+    if (!ta || !hl || !status) return;
+    lastEditor = lastEditor || ta;
+    box.classList.add("formula-on");
+    var paint = function () { hl.innerHTML = highlight(ta.value); hl.scrollTop = ta.scrollTop; };
+    var form = ta.form, timer = null;
+    var csrfEl = (form && form.querySelector("input[name=_csrf]")) || document.querySelector("input[name=_csrf]");
+    var objectOf = function () {
+      var sel = form && form.querySelector("select[name=object]");
+      return sel ? sel.value : box.dataset.object || "";
+    };
+    var typeOf = function () {
+      var sel = form && form.querySelector("select[name=return_type]");
+      return sel ? sel.value : box.dataset.returnType || "";
+    };
+    var check = function () {
+      if (!csrfEl) return;
+      var body = new URLSearchParams();
+      body.set("_csrf", csrfEl.value); body.set("object", objectOf());
+      body.set("expression", ta.value); body.set("return_type", typeOf());
+      fetch("/setup/formula/check", { method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.json(); })
+        .then(function (d) {
+          var h = "";
+          if (d.message) h += '<p class="field-error">' + esc(d.message) + "</p>";
+          (d.errors || []).forEach(function (e) {
+            h += '<div class="formula-problem"><p class="field-error">Line ' + e.line + ", column " + e.column + ": " + esc(e.message) + '</p><pre class="formula-caret">' + esc(e.excerpt) + "\n" + esc(e.caret) + "</pre></div>";
+          });
+          if (d.ok) h += '<p class="formula-ok">Valid — returns ' + esc(d.return_type_label || d.return_type || "") + "</p>";
+          status.innerHTML = h;
+          box.classList.toggle("invalid", !d.ok);
+          if (d.ok) ta.removeAttribute("aria-invalid"); else ta.setAttribute("aria-invalid", "true");
+        })
+        .catch(function () {});
+    };
+    ta.addEventListener("input", function () { paint(); clearTimeout(timer); timer = setTimeout(check, 700); });
+    ta.addEventListener("scroll", function () { hl.scrollTop = ta.scrollTop; });
+    ta.addEventListener("focus", function () { lastEditor = ta; });
+    if (btn) { btn.hidden = false; btn.addEventListener("click", check); }
+    paint();
+  });
+  document.querySelectorAll("[data-insert]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var ta = lastEditor; if (!ta) return;
+      var s = ta.selectionStart || 0, e = ta.selectionEnd || 0, t = b.dataset.insert;
+      ta.value = ta.value.slice(0, s) + t + ta.value.slice(e);
+      ta.focus(); ta.selectionStart = ta.selectionEnd = s + (t.slice(-2) === "()" ? t.length - 1 : t.length);
+      ta.dispatchEvent(new Event("input"));
+    });
+  });
+  // Workflow action slots: show the parts of the chosen type only.
+  document.querySelectorAll("[data-action-type]").forEach(function (sel) {
+    var slot = sel.closest(".action-slot"); if (!slot) return;
+    var sync = function () { slot.querySelectorAll(".action-part").forEach(function (p) { p.hidden = p.dataset.for !== sel.value; }); };
+    sel.addEventListener("change", sync); sync();
+  });
+})();
+// Setup: forms asking for a confirmation before they post.
+document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+  f.addEventListener("submit", function (e) { if (!window.confirm(f.dataset.confirm)) e.preventDefault(); });
+});

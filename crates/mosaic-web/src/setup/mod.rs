@@ -98,8 +98,9 @@ pub const AREAS: &[Area] = &[
     Area {
         name: "Outbox",
         href: "/setup/outbox",
-        summary: "Pending and delivered actions, dead letters to replay or discard.",
-        need: Need::Customize,
+        summary:
+            "Dead letters to replay or discard, pending actions and field history of a record.",
+        need: Need::Admin,
     },
     Area {
         name: "Users",
