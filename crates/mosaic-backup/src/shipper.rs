@@ -70,6 +70,24 @@ pub struct ShipStats {
     pub max_lag_micros: AtomicU64,
     pub generations: AtomicU64,
     pub last_lag_micros: AtomicU64,
+    /// Sum of the lags of every segment (their mean is this over
+    /// `segments`).
+    pub lag_sum_micros: AtomicU64,
+}
+
+impl ShipStats {
+    fn log(&self) {
+        let segments = self.segments.load(Ordering::Relaxed);
+        let mean = self.lag_sum_micros.load(Ordering::Relaxed) as f64 / segments.max(1) as f64;
+        tracing::info!(
+            segments,
+            commits = self.commits.load(Ordering::Relaxed),
+            shipped_bytes = self.shipped_bytes.load(Ordering::Relaxed),
+            max_lag_ms = self.max_lag_micros.load(Ordering::Relaxed) as f64 / 1e3,
+            mean_lag_ms = mean / 1e3,
+            "continuous backup: shipping figures"
+        );
+    }
 }
 
 /// The state of one database's shipping.
@@ -240,6 +258,10 @@ pub struct Shipper {
     current: Option<Generation>,
     last_generation: Instant,
     stats: Arc<ShipStats>,
+    /// False for the round that closes a generation change: its commits
+    /// waited for the snapshots, which the lag figures report apart
+    /// (`backup_snapshot_seconds`).
+    measuring: bool,
 }
 
 /// Stops a running shipper: the final round ships every committed frame.
@@ -254,9 +276,12 @@ impl ShipperHandle {
     /// stores are closed (every write committed or refused).
     pub async fn finish(self) -> BackupResult<()> {
         let _ = self.stop.send(true);
-        self.task
+        let r = self
+            .task
             .await
-            .map_err(|e| BackupError::Refused(format!("backup shipper: {e}")))?
+            .map_err(|e| BackupError::Refused(format!("backup shipper: {e}")))?;
+        self.stats.log();
+        r
     }
 }
 
@@ -295,6 +320,7 @@ impl Shipper {
             current: None,
             last_generation: Instant::now(),
             stats: stats.clone(),
+            measuring: true,
         };
         shipper.new_generation().await?;
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -333,6 +359,18 @@ impl Shipper {
     /// the two is covered by the older one.
     async fn new_generation(&mut self) -> BackupResult<()> {
         let started = Utc::now();
+        // Shards registered since the last generation join this one.
+        let dir = self.data_dir.clone();
+        let known: Vec<String> = self.dbs.iter().map(|d| d.db.name.clone()).collect();
+        let added = blocking(move || {
+            discover(&dir)?
+                .into_iter()
+                .filter(|db| !known.contains(&db.name))
+                .map(DbShipper::new)
+                .collect::<BackupResult<Vec<_>>>()
+        })
+        .await?;
+        self.dbs.extend(added);
         let id = manifest::new_generation_id(started);
         let mut seq = vec![0u64; self.dbs.len()];
         for (i, d) in self.dbs.iter_mut().enumerate() {
@@ -364,7 +402,12 @@ impl Shipper {
         record_success(&m);
         // One round to both, then the old generation is closed.
         let previous = self.current.replace(Generation { id, seq });
-        self.round_to(previous).await?;
+        self.measuring = false;
+        let r = self.round_to(previous).await;
+        self.measuring = true;
+        r?;
+        metrics::gauge!("backup_snapshot_seconds")
+            .set((Utc::now() - started).num_milliseconds() as f64 / 1e3);
         self.last_generation = Instant::now();
         self.stats.generations.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.config.retention.prune(&self.target, Utc::now()).await {
@@ -425,7 +468,9 @@ impl Shipper {
             let mut ok = true;
             let mut targets = vec![(current_id.clone(), current_seq[i])];
             if let Some(g) = also.as_deref() {
-                targets.push((g.id.clone(), g.seq[i]));
+                if let Some(seq) = g.seq.get(i) {
+                    targets.push((g.id.clone(), *seq));
+                }
             }
             for (gen, seq) in &targets {
                 let key = segment_key(gen, &d.db.name, *seq, &d.unshipped);
@@ -442,19 +487,22 @@ impl Shipper {
                 continue;
             }
             current_seq[i] += 1;
-            if let Some(g) = also.as_deref_mut() {
-                g.seq[i] += 1;
+            if let Some(seq) = also.as_deref_mut().and_then(|g| g.seq.get_mut(i)) {
+                *seq += 1;
             }
             let now = Utc::now().timestamp_micros();
             let lag = (now - d.unshipped[0].at_micros).max(0) as u64;
-            self.stats.max_lag_micros.fetch_max(lag, Ordering::Relaxed);
-            self.stats.last_lag_micros.store(lag, Ordering::Relaxed);
-            self.stats.segments.fetch_add(1, Ordering::Relaxed);
+            if self.measuring {
+                self.stats.max_lag_micros.fetch_max(lag, Ordering::Relaxed);
+                self.stats.lag_sum_micros.fetch_add(lag, Ordering::Relaxed);
+                self.stats.last_lag_micros.store(lag, Ordering::Relaxed);
+                self.stats.segments.fetch_add(1, Ordering::Relaxed);
+                metrics::histogram!("backup_ship_lag_seconds").record(lag as f64 / 1e6);
+            }
             self.stats.commits.fetch_add(d.unshipped.len() as u64, Ordering::Relaxed);
             self.stats.shipped_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
             metrics::counter!("backup_shipped_bytes_total", "db" => d.db.name.clone())
                 .increment(body.len() as u64);
-            metrics::histogram!("backup_ship_lag_seconds").record(lag as f64 / 1e6);
             d.unshipped.clear();
             d.unshipped_bytes = 0;
         }
