@@ -9,7 +9,7 @@
 use crate::databases::{discover, open_read_only, Database};
 use crate::BackupResult;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
@@ -287,7 +287,6 @@ fn placements(dbs: &[Database], report: &mut CheckReport) -> BackupResult<()> {
                 ));
             }
         }
-        let _ = sc.query_row("SELECT 1", [], |_| Ok(())).optional();
     }
     Ok(())
 }

@@ -119,10 +119,13 @@ impl DbShipper {
         let log = commit_clock::watch(&db.path);
         let holder = Some(begin_read(&db.path)?);
         let wal_bytes = wal::read_from(&wal::wal_path(&db.path), 0)?;
-        let preexisting = wal_bytes.get(..wal::WAL_HEADER).and_then(wal::parse_header).map(|h| {
-            let frames = (wal_bytes.len() - wal::WAL_HEADER) / (wal::FRAME_HEADER + h.page_size as usize);
-            (h.salt, frames as u32, Utc::now().timestamp_micros())
-        });
+        let preexisting = match wal_bytes.get(..wal::WAL_HEADER).and_then(wal::parse_header) {
+            Some(h) => {
+                let (_, end) = wal::read_commits(Cursor::start(h), &wal_bytes[wal::WAL_HEADER..])?;
+                Some((h.salt, end.frames, Utc::now().timestamp_micros()))
+            }
+            None => None,
+        };
         Ok(DbShipper {
             db,
             holder,
@@ -146,9 +149,7 @@ impl DbShipper {
     /// the old one released after.
     fn collect(&mut self) -> BackupResult<()> {
         let next = begin_read(&self.db.path)?;
-        let head = wal::read_from(&self.wal(), 0)
-            .map(|b| b.get(..wal::WAL_HEADER).map(|h| h.to_vec()))?;
-        if let Some(header) = head.as_deref().and_then(wal::parse_header) {
+        if let Some(header) = wal::read_header(&self.wal())? {
             let cursor = match self.cursor {
                 Some(c) if c.header.salt == header.salt => c,
                 _ => Cursor::start(header),
@@ -179,7 +180,9 @@ impl DbShipper {
                 let at = at.max(self.last_at);
                 self.last_at = at;
                 let bytes: usize = c.pages.iter().map(|(_, p)| p.len() + 4).sum();
-                if self.unshipped_bytes + bytes > MAX_UNSHIPPED_BYTES {
+                // After an overflow the chain has a hole: nothing more goes
+                // to this generation (a new one starts at the next round).
+                if self.overflowed || self.unshipped_bytes + bytes > MAX_UNSHIPPED_BYTES {
                     self.overflowed = true;
                     self.unshipped.clear();
                     self.unshipped_bytes = 0;
@@ -383,9 +386,10 @@ impl Shipper {
             }
         }
         let mut entries = Vec::new();
-        for d in &self.dbs {
+        let dbs: Vec<Database> = self.dbs.iter().map(|d| d.db.clone()).collect();
+        for db in &dbs {
             entries.push(
-                crate::snapshot::upload_snapshot(&self.target, &id, &d.db, &self.data_dir).await?,
+                crate::snapshot::upload_snapshot(&self.target, &id, db, &self.data_dir).await?,
             );
         }
         let files = crate::snapshot::upload_files(&self.target, &id, &self.data_dir).await?;

@@ -175,6 +175,22 @@ pub fn read_from(path: &std::path::Path, offset: u64) -> BackupResult<Vec<u8>> {
     Ok(buf)
 }
 
+/// The WAL header of `path`, when the file holds a valid one.
+pub fn read_header(path: &std::path::Path) -> BackupResult<Option<WalHeader>> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(BackupError::io(path.display(), e)),
+    };
+    let mut b = [0u8; WAL_HEADER];
+    match f.read_exact(&mut b) {
+        Ok(()) => Ok(parse_header(&b)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(BackupError::io(path.display(), e)),
+    }
+}
+
 /// The WAL file of database `db`.
 pub fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
     let mut s = db.as_os_str().to_owned();
