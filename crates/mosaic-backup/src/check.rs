@@ -8,6 +8,7 @@
 
 use crate::databases::{discover, open_read_only, Database};
 use crate::BackupResult;
+use mosaic_store::IndexSpec;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -67,12 +68,13 @@ fn table_exists(c: &Connection, name: &str) -> rusqlite::Result<bool> {
 pub fn check_data_dir(data_dir: &Path) -> BackupResult<CheckReport> {
     let dbs = discover(data_dir)?;
     let mut report = CheckReport::default();
+    let defined = defined_specs(&dbs, &mut report)?;
     for db in &dbs {
         report.databases.push(db.name.clone());
         let c = open_read_only(&db.path)?;
         integrity(&c, db, &mut report)?;
         if db.role.starts_with("shard:") && table_exists(&c, "object_records")? {
-            pivots(&c, db, &mut report)?;
+            pivots(&c, db, &defined, &mut report)?;
             outbox(&c, db, &mut report)?;
         }
     }
@@ -101,24 +103,85 @@ fn pivot_key(v: SqlValue, case_insensitive: bool) -> Option<String> {
     }
 }
 
-fn pivots(c: &Connection, db: &Database, report: &mut CheckReport) -> BackupResult<()> {
+/// Pivot specs by (tenant, object id) as writers derive them from the
+/// object definitions in the metadata database (`mosaic_meta`'s rules).
+type DefinedSpecs = HashMap<(String, String), Vec<IndexSpec>>;
+
+fn defined_specs(dbs: &[Database], report: &mut CheckReport) -> BackupResult<DefinedSpecs> {
+    let mut out = DefinedSpecs::new();
+    let Some(meta) = dbs.iter().find(|d| d.role == "metadata") else {
+        return Ok(out);
+    };
+    let c = open_read_only(&meta.path)?;
+    if !table_exists(&c, "objects")? {
+        return Ok(out);
+    }
+    let mut st = c.prepare("SELECT tenant_id, id, definition FROM objects")?;
+    let rows: Vec<(String, String, String)> =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    for (tenant, object, definition) in rows {
+        let def = serde_json::from_str::<serde_json::Value>(&definition).and_then(|mut doc| {
+            mosaic_meta::model::upgrade_document(&mut doc);
+            serde_json::from_value::<mosaic_meta::ObjectDef>(doc)
+        });
+        match def {
+            Ok(def) => {
+                let specs = def.fields.iter().filter_map(mosaic_meta::service::index_spec).collect();
+                out.insert((tenant, object), specs);
+            }
+            Err(e) => report.add(&meta.name, "definitions", format!("object {tenant}/{object}: unreadable definition: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+fn pivots(
+    c: &Connection,
+    db: &Database,
+    defined: &DefinedSpecs,
+    report: &mut CheckReport,
+) -> BackupResult<()> {
     let columns: BTreeSet<String> = {
         let mut st = c.prepare("SELECT name FROM pragma_table_info('object_records')")?;
         let v: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         v.into_iter().collect()
     };
     report.records += c.query_row("SELECT count(*) FROM object_records", [], |r| r.get::<_, i64>(0))? as u64;
-    let specs: Vec<(String, String, String, String, bool, bool, bool)> = {
+    // The shard's own record of slot flags wins over the definition's
+    // (what writers do: `merge_index_specs`).
+    let mut on_shard: HashMap<(String, String), Vec<IndexSpec>> = HashMap::new();
+    {
         let mut st = c.prepare(
             "SELECT tenant_id, object_id, slot, field, is_unique, is_indexed, case_insensitive FROM pivot_specs",
         )?;
-        let v = st
+        let rows: Vec<(String, String, String, String, bool, bool, bool)> = st
             .query_map([], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
             })?
             .collect::<Result<_, _>>()?;
-        v
-    };
+        for (tenant, object, slot, field, unique, indexed, ci) in rows {
+            match mosaic_types::FlexSlot::from_column(&slot) {
+                Some(slot) => on_shard.entry((tenant, object)).or_default().push(IndexSpec {
+                    slot,
+                    field,
+                    unique,
+                    indexed,
+                    case_insensitive: ci,
+                }),
+                None => report.add(&db.name, "pivots", format!("pivot spec {tenant}/{object}/{field} names unknown slot {slot}")),
+            }
+        }
+    }
+    let mut keys: BTreeSet<(String, String)> = defined.keys().cloned().collect();
+    keys.extend(on_shard.keys().cloned());
+    let mut specs: Vec<(String, String, String, String, bool, bool, bool)> = Vec::new();
+    for (tenant, object) in keys {
+        let from_def = defined.get(&(tenant.clone(), object.clone())).map(Vec::as_slice).unwrap_or(&[]);
+        let shard = on_shard.get(&(tenant.clone(), object.clone())).map(Vec::as_slice).unwrap_or(&[]);
+        for s in mosaic_store::record_store::merge_index_specs(from_def, shard) {
+            specs.push((tenant.clone(), object.clone(), s.slot.column().to_string(), s.field, s.unique, s.indexed, s.case_insensitive));
+        }
+    }
     let mut covered: BTreeSet<(String, String, String, &'static str)> = BTreeSet::new();
     for (tenant, object, slot, field, unique, indexed, ci) in specs {
         if !columns.contains(&slot) {
