@@ -45,7 +45,11 @@ impl CheckReport {
     }
 
     fn add(&mut self, db: &str, check: &'static str, detail: String) {
-        let n = self.findings.iter().filter(|f| f.check == check && f.database == db).count();
+        let n = self
+            .findings
+            .iter()
+            .filter(|f| f.check == check && f.database == db)
+            .count();
         if n < MAX_FINDINGS_PER_CHECK {
             self.findings.push(Finding {
                 database: db.to_string(),
@@ -117,8 +121,9 @@ fn defined_specs(dbs: &[Database], report: &mut CheckReport) -> BackupResult<Def
         return Ok(out);
     }
     let mut st = c.prepare("SELECT tenant_id, id, definition FROM objects")?;
-    let rows: Vec<(String, String, String)> =
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+    let rows: Vec<(String, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
     for (tenant, object, definition) in rows {
         let def = serde_json::from_str::<serde_json::Value>(&definition).and_then(|mut doc| {
             mosaic_meta::model::upgrade_document(&mut doc);
@@ -126,10 +131,18 @@ fn defined_specs(dbs: &[Database], report: &mut CheckReport) -> BackupResult<Def
         });
         match def {
             Ok(def) => {
-                let specs = def.fields.iter().filter_map(mosaic_meta::service::index_spec).collect();
+                let specs = def
+                    .fields
+                    .iter()
+                    .filter_map(mosaic_meta::service::index_spec)
+                    .collect();
                 out.insert((tenant, object), specs);
             }
-            Err(e) => report.add(&meta.name, "definitions", format!("object {tenant}/{object}: unreadable definition: {e}")),
+            Err(e) => report.add(
+                &meta.name,
+                "definitions",
+                format!("object {tenant}/{object}: unreadable definition: {e}"),
+            ),
         }
     }
     Ok(out)
@@ -146,7 +159,9 @@ fn pivots(
         let v: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         v.into_iter().collect()
     };
-    report.records += c.query_row("SELECT count(*) FROM object_records", [], |r| r.get::<_, i64>(0))? as u64;
+    report.records += c.query_row("SELECT count(*) FROM object_records", [], |r| {
+        r.get::<_, i64>(0)
+    })? as u64;
     // The shard's own record of slot flags wins over the definition's
     // (what writers do: `merge_index_specs`).
     let mut on_shard: HashMap<(String, String), Vec<IndexSpec>> = HashMap::new();
@@ -156,19 +171,34 @@ fn pivots(
         )?;
         let rows: Vec<(String, String, String, String, bool, bool, bool)> = st
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
             })?
             .collect::<Result<_, _>>()?;
         for (tenant, object, slot, field, unique, indexed, ci) in rows {
             match mosaic_types::FlexSlot::from_column(&slot) {
-                Some(slot) => on_shard.entry((tenant, object)).or_default().push(IndexSpec {
-                    slot,
-                    field,
-                    unique,
-                    indexed,
-                    case_insensitive: ci,
-                }),
-                None => report.add(&db.name, "pivots", format!("pivot spec {tenant}/{object}/{field} names unknown slot {slot}")),
+                Some(slot) => on_shard
+                    .entry((tenant, object))
+                    .or_default()
+                    .push(IndexSpec {
+                        slot,
+                        field,
+                        unique,
+                        indexed,
+                        case_insensitive: ci,
+                    }),
+                None => report.add(
+                    &db.name,
+                    "pivots",
+                    format!("pivot spec {tenant}/{object}/{field} names unknown slot {slot}"),
+                ),
             }
         }
     }
@@ -176,16 +206,34 @@ fn pivots(
     keys.extend(on_shard.keys().cloned());
     let mut specs: Vec<(String, String, String, String, bool, bool, bool)> = Vec::new();
     for (tenant, object) in keys {
-        let from_def = defined.get(&(tenant.clone(), object.clone())).map(Vec::as_slice).unwrap_or(&[]);
-        let shard = on_shard.get(&(tenant.clone(), object.clone())).map(Vec::as_slice).unwrap_or(&[]);
+        let from_def = defined
+            .get(&(tenant.clone(), object.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let shard = on_shard
+            .get(&(tenant.clone(), object.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         for s in mosaic_store::record_store::merge_index_specs(from_def, shard) {
-            specs.push((tenant.clone(), object.clone(), s.slot.column().to_string(), s.field, s.unique, s.indexed, s.case_insensitive));
+            specs.push((
+                tenant.clone(),
+                object.clone(),
+                s.slot.column().to_string(),
+                s.field,
+                s.unique,
+                s.indexed,
+                s.case_insensitive,
+            ));
         }
     }
     let mut covered: BTreeSet<(String, String, String, &'static str)> = BTreeSet::new();
     for (tenant, object, slot, field, unique, indexed, ci) in specs {
         if !columns.contains(&slot) {
-            report.add(&db.name, "pivots", format!("pivot spec {tenant}/{object}/{field} names unknown slot {slot}"));
+            report.add(
+                &db.name,
+                "pivots",
+                format!("pivot spec {tenant}/{object}/{field} names unknown slot {slot}"),
+            );
             continue;
         }
         // `slot` is one of the table's own column names (checked above).
@@ -211,7 +259,11 @@ fn pivots(
             report.add(
                 &db.name,
                 "unique",
-                format!("{tenant}/{object}.{field}: value {value:?} is held by {} records: {}", ids.len(), ids.join(", ")),
+                format!(
+                    "{tenant}/{object}.{field}: value {value:?} is held by {} records: {}",
+                    ids.len(),
+                    ids.join(", ")
+                ),
             );
         }
         for (table, on) in [("record_index", indexed), ("record_unique", unique)] {
@@ -230,9 +282,13 @@ fn pivots(
             }
             for (k, id) in expected.keys() {
                 if !actual.contains(&(k.clone(), id.clone())) {
-                    report.add(&db.name, "pivots", format!(
+                    report.add(
+                        &db.name,
+                        "pivots",
+                        format!(
                         "{table}: record {id} ({tenant}/{object}.{field} = {k:?}) has no pivot row"
-                    ));
+                    ),
+                    );
                 }
             }
             for (k, id) in &actual {
@@ -246,12 +302,19 @@ fn pivots(
     }
     // Pivot rows of slots no spec keeps.
     for table in ["record_index", "record_unique"] {
-        let mut st = c.prepare(&format!("SELECT DISTINCT tenant_id, object_id, slot FROM {table}"))?;
-        let keys: Vec<(String, String, String)> =
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+        let mut st = c.prepare(&format!(
+            "SELECT DISTINCT tenant_id, object_id, slot FROM {table}"
+        ))?;
+        let keys: Vec<(String, String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
         for (t, o, s) in keys {
             if !covered.contains(&(t.clone(), o.clone(), s.clone(), table)) {
-                report.add(&db.name, "pivots", format!("{table}: rows for {t}/{o} slot {s} without a pivot spec"));
+                report.add(
+                    &db.name,
+                    "pivots",
+                    format!("{table}: rows for {t}/{o} slot {s} without a pivot spec"),
+                );
             }
         }
     }
@@ -269,7 +332,10 @@ fn outbox(c: &Connection, db: &Database, report: &mut CheckReport) -> BackupResu
     )?;
     let bad: Vec<(String, String, i64)> = st
         .query_map(
-            params![mosaic_store::automation::PENDING, mosaic_store::automation::DEAD],
+            params![
+                mosaic_store::automation::PENDING,
+                mosaic_store::automation::DEAD
+            ],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?
         .collect::<Result<_, _>>()?;
@@ -277,12 +343,19 @@ fn outbox(c: &Connection, db: &Database, report: &mut CheckReport) -> BackupResu
         report.add(&db.name, "outbox", format!("entry {id}: inconsistent (state {state:?}, attempts {attempts}, lease without expiry or no due time)"));
     }
     let dup: Vec<(String, i64)> = {
-        let mut st = c.prepare("SELECT id, count(*) FROM outbox GROUP BY id HAVING count(*) > 1")?;
-        let v = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let mut st =
+            c.prepare("SELECT id, count(*) FROM outbox GROUP BY id HAVING count(*) > 1")?;
+        let v = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         v
     };
     for (id, n) in dup {
-        report.add(&db.name, "outbox", format!("entry id {id} appears {n} times"));
+        report.add(
+            &db.name,
+            "outbox",
+            format!("entry id {id} appears {n} times"),
+        );
     }
     Ok(())
 }
@@ -317,12 +390,20 @@ fn placements(dbs: &[Database], report: &mut CheckReport) -> BackupResult<()> {
     let local = mosaic_store::shards::LOCAL_SHARD;
     for (t, s) in &placement {
         if s != local && !shards.contains_key(s) {
-            report.add(&meta.name, "placement", format!("tenant {t} is placed on shard {s}, which is not registered"));
+            report.add(
+                &meta.name,
+                "placement",
+                format!("tenant {t} is placed on shard {s}, which is not registered"),
+            );
         } else if s != local
             && shards.get(s).is_some_and(|u| u.starts_with("sqlite:"))
             && !dbs.iter().any(|d| d.role == format!("shard:{s}"))
         {
-            report.add(&meta.name, "placement", format!("tenant {t} is placed on shard {s}, whose database file is missing"));
+            report.add(
+                &meta.name,
+                "placement",
+                format!("tenant {t} is placed on shard {s}, whose database file is missing"),
+            );
         }
     }
     for db in dbs.iter().filter(|d| d.role.starts_with("shard:")) {
@@ -338,12 +419,19 @@ fn placements(dbs: &[Database], report: &mut CheckReport) -> BackupResult<()> {
         } else {
             BTreeSet::new()
         };
-        let mut st = sc.prepare("SELECT tenant_id, count(*) FROM object_records GROUP BY tenant_id")?;
-        let held: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        let mut st =
+            sc.prepare("SELECT tenant_id, count(*) FROM object_records GROUP BY tenant_id")?;
+        let held: Vec<(String, i64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         for (t, n) in held {
             let placed = placement.get(&t).map(String::as_str).unwrap_or(local);
             if !tenants.contains(&t) {
-                report.add(&db.name, "placement", format!("{n} records of tenant {t}, which does not exist"));
+                report.add(
+                    &db.name,
+                    "placement",
+                    format!("{n} records of tenant {t}, which does not exist"),
+                );
             } else if placed != shard && !moving.contains(&t) {
                 report.add(&db.name, "placement", format!(
                     "{n} records of tenant {t} are on shard {shard}, but the tenant is placed on {placed}"

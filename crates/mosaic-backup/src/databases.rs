@@ -82,7 +82,10 @@ pub fn discover(data_dir: &Path) -> BackupResult<Vec<Database>> {
         } else {
             p.to_path_buf()
         };
-        if rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(BackupError::Refused(format!(
                 "shard {id}: path {} leaves the data directory",
                 rel.display()

@@ -76,9 +76,8 @@ pub async fn list(target: &crate::Target) -> crate::BackupResult<Vec<Manifest>> 
             continue;
         }
         let bytes = target.get(&e.key).await?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|err| {
-            crate::BackupError::Damaged(format!("{}: {err}", e.key))
-        })?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|err| crate::BackupError::Damaged(format!("{}: {err}", e.key)))?;
         out.push(m);
     }
     out.sort_by(|a, b| a.snapshot_at.cmp(&b.snapshot_at));

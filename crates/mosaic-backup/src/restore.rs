@@ -68,8 +68,7 @@ fn prepare_dir(dir: &Path) -> BackupResult<()> {
                 dir.display()
             )));
         }
-        let mut entries =
-            std::fs::read_dir(dir).map_err(|e| BackupError::io(dir.display(), e))?;
+        let mut entries = std::fs::read_dir(dir).map_err(|e| BackupError::io(dir.display(), e))?;
         if entries.next().is_some() {
             return Err(BackupError::Refused(format!(
                 "--into {}: the directory is not empty; restore only into a new or empty directory",
@@ -125,12 +124,12 @@ pub async fn restore(target: &Target, options: &RestoreOptions) -> BackupResult<
         }
         let key = manifest::snapshot_key(&g.generation, &db.name);
         bytes += target.get_to_file(&key, &path).await.map_err(|e| match e {
-            BackupError::Target(object_store::Error::NotFound { .. }) => BackupError::Refused(
-                format!(
+            BackupError::Target(object_store::Error::NotFound { .. }) => {
+                BackupError::Refused(format!(
                     "generation {}: the snapshot of {} was pruned by retention",
                     g.generation, db.name
-                ),
-            ),
+                ))
+            }
             e => e,
         })?;
         let (_, sum) = crate::snapshot::file_digest(&path)?;

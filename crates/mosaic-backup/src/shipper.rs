@@ -110,7 +110,9 @@ struct DbShipper {
 fn begin_read(path: &Path) -> BackupResult<Connection> {
     let c = crate::databases::open_read_only(path)?;
     c.execute_batch("BEGIN")?;
-    c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+    c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
     Ok(c)
 }
 
@@ -160,7 +162,11 @@ impl DbShipper {
             let now = Utc::now().timestamp_micros();
             self.stamps.extend(self.log.drain());
             for c in commits {
-                let at = match self.stamps.iter().position(|s| s.wal_frames == c.commit_frame) {
+                let at = match self
+                    .stamps
+                    .iter()
+                    .position(|s| s.wal_frames == c.commit_frame)
+                {
                     Some(i) => {
                         let s = self.stamps[i];
                         self.stamps.drain(..=i);
@@ -213,7 +219,10 @@ impl DbShipper {
         let Some(header) = bytes.get(..wal::WAL_HEADER).and_then(wal::parse_header) else {
             return Ok(Vec::new());
         };
-        let upto = self.cursor.filter(|c| c.header.salt == header.salt).map_or(0, |c| c.frames);
+        let upto = self
+            .cursor
+            .filter(|c| c.header.salt == header.salt)
+            .map_or(0, |c| c.frames);
         let (commits, _) = wal::read_commits(Cursor::start(header), &bytes[wal::WAL_HEADER..])?;
         Ok(commits
             .into_iter()
@@ -381,7 +390,9 @@ impl Shipper {
             d.overflowed = false;
             if !prefix.is_empty() {
                 let key = segment_key(&id, &d.db.name, seq[i], &prefix);
-                self.target.put(&key, segment::encode(&prefix).into()).await?;
+                self.target
+                    .put(&key, segment::encode(&prefix).into())
+                    .await?;
                 seq[i] += 1;
             }
         }
@@ -485,9 +496,9 @@ impl Shipper {
                 }
             }
             if !ok {
-                oldest_pending = Some(
-                    oldest_pending.map_or(d.unshipped[0].at_micros, |o| o.min(d.unshipped[0].at_micros)),
-                );
+                oldest_pending = Some(oldest_pending.map_or(d.unshipped[0].at_micros, |o| {
+                    o.min(d.unshipped[0].at_micros)
+                }));
                 continue;
             }
             current_seq[i] += 1;
@@ -503,8 +514,12 @@ impl Shipper {
                 self.stats.segments.fetch_add(1, Ordering::Relaxed);
                 metrics::histogram!("backup_ship_lag_seconds").record(lag as f64 / 1e6);
             }
-            self.stats.commits.fetch_add(d.unshipped.len() as u64, Ordering::Relaxed);
-            self.stats.shipped_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+            self.stats
+                .commits
+                .fetch_add(d.unshipped.len() as u64, Ordering::Relaxed);
+            self.stats
+                .shipped_bytes
+                .fetch_add(body.len() as u64, Ordering::Relaxed);
             metrics::counter!("backup_shipped_bytes_total", "db" => d.db.name.clone())
                 .increment(body.len() as u64);
             d.unshipped.clear();
@@ -538,7 +553,8 @@ fn segment_key(generation: &str, db: &str, seq: u64, commits: &[SegmentCommit]) 
 pub fn record_success(m: &Manifest) {
     metrics::gauge!("backup_last_success_timestamp_seconds")
         .set(m.snapshot_at.timestamp_millis() as f64 / 1e3);
-    metrics::gauge!("backup_snapshot_bytes").set(m.databases.iter().map(|d| d.size).sum::<u64>() as f64);
+    metrics::gauge!("backup_snapshot_bytes")
+        .set(m.databases.iter().map(|d| d.size).sum::<u64>() as f64);
     metrics::counter!("backup_generations_total").increment(1);
 }
 

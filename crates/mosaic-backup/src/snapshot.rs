@@ -67,7 +67,9 @@ pub fn file_digest(path: &Path) -> BackupResult<(u64, String)> {
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
-        let k = f.read(&mut buf).map_err(|e| BackupError::io(path.display(), e))?;
+        let k = f
+            .read(&mut buf)
+            .map_err(|e| BackupError::io(path.display(), e))?;
         if k == 0 {
             break;
         }
@@ -123,7 +125,9 @@ pub async fn upload_files(
             continue;
         }
         let (size, sha256) = file_digest(&p)?;
-        target.put_file(&manifest::file_key(generation, name), &p).await?;
+        target
+            .put_file(&manifest::file_key(generation, name), &p)
+            .await?;
         out.push(FileEntry {
             name: name.to_string(),
             size,
@@ -164,8 +168,8 @@ pub async fn backup_now(data_dir: &Path, target: &Target) -> BackupResult<Backup
 }
 
 pub async fn write_manifest(target: &Target, m: &Manifest) -> BackupResult<()> {
-    let body = serde_json::to_vec_pretty(m)
-        .map_err(|e| BackupError::Refused(format!("manifest: {e}")))?;
+    let body =
+        serde_json::to_vec_pretty(m).map_err(|e| BackupError::Refused(format!("manifest: {e}")))?;
     target
         .put(&manifest::manifest_key(&m.generation), body.into())
         .await

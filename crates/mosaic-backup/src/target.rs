@@ -55,7 +55,8 @@ impl Target {
                 "--target {spec}: only a directory path or an s3://bucket/prefix URL is supported"
             )));
         }
-        std::fs::create_dir_all(spec).map_err(|e| BackupError::io(format!("--target {spec}"), e))?;
+        std::fs::create_dir_all(spec)
+            .map_err(|e| BackupError::io(format!("--target {spec}"), e))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(spec)
             .map_err(|e| BackupError::Refused(format!("--target {spec}: {e}")))?;
         Ok(Target {

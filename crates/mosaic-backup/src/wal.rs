@@ -109,7 +109,8 @@ impl Cursor {
 
     /// Byte offset of the next frame to read.
     pub fn offset(&self) -> u64 {
-        WAL_HEADER as u64 + self.frames as u64 * (FRAME_HEADER as u64 + self.header.page_size as u64)
+        WAL_HEADER as u64
+            + self.frames as u64 * (FRAME_HEADER as u64 + self.header.page_size as u64)
     }
 }
 
@@ -163,7 +164,10 @@ pub fn read_from(path: &std::path::Path, offset: u64) -> BackupResult<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(BackupError::io(path.display(), e)),
     };
-    let len = f.metadata().map_err(|e| BackupError::io(path.display(), e))?.len();
+    let len = f
+        .metadata()
+        .map_err(|e| BackupError::io(path.display(), e))?
+        .len();
     if len <= offset {
         return Ok(Vec::new());
     }
@@ -216,7 +220,11 @@ mod tests {
         let bytes = read_from(&wal_path(&db), 0).unwrap();
         let h = parse_header(&bytes).expect("valid header");
         let (commits, cur) = read_commits(Cursor::start(h), &bytes[WAL_HEADER..]).unwrap();
-        assert_eq!(commits.len(), 3, "CREATE, INSERT, and the two-row transaction");
+        assert_eq!(
+            commits.len(),
+            3,
+            "CREATE, INSERT, and the two-row transaction"
+        );
         assert_eq!(cur.frames, commits.last().unwrap().commit_frame);
         // A torn tail (half a frame) is not a commit.
         let torn = &bytes[WAL_HEADER..bytes.len() - 10];

@@ -81,7 +81,11 @@ async fn restore_to(target: &Target, point: RestorePoint) -> (tempfile::TempDir,
     )
     .await
     .unwrap();
-    assert!(s.check.ok(), "restored data passes the check: {:?}", s.check.findings);
+    assert!(
+        s.check.ok(),
+        "restored data passes the check: {:?}",
+        s.check.findings
+    );
     (out, into)
 }
 
@@ -106,11 +110,16 @@ async fn a_snapshot_taken_while_writing_holds_whole_transactions() {
         let t = tempfile::tempdir().unwrap();
         let target = Target::parse(t.path().to_str().unwrap()).unwrap();
         let before = pairs_in(d.dir.path()).len();
-        let s = mosaic_backup::backup_now(d.dir.path(), &target).await.unwrap();
+        let s = mosaic_backup::backup_now(d.dir.path(), &target)
+            .await
+            .unwrap();
         assert_eq!(s.manifest.databases.len(), 2);
         let (_keep, into) = restore_to(&target, RestorePoint::Latest).await;
         let pairs = pairs_in(&into);
-        assert!(pairs.len() >= before, "the snapshot is not older than its start");
+        assert!(
+            pairs.len() >= before,
+            "the snapshot is not older than its start"
+        );
         assert!(
             pairs.iter().all(|(_, n)| *n == 2),
             "no transaction is cut in half: {pairs:?}"
@@ -136,14 +145,24 @@ async fn shipped_scenario(target: Target) {
     write_pair(&d, 2).await;
     // Shipped by the rounds (not only by the final one).
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(handle.stats.commits.load(std::sync::atomic::Ordering::Relaxed) >= 4);
+    assert!(
+        handle
+            .stats
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 4
+    );
     write_pair(&d, 3).await;
     d.records.close();
     d.meta.close();
     handle.finish().await.unwrap();
 
     let (_a, into) = restore_to(&target, RestorePoint::At(between)).await;
-    assert_eq!(ids(&pairs_in(&into)), vec![0, 1], "exactly the writes before the time");
+    assert_eq!(
+        ids(&pairs_in(&into)),
+        vec![0, 1],
+        "exactly the writes before the time"
+    );
     let (_b, into) = restore_to(&target, RestorePoint::At(after_first_backup)).await;
     assert_eq!(ids(&pairs_in(&into)), vec![0]);
     let (_c, into) = restore_to(&target, RestorePoint::Latest).await;
@@ -184,7 +203,10 @@ async fn shipped_scenario(target: Target) {
     .unwrap_err()
     .to_string();
     assert!(err.contains("not empty"), "{err}");
-    assert_eq!(std::fs::read_to_string(out.path().join("keep.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("keep.txt")).unwrap(),
+        "mine"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +257,10 @@ fn start_moto() -> Moto {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let ping = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     while http(port, &ping).is_none_or(|r| !r.starts_with("HTTP/1.1 200")) {
-        assert!(std::time::Instant::now() < deadline, "moto_server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "moto_server did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     moto
@@ -250,7 +275,10 @@ async fn restores_from_an_s3_target() {
         &format!("PUT /mosaic-backups HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
     )
     .unwrap();
-    assert!(created.starts_with("HTTP/1.1 200"), "bucket created: {created}");
+    assert!(
+        created.starts_with("HTTP/1.1 200"),
+        "bucket created: {created}"
+    );
     // The usual AWS variables; this test binary's only S3 user.
     unsafe {
         std::env::set_var("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));

@@ -65,7 +65,9 @@ impl CommitLog {
 impl Drop for CommitLog {
     fn drop(&mut self) {
         if let Ok(mut w) = watchers().lock() {
-            if w.get(&self.path).is_some_and(|p| Arc::ptr_eq(p, &self.pending)) {
+            if w.get(&self.path)
+                .is_some_and(|p| Arc::ptr_eq(p, &self.pending))
+            {
                 w.remove(&self.path);
             }
         }

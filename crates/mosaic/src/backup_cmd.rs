@@ -15,10 +15,18 @@ const MAX_RETENTION_DAYS: u64 = 3650;
 #[derive(Args, Clone, Debug)]
 pub struct RetentionArgs {
     /// Days generations (with their metadata snapshot) are kept.
-    #[arg(long, env = "MOSAIC_BACKUP_RETENTION_METADATA_DAYS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "MOSAIC_BACKUP_RETENTION_METADATA_DAYS",
+        default_value_t = 30
+    )]
     pub backup_retention_metadata_days: u64,
     /// Days shard snapshots are kept.
-    #[arg(long, env = "MOSAIC_BACKUP_RETENTION_SHARDS_DAYS", default_value_t = 14)]
+    #[arg(
+        long,
+        env = "MOSAIC_BACKUP_RETENTION_SHARDS_DAYS",
+        default_value_t = 14
+    )]
     pub backup_retention_shards_days: u64,
     /// Days of point-in-time recovery (WAL segments kept).
     #[arg(long, env = "MOSAIC_BACKUP_PITR_DAYS", default_value_t = 7)]
@@ -29,14 +37,22 @@ impl RetentionArgs {
     fn retention(&self) -> Result<Retention, String> {
         let days = |name: &str, v: u64| {
             if v == 0 || v > MAX_RETENTION_DAYS {
-                Err(format!("--{name} {v}: must be between 1 and {MAX_RETENTION_DAYS}"))
+                Err(format!(
+                    "--{name} {v}: must be between 1 and {MAX_RETENTION_DAYS}"
+                ))
             } else {
                 Ok(chrono::Duration::days(v as i64))
             }
         };
         Ok(Retention {
-            metadata: days("backup-retention-metadata-days", self.backup_retention_metadata_days)?,
-            shards: days("backup-retention-shards-days", self.backup_retention_shards_days)?,
+            metadata: days(
+                "backup-retention-metadata-days",
+                self.backup_retention_metadata_days,
+            )?,
+            shards: days(
+                "backup-retention-shards-days",
+                self.backup_retention_shards_days,
+            )?,
             pitr: days("backup-pitr-days", self.backup_pitr_days)?,
         })
     }
@@ -65,7 +81,8 @@ impl ServeBackupArgs {
         let Some(spec) = self.backup_target.as_deref().filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
-        if self.backup_generation_hours == 0 || self.backup_generation_hours > MAX_GENERATION_HOURS {
+        if self.backup_generation_hours == 0 || self.backup_generation_hours > MAX_GENERATION_HOURS
+        {
             return Err(format!(
                 "--backup-generation-hours {}: must be between 1 and {MAX_GENERATION_HOURS}",
                 self.backup_generation_hours

@@ -33,7 +33,10 @@ async fn create(http: &reqwest::Client, url: &str, token: &str, i: usize) -> Str
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn sigterm(server: &mut common::Server) {
@@ -71,7 +74,14 @@ async fn a_graceful_stop_ships_every_committed_write_and_restore_serves_them() {
 
     // Refusals, with messages that say why.
     let out = mosaic(
-        &["restore", "--target", &target_s, "--to", "2001-01-01T00:00:00Z", "--into"],
+        &[
+            "restore",
+            "--target",
+            &target_s,
+            "--to",
+            "2001-01-01T00:00:00Z",
+            "--into",
+        ],
         &[&dir.path().join("never")],
     );
     assert!(!out.status.success());
@@ -83,14 +93,21 @@ async fn a_graceful_stop_ships_every_committed_write_and_restore_serves_them() {
 
     let restored = backups.path().join("restored");
     let out = mosaic(&["restore", "--target", &target_s, "--into"], &[&restored]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["check"], "ok");
 
     let server = start(&restored);
     for (i, id) in ids.iter().enumerate() {
         let r = http
-            .get(format!("{}/services/data/v60.0/sobjects/Ledger__c/{id}", server.url))
+            .get(format!(
+                "{}/services/data/v60.0/sobjects/Ledger__c/{id}",
+                server.url
+            ))
             .bearer_auth(&token)
             .send()
             .await
@@ -115,7 +132,11 @@ async fn check_finds_a_damaged_pivot_row() {
     sigterm(&mut server);
 
     let out = mosaic(&["check", "--data-dir"], &[dir.path()]);
-    assert!(out.status.success(), "a healthy directory: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "a healthy directory: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let c = rusqlite::Connection::open(dir.path().join("records.sqlite")).unwrap();
     let n = c
@@ -128,24 +149,51 @@ async fn check_finds_a_damaged_pivot_row() {
     drop(c);
     let out = mosaic(&["check", "--data-dir"], &[dir.path()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "a damaged pivot row fails the check: {stdout}");
-    assert!(stdout.contains("record_unique") && stdout.contains("no pivot row"), "{stdout}");
-    assert!(stdout.contains("damaged"), "the stray row is named: {stdout}");
+    assert!(
+        !out.status.success(),
+        "a damaged pivot row fails the check: {stdout}"
+    );
+    assert!(
+        stdout.contains("record_unique") && stdout.contains("no pivot row"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("damaged"),
+        "the stray row is named: {stdout}"
+    );
 }
 
 #[test]
 fn backup_takes_a_snapshot_a_restore_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let out = mosaic(&["migrate", "--data-dir"], &[dir.path()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let backups = tempfile::tempdir().unwrap();
     let target = backups.path().join("t");
-    let out = mosaic(&["backup", "--target", target.to_str().unwrap(), "--data-dir"], &[dir.path()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mosaic(
+        &["backup", "--target", target.to_str().unwrap(), "--data-dir"],
+        &[dir.path()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["databases"].as_array().unwrap().len(), 2);
     let restored = backups.path().join("r");
-    let out = mosaic(&["restore", "--target", target.to_str().unwrap(), "--into"], &[&restored]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mosaic(
+        &["restore", "--target", target.to_str().unwrap(), "--into"],
+        &[&restored],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(restored.join("metadata.sqlite").is_file());
 }
