@@ -80,6 +80,6 @@ pub async fn list(target: &crate::Target) -> crate::BackupResult<Vec<Manifest>> 
             .map_err(|err| crate::BackupError::Damaged(format!("{}: {err}", e.key)))?;
         out.push(m);
     }
-    out.sort_by(|a, b| a.snapshot_at.cmp(&b.snapshot_at));
+    out.sort_by_key(|m| m.snapshot_at);
     Ok(out)
 }

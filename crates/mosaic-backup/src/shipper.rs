@@ -297,14 +297,12 @@ impl ShipperHandle {
     }
 }
 
-fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> BackupResult<T> + Send + 'static,
-) -> impl std::future::Future<Output = BackupResult<T>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| BackupError::Refused(format!("backup task: {e}")))?
-    }
+) -> BackupResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackupError::Refused(format!("backup task: {e}")))?
 }
 
 impl Shipper {
