@@ -24,6 +24,7 @@
 
 pub mod access_store;
 pub mod automation;
+pub mod commit_clock;
 pub mod deadline;
 pub mod dump;
 pub mod guard;

@@ -390,6 +390,7 @@ fn writer_loop(
     label: String,
     path: PathBuf,
 ) {
+    crate::commit_clock::install(&conn, &path);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP_COMMIT {
@@ -412,6 +413,7 @@ fn writer_loop(
         });
         if committed.is_err() || !conn.is_autocommit() {
             conn = recovered(conn, &path, &label);
+            crate::commit_clock::install(&conn, &path);
         }
         // Looked up per batch (not cached) so that a recorder installed
         // after the database opened still receives them.

@@ -1,6 +1,7 @@
 //! `mosaic`: the single binary. It only wires crates together.
 
 mod ai_eval_cmd;
+mod backup_cmd;
 mod cert_cmd;
 mod healthcheck_cmd;
 mod loadtest;
@@ -237,6 +238,20 @@ enum Command {
         llm: LlmArgs,
         #[command(flatten)]
         net: NetArgs,
+        #[command(flatten)]
+        backup: backup_cmd::ServeBackupArgs,
+    },
+    /// One online snapshot of every database of the data directory into a
+    /// backup target (a directory or s3://bucket/prefix), safe while serving.
+    Backup(backup_cmd::BackupArgs),
+    /// Restore a backup target into a new data directory, to a point in
+    /// time or the latest commit shipped, and check it.
+    Restore(backup_cmd::RestoreArgs),
+    /// Check a data directory's integrity (SQLite, pivots, unique values,
+    /// outbox, placements); exits non-zero on any problem.
+    Check {
+        #[command(flatten)]
+        common: Common,
     },
     /// Tenant administration.
     Tenant {
@@ -483,6 +498,7 @@ async fn serve(
     public_url: Option<String>,
     llm: LlmArgs,
     net: NetArgs,
+    backup: backup_cmd::ServeBackupArgs,
 ) -> Result<(), String> {
     // Certificates are checked before anything opens.
     let tls = match (&net.tls_cert, &net.tls_key) {
@@ -506,6 +522,7 @@ async fn serve(
             e.message
         )
     })?);
+    let shipper = backup.start(&common.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -571,6 +588,14 @@ async fn serve(
     }
     platform.close();
     tracing::info!("stopped; all acknowledged writes are on disk");
+    if let Some(shipper) = shipper {
+        // The stores are closed: every committed frame is in the WAL.
+        shipper
+            .finish()
+            .await
+            .map_err(|e| format!("continuous backup: the last frames were not shipped: {e}"))?;
+        tracing::info!("continuous backup: every committed frame shipped");
+    }
     res.map_err(|e| e.to_string())
 }
 
@@ -692,7 +717,13 @@ fn main() -> ExitCode {
                 public_url,
                 llm,
                 net,
-            } => serve(common, listen, public_url, llm, net).await,
+                backup,
+            } => serve(common, listen, public_url, llm, net, backup).await,
+            Command::Backup(args) => backup_cmd::backup(args).await,
+            Command::Restore(args) => backup_cmd::restore(args).await,
+            Command::Check { common } => {
+                backup_cmd::check(common.data_dir.clone(), common.metadata_url.clone()).await
+            }
             Command::Cert { command } => cert_cmd::run(command),
             Command::Operator { command } => operator_cmd::run(command).await,
             Command::Metadata { command } => metadata_cmd::run(command).await,
