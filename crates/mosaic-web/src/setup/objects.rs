@@ -405,6 +405,43 @@ async fn object_of(s: &WebState, tenant: &str, object: &str) -> Result<Arc<Objec
         .map_err(|e| error_page(&e))
 }
 
+/// After a committed change: cached record decisions are dropped (a
+/// sharing model or master-detail may have changed) and the change is
+/// written to the audit log in the shape the metadata API records it
+/// (`metadata.create|update|delete`, target `object` / `field` and its
+/// name path, detail `{"method","path"}` with the API's path).
+async fn changed(s: &WebState, u: &crate::session::WebUser, method: &str, object: &str, field: Option<&str>) {
+    let tenant = &u.caller.tenant_id;
+    s.platform.sharing_changed(tenant);
+    let (target_type, target_id) = match field {
+        Some(f) => ("field", format!("{object}/{f}")),
+        None => ("object", object.to_string()),
+    };
+    let path = match field {
+        Some(f) => format!("/services/metadata/v1/objects/{object}/fields/{f}"),
+        None => format!("/services/metadata/v1/objects/{object}"),
+    };
+    let entry = mosaic_store::access_store::AuditEntry {
+        tenant_id: tenant.clone(),
+        actor_id: u.caller.user_id.clone(),
+        action: format!(
+            "metadata.{}",
+            match method {
+                "POST" => "create",
+                "DELETE" => "delete",
+                _ => "update",
+            }
+        ),
+        target_type: target_type.into(),
+        target_id,
+        detail: json!({"method": method, "path": path, "via": "setup"}).to_string(),
+        at: chrono::Utc::now(),
+    };
+    if let Err(e) = s.platform.access.store().append_audit(entry).await {
+        tracing::warn!(error = %e.message, "audit entry for a Setup change was not written");
+    }
+}
+
 async fn objects_by_id(s: &WebState, tenant: &str) -> HashMap<String, String> {
     s.platform
         .meta
@@ -807,7 +844,10 @@ async fn create_object(
         Err(errs) => return object_form(setup_chrome(&s, &u).await, None, Some(&f), &errs, None),
     };
     match s.platform.meta.create_object(&u.caller.tenant_id, input).await {
-        Ok(o) => Redirect::to(&format!("{}?notice=created", base_href(o.api_name()))).into_response(),
+        Ok(o) => {
+            changed(&s, &u, "POST", o.api_name(), None).await;
+            Redirect::to(&format!("{}?notice=created", base_href(o.api_name()))).into_response()
+        }
         Err(e) => object_form(setup_chrome(&s, &u).await, None, Some(&f), &[], Some(&e)),
     }
 }
@@ -875,7 +915,10 @@ async fn update_object(
         }
     }
     match s.platform.meta.update_object(&tenant, o.api_name(), input).await {
-        Ok(n) => Redirect::to(&format!("{}?notice=saved", base_href(n.api_name()))).into_response(),
+        Ok(n) => {
+            changed(&s, &u, "PATCH", o.api_name(), None).await;
+            Redirect::to(&format!("{}?notice=saved", base_href(n.api_name()))).into_response()
+        }
         Err(e) => object_form(setup_chrome(&s, &u).await, Some(&o), Some(&f), &[], Some(&e)),
     }
 }
@@ -989,7 +1032,10 @@ async fn delete_object(
         return delete_object_report(&s, &u, &object, None).await;
     }
     match s.platform.meta.delete_object(&u.caller.tenant_id, &object).await {
-        Ok(()) => Redirect::to("/setup/objects?notice=deleted").into_response(),
+        Ok(()) => {
+            changed(&s, &u, "DELETE", &object, None).await;
+            Redirect::to("/setup/objects?notice=deleted").into_response()
+        }
         Err(e) => delete_object_report(&s, &u, &object, Some(&e)).await,
     }
 }
@@ -1063,7 +1109,10 @@ async fn delete_field(
         .delete_field(&u.caller.tenant_id, &object, &field, version_of(&f))
         .await
     {
-        Ok(o) => Redirect::to(&format!("{}?notice=deleted", base_href(o.api_name()))).into_response(),
+        Ok(o) => {
+            changed(&s, &u, "DELETE", o.api_name(), Some(&field)).await;
+            Redirect::to(&format!("{}?notice=deleted", base_href(o.api_name()))).into_response()
+        }
         Err(e) if e.code == ErrorCode::NOT_FOUND => error_page(&e),
         // The report as it stands now, with the refusal (a 409 offers the
         // current version to confirm against).
@@ -1657,7 +1706,8 @@ async fn create_field(
         Err(errs) => return field_form(setup_chrome(&s, &u).await, &c, Some(&f), &errs, None),
     };
     match s.platform.meta.add_field(&tenant, o.api_name(), input).await {
-        Ok((m, _)) => {
+        Ok((m, nf)) => {
+            changed(&s, &u, "POST", m.api_name(), Some(&nf.api_name)).await;
             Redirect::to(&format!("{}?notice=created", base_href(m.api_name()))).into_response()
         }
         Err(e) => field_form(setup_chrome(&s, &u).await, &c, Some(&f), &[], Some(&e)),
@@ -1728,7 +1778,8 @@ async fn update_field(
         .update_field(&tenant, o.api_name(), &fd.api_name, input)
         .await
     {
-        Ok((m, _)) => {
+        Ok((m, nf)) => {
+            changed(&s, &u, "PATCH", m.api_name(), Some(&nf.api_name)).await;
             Redirect::to(&format!("{}?notice=saved", base_href(m.api_name()))).into_response()
         }
         Err(e) => field_form(setup_chrome(&s, &u).await, &c, Some(&f), &[], Some(&e)),
