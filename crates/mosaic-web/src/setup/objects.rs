@@ -333,10 +333,16 @@ fn place(groups: &mut [Group], errors: &[(String, String)], e: Option<&MosaicErr
             .strip_prefix("fields[0].")
             .unwrap_or(&name)
             .to_string();
+        // The name field's checks name their own key (`auto_number_format`).
+        let nested = format!("name_field.{name}");
+        let exact = groups
+            .iter()
+            .flat_map(|g| g.inputs.iter())
+            .any(|i| i.name == name);
         let target = groups
             .iter_mut()
             .flat_map(|g| g.inputs.iter_mut())
-            .find(|i| i.name == name);
+            .find(|i| i.name == name || (!exact && i.name == nested));
         match target {
             Some(i) => {
                 i.error = Some(msg.clone());
