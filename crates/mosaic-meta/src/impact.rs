@@ -79,8 +79,7 @@ fn file_formula_uses(r: &mut ImpactReport, labels: Vec<String>) {
     for l in labels {
         if l.starts_with("validation rule") {
             r.validation_rules.push(l);
-        } else if l.starts_with("workflow rule") || l.starts_with("field update of workflow rule")
-        {
+        } else if l.starts_with("workflow rule") || l.starts_with("field update of workflow rule") {
             r.workflow_rules.push(l);
         } else {
             r.formulas.push(l);
@@ -92,10 +91,14 @@ fn file_formula_uses(r: &mut ImpactReport, labels: Vec<String>) {
 fn own_views_of(def: &ObjectDef, field: &str, r: &mut ImpactReport) {
     let eq = |s: &str| s.eq_ignore_ascii_case(field);
     for l in &def.layouts {
-        if l.sections.iter().flat_map(|s| &s.items).any(|i| eq(&i.field))
+        if l.sections
+            .iter()
+            .flat_map(|s| &s.items)
+            .any(|i| eq(&i.field))
             || l.compact_fields.iter().any(|c| eq(c))
         {
-            r.layouts.push(format!("layout {}.{}", def.api_name, l.name));
+            r.layouts
+                .push(format!("layout {}.{}", def.api_name, l.name));
         }
     }
     for v in &def.list_views {
@@ -104,7 +107,8 @@ fn own_views_of(def: &ObjectDef, field: &str, r: &mut ImpactReport) {
             .as_ref()
             .is_some_and(|c| c.conditions.iter().any(|x| eq(&x.field)));
         if v.columns.iter().any(|c| eq(c)) || v.sort.iter().any(|k| eq(&k.field)) || filtered {
-            r.list_views.push(format!("list view {}.{}", def.api_name, v.name));
+            r.list_views
+                .push(format!("list view {}.{}", def.api_name, v.name));
         }
     }
 }
@@ -267,7 +271,10 @@ impl MetadataService {
         for o in all.iter().filter(|o| o.def.id != def.id) {
             for u in uses_of(&o.def) {
                 if let Ok(c) = compile_on(&o.def, &all, &u.source, &u.options, u.is_default) {
-                    if touched(&o.def, &all, &c).iter().any(|(id, _)| *id == def.id) {
+                    if touched(&o.def, &all, &c)
+                        .iter()
+                        .any(|(id, _)| *id == def.id)
+                    {
                         file_formula_uses(&mut r, vec![u.label.clone()]);
                     }
                 }
@@ -282,8 +289,7 @@ impl MetadataService {
                     "{}.{} ({}) points at {}",
                     o.def.api_name, f.api_name, f.data_type, def.api_name
                 );
-                r.blockers
-                    .push(format!("{rel}; delete that field first"));
+                r.blockers.push(format!("{rel}; delete that field first"));
                 r.relationships.push(rel);
             }
         }
@@ -300,7 +306,8 @@ impl MetadataService {
                 .push(format!("sharing rule {}.{}", def.api_name, s.name));
         }
         for l in &def.layouts {
-            r.layouts.push(format!("layout {}.{}", def.api_name, l.name));
+            r.layouts
+                .push(format!("layout {}.{}", def.api_name, l.name));
         }
         for v in &def.list_views {
             r.list_views

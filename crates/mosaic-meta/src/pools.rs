@@ -28,11 +28,7 @@ pub fn pool_usage(def: &ObjectDef) -> Vec<PoolUsage> {
                 .iter()
                 .filter(|f| f.slot.is_some_and(|s| s.pool == pool))
                 .count() as u16;
-            let pending = def
-                .pending_clear
-                .iter()
-                .filter(|s| s.pool == pool)
-                .count() as u16;
+            let pending = def.pending_clear.iter().filter(|s| s.pool == pool).count() as u16;
             let capacity = pool.capacity();
             PoolUsage {
                 pool,

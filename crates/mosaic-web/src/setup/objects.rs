@@ -325,14 +325,14 @@ fn place(groups: &mut [Group], errors: &[(String, String)], e: Option<&MosaicErr
                 e.message
             ));
         } else {
-            all.push((e.fields.first().cloned().unwrap_or_default(), e.message.clone()));
+            all.push((
+                e.fields.first().cloned().unwrap_or_default(),
+                e.message.clone(),
+            ));
         }
     }
     for (name, msg) in all {
-        let name = name
-            .strip_prefix("fields[0].")
-            .unwrap_or(&name)
-            .to_string();
+        let name = name.strip_prefix("fields[0].").unwrap_or(&name).to_string();
         // The name field's checks name their own key (`auto_number_format`).
         let nested = format!("name_field.{name}");
         let exact = groups
@@ -416,7 +416,13 @@ async fn object_of(s: &WebState, tenant: &str, object: &str) -> Result<Arc<Objec
 /// written to the audit log in the shape the metadata API records it
 /// (`metadata.create|update|delete`, target `object` / `field` and its
 /// name path, detail `{"method","path"}` with the API's path).
-async fn changed(s: &WebState, u: &crate::session::WebUser, method: &str, object: &str, field: Option<&str>) {
+async fn changed(
+    s: &WebState,
+    u: &crate::session::WebUser,
+    method: &str,
+    object: &str,
+    field: Option<&str>,
+) {
     let tenant = &u.caller.tenant_id;
     s.platform.sharing_changed(tenant);
     let (target_type, target_id) = match field {
@@ -581,13 +587,21 @@ async fn detail(
         ),
         (
             "Field history".into(),
-            if d.enable_history { "Tracked" } else { "Not tracked" }.into(),
+            if d.enable_history {
+                "Tracked"
+            } else {
+                "Not tracked"
+            }
+            .into(),
         ),
         (
             "Name field".into(),
             match &nf.auto_number_format {
                 Some(fmt) if nf.data_type == DataType::AutoNumber => {
-                    format!("{} (Auto Number {fmt}, from {})", nf.label, nf.auto_number_start)
+                    format!(
+                        "{} (Auto Number {fmt}, from {})",
+                        nf.label, nf.auto_number_start
+                    )
                 }
                 _ => format!("{} (Text, {} characters)", nf.label, nf.length),
             },
@@ -637,7 +651,11 @@ fn object_groups(o: Option<&ObjectMeta>) -> Vec<Group> {
     let d = o.map(|o| &o.def);
     let nf = d.map(|d| &d.name_field);
     let mut basics = vec![
-        required(text("label", "Label", d.map(|d| d.label.as_str()).unwrap_or(""))),
+        required(text(
+            "label",
+            "Label",
+            d.map(|d| d.label.as_str()).unwrap_or(""),
+        )),
         required(text(
             "plural_label",
             "Plural label",
@@ -733,7 +751,10 @@ fn object_input(f: &Submitted, create: bool) -> Result<ObjectInput, Vec<(String,
         }
     }
     if create {
-        body.insert("api_name".into(), json!(opt_text(f, "api_name").unwrap_or_default()));
+        body.insert(
+            "api_name".into(),
+            json!(opt_text(f, "api_name").unwrap_or_default()),
+        );
     }
     if let Some(m) = form::value(f, "sharing_model") {
         body.insert("sharing_model".into(), json!(m));
@@ -794,7 +815,9 @@ fn object_form(
         chrome,
         title,
         intro: String::new(),
-        reload_href: o.map(|o| format!("{}/edit", base_href(o.api_name()))).unwrap_or_default(),
+        reload_href: o
+            .map(|o| format!("{}/edit", base_href(o.api_name())))
+            .unwrap_or_default(),
         action,
         method: "post",
         submit: "Save".into(),
@@ -849,7 +872,12 @@ async fn create_object(
         Ok(i) => i,
         Err(errs) => return object_form(setup_chrome(&s, &u).await, None, Some(&f), &errs, None),
     };
-    match s.platform.meta.create_object(&u.caller.tenant_id, input).await {
+    match s
+        .platform
+        .meta
+        .create_object(&u.caller.tenant_id, input)
+        .await
+    {
         Ok(o) => {
             changed(&s, &u, "POST", o.api_name(), None).await;
             Redirect::to(&format!("{}?notice=created", base_href(o.api_name()))).into_response()
@@ -920,12 +948,23 @@ async fn update_object(
             };
         }
     }
-    match s.platform.meta.update_object(&tenant, o.api_name(), input).await {
+    match s
+        .platform
+        .meta
+        .update_object(&tenant, o.api_name(), input)
+        .await
+    {
         Ok(n) => {
             changed(&s, &u, "PATCH", o.api_name(), None).await;
             Redirect::to(&format!("{}?notice=saved", base_href(n.api_name()))).into_response()
         }
-        Err(e) => object_form(setup_chrome(&s, &u).await, Some(&o), Some(&f), &[], Some(&e)),
+        Err(e) => object_form(
+            setup_chrome(&s, &u).await,
+            Some(&o),
+            Some(&f),
+            &[],
+            Some(&e),
+        ),
     }
 }
 
@@ -1037,7 +1076,12 @@ async fn delete_object(
     if !confirmed(&f) {
         return delete_object_report(&s, &u, &object, None).await;
     }
-    match s.platform.meta.delete_object(&u.caller.tenant_id, &object).await {
+    match s
+        .platform
+        .meta
+        .delete_object(&u.caller.tenant_id, &object)
+        .await
+    {
         Ok(()) => {
             changed(&s, &u, "DELETE", &object, None).await;
             Redirect::to("/setup/objects?notice=deleted").into_response()
@@ -1155,7 +1199,10 @@ fn applies(t: DataType) -> Applies {
         reference: t.is_reference(),
         formula: t == Formula,
         auto_number: t == AutoNumber,
-        required: !matches!(t, Formula | AutoNumber | RollupSummary | MasterDetail | Boolean),
+        required: !matches!(
+            t,
+            Formula | AutoNumber | RollupSummary | MasterDetail | Boolean
+        ),
     }
 }
 
@@ -1167,7 +1214,11 @@ fn field_groups(
 ) -> Vec<Group> {
     let a = applies(t);
     let s = |x: Option<&str>| x.unwrap_or("").to_string();
-    let mut basics = vec![required(text("label", "Label", &s(f.map(|f| f.label.as_str()))))];
+    let mut basics = vec![required(text(
+        "label",
+        "Label",
+        &s(f.map(|f| f.label.as_str())),
+    ))];
     basics.push(required(help(
         text("api_name", "API name", &s(f.map(|f| f.api_name.as_str()))),
         "Letters, digits and single underscores, ending in __c, e.g. Amount__c.",
@@ -1187,7 +1238,9 @@ fn field_groups(
         opts.push(text(
             "length",
             "Length",
-            &f.and_then(|f| f.length).map(|l| l.to_string()).unwrap_or_default(),
+            &f.and_then(|f| f.length)
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
         ));
     }
     if a.formula {
@@ -1265,7 +1318,11 @@ fn field_groups(
         ));
     }
     if a.required {
-        opts.push(check("is_required", "Required", f.is_some_and(|f| f.is_required)));
+        opts.push(check(
+            "is_required",
+            "Required",
+            f.is_some_and(|f| f.is_required),
+        ));
     }
     if a.index {
         opts.push(check("is_unique", "Unique", f.is_some_and(|f| f.is_unique)));
@@ -1274,7 +1331,11 @@ fn field_groups(
             "External ID",
             f.is_some_and(|f| f.is_external_id),
         ));
-        opts.push(check("is_indexed", "Indexed", f.is_some_and(|f| f.is_indexed)));
+        opts.push(check(
+            "is_indexed",
+            "Indexed",
+            f.is_some_and(|f| f.is_indexed),
+        ));
     }
     if a.picklist {
         opts.push(check(
@@ -1336,9 +1397,15 @@ fn picklist_rows(f: Option<&FieldDef>, submitted: Option<&Submitted>) -> Vec<Pic
         return (0..n)
             .map(|i| PicklistRow {
                 index: i,
-                value: form::value(form, &format!("pv{i}_value")).unwrap_or("").into(),
-                label: form::value(form, &format!("pv{i}_label")).unwrap_or("").into(),
-                order: form::value(form, &format!("pv{i}_order")).unwrap_or("").into(),
+                value: form::value(form, &format!("pv{i}_value"))
+                    .unwrap_or("")
+                    .into(),
+                label: form::value(form, &format!("pv{i}_label"))
+                    .unwrap_or("")
+                    .into(),
+                order: form::value(form, &format!("pv{i}_order"))
+                    .unwrap_or("")
+                    .into(),
                 active: on(form, &format!("pv{i}_active")),
                 default: form::value(form, "pv_default") == Some(&i.to_string()),
             })
@@ -1399,7 +1466,10 @@ fn field_input(
                 body.insert(k.into(), json!(v));
             }
         }
-        body.insert("formula_blank_as_zero".into(), json!(on(f, "formula_blank_as_zero")));
+        body.insert(
+            "formula_blank_as_zero".into(),
+            json!(on(f, "formula_blank_as_zero")),
+        );
     }
     let numeric_formula = t == DataType::Formula
         && matches!(
@@ -1519,7 +1589,9 @@ fn field_form(
     if let Some(f) = submitted {
         refill(&mut groups, f);
     }
-    let picklist = applies(c.t).picklist.then(|| picklist_rows(c.field, submitted));
+    let picklist = applies(c.t)
+        .picklist
+        .then(|| picklist_rows(c.field, submitted));
     if picklist.is_some() {
         // Picklist errors show above the values table.
         groups[1].inputs.push(Input {
@@ -1585,7 +1657,12 @@ async fn targets(s: &WebState, tenant: &str) -> Vec<(String, String)> {
         .await
         .map(|l| {
             l.iter()
-                .map(|o| (o.def.api_name.clone(), format!("{} ({})", o.def.label, o.def.api_name)))
+                .map(|o| {
+                    (
+                        o.def.api_name.clone(),
+                        format!("{} ({})", o.def.label, o.def.api_name),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -1711,7 +1788,12 @@ async fn create_field(
         Ok(i) => i,
         Err(errs) => return field_form(setup_chrome(&s, &u).await, &c, Some(&f), &errs, None),
     };
-    match s.platform.meta.add_field(&tenant, o.api_name(), input).await {
+    match s
+        .platform
+        .meta
+        .add_field(&tenant, o.api_name(), input)
+        .await
+    {
         Ok((m, nf)) => {
             changed(&s, &u, "POST", m.api_name(), Some(&nf.api_name)).await;
             Redirect::to(&format!("{}?notice=created", base_href(m.api_name()))).into_response()
@@ -1796,7 +1878,10 @@ async fn update_field(
 pub fn routes() -> Router<WebState> {
     Router::new()
         .route("/setup/objects", get(list))
-        .route("/setup/objects/new", get(new_object_form).post(create_object))
+        .route(
+            "/setup/objects/new",
+            get(new_object_form).post(create_object),
+        )
         .route("/setup/objects/{object}", get(detail))
         .route(
             "/setup/objects/{object}/edit",
