@@ -1174,8 +1174,8 @@ mod chromium {
             self.fill("#f-label", label).await;
             self.fill("#f-api_name", api).await;
             for (css, v) in extra {
-                if css.starts_with("select") {
-                    self.choose(&css["select".len()..], v).await;
+                if let Some(select) = css.strip_prefix("select") {
+                    self.choose(select, v).await;
                 } else {
                     self.fill(css, v).await;
                 }
