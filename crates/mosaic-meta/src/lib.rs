@@ -8,10 +8,12 @@
 
 pub mod coerce;
 pub mod formulas;
+pub mod impact;
 pub mod layout;
 pub mod listview;
 pub mod model;
 pub mod plan;
+pub mod pools;
 pub mod service;
 pub mod sharing;
 pub mod validate;

@@ -360,6 +360,11 @@ impl MetadataService {
         &self.store
     }
 
+    /// The record store (counts for impact reports).
+    pub(crate) fn record_store(&self) -> &Arc<dyn RecordStore> {
+        &self.records
+    }
+
     /// An object by api name (case-insensitive): L1, then L2 (Redis, when
     /// configured), then the metadata database, filling both. Concurrent
     /// misses for one key cause one load; a hot entry is refreshed early

@@ -132,6 +132,11 @@ pub async fn require_customizer_audited(
     };
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
+    // A dry run (`?dry_run=true`) answers an impact report and changes nothing.
+    let dry_run = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "dry_run=true"));
     let res = next
         .run(axum::extract::Request::from_parts(parts, body))
         .await;
@@ -143,7 +148,7 @@ pub async fn require_customizer_audited(
             | axum::http::Method::DELETE
     );
     // The formula editor's check / evaluate change nothing.
-    if changes && res.status().is_success() && !path.contains("/formula/") {
+    if changes && !dry_run && res.status().is_success() && !path.contains("/formula/") {
         // A sharing model, a master-detail field or a definition a rule
         // reads may have changed: cached record decisions are stale.
         state.platform.sharing_changed(&caller.tenant_id);

@@ -8,7 +8,9 @@ use crate::routes::RouteSpec;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mosaic_meta::impact::FieldChange;
 use mosaic_meta::validate::{FieldInput, ObjectInput};
 use mosaic_types::{ErrorCode, MosaicError};
 use serde_json::{json, Value};
@@ -138,28 +140,64 @@ async fn get_object(
     ))
 }
 
+/// `?dry_run=true`: the change is analysed and its impact report answered
+/// (200), nothing is changed.
+fn dry_run(q: &QueryMap) -> Result<bool, ApiError> {
+    match q.0.get("dry_run").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(MosaicError::field(
+            ErrorCode::INVALID_INPUT,
+            "dry_run",
+            "dry_run must be true or false",
+        )
+        .into()),
+    }
+}
+
 async fn update_object(
     State(s): State<AppState>,
     Auth(c): Auth,
     PathParams(object): PathParams<String>,
+    q: QueryMap,
     JsonBody(input): JsonBody<ObjectInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    if dry_run(&q)? {
+        let to = input.sharing_model.ok_or_else(|| {
+            MosaicError::field(
+                ErrorCode::INVALID_INPUT,
+                "sharing_model",
+                "a dry run of an object change analyses a sharing_model change: name the new sharing_model",
+            )
+        })?;
+        let report = s
+            .platform
+            .meta
+            .sharing_model_impact(&c.tenant_id, &object, to)
+            .await?;
+        return Ok(Json(json!(report)).into_response());
+    }
     let o = s
         .platform
         .meta
         .update_object(&c.tenant_id, &object, input)
         .await?;
     let names = render::object_names(&s, &c.tenant_id).await?;
-    Ok(Json(render::object_metadata(&o.def, &names)))
+    Ok(Json(render::object_metadata(&o.def, &names)).into_response())
 }
 
 async fn delete_object(
     State(s): State<AppState>,
     Auth(c): Auth,
     PathParams(object): PathParams<String>,
-) -> Result<StatusCode, ApiError> {
+    q: QueryMap,
+) -> Result<Response, ApiError> {
+    if dry_run(&q)? {
+        let report = s.platform.meta.object_impact(&c.tenant_id, &object).await?;
+        return Ok(Json(json!(report)).into_response());
+    }
     s.platform.meta.delete_object(&c.tenant_id, &object).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_fields(
@@ -221,8 +259,37 @@ async fn update_field(
     State(s): State<AppState>,
     Auth(c): Auth,
     PathParams((object, field)): PathParams<(String, String)>,
+    q: QueryMap,
     JsonBody(input): JsonBody<FieldInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    if dry_run(&q)? {
+        let to = input
+            .data_type
+            .as_deref()
+            .map(|t| {
+                mosaic_types::DataType::parse(t).ok_or_else(|| {
+                    MosaicError::field(
+                        ErrorCode::INVALID_INPUT,
+                        "data_type",
+                        format!("unknown data_type '{}'", t.chars().take(40).collect::<String>()),
+                    )
+                })
+            })
+            .transpose()?
+            .ok_or_else(|| {
+                MosaicError::field(
+                    ErrorCode::INVALID_INPUT,
+                    "data_type",
+                    "a dry run of a field change analyses a data_type change: name the new data_type",
+                )
+            })?;
+        let report = s
+            .platform
+            .meta
+            .field_impact(&c.tenant_id, &object, &field, FieldChange::Retype(to))
+            .await?;
+        return Ok(Json(json!(report)).into_response());
+    }
     let (o, f) = s
         .platform
         .meta
@@ -231,7 +298,7 @@ async fn update_field(
     let names = render::object_names(&s, &c.tenant_id).await?;
     let mut body = render::field_metadata(&f, &names);
     body["object_version"] = json!(o.def.version);
-    Ok(Json(body))
+    Ok(Json(body).into_response())
 }
 
 async fn delete_field(
@@ -239,7 +306,15 @@ async fn delete_field(
     Auth(c): Auth,
     PathParams((object, field)): PathParams<(String, String)>,
     q: QueryMap,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
+    if dry_run(&q)? {
+        let report = s
+            .platform
+            .meta
+            .field_impact(&c.tenant_id, &object, &field, FieldChange::Delete)
+            .await?;
+        return Ok(Json(json!(report)).into_response());
+    }
     let version = match q.0.get("version") {
         None => None,
         Some(v) => Some(v.parse::<i64>().map_err(|_| {
@@ -254,5 +329,5 @@ async fn delete_field(
         .meta
         .delete_field(&c.tenant_id, &object, &field, version)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1264,6 +1264,25 @@ impl RecordStore for PgRecordStore {
         })
     }
 
+    async fn count_filled(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<u64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM object_records WHERE tenant_id = $1 AND object_id = $2 AND is_deleted = FALSE AND {c} IS NOT NULL",
+            c = slot.column()
+        );
+        with_client!(self.pool, |c| {
+            let n: i64 = c
+                .query_one(sql.as_str(), &[&tenant_id, &object_id])
+                .await?
+                .try_get(0)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     async fn locate(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<String>> {
         with_client!(self.pool, |c| {
             let st = c

@@ -309,6 +309,15 @@ pub trait RecordStore: Send + Sync {
         slot: FlexSlot,
     ) -> MosaicResult<usize>;
 
+    /// Number of live records of an object holding a value in `slot`
+    /// (what deleting or retyping the field behind it would touch).
+    async fn count_filled(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<u64>;
+
     /// The object of a live record, by id alone.
     async fn locate(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<String>>;
 

@@ -490,6 +490,19 @@ impl RecordStore for ShardRouter {
             .await
     }
 
+    async fn count_filled(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<u64> {
+        self.shard(tenant_id)
+            .await?
+            .records
+            .count_filled(tenant_id, object_id, slot)
+            .await
+    }
+
     async fn locate(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<String>> {
         self.shard(tenant_id)
             .await?

@@ -1125,6 +1125,30 @@ impl RecordStore for SqliteRecordStore {
             .await
     }
 
+    async fn count_filled(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        slot: FlexSlot,
+    ) -> MosaicResult<u64> {
+        let (t, o) = (tenant_id.to_string(), object_id.to_string());
+        self.db
+            .read(move |conn| {
+                let n: i64 = conn
+                    .query_row(
+                        &format!(
+                            "SELECT COUNT(*) FROM object_records WHERE tenant_id = ?1 AND object_id = ?2 AND is_deleted = 0 AND {c} IS NOT NULL",
+                            c = slot.column()
+                        ),
+                        params![t, o],
+                        |r| r.get(0),
+                    )
+                    .map_err(map_sql)?;
+                Ok(n.max(0) as u64)
+            })
+            .await
+    }
+
     async fn locate(&self, tenant_id: &str, id: &str) -> MosaicResult<Option<String>> {
         let (t, id) = (tenant_id.to_string(), id.to_string());
         self.db
