@@ -259,14 +259,14 @@ async fn field_forms_for_every_type_with_errors() {
     // The type chooser lists types by label.
     for label in [
         "Text Area",
-        "Long Text Area",
+        "Text Area (Long)",
         "Currency",
         "Date/Time",
         "Checkbox",
         "Picklist (Multi-Select)",
         "Master-Detail",
         "Auto Number",
-        "Encrypted Text",
+        "Text (Encrypted)",
     ] {
         assert!(page.body.contains(&format!(">{label}</option>")), "{label}");
     }
@@ -493,8 +493,8 @@ async fn field_forms_for_every_type_with_errors() {
         "<td>Lookup</td>",
         "<td>Auto Number</td>",
         "<td>Formula</td>",
-        "<td>Long Text Area</td>",
-        "<td>Encrypted Text</td>",
+        "<td>Text Area (Long)</td>",
+        "<td>Text (Encrypted)</td>",
     ] {
         assert!(detail.body.contains(label), "{label}");
     }

@@ -65,35 +65,7 @@ pub const RETURN_TYPES: [(&str, &str); 8] = [
 
 // ------------------------------------------------------------ shared helpers
 
-/// A field type by the label Setup shows for it.
-pub fn type_label(t: DataType) -> &'static str {
-    use DataType::*;
-    match t {
-        Text => "Text",
-        Textarea => "Text Area",
-        RichText => "Rich Text",
-        LongText => "Long Text Area",
-        Number => "Number",
-        Currency => "Currency",
-        Percent => "Percent",
-        Date => "Date",
-        Datetime => "Date/Time",
-        Time => "Time",
-        Boolean => "Checkbox",
-        Picklist => "Picklist",
-        MultiPicklist => "Picklist (Multi-Select)",
-        Lookup => "Lookup",
-        MasterDetail => "Master-Detail",
-        Formula => "Formula",
-        RollupSummary => "Roll-Up Summary",
-        AutoNumber => "Auto Number",
-        Email => "Email",
-        Phone => "Phone",
-        Url => "URL",
-        EncryptedText => "Text (Encrypted)",
-        Geolocation => "Geolocation",
-    }
-}
+pub use super::type_label;
 
 /// The label of a return type name (`currency` → Currency).
 pub fn return_type_label(name: &str) -> String {

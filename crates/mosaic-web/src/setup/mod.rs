@@ -210,6 +210,36 @@ async fn home(State(s): State<WebState>, headers: HeaderMap, uri: Uri) -> Respon
     })
 }
 
+/// A field type by the label Setup shows for it, as Salesforce names it
+/// (Setup never shows `multi_picklist`).
+pub fn type_label(t: DataType) -> &'static str {
+    match t {
+        DataType::Text => "Text",
+        DataType::Textarea => "Text Area",
+        DataType::RichText => "Text Area (Rich)",
+        DataType::LongText => "Text Area (Long)",
+        DataType::Number => "Number",
+        DataType::Currency => "Currency",
+        DataType::Percent => "Percent",
+        DataType::Date => "Date",
+        DataType::Datetime => "Date/Time",
+        DataType::Time => "Time",
+        DataType::Boolean => "Checkbox",
+        DataType::Picklist => "Picklist",
+        DataType::MultiPicklist => "Picklist (Multi-Select)",
+        DataType::Lookup => "Lookup",
+        DataType::MasterDetail => "Master-Detail",
+        DataType::Formula => "Formula",
+        DataType::RollupSummary => "Roll-Up Summary",
+        DataType::AutoNumber => "Auto Number",
+        DataType::Email => "Email",
+        DataType::Phone => "Phone",
+        DataType::Url => "URL",
+        DataType::EncryptedText => "Text (Encrypted)",
+        DataType::Geolocation => "Geolocation",
+    }
+}
+
 /// Every Setup route (and the operator view's).
 pub fn router() -> Router<WebState> {
     Router::new()

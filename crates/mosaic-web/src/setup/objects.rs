@@ -40,35 +40,6 @@ const VERSION_FIELD: &str = "_version";
 
 type Q = HashMap<String, String>;
 
-/// A field type as people read it (Setup never shows `multi_picklist`).
-pub fn type_label(t: DataType) -> &'static str {
-    match t {
-        DataType::Text => "Text",
-        DataType::Textarea => "Text Area",
-        DataType::RichText => "Rich Text Area",
-        DataType::LongText => "Long Text Area",
-        DataType::Number => "Number",
-        DataType::Currency => "Currency",
-        DataType::Percent => "Percent",
-        DataType::Date => "Date",
-        DataType::Datetime => "Date/Time",
-        DataType::Time => "Time",
-        DataType::Boolean => "Checkbox",
-        DataType::Picklist => "Picklist",
-        DataType::MultiPicklist => "Picklist (Multi-Select)",
-        DataType::Lookup => "Lookup",
-        DataType::MasterDetail => "Master-Detail",
-        DataType::Formula => "Formula",
-        DataType::RollupSummary => "Roll-Up Summary",
-        DataType::AutoNumber => "Auto Number",
-        DataType::Email => "Email",
-        DataType::Phone => "Phone",
-        DataType::Url => "URL",
-        DataType::EncryptedText => "Encrypted Text",
-        DataType::Geolocation => "Geolocation",
-    }
-}
-
 /// Types a new field may take (roll-up summaries are not implemented).
 fn creatable_types() -> impl Iterator<Item = DataType> {
     DataType::ALL
