@@ -85,7 +85,37 @@ pub fn routes() -> Router<WebState> {
 
 // ---------- shared bits ----------
 
-type Fields = HashMap<String, String>;
+/// Values or errors of a form by input name (templates look them up by
+/// `&str`).
+#[derive(Debug, Clone, Default)]
+pub struct Fields(HashMap<String, String>);
+
+impl Fields {
+    fn new() -> Fields {
+        Fields::default()
+    }
+    pub fn contains_key(&self, k: impl AsRef<str>) -> bool {
+        self.0.contains_key(k.as_ref())
+    }
+    pub fn get(&self, k: impl AsRef<str>) -> Option<&String> {
+        self.0.get(k.as_ref())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn insert(&mut self, k: String, v: String) {
+        self.0.insert(k, v);
+    }
+    fn remove(&mut self, k: &str) {
+        self.0.remove(k);
+    }
+}
+
+impl From<[(String, String); 1]> for Fields {
+    fn from(a: [(String, String); 1]) -> Fields {
+        Fields(a.into_iter().collect())
+    }
+}
 
 /// A posted form as name → value (the last value of a repeated name)
 /// and the set of names posted with value "1" (checkboxes).
@@ -97,7 +127,7 @@ struct Posted {
 
 impl Posted {
     fn new(all: Vec<(String, String)>) -> Posted {
-        let values = all.iter().cloned().collect();
+        let values = Fields(all.iter().cloned().collect());
         let checked = all
             .iter()
             .filter(|(_, v)| v == "1")
@@ -170,7 +200,6 @@ fn form_error(e: &MosaicError) -> Option<StatusCode> {
         | ErrorCode::REQUIRED_FIELD_MISSING
         | ErrorCode::INVALID_TYPE
         | ErrorCode::STRING_TOO_LONG
-        | ErrorCode::FIELD_INTEGRITY_EXCEPTION
         | ErrorCode::INVALID_CROSS_REFERENCE_KEY
         | ErrorCode::MALFORMED_ID => Some(StatusCode::BAD_REQUEST),
         ErrorCode::DUPLICATE_VALUE | ErrorCode::CONFLICT => Some(StatusCode::CONFLICT),
