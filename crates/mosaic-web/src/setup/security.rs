@@ -452,6 +452,17 @@ async fn create_user(
     let result = async {
         let locale = check_locale(&f)?;
         let created = s.platform.access.create_user(&actor(&u), input).await?;
+        if generated {
+            // A generated password is one-time: the user sets their own
+            // at the first sign-in.
+            let reset = mosaic_access::accounts::PasswordResetInput {
+                password: password.clone(),
+            };
+            s.platform
+                .access
+                .reset_password(&actor(&u), &created.id, &reset)
+                .await?;
+        }
         s.platform
             .set_locale_settings(
                 &u.caller.user_id,
@@ -2397,9 +2408,10 @@ async fn audit_log(
             ("to", q.to.trim()),
             ("before", &seq.to_string()),
         ];
+        let kept: Vec<_> = p.iter().filter(|(_, v)| !v.is_empty()).collect();
         format!(
             "/setup/audit-log?{}",
-            serde_urlencoded::to_string(p).unwrap_or_default()
+            serde_urlencoded::to_string(kept).unwrap_or_default()
         )
     });
     let status = if errors.is_empty() {
