@@ -232,7 +232,8 @@ impl OperatorService {
             return Err(e);
         }
         let (g, x) = (given.as_bytes(), expected.as_bytes());
-        let same = g.len() == x.len() && g.iter().zip(x).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        let same =
+            g.len() == x.len() && g.iter().zip(x).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
         if !same {
             return Err(OperatorLoginError::Invalid);
         }

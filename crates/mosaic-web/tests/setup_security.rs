@@ -28,7 +28,10 @@ async fn submit(b: &mut Browser, page: &str, action: &str, form: &[(&str, &str)]
 }
 
 fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
-    let at = body.find(start).unwrap_or_else(|| panic!("no {start} in {body}")) + start.len();
+    let at = body
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {body}"))
+        + start.len();
     let rest = &body[at..];
     &rest[..rest.find(end).unwrap_or(rest.len())]
 }
@@ -111,7 +114,11 @@ async fn users_are_created_edited_reset_and_assigned() {
         &mut b,
         "/setup/users",
         "/setup/users",
-        &[("username", ""), ("email", "kept@example.test"), ("profile", "standard")],
+        &[
+            ("username", ""),
+            ("email", "kept@example.test"),
+            ("profile", "standard"),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
@@ -121,7 +128,10 @@ async fn users_are_created_edited_reset_and_assigned() {
         &mut b,
         "/setup/users",
         "/setup/users",
-        &[("username", "tz@example.test"), ("time_zone", "Mars/Olympus")],
+        &[
+            ("username", "tz@example.test"),
+            ("time_zone", "Mars/Olympus"),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
@@ -136,7 +146,10 @@ async fn users_are_created_edited_reset_and_assigned() {
     .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("id=\"u-password-err\""), "{}", p.body);
-    assert!(!p.body.contains("value=\"short\""), "a password is never echoed");
+    assert!(
+        !p.body.contains("value=\"short\""),
+        "a password is never echoed"
+    );
 
     // Created with a generated one-time password, shown on that answer only.
     let name = format!("ann-{}@example.test", std::process::id());
@@ -179,7 +192,12 @@ async fn users_are_created_edited_reset_and_assigned() {
         &mut b,
         &page,
         &page,
-        &[("email", "ann2@example.test"), ("profile", "standard"), ("locale", "xx_NOPE"), ("active", "1")],
+        &[
+            ("email", "ann2@example.test"),
+            ("profile", "standard"),
+            ("locale", "xx_NOPE"),
+            ("active", "1"),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
@@ -198,7 +216,13 @@ async fn users_are_created_edited_reset_and_assigned() {
     assert_eq!(u["email"], "ann2@example.test");
     assert!(b.get("/setup/users").await.body.contains("Inactive"));
     // Reactivate, and reset the password: a new one-time password.
-    submit(&mut b, &page, &page, &[("profile", "standard"), ("active", "1")]).await;
+    submit(
+        &mut b,
+        &page,
+        &page,
+        &[("profile", "standard"), ("active", "1")],
+    )
+    .await;
     let p = submit(&mut b, &page, &format!("{page}/reset-password"), &[]).await;
     assert_eq!(p.status, StatusCode::OK);
     let again = between(&p.body, "id=\"one-time-password\">", "<").to_string();
@@ -233,7 +257,10 @@ async fn users_are_created_edited_reset_and_assigned() {
     assert_eq!(set["assignments"], json!([]));
     // A stale form is refused and changes nothing.
     let p = b
-        .post(page.as_str(), &[("_csrf", "forged"), ("profile", "system_administrator")])
+        .post(
+            page.as_str(),
+            &[("_csrf", "forged"), ("profile", "system_administrator")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     server.stop().await;
@@ -248,7 +275,13 @@ async fn roles_groups_and_permission_sets() {
     let mut b = admin_browser(&server, &api).await;
 
     // Roles as a tree: a root, a child under it; a taken name is 409.
-    let p = submit(&mut b, "/setup/roles", "/setup/roles", &[("name", "CEO"), ("label", "Chief")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/roles",
+        "/setup/roles",
+        &[("name", "CEO"), ("label", "Chief")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     let (_, roles) = api.get("/services/admin/v1/roles").await;
     let ceo = roles["roles"][0]["id"].as_str().unwrap().to_string();
@@ -256,15 +289,31 @@ async fn roles_groups_and_permission_sets() {
         &mut b,
         "/setup/roles",
         "/setup/roles",
-        &[("name", "VP_Sales"), ("label", "VP Sales"), ("parent_role_id", &ceo)],
+        &[
+            ("name", "VP_Sales"),
+            ("label", "VP Sales"),
+            ("parent_role_id", &ceo),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
-    let p = submit(&mut b, "/setup/roles", "/setup/roles", &[("name", "CEO"), ("label", "Again")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/roles",
+        "/setup/roles",
+        &[("name", "CEO"), ("label", "Again")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
     assert!(p.body.contains("id=\"r-name-err\""));
     assert!(p.body.contains("value=\"Again\""));
-    let p = submit(&mut b, "/setup/roles", "/setup/roles", &[("name", "bad name!")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/roles",
+        "/setup/roles",
+        &[("name", "bad name!")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("value=\"bad name!\""));
     let page = b.get("/setup/roles").await.body;
@@ -272,14 +321,32 @@ async fn roles_groups_and_permission_sets() {
     assert!(c < v, "the child is listed under its parent");
     assert!(page.contains("depth-1"));
     // Rename; deleting a role with a child is refused next to it.
-    let p = submit(&mut b, "/setup/roles", &format!("/setup/roles/{ceo}"), &[("label", "Chief Executive")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/roles",
+        &format!("/setup/roles/{ceo}"),
+        &[("label", "Chief Executive")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     let (_, r) = api.get(&format!("/services/admin/v1/roles/{ceo}")).await;
     assert_eq!(r["label"], "Chief Executive");
-    let p = submit(&mut b, "/setup/roles", &format!("/setup/roles/{ceo}"), &[("label", "")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/roles",
+        &format!("/setup/roles/{ceo}"),
+        &[("label", "")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
     assert!(p.body.contains(&format!("id=\"role-{ceo}-err\"")));
-    let p = submit(&mut b, "/setup/roles", &format!("/setup/roles/{ceo}/delete"), &[]).await;
+    let p = submit(
+        &mut b,
+        "/setup/roles",
+        &format!("/setup/roles/{ceo}/delete"),
+        &[],
+    )
+    .await;
     assert!(p.status.is_client_error(), "{}", p.status);
     assert!(p.body.contains(&format!("id=\"role-{ceo}-err\"")));
 
@@ -287,23 +354,53 @@ async fn roles_groups_and_permission_sets() {
     let p = submit(&mut b, "/setup/groups", "/setup/groups", &[("name", "")]).await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("id=\"g-name-err\""));
-    let p = submit(&mut b, "/setup/groups", "/setup/groups", &[("name", "Sales_Team"), ("label", "Sales team")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/groups",
+        "/setup/groups",
+        &[("name", "Sales_Team"), ("label", "Sales team")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     let gpage = p.location.unwrap().split('?').next().unwrap().to_string();
-    let p = submit(&mut b, &gpage, &gpage, &[("label", "Sales team"), ("user", &uid), ("role", &ceo)]).await;
+    let p = submit(
+        &mut b,
+        &gpage,
+        &gpage,
+        &[("label", "Sales team"), ("user", &uid), ("role", &ceo)],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let (_, groups) = api.get("/services/admin/v1/groups").await;
     assert_eq!(groups["groups"][0]["members"].as_array().unwrap().len(), 2);
-    let p = submit(&mut b, &gpage, &gpage, &[("label", "Sales team"), ("user", "005NOSUCHUSER000000")]).await;
+    let p = submit(
+        &mut b,
+        &gpage,
+        &gpage,
+        &[("label", "Sales team"), ("user", "005NOSUCHUSER000000")],
+    )
+    .await;
     assert!(p.status.is_client_error(), "{}", p.status);
     assert!(p.body.contains("id=\"group-err\""));
 
     // Permission sets: the object grid and field-level security.
-    let p = submit(&mut b, "/setup/permission-sets", "/setup/permission-sets", &[("name", "has space")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/permission-sets",
+        "/setup/permission-sets",
+        &[("name", "has space")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("id=\"p-name-err\""));
     assert!(p.body.contains("value=\"has space\""));
-    let p = submit(&mut b, "/setup/permission-sets", "/setup/permission-sets", &[("name", "Deal_Readers"), ("label", "Deal readers")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/permission-sets",
+        "/setup/permission-sets",
+        &[("name", "Deal_Readers"), ("label", "Deal readers")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     let spage = p.location.unwrap().split('?').next().unwrap().to_string();
     let grid = b.get(&spage).await.body;
@@ -323,7 +420,9 @@ async fn roles_groups_and_permission_sets() {
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let id = spage.rsplit('/').next().unwrap();
-    let (_, set) = api.get(&format!("/services/admin/v1/permission-sets/{id}")).await;
+    let (_, set) = api
+        .get(&format!("/services/admin/v1/permission-sets/{id}"))
+        .await;
     assert_eq!(set["customize_application"], true);
     let deal = set["object_permissions"]
         .as_array()
@@ -337,9 +436,17 @@ async fn roles_groups_and_permission_sets() {
     assert_eq!(set["field_permissions"].as_array().unwrap().len(), 1);
     // A label too long: refused, the grid kept as ticked.
     let long = "L".repeat(300);
-    let p = submit(&mut b, &spage, &spage, &[("label", &long), ("o.Deal__c.edit", "1")]).await;
+    let p = submit(
+        &mut b,
+        &spage,
+        &spage,
+        &[("label", &long), ("o.Deal__c.edit", "1")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.status);
-    assert!(p.body.contains("name=\"o.Deal__c.edit\" value=\"1\" aria-label=\"Edit Deal\" checked"));
+    assert!(p
+        .body
+        .contains("name=\"o.Deal__c.edit\" value=\"1\" aria-label=\"Edit Deal\" checked"));
     server.stop().await;
 }
 
@@ -356,7 +463,10 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
         )
         .await;
     api.post(
-        &format!("/services/admin/v1/permission-sets/{}/assignments", ps["id"].as_str().unwrap()),
+        &format!(
+            "/services/admin/v1/permission-sets/{}/assignments",
+            ps["id"].as_str().unwrap()
+        ),
         json!({"user_id": uid}),
     )
     .await;
@@ -372,7 +482,10 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
         &mut b,
         "/setup/sharing",
         "/setup/sharing/defaults",
-        &[("model.Account__c", "private"), ("version.Account__c", &version)],
+        &[
+            ("model.Account__c", "private"),
+            ("version.Account__c", &version),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
@@ -383,7 +496,10 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
         &mut b,
         "/setup/sharing",
         "/setup/sharing/defaults",
-        &[("model.Account__c", "public_read"), ("version.Account__c", &version)],
+        &[
+            ("model.Account__c", "public_read"),
+            ("version.Account__c", &version),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
@@ -392,13 +508,21 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
     assert_eq!(acc["sharing_model"], "private");
 
     // Sharing rules: an owner-based rule needs whom to share with.
-    let role = api.post("/services/admin/v1/roles", json!({"name": "Sales"})).await;
+    let role = api
+        .post("/services/admin/v1/roles", json!({"name": "Sales"}))
+        .await;
     let rid = role["id"].as_str().unwrap();
     let p = submit(
         &mut b,
         "/setup/sharing",
         "/setup/sharing/rules",
-        &[("object", "Deal__c"), ("name", "Sales_Deals"), ("rule_type", "owner_based"), ("from", rid), ("access_level", "read")],
+        &[
+            ("object", "Deal__c"),
+            ("name", "Sales_Deals"),
+            ("rule_type", "owner_based"),
+            ("from", rid),
+            ("access_level", "read"),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
@@ -409,7 +533,14 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
         &mut b,
         "/setup/sharing",
         "/setup/sharing/rules",
-        &[("object", "Deal__c"), ("name", "Sales_Deals"), ("rule_type", "owner_based"), ("from", rid), ("to", &to), ("access_level", "read")],
+        &[
+            ("object", "Deal__c"),
+            ("name", "Sales_Deals"),
+            ("rule_type", "owner_based"),
+            ("from", rid),
+            ("to", &to),
+            ("access_level", "read"),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
@@ -417,7 +548,16 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
         &mut b,
         "/setup/sharing",
         "/setup/sharing/rules",
-        &[("object", "Deal__c"), ("name", "Won_Deals"), ("rule_type", "criteria_based"), ("criteria_field", "NoSuch__c"), ("criteria_operator", "equals"), ("criteria_value", "Won"), ("to", &to), ("access_level", "read")],
+        &[
+            ("object", "Deal__c"),
+            ("name", "Won_Deals"),
+            ("rule_type", "criteria_based"),
+            ("criteria_field", "NoSuch__c"),
+            ("criteria_operator", "equals"),
+            ("criteria_value", "Won"),
+            ("to", &to),
+            ("access_level", "read"),
+        ],
     )
     .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
@@ -434,12 +574,27 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
     assert!(rec.contains(&format!("href=\"{shares}\"")), "{rec}");
     let mut std = Browser::new(&server.base);
     std.login(&std_name, PASSWORD).await;
-    assert_eq!(std.get(&format!("/r/Deal__c/{deal}")).await.status, StatusCode::NOT_FOUND);
-    let p = submit(&mut b, &shares, &shares, &[("to", ""), ("access_level", "read")]).await;
+    assert_eq!(
+        std.get(&format!("/r/Deal__c/{deal}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let p = submit(
+        &mut b,
+        &shares,
+        &shares,
+        &[("to", ""), ("access_level", "read")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("id=\"sh-err\""));
     let who = format!("user_id:{uid}");
-    let p = submit(&mut b, &shares, &shares, &[("to", &who), ("access_level", "read")]).await;
+    let p = submit(
+        &mut b,
+        &shares,
+        &shares,
+        &[("to", &who), ("access_level", "read")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let rec = std.get(&format!("/r/Deal__c/{deal}")).await;
     assert_eq!(rec.status, StatusCode::OK);
@@ -450,13 +605,28 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
     let share_id = between(&page, &format!("action=\"{shares}/"), "/delete").to_string();
     let p = submit(&mut b, &shares, &format!("{shares}/{share_id}/delete"), &[]).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
-    assert_eq!(std.get(&format!("/r/Deal__c/{deal}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        std.get(&format!("/r/Deal__c/{deal}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Connected apps: the secret on the creation answer only.
-    let p = submit(&mut b, "/setup/connected-apps", "/setup/connected-apps", &[("name", "Sync"), ("run_as_user_id", "")]).await;
+    let p = submit(
+        &mut b,
+        "/setup/connected-apps",
+        "/setup/connected-apps",
+        &[("name", "Sync"), ("run_as_user_id", "")],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
     assert!(p.body.contains("value=\"Sync\""));
-    let p = submit(&mut b, "/setup/connected-apps", "/setup/connected-apps", &[("name", "Sync"), ("run_as_user_id", &uid)]).await;
+    let p = submit(
+        &mut b,
+        "/setup/connected-apps",
+        "/setup/connected-apps",
+        &[("name", "Sync"), ("run_as_user_id", &uid)],
+    )
+    .await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let secret = between(&p.body, "id=\"client-secret\">", "<").to_string();
     assert!(secret.len() >= 20);
@@ -474,21 +644,33 @@ async fn sharing_settings_rules_manual_shares_apps_and_audit() {
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("id=\"al-from-err\""));
     assert!(p.body.contains("value=\"31-01-2026\""));
-    let p = b.get("/setup/audit-log?from=2030-01-02&to=2030-01-01").await;
+    let p = b
+        .get("/setup/audit-log?from=2030-01-02&to=2030-01-01")
+        .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     let p = b.get(&format!("/setup/audit-log?actor={uid}")).await;
-    assert!(p.body.contains("No entries match."), "the standard user changed nothing");
+    assert!(
+        p.body.contains("No entries match."),
+        "the standard user changed nothing"
+    );
     let p = b.get("/setup/audit-log?to=2000-01-01").await;
     assert!(p.body.contains("No entries match."));
     for i in 0..55 {
-        api.post("/services/admin/v1/roles", json!({"name": format!("R{i}")})).await;
+        api.post("/services/admin/v1/roles", json!({"name": format!("R{i}")}))
+            .await;
     }
     let p = b.get("/setup/audit-log?action=role.create").await;
-    let next = between(&p.body, "rel=\"next\" href=\"", "\"").replace("&#38;", "&").replace("&amp;", "&");
+    let next = between(&p.body, "rel=\"next\" href=\"", "\"")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
     let p2 = b.get(&next).await;
     assert_eq!(p2.status, StatusCode::OK, "{next}");
     assert_eq!(p.body.matches("<th scope=\"row\">role.create").count(), 50);
-    assert_eq!(p2.body.matches("<th scope=\"row\">role.create").count(), 6, "{next}");
+    assert_eq!(
+        p2.body.matches("<th scope=\"row\">role.create").count(),
+        6,
+        "{next}"
+    );
     server.stop().await;
 }
 
@@ -505,7 +687,11 @@ async fn the_operator_view_is_for_operators_only() {
     // Without an operator token configured, there is no operator view.
     let plain = WebServer::start().await;
     for path in ["/operator", "/operator/login", "/operator/shards"] {
-        assert_eq!(Browser::new(&plain.base).get(path).await.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            Browser::new(&plain.base).get(path).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
     }
     plain.stop().await;
 
@@ -533,55 +719,109 @@ async fn the_operator_view_is_for_operators_only() {
         format!("/operator/tenants/{tenant_id}/move"),
         format!("/operator/tenants/{tenant_id}/move/rollback"),
     ] {
-        let p = admin.post(&path, &[("_csrf", &csrf), ("enabled", "1")]).await;
+        let p = admin
+            .post(&path, &[("_csrf", &csrf), ("enabled", "1")])
+            .await;
         assert_eq!(p.status, StatusCode::FORBIDDEN, "POST {path}");
     }
     assert!(!server.platform.maintenance().enabled);
     // Nor does their session token pass as the operator token.
-    let sid = admin.cookies.get(mosaic_web::SESSION_COOKIE).unwrap().clone();
+    let sid = admin
+        .cookies
+        .get(mosaic_web::SESSION_COOKIE)
+        .unwrap()
+        .clone();
     let form = operator_login_form(&mut admin).await;
-    let p = admin.post("/operator/login", &[("_csrf", &form), ("token", &sid)]).await;
+    let p = admin
+        .post("/operator/login", &[("_csrf", &form), ("token", &sid)])
+        .await;
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
     assert!(!p.set_cookies.iter().any(|c| c.starts_with("mosaic_op=")));
 
     // A forged session cookie is refused.
     let mut forged = Browser::new(&server.base);
-    forged.cookies.insert("mosaic_op".into(), format!("v1.9999999999.00.{}", "ab".repeat(32)));
+    forged.cookies.insert(
+        "mosaic_op".into(),
+        format!("v1.9999999999.00.{}", "ab".repeat(32)),
+    );
     assert_eq!(forged.get("/operator").await.status, StatusCode::FORBIDDEN);
 
     // The operator signs in: a strict, HttpOnly cookie without the token.
     let mut op = Browser::new(&server.base);
     let form = operator_login_form(&mut op).await;
-    let p = op.post("/operator/login", &[("_csrf", "wrong"), ("token", OPERATOR_TOKEN)]).await;
-    assert_eq!(p.status, StatusCode::FORBIDDEN, "the form's CSRF token is checked");
+    let p = op
+        .post(
+            "/operator/login",
+            &[("_csrf", "wrong"), ("token", OPERATOR_TOKEN)],
+        )
+        .await;
+    assert_eq!(
+        p.status,
+        StatusCode::FORBIDDEN,
+        "the form's CSRF token is checked"
+    );
     let form2 = operator_login_form(&mut op).await;
     assert_ne!(form, form2);
-    let p = op.post("/operator/login", &[("_csrf", &form2), ("token", OPERATOR_TOKEN)]).await;
+    let p = op
+        .post(
+            "/operator/login",
+            &[("_csrf", &form2), ("token", OPERATOR_TOKEN)],
+        )
+        .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let cookie = p.set_cookies.iter().find(|c| c.starts_with("mosaic_op=")).unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/operator"));
+    let cookie = p
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("mosaic_op="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/operator")
+    );
     assert!(!cookie.contains(OPERATOR_TOKEN));
     let home = op.get("/operator").await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.contains("Degradation level"));
     assert!(home.body.contains("record_store"), "{}", home.body);
     let ocsrf = home.csrf();
-    for path in ["/operator/shards".to_string(), "/operator/caches".into(), format!("/operator/tenants/{tenant_id}")] {
+    for path in [
+        "/operator/shards".to_string(),
+        "/operator/caches".into(),
+        format!("/operator/tenants/{tenant_id}"),
+    ] {
         let p = op.get(&path).await;
         assert_eq!(p.status, StatusCode::OK, "{path}");
     }
     assert!(op.get("/operator/shards").await.body.contains(&tenant_id));
 
     // Maintenance on: tenants are refused, the operator view still works.
-    let p = op.post("/operator/maintenance", &[("_csrf", "nope"), ("enabled", "1")]).await;
+    let p = op
+        .post(
+            "/operator/maintenance",
+            &[("_csrf", "nope"), ("enabled", "1")],
+        )
+        .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     let long = "m".repeat(600);
-    let p = op.post("/operator/maintenance", &[("_csrf", &ocsrf), ("enabled", "1"), ("message", &long)]).await;
+    let p = op
+        .post(
+            "/operator/maintenance",
+            &[("_csrf", &ocsrf), ("enabled", "1"), ("message", &long)],
+        )
+        .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("id=\"message-err\""));
     assert!(!server.platform.maintenance().enabled);
     let p = op
-        .post("/operator/maintenance", &[("_csrf", &ocsrf), ("enabled", "1"), ("message", "Upgrading, back at 10:00")])
+        .post(
+            "/operator/maintenance",
+            &[
+                ("_csrf", &ocsrf),
+                ("enabled", "1"),
+                ("message", "Upgrading, back at 10:00"),
+            ],
+        )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert!(server.platform.maintenance().enabled);
@@ -590,34 +830,59 @@ async fn the_operator_view_is_for_operators_only() {
     let home = op.get("/operator?done=maintenance-on").await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.contains("Turn maintenance off"));
-    let p = op.post("/operator/maintenance", &[("_csrf", &ocsrf), ("enabled", "0")]).await;
+    let p = op
+        .post(
+            "/operator/maintenance",
+            &[("_csrf", &ocsrf), ("enabled", "0")],
+        )
+        .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert!(!server.platform.maintenance().enabled);
     let (st, _) = api.get(&format!("{DATA}/sobjects")).await;
     assert_eq!(st, StatusCode::OK);
     let log = server.platform.operators.audit_log(50, None).await.unwrap();
-    assert!(log.iter().filter(|r| r.action == "operator.maintenance.switch").count() >= 2);
+    assert!(
+        log.iter()
+            .filter(|r| r.action == "operator.maintenance.switch")
+            .count()
+            >= 2
+    );
     assert!(log.iter().any(|r| r.action == "operator.login"));
 
     // Rate limits: bad input next to its class, kept; then saved.
     let tpage = format!("/operator/tenants/{tenant_id}");
     let p = op
-        .post(&format!("{tpage}/rate-limits"), &[("_csrf", &ocsrf), ("query.per_second", "lots")])
+        .post(
+            &format!("{tpage}/rate-limits"),
+            &[("_csrf", &ocsrf), ("query.per_second", "lots")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
     assert!(p.body.contains("id=\"query-err\""));
     assert!(p.body.contains("value=\"lots\""));
     let p = op
-        .post(&format!("{tpage}/rate-limits"), &[("_csrf", &ocsrf), ("query.per_second", "7"), ("query.burst", "9")])
+        .post(
+            &format!("{tpage}/rate-limits"),
+            &[
+                ("_csrf", &ocsrf),
+                ("query.per_second", "7"),
+                ("query.burst", "9"),
+            ],
+        )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     let o = server.platform.rate_overrides(&tenant_id).await.unwrap();
     assert_eq!(o.0.len(), 1);
     // A move to a shard that does not exist: refused next to the input.
-    let p = op.post(&format!("{tpage}/move"), &[("_csrf", &ocsrf), ("to", "")]).await;
+    let p = op
+        .post(&format!("{tpage}/move"), &[("_csrf", &ocsrf), ("to", "")])
+        .await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
     assert!(p.body.contains("id=\"to-err\""));
-    assert_eq!(op.get("/operator/tenants/not-an-id").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        op.get("/operator/tenants/not-an-id").await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Signing out ends the view for this browser.
     let p = op.post("/operator/logout", &[("_csrf", &ocsrf)]).await;
@@ -633,13 +898,27 @@ async fn wrong_operator_tokens_are_rate_limited() {
     let limit = mosaic_access::operators::OPERATOR_LOGIN_FAILURES;
     for i in 0..limit {
         let form = operator_login_form(&mut b).await;
-        let p = b.post("/operator/login", &[("_csrf", &form), ("token", &format!("guess-{i}"))]).await;
+        let p = b
+            .post(
+                "/operator/login",
+                &[("_csrf", &form), ("token", &format!("guess-{i}"))],
+            )
+            .await;
         assert_eq!(p.status, StatusCode::UNAUTHORIZED, "attempt {i}");
         assert!(p.body.contains("not the operator token"));
     }
     let form = operator_login_form(&mut b).await;
-    let p = b.post("/operator/login", &[("_csrf", &form), ("token", OPERATOR_TOKEN)]).await;
-    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "even the right token waits");
+    let p = b
+        .post(
+            "/operator/login",
+            &[("_csrf", &form), ("token", OPERATOR_TOKEN)],
+        )
+        .await;
+    assert_eq!(
+        p.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right token waits"
+    );
     assert!(p.body.contains("Too many failed sign-ins"));
     assert!(!p.set_cookies.iter().any(|c| c.starts_with("mosaic_op=")));
     server.stop().await;

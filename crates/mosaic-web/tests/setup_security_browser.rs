@@ -221,7 +221,10 @@ impl Run {
 /// Ticks a checkbox the way a keyboard user does (focus, space), so a
 /// sticky action bar over it does not matter.
 async fn tick(r: &Run, css: &str) {
-    let e = r.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    let e =
+        r.c.find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
     r.c.execute(
         "arguments[0].scrollIntoView({block: 'center'});",
         vec![serde_json::to_value(&e).unwrap()],
@@ -239,7 +242,10 @@ async fn chromium(base: &str) -> (Driver, Run) {
         json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                         "--disable-extensions", "--no-first-run", "--window-size=1280,900", "--hide-scrollbars"]}),
     );
-    caps.insert("unhandledPromptBehavior".into(), Value::String("accept".into()));
+    caps.insert(
+        "unhandledPromptBehavior".into(),
+        Value::String("accept".into()),
+    );
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&driver_url)
@@ -267,8 +273,11 @@ async fn security_setup_and_operator_view_in_chromium() {
     let server = WebServer::start_with_operator_token(OPERATOR_TOKEN).await;
     let api = server.tenant("secweb").await;
     sales_app(&api).await;
-    api.record("Deal__c", json!({"Name": "Readable deal", "Amount__c": 4200}))
-        .await;
+    api.record(
+        "Deal__c",
+        json!({"Name": "Readable deal", "Amount__c": 4200}),
+    )
+    .await;
     let (_driver, mut r) = chromium(&server.base).await;
 
     // The administrator signs in and opens Setup's Users.
@@ -284,7 +293,8 @@ async fn security_setup_and_operator_view_in_chromium() {
     r.fill("#u-username", &name).await;
     r.fill("#u-password", PASSWORD).await;
     r.fill("#u-tz", "Europe/Paris").await;
-    r.click_to_page("form[action='/setup/users'] button[type=submit]").await;
+    r.click_to_page("form[action='/setup/users'] button[type=submit]")
+        .await;
     assert!(r.body().await.contains(&format!("User {name} created.")));
     r.look("sec-02-users").await;
 
@@ -292,7 +302,8 @@ async fn security_setup_and_operator_view_in_chromium() {
     r.go("/setup/permission-sets").await;
     r.fill("#p-name", "Deal_Readers").await;
     r.fill("#p-label", "Deal readers").await;
-    r.click_to_page("form[action='/setup/permission-sets'] button[type=submit]").await;
+    r.click_to_page("form[action='/setup/permission-sets'] button[type=submit]")
+        .await;
     tick(&r, "input[name='o.Deal__c.read']").await;
     // Deals are private: "View all" lets the readers see every deal.
     tick(&r, "input[name='o.Deal__c.view_all']").await;
@@ -303,7 +314,10 @@ async fn security_setup_and_operator_view_in_chromium() {
 
     // Assigned on the user's page.
     r.go("/setup/users").await;
-    r.click_to_page(&format!("a[href^='/setup/users/']:not([href='/setup/users'])")).await;
+    r.click_to_page(&format!(
+        "a[href^='/setup/users/']:not([href='/setup/users'])"
+    ))
+    .await;
     assert!(r.text("h1").await.contains("reader-") || r.text("h1").await.contains("admin-"));
     if !r.text("h1").await.contains("reader-") {
         r.go("/setup/users").await;
@@ -317,7 +331,8 @@ async fn security_setup_and_operator_view_in_chromium() {
         r.wait_for("input[name='set']").await;
     }
     tick(&r, "input[name='set']").await;
-    r.click_to_page("form[action$='/permission-sets'] button[type=submit]").await;
+    r.click_to_page("form[action$='/permission-sets'] button[type=submit]")
+        .await;
     assert!(r.body().await.contains("Permission sets saved."));
     r.look("sec-04-user").await;
     for (path, name) in [
@@ -338,17 +353,26 @@ async fn security_setup_and_operator_view_in_chromium() {
     r.click_to_page("button[type=submit]").await;
     r.go("/o/Deal__c").await;
     assert!(r.body().await.contains("Readable deal"));
-    assert!(!r.body().await.contains(">Setup<"), "no Setup link for a standard user");
+    assert!(
+        !r.body().await.contains(">Setup<"),
+        "no Setup link for a standard user"
+    );
     r.click_to_page("tbody a").await;
     let record = r.path().await;
     assert!(r.body().await.contains("$4,200.00"));
     assert!(
-        r.c.find(Locator::Css("a[data-shortcut='e']")).await.is_err(),
+        r.c.find(Locator::Css("a[data-shortcut='e']"))
+            .await
+            .is_err(),
         "no Edit button"
     );
     r.look("sec-10-read-only-record").await;
     r.go(&format!("{record}/edit")).await;
-    assert!(r.text("h1").await.contains("Not allowed"), "{}", r.text("main").await);
+    assert!(
+        r.text("h1").await.contains("Not allowed"),
+        "{}",
+        r.text("main").await
+    );
     r.go("/setup/users").await;
     assert!(r.text("h1").await.contains("Not allowed"));
     r.go("/operator").await;
@@ -362,11 +386,13 @@ async fn security_setup_and_operator_view_in_chromium() {
     assert_eq!(r.path().await, "/operator");
     r.look("op-02-status").await;
     r.fill("#message", "Upgrading the database").await;
-    r.click_to_page("form[action='/operator/maintenance'] button[type=submit]").await;
+    r.click_to_page("form[action='/operator/maintenance'] button[type=submit]")
+        .await;
     assert!(r.text("#maintenance-state").await.contains("on"));
     assert!(server.platform.maintenance().enabled);
     r.look("op-03-maintenance-on").await;
-    r.click_to_page("form[action='/operator/maintenance'] button[type=submit]").await;
+    r.click_to_page("form[action='/operator/maintenance'] button[type=submit]")
+        .await;
     assert!(r.text("#maintenance-state").await.contains("off"));
     assert!(!server.platform.maintenance().enabled);
     r.go("/operator/shards").await;

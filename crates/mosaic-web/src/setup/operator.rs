@@ -321,7 +321,10 @@ struct TenantPage {
 
 // ---------- sign-in ----------
 
-async fn login_page(State(s): State<WebState>, origin: Option<Extension<ClientOrigin>>) -> Response {
+async fn login_page(
+    State(s): State<WebState>,
+    origin: Option<Extension<ClientOrigin>>,
+) -> Response {
     if let Err(r) = configured(&s) {
         return r;
     }
@@ -506,10 +509,8 @@ async fn overview_page(
 ) -> Response {
     let p = &s.platform;
     let deps = p.probe_dependencies().await;
-    let probed = mosaic_runtime::health::DegradationLevel::from_dependencies(
-        p.maintenance().enabled,
-        &deps,
-    );
+    let probed =
+        mosaic_runtime::health::DegradationLevel::from_dependencies(p.maintenance().enabled, &deps);
     let level = probed.max(p.degradation_level());
     let m = p.maintenance();
     let hot = match p.hot_tenants().await {
@@ -603,12 +604,7 @@ async fn maintenance(
     let enabled = match f.enabled.as_str() {
         "1" | "on" | "true" => true,
         "0" | "off" | "false" => false,
-        _ => {
-            return refusal(
-                StatusCode::BAD_REQUEST,
-                "enabled: choose on or off.",
-            )
-        }
+        _ => return refusal(StatusCode::BAD_REQUEST, "enabled: choose on or off."),
     };
     let message = f.message.trim().to_string();
     if message.chars().count() > MAX_MAINTENANCE_MESSAGE_LEN {
@@ -669,12 +665,7 @@ async fn shards(State(s): State<WebState>, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(e) => return crate::views::error_page(&e),
     };
-    let placements = p
-        .shards
-        .directory()
-        .placements()
-        .await
-        .unwrap_or_default();
+    let placements = p.shards.directory().placements().await.unwrap_or_default();
     let mut by_shard: HashMap<String, Vec<String>> = HashMap::new();
     for pl in placements {
         by_shard.entry(pl.shard_id).or_default().push(pl.tenant_id);
@@ -790,8 +781,7 @@ async fn caches(State(s): State<WebState>, headers: HeaderMap) -> Response {
 
 /// A tenant id from a URL, or the 404 page.
 fn tenant_id(raw: &str) -> Result<String, Response> {
-    mosaic_types::id::normalize_id(raw)
-        .ok_or_else(|| not_found_page("There is no such tenant."))
+    mosaic_types::id::normalize_id(raw).ok_or_else(|| not_found_page("There is no such tenant."))
 }
 
 struct TenantInput {

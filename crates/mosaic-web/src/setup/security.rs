@@ -66,7 +66,10 @@ pub fn routes() -> Router<WebState> {
         .route("/setup/sharing", get(sharing))
         .route("/setup/sharing/defaults", post(sharing_defaults))
         .route("/setup/sharing/rules", post(create_sharing_rule))
-        .route("/setup/sharing/rules/{id}/delete", post(delete_sharing_rule))
+        .route(
+            "/setup/sharing/rules/{id}/delete",
+            post(delete_sharing_rule),
+        )
         .route("/setup/shares/{object}/{id}", get(shares).post(grant_share))
         .route(
             "/setup/shares/{object}/{id}/{share}/delete",
@@ -564,7 +567,10 @@ async fn user_view(
         time_zone: pick("time_zone", settings.time_zone.clone().unwrap_or_default()),
         locale: pick("locale", settings.locale.clone().unwrap_or_default()),
         profiles: choices(&profile_items, &pick("profile", row.profile.clone())),
-        roles: choices(&roles, &pick("role_id", row.role_id.clone().unwrap_or_default())),
+        roles: choices(
+            &roles,
+            &pick("role_id", row.role_id.clone().unwrap_or_default()),
+        ),
         sets: sets
             .iter()
             .map(|p| SetChoice {
@@ -613,9 +619,18 @@ async fn update_user(
     };
     let result = async {
         let locale = check_locale(&f)?;
-        let row = s.platform.access.update_user(&actor(&u), &id, input).await?;
+        let row = s
+            .platform
+            .access
+            .update_user(&actor(&u), &id, input)
+            .await?;
         s.platform
-            .set_locale_settings(&u.caller.user_id, &u.caller.tenant_id, Some(&row.id), &locale)
+            .set_locale_settings(
+                &u.caller.user_id,
+                &u.caller.tenant_id,
+                Some(&row.id),
+                &locale,
+            )
             .await?;
         Ok::<_, MosaicError>(row)
     }
@@ -626,7 +641,10 @@ async fn update_user(
             Some(st) => {
                 let (field, msg) = placed(&e, "email");
                 let errors = Fields::from([(field, msg)]);
-                with_status(user_view(&s, &u, &id, Some(&f), errors, None, None).await, st)
+                with_status(
+                    user_view(&s, &u, &id, Some(&f), errors, None, None).await,
+                    st,
+                )
             }
             None => error_page(&e),
         },
@@ -783,7 +801,10 @@ async fn roles_page(
                 }
             })
             .collect(),
-        parents: choices(&items, typed.get("parent_role_id").map_or("", String::as_str)),
+        parents: choices(
+            &items,
+            typed.get("parent_role_id").map_or("", String::as_str),
+        ),
         errors,
         typed,
         notice,
@@ -985,8 +1006,7 @@ async fn create_group(
             Some(st) => {
                 let (field, msg) = placed(&e, "name");
                 with_status(
-                    groups_page(&s, &u, Fields::from([(field, msg)]), f.values.clone(), None)
-                        .await,
+                    groups_page(&s, &u, Fields::from([(field, msg)]), f.values.clone(), None).await,
                     st,
                 )
             }
@@ -1057,7 +1077,11 @@ async fn group_view(
         label: typed.map(|f| f.get("label")).unwrap_or(g.label.clone()),
         users: list(&users, MemberKind::User, "user"),
         roles: list(&roles, MemberKind::Role, "role"),
-        subordinates: list(&roles, MemberKind::RoleAndSubordinates, "role_and_subordinates"),
+        subordinates: list(
+            &roles,
+            MemberKind::RoleAndSubordinates,
+            "role_and_subordinates",
+        ),
         error,
         notice,
     })
@@ -1460,7 +1484,11 @@ async fn update_permission_set(
         field_permissions: Some(fps),
         customize_application: Some(f.on("customize_application")),
     };
-    match s.platform.update_permission_set(&u.caller, &id, input).await {
+    match s
+        .platform
+        .update_permission_set(&u.caller, &id, input)
+        .await
+    {
         Ok(p) => back(&format!("/setup/permission-sets/{}?done=saved", p.id)),
         Err(e) => match form_error(&e) {
             Some(st) => with_status(
@@ -1619,7 +1647,10 @@ async fn sharing_page(
                 id: r["id"].as_str().unwrap_or_default().to_string(),
                 object: r["object"].as_str().unwrap_or_default().to_string(),
                 name: r["name"].as_str().unwrap_or_default().to_string(),
-                kind: r["rule_type"].as_str().unwrap_or_default().replace('_', " "),
+                kind: r["rule_type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('_', " "),
                 from,
                 to: name_of(&r["share_to"]),
                 access: r["access_level"].as_str().unwrap_or_default().to_string(),
@@ -1636,7 +1667,12 @@ async fn sharing_page(
         .collect();
     let mut targets: Vec<(String, String)> = roles
         .iter()
-        .map(|(id, l)| (format!("role_id:{id}"), format!("Role: {}", l.trim_start_matches("— "))))
+        .map(|(id, l)| {
+            (
+                format!("role_id:{id}"),
+                format!("Role: {}", l.trim_start_matches("— ")),
+            )
+        })
         .collect();
     targets.extend(roles.iter().map(|(id, l)| {
         (
@@ -1691,11 +1727,26 @@ async fn sharing(
         Ok(u) => u,
         Err(r) => return r,
     };
-    sharing_page(&s, &u, HashMap::new(), Fields::new(), Fields::new(), notice(&d)).await
+    sharing_page(
+        &s,
+        &u,
+        HashMap::new(),
+        Fields::new(),
+        Fields::new(),
+        notice(&d),
+    )
+    .await
 }
 
 /// An audit entry of a Setup change the admin API audits in its handler.
-async fn audit(s: &WebState, u: &WebUser, action: &str, target_type: &str, id: &str, detail: Value) {
+async fn audit(
+    s: &WebState,
+    u: &WebUser,
+    action: &str,
+    target_type: &str,
+    id: &str,
+    detail: Value,
+) {
     let entry = AuditEntry {
         tenant_id: u.caller.tenant_id.clone(),
         actor_id: u.caller.user_id.clone(),
@@ -1890,7 +1941,15 @@ async fn delete_sharing_rule(
     };
     match s.platform.delete_sharing_rule(&u.caller, &id).await {
         Ok(()) => {
-            audit(&s, &u, "sharing_rule.delete", "sharing_rule", &id, json!({})).await;
+            audit(
+                &s,
+                &u,
+                "sharing_rule.delete",
+                "sharing_rule",
+                &id,
+                json!({}),
+            )
+            .await;
             back("/setup/sharing?done=deleted")
         }
         Err(e) => error_page(&e),
@@ -2052,7 +2111,16 @@ async fn grant_share(
         }
         Err(e) => match form_error(&e) {
             Some(st) => with_status(
-                shares_view(&s, &u, &object, &id, Some(&f), Some(e.message.clone()), None).await,
+                shares_view(
+                    &s,
+                    &u,
+                    &object,
+                    &id,
+                    Some(&f),
+                    Some(e.message.clone()),
+                    None,
+                )
+                .await,
                 st,
             ),
             None => error_page(&e),
@@ -2075,7 +2143,11 @@ async fn revoke_share(
     if let Err(r) = u.check_csrf(f.values.get("_csrf").map(String::as_str)) {
         return r;
     }
-    match s.platform.revoke_share(&u.caller, &object, &id, &share).await {
+    match s
+        .platform
+        .revoke_share(&u.caller, &object, &id, &share)
+        .await
+    {
         Ok(()) => {
             audit(
                 &s,
@@ -2145,7 +2217,10 @@ async fn apps_page(
                 created: a.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             })
             .collect(),
-        users: choices(&users, typed.get("run_as_user_id").map_or("", String::as_str)),
+        users: choices(
+            &users,
+            typed.get("run_as_user_id").map_or("", String::as_str),
+        ),
         errors,
         typed,
         created,
@@ -2344,7 +2419,9 @@ async fn audit_log(
         // The store filters by action, target, start and page; actor and
         // end day are applied to what it returns, reading on until a
         // page is full or the log ends (bounded by MAX_AUDIT_SCAN pages).
-        let since = from.and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
+        let since = from
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc());
         let until = to
             .and_then(|d| d.succ_opt())
             .and_then(|d| d.and_hms_opt(0, 0, 0))
