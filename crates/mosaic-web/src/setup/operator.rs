@@ -784,8 +784,12 @@ fn tenant_id(raw: &str) -> Result<String, Response> {
     mosaic_types::id::normalize_id(raw).ok_or_else(|| not_found_page("There is no such tenant."))
 }
 
+/// The rate-limit form as typed (per class: per second, burst), and the
+/// error (field, message) it got.
+type TypedLimits = (BTreeMap<String, (String, String)>, Option<(String, String)>);
+
 struct TenantInput {
-    limits: Option<(BTreeMap<String, (String, String)>, Option<(String, String)>)>,
+    limits: Option<TypedLimits>,
     move_to: Option<(String, String)>,
     notice: Option<String>,
 }
