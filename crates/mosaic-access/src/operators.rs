@@ -32,6 +32,9 @@ pub const MAX_PLATFORM_AUDIT_PAGE: u32 = 500;
 /// Failure-counter scopes of operator logins (beside the tenant logins').
 const SCOPE_OPERATOR: &str = "operator";
 const SCOPE_OPERATOR_ADDRESS: &str = "operator_address";
+/// Failure-counter scope of sign-ins with `MOSAIC_OPERATOR_TOKEN` (the
+/// operator console's sign-in page).
+const SCOPE_OPERATOR_TOKEN: &str = "operator_token";
 
 /// A verified operator: who acts (`operator:<username>` in the audit log).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +206,46 @@ impl OperatorService {
             username: row.username,
             expires_at,
         })
+    }
+
+    /// Checks a sign-in with the operator token (`expected`, the
+    /// configured `MOSAIC_OPERATOR_TOKEN`) like a login: failures are
+    /// counted for the token and per client address, and past
+    /// [`OPERATOR_LOGIN_FAILURES`] within the window the sign-in is refused
+    /// without comparing until the window ends. Compares without an early
+    /// exit.
+    pub async fn check_token(
+        &self,
+        given: &str,
+        expected: &str,
+        source: Option<&str>,
+    ) -> Result<(), OperatorLoginError> {
+        if let Some(a) = source {
+            self.attempt(SCOPE_OPERATOR_ADDRESS, a).await?;
+        }
+        if let Err(e) = self.attempt(SCOPE_OPERATOR_TOKEN, "token").await {
+            if let Some(a) = source {
+                self.failures
+                    .forgive_login_failure(SCOPE_OPERATOR_ADDRESS, a)
+                    .await?;
+            }
+            return Err(e);
+        }
+        let (g, x) = (given.as_bytes(), expected.as_bytes());
+        let same =
+            g.len() == x.len() && g.iter().zip(x).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !same {
+            return Err(OperatorLoginError::Invalid);
+        }
+        self.failures
+            .clear_login_failures(SCOPE_OPERATOR_TOKEN, "token")
+            .await?;
+        if let Some(a) = source {
+            self.failures
+                .forgive_login_failure(SCOPE_OPERATOR_ADDRESS, a)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The operator a session token belongs to, while the session lasts;

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 /// Rows per copy batch.
 pub const COPY_BATCH: usize = 500;
+/// Longest shard name a move may name as its target.
+pub const MAX_SHARD_NAME_LEN: usize = 64;
 /// Journal entries read per step.
 const JOURNAL_BATCH: usize = 5_000;
 /// Catch-up ends when one round takes less than this (the lag left for the
@@ -133,6 +135,50 @@ impl Platform {
             .await?
             .map(|p| p.version)
             .ok_or_else(|| conflict(format!("tenant {tenant} has no placement yet")))
+    }
+
+    /// Starts moving a tenant to shard `to` in the background (the
+    /// operator API and the operator console both start moves here): the
+    /// move board shows its phase and progress while it runs. Refused when
+    /// `to` is empty or longer than [`MAX_SHARD_NAME_LEN`], when there is
+    /// no such tenant, or when a move of the tenant already runs here.
+    pub async fn start_move(
+        self: &Arc<Self>,
+        tenant: &str,
+        to: &str,
+        cleanup: bool,
+    ) -> MosaicResult<()> {
+        let to = to.trim().to_string();
+        if to.is_empty() || to.len() > MAX_SHARD_NAME_LEN {
+            return Err(MosaicError::field(
+                ErrorCode::INVALID_INPUT,
+                "to",
+                "name the shard to move to (1 to 64 characters)",
+            ));
+        }
+        if self.meta_store.tenant(tenant).await?.is_none() {
+            return Err(MosaicError::not_found(format!(
+                "no tenant with id '{}'",
+                tenant.chars().take(80).collect::<String>()
+            )));
+        }
+        if !self.moves.start(tenant, &to) {
+            return Err(MosaicError::new(
+                ErrorCode::CONFLICT,
+                "a move of this tenant is already running",
+            ));
+        }
+        let options = MoveOptions {
+            cleanup,
+            ..MoveOptions::default()
+        };
+        let (p, t) = (self.clone(), tenant.to_string());
+        tokio::spawn(async move {
+            let progress = p.moves.progress(&t);
+            let r = p.move_tenant(&t, &to, &options, &progress).await;
+            p.moves.finish(&t, &r);
+        });
+        Ok(())
     }
 
     /// Moves a tenant to shard `to` while it keeps serving.

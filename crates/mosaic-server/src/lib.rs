@@ -166,6 +166,7 @@ pub fn router(state: AppState) -> Router {
     app.merge(
         mosaic_web::router(mosaic_web::WebState {
             platform: state.platform.clone(),
+            operator_token: state.operator_token.clone(),
         })
         .layer(axum::middleware::from_fn(network::web_origin)),
     )

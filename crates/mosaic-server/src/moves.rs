@@ -18,8 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mosaic_runtime::tenant_move::{MoveOptions, MoveReport};
-use mosaic_types::ErrorCode;
+use mosaic_runtime::tenant_move::MoveReport;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -77,39 +76,9 @@ async fn start(
     Path(tenant): Path<String>,
     JsonBody(input): JsonBody<MoveInput>,
 ) -> Result<Response, ApiError> {
-    let to = input.to.trim().to_string();
-    if to.is_empty() || to.len() > 64 {
-        return Err(mosaic_types::MosaicError::field(
-            ErrorCode::INVALID_INPUT,
-            "to",
-            "name the shard to move to (1 to 64 characters)",
-        )
-        .into());
-    }
-    let p = s.platform.clone();
-    if p.meta_store.tenant(&tenant).await?.is_none() {
-        return Err(mosaic_types::MosaicError::not_found(format!(
-            "no tenant with id '{}'",
-            tenant.chars().take(80).collect::<String>()
-        ))
-        .into());
-    }
-    if !p.moves.start(&tenant, &to) {
-        return Err(ApiError::new(
-            ErrorCode::CONFLICT,
-            "a move of this tenant is already running",
-        ));
-    }
-    let options = MoveOptions {
-        cleanup: input.cleanup.unwrap_or(true),
-        ..MoveOptions::default()
-    };
-    let t = tenant.clone();
-    tokio::spawn(async move {
-        let progress = p.moves.progress(&t);
-        let r = p.move_tenant(&t, &to, &options, &progress).await;
-        p.moves.finish(&t, &r);
-    });
+    s.platform
+        .start_move(&tenant, &input.to, input.cleanup.unwrap_or(true))
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"tenant_id": tenant, "status": "started"})),

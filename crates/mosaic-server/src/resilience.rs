@@ -223,7 +223,9 @@ pub async fn defend(State(s): State<AppState>, req: Request, next: Next) -> Resp
     }
     let p = &s.platform;
     // The switch itself, and operators signing in to turn it.
-    let switch = path == MAINTENANCE_PATH || path.starts_with("/services/operator/v1/");
+    let switch = path == MAINTENANCE_PATH
+        || path.starts_with("/services/operator/v1/")
+        || mosaic_web::is_operator_view_path(&path);
     let maintenance = p.maintenance();
     if maintenance.enabled && !switch {
         metrics::counter!("requests_refused_total", "reason" => "maintenance").increment(1);

@@ -20,7 +20,7 @@ mod form;
 pub mod format;
 mod pages;
 mod session;
-mod setup;
+pub mod setup;
 mod views;
 
 use axum::routing::{get, post};
@@ -30,12 +30,16 @@ use std::sync::Arc;
 
 pub use assets::{asset_path, ASSET_CACHE_CONTROL};
 pub use session::{csrf_token, SESSION_COOKIE};
+pub use setup::operator::{OPERATOR_COOKIE, OPERATOR_LOGIN_COOKIE};
 pub use views::refusal_page;
 
-/// What the pages need: the platform.
+/// What the pages need: the platform, and the operator token
+/// (`MOSAIC_OPERATOR_TOKEN`) the operator view's sign-in checks — without
+/// one the operator view answers 404.
 #[derive(Clone)]
 pub struct WebState {
     pub platform: Arc<Platform>,
+    pub operator_token: Option<Arc<str>>,
 }
 
 /// Where a request came from, as the server resolved it (the client's
@@ -77,6 +81,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
         )
         .merge(setup::router())
         .with_state(state)
+}
+
+/// Whether a path belongs to the operator view (or is one of the assets
+/// its pages link): the maintenance switch must stay reachable while
+/// maintenance refuses everything else.
+pub fn is_operator_view_path(path: &str) -> bool {
+    path == "/operator" || path.starts_with("/operator/") || path.starts_with("/static/")
 }
 
 /// Whether a path belongs to the web app (its errors are HTML pages).

@@ -688,6 +688,7 @@ pub async fn record(
         edit_href: layout.can_edit.then(|| format!("{base}/edit")),
         delete_href: layout.can_delete.then(|| format!("{base}/delete")),
         notice,
+        share_href: crate::setup::share_href(c, &o, &row.id, row.value("OwnerId")),
     })
 }
 

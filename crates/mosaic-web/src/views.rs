@@ -176,6 +176,8 @@ pub struct RecordPage {
     pub edit_href: Option<String>,
     pub delete_href: Option<String>,
     pub notice: Option<String>,
+    /// The record's manual shares (for its owner and administrators).
+    pub share_href: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -35,7 +35,7 @@ use axum::{Json, Router};
 use mosaic_formula::FValue;
 use mosaic_meta::model::{FieldDef, ObjectMeta};
 use mosaic_runtime::formula_eval::{parse_return_type, type_name};
-use mosaic_types::{DataType, ErrorCode, MosaicError};
+use mosaic_types::{ErrorCode, MosaicError};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};

@@ -13,7 +13,7 @@
 mod formulas;
 mod layouts;
 mod objects;
-mod operator;
+pub mod operator;
 mod rules;
 mod security;
 
@@ -27,6 +27,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use mosaic_types::DataType;
 
 /// Who may open a Setup area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +239,21 @@ pub fn type_label(t: DataType) -> &'static str {
         DataType::EncryptedText => "Text (Encrypted)",
         DataType::Geolocation => "Geolocation",
     }
+}
+
+/// The manual-shares page of a record for a user who may share it (its
+/// owner or an administrator; the runtime decides again on the page),
+/// unless its object's records are shared through their master.
+pub fn share_href(
+    c: &mosaic_runtime::Caller,
+    o: &mosaic_meta::model::ObjectMeta,
+    id: &str,
+    owner: &mosaic_types::Value,
+) -> Option<String> {
+    let owns = matches!(owner, mosaic_types::Value::Text(t) if *t == c.user_id);
+    let shareable = o.def.sharing_model != mosaic_meta::model::SharingModel::ControlledByParent;
+    (shareable && (owns || c.perms.is_admin()))
+        .then(|| format!("/setup/shares/{}/{id}", o.api_name()))
 }
 
 /// Every Setup route (and the operator view's).

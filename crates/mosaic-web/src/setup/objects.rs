@@ -8,7 +8,7 @@
 //! meanwhile is refused (409) and shown with a reload choice, never
 //! overwritten.
 
-use super::{setup_chrome, setup_user, Need};
+use super::{setup_chrome, setup_user, type_label, Need};
 use crate::display::segment;
 use crate::form::{self, Submitted};
 use crate::session::CSRF_FIELD;

@@ -359,3 +359,47 @@ impl Browser {
         .await
     }
 }
+
+impl WebServer {
+    /// A server (as [`WebServer::start`]) whose operator token is `token`:
+    /// the operator view and the operator API accept it.
+    pub async fn start_with_operator_token(token: &str) -> WebServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = PlatformConfig::new(dir.path());
+        cfg.rate_limits = false;
+        let mut databases = Vec::new();
+        if std::env::var("MOSAIC_TEST_BACKEND").as_deref() == Ok("postgres") {
+            let meta = ScratchDatabase::create().await.expect("scratch database");
+            let records = ScratchDatabase::create().await.expect("scratch database");
+            cfg.metadata_url = Some(meta.url.clone());
+            cfg.records_url = Some(records.url.clone());
+            cfg.pg_pool_size = 8;
+            databases.push(meta);
+            databases.push(records);
+        }
+        let platform = Arc::new(Platform::open(cfg).await.expect("open platform"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut state = AppState::new(platform.clone(), base.clone());
+        state.trusted_proxies =
+            Arc::new(mosaic_server::TrustedProxies::parse("127.0.0.1/32").expect("proxy list"));
+        state.operator_token = Some(token.into());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = mosaic_server::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        WebServer {
+            base,
+            platform,
+            _dir: dir,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            _databases: databases,
+        }
+    }
+}
