@@ -523,8 +523,9 @@ impl Platform {
                     o
                 }
             };
-            // Earlier rows get later times: the first row returned is the newest.
-            let at = now - chrono::Duration::microseconds(i as i64);
+            // Earlier rows get later times (the list keeps milliseconds): the
+            // first row returned is the newest.
+            let at = now - chrono::Duration::milliseconds(i as i64);
             self.recent
                 .touch_recent(&c.tenant_id, &c.user_id, &obj.def.id, id, at)
                 .await?;

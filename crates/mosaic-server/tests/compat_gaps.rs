@@ -120,10 +120,20 @@ async fn for_view_and_for_reference_fill_the_recently_viewed_list() {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
-    let (s, v) = admin
-        .get(&q("SELECT Id, Name FROM Acct__c ORDER BY Name FOR VIEW"))
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let res = admin
+        .http
+        .get(format!(
+            "{}{}",
+            admin.base,
+            q("SELECT Id, Name FROM Acct__c ORDER BY Name FOR VIEW")
+        ))
+        .bearer_auth(admin.token.as_deref().unwrap())
+        .header("Sforce-Query-Options", "batchSize=200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
     assert_eq!(v["records"].as_array().unwrap().len(), 200, "one batch of 200");
     assert_eq!(recent_ids(&admin).await[0], a, "the first row is the newest");
     let next = v["nextRecordsUrl"].as_str().unwrap().to_string();
