@@ -591,7 +591,9 @@ impl<'a> Checker<'a> {
             coords.push(lon);
         }
         let unit = match args.get(2).map(|e| &e.kind) {
-            Some(ExprKind::Text(u)) if u.eq_ignore_ascii_case("mi") || u.eq_ignore_ascii_case("km") => {
+            Some(ExprKind::Text(u))
+                if u.eq_ignore_ascii_case("mi") || u.eq_ignore_ascii_case("km") =>
+            {
                 u.to_ascii_lowercase()
             }
             _ => {

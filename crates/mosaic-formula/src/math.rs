@@ -281,7 +281,12 @@ fn distance(a: &Args) -> RtResult {
 
 /// Great-circle distance in kilometres between two points given in degrees:
 /// `2 R asin(sqrt(sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2)))`.
-pub(crate) fn haversine_km(lat1: Decimal, lon1: Decimal, lat2: Decimal, lon2: Decimal) -> Option<Decimal> {
+pub(crate) fn haversine_km(
+    lat1: Decimal,
+    lon1: Decimal,
+    lat2: Decimal,
+    lon2: Decimal,
+) -> Option<Decimal> {
     let rad = |d: Decimal| d.checked_mul(Decimal::PI)?.checked_div(Decimal::from(180));
     let (p1, p2) = (rad(lat1)?, rad(lat2)?);
     let dphi = rad(lat2.checked_sub(lat1)?)?;
@@ -289,9 +294,11 @@ pub(crate) fn haversine_km(lat1: Decimal, lon1: Decimal, lat2: Decimal, lon2: De
     let two = Decimal::TWO;
     let s1 = dphi.checked_div(two)?.checked_sin()?;
     let s2 = dlambda.checked_div(two)?.checked_sin()?;
-    let h = s1
-        .checked_mul(s1)?
-        .checked_add(p1.checked_cos()?.checked_mul(p2.checked_cos()?)?.checked_mul(s2.checked_mul(s2)?)?)?;
+    let h = s1.checked_mul(s1)?.checked_add(
+        p1.checked_cos()?
+            .checked_mul(p2.checked_cos()?)?
+            .checked_mul(s2.checked_mul(s2)?)?,
+    )?;
     // Rounding can push h a hair past 1 for antipodal points.
     let h = h.clamp(Decimal::ZERO, Decimal::ONE);
     let central = asin(h.sqrt()?)?.checked_mul(two)?;

@@ -285,7 +285,9 @@ impl Platform {
                     for (row, rec) in rows.iter().zip(out.iter_mut()) {
                         let v = match (row.get(&p[0]), part) {
                             (Some(v), _) => to_fvalue(v),
-                            (None, Some((f, which))) => location_fvalue(row.get(&f.api_name), which),
+                            (None, Some((f, which))) => {
+                                location_fvalue(row.get(&f.api_name), which)
+                            }
                             (None, None) => FValue::Null,
                         };
                         rec.values.insert(p.clone(), v);

@@ -512,7 +512,11 @@ impl Platform {
         let keep = usize::try_from(mosaic_store::recent::MAX_RECENT_PER_USER).unwrap_or(50);
         let now = self.config.clock.now();
         let mut objects: HashMap<String, Arc<ObjectMeta>> = HashMap::new();
-        let marked: Vec<&QueryRecord> = records.iter().filter(|r| r.id.is_some()).take(keep).collect();
+        let marked: Vec<&QueryRecord> = records
+            .iter()
+            .filter(|r| r.id.is_some())
+            .take(keep)
+            .collect();
         for (i, r) in marked.iter().enumerate().rev() {
             let Some(id) = r.id.as_deref() else { continue };
             let obj = match objects.get(&r.object) {

@@ -89,7 +89,11 @@ impl SearchParams {
                 "defaultLimit" => p.default_limit = Some(limit_of(k, v)?),
                 "sobject" => {
                     for name in list(v) {
-                        if !p.sobjects.iter().any(|o| o.name.eq_ignore_ascii_case(&name)) {
+                        if !p
+                            .sobjects
+                            .iter()
+                            .any(|o| o.name.eq_ignore_ascii_case(&name))
+                        {
                             p.sobjects.push(SearchObject {
                                 name,
                                 ..SearchObject::default()
@@ -102,8 +106,15 @@ impl SearchParams {
         }
         for (k, v) in pairs {
             let Some((obj, what)) = k.rsplit_once('.') else {
-                if !["q", "in", "fields", "overallLimit", "defaultLimit", "sobject"]
-                    .contains(&k.as_str())
+                if ![
+                    "q",
+                    "in",
+                    "fields",
+                    "overallLimit",
+                    "defaultLimit",
+                    "sobject",
+                ]
+                .contains(&k.as_str())
                 {
                     return Err(bad(format!("unknown parameter '{k}'")));
                 }
@@ -224,7 +235,8 @@ impl SearchParams {
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         && !s.starts_with('.')
         && !s.ends_with('.')
 }
@@ -251,7 +263,12 @@ fn check_limit(what: &str, l: u32) -> Result<u32, ApiError> {
     Ok(l)
 }
 
-async fn run(s: &AppState, c: &mosaic_runtime::Caller, v: &str, p: &SearchParams) -> Result<Json<Value>, ApiError> {
+async fn run(
+    s: &AppState,
+    c: &mosaic_runtime::Caller,
+    v: &str,
+    p: &SearchParams,
+) -> Result<Json<Value>, ApiError> {
     let sosl = p.to_sosl()?;
     let records = s.platform.search(c, &sosl).await?;
     Ok(Json(json!({
@@ -316,7 +333,10 @@ mod tests {
             ("q=a&overallLimit=x", "overallLimit"),
             ("q=a&in=EVERYWHERE", "in:"),
             ("q=a&Account.fields=Id", "Account.fields"),
-            ("q=a&sobject=Account&Account.fields=Id;DROP", "Account.fields"),
+            (
+                "q=a&sobject=Account&Account.fields=Id;DROP",
+                "Account.fields",
+            ),
             ("q=a&what=1", "what"),
         ] {
             let err = SearchParams::from_query(&pairs(q)).and_then(|p| p.to_sosl());

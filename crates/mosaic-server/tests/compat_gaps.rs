@@ -29,9 +29,7 @@ async fn distance_formulas_read_geolocation_fields() {
             json!({"Name": "SF", "Site__c": {"latitude": 37.775, "longitude": -122.418}}),
         )
         .await;
-    let (s, v) = admin
-        .get(&format!("{DATA}/sobjects/Store__c/{sf}"))
-        .await;
+    let (s, v) = admin.get(&format!("{DATA}/sobjects/Store__c/{sf}")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["Km__c"], json!(4129.76), "{v}");
     assert_eq!(v["Mi__c"], json!(2566.1), "{v}");
@@ -48,7 +46,10 @@ async fn distance_formulas_read_geolocation_fields() {
     for (expr, want) in [
         ("Site__c", "can only be used in DISTANCE"),
         ("DISTANCE(Site__c, Site__c, 'ft')", "'mi' or 'km'"),
-        ("GEOLOCATION(1, 2)", "only be used as an argument of DISTANCE"),
+        (
+            "GEOLOCATION(1, 2)",
+            "only be used as an argument of DISTANCE",
+        ),
     ] {
         let (s, v) = admin
             .post(
@@ -103,11 +104,16 @@ async fn for_view_and_for_reference_fill_the_recently_viewed_list() {
     assert_eq!(recent_ids(&admin).await, vec![a.clone()]);
 
     let (s, v) = admin
-        .get(&q("SELECT Id FROM Acct__c WHERE Name IN ('B', 'C') ORDER BY Name FOR REFERENCE"))
+        .get(&q(
+            "SELECT Id FROM Acct__c WHERE Name IN ('B', 'C') ORDER BY Name FOR REFERENCE",
+        ))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     // The first row returned is the newest on the list.
-    assert_eq!(recent_ids(&admin).await, vec![b.clone(), c.clone(), a.clone()]);
+    assert_eq!(
+        recent_ids(&admin).await,
+        vec![b.clone(), c.clone(), a.clone()]
+    );
     let _ = (b, c);
 
     // Rows of later batches are marked as they are fetched.
@@ -116,7 +122,10 @@ async fn for_view_and_for_reference_fill_the_recently_viewed_list() {
             .map(|i| json!({"attributes": {"type": "Acct__c"}, "Name": format!("Z{chunk}{i:03}")}))
             .collect();
         let (s, v) = admin
-            .post(&format!("{DATA}/composite/sobjects"), json!({"records": records}))
+            .post(
+                &format!("{DATA}/composite/sobjects"),
+                json!({"records": records}),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
@@ -134,8 +143,16 @@ async fn for_view_and_for_reference_fill_the_recently_viewed_list() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
-    assert_eq!(v["records"].as_array().unwrap().len(), 200, "one batch of 200");
-    assert_eq!(recent_ids(&admin).await[0], a, "the first row is the newest");
+    assert_eq!(
+        v["records"].as_array().unwrap().len(),
+        200,
+        "one batch of 200"
+    );
+    assert_eq!(
+        recent_ids(&admin).await[0],
+        a,
+        "the first row is the newest"
+    );
     let next = v["nextRecordsUrl"].as_str().unwrap().to_string();
     let (s, v) = admin.get(&next).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -146,9 +163,7 @@ async fn for_view_and_for_reference_fill_the_recently_viewed_list() {
     assert!(seen.contains(&last), "{seen:?}");
 
     // FOR UPDATE stays refused through the API.
-    let (s, v) = admin
-        .get(&q("SELECT Id FROM Acct__c FOR UPDATE"))
-        .await;
+    let (s, v) = admin.get(&q("SELECT Id FROM Acct__c FOR UPDATE")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     server.stop().await;
 }
@@ -158,9 +173,11 @@ async fn parameterized_search_by_get_and_post() {
     let server = TestServer::start().await;
     let admin = server.tenant().await;
     admin
-        .create_object(json!({"api_name": "Acct__c", "label": "Account", "fields": [
-            {"api_name": "City__c", "data_type": "text", "length": 40}
-        ]}))
+        .create_object(
+            json!({"api_name": "Acct__c", "label": "Account", "fields": [
+                {"api_name": "City__c", "data_type": "text", "length": 40}
+            ]}),
+        )
         .await;
     admin
         .create_object(json!({"api_name": "Lead__c", "label": "Lead", "fields": []}))
@@ -170,11 +187,17 @@ async fn parameterized_search_by_get_and_post() {
             .create_record("Acct__c", json!({"Name": name, "City__c": "Paris"}))
             .await;
     }
-    admin.create_record("Lead__c", json!({"Name": "Acme lead"})).await;
-    admin.create_record("Lead__c", json!({"Name": "Other"})).await;
+    admin
+        .create_record("Lead__c", json!({"Name": "Acme lead"}))
+        .await;
+    admin
+        .create_record("Lead__c", json!({"Name": "Other"}))
+        .await;
 
     // Everything that matches, in the search resource's shape.
-    let (s, v) = admin.get(&format!("{DATA}/parameterizedSearch?q=acme")).await;
+    let (s, v) = admin
+        .get(&format!("{DATA}/parameterizedSearch?q=acme"))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["searchRecords"].as_array().unwrap().len(), 4, "{v}");
 
@@ -206,7 +229,10 @@ async fn parameterized_search_by_get_and_post() {
         .map(|r| r["attributes"]["type"].as_str().unwrap())
         .collect();
     assert_eq!(types.len(), 2, "{v}");
-    assert!(types.contains(&"Acct__c") && types.contains(&"Lead__c"), "{v}");
+    assert!(
+        types.contains(&"Acct__c") && types.contains(&"Lead__c"),
+        "{v}"
+    );
     let (s, v) = admin
         .post(
             &format!("{DATA}/parameterizedSearch"),
@@ -221,19 +247,27 @@ async fn parameterized_search_by_get_and_post() {
         ("parameterizedSearch", "q"),
         ("parameterizedSearch?q=a&overallLimit=0", "overallLimit"),
         ("parameterizedSearch?q=a&in=EVERYWHERE", "in"),
-        ("parameterizedSearch?q=a&Acct__c.fields=Id", "Acct__c.fields"),
+        (
+            "parameterizedSearch?q=a&Acct__c.fields=Id",
+            "Acct__c.fields",
+        ),
     ] {
         let (s, v) = admin.get(&format!("{DATA}/{path}")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
         assert!(v.to_string().contains(want), "{path}: {v}");
     }
     let (s, v) = admin
-        .get(&format!("{DATA}/parameterizedSearch?q=acme&sobject=Nope__c"))
+        .get(&format!(
+            "{DATA}/parameterizedSearch?q=acme&sobject=Nope__c"
+        ))
         .await;
     assert!(s.is_client_error(), "{v}");
 
     // The resources list advertises it.
     let (_, v) = admin.get(&format!("{DATA}/")).await;
-    assert_eq!(v["parameterizedSearch"], format!("{DATA}/parameterizedSearch"));
+    assert_eq!(
+        v["parameterizedSearch"],
+        format!("{DATA}/parameterizedSearch")
+    );
     server.stop().await;
 }
