@@ -340,7 +340,7 @@ mod tests {
             ("q=a&what=1", "what"),
         ] {
             let err = SearchParams::from_query(&pairs(q)).and_then(|p| p.to_sosl());
-            let msg = format!("{:?}", err.err().expect(q));
+            let msg = format!("{:?}", err.expect_err(q));
             assert!(msg.contains(want), "{q}: {msg}");
         }
     }
