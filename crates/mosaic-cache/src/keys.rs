@@ -8,6 +8,7 @@
 //! | `sess:{token hash}`          | a resolved session                      |
 //! | `rl:{tenant}:{class}`        | a rate limit's GCRA state               |
 //! | `aiq:{tenant}:{day}:{what}`  | a tenant's AI requests / LLM tokens of a UTC day |
+//! | `apid:{tenant}:{day}`        | a tenant's API requests of a UTC day (`limits`) |
 //! | `lock:{type}:{id}`           | a distributed lock's holder token       |
 //! | `fence:{type}:{id}`          | the lock's fencing counter              |
 //! | `inval` (channel)            | invalidations between instances        |
@@ -67,6 +68,11 @@ impl Keys {
     /// `what`: `requests` or `tokens`).
     pub fn ai_quota(&self, tenant: &str, day: &str, what: &str) -> String {
         self.join(&["aiq", tenant, day, what])
+    }
+
+    /// A tenant's API request counter of one UTC day (`day`: `YYYY-MM-DD`).
+    pub fn api_requests(&self, tenant: &str, day: &str) -> String {
+        self.join(&["apid", tenant, day])
     }
 
     pub fn lock(&self, kind: &str, id: &str) -> String {

@@ -319,6 +319,16 @@ impl<'a> Checker<'a> {
                 format!("unknown field {}", path.join(".")),
             ));
         };
+        if resolved.kind == FieldKind::Location {
+            return Err(self.err(
+                pos,
+                ErrorKind::Type,
+                format!(
+                    "geolocation field {0} can only be used in DISTANCE; read its parts as {0}__Latitude__s and {0}__Longitude__s",
+                    path.join(".").trim_end_matches("__c")
+                ),
+            ));
+        }
         let ty = match resolved.kind {
             FieldKind::Picklist => Ty::Picklist,
             FieldKind::MultiPicklist => Ty::MultiPicklist,
@@ -569,21 +579,110 @@ impl<'a> Checker<'a> {
         }))
     }
 
+    /// DISTANCE(location1, location2, unit), lowered to a call on the four
+    /// coordinates and the unit. Each location is `GEOLOCATION(lat, lon)` or
+    /// a geolocation field (read through its `__Latitude__s` /
+    /// `__Longitude__s` parts); the unit is the literal `'mi'` or `'km'`.
+    fn distance(&mut self, args: &[Expr], p: u32, pos: usize) -> Result<Typed, FormulaError> {
+        let mut coords = Vec::with_capacity(5);
+        for (i, e) in args.iter().take(2).enumerate() {
+            let [lat, lon] = self.location(e, i)?;
+            coords.push(lat);
+            coords.push(lon);
+        }
+        let unit = match args.get(2).map(|e| &e.kind) {
+            Some(ExprKind::Text(u))
+                if u.eq_ignore_ascii_case("mi") || u.eq_ignore_ascii_case("km") =>
+            {
+                u.to_ascii_lowercase()
+            }
+            _ => {
+                return Err(self.err(
+                    Self::arg_pos(args, 2, pos),
+                    ErrorKind::Type,
+                    "DISTANCE: argument 3 (unit) must be the text 'mi' or 'km'",
+                ))
+            }
+        };
+        coords.push(Node::Const(FValue::Text(unit)));
+        Ok((
+            Node::Call {
+                func: Func::Distance,
+                args: coords,
+                pos: p,
+                re: None,
+            },
+            Ty::Number,
+        ))
+    }
+
+    /// One location argument of DISTANCE as its latitude and longitude nodes.
+    fn location(&mut self, e: &Expr, i: usize) -> Result<[Node; 2], FormulaError> {
+        match &e.kind {
+            ExprKind::Call(name, inner) if name.eq_ignore_ascii_case("GEOLOCATION") => {
+                if inner.len() != 2 {
+                    return Err(self.err(
+                        e.pos,
+                        ErrorKind::Arity,
+                        format!("GEOLOCATION: expects 2 arguments, found {}", inner.len()),
+                    ));
+                }
+                self.count(e.pos)?;
+                let (lat, _) = self.arg(Func::Geolocation, inner, 0, 'N')?;
+                let (lon, _) = self.arg(Func::Geolocation, inner, 1, 'N')?;
+                Ok([lat, lon])
+            }
+            ExprKind::Field(path) if !path.first().is_some_and(|f| f.starts_with('$')) => {
+                let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                let is_location = self
+                    .schema
+                    .resolve(&refs)
+                    .is_some_and(|r| r.kind == FieldKind::Location);
+                if !is_location {
+                    return Err(self.not_a_location(e, i));
+                }
+                let Some((last, hops)) = path.split_last() else {
+                    return Err(self.not_a_location(e, i));
+                };
+                let base = last
+                    .strip_suffix("__c")
+                    .or_else(|| last.strip_suffix("__C"))
+                    .unwrap_or(last);
+                let mut parts = Vec::with_capacity(2);
+                for part in ["Latitude", "Longitude"] {
+                    let mut sub: Vec<String> = hops.to_vec();
+                    sub.push(format!("{base}__{part}__s"));
+                    let (node, ty) = self.field(&sub, e.pos)?;
+                    if ty != Ty::Number {
+                        return Err(self.not_a_location(e, i));
+                    }
+                    parts.push(node);
+                }
+                let lon = parts.pop();
+                let lat = parts.pop();
+                match (lat, lon) {
+                    (Some(lat), Some(lon)) => Ok([lat, lon]),
+                    _ => Err(self.not_a_location(e, i)),
+                }
+            }
+            _ => Err(self.not_a_location(e, i)),
+        }
+    }
+
+    fn not_a_location(&self, e: &Expr, i: usize) -> FormulaError {
+        self.err(
+            e.start(),
+            ErrorKind::Type,
+            format!(
+                "DISTANCE: argument {} (location{}) must be a geolocation field or GEOLOCATION(latitude, longitude)",
+                i + 1,
+                i + 1
+            ),
+        )
+    }
+
     fn call(&mut self, name: &str, args: &[Expr], pos: usize) -> Result<Typed, FormulaError> {
         let Some(func) = Func::lookup(name) else {
-            if ["GEOLOCATION", "DISTANCE"]
-                .iter()
-                .any(|f| name.eq_ignore_ascii_case(f))
-            {
-                return Err(self.err(
-                    pos,
-                    ErrorKind::UnknownFunction,
-                    format!(
-                        "{} is not implemented in Mosaic: geolocation fields are not readable in formulas yet",
-                        name.to_ascii_uppercase()
-                    ),
-                ));
-            }
             return Err(self.err(
                 pos,
                 ErrorKind::UnknownFunction,
@@ -614,6 +713,16 @@ impl<'a> Checker<'a> {
             re: None,
         };
         use Ty::*;
+        if func == Func::Geolocation {
+            return Err(self.err(
+                pos,
+                ErrorKind::Type,
+                "GEOLOCATION can only be used as an argument of DISTANCE",
+            ));
+        }
+        if func == Func::Distance {
+            return self.distance(args, p, pos);
+        }
         if func == Func::Hyperlink {
             if let Some(link) = self.hyperlink_image(args, p)? {
                 return Ok((link, Text));

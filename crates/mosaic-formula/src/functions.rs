@@ -126,6 +126,9 @@ catalog! {
     Atan "ATAN" 1 1 'N' ["N:number"] "arc tangent in radians";
     Atan2 "ATAN2" 2 2 'N' ["N:x", "N:y"] "angle of the point (x, y) in radians";
     Sign "SIGN" 1 1 'N' ["N:number"] "-1, 0 or 1 (Mosaic extension)";
+    // Location
+    Geolocation "GEOLOCATION" 2 2 '=' ["N:latitude", "N:longitude"] "a location from latitude and longitude in degrees (only as an argument of DISTANCE)";
+    Distance "DISTANCE" 3 3 'N' ["=:location1", "=:location2", "T:unit"] "great-circle distance between two locations in 'mi' or 'km' (haversine)";
     Sum "SUM" 1 65535 'N' ["N:number"] "sum of the non-null arguments (Mosaic extension)";
     Average "AVERAGE" 1 65535 'N' ["N:number"] "mean of the non-null arguments (Mosaic extension)";
     // Date and time

@@ -38,6 +38,7 @@ pub(crate) fn handles(f: Func) -> bool {
             | Func::Sign
             | Func::Sum
             | Func::Average
+            | Func::Distance
     )
 }
 
@@ -179,6 +180,9 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
             num(total.checked_div(Decimal::from(count)))
         };
     }
+    if f == Func::Distance {
+        return distance(a);
+    }
     let Some(x) = a.num(0) else {
         return Ok(FValue::Null);
     };
@@ -246,4 +250,57 @@ pub(crate) fn call(f: Func, a: &Args) -> RtResult {
         })),
         _ => Ok(FValue::Null),
     }
+}
+
+/// Mean Earth radius in kilometres (IUGG), the sphere the haversine uses.
+pub(crate) const EARTH_RADIUS_KM: Decimal = Decimal::from_parts(63_710_088, 0, 0, false, 4);
+/// Kilometres in an international mile.
+pub(crate) const KM_PER_MILE: Decimal = Decimal::from_parts(1_609_344, 0, 0, false, 6);
+
+/// DISTANCE(lat1, lon1, lat2, lon2, unit) as the checker lowers it: the
+/// haversine great-circle distance on exact decimals. Null when a part is
+/// null; the unit was checked to be `mi` or `km` at compile time.
+fn distance(a: &Args) -> RtResult {
+    let (Some(lat1), Some(lon1), Some(lat2), Some(lon2)) = (a.num(0), a.num(1), a.num(2), a.num(3))
+    else {
+        return Ok(FValue::Null);
+    };
+    let miles = a.text(4).eq_ignore_ascii_case("mi");
+    let out = haversine_km(lat1, lon1, lat2, lon2).and_then(|km| {
+        if miles {
+            km.checked_div(KM_PER_MILE)
+        } else {
+            Some(km)
+        }
+    });
+    match out {
+        Some(d) => Ok(FValue::Number(d)),
+        None => Err(overflow("DISTANCE")),
+    }
+}
+
+/// Great-circle distance in kilometres between two points given in degrees:
+/// `2 R asin(sqrt(sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2)))`.
+pub(crate) fn haversine_km(
+    lat1: Decimal,
+    lon1: Decimal,
+    lat2: Decimal,
+    lon2: Decimal,
+) -> Option<Decimal> {
+    let rad = |d: Decimal| d.checked_mul(Decimal::PI)?.checked_div(Decimal::from(180));
+    let (p1, p2) = (rad(lat1)?, rad(lat2)?);
+    let dphi = rad(lat2.checked_sub(lat1)?)?;
+    let dlambda = rad(lon2.checked_sub(lon1)?)?;
+    let two = Decimal::TWO;
+    let s1 = dphi.checked_div(two)?.checked_sin()?;
+    let s2 = dlambda.checked_div(two)?.checked_sin()?;
+    let h = s1.checked_mul(s1)?.checked_add(
+        p1.checked_cos()?
+            .checked_mul(p2.checked_cos()?)?
+            .checked_mul(s2.checked_mul(s2)?)?,
+    )?;
+    // Rounding can push h a hair past 1 for antipodal points.
+    let h = h.clamp(Decimal::ZERO, Decimal::ONE);
+    let central = asin(h.sqrt()?)?.checked_mul(two)?;
+    central.checked_mul(EARTH_RADIUS_KM)
 }

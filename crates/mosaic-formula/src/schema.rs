@@ -21,6 +21,9 @@ pub enum FieldKind {
     Email,
     Phone,
     Url,
+    /// A geolocation field. Only `DISTANCE` reads it as a whole; its parts
+    /// are the Number fields `Name__Latitude__s` / `Name__Longitude__s`.
+    Location,
 }
 
 /// The type of a formula expression. Currency and Percent fields are Numbers.
@@ -68,6 +71,9 @@ impl FieldKind {
             FieldKind::Date => FormulaType::Date,
             FieldKind::Datetime => FormulaType::Datetime,
             FieldKind::Time => FormulaType::Time,
+            // Never a formula value: the checker refuses a location outside
+            // DISTANCE before asking for its type.
+            FieldKind::Location => FormulaType::Any,
         }
     }
 }

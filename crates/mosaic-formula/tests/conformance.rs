@@ -5,6 +5,8 @@
 //! ```text
 //! @reset                       clear fields, prior values and options
 //! @field Amount currency 2000  declare a field (kind, value; `null` for null)
+//! @field Loc__c location 1,2   a geolocation field (latitude,longitude) and
+//!                              its parts Loc__Latitude__s / Loc__Longitude__s
 //! @prior Amount 1500           prior value of a declared field (ISCHANGED compares)
 //! @new true                    the record is being inserted
 //! @blanks zero|blank           treat-blanks-as-zero option
@@ -209,7 +211,32 @@ fn conformance() {
                 "field" => {
                     let mut parts = rest.splitn(3, ' ');
                     let fname = parts.next().expect("field name").to_string();
-                    let k = kind(parts.next().expect("field kind"));
+                    let kind_name = parts.next().expect("field kind");
+                    if kind_name == "location" {
+                        // A geolocation field and its two Number parts, as
+                        // the metadata layer resolves them.
+                        let raw = parts.next().unwrap_or("null");
+                        let (lat, lon) = raw.split_once(',').unwrap_or(("null", "null"));
+                        let base = fname.trim_end_matches("__c").to_string();
+                        for (n, k, v) in [
+                            (fname.clone(), FieldKind::Location, FValue::Null),
+                            (
+                                format!("{base}__Latitude__s"),
+                                FieldKind::Number,
+                                value_of(FieldKind::Number, lat),
+                            ),
+                            (
+                                format!("{base}__Longitude__s"),
+                                FieldKind::Number,
+                                value_of(FieldKind::Number, lon),
+                            ),
+                        ] {
+                            state.fields.retain(|(x, _, _)| *x != n);
+                            state.fields.push((n, k, v));
+                        }
+                        continue;
+                    }
+                    let k = kind(kind_name);
                     let v = value_of(k, parts.next().unwrap_or("null"));
                     state.fields.retain(|(n, _, _)| *n != fname);
                     state.fields.push((fname, k, v));

@@ -34,7 +34,8 @@ pub fn field_kind(f: &FieldDef) -> Option<FieldKind> {
         Phone => FieldKind::Phone,
         Url => FieldKind::Url,
         Formula => return f.formula_return_type.and_then(return_kind),
-        RollupSummary | Geolocation => return None,
+        Geolocation => FieldKind::Location,
+        RollupSummary => return None,
     })
 }
 
@@ -67,6 +68,33 @@ fn system_kind(name: &str) -> Option<(&'static str, FieldKind)> {
     SYS.iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .copied()
+}
+
+/// A geolocation field's name without its `__c` suffix: the stem of its
+/// parts `Stem__Latitude__s` and `Stem__Longitude__s`, as in Salesforce.
+pub fn location_base(api_name: &str) -> &str {
+    api_name
+        .strip_suffix("__c")
+        .or_else(|| api_name.strip_suffix("__C"))
+        .unwrap_or(api_name)
+}
+
+/// The geolocation field and part (`"Latitude"` / `"Longitude"`) a name
+/// such as `Store__Latitude__s` reads, matched case-insensitively.
+pub fn location_part<'o>(obj: &'o ObjectDef, name: &str) -> Option<(&'o FieldDef, &'static str)> {
+    let lower = name.to_ascii_lowercase();
+    let (stem, part) = if let Some(stem) = lower.strip_suffix("__latitude__s") {
+        (stem, "Latitude")
+    } else {
+        (lower.strip_suffix("__longitude__s")?, "Longitude")
+    };
+    obj.fields
+        .iter()
+        .find(|f| {
+            f.data_type == DataType::Geolocation
+                && location_base(&f.api_name).eq_ignore_ascii_case(stem)
+        })
+        .map(|f| (f, part))
 }
 
 /// One resolved step of a path: the field reached and the object it is on.
@@ -106,19 +134,26 @@ impl ObjectSchema<'_> {
             touched.push((obj.id.clone(), f.api_name.clone()));
             obj = self.find(f.lookup_object_id.as_deref()?)?;
         }
-        let (name, kind) = match obj
+        let (name, kind, field) = match obj
             .fields
             .iter()
             .find(|f| f.api_name.eq_ignore_ascii_case(last))
         {
-            Some(f) => (f.api_name.clone(), field_kind(f)?),
-            None => {
-                let (n, k) = system_kind(last)?;
-                (n.to_string(), k)
-            }
+            Some(f) => (f.api_name.clone(), field_kind(f)?, f.api_name.clone()),
+            None => match location_part(obj, last) {
+                Some((f, part)) => (
+                    format!("{}__{part}__s", location_base(&f.api_name)),
+                    FieldKind::Number,
+                    f.api_name.clone(),
+                ),
+                None => {
+                    let (n, k) = system_kind(last)?;
+                    (n.to_string(), k, n.to_string())
+                }
+            },
         };
-        canonical.push(name.clone());
-        touched.push((obj.id.clone(), name));
+        canonical.push(name);
+        touched.push((obj.id.clone(), field));
         Some((
             ResolvedField { kind, canonical },
             PathTarget { fields: touched },

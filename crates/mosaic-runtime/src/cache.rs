@@ -100,6 +100,8 @@ pub struct CacheServices {
     pub locks: Arc<Locks>,
     /// Whether requests are rate limited at all.
     pub rate_limits_enabled: bool,
+    /// API requests per tenant today, fleet-wide with Redis (`limits`).
+    pub api_usage: crate::api_usage::ApiUsage,
     /// Each tenant's effective rates (tier defaults with overrides).
     rates: moka::future::Cache<String, Arc<ClassRates>>,
     /// Rates read before, applied while the metadata database is unavailable.
@@ -113,6 +115,7 @@ impl CacheServices {
         rate_limits_enabled: bool,
         settings: BreakerSettings,
     ) -> CacheServices {
+        let api_usage = crate::api_usage::ApiUsage::new(clock.clone(), tier.clone());
         let breaker = tier.redis().map(|link| {
             let b = Arc::new(CircuitBreaker::new(REDIS, settings, clock));
             link.set_guard(b.clone() as Arc<dyn CallGuard>);
@@ -123,6 +126,7 @@ impl CacheServices {
             locks: Arc::new(Locks::new(tier.clone())),
             breaker,
             rate_limits_enabled,
+            api_usage,
             last_rates: mosaic_cache::LastGood::new("rate_limits", 100_000),
             rates: moka::future::Cache::builder()
                 .max_capacity(100_000)

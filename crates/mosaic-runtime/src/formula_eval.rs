@@ -39,6 +39,22 @@ pub fn to_fvalue(v: &Value) -> FValue {
     }
 }
 
+/// One part (`"Latitude"` / `"Longitude"`) of a geolocation value, as the
+/// formula field `Name__Latitude__s` / `Name__Longitude__s` reads it.
+fn location_fvalue(v: Option<&Value>, part: &str) -> FValue {
+    match v {
+        Some(Value::Location {
+            latitude,
+            longitude,
+        }) => FValue::Number(if part == "Latitude" {
+            *latitude
+        } else {
+            *longitude
+        }),
+        _ => FValue::Null,
+    }
+}
+
 /// A formula result as a value of `f` (formula fields round to their scale).
 pub fn from_fvalue(v: FValue, f: &FieldDef) -> Value {
     match v {
@@ -265,11 +281,16 @@ impl Platform {
             let mut by_rel: HashMap<String, Vec<Vec<String>>> = HashMap::new();
             for p in paths {
                 if p.len() == 1 {
+                    let part = mosaic_meta::formulas::location_part(&obj.def, &p[0]);
                     for (row, rec) in rows.iter().zip(out.iter_mut()) {
-                        rec.values.insert(
-                            p.clone(),
-                            row.get(&p[0]).map(to_fvalue).unwrap_or(FValue::Null),
-                        );
+                        let v = match (row.get(&p[0]), part) {
+                            (Some(v), _) => to_fvalue(v),
+                            (None, Some((f, which))) => {
+                                location_fvalue(row.get(&f.api_name), which)
+                            }
+                            (None, None) => FValue::Null,
+                        };
+                        rec.values.insert(p.clone(), v);
                     }
                 } else {
                     by_rel

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod ai;
+pub mod api_usage;
 pub mod cache;
 /// The cache tier's crate, for the binary's configuration.
 pub use mosaic_cache;

@@ -518,9 +518,63 @@ impl Platform {
         plan_query(soql, &schema, &ctx)
     }
 
-    /// Runs a SOQL query and returns its first batch.
+    /// Runs a SOQL query and returns its first batch. With `FOR VIEW` or
+    /// `FOR REFERENCE` the records returned go on the caller's recently
+    /// viewed list (what `recent` answers), as Salesforce updates their
+    /// last-viewed / last-referenced dates.
     #[tracing::instrument(name = "query.execute", skip_all)]
     pub async fn query(
+        &self,
+        c: &Caller,
+        soql: &str,
+        opts: QueryOptions,
+    ) -> MosaicResult<QueryResult> {
+        let result = self.query_first_batch(c, soql, opts).await?;
+        let marks = mosaic_soql::parse_query(soql).is_ok_and(|q| {
+            matches!(
+                q.for_,
+                Some(mosaic_soql::ForClause::View(_) | mosaic_soql::ForClause::Reference(_))
+            )
+        });
+        if marks {
+            self.mark_recent(c, &result.records).await?;
+        }
+        Ok(result)
+    }
+
+    /// Puts `records` on the caller's recently viewed list, the first of
+    /// them newest; at most [`mosaic_store::recent::MAX_RECENT_PER_USER`]
+    /// (the list keeps no more).
+    async fn mark_recent(&self, c: &Caller, records: &[QueryRecord]) -> MosaicResult<()> {
+        let keep = usize::try_from(mosaic_store::recent::MAX_RECENT_PER_USER).unwrap_or(50);
+        let now = self.config.clock.now();
+        let mut objects: HashMap<String, Arc<ObjectMeta>> = HashMap::new();
+        let marked: Vec<&QueryRecord> = records
+            .iter()
+            .filter(|r| r.id.is_some())
+            .take(keep)
+            .collect();
+        for (i, r) in marked.iter().enumerate().rev() {
+            let Some(id) = r.id.as_deref() else { continue };
+            let obj = match objects.get(&r.object) {
+                Some(o) => o.clone(),
+                None => {
+                    let o = self.meta.object(&c.tenant_id, &r.object).await?;
+                    objects.insert(r.object.clone(), o.clone());
+                    o
+                }
+            };
+            // Earlier rows get later times (the list keeps milliseconds): the
+            // first row returned is the newest.
+            let at = now - chrono::Duration::milliseconds(i as i64);
+            self.recent
+                .touch_recent(&c.tenant_id, &c.user_id, &obj.def.id, id, at)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn query_first_batch(
         &self,
         c: &Caller,
         soql: &str,
@@ -764,6 +818,9 @@ impl Platform {
             let rows: Vec<Vec<Value>> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
             self.render(c, &cur.planned, &rows).await?
         };
+        if cur.planned.marks_recent {
+            self.mark_recent(c, &records).await?;
+        }
         let next = (end < cur.total).then(|| format!("{key}-{end}"));
         Ok(Some(QueryResult {
             total_size: cur.total,

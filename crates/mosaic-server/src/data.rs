@@ -179,11 +179,12 @@ async fn versions() -> Json<Value> {
 }
 
 /// The resources an API version lists: each is routed (`GET` answers).
-pub const RESOURCES: [&str; 8] = [
+pub const RESOURCES: [&str; 9] = [
     "sobjects",
     "query",
     "queryAll",
     "search",
+    "parameterizedSearch",
     "composite",
     "limits",
     "recent",

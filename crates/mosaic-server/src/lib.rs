@@ -27,6 +27,7 @@ mod oauth;
 pub mod observe;
 pub mod openapi;
 pub mod operator;
+mod param_search;
 mod query;
 pub mod ratelimit;
 mod recycle;
@@ -79,8 +80,6 @@ pub struct AppState {
     pub limits: resilience::GatewayLimits,
     /// Places for requests in flight (load shedding).
     pub in_flight: Arc<resilience::InFlightLimit>,
-    /// API requests per tenant today (`limits`' `DailyApiRequests`).
-    pub daily_requests: Arc<ratelimit::DailyRequests>,
 }
 
 /// A secret from the environment (never a flag); empty counts as unset.
@@ -132,7 +131,6 @@ impl AppState {
             started_at: chrono::Utc::now(),
             in_flight: Arc::new(resilience::InFlightLimit::new(limits.max_in_flight)),
             limits,
-            daily_requests: Arc::default(),
         }
     }
 }

@@ -81,6 +81,23 @@ pub fn routes() -> Vec<RouteSpec> {
             get(search),
         )
         .query(&["q"]),
+        RouteSpec::new(
+            Method::GET,
+            "/services/data/{version}/parameterizedSearch",
+            s,
+            "query.parameterized_search",
+            "Search by parameters (q, sobject, fields, in, overallLimit, defaultLimit)",
+            get(crate::param_search::get_search),
+        )
+        .query(&["q"]),
+        RouteSpec::new(
+            Method::POST,
+            "/services/data/{version}/parameterizedSearch",
+            s,
+            "query.parameterized_search_post",
+            "Search by parameters sent as JSON",
+            post(crate::param_search::post_search),
+        ),
     ]
 }
 

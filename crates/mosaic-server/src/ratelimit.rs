@@ -67,38 +67,6 @@ fn set_headers(h: &mut HeaderMap, d: &Decision) {
     );
 }
 
-/// API requests per tenant since the start of the UTC day, counted by this
-/// process (the `limits` resource's `DailyApiRequests`).
-#[derive(Default)]
-pub struct DailyRequests {
-    counts: std::sync::Mutex<std::collections::HashMap<String, (chrono::NaiveDate, u64)>>,
-}
-
-impl DailyRequests {
-    fn today() -> chrono::NaiveDate {
-        chrono::Utc::now().date_naive()
-    }
-
-    pub fn count(&self, tenant: &str) {
-        let today = Self::today();
-        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let e = m.entry(tenant.to_string()).or_insert((today, 0));
-        if e.0 != today {
-            *e = (today, 0);
-        }
-        e.1 += 1;
-    }
-
-    /// Requests of `tenant` counted today.
-    pub fn today_count(&self, tenant: &str) -> u64 {
-        let m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        match m.get(tenant) {
-            Some((day, n)) if *day == Self::today() => *n,
-            _ => 0,
-        }
-    }
-}
-
 pub async fn limit(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let Some(class) = classify(req.method(), req.uri().path()) else {
         return next.run(req).await;
@@ -109,7 +77,7 @@ pub async fn limit(State(s): State<AppState>, req: Request, next: Next) -> Respo
     let Ok(session) = s.platform.auth.resolve(token).await else {
         return next.run(req).await;
     };
-    s.daily_requests.count(&session.tenant_id);
+    s.platform.cache.api_usage.count(&session.tenant_id).await;
     let Some(d) = s.platform.rate_limit(&session.tenant_id, class).await else {
         return next.run(req).await;
     };

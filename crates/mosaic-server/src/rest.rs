@@ -70,8 +70,8 @@ const DAY_SECS: u64 = 24 * 60 * 60;
 
 /// `limits`: Mosaic meters API requests per second per endpoint class
 /// (a token bucket); the day's maximum is what the sustained rates allow
-/// in a day, the remainder that minus the requests this server counted
-/// since midnight UTC. Per-class entries follow Salesforce's naming for
+/// in a day, the remainder that minus the requests counted since midnight
+/// UTC (by the whole fleet when Redis is configured). Per-class entries follow Salesforce's naming for
 /// the ones it has no key for. Storage and bulk jobs are not metered and
 /// are omitted.
 async fn limits(
@@ -83,7 +83,7 @@ async fn limits(
     let rates = s.platform.tenant_rates(&c.tenant_id).await?;
     let per_day = |class: EndpointClass| u64::from(rates[class.index()].per_second) * DAY_SECS;
     let max: u64 = CLASSES.iter().map(|c| per_day(*c)).sum();
-    let used = s.daily_requests.today_count(&c.tenant_id);
+    let used = s.platform.cache.api_usage.today(&c.tenant_id).await;
     let mut out = Map::new();
     out.insert(
         "DailyApiRequests".into(),

@@ -1088,6 +1088,7 @@ impl<'a> Binder<'a> {
             object_id: obj.id.clone(),
             object_api_name: obj.api_name.clone(),
             count_only: q.is_count_only(),
+            marks_recent: matches!(q.for_, Some(ForClause::View(_) | ForClause::Reference(_))),
             items,
             plan: QueryPlan {
                 object_id: obj.id.clone(),

@@ -185,4 +185,7 @@ pub struct PlannedQuery {
     pub items: Vec<OutputItem>,
     /// `SELECT COUNT() …`: the result is a size, not rows.
     pub count_only: bool,
+    /// `FOR VIEW` / `FOR REFERENCE`: the records returned go on the
+    /// caller's recently viewed list.
+    pub marks_recent: bool,
 }
