@@ -38,6 +38,28 @@ pub fn sniff(head: &[u8]) -> (&'static str, &'static str) {
     }
 }
 
+/// The content type a stored `FileType` is served with.
+pub fn mime_of(file_type: &str) -> &'static str {
+    match file_type {
+        "PNG" => "image/png",
+        "JPG" => "image/jpeg",
+        "GIF" => "image/gif",
+        "WEBP" => "image/webp",
+        "PDF" => "application/pdf",
+        "ZIP" => "application/zip",
+        "GZIP" => "application/gzip",
+        "WORD_X" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "EXCEL_X" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "POWER_POINT_X" => {
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+        }
+        "MP3" => "audio/mpeg",
+        "MP4" => "video/mp4",
+        "TEXT" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
 /// Types a browser never renders as an active document.
 fn is_safe(mime: &str) -> bool {
     !(mime.contains("html") || mime.contains("svg") || mime.contains("xml"))
