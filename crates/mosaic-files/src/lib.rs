@@ -68,8 +68,12 @@ pub trait BlobStore: Send + Sync {
     /// Streams `body` into the store under the tenant and the SHA-256 of
     /// its bytes. Refuses (`REQUEST_TOO_LARGE`, nothing kept) a body of
     /// more than `max_bytes`. Durable when it returns.
-    async fn put(&self, tenant_id: &str, body: ByteStream, max_bytes: u64)
-        -> MosaicResult<StoredBlob>;
+    async fn put(
+        &self,
+        tenant_id: &str,
+        body: ByteStream,
+        max_bytes: u64,
+    ) -> MosaicResult<StoredBlob>;
 
     /// Streams a blob back, or `range` of it (clamped by the caller to the
     /// size it recorded). `NOT_FOUND` when it does not exist.
@@ -115,7 +119,9 @@ pub fn open(data_dir: &Path, blob_url: Option<&str>) -> MosaicResult<Arc<dyn Blo
 
 /// Whether `s` is a lower-case hex SHA-256 (64 characters).
 pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Whether `s` can name a tenant in a key (ids are UUIDs; nothing that
@@ -123,7 +129,8 @@ pub fn is_sha256(s: &str) -> bool {
 pub(crate) fn is_key_segment(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub(crate) fn check_key(tenant_id: &str, sha256: &str) -> MosaicResult<()> {

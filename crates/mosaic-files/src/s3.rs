@@ -31,9 +31,8 @@ impl S3BlobStore {
     /// `s3://bucket[/prefix][?endpoint=…&region=…&allow_http=true]`;
     /// credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     pub fn from_url(blob_url: &str) -> MosaicResult<S3BlobStore> {
-        let bad = |why: String| {
-            MosaicError::new(ErrorCode::INVALID_INPUT, format!("--blob-url: {why}"))
-        };
+        let bad =
+            |why: String| MosaicError::new(ErrorCode::INVALID_INPUT, format!("--blob-url: {why}"));
         let url = url::Url::parse(blob_url).map_err(|e| bad(e.to_string()))?;
         let bucket = url
             .host_str()

@@ -29,7 +29,7 @@ pub fn sniff(head: &[u8]) -> (&'static str, &'static str) {
         if is_safe(mime) {
             return (mime, file_type);
         }
-        return ("application/octet-stream", "UNKNOWN");
+        // HTML, SVG, XML: served as the text they are, below.
     }
     if std::str::from_utf8(trim_partial_utf8(head)).is_ok() && !head.contains(&0) {
         ("text/plain; charset=utf-8", "TEXT")
@@ -82,8 +82,14 @@ mod tests {
     fn known_types_and_never_active_content() {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n0000").0, "image/png");
         assert_eq!(sniff(b"%PDF-1.7\n").1, "PDF");
-        assert_eq!(sniff(b"<html><script>alert(1)</script>").0, "text/plain; charset=utf-8");
-        assert_eq!(sniff(b"<svg xmlns='http://www.w3.org/2000/svg'/>").0, "text/plain; charset=utf-8");
+        assert_eq!(
+            sniff(b"<html><script>alert(1)</script>").0,
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            sniff(b"<svg xmlns='http://www.w3.org/2000/svg'/>").0,
+            "text/plain; charset=utf-8"
+        );
         assert_eq!(sniff(&[0, 1, 2, 3, 255]).0, "application/octet-stream");
         assert_eq!(sniff("día".as_bytes()).1, "TEXT");
     }

@@ -162,8 +162,7 @@ impl Platform {
                 "name_field": {"label": "Version Number", "data_type": "auto_number", "auto_number_format": "V-{000000}"},
                 "fields": [
                     {"api_name": "ContentDocumentId", "label": "Content Document", "data_type": "master_detail",
-                     "lookup_object": CONTENT_DOCUMENT, "relationship_name": "ContentDocument",
-                     "child_relationship_name": "ContentVersions"},
+                     "lookup_object": CONTENT_DOCUMENT, "relationship_name": "ContentVersions"},
                     {"api_name": "Title", "label": "Title", "data_type": "text", "length": 255},
                     {"api_name": "PathOnClient", "label": "Path On Client", "data_type": "text", "length": 255},
                     {"api_name": "FileExtension", "label": "File Extension", "data_type": "text", "length": 40},
@@ -174,7 +173,7 @@ impl Platform {
                     {"api_name": "IsLatest", "label": "Is Latest", "data_type": "boolean"},
                     {"api_name": "FirstPublishLocationId", "label": "First Publish Location", "data_type": "text", "length": 36},
                     {"api_name": "ReasonForChange", "label": "Reason For Change", "data_type": "text", "length": 255},
-                    {"api_name": "Description", "label": "Description", "data_type": "textarea", "length": 1000}
+                    {"api_name": "Description", "label": "Description", "data_type": "long_text"}
                 ]
             }),
             json!({
@@ -185,8 +184,7 @@ impl Platform {
                 "name_field": {"label": "Link Number", "data_type": "auto_number", "auto_number_format": "L-{000000}"},
                 "fields": [
                     {"api_name": "ContentDocumentId", "label": "Content Document", "data_type": "master_detail",
-                     "lookup_object": CONTENT_DOCUMENT, "relationship_name": "ContentDocument",
-                     "child_relationship_name": "ContentDocumentLinks"},
+                     "lookup_object": CONTENT_DOCUMENT, "relationship_name": "ContentDocumentLinks"},
                     {"api_name": "LinkedEntityId", "label": "Linked Entity", "data_type": "text", "length": 36, "is_indexed": true},
                     {"api_name": "ShareType", "label": "Share Type", "data_type": "picklist", "picklist_values": [
                         {"value": "V", "label": "Viewer", "is_default": true}, {"value": "C", "label": "Collaborator"},
@@ -233,7 +231,10 @@ impl Platform {
                 },
             )
             .await?;
-        Ok(r.records.first().map(|r| query_u64(field(r, "total"))).unwrap_or(0))
+        Ok(r.records
+            .first()
+            .map(|r| query_u64(field(r, "total")))
+            .unwrap_or(0))
     }
 
     /// Whether `c` can see the document: one of its links names a record
@@ -284,7 +285,12 @@ impl Platform {
             .await
         {
             Ok(_) => Ok(true),
-            Err(e) if matches!(e.code, ErrorCode::NOT_FOUND | ErrorCode::INSUFFICIENT_ACCESS) => {
+            Err(e)
+                if matches!(
+                    e.code,
+                    ErrorCode::NOT_FOUND | ErrorCode::INSUFFICIENT_ACCESS
+                ) =>
+            {
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -306,10 +312,15 @@ impl Platform {
         body: ByteStream,
     ) -> RecordResult<String> {
         for k in entity.keys() {
-            if !VERSION_INPUT_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+            if !VERSION_INPUT_FIELDS
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(k))
+            {
                 return Err(invalid(
                     ErrorCode::INVALID_FIELD,
-                    format!("No such column '{k}' on entity 'ContentVersion' (or it cannot be set)"),
+                    format!(
+                        "No such column '{k}' on entity 'ContentVersion' (or it cannot be set)"
+                    ),
                     k,
                 )
                 .into());
@@ -352,8 +363,7 @@ impl Platform {
             }
         }
         if let Some(loc) = location {
-            let loc = parse_record_id(loc)
-                .map_err(|e| at(e, "FirstPublishLocationId"))?;
+            let loc = parse_record_id(loc).map_err(|e| at(e, "FirstPublishLocationId"))?;
             if !self.record_visible(c, &loc).await? {
                 return Err(invalid(
                     ErrorCode::INVALID_CROSS_REFERENCE_KEY,
@@ -430,13 +440,15 @@ impl Platform {
         d.insert("FileType".into(), json!(file_type));
         d.insert("ContentSize".into(), size);
         d.insert("LatestPublishedVersionId".into(), json!(version_id));
-        self.update(&sys, CONTENT_DOCUMENT, &document_id, &d).await?;
+        self.update(&sys, CONTENT_DOCUMENT, &document_id, &d)
+            .await?;
         if document.is_none() {
             let linked = location.unwrap_or(&c.user_id);
             self.insert_link(&sys, &document_id, linked, "V").await?;
             if location.is_some() {
                 // The uploader keeps the file in their own library too.
-                self.insert_link(&sys, &document_id, &c.user_id, "I").await?;
+                self.insert_link(&sys, &document_id, &c.user_id, "I")
+                    .await?;
             }
         }
         Ok(version_id)
@@ -487,9 +499,14 @@ impl Platform {
         body: &Map<String, Json>,
     ) -> RecordResult<String> {
         for k in body.keys() {
-            if !["ContentDocumentId", "LinkedEntityId", "ShareType", "Visibility"]
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(k))
+            if ![
+                "ContentDocumentId",
+                "LinkedEntityId",
+                "ShareType",
+                "Visibility",
+            ]
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(k))
             {
                 return Err(invalid(
                     ErrorCode::INVALID_FIELD,
@@ -566,7 +583,11 @@ impl Platform {
     /// collected once nothing references them).
     pub async fn delete_content_document(&self, c: &Caller, id: &str) -> MosaicResult<()> {
         let id = parse_record_id(id)?;
-        if self.meta.object(&c.tenant_id, CONTENT_DOCUMENT).await.is_err()
+        if self
+            .meta
+            .object(&c.tenant_id, CONTENT_DOCUMENT)
+            .await
+            .is_err()
             || !self.document_visible(c, &id).await?
         {
             return Err(Self::file_not_found(&id));
@@ -580,14 +601,25 @@ impl Platform {
     /// records its document is linked to.
     pub async fn content_version(&self, c: &Caller, id: &str) -> MosaicResult<VersionContent> {
         let id = parse_record_id(id)?;
-        if self.meta.object(&c.tenant_id, CONTENT_VERSION).await.is_err() {
+        if self
+            .meta
+            .object(&c.tenant_id, CONTENT_VERSION)
+            .await
+            .is_err()
+        {
             return Err(Self::file_not_found(&id));
         }
         let sys = Caller::system(&c.tenant_id, &c.user_id);
-        let fields: Vec<String> = ["ContentDocumentId", "Checksum", "ContentSize", "FileType", "PathOnClient"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let fields: Vec<String> = [
+            "ContentDocumentId",
+            "Checksum",
+            "ContentSize",
+            "FileType",
+            "PathOnClient",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let view = match self.get(&sys, CONTENT_VERSION, &id, Some(&fields)).await {
             Ok(v) => v,
             Err(e) if e.code == ErrorCode::NOT_FOUND => return Err(Self::file_not_found(&id)),

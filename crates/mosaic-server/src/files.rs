@@ -276,21 +276,24 @@ async fn create_version_multipart(
             e => std::io::Error::other(e.to_string()),
         })
         .boxed();
-    let id = s.platform.create_content_version(c, &entity, stream).await?;
+    let id = s
+        .platform
+        .create_content_version(c, &entity, stream)
+        .await?;
     Ok(created(&id))
 }
 
 /// The caller of a download: a bearer token, or the web app's session
 /// cookie (links on record pages).
 async fn download_caller(s: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let unauthorized = || ApiError::new(ErrorCode::INVALID_SESSION_ID, "Session expired or invalid");
+    let unauthorized =
+        || ApiError::new(ErrorCode::INVALID_SESSION_ID, "Session expired or invalid");
     if headers.contains_key(header::AUTHORIZATION) {
         let mut parts = axum::http::Request::new(()).into_parts().0;
         parts.headers = headers.clone();
-        let Auth(c) = <Auth as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-            &mut parts, s,
-        )
-        .await?;
+        let Auth(c) =
+            <Auth as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, s)
+                .await?;
         return Ok(c);
     }
     let token = headers
@@ -358,9 +361,15 @@ async fn version_data(
     let mut out = HeaderMap::new();
     let hv = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
     out.insert(header::ETAG, hv(&etag));
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     out.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
@@ -382,8 +391,14 @@ async fn version_data(
         },
     };
     let partial = range.is_some();
-    let body = s.platform.open_content(&c.tenant_id, &content, range).await?;
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content.content_type));
+    let body = s
+        .platform
+        .open_content(&c.tenant_id, &content, range)
+        .await?;
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content.content_type),
+    );
     out.insert(
         header::CONTENT_DISPOSITION,
         hv(&content_disposition(&content.file_name)),

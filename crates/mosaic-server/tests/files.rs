@@ -132,7 +132,9 @@ async fn files_behave(server: &TestServer) {
     let alice = reader(&admin, "alice", &set).await;
     let bob = reader(&admin, "bob", &set).await;
     // Alice owns the case; Bob (private sharing, no role) cannot see it.
-    let case = alice.create_record("Case__c", json!({"Name": "Broken pump"})).await;
+    let case = alice
+        .create_record("Case__c", json!({"Name": "Broken pump"}))
+        .await;
 
     // 1. Multipart upload linked to the case, 300 KB of binary.
     let file: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -166,7 +168,10 @@ async fn files_behave(server: &TestServer) {
     assert_eq!(body, file[1000..2000]);
     assert_eq!(h["content-range"], "bytes 1000-1999/300000");
     let (s, _, body) = download(&alice, &v1, &[("range", "bytes=-10")]).await;
-    assert_eq!((s, body.as_slice()), (StatusCode::PARTIAL_CONTENT, &file[299_990..]));
+    assert_eq!(
+        (s, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &file[299_990..])
+    );
     let (s, h, _) = download(&alice, &v1, &[("range", "bytes=300000-")]).await;
     assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(h["content-range"], "bytes */300000");
@@ -176,9 +181,13 @@ async fn files_behave(server: &TestServer) {
     assert!(body.is_empty());
 
     // 3. Linking the file to a second case shows it to that case's readers.
-    let case2 = bob.create_record("Case__c", json!({"Name": "Bob's case"})).await;
+    let case2 = bob
+        .create_record("Case__c", json!({"Name": "Bob's case"}))
+        .await;
     let (s, v) = admin
-        .get(&format!("{DATA}/sobjects/ContentVersion/{v1}?fields=ContentDocumentId"))
+        .get(&format!(
+            "{DATA}/sobjects/ContentVersion/{v1}?fields=ContentDocumentId"
+        ))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let doc = v["ContentDocumentId"].as_str().unwrap().to_string();
@@ -268,7 +277,9 @@ async fn files_behave(server: &TestServer) {
     let (s, v) = admin.get(&format!("{DATA}/limits")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["FileStorageMB"]["Max"].as_u64().unwrap() > 0, "{v}");
-    let (s, v) = bob.delete(&format!("{DATA}/sobjects/ContentDocument/{doc}")).await;
+    let (s, v) = bob
+        .delete(&format!("{DATA}/sobjects/ContentDocument/{doc}"))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     let (s, v) = alice
         .delete(&format!("{DATA}/sobjects/ContentDocument/{doc}"))
@@ -408,9 +419,7 @@ async fn moto() -> Moto {
     assert!(res.status().is_success(), "create bucket: {}", res.status());
     Moto {
         child,
-        url: format!(
-            "s3://mosaic-files/test?endpoint={endpoint}&region=us-east-1&allow_http=true"
-        ),
+        url: format!("s3://mosaic-files/test?endpoint={endpoint}&region=us-east-1&allow_http=true"),
     }
 }
 
