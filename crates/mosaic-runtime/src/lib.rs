@@ -16,6 +16,7 @@ pub use mosaic_cache;
 pub mod cipher;
 pub mod clock;
 pub mod cursors;
+pub mod files;
 pub mod formula_eval;
 pub mod health;
 pub mod history;

@@ -65,6 +65,8 @@ pub struct PlatformConfig {
     /// How long deleted records stay in the recycle bin before the
     /// scheduled purge removes them (`--recycle-retention-days`, default 15).
     pub recycle_retention: Duration,
+    /// Where file content lives and how much of it (decision 0034).
+    pub files: crate::files::FilesConfig,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -97,6 +99,7 @@ impl PlatformConfig {
             breakers: Default::default(),
             llm: None,
             recycle_retention: crate::recycle_bin::DEFAULT_RETENTION,
+            files: Default::default(),
         }
     }
 }
@@ -151,6 +154,9 @@ impl AutomationConfig {
 
 pub struct Platform {
     pub config: PlatformConfig,
+    /// File content (`ContentVersion` bodies): the data directory's
+    /// `blobs/` or an S3-compatible store (`--blob-url`).
+    pub blobs: Arc<dyn mosaic_files::BlobStore>,
     pub meta: Arc<MetadataService>,
     pub auth: Arc<AuthService>,
     /// Users, roles, groups, permission sets, connected apps, OAuth grants
@@ -498,7 +504,9 @@ impl Platform {
         ));
         // Permission changes are in force fleet-wide at the next request.
         access.share_generations(metas.settings.clone());
+        let blobs = mosaic_files::open(&config.data_dir, config.files.blob_url.as_deref())?;
         Ok(Platform {
+            blobs,
             meta,
             operators,
             access,

@@ -374,9 +374,17 @@ async fn create(
     State(s): State<AppState>,
     PathParams((v, object)): PathParams<(String, String)>,
     Auth(c): Auth,
-    JsonBody(body): JsonBody<Map<String, Value>>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
     version(&v)?;
+    if crate::files::handles(&object) {
+        return crate::files::create(&s, &c, &object, req).await;
+    }
+    let JsonBody(body) =
+        <JsonBody<Map<String, Value>> as axum::extract::FromRequest<AppState>>::from_request(
+            req, &s,
+        )
+        .await?;
     if body.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
         return Err(MosaicError::field(
             ErrorCode::INVALID_FIELD_FOR_INSERT_UPDATE,
@@ -386,7 +394,7 @@ async fn create(
         .into());
     }
     let id = s.platform.create(&c, &object, &body).await?;
-    Ok(created(&id))
+    Ok(created(&id).into_response())
 }
 
 async fn read(
@@ -408,6 +416,7 @@ async fn update(
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<StatusCode, ApiError> {
     version(&v)?;
+    crate::files::check_update(&object, &body)?;
     s.platform.update(&c, &object, &id, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -418,6 +427,9 @@ async fn delete(
     Auth(c): Auth,
 ) -> Result<StatusCode, ApiError> {
     version(&v)?;
+    if crate::files::handles(&object) {
+        return crate::files::delete(&s, &c, &object, &id).await;
+    }
     s.platform.delete(&c, &object, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

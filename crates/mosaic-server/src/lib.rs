@@ -15,6 +15,7 @@ mod data;
 pub mod error;
 pub mod etag;
 mod extract;
+mod files;
 mod formula;
 mod health;
 pub mod idempotency;
@@ -115,6 +116,7 @@ impl AppState {
     ) -> AppState {
         observe::metrics_handle();
         mosaic_runtime::platform::spawn_purge(&platform);
+        mosaic_runtime::files::spawn_collector(&platform);
         AppState {
             platform,
             instance_url: instance_url.into(),

@@ -100,6 +100,14 @@ async fn limits(
         };
         out.insert(key.into(), json!({"Max": r.per_second, "Burst": r.burst}));
     }
+    // File storage in MB, as Salesforce names it (decision 0034).
+    const MB: u64 = 1024 * 1024;
+    let quota = s.platform.config.files.tenant_quota_bytes;
+    let used = s.platform.file_usage(&c.tenant_id).await?;
+    out.insert(
+        "FileStorageMB".into(),
+        json!({"Max": quota / MB, "Remaining": quota.saturating_sub(used) / MB}),
+    );
     Ok(Json(Value::Object(out)))
 }
 

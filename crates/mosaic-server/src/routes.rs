@@ -181,6 +181,7 @@ pub fn route_table() -> Vec<RouteSpec> {
     all.extend(crate::formula::routes());
     all.extend(crate::automation::metadata_routes());
     all.extend(crate::data::routes());
+    all.extend(crate::files::routes());
     all.extend(crate::recycle::routes());
     all.extend(crate::recycle::metadata_routes());
     all.extend(crate::views::data_routes());

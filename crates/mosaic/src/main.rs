@@ -89,6 +89,11 @@ struct Common {
     /// `records.sqlite` in the data directory.
     #[arg(long, env = "MOSAIC_RECORDS_URL")]
     records_url: Option<String>,
+    /// Where file content lives: `s3://bucket[/prefix][?endpoint=…&region=…]`
+    /// (credentials from `AWS_*`) or `file:///dir`; without it, `blobs/`
+    /// in the data directory.
+    #[arg(long, env = "MOSAIC_BLOB_URL")]
+    blob_url: Option<String>,
     /// Window of hot-tenant detection, in seconds (the seed: a day).
     #[arg(long, env = "MOSAIC_HOT_WINDOW_SECS", default_value_t = 86_400)]
     hot_window_secs: u64,
@@ -418,6 +423,7 @@ fn config(c: &Common) -> PlatformConfig {
         .filter(|u| !u.is_empty())
         .collect();
     cfg.records_url = c.records_url.clone().filter(|u| !u.is_empty());
+    cfg.files.blob_url = c.blob_url.clone().filter(|u| !u.is_empty());
     cfg.pg_pool_size = c.pg_pool_size.clamp(1, 256);
     cfg.hot_window = Duration::from_secs(c.hot_window_secs.max(60));
     cfg.hot_auto_move = c.hot_auto_move;
