@@ -12,6 +12,7 @@ pub mod layout;
 pub mod listview;
 pub mod model;
 pub mod plan;
+pub mod rollup;
 pub mod service;
 pub mod sharing;
 pub mod validate;

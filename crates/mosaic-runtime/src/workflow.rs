@@ -341,14 +341,11 @@ fn rules_read_formula_fields(obj: &ObjectMeta) -> bool {
         .def
         .fields
         .iter()
-        .any(|f| f.data_type == DataType::Formula)
+        .any(|f| f.data_type.is_computed())
     {
         return false;
     }
-    let is_formula = |name: &str| {
-        obj.field(name)
-            .is_some_and(|f| f.data_type == DataType::Formula)
-    };
+    let is_formula = |name: &str| obj.field(name).is_some_and(|f| f.data_type.is_computed());
     let merges = |t: &str| {
         mosaic_meta::workflow::merge_fields(t)
             .iter()
@@ -464,7 +461,7 @@ impl Platform {
             .def
             .fields
             .iter()
-            .filter(|f| f.data_type == DataType::Formula)
+            .filter(|f| f.data_type.is_computed())
             .map(|f| f.api_name.clone())
             .collect();
         let mut rows = vec![v.clone()];
