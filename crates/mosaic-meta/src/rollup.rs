@@ -223,7 +223,11 @@ fn check_field(defs: &[&ObjectDef], master_id: &str, f: &FieldDef) -> MosaicResu
                 "summary_foreign_key",
                 format!(
                     "summary_foreign_key: '{}' is not an object of this tenant",
-                    obj_name.unwrap_or_default().chars().take(80).collect::<String>()
+                    obj_name
+                        .unwrap_or_default()
+                        .chars()
+                        .take(80)
+                        .collect::<String>()
                 ),
             )
         })?;
@@ -458,9 +462,11 @@ fn check_field(defs: &[&ObjectDef], master_id: &str, f: &FieldDef) -> MosaicResu
 /// list (as Salesforce); the others one value. An empty value is blank.
 pub fn filter_values(item: &FilterItem) -> Vec<String> {
     match item.operation {
-        FilterOperation::Equals | FilterOperation::NotEqual => {
-            item.value.split(',').map(|v| v.trim().to_string()).collect()
-        }
+        FilterOperation::Equals | FilterOperation::NotEqual => item
+            .value
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .collect(),
         _ => vec![item.value.clone()],
     }
 }

@@ -199,7 +199,10 @@ fn apply_rollup(f: &mut FieldDef, input: &mut FieldInput) -> MosaicResult<()> {
         if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
             return Err(bad(
                 name,
-                format!("{name} applies only to rollup_summary fields, not {}", f.data_type),
+                format!(
+                    "{name} applies only to rollup_summary fields, not {}",
+                    f.data_type
+                ),
             ));
         }
         return Ok(());

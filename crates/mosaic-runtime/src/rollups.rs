@@ -77,7 +77,11 @@ fn criterion(detail: &ObjectMeta, item: &mosaic_meta::rollup::FilterItem) -> Opt
         FilterOperation::Equals | FilterOperation::NotEqual => {
             let raw = filter_values(item);
             let blank = raw.iter().any(|v| v.is_empty());
-            let values: Vec<Value> = raw.iter().filter(|v| !v.is_empty()).filter_map(|v| value(v)).collect();
+            let values: Vec<Value> = raw
+                .iter()
+                .filter(|v| !v.is_empty())
+                .filter_map(|v| value(v))
+                .collect();
             let mut any = Vec::new();
             if blank {
                 any.push(is_null(false));

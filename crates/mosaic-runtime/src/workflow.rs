@@ -337,12 +337,7 @@ pub fn history_effects(
 /// fields, outbound fields, formulas): only then are formula fields
 /// computed for the rules, which can take reads across relationships.
 fn rules_read_formula_fields(obj: &ObjectMeta) -> bool {
-    if !obj
-        .def
-        .fields
-        .iter()
-        .any(|f| f.data_type.is_computed())
-    {
+    if !obj.def.fields.iter().any(|f| f.data_type.is_computed()) {
         return false;
     }
     let is_formula = |name: &str| obj.field(name).is_some_and(|f| f.data_type.is_computed());

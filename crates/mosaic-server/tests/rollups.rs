@@ -224,7 +224,10 @@ async fn rollups_follow_every_detail_write() {
         s6(["1", "100.10", "100.10", "100.10", "2024-03-01", "1"])
     );
     let (s, v) = c
-        .post(&format!("{DATA}/sobjects/Invoice__c/{a}/undelete"), json!({}))
+        .post(
+            &format!("{DATA}/sobjects/Invoice__c/{a}/undelete"),
+            json!({}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
@@ -292,9 +295,7 @@ async fn formulas_validation_rules_and_describe_see_rollups() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 
     // Describe: the result type, calculated.
-    let (s, d) = c
-        .get(&format!("{DATA}/sobjects/Invoice__c/describe"))
-        .await;
+    let (s, d) = c.get(&format!("{DATA}/sobjects/Invoice__c/describe")).await;
     assert_eq!(s, StatusCode::OK);
     let f = |n: &str| {
         d["fields"]
@@ -391,10 +392,7 @@ async fn bad_definitions_and_dependents_are_refused() {
         let (s, v) = add_field(&c, "Invoice__c", def).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{i}: {v}");
         assert_eq!(v[0]["fields"][0], field, "{i}: {v}");
-        assert!(
-            v[0]["message"].as_str().unwrap().contains(says),
-            "{i}: {v}"
-        );
+        assert!(v[0]["message"].as_str().unwrap().contains(says), "{i}: {v}");
     }
     // Roll-up options on another type.
     let (s, v) = add_field(
