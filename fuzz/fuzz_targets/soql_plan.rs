@@ -21,6 +21,7 @@ fn field(name: &str, t: DataType, pool: SlotPool, i: u16) -> SchemaField {
         lookup_object_id: None,
         relationship_name: None,
         child_relationship_name: None,
+        rollup: None,
     }
 }
 

@@ -33,9 +33,9 @@ pub fn field_kind(f: &FieldDef) -> Option<FieldKind> {
         Email => FieldKind::Email,
         Phone => FieldKind::Phone,
         Url => FieldKind::Url,
-        Formula => return f.formula_return_type.and_then(return_kind),
+        // A roll-up's result type is kept where a formula keeps its own.
+        Formula | RollupSummary => return f.formula_return_type.and_then(return_kind),
         Geolocation => FieldKind::Location,
-        RollupSummary => return None,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod listview;
 pub mod model;
 pub mod plan;
 pub mod pools;
+pub mod rollup;
 pub mod service;
 pub mod sharing;
 pub mod validate;

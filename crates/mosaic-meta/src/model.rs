@@ -111,6 +111,9 @@ pub struct FieldDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<FlexSlot>,
     pub created_at: DateTime<Utc>,
+    /// A roll-up summary's definition (`summary_foreign_key`, …).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub rollup: Option<crate::rollup::RollupDef>,
 }
 
 /// A bare field of type text named `name`, for coercing values against
@@ -144,6 +147,7 @@ pub fn probe_field(name: &str) -> FieldDef {
         description: None,
         slot: None,
         created_at: DateTime::<Utc>::UNIX_EPOCH,
+        rollup: None,
     }
 }
 

@@ -325,6 +325,21 @@ impl MetadataService {
         Ok(())
     }
 
+    /// Checks and completes the roll-up summary fields of `next` against
+    /// the tenant's objects (decision 0039).
+    async fn check_rollups(&self, tenant: &str, next: &mut ObjectDef) -> MosaicResult<()> {
+        if !next
+            .fields
+            .iter()
+            .any(|f| f.data_type == DataType::RollupSummary)
+        {
+            return Ok(());
+        }
+        let all = self.store.list_objects(tenant).await?;
+        let defs = all.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
+        crate::rollup::check_object(&defs, next)
+    }
+
     /// Refuses to remove or rename a field that formulas read.
     async fn check_no_dependents(
         &self,
@@ -336,6 +351,11 @@ impl MetadataService {
         let all = self.store.list_objects(tenant).await?;
         let defs = all.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
         let mut deps = formulas::dependents(&defs, &def.id, &field.api_name);
+        deps.extend(crate::rollup::dependents(
+            &defs,
+            &def.id,
+            Some(&field.api_name),
+        ));
         deps.extend(crate::workflow::rules_using(def, &field.api_name));
         deps.extend(
             crate::sharing::sharing_rules_using(def, &field.api_name)
@@ -1012,6 +1032,12 @@ impl MetadataService {
             .filter(|(o, _)| o.def.id != cur.def.id)
             .map(|(o, f)| format!("{}.{}", o.def.api_name, f.api_name))
             .collect();
+        let all = self.store.list_objects(tenant).await?;
+        let defs = all.iter().map(decode).collect::<MosaicResult<Vec<_>>>()?;
+        let foreign: Vec<String> = foreign
+            .into_iter()
+            .chain(crate::rollup::dependents(&defs, &cur.def.id, None))
+            .collect();
         if !foreign.is_empty() {
             return Err(MosaicError::new(
                 ErrorCode::DELETE_FAILED,
@@ -1047,6 +1073,7 @@ impl MetadataService {
             let mut next = cur.def.clone();
             next.pending_clear.clear();
             self.add_to(&mut next, &mut f)?;
+            self.check_rollups(tenant, &mut next).await?;
             self.check_formulas(tenant, &next).await?;
             if let Some(spec) = index_spec(&f) {
                 // A new slot is empty, but clear any stale pivots defensively.
@@ -1154,6 +1181,10 @@ impl MetadataService {
         }
         if let Some(x) = next.fields.iter_mut().find(|x| x.id == f.id) {
             *x = f.clone();
+        }
+        self.check_rollups(tenant, &mut next).await?;
+        if let Some(x) = next.fields.iter().find(|x| x.id == f.id) {
+            f = x.clone();
         }
         self.check_formulas(tenant, &next).await?;
         let old_spec = index_spec(&old);

@@ -106,6 +106,16 @@ pub struct FieldInput {
     pub help_text: Option<String>,
     pub description: Option<String>,
     pub version: Option<i64>,
+    /// Roll-up summary: `Child__c.Master__c`.
+    pub summary_foreign_key: Option<String>,
+    /// Roll-up summary: count, sum, min or max.
+    pub summary_operation: Option<String>,
+    /// Roll-up summary: `Child__c.Field__c` or `Field__c`.
+    pub summarized_field: Option<String>,
+    /// Roll-up summary: criteria every counted detail record meets.
+    pub summary_filter_items: Option<Vec<FilterItemInput>>,
+    #[serde(default, rename = "summarized_object_id")]
+    pub _summarized_object_id: Option<Json>,
     #[serde(default, rename = "id")]
     pub _id: Option<Json>,
     #[serde(default, rename = "slot")]
@@ -114,6 +124,16 @@ pub struct FieldInput {
     pub _created_at: Option<Json>,
     #[serde(default, rename = "lookup_object_id")]
     pub _lookup_object_id: Option<Json>,
+}
+
+/// One roll-up filter criterion as sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterItemInput {
+    pub field: Option<String>,
+    pub operation: Option<String>,
+    #[serde(default, deserialize_with = "some")]
+    pub value: Option<Json>,
 }
 
 fn bad(field: &str, msg: impl Into<String>) -> MosaicError {
@@ -164,6 +184,138 @@ pub fn label_from(api_name: &str) -> String {
 /// Resolves a lookup target by api name → (object id, canonical api name).
 pub type TargetResolver<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
 
+/// The roll-up summary options of a create or update request, checked for
+/// their shape (the detail object is checked by
+/// [`crate::rollup::check_object`]).
+fn apply_rollup(f: &mut FieldDef, input: &mut FieldInput) -> MosaicResult<()> {
+    use crate::rollup::{FilterItem, FilterOperation, RollupDef, SummaryOperation};
+    let given = [
+        ("summary_foreign_key", input.summary_foreign_key.is_some()),
+        ("summary_operation", input.summary_operation.is_some()),
+        ("summarized_field", input.summarized_field.is_some()),
+        ("summary_filter_items", input.summary_filter_items.is_some()),
+    ];
+    if f.data_type != DataType::RollupSummary {
+        if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(bad(
+                name,
+                format!(
+                    "{name} applies only to rollup_summary fields, not {}",
+                    f.data_type
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    // Derived from the summarized field: a field sent back as read is fine.
+    input.formula_return_type = None;
+    input.precision = None;
+    input.scale = None;
+    let op = match input.summary_operation.take() {
+        Some(o) => Some(SummaryOperation::parse(&o).ok_or_else(|| {
+            bad(
+                "summary_operation",
+                format!(
+                    "summary_operation '{}' is not one of count, sum, min, max",
+                    o.chars().take(40).collect::<String>()
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let mut r = match (f.rollup.take(), input.summary_foreign_key.take(), op) {
+        (Some(mut r), fk, op) => {
+            if let Some(fk) = fk {
+                r.summary_foreign_key = fk;
+            }
+            if let Some(op) = op {
+                r.summary_operation = op;
+                if op == SummaryOperation::Count && input.summarized_field.is_none() {
+                    r.summarized_field = None;
+                }
+            }
+            r
+        }
+        (None, Some(fk), Some(op)) => RollupDef {
+            summary_foreign_key: fk,
+            summary_operation: op,
+            summarized_field: None,
+            summary_filter_items: Vec::new(),
+            summarized_object_id: None,
+        },
+        (None, None, _) => {
+            return Err(bad(
+                "summary_foreign_key",
+                "summary_foreign_key is required for a rollup_summary field, e.g. Line_Item__c.Invoice__c",
+            ))
+        }
+        (None, Some(_), None) => {
+            return Err(bad(
+                "summary_operation",
+                "summary_operation is required for a rollup_summary field: count, sum, min or max",
+            ))
+        }
+    };
+    if let Some(sf) = input.summarized_field.take() {
+        r.summarized_field = Some(sf).filter(|s| !s.trim().is_empty());
+    }
+    if let Some(items) = input.summary_filter_items.take() {
+        if items.len() > crate::rollup::MAX_FILTER_ITEMS {
+            return Err(bad(
+                "summary_filter_items",
+                format!(
+                    "a roll-up may have at most {} filter criteria",
+                    crate::rollup::MAX_FILTER_ITEMS
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, it) in items.into_iter().enumerate() {
+            let at = format!("summary_filter_items[{i}]");
+            let field = it
+                .field
+                .filter(|x| !x.trim().is_empty())
+                .ok_or_else(|| bad(&at, format!("{at}.field is required")))?;
+            let op_name = it
+                .operation
+                .ok_or_else(|| bad(&at, format!("{at}.operation is required")))?;
+            let operation = FilterOperation::parse(&op_name).ok_or_else(|| {
+                bad(
+                    &at,
+                    format!(
+                        "{at}.operation '{}' is not one of {}",
+                        op_name.chars().take(40).collect::<String>(),
+                        FilterOperation::ALL
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+            let value = match it.value {
+                None | Some(Json::Null) => String::new(),
+                Some(Json::String(s)) => s,
+                Some(v @ (Json::Number(_) | Json::Bool(_))) => v.to_string(),
+                Some(_) => {
+                    return Err(bad(
+                        &at,
+                        format!("{at}.value must be a string, number or boolean"),
+                    ))
+                }
+            };
+            out.push(FilterItem {
+                field,
+                operation,
+                value,
+            });
+        }
+        r.summary_filter_items = out;
+    }
+    f.rollup = Some(r);
+    Ok(())
+}
+
 /// Builds a new field from a create request.
 pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<FieldDef> {
     let api_name = input
@@ -210,6 +362,7 @@ pub fn new_field(input: FieldInput, targets: TargetResolver) -> MosaicResult<Fie
         description: None,
         slot: None,
         created_at: Utc::now(),
+        rollup: None,
     };
     if data_type.is_reference() {
         let target = input.lookup_object.as_deref().ok_or_else(|| {
@@ -265,13 +418,6 @@ fn parse_type(name: &str) -> MosaicResult<DataType> {
             ),
         )
     })?;
-    if t == DataType::RollupSummary {
-        return Err(MosaicError::field(
-            ErrorCode::NOT_IMPLEMENTED,
-            "data_type",
-            format!("fields of type {t} are not implemented yet"),
-        ));
-    }
     Ok(t)
 }
 
@@ -279,7 +425,7 @@ fn parse_type(name: &str) -> MosaicResult<DataType> {
 /// create (onto a fresh field) and update.
 pub fn apply_update(
     f: &mut FieldDef,
-    input: FieldInput,
+    mut input: FieldInput,
     targets: TargetResolver,
 ) -> MosaicResult<()> {
     if let Some(t) = &input.data_type {
@@ -291,6 +437,7 @@ pub fn apply_update(
             ));
         }
     }
+    apply_rollup(f, &mut input)?;
     if let Some(n) = input.api_name {
         check_api_name("field", &n)?;
         if is_reserved_field_name(&n) {

@@ -240,6 +240,31 @@ impl Platform {
                 return Ok(());
             }
             let order = self.formula_order(c, obj, wanted).await?;
+            // Roll-ups wanted, or read by the formulas to compute.
+            let mut rollups: Vec<String> = wanted
+                .iter()
+                .filter(|n| {
+                    obj.field(n)
+                        .is_some_and(|f| f.data_type == DataType::RollupSummary)
+                })
+                .cloned()
+                .collect();
+            for f in &order {
+                let compiled = self.compile_field(c, obj, f).await?;
+                for p in compiled.referenced_fields() {
+                    if let Some(r) = p
+                        .first()
+                        .filter(|_| p.len() == 1)
+                        .and_then(|n| obj.field(n))
+                        .filter(|r| r.data_type == DataType::RollupSummary)
+                    {
+                        rollups.push(r.api_name.clone());
+                    }
+                }
+            }
+            if !rollups.is_empty() {
+                self.compute_rollups(c, obj, rows, &rollups).await?;
+            }
             if order.is_empty() {
                 return Ok(());
             }
@@ -334,11 +359,7 @@ impl Platform {
                     .iter()
                     .filter(|r| r.len() == 1)
                     .map(|r| r[0].clone())
-                    .filter(|n| {
-                        target
-                            .field(n)
-                            .is_some_and(|f| f.data_type == DataType::Formula)
-                    })
+                    .filter(|n| target.field(n).is_some_and(|f| f.data_type.is_computed()))
                     .collect();
                 if !wanted_formulas.is_empty() {
                     self.compute_formulas(c, &target, &mut related, &wanted_formulas, depth + 1)
@@ -449,7 +470,7 @@ impl Platform {
                 })?;
             for p in compiled.referenced_fields() {
                 if let Some(f) = p.first().and_then(|n| obj.field(n)) {
-                    if f.data_type == DataType::Formula && !formula_names.contains(&f.api_name) {
+                    if f.data_type.is_computed() && !formula_names.contains(&f.api_name) {
                         formula_names.push(f.api_name.clone());
                     }
                 }

@@ -150,7 +150,7 @@ pub fn field_view(
                 label: f.label.clone(),
                 shown_type: f
                     .formula_return_type
-                    .filter(|_| f.data_type == DataType::Formula)
+                    .filter(|_| f.data_type.is_computed())
                     .unwrap_or(f.data_type),
                 def: Some(f.clone()),
                 required: !read_only && (layout_required || f.is_required),

@@ -30,6 +30,7 @@ mod query_formula;
 pub mod records;
 pub mod recycle_bin;
 pub mod resilience;
+pub mod rollups;
 pub mod sharing;
 pub mod tenant_move;
 pub mod workflow;

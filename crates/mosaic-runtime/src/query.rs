@@ -214,6 +214,7 @@ pub fn schema_of(objects: &[Arc<ObjectMeta>]) -> Schema {
                         lookup_object_id: f.lookup_object_id.clone(),
                         relationship_name: f.parent_relationship_name(),
                         child_relationship_name: f.relationship_name.clone(),
+                        rollup: crate::rollups::spec_of(objects, f),
                     })
                     .collect(),
             })

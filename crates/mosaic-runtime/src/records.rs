@@ -723,10 +723,9 @@ impl Platform {
                 .collect(),
         };
         let wanted = crate::access::visible_fields(c, &obj, wanted, fields.is_some())?;
-        let has_formula = wanted.iter().any(|n| {
-            obj.field(n)
-                .is_some_and(|f| f.data_type == DataType::Formula)
-        });
+        let has_formula = wanted
+            .iter()
+            .any(|n| obj.field(n).is_some_and(|f| f.data_type.is_computed()));
         let mut slots: Vec<FlexSlot> = if has_formula {
             obj.slots()
         } else {
@@ -756,10 +755,7 @@ impl Platform {
             self.compute_formulas(c, &obj, &mut rows, &wanted, 0)
                 .await?;
             for (name, v) in view.fields.iter_mut() {
-                if obj
-                    .field(name)
-                    .is_some_and(|f| f.data_type == DataType::Formula)
-                {
+                if obj.field(name).is_some_and(|f| f.data_type.is_computed()) {
                     *v = rows[0].remove(name.as_str()).unwrap_or(Value::Null);
                 }
             }

@@ -337,18 +337,10 @@ pub fn history_effects(
 /// fields, outbound fields, formulas): only then are formula fields
 /// computed for the rules, which can take reads across relationships.
 fn rules_read_formula_fields(obj: &ObjectMeta) -> bool {
-    if !obj
-        .def
-        .fields
-        .iter()
-        .any(|f| f.data_type == DataType::Formula)
-    {
+    if !obj.def.fields.iter().any(|f| f.data_type.is_computed()) {
         return false;
     }
-    let is_formula = |name: &str| {
-        obj.field(name)
-            .is_some_and(|f| f.data_type == DataType::Formula)
-    };
+    let is_formula = |name: &str| obj.field(name).is_some_and(|f| f.data_type.is_computed());
     let merges = |t: &str| {
         mosaic_meta::workflow::merge_fields(t)
             .iter()
@@ -464,7 +456,7 @@ impl Platform {
             .def
             .fields
             .iter()
-            .filter(|f| f.data_type == DataType::Formula)
+            .filter(|f| f.data_type.is_computed())
             .map(|f| f.api_name.clone())
             .collect();
         let mut rows = vec![v.clone()];

@@ -112,7 +112,8 @@ pub fn describe_field(f: &FieldDef, names: &Names) -> Json {
         .and_then(|id| names.get(id).cloned())
         .into_iter()
         .collect();
-    let is_formula = f.data_type == DataType::Formula;
+    // Formulas and roll-up summaries: computed, shown as their result type.
+    let is_formula = f.data_type.is_computed();
     let shown_type = if is_formula {
         f.formula_return_type.unwrap_or(DataType::Text)
     } else {

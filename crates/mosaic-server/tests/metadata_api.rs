@@ -559,8 +559,9 @@ async fn unknown_keys_and_bad_options_are_refused() {
             json!({"api_name": "R__c", "data_type": "rollup_summary"}),
         )
         .await;
-    assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{e}");
-    assert_eq!(codes(&e), vec!["NOT_IMPLEMENTED"]);
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(codes(&e), vec!["INVALID_INPUT"]);
+    assert!(e.to_string().contains("summary_foreign_key"), "{e}");
     let (s, e) = c
         .patch(&field("Thing", "T__c"), json!({"data_type": "number"}))
         .await;

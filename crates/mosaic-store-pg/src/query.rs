@@ -74,15 +74,13 @@ fn alias(prefix: &str, source: usize) -> String {
     }
 }
 
-fn column_name(c: Column) -> &'static str {
-    match c {
-        Column::Sys(s) => s.column(),
-        Column::Slot(s) => s.column(),
-    }
-}
-
 fn raw_col(prefix: &str, c: &ColumnRef) -> String {
-    format!("{}.{}", alias(prefix, c.source), column_name(c.column))
+    match c.column {
+        Column::Sys(s) => format!("{}.{}", alias(prefix, c.source), s.column()),
+        Column::Slot(s) => format!("{}.{}", alias(prefix, c.source), s.column()),
+        // A column of the root's wrapping row source (see `root_source`).
+        Column::Rollup(i) => format!("{}.ru{i}", alias(prefix, c.source)),
+    }
 }
 
 /// A column as compared: text lower-cased, multi-picklists normalized.
@@ -203,7 +201,21 @@ fn bind_value(sql: &mut Sql, e: &Expr, v: &Value) -> MosaicResult<()> {
             _ => {}
         }
     }
+    // Number roll-ups are `numeric` (see `Gen::rollup`).
+    let numeric_rollup = matches!(
+        e,
+        Expr::Column(ColumnRef {
+            column: Column::Rollup(_),
+            kind: Kind::Number,
+            ..
+        })
+    );
     if let (Expr::Date(_) | Expr::Grouping(_), Value::Number(d)) = (e, v) {
+        sql.bind(Param::text(d.to_string()));
+        sql.push("::text::numeric");
+        return Ok(());
+    }
+    if let (true, Value::Number(d)) = (numeric_rollup, v) {
         sql.bind(Param::text(d.to_string()));
         sql.push("::text::numeric");
         return Ok(());
@@ -512,6 +524,68 @@ impl Gen<'_> {
         }
     }
 
+    /// The root row source: `object_records`, or — when the plan filters or
+    /// sorts on roll-up summaries — the object's rows with each roll-up as
+    /// a column `ru{i}`, a correlated aggregate over the detail records
+    /// found through the master-detail pivot (decision 0039). PostgreSQL
+    /// pulls the subquery up, so only the roll-ups used are computed.
+    fn root_source(&mut self, sql: &mut Sql, plan: &QueryPlan) -> MosaicResult<()> {
+        if plan.rollups.is_empty() {
+            sql.push(" FROM object_records r");
+            return Ok(());
+        }
+        sql.push(" FROM (SELECT r0.*");
+        for (i, spec) in plan.rollups.iter().enumerate() {
+            sql.push(", ");
+            self.rollup(sql, i, spec)?;
+            sql.push(&format!(" AS ru{i}"));
+        }
+        sql.push(" FROM object_records r0 WHERE ");
+        self.scope(sql, "r0", &plan.object_id, true);
+        sql.push(") r");
+        Ok(())
+    }
+
+    /// `(SELECT agg FROM the live detail records of r0 [AND filter])`:
+    /// numbers as exact `numeric`, dates as stored.
+    fn rollup(&mut self, sql: &mut Sql, i: usize, spec: &RollupSpec) -> MosaicResult<()> {
+        let x = format!("rux{i}");
+        let c = format!("ruc{i}");
+        sql.push("(SELECT ");
+        match (spec.func, &spec.arg) {
+            (AggFn::Sum, Some(a)) => sql.push(&format!(
+                "COALESCE(SUM(mosaic_deckey_numeric({})), 0)",
+                raw_col(&c, a)
+            )),
+            (AggFn::Min | AggFn::Max, Some(a)) if spec.kind == Kind::Number => sql.push(&format!(
+                "mosaic_deckey_numeric({})",
+                agg_sql(&c, spec.func, Some(a))
+            )),
+            (AggFn::Min | AggFn::Max, Some(a)) => sql.push(&agg_sql(&c, spec.func, Some(a))),
+            _ => sql.push("COUNT(*)::numeric"),
+        }
+        sql.push(&format!(
+            " FROM record_index {x} JOIN object_records {c} ON {c}.tenant_id = {x}.tenant_id AND {c}.id = {x}.record_id WHERE {x}.tenant_id = "
+        ));
+        sql.bind_text(self.tenant);
+        sql.push(&format!(" AND {x}.object_id = "));
+        sql.bind_text(&spec.detail_object_id);
+        sql.push(&format!(" AND {x}.slot = "));
+        sql.bind_text(spec.link.column());
+        sql.push(&format!(" AND {x}.value = r0.id AND "));
+        self.scope(sql, &c, &spec.detail_object_id, false);
+        if let Some(f) = &spec.filter {
+            sql.push(" AND ");
+            let saved = self.pivots_usable;
+            self.pivots_usable = true;
+            let r = self.filter(sql, &c, &spec.detail_object_id, f);
+            self.pivots_usable = saved;
+            r?;
+        }
+        sql.push(")");
+        Ok(())
+    }
+
     /// `prefix.tenant_id = $n AND prefix.object_id = $m [AND prefix.is_deleted = FALSE]`.
     fn scope(&self, sql: &mut Sql, prefix: &str, object_id: &str, include_deleted: bool) {
         sql.push(&format!("{prefix}.tenant_id = "));
@@ -566,7 +640,7 @@ fn build(
             e @ (Expr::Date(_) | Expr::Grouping(_)) => sql.push(&expr_sql("r", e)),
         }
     }
-    sql.push(" FROM object_records r");
+    g.root_source(&mut sql, plan)?;
     g.joins(&mut sql, "r", &plan.joins);
     sql.push(" WHERE ");
     g.scope(&mut sql, "r", &plan.object_id, plan.include_deleted);
@@ -683,6 +757,8 @@ fn decode_column(c: &ColumnRef, row: &tokio_postgres::Row, i: usize) -> Fetched<
     match c.column {
         Column::Sys(s) => decode_sys(s, row, i),
         Column::Slot(slot) => decode(row, i, slot),
+        // Roll-ups are filtered and sorted on, never selected.
+        Column::Rollup(_) => Ok(Value::Null),
     }
 }
 

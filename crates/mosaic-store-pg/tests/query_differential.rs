@@ -107,6 +107,7 @@ fn schema_object(id: &str, api: &str, fields: Vec<F>) -> SchemaObject {
                 lookup_object_id: f.lookup.map(|l| l.0.to_string()),
                 relationship_name: f.lookup.map(|l| l.1.to_string()),
                 child_relationship_name: f.lookup.map(|l| l.2.to_string()),
+                rollup: None,
             })
             .collect(),
     }

@@ -1395,6 +1395,7 @@ async fn mining_count(sh: &Shard) -> usize {
                 lookup_object_id: None,
                 relationship_name: None,
                 child_relationship_name: None,
+                rollup: None,
             }],
         }],
     };

@@ -49,6 +49,7 @@ fn field(name: &str, t: DataType, s: FlexSlot, indexed: bool) -> SchemaField {
         lookup_object_id: None,
         relationship_name: None,
         child_relationship_name: None,
+        rollup: None,
     }
 }
 

@@ -87,11 +87,32 @@ impl SysColumn {
     }
 }
 
-/// A physical column: a system column or a flex slot.
+/// A physical column: a system column or a flex slot — or a roll-up
+/// summary, the plan's `rollups[i]` computed over the row's detail records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Column {
     Sys(SysColumn),
     Slot(FlexSlot),
+    /// Only on the root row source (`source` 0).
+    Rollup(u16),
+}
+
+/// A roll-up summary over the live detail records of a master-detail
+/// relationship (decision 0039): COUNT (`arg` none), SUM, MIN or MAX of a
+/// detail column, over the detail records meeting `filter`. Values are
+/// those of a stored column of `kind` (numbers as exact decimals); COUNT
+/// and SUM of no records are 0, MIN and MAX null.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupSpec {
+    pub detail_object_id: String,
+    /// The detail's master-detail slot (pivoted in `record_index`).
+    pub link: FlexSlot,
+    pub func: AggFn,
+    /// A detail column (source 0 of the detail).
+    pub arg: Option<ColumnRef>,
+    /// Over the detail (source 0), no joins.
+    pub filter: Option<Filter>,
+    pub kind: Kind,
 }
 
 /// How a column's values compare and sort.
@@ -409,6 +430,8 @@ pub struct QueryPlan {
     /// The caller's sharing predicates, applied to every row source of a
     /// listed object (`None`: everything visible).
     pub visibility: Option<Arc<crate::sharing::Visibility>>,
+    /// Roll-up summaries the plan filters or sorts on (`Column::Rollup(i)`).
+    pub rollups: Vec<RollupSpec>,
 }
 
 /// Narrows a run of a plan.

@@ -52,15 +52,13 @@ fn alias(prefix: &str, source: usize) -> String {
     }
 }
 
-fn column_name(c: Column) -> &'static str {
-    match c {
-        Column::Sys(s) => s.column(),
-        Column::Slot(s) => s.column(),
-    }
-}
-
 fn raw_col(prefix: &str, c: &ColumnRef) -> String {
-    format!("{}.{}", alias(prefix, c.source), column_name(c.column))
+    match c.column {
+        Column::Sys(s) => format!("{}.{}", alias(prefix, c.source), s.column()),
+        Column::Slot(s) => format!("{}.{}", alias(prefix, c.source), s.column()),
+        // A column of the root's wrapping row source (see `root_source`).
+        Column::Rollup(i) => format!("{}.ru{i}", alias(prefix, c.source)),
+    }
 }
 
 /// A column as compared: text lower-cased.
@@ -478,6 +476,72 @@ impl Gen<'_> {
         Ok(())
     }
 
+    /// The root row source: `object_records`, or — when the plan filters or
+    /// sorts on roll-up summaries — the object's rows with each roll-up as
+    /// a column `ru{i}`, a correlated aggregate over the detail records
+    /// found through the master-detail pivot (decision 0039).
+    fn root_source(&mut self, sql: &mut Sql, plan: &QueryPlan) -> MosaicResult<()> {
+        if plan.rollups.is_empty() {
+            sql.push(" FROM object_records r");
+            return Ok(());
+        }
+        sql.push(" FROM (SELECT r0.*");
+        for (i, spec) in plan.rollups.iter().enumerate() {
+            sql.push(", ");
+            self.rollup(sql, i, spec)?;
+            sql.push(&format!(" AS ru{i}"));
+        }
+        sql.push(" FROM object_records r0 WHERE ");
+        self.scope(sql, "r0", &plan.object_id, true);
+        sql.push(") r");
+        Ok(())
+    }
+
+    /// `(SELECT agg FROM the live detail records of r0 [AND filter])`.
+    fn rollup(&mut self, sql: &mut Sql, i: usize, spec: &RollupSpec) -> MosaicResult<()> {
+        let x = format!("rux{i}");
+        let c = format!("ruc{i}");
+        let zero = || SqlValue::Text(deckey::encode(&Decimal::ZERO));
+        sql.push("(SELECT ");
+        match (spec.func, &spec.arg) {
+            (AggFn::Sum, Some(a)) => {
+                sql.push(&format!("COALESCE(mosaic_dec_sum({}), ", raw_col(&c, a)));
+                sql.bind(zero());
+                sql.push(")");
+            }
+            (AggFn::Min | AggFn::Max, Some(a)) => {
+                sql.push(&agg_sql(&c, spec.func, Some(a)));
+            }
+            _ => {
+                sql.push("COALESCE(mosaic_dec_sum(");
+                sql.bind(SqlValue::Text(deckey::encode(&Decimal::ONE)));
+                sql.push("), ");
+                sql.bind(zero());
+                sql.push(")");
+            }
+        }
+        sql.push(&format!(
+            " FROM record_index {x} JOIN object_records {c} ON {c}.tenant_id = {x}.tenant_id AND {c}.id = {x}.record_id WHERE {x}.tenant_id = "
+        ));
+        sql.bind_text(self.tenant);
+        sql.push(&format!(" AND {x}.object_id = "));
+        sql.bind_text(&spec.detail_object_id);
+        sql.push(&format!(" AND {x}.slot = "));
+        sql.bind_text(spec.link.column());
+        sql.push(&format!(" AND {x}.value = r0.id AND "));
+        self.scope(sql, &c, &spec.detail_object_id, false);
+        if let Some(f) = &spec.filter {
+            sql.push(" AND ");
+            let saved = self.pivots_usable;
+            self.pivots_usable = true;
+            let r = self.filter(sql, &c, &spec.detail_object_id, f);
+            self.pivots_usable = saved;
+            r?;
+        }
+        sql.push(")");
+        Ok(())
+    }
+
     fn joins(&mut self, sql: &mut Sql, prefix: &str, joins: &[Join]) {
         for (i, j) in joins.iter().enumerate() {
             let a = alias(prefix, i + 1);
@@ -600,7 +664,7 @@ fn build(
             e => sql.push(&expr_sql("r", e)),
         }
     }
-    sql.push(" FROM object_records r");
+    g.root_source(&mut sql, plan)?;
     g.joins(&mut sql, "r", &plan.joins);
     sql.push(" WHERE ");
     g.scope(&mut sql, "r", &plan.object_id, plan.include_deleted);
@@ -773,7 +837,7 @@ fn build_sets(
         sql.push("SELECT ");
         sql.push(&cols.join(", "));
         g.rolled = Vec::new();
-        sql.push(" FROM object_records r");
+        g.root_source(&mut sql, plan)?;
         g.joins(&mut sql, "r", &plan.joins);
         sql.push(" WHERE ");
         g.scope(&mut sql, "r", &plan.object_id, plan.include_deleted);
@@ -862,6 +926,18 @@ fn decode_column(c: &ColumnRef, v: SqlValue) -> Value {
     match c.column {
         Column::Sys(s) => decode_sys(s, v),
         Column::Slot(slot) => decode(slot, v),
+        Column::Rollup(_) => match (c.kind, v) {
+            (Kind::Number, SqlValue::Text(s)) => {
+                deckey::decode(&s).map(Value::Number).unwrap_or(Value::Null)
+            }
+            (Kind::Date, SqlValue::Text(s)) => chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                .map(Value::Date)
+                .unwrap_or(Value::Null),
+            (Kind::Datetime, SqlValue::Text(s)) => {
+                parse_ts(&s).map(Value::Datetime).unwrap_or(Value::Null)
+            }
+            _ => Value::Null,
+        },
     }
 }
 

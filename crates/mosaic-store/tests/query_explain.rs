@@ -28,6 +28,7 @@ fn schema() -> Schema {
         lookup_object_id: None,
         relationship_name: None,
         child_relationship_name: None,
+        rollup: None,
     };
     Schema {
         objects: vec![SchemaObject {

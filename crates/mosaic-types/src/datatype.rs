@@ -139,6 +139,11 @@ impl DataType {
         }
     }
 
+    /// Computed on read (formula, roll-up summary): no slot, never written.
+    pub const fn is_computed(self) -> bool {
+        matches!(self, DataType::Formula | DataType::RollupSummary)
+    }
+
     pub fn as_str(self) -> &'static str {
         use DataType::*;
         match self {

@@ -158,6 +158,8 @@ struct Scope<'s> {
     alias: Option<String>,
     joins: Vec<Join>,
     select: Vec<Expr>,
+    /// Roll-up summaries filtered or sorted on (`Column::Rollup(i)`).
+    rollups: Vec<RollupSpec>,
 }
 
 impl<'s> Scope<'s> {
@@ -167,6 +169,23 @@ impl<'s> Scope<'s> {
             alias: alias.map(|a| a.name.clone()),
             joins: Vec::new(),
             select: Vec::new(),
+            rollups: Vec::new(),
+        }
+    }
+
+    fn rollup(&mut self, spec: &RollupSpec) -> ColumnRef {
+        let i = match self.rollups.iter().position(|r| r == spec) {
+            Some(i) => i,
+            None => {
+                self.rollups.push(spec.clone());
+                self.rollups.len() - 1
+            }
+        };
+        ColumnRef {
+            source: 0,
+            column: Column::Rollup(u16::try_from(i).unwrap_or(u16::MAX)),
+            kind: spec.kind,
+            pivot: None,
         }
     }
 
@@ -405,6 +424,32 @@ impl<'a> Binder<'a> {
     ) -> MosaicResult<ColumnRef> {
         match self.resolve(scope, path)? {
             Resolved::Column { col, .. } => Ok(col),
+            Resolved::Formula {
+                hops,
+                name,
+                object_id,
+                ..
+            } if self
+                .schema
+                .by_id(&object_id)
+                .and_then(|o| o.field(&name))
+                .is_some_and(|f| f.rollup.is_some()) =>
+            {
+                let spec = self
+                    .schema
+                    .by_id(&object_id)
+                    .and_then(|o| o.field(&name))
+                    .and_then(|f| f.rollup.clone())
+                    .ok_or_else(|| MosaicError::internal("roll-up vanished"))?;
+                if !hops.is_empty() || !matches!(what, "filter" | "sort") {
+                    return Err(self.invalid_field(
+                        path.span,
+                        format!("roll-up summary field '{name}' can be used to filter and sort on the queried object only, not to {what}"),
+                        &name,
+                    ));
+                }
+                Ok(scope.rollup(&spec))
+            }
             Resolved::Formula { name, .. } => Err(self.invalid_field(
                 path.span,
                 format!("formula field '{name}' cannot be used to {what} yet (formula fields are computed after fetch)"),
@@ -869,6 +914,13 @@ impl<'a> Binder<'a> {
             Some(c) => Some(self.condition(&mut scope, c, None)?),
             None => None,
         };
+        if !scope.rollups.is_empty() {
+            return Err(self.invalid_field(
+                path.span,
+                "roll-up summary fields cannot be used inside a semi-join".into(),
+                &path.dotted(),
+            ));
+        }
         Ok(SubSelect {
             object_id: obj.id.clone(),
             joins: scope.joins,
@@ -1108,6 +1160,7 @@ impl<'a> Binder<'a> {
                 include_deleted,
                 aggregate,
                 visibility: None,
+                rollups: scope.rollups,
             },
         })
     }
@@ -1574,6 +1627,7 @@ impl<'a> Binder<'a> {
                 include_deleted: false,
                 aggregate: false,
                 visibility: None,
+                rollups: scope.rollups,
             },
             link,
             link_select,

@@ -32,6 +32,8 @@ pub struct SchemaField {
     pub relationship_name: Option<String>,
     /// Parent → children name (`Contacts__r`).
     pub child_relationship_name: Option<String>,
+    /// A roll-up summary field: how it is computed (filter and sort).
+    pub rollup: Option<crate::query_store::RollupSpec>,
 }
 
 /// One object.
