@@ -8,6 +8,7 @@
 //! the Salesforce-shaped JSON, which belong to `mosaic-server`.
 
 pub mod access;
+pub mod bulk;
 pub mod ai;
 pub mod cache;
 /// The cache tier's crate, for the binary's configuration.

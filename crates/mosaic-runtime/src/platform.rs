@@ -187,6 +187,10 @@ pub struct Platform {
     pub settings: Arc<dyn SettingsStore>,
     /// Each user's recently viewed records, in the metadata database.
     pub recent: Arc<dyn mosaic_store::RecentStore>,
+    /// Bulk API jobs, their uploads and results, in the metadata database.
+    pub bulk: Arc<dyn mosaic_store::BulkStore>,
+    /// Wakes the bulk worker when a job is ready.
+    pub(crate) bulk_wake: Arc<tokio::sync::Notify>,
     /// Operator users, their sessions and the platform audit log.
     pub operators: Arc<mosaic_access::OperatorService>,
     /// One circuit breaker per database; every call of the database asks it.
@@ -277,6 +281,7 @@ struct MetaStores {
     directory: Arc<dyn ShardDirectory>,
     settings: Arc<dyn SettingsStore>,
     recent: Arc<dyn mosaic_store::RecentStore>,
+    bulk: Arc<dyn mosaic_store::BulkStore>,
     operators: Arc<dyn mosaic_store::OperatorStore>,
     sqlite: Option<Arc<SqliteMetaStore>>,
     pg: Option<mosaic_store_pg::PgPool>,
@@ -336,6 +341,7 @@ impl Platform {
                     access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
                     settings: m.clone(),
                     recent: m.clone(),
+                    bulk: m.clone(),
                     operators: m.clone(),
                     pg: Some(m.pool().clone()),
                     directory: m,
@@ -386,6 +392,7 @@ impl Platform {
             directory: meta_db.clone(),
             settings: Arc::new(SqliteSettingsStore::new(meta_db.db().clone())),
             recent: Arc::new(mosaic_store::SqliteRecentStore::new(meta_db.db().clone())),
+            bulk: Arc::new(mosaic_store::SqliteBulkStore::new(meta_db.db().clone())),
             operators: Arc::new(mosaic_store::SqliteOperatorStore::new(meta_db.db().clone())),
             sqlite: Some(meta_db),
             pg: None,
@@ -525,6 +532,8 @@ impl Platform {
             sqlite_records,
             settings: metas.settings,
             recent: metas.recent,
+            bulk: metas.bulk,
+            bulk_wake: Arc::new(tokio::sync::Notify::new()),
             breakers,
             maintenance: Default::default(),
             metadata_probe_failed: Default::default(),

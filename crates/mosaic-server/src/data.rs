@@ -188,6 +188,7 @@ pub const RESOURCES: [&str; 8] = [
     "limits",
     "recent",
     "tooling",
+    "jobs",
 ];
 
 async fn resources(
