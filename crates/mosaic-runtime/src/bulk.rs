@@ -37,7 +37,7 @@ pub const DEFAULT_MAX_RECORDS: usize = 50_000;
 pub const MAX_MAX_RECORDS: usize = 100_000;
 /// Jobs per page of the job list.
 pub const JOB_LIST_PAGE: i64 = 1_000;
-/// How long a worker's claim on a job lasts; renewed with every chunk.
+/// How long a worker's claim on a job lasts by default; renewed with every chunk.
 pub const JOB_LEASE: Duration = Duration::from_secs(60);
 /// How often an idle worker looks for jobs when not woken.
 pub const WORKER_POLL: Duration = Duration::from_millis(500);
@@ -1026,7 +1026,7 @@ async fn worker_loop(p: Arc<Platform>, owner: String, mut stop: tokio::sync::wat
             continue;
         }
         let now = Utc::now();
-        let lease = chrono::Duration::from_std(JOB_LEASE).unwrap_or(chrono::Duration::seconds(60));
+        let lease = chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
         match p.bulk.claim_bulk_job(&owner, now, now + lease).await {
             Ok(Some(job)) => {
                 let id = job.id.clone();
@@ -1075,7 +1075,7 @@ async fn job_caller(p: &Platform, job: &BulkJobRow) -> MosaicResult<Option<Calle
 }
 
 async fn fail_job(p: &Platform, owner: &str, job: &BulkJobRow, message: &str) -> MosaicResult<()> {
-    let lease = chrono::Duration::from_std(JOB_LEASE).unwrap_or(chrono::Duration::seconds(60));
+    let lease = chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
     let now = Utc::now();
     p.bulk
         .record_bulk_chunk(&BulkChunk {
@@ -1162,7 +1162,7 @@ async fn run_ingest(
     // A job taken over may have had a chunk written but not recorded.
     let mut careful = job.retries > 0;
     let (mut cursor, mut chunk_no, mut index) = (job.cursor, job.chunk_no, job.processed);
-    let lease = chrono::Duration::from_std(JOB_LEASE).unwrap_or(chrono::Duration::seconds(60));
+    let lease = chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
     loop {
         if *stop.borrow() {
             return Ok(());
@@ -1454,7 +1454,7 @@ async fn run_query(
     }
     let soql = job.query.clone().unwrap_or_default();
     let delimiter = delimiter_byte(&job.column_delimiter).unwrap_or(b',');
-    let lease = chrono::Duration::from_std(JOB_LEASE).unwrap_or(chrono::Duration::seconds(60));
+    let lease = chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
     let opts = crate::query::QueryOptions {
         include_deleted: job.operation == "queryAll",
         batch_size: Some(QUERY_PAGE_RECORDS),

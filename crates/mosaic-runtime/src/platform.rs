@@ -65,6 +65,9 @@ pub struct PlatformConfig {
     /// How long deleted records stay in the recycle bin before the
     /// scheduled purge removes them (`--recycle-retention-days`, default 15).
     pub recycle_retention: Duration,
+    /// How long a worker's claim on a Bulk API job lasts between chunks
+    /// (`--bulk-lease-secs`, default 60 s).
+    pub bulk_lease: Duration,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -97,6 +100,7 @@ impl PlatformConfig {
             breakers: Default::default(),
             llm: None,
             recycle_retention: crate::recycle_bin::DEFAULT_RETENTION,
+            bulk_lease: crate::bulk::JOB_LEASE,
         }
     }
 }
