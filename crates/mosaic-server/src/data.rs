@@ -179,7 +179,7 @@ async fn versions() -> Json<Value> {
 }
 
 /// The resources an API version lists: each is routed (`GET` answers).
-pub const RESOURCES: [&str; 8] = [
+pub const RESOURCES: [&str; 9] = [
     "sobjects",
     "query",
     "queryAll",
