@@ -241,7 +241,7 @@ impl BlockReader {
     async fn next(&mut self, cursor: i64, n: usize) -> MosaicResult<(Vec<csv::ByteRecord>, i64)> {
         if cursor < self.window_start || cursor > self.window_start + self.window.len() as i64 {
             self.window.clear();
-            self.window_start = cursor - cursor % DATA_BLOCK_BYTES as i64;
+            self.window_start = cursor;
         }
         let drop = (cursor - self.window_start) as usize;
         self.window.drain(..drop);
@@ -731,7 +731,11 @@ impl Platform {
                     format!("the header names {name} twice"),
                 ));
             }
-            if name.eq_ignore_ascii_case("Id") {
+            // The record's own columns the save path knows besides custom fields.
+            if ["Id", "Name", "OwnerId", "RecordTypeId"]
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f))
+            {
                 continue;
             }
             if name.contains('.') {

@@ -16,10 +16,15 @@ async fn items(c: &Client) {
     c.create_object(json!({"api_name": "Item__c", "fields": [
         {"api_name": "Code__c", "data_type": "text", "length": 40, "is_unique": true, "is_external_id": true},
         {"api_name": "Qty__c", "data_type": "number", "precision": 18, "scale": 0}
-    ], "validation_rules": [
-        {"name": "Qty_Not_Negative", "formula_expression": "Qty__c < 0", "error_message": "Qty cannot be negative"}
     ]}))
     .await;
+    let (s, v) = c
+        .post(
+            &format!("{META}/objects/Item__c/validations"),
+            json!({"name": "Qty_Not_Negative", "formula_expression": "Qty__c < 0", "error_message": "Qty cannot be negative", "active": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
 }
 
 async fn create_job(c: &Client, body: Value) -> String {
@@ -76,6 +81,7 @@ async fn run(c: &Client, kind: &str, id: &str) -> Value {
 fn rows(csv: &str) -> Vec<Vec<String>> {
     let mut r = csv::ReaderBuilder::new()
         .has_headers(false)
+        .flexible(true)
         .from_reader(csv.as_bytes());
     r.records()
         .map(|r| r.unwrap().iter().map(str::to_string).collect())

@@ -16,9 +16,15 @@ async fn items(http: &reqwest::Client, url: &str, token: &str) {
         .bearer_auth(token)
         .json(&json!({"api_name": "Item__c", "fields": [
             {"api_name": "Qty__c", "data_type": "number", "precision": 18, "scale": 0}
-        ], "validation_rules": [
-            {"name": "Qty_Not_Negative", "formula_expression": "Qty__c < 0", "error_message": "Qty cannot be negative"}
         ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = http
+        .post(format!("{url}/services/metadata/v1/objects/Item__c/validations"))
+        .bearer_auth(token)
+        .json(&json!({"name": "Qty_Not_Negative", "formula_expression": "Qty__c < 0", "error_message": "Qty cannot be negative", "active": true}))
         .send()
         .await
         .unwrap();
