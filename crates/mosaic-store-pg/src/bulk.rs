@@ -331,7 +331,7 @@ impl BulkStore for PgMetaStore {
             tx.execute(
                 "UPDATE bulk_jobs SET chunk_no = chunk_no + 1, cursor = $3, processed = processed + $4, failed = failed + $5, \
                    processing_ms = processing_ms + $6, state = $7, error_message = $8, updated_at = $9, \
-                   lease_until = CASE WHEN $10 THEN NULL ELSE $11 END, lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END \
+                   lease_until = CASE WHEN $10 THEN NULL ELSE $11::timestamptz END, lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END \
                  WHERE tenant_id = $1 AND id = $2",
                 &[
                     &c.tenant_id, &c.job_id, &c.cursor, &c.records, &c.failed, &c.elapsed_ms,
