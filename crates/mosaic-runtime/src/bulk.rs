@@ -9,10 +9,10 @@
 //! records get ids derived from their job and row, so a chunk run again
 //! after a takeover recognizes the rows it already wrote.
 
+use crate::access::ObjectOp;
 use crate::records::{Caller, RecordErrors, RecordResult};
 use crate::Platform;
 use chrono::Utc;
-use crate::access::ObjectOp;
 use mosaic_store::bulk::{BulkChunk, BulkJobRow, BulkResultRow, DATA_BLOCK_BYTES};
 use mosaic_types::{ErrorCode, MosaicError, MosaicResult};
 use serde_json::{Map, Value as Json};
@@ -233,7 +233,8 @@ impl BlockReader {
             .bulk_data(&self.tenant_id, &self.job_id, seq)
             .await?
             .ok_or_else(|| MosaicError::internal("a block of the upload is missing"))?;
-        self.window.extend_from_slice(block.get(skip..).unwrap_or(&[]));
+        self.window
+            .extend_from_slice(block.get(skip..).unwrap_or(&[]));
         Ok(true)
     }
 
@@ -402,7 +403,10 @@ impl Upload {
             .from_reader(body);
         let mut rec = csv::ByteRecord::new();
         let got = rdr.read_byte_record(&mut rec).map_err(|e| {
-            MosaicError::new(ErrorCode::INVALID_INPUT, format!("malformed CSV header: {e}"))
+            MosaicError::new(
+                ErrorCode::INVALID_INPUT,
+                format!("malformed CSV header: {e}"),
+            )
         })?;
         if !got || rec.iter().all(|f| f.is_empty()) {
             return Err(MosaicError::new(
@@ -420,7 +424,10 @@ impl Upload {
         if rec.len() > MAX_COLUMNS {
             return Err(MosaicError::new(
                 ErrorCode::INVALID_INPUT,
-                format!("the header has {} columns; at most {MAX_COLUMNS}", rec.len()),
+                format!(
+                    "the header has {} columns; at most {MAX_COLUMNS}",
+                    rec.len()
+                ),
             ));
         }
         let mut header = Vec::with_capacity(rec.len());
@@ -852,8 +859,8 @@ impl Platform {
 
     /// The header line of an ingest job's results.
     pub fn bulk_result_header(job: &BulkJobRow, kind: ResultKind) -> String {
-        let cols: Vec<String> = serde_json::from_str(job.header.as_deref().unwrap_or("[]"))
-            .unwrap_or_default();
+        let cols: Vec<String> =
+            serde_json::from_str(job.header.as_deref().unwrap_or("[]")).unwrap_or_default();
         let mut fields: Vec<&str> = match kind {
             ResultKind::Successful => vec!["sf__Id", "sf__Created"],
             ResultKind::Failed => vec!["sf__Id", "sf__Error"],
@@ -995,7 +1002,9 @@ impl Platform {
             }
         }
         let end = offset + written;
-        let csv = w.into_inner().map_err(|e| MosaicError::internal(e.to_string()))?;
+        let csv = w
+            .into_inner()
+            .map_err(|e| MosaicError::internal(e.to_string()))?;
         Ok(QueryPage {
             csv,
             records: written,
@@ -1017,7 +1026,11 @@ impl Platform {
     }
 }
 
-async fn worker_loop(p: Arc<Platform>, owner: String, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn worker_loop(
+    p: Arc<Platform>,
+    owner: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
@@ -1030,7 +1043,8 @@ async fn worker_loop(p: Arc<Platform>, owner: String, mut stop: tokio::sync::wat
             continue;
         }
         let now = Utc::now();
-        let lease = chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
+        let lease = chrono::Duration::from_std(p.config.bulk_lease)
+            .unwrap_or(chrono::Duration::seconds(60));
         match p.bulk.claim_bulk_job(&owner, now, now + lease).await {
             Ok(Some(job)) => {
                 let id = job.id.clone();
@@ -1079,7 +1093,8 @@ async fn job_caller(p: &Platform, job: &BulkJobRow) -> MosaicResult<Option<Calle
 }
 
 async fn fail_job(p: &Platform, owner: &str, job: &BulkJobRow, message: &str) -> MosaicResult<()> {
-    let lease = chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
+    let lease =
+        chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
     let now = Utc::now();
     p.bulk
         .record_bulk_chunk(&BulkChunk {
@@ -1131,7 +1146,9 @@ async fn run_job(
 async fn wait_for_rate(p: &Platform, tenant: &str, class: mosaic_cache::ratelimit::EndpointClass) {
     for _ in 0..100 {
         match p.rate_limit(tenant, class).await {
-            Some(d) if !d.allowed => tokio::time::sleep(d.retry_after.max(Duration::from_millis(10))).await,
+            Some(d) if !d.allowed => {
+                tokio::time::sleep(d.retry_after.max(Duration::from_millis(10))).await
+            }
             _ => return,
         }
     }
@@ -1149,7 +1166,13 @@ async fn run_ingest(
     let obj = match p.meta.object(&c.tenant_id, &job.object).await {
         Ok(o) => o,
         Err(e) if e.code == ErrorCode::NOT_FOUND => {
-            return fail_job(p, owner, &job, &format!("the object {} no longer exists", job.object)).await
+            return fail_job(
+                p,
+                owner,
+                &job,
+                &format!("the object {} no longer exists", job.object),
+            )
+            .await
         }
         Err(e) => return Err(e),
     };
@@ -1166,13 +1189,19 @@ async fn run_ingest(
     // A job taken over may have had a chunk written but not recorded.
     let mut careful = job.retries > 0;
     let (mut cursor, mut chunk_no, mut index) = (job.cursor, job.chunk_no, job.processed);
-    let lease = chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
+    let lease =
+        chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
     loop {
         if *stop.borrow() {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        wait_for_rate(p, &c.tenant_id, mosaic_cache::ratelimit::EndpointClass::DataWrite).await;
+        wait_for_rate(
+            p,
+            &c.tenant_id,
+            mosaic_cache::ratelimit::EndpointClass::DataWrite,
+        )
+        .await;
         let (records, next) = match reader.next(cursor, CHUNK_RECORDS).await {
             Ok(r) => r,
             Err(e) if e.code == ErrorCode::INVALID_INPUT => {
@@ -1190,7 +1219,10 @@ async fn run_ingest(
                     .map(|f| String::from_utf8_lossy(f).into_owned())
                     .collect();
                 let malformed = if std::str::from_utf8(r.as_slice()).is_err() {
-                    Some(format!("INVALID_INPUT:row {}: the values are not UTF-8: --", n + 1))
+                    Some(format!(
+                        "INVALID_INPUT:row {}: the values are not UTF-8: --",
+                        n + 1
+                    ))
                 } else if r.len() != header.len() {
                     Some(format!(
                         "INVALID_INPUT:row {}: {} values, the header has {} columns: --",
@@ -1201,7 +1233,11 @@ async fn run_ingest(
                 } else {
                     None
                 };
-                Row { index: n, raw, malformed }
+                Row {
+                    index: n,
+                    raw,
+                    malformed,
+                }
             })
             .collect();
         let (successes, failures, failed) =
@@ -1323,10 +1359,7 @@ async fn process_chunk(
                     m
                 })
                 .collect();
-            for (r, res) in valid
-                .iter()
-                .zip(p.update_batch(c, &batch, false).await?)
-            {
+            for (r, res) in valid.iter().zip(p.update_batch(c, &batch, false).await?) {
                 let _ = r;
                 outcomes.push(res.map(|id| (id, false)));
             }
@@ -1363,7 +1396,10 @@ async fn process_chunk(
             let ids: Vec<String> = valid.iter().map(|r| r.raw[i].clone()).collect();
             let results = p.delete_batch(c, &ids, false).await?;
             let hard = job.operation == "hardDelete";
-            let deleted: Vec<String> = results.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+            let deleted: Vec<String> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().cloned())
+                .collect();
             let mut purge_errors = std::collections::HashMap::new();
             if hard && !deleted.is_empty() {
                 for (id, r) in deleted.iter().zip(p.empty_bin(c, &deleted).await) {
@@ -1417,11 +1453,7 @@ async fn process_chunk(
 
 /// A query value as one or more CSV columns (parents flattened as
 /// `Relationship.Field`; child subqueries are not part of CSV results).
-fn flatten(
-    prefix: &str,
-    rec: &crate::query::QueryRecord,
-    out: &mut Vec<(String, String)>,
-) {
+fn flatten(prefix: &str, rec: &crate::query::QueryRecord, out: &mut Vec<(String, String)>) {
     use crate::query::QueryValue;
     for (name, v) in &rec.fields {
         let col = if prefix.is_empty() {
@@ -1453,12 +1485,18 @@ async fn run_query(
     job: BulkJobRow,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> MosaicResult<()> {
-    if job.chunk_no > 0 && !p.bulk.reset_bulk_job(&job.tenant_id, &job.id, owner).await? {
+    if job.chunk_no > 0
+        && !p
+            .bulk
+            .reset_bulk_job(&job.tenant_id, &job.id, owner)
+            .await?
+    {
         return Ok(());
     }
     let soql = job.query.clone().unwrap_or_default();
     let delimiter = delimiter_byte(&job.column_delimiter).unwrap_or(b',');
-    let lease = chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
+    let lease =
+        chrono::Duration::from_std(p.config.bulk_lease).unwrap_or(chrono::Duration::seconds(60));
     let opts = crate::query::QueryOptions {
         include_deleted: job.operation == "queryAll",
         batch_size: Some(QUERY_PAGE_RECORDS),
@@ -1479,7 +1517,12 @@ async fn run_query(
             return Ok(());
         }
         let started = std::time::Instant::now();
-        wait_for_rate(p, &c.tenant_id, mosaic_cache::ratelimit::EndpointClass::Query).await;
+        wait_for_rate(
+            p,
+            &c.tenant_id,
+            mosaic_cache::ratelimit::EndpointClass::Query,
+        )
+        .await;
         let mut w = csv::WriterBuilder::new()
             .delimiter(delimiter)
             .terminator(terminator(&job.line_ending))
@@ -1500,8 +1543,11 @@ async fn run_query(
             w.write_record(&line)
                 .map_err(|e| MosaicError::internal(e.to_string()))?;
         }
-        let body = String::from_utf8(w.into_inner().map_err(|e| MosaicError::internal(e.to_string()))?)
-            .unwrap_or_default();
+        let body = String::from_utf8(
+            w.into_inner()
+                .map_err(|e| MosaicError::internal(e.to_string()))?,
+        )
+        .unwrap_or_default();
         let next = match &r.next {
             Some(l) => p.query_more(c, l).await?,
             None => None,
@@ -1565,7 +1611,10 @@ mod tests {
 
     #[test]
     fn result_lines_quote_every_field_and_end_as_asked() {
-        assert_eq!(csv_line(b',', "LF", &["a", "b,c", "d\"e"]), "\"a\",\"b,c\",\"d\"\"e\"\n");
+        assert_eq!(
+            csv_line(b',', "LF", &["a", "b,c", "d\"e"]),
+            "\"a\",\"b,c\",\"d\"\"e\"\n"
+        );
         assert_eq!(csv_line(b'|', "CRLF", &["a", "b"]), "\"a\"|\"b\"\r\n");
     }
 

@@ -8,8 +8,8 @@
 //! the Salesforce-shaped JSON, which belong to `mosaic-server`.
 
 pub mod access;
-pub mod bulk;
 pub mod ai;
+pub mod bulk;
 pub mod cache;
 /// The cache tier's crate, for the binary's configuration.
 pub use mosaic_cache;

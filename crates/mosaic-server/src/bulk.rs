@@ -33,12 +33,47 @@ pub fn routes() -> Vec<RouteSpec> {
     let query = "/services/data/{version}/jobs/query";
     let query_job = "/services/data/{version}/jobs/query/{job_id}";
     vec![
-        RouteSpec::new(Method::POST, ingest, p, "bulk.ingest.create", "Create a Bulk API ingest job", post(create_ingest)),
-        RouteSpec::new(Method::GET, ingest, p, "bulk.ingest.list", "The caller's ingest jobs", get(list_ingest))
-            .query(&["queryLocator"]),
-        RouteSpec::new(Method::GET, ingest_job, p, "bulk.ingest.get", "An ingest job's state and progress", get(get_ingest)),
-        RouteSpec::new(Method::PATCH, ingest_job, p, "bulk.ingest.state", "Close (UploadComplete) or abort an ingest job", patch(patch_ingest)),
-        RouteSpec::new(Method::DELETE, ingest_job, p, "bulk.ingest.delete", "Delete a finished ingest job", delete(delete_ingest)),
+        RouteSpec::new(
+            Method::POST,
+            ingest,
+            p,
+            "bulk.ingest.create",
+            "Create a Bulk API ingest job",
+            post(create_ingest),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            ingest,
+            p,
+            "bulk.ingest.list",
+            "The caller's ingest jobs",
+            get(list_ingest),
+        )
+        .query(&["queryLocator"]),
+        RouteSpec::new(
+            Method::GET,
+            ingest_job,
+            p,
+            "bulk.ingest.get",
+            "An ingest job's state and progress",
+            get(get_ingest),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            ingest_job,
+            p,
+            "bulk.ingest.state",
+            "Close (UploadComplete) or abort an ingest job",
+            patch(patch_ingest),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            ingest_job,
+            p,
+            "bulk.ingest.delete",
+            "Delete a finished ingest job",
+            delete(delete_ingest),
+        ),
         RouteSpec::new(
             Method::PUT,
             "/services/data/{version}/jobs/ingest/{job_id}/batches",
@@ -72,12 +107,47 @@ pub fn routes() -> Vec<RouteSpec> {
             "The records an aborted or failed job never reached, as CSV",
             get(unprocessed),
         ),
-        RouteSpec::new(Method::POST, query, p, "bulk.query.create", "Create a Bulk API query job (SOQL run as the caller)", post(create_query)),
-        RouteSpec::new(Method::GET, query, p, "bulk.query.list", "The caller's query jobs", get(list_query))
-            .query(&["queryLocator"]),
-        RouteSpec::new(Method::GET, query_job, p, "bulk.query.get", "A query job's state and progress", get(get_query)),
-        RouteSpec::new(Method::PATCH, query_job, p, "bulk.query.state", "Abort a query job", patch(patch_query)),
-        RouteSpec::new(Method::DELETE, query_job, p, "bulk.query.delete", "Delete a finished query job", delete(delete_query)),
+        RouteSpec::new(
+            Method::POST,
+            query,
+            p,
+            "bulk.query.create",
+            "Create a Bulk API query job (SOQL run as the caller)",
+            post(create_query),
+        ),
+        RouteSpec::new(
+            Method::GET,
+            query,
+            p,
+            "bulk.query.list",
+            "The caller's query jobs",
+            get(list_query),
+        )
+        .query(&["queryLocator"]),
+        RouteSpec::new(
+            Method::GET,
+            query_job,
+            p,
+            "bulk.query.get",
+            "A query job's state and progress",
+            get(get_query),
+        ),
+        RouteSpec::new(
+            Method::PATCH,
+            query_job,
+            p,
+            "bulk.query.state",
+            "Abort a query job",
+            patch(patch_query),
+        ),
+        RouteSpec::new(
+            Method::DELETE,
+            query_job,
+            p,
+            "bulk.query.delete",
+            "Delete a finished query job",
+            delete(delete_query),
+        ),
         RouteSpec::new(
             Method::GET,
             "/services/data/{version}/jobs/query/{job_id}/results",
@@ -129,7 +199,10 @@ fn render_job(j: &BulkJobRow) -> Value {
         m.insert("apexProcessingTime".into(), json!(0));
         m.insert(
             "contentUrl".into(),
-            json!(format!("services/data/{}/jobs/ingest/{}/batches", j.api_version, j.id)),
+            json!(format!(
+                "services/data/{}/jobs/ingest/{}/batches",
+                j.api_version, j.id
+            )),
         );
         if let Some(f) = &j.external_id_field {
             m.insert("externalIdFieldName".into(), json!(f));
@@ -229,7 +302,13 @@ async fn create_query(
     Ok((StatusCode::OK, Json(render_job(&job))).into_response())
 }
 
-async fn list(s: &AppState, c: &Caller, v: &str, kind: &str, q: &QueryMap) -> Result<Json<Value>, ApiError> {
+async fn list(
+    s: &AppState,
+    c: &Caller,
+    v: &str,
+    kind: &str,
+    q: &QueryMap,
+) -> Result<Json<Value>, ApiError> {
     let v = version(v)?;
     let after = q.0.get("queryLocator").map(String::as_str);
     let (jobs, next) = s.platform.bulk_jobs(c, kind, after).await?;
@@ -264,7 +343,9 @@ async fn get_ingest(
     Auth(c): Auth,
 ) -> Result<Json<Value>, ApiError> {
     version(&v)?;
-    Ok(Json(render_job(&s.platform.bulk_job(&c, KIND_INGEST, &id).await?)))
+    Ok(Json(render_job(
+        &s.platform.bulk_job(&c, KIND_INGEST, &id).await?,
+    )))
 }
 
 async fn get_query(
@@ -273,7 +354,9 @@ async fn get_query(
     Auth(c): Auth,
 ) -> Result<Json<Value>, ApiError> {
     version(&v)?;
-    Ok(Json(render_job(&s.platform.bulk_job(&c, KIND_QUERY, &id).await?)))
+    Ok(Json(render_job(
+        &s.platform.bulk_job(&c, KIND_QUERY, &id).await?,
+    )))
 }
 
 async fn patch_ingest(

@@ -63,7 +63,10 @@ async fn get_text(c: &Client, path: &str) -> (StatusCode, reqwest::header::Heade
 async fn run(c: &Client, kind: &str, id: &str) -> Value {
     if kind == "ingest" {
         let (s, v) = c
-            .patch(&format!("{JOBS}/ingest/{id}"), json!({"state": "UploadComplete"}))
+            .patch(
+                &format!("{JOBS}/ingest/{id}"),
+                json!({"state": "UploadComplete"}),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
@@ -100,7 +103,11 @@ async fn an_insert_job_saves_valid_rows_and_reports_refused_ones() {
     let server = TestServer::start().await;
     let c = server.tenant().await;
     items(&c).await;
-    let id = create_job(&c, json!({"object": "Item__c", "operation": "insert", "lineEnding": "LF"})).await;
+    let id = create_job(
+        &c,
+        json!({"object": "Item__c", "operation": "insert", "lineEnding": "LF"}),
+    )
+    .await;
     let mut csv = String::from("Name,Code__c,Qty__c\n");
     for i in 0..10_000 {
         let qty = if i % 100 == 7 { -1 } else { i };
@@ -119,11 +126,16 @@ async fn an_insert_job_saves_valid_rows_and_reports_refused_ones() {
     assert_eq!(s, StatusCode::OK);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/csv"));
     let ok = rows(&ok);
-    assert_eq!(ok[0], ["sf__Id", "sf__Created", "Name", "Code__c", "Qty__c"]);
+    assert_eq!(
+        ok[0],
+        ["sf__Id", "sf__Created", "Name", "Code__c", "Qty__c"]
+    );
     assert_eq!(ok.len(), 9_901);
     assert_eq!(ok[1][1], "true");
     assert_eq!(ok[1][2], "Item, 0");
-    let (s, v) = c.get(&format!("{DATA}/sobjects/Item__c/{}", ok[1][0])).await;
+    let (s, v) = c
+        .get(&format!("{DATA}/sobjects/Item__c/{}", ok[1][0]))
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["Code__c"], "C-0");
 
@@ -131,18 +143,36 @@ async fn an_insert_job_saves_valid_rows_and_reports_refused_ones() {
     let bad = rows(&bad);
     assert_eq!(bad[0], ["sf__Id", "sf__Error", "Name", "Code__c", "Qty__c"]);
     assert_eq!(bad.len(), 102);
-    assert!(bad[1][1].starts_with("FIELD_CUSTOM_VALIDATION_EXCEPTION:Qty cannot be negative"), "{:?}", bad[1]);
+    assert!(
+        bad[1][1].starts_with("FIELD_CUSTOM_VALIDATION_EXCEPTION:Qty cannot be negative"),
+        "{:?}",
+        bad[1]
+    );
     assert_eq!(bad[1][3], "C-7");
     let last = bad.last().unwrap();
-    assert!(last[1].contains("row 10001") && last[1].contains("2 values"), "{last:?}");
+    assert!(
+        last[1].contains("row 10001") && last[1].contains("2 values"),
+        "{last:?}"
+    );
 
     let (_, _, un) = get_text(&c, &format!("{JOBS}/ingest/{id}/unprocessedrecords/")).await;
-    assert_eq!(rows(&un).len(), 1, "a finished job has nothing unprocessed: {un}");
+    assert_eq!(
+        rows(&un).len(),
+        1,
+        "a finished job has nothing unprocessed: {un}"
+    );
 
     // The job is listed, and can be deleted once finished.
     let (s, v) = c.get(&format!("{JOBS}/ingest")).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(v["records"].as_array().unwrap().iter().any(|j| j["id"] == id.as_str()), "{v}");
+    assert!(
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == id.as_str()),
+        "{v}"
+    );
     let (s, _) = c.delete(&format!("{JOBS}/ingest/{id}")).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = c.get(&format!("{JOBS}/ingest/{id}")).await;
@@ -155,7 +185,9 @@ async fn upsert_matches_on_the_external_id_and_nulls_with_na() {
     let server = TestServer::start().await;
     let c = server.tenant().await;
     items(&c).await;
-    let a = c.create_record("Item__c", json!({"Name": "a", "Code__c": "A", "Qty__c": 1})).await;
+    let a = c
+        .create_record("Item__c", json!({"Name": "a", "Code__c": "A", "Qty__c": 1}))
+        .await;
     let id = create_job(
         &c,
         json!({"object": "Item__c", "operation": "upsert", "externalIdFieldName": "Code__c"}),
@@ -172,7 +204,10 @@ async fn upsert_matches_on_the_external_id_and_nulls_with_na() {
     let (_, v) = c.get(&format!("{DATA}/sobjects/Item__c/{a}")).await;
     assert_eq!(v["Name"], "a", "an empty cell leaves the field as it is");
     assert_eq!(v["Qty__c"], Value::Null, "#N/A empties the field");
-    assert_eq!(count(&c, "SELECT Id FROM Item__c WHERE Code__c = 'B'", false).await, 1);
+    assert_eq!(
+        count(&c, "SELECT Id FROM Item__c WHERE Code__c = 'B'", false).await,
+        1
+    );
     server.stop().await;
 }
 
@@ -183,10 +218,18 @@ async fn delete_goes_to_the_recycle_bin_and_hard_delete_does_not() {
     items(&c).await;
     let mut ids = Vec::new();
     for i in 0..6 {
-        ids.push(c.create_record("Item__c", json!({"Name": format!("n{i}")})).await);
+        ids.push(
+            c.create_record("Item__c", json!({"Name": format!("n{i}")}))
+                .await,
+        );
     }
     let soft = create_job(&c, json!({"object": "Item__c", "operation": "delete"})).await;
-    upload(&c, &soft, format!("Id\n{}\n{}\n{}\n", ids[0], ids[1], ids[2])).await;
+    upload(
+        &c,
+        &soft,
+        format!("Id\n{}\n{}\n{}\n", ids[0], ids[1], ids[2]),
+    )
+    .await;
     assert_eq!(run(&c, "ingest", &soft).await["numberRecordsFailed"], 0);
     let hard = create_job(&c, json!({"object": "Item__c", "operation": "hardDelete"})).await;
     upload(&c, &hard, format!("Id\n{}\n{}\n", ids[3], ids[4])).await;
@@ -214,7 +257,10 @@ async fn a_query_job_pages_its_csv_with_locators() {
     upload(&c, &id, csv).await;
     run(&c, "ingest", &id).await;
     let (s, v) = c
-        .post(&format!("{JOBS}/query"), json!({"operation": "query", "query": "SELECT Id, Name, Qty__c FROM Item__c"}))
+        .post(
+            &format!("{JOBS}/query"),
+            json!({"operation": "query", "query": "SELECT Id, Name, Qty__c FROM Item__c"}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let qid = v["id"].as_str().unwrap().to_string();
@@ -232,7 +278,11 @@ async fn a_query_job_pages_its_csv_with_locators() {
         assert_eq!(s, StatusCode::OK, "{body}");
         let r = rows(&body);
         assert_eq!(r[0], ["Id", "Name", "Qty__c"]);
-        let n: usize = h["sforce-numberofrecords"].to_str().unwrap().parse().unwrap();
+        let n: usize = h["sforce-numberofrecords"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(n, r.len() - 1);
         for row in &r[1..] {
             assert!(seen.insert(row[0].clone()), "a row twice: {row:?}");
@@ -252,18 +302,48 @@ async fn bad_input_is_refused_with_salesforce_codes() {
     let server = TestServer::start().await;
     let c = server.tenant().await;
     items(&c).await;
-    let (s, v) = c.post(&format!("{JOBS}/ingest"), json!({"object": "Item__c", "operation": "merge"})).await;
-    assert_eq!((s, codes(&v)), (StatusCode::BAD_REQUEST, vec!["INVALIDJOB".to_string()]), "{v}");
-    let (s, v) = c.post(&format!("{JOBS}/ingest"), json!({"object": "Nope__c"})).await;
+    let (s, v) = c
+        .post(
+            &format!("{JOBS}/ingest"),
+            json!({"object": "Item__c", "operation": "merge"}),
+        )
+        .await;
+    assert_eq!(
+        (s, codes(&v)),
+        (StatusCode::BAD_REQUEST, vec!["INVALIDJOB".to_string()]),
+        "{v}"
+    );
+    let (s, v) = c
+        .post(&format!("{JOBS}/ingest"), json!({"object": "Nope__c"}))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-    let (s, v) = c.post(&format!("{JOBS}/ingest"), json!({"object": "Item__c", "operation": "upsert"})).await;
+    let (s, v) = c
+        .post(
+            &format!("{JOBS}/ingest"),
+            json!({"object": "Item__c", "operation": "upsert"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 
     let id = create_job(&c, json!({"object": "Item__c"})).await;
     // Closing before any data, or asking for a state a client cannot set.
-    let (s, v) = c.patch(&format!("{JOBS}/ingest/{id}"), json!({"state": "UploadComplete"})).await;
-    assert_eq!((s, codes(&v)), (StatusCode::BAD_REQUEST, vec!["INVALIDJOBSTATE".to_string()]), "{v}");
-    let (s, v) = c.patch(&format!("{JOBS}/ingest/{id}"), json!({"state": "JobComplete"})).await;
+    let (s, v) = c
+        .patch(
+            &format!("{JOBS}/ingest/{id}"),
+            json!({"state": "UploadComplete"}),
+        )
+        .await;
+    assert_eq!(
+        (s, codes(&v)),
+        (StatusCode::BAD_REQUEST, vec!["INVALIDJOBSTATE".to_string()]),
+        "{v}"
+    );
+    let (s, v) = c
+        .patch(
+            &format!("{JOBS}/ingest/{id}"),
+            json!({"state": "JobComplete"}),
+        )
+        .await;
     assert_eq!(codes(&v), ["INVALIDJOBSTATE"], "{s} {v}");
     // An unknown column is named.
     let (s, body) = upload(&c, &id, "Name,Colour__c\nx,red\n".into()).await;
@@ -292,7 +372,12 @@ async fn bad_input_is_refused_with_salesforce_codes() {
         tcp.write_all(head.as_bytes()).await.unwrap();
         let mut answer = vec![0u8; 12];
         tcp.read_exact(&mut answer).await.unwrap();
-        assert_eq!(&answer[9..12], b"413", "{}", String::from_utf8_lossy(&answer));
+        assert_eq!(
+            &answer[9..12],
+            b"413",
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
     }
     // After the refusals the job still takes a good upload.
     let (s, body) = upload(&c, &id, "Name\nfine\n".into()).await;
@@ -309,9 +394,15 @@ async fn bad_input_is_refused_with_salesforce_codes() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = c.get(&format!("{JOBS}/query/{id}")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, v) = c.patch(&format!("{JOBS}/ingest/{id}"), json!({"state": "Aborted"})).await;
+    let (s, v) = c
+        .patch(&format!("{JOBS}/ingest/{id}"), json!({"state": "Aborted"}))
+        .await;
     assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("Aborted")));
     let (_, _, un) = get_text(&c, &format!("{JOBS}/ingest/{id}/unprocessedrecords")).await;
-    assert_eq!(rows(&un), [vec!["Name".to_string()]], "an aborted job's data is dropped");
+    assert_eq!(
+        rows(&un),
+        [vec!["Name".to_string()]],
+        "an aborted job's data is dropped"
+    );
     server.stop().await;
 }

@@ -237,7 +237,12 @@ impl BulkStore for PgMetaStore {
         })
     }
 
-    async fn bulk_data(&self, tenant_id: &str, id: &str, seq: i64) -> MosaicResult<Option<Vec<u8>>> {
+    async fn bulk_data(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        seq: i64,
+    ) -> MosaicResult<Option<Vec<u8>>> {
         with_client!(self.pool(), |c| {
             let st = c
                 .prepare_cached(

@@ -127,7 +127,8 @@ pub trait BulkStore: Send + Sync {
     ) -> MosaicResult<()>;
     /// Drops the job's uploaded blocks (a refused or aborted upload).
     async fn clear_bulk_data(&self, tenant_id: &str, id: &str) -> MosaicResult<()>;
-    async fn bulk_data(&self, tenant_id: &str, id: &str, seq: i64) -> MosaicResult<Option<Vec<u8>>>;
+    async fn bulk_data(&self, tenant_id: &str, id: &str, seq: i64)
+        -> MosaicResult<Option<Vec<u8>>>;
     /// Records a finished upload (the job must still be `Open`): its header,
     /// where the first record starts and its size.
     async fn finish_bulk_upload(
@@ -431,7 +432,12 @@ impl BulkStore for SqliteBulkStore {
             .await
     }
 
-    async fn bulk_data(&self, tenant_id: &str, id: &str, seq: i64) -> MosaicResult<Option<Vec<u8>>> {
+    async fn bulk_data(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        seq: i64,
+    ) -> MosaicResult<Option<Vec<u8>>> {
         let (t, i) = (tenant_id.to_string(), id.to_string());
         self.db
             .read(move |conn| {

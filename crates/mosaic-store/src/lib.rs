@@ -55,8 +55,8 @@ mod sqlite_transfer;
 pub mod transfer;
 
 pub use access_store::AccessStore;
-pub use bulk::{BulkChunk, BulkJobRow, BulkResultRow, BulkStore, SqliteBulkStore};
 pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
+pub use bulk::{BulkChunk, BulkJobRow, BulkResultRow, BulkStore, SqliteBulkStore};
 pub use guard::{CallGuard, CallOutcome};
 pub use idempotency::{
     IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,

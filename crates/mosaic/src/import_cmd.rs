@@ -53,7 +53,10 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 async fn answer(res: reqwest::Response, what: &str) -> Result<Value, String> {
     let status = res.status();
-    let text = res.text().await.map_err(|e| format!("{what}: {}", chain(&e)))?;
+    let text = res
+        .text()
+        .await
+        .map_err(|e| format!("{what}: {}", chain(&e)))?;
     if !status.is_success() {
         let detail = serde_json::from_str::<Value>(&text)
             .ok()
@@ -97,7 +100,8 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let mut body = json!({"object": args.object, "operation": args.operation, "contentType": "CSV"});
+    let mut body =
+        json!({"object": args.object, "operation": args.operation, "contentType": "CSV"});
     if let Some(f) = &args.external_id {
         body["externalIdFieldName"] = json!(f);
     }
@@ -112,7 +116,10 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
         "create job",
     )
     .await?;
-    let id = job["id"].as_str().ok_or("create job: no id in the answer")?.to_string();
+    let id = job["id"]
+        .as_str()
+        .ok_or("create job: no id in the answer")?
+        .to_string();
     let job_url = format!("{jobs}/{id}");
     // Read whole (at most MAX_FILE_BYTES): the server streams it to its store.
     let data = tokio::fs::read(&args.file)
@@ -142,8 +149,10 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
     .await?;
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} records processed ({per_sec}) {msg}")
-            .map_err(|e| e.to_string())?,
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} {pos} records processed ({per_sec}) {msg}",
+        )
+        .map_err(|e| e.to_string())?,
     );
     let info = loop {
         let info = answer(
@@ -200,6 +209,9 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
     if info["state"] == "JobComplete" {
         Ok(())
     } else {
-        Err(format!("the job ended {}", info["state"].as_str().unwrap_or("")))
+        Err(format!(
+            "the job ended {}",
+            info["state"].as_str().unwrap_or("")
+        ))
     }
 }

@@ -33,7 +33,9 @@ async fn items(http: &reqwest::Client, url: &str, token: &str) {
 
 async fn count(http: &reqwest::Client, url: &str, token: &str) -> u64 {
     let v: Value = http
-        .get(format!("{url}/services/data/v60.0/query?q=SELECT+COUNT()+FROM+Item__c"))
+        .get(format!(
+            "{url}/services/data/v60.0/query?q=SELECT+COUNT()+FROM+Item__c"
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -61,11 +63,22 @@ async fn mosaic_import_loads_a_file_and_keeps_the_failed_rows() {
     let out = Command::new(bin())
         .arg("import")
         .arg(&file)
-        .args(["--object", "Item__c", "--url", &server.url, "--token", &token])
+        .args([
+            "--object",
+            "Item__c",
+            "--url",
+            &server.url,
+            "--token",
+            &token,
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         stdout.contains("1000 records processed, 999 saved, 1 failed"),
         "{stdout}"
@@ -73,14 +86,26 @@ async fn mosaic_import_loads_a_file_and_keeps_the_failed_rows() {
     let failed = std::fs::read_to_string(dir.path().join("items.csv.failed.csv")).unwrap();
     let lines: Vec<&str> = failed.lines().collect();
     assert_eq!(lines.len(), 2, "{failed}");
-    assert!(lines[1].contains("Qty cannot be negative") && lines[1].contains("item 500"), "{failed}");
+    assert!(
+        lines[1].contains("Qty cannot be negative") && lines[1].contains("item 500"),
+        "{failed}"
+    );
     assert_eq!(count(&http, &server.url, &token).await, 999);
 
     // Bad arguments are refused before anything is sent.
     let out = Command::new(bin())
         .arg("import")
         .arg(&file)
-        .args(["--object", "Item__c", "--url", &server.url, "--token", &token, "--operation", "upsert"])
+        .args([
+            "--object",
+            "Item__c",
+            "--url",
+            &server.url,
+            "--token",
+            &token,
+            "--operation",
+            "upsert",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -169,7 +194,11 @@ async fn a_job_killed_mid_run_finishes_exactly_once_after_a_restart() {
     assert_eq!(info["numberRecordsProcessed"], ROWS, "{info}");
     assert_eq!(info["numberRecordsFailed"], 0, "{info}");
     assert!(info["retries"].as_u64().unwrap() >= 1, "{info}");
-    assert_eq!(count(&http, &server.url, &token).await, ROWS, "every row saved once");
+    assert_eq!(
+        count(&http, &server.url, &token).await,
+        ROWS,
+        "every row saved once"
+    );
     let ok = http
         .get(format!("{}{JOBS}/{id}/successfulResults", server.url))
         .bearer_auth(&token)
