@@ -27,7 +27,9 @@ use std::sync::Arc;
 
 pub fn routes() -> Vec<RouteSpec> {
     use crate::routes::build::*;
-    let p = Access::Permission;
+    // Any active user: jobs are the caller's own (an administrator sees the
+    // tenant's); creating one checks the object permission it needs.
+    let p = Access::Session;
     let ingest = "/services/data/{version}/jobs/ingest";
     let ingest_job = "/services/data/{version}/jobs/ingest/{job_id}";
     let query = "/services/data/{version}/jobs/query";

@@ -112,7 +112,7 @@ impl BulkStore for PgMetaStore {
                 return Ok(false);
             }
             tx.execute(
-                &format!("INSERT INTO bulk_jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"),
+                &format!("INSERT INTO bulk_jobs (tenant_id, {}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)", &JOB_COLUMNS["tenant_id, ".len()..]),
                 &[
                     &j.tenant_id, &j.id, &j.user_id, &j.kind, &j.operation, &j.object,
                     &j.external_id_field, &j.state, &j.column_delimiter, &j.line_ending,
