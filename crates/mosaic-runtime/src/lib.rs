@@ -10,6 +10,7 @@
 pub mod access;
 pub mod ai;
 pub mod api_usage;
+pub mod bulk;
 pub mod cache;
 /// The cache tier's crate, for the binary's configuration.
 pub use mosaic_cache;

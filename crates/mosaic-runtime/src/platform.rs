@@ -67,6 +67,9 @@ pub struct PlatformConfig {
     pub recycle_retention: Duration,
     /// Where file content lives and how much of it (decision 0034).
     pub files: crate::files::FilesConfig,
+    /// How long a worker's claim on a Bulk API job lasts between chunks
+    /// (`--bulk-lease-secs`, default 60 s).
+    pub bulk_lease: Duration,
 }
 
 /// Default connections per PostgreSQL pool.
@@ -100,6 +103,7 @@ impl PlatformConfig {
             llm: None,
             recycle_retention: crate::recycle_bin::DEFAULT_RETENTION,
             files: Default::default(),
+            bulk_lease: crate::bulk::JOB_LEASE,
         }
     }
 }
@@ -193,6 +197,10 @@ pub struct Platform {
     pub settings: Arc<dyn SettingsStore>,
     /// Each user's recently viewed records, in the metadata database.
     pub recent: Arc<dyn mosaic_store::RecentStore>,
+    /// Bulk API jobs, their uploads and results, in the metadata database.
+    pub bulk: Arc<dyn mosaic_store::BulkStore>,
+    /// Wakes the bulk worker when a job is ready.
+    pub(crate) bulk_wake: Arc<tokio::sync::Notify>,
     /// Operator users, their sessions and the platform audit log.
     pub operators: Arc<mosaic_access::OperatorService>,
     /// One circuit breaker per database; every call of the database asks it.
@@ -283,6 +291,7 @@ struct MetaStores {
     directory: Arc<dyn ShardDirectory>,
     settings: Arc<dyn SettingsStore>,
     recent: Arc<dyn mosaic_store::RecentStore>,
+    bulk: Arc<dyn mosaic_store::BulkStore>,
     operators: Arc<dyn mosaic_store::OperatorStore>,
     sqlite: Option<Arc<SqliteMetaStore>>,
     pg: Option<mosaic_store_pg::PgPool>,
@@ -342,6 +351,7 @@ impl Platform {
                     access: Arc::new(mosaic_store_pg::PgAccessStore::new(m.pool().clone())),
                     settings: m.clone(),
                     recent: m.clone(),
+                    bulk: m.clone(),
                     operators: m.clone(),
                     pg: Some(m.pool().clone()),
                     directory: m,
@@ -392,6 +402,7 @@ impl Platform {
             directory: meta_db.clone(),
             settings: Arc::new(SqliteSettingsStore::new(meta_db.db().clone())),
             recent: Arc::new(mosaic_store::SqliteRecentStore::new(meta_db.db().clone())),
+            bulk: Arc::new(mosaic_store::SqliteBulkStore::new(meta_db.db().clone())),
             operators: Arc::new(mosaic_store::SqliteOperatorStore::new(meta_db.db().clone())),
             sqlite: Some(meta_db),
             pg: None,
@@ -533,6 +544,8 @@ impl Platform {
             sqlite_records,
             settings: metas.settings,
             recent: metas.recent,
+            bulk: metas.bulk,
+            bulk_wake: Arc::new(tokio::sync::Notify::new()),
             breakers,
             maintenance: Default::default(),
             metadata_probe_failed: Default::default(),

@@ -496,8 +496,20 @@ impl Platform {
         obj: &ObjectMeta,
         body: &Map<String, Json>,
     ) -> RecordResult<InsertOp> {
+        self.prepared_insert_as(c, obj, body, new_id()).await
+    }
+
+    /// [`Self::prepared_insert`] of a record whose id the caller chose (a
+    /// Bulk API row's, derived from its job and position, so a chunk run
+    /// again after a takeover finds the rows it already wrote).
+    async fn prepared_insert_as(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        body: &Map<String, Json>,
+        id: String,
+    ) -> RecordResult<InsertOp> {
         let mut p = self.prepare(c, obj, body, true).await?;
-        let id = new_id();
         let effects = self.before_write(c, obj, &id, &mut p, None).await?;
         let tenant_zone = self.zone_of(&c.tenant_id, "").await?;
         let mut op = self.insert_op(c, obj, p, tenant_zone);
@@ -1141,6 +1153,39 @@ impl Platform {
             );
         }
         self.run_batch(c, prepared, all_or_none).await
+    }
+
+    /// Creates records of `object` under the ids given (the Bulk API's
+    /// insert: one chunk through the same pipeline as a batch create, each
+    /// record succeeding or failing on its own).
+    pub(crate) async fn create_rows_with_ids(
+        &self,
+        c: &Caller,
+        obj: &ObjectMeta,
+        rows: &[(String, Map<String, Json>)],
+    ) -> MosaicResult<Vec<RecordResult<String>>> {
+        Self::check_batch(rows.len())?;
+        let mut prepared = Vec::with_capacity(rows.len());
+        for (id, rec) in rows {
+            prepared.push(
+                async {
+                    if rec.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
+                        return Err(MosaicError::field(
+                            ErrorCode::INVALID_FIELD_FOR_INSERT_UPDATE,
+                            "Id",
+                            "records to create must not have an Id",
+                        )
+                        .into());
+                    }
+                    crate::access::require(c, obj, ObjectOp::Create)?;
+                    Ok(WriteOp::Insert(
+                        self.prepared_insert_as(c, obj, rec, id.clone()).await?,
+                    ))
+                }
+                .await,
+            );
+        }
+        self.run_batch(c, prepared, false).await
     }
 
     /// Batch update (`composite/sobjects` PATCH): each record carries `id`.

@@ -179,7 +179,7 @@ async fn versions() -> Json<Value> {
 }
 
 /// The resources an API version lists: each is routed (`GET` answers).
-pub const RESOURCES: [&str; 9] = [
+pub const RESOURCES: [&str; 10] = [
     "sobjects",
     "query",
     "queryAll",
@@ -189,6 +189,7 @@ pub const RESOURCES: [&str; 9] = [
     "limits",
     "recent",
     "tooling",
+    "jobs",
 ];
 
 async fn resources(

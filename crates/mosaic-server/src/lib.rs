@@ -9,6 +9,7 @@ mod admin;
 mod ai;
 mod auth;
 mod automation;
+mod bulk;
 mod cache;
 mod composite;
 mod data;
@@ -235,6 +236,7 @@ where
         .start_outbox_worker()
         .await
         .map_err(|e| std::io::Error::other(e.message))?;
+    let bulk = state.platform.start_bulk_worker();
     let monitor = state.platform.start_health_monitor().await;
     let cache = state.platform.start_cache_tier();
     let app = NormalizePathLayer::trim_trailing_slash().layer(router(state));
@@ -250,6 +252,7 @@ where
     // bounded by its request deadline).
     idempotency::wait_for_keyed_requests(mosaic_types::timeouts::REQUEST_DEADLINE).await;
     worker.stop().await;
+    bulk.stop().await;
     monitor.stop().await;
     cache.stop().await;
     served

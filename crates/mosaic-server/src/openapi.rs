@@ -155,6 +155,10 @@ fn request_body(body: Body, operation: &str) -> Option<Value> {
             "required": true,
             "content": {"application/json": {"schema": {"type": "array"}}}
         })),
+        Body::Csv => Some(json!({
+            "required": true,
+            "content": {"text/csv": {"schema": {"type": "string", "description": "CSV: a header row of field API names, then one record per line"}}}
+        })),
         Body::Xml => Some(json!({
             "required": true,
             "content": {"text/xml": {"schema": {"type": "string", "description": "A SOAP 1.1 envelope of the partner API (login, logout)"}}}

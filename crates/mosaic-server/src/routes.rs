@@ -63,6 +63,8 @@ pub enum Body {
     Form,
     /// A SOAP envelope (`text/xml`).
     Xml,
+    /// CSV data (`text/csv`): the Bulk API's uploads.
+    Csv,
 }
 
 /// One route: method, path template (axum syntax, `{param}`), access,
@@ -191,6 +193,7 @@ pub fn route_table() -> Vec<RouteSpec> {
     all.extend(crate::automation::routes());
     all.extend(crate::sharing::routes());
     all.extend(crate::ai::routes());
+    all.extend(crate::bulk::routes());
     all
 }
 

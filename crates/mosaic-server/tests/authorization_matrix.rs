@@ -161,6 +161,8 @@ impl Fixture {
             "id" if path.contains("/permission-sets/") => self.permission_set_id.clone(),
             "id" if path.contains("/connected-apps/") => self.app_id.clone(),
             "id" if path.contains("/dead-letters/") || path.contains("/sharing-rules/") => random,
+            // Bulk API jobs: an unknown job (404 for everyone allowed in).
+            "job_id" => random,
             other => panic!("{path}: the matrix cannot fill parameter {{{other}}}; add it"),
         }
     }

@@ -25,6 +25,7 @@
 pub mod access;
 pub mod automation;
 mod bin;
+pub mod bulk;
 pub mod directory;
 pub mod idempotency;
 pub mod import;
@@ -57,7 +58,7 @@ pub use transfer::migrate_transfer;
 /// look-ups listed in the crate documentation.
 #[cfg(test)]
 mod tenant_predicate {
-    const SOURCES: [(&str, &str); 14] = [
+    const SOURCES: [(&str, &str); 15] = [
         ("operators.rs", include_str!("operators.rs")),
         ("replication.rs", include_str!("replication.rs")),
         ("transfer.rs", include_str!("transfer.rs")),
@@ -72,10 +73,11 @@ mod tenant_predicate {
         ("sharing.rs", include_str!("sharing.rs")),
         ("query.rs", include_str!("query.rs")),
         ("import.rs", include_str!("import.rs")),
+        ("bulk.rs", include_str!("bulk.rs")),
     ];
 
     /// Statements allowed without `tenant_id`, by a distinctive fragment.
-    const GLOBAL: [&str; 34] = [
+    const GLOBAL: [&str; 35] = [
         // write-ahead-log positions of the whole database
         "pg_current_wal_insert_lsn()",
         "pg_last_wal_replay_lsn()",
@@ -120,6 +122,8 @@ mod tenant_predicate {
         "DELETE FROM {}",
         "INSERT INTO {} ({}) {}VALUES ({})",
         "SELECT setval(pg_get_serial_sequence(",
+        // a stopping instance releases its own bulk-job leases in every tenant
+        "UPDATE bulk_jobs SET lease_until = NULL WHERE lease_owner = $1",
     ];
 
     /// Heads of statements built in pieces, whose tenant predicate is

@@ -32,6 +32,8 @@ pub const METADATA: &str = "metadata";
 pub const IDEMPOTENCY: &str = "idempotency";
 /// The recently viewed records in a metadata database.
 pub const RECENT: &str = "recent";
+/// The Bulk API's jobs, uploads and results in a metadata database.
+pub const BULK: &str = "bulk";
 /// Component name of a shard's record tables (records, pivots, counters,
 /// outbox, field history, shares).
 pub const RECORDS: &str = "records";
@@ -436,6 +438,7 @@ CREATE INDEX recent_records_newest ON recent_records (tenant_id, user_id, viewed
 pub async fn migrate_metadata(pool: &PgPool) -> MosaicResult<i64> {
     let version = migrate(pool, METADATA, METADATA_MIGRATIONS).await?;
     migrate(pool, RECENT, RECENT_MIGRATIONS).await?;
+    migrate(pool, BULK, crate::bulk::BULK_MIGRATIONS).await?;
     Ok(version)
 }
 

@@ -14,6 +14,8 @@
 //!   (writes on the primary, reads spread, read-your-writes);
 //! - [`RecentStore`]: each user's recently viewed records (the metadata
 //!   database);
+//! - [`BulkStore`]: Bulk API jobs, their uploads and results (the
+//!   metadata database);
 //! - [`IdempotencyStore`]: reserved and completed `Idempotency-Key`s with
 //!   the responses kept for replays (beside the records, in the shard).
 //!
@@ -24,6 +26,7 @@
 
 pub mod access_store;
 pub mod automation;
+pub mod bulk;
 pub mod commit_clock;
 pub mod deadline;
 pub mod dump;
@@ -54,6 +57,7 @@ pub mod transfer;
 
 pub use access_store::AccessStore;
 pub use automation::{AutomationStore, Effect, HistoryRow, OutboxEntry, OutboxStats};
+pub use bulk::{BulkChunk, BulkJobRow, BulkResultRow, BulkStore, SqliteBulkStore};
 pub use guard::{CallGuard, CallOutcome};
 pub use idempotency::{
     IdempotencyStore, KeptResponse, KeyRecord, KeyState, Reservation, SqliteIdempotencyStore,

@@ -64,12 +64,13 @@ impl SqliteMetaStore {
     pub fn open(path: &Path) -> MosaicResult<SqliteMetaStore> {
         crate::sqlite_access::migrate(path)?;
         let schema = format!(
-            "{META_SCHEMA}{}{}{}{}{}",
+            "{META_SCHEMA}{}{}{}{}{}{}",
             crate::sqlite_access::ACCESS_SCHEMA,
             crate::sqlite_shards::SHARDS_SCHEMA,
             crate::settings::SETTINGS_SCHEMA,
             crate::recent::RECENT_SCHEMA,
-            crate::operators::OPERATORS_SCHEMA
+            crate::operators::OPERATORS_SCHEMA,
+            crate::bulk::BULK_SCHEMA
         );
         Ok(SqliteMetaStore {
             db: SqliteDb::open(path, &schema)?,

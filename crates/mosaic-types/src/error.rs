@@ -55,6 +55,10 @@ pub enum ErrorCode {
     /// The request's deadline passed before it finished.
     REQUEST_RUNNING_TOO_LONG,
     UNKNOWN_EXCEPTION,
+    /// A Bulk API job request that is invalid (operation, object, options).
+    INVALIDJOB,
+    /// A Bulk API job asked for a change its state does not allow.
+    INVALIDJOBSTATE,
 }
 
 impl ErrorCode {
@@ -100,6 +104,8 @@ impl ErrorCode {
             UNABLE_TO_LOCK_ROW => "UNABLE_TO_LOCK_ROW",
             REQUEST_RUNNING_TOO_LONG => "REQUEST_RUNNING_TOO_LONG",
             UNKNOWN_EXCEPTION => "UNKNOWN_EXCEPTION",
+            INVALIDJOB => "INVALIDJOB",
+            INVALIDJOBSTATE => "INVALIDJOBSTATE",
         }
     }
 }

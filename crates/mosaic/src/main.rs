@@ -4,6 +4,7 @@ mod ai_eval_cmd;
 mod backup_cmd;
 mod cert_cmd;
 mod healthcheck_cmd;
+mod import_cmd;
 mod loadtest;
 mod metadata_cmd;
 mod migrate_metadata_cmd;
@@ -66,6 +67,11 @@ struct Common {
     /// its lease expires; keep it above the delivery timeout (10 s).
     #[arg(long, env = "MOSAIC_OUTBOX_LEASE_SECS", default_value_t = 60)]
     outbox_lease_secs: u64,
+    /// How long an instance holds a claimed Bulk API job between chunks,
+    /// in seconds: a job of an instance that died continues on another
+    /// one once its lease expires.
+    #[arg(long, env = "MOSAIC_BULK_LEASE_SECS", default_value_t = 60)]
+    bulk_lease_secs: u64,
     /// Destinations tenants' outbound messages may reach although they are
     /// loopback, private, link-local, CGNAT or multicast: comma-separated
     /// CIDRs, addresses or host names (`10.0.0.0/8,hooks.internal`).
@@ -310,6 +316,10 @@ enum Command {
     /// GET a running server's health URL; exit 0 on a 2xx answer (the
     /// container image's HEALTHCHECK: the image has no curl).
     Healthcheck(healthcheck_cmd::HealthcheckArgs),
+    /// Load a CSV file into an object through a running server's Bulk API,
+    /// as the token's user, with a progress bar; failed rows are written
+    /// to FILE.failed.csv.
+    Import(import_cmd::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -411,6 +421,7 @@ fn config(c: &Common) -> PlatformConfig {
         cfg.automation.mail_from = f;
     }
     cfg.automation.retry_base = Duration::from_millis(c.outbox_retry_base_ms.max(1));
+    cfg.bulk_lease = Duration::from_secs(c.bulk_lease_secs.clamp(1, 3600));
     cfg.automation.lease = Duration::from_secs(c.outbox_lease_secs.max(1));
     if let Some(g) = &c.outbound_allow {
         cfg.automation.outbound_allow = g.clone();
@@ -736,6 +747,7 @@ fn main() -> ExitCode {
             Command::Loadtest(args) => loadtest::run(args).await,
             Command::AiEval(args) => ai_eval_cmd::run(args).await,
             Command::Healthcheck(args) => healthcheck_cmd::run(args).await,
+            Command::Import(args) => import_cmd::run(args).await,
             Command::Shard { command } => shard_cmd::run(command).await,
             Command::Migrate { common } => {
                 let p = open(&common).await?;
