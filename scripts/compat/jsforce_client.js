@@ -106,6 +106,26 @@ const CHECKS = {
     assert.ok(found.searchRecords.some((r) => r.Id === id), JSON.stringify(found));
   },
 
+  async bulk2InsertAndQuery(conn) {
+    const name = 'Bulk jsforce';
+    const lines = ['Name,Amount__c'];
+    for (let i = 0; i < 250; i += 1) lines.push(`${name},${i}`);
+    lines.push(`${name},not a number`);
+    const res = await conn.bulk2.loadAndWaitForResults({
+      object: OBJECT,
+      operation: 'insert',
+      input: lines.join('\n') + '\n',
+      pollInterval: 500,
+      pollTimeout: 120000,
+    });
+    assert.equal(res.successfulResults.length, 250, JSON.stringify(res.failedResults));
+    assert.equal(res.failedResults.length, 1);
+    assert.ok(res.failedResults[0].sf__Error, JSON.stringify(res.failedResults[0]));
+    const stream = await conn.bulk2.query(`SELECT Id, Amount__c FROM ${OBJECT} WHERE Name = '${name}'`, { pollInterval: 500, pollTimeout: 120000 });
+    const rows = await stream.toArray();
+    assert.equal(rows.length, 250);
+  },
+
   async updateAndDelete(conn) {
     const { id } = await conn.sobject(OBJECT).create({ Name: 'To delete', Amount__c: 1 });
     const updated = await conn.sobject(OBJECT).update({ Id: id, Amount__c: 3 });

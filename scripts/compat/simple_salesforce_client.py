@@ -137,6 +137,20 @@ def check_search(sf):
     assert rid in [r["Id"] for r in quick["searchRecords"]], quick
 
 
+def check_bulk2_insert_and_query(sf):
+    name = "Bulk simple-salesforce"
+    records = [{"Name": name, "Amount__c": str(i)} for i in range(300)]
+    records.append({"Name": name, "Amount__c": "not a number"})
+    results = getattr(sf.bulk2, OBJECT).insert(records=records, wait=1)
+    processed = sum(int(r["numberRecordsProcessed"]) for r in results)
+    failed = sum(int(r["numberRecordsFailed"]) for r in results)
+    assert (processed, failed) == (301, 1), results
+    rows = []
+    for page in getattr(sf.bulk2, OBJECT).query(f"SELECT Id, Amount__c FROM {OBJECT} WHERE Name = '{name}'", max_records=200, wait=1):
+        rows.extend(page.strip().splitlines()[1:])
+    assert len(rows) == 300, len(rows)
+
+
 def main():
     sf = connect()
     checks = [(name, fn) for name, fn in sorted(globals().items()) if name.startswith("check_")]
