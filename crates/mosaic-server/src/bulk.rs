@@ -36,6 +36,14 @@ pub fn routes() -> Vec<RouteSpec> {
     let query_job = "/services/data/{version}/jobs/query/{job_id}";
     vec![
         RouteSpec::new(
+            Method::GET,
+            "/services/data/{version}/jobs",
+            p,
+            "bulk.index",
+            "The Bulk API's job collections (ingest, query)",
+            get(jobs_index),
+        ),
+        RouteSpec::new(
             Method::POST,
             ingest,
             p,
@@ -318,6 +326,18 @@ async fn list(
         "done": next.is_none(),
         "records": jobs.iter().map(render_job).collect::<Vec<_>>(),
         "nextRecordsUrl": next.map(|n| format!("/services/data/{v}/jobs/{kind}?queryLocator={n}")),
+    })))
+}
+
+/// What `jobs` in the resources list leads to: the two job collections.
+async fn jobs_index(
+    PathParams(v): PathParams<String>,
+    Auth(_c): Auth,
+) -> Result<Json<Value>, ApiError> {
+    let v = crate::data::version(&v)?;
+    Ok(Json(json!({
+        "ingest": format!("/services/data/{v}/jobs/ingest"),
+        "query": format!("/services/data/{v}/jobs/query"),
     })))
 }
 
