@@ -129,8 +129,11 @@ mod tenant_predicate {
     /// Heads of statements built in pieces, whose tenant predicate is
     /// appended by the builder (`WHERE tenant_id = …` after the column
     /// list; the query generator's `scope`, debug-asserted per statement).
-    const HEADS: [&str; 4] = [
+    const HEADS: [&str; 5] = [
         "SELECT ",
+        // The roll-up wrapper around the root source: its inner SELECT
+        // carries the tenant predicate (query.rs, root_source).
+        " FROM (SELECT r0.*",
         "SELECT {inner} FROM object_records {sp}",
         "SELECT {SYSTEM_COLS}",
         "UPDATE object_records SET modified_by = $1, modified_at = $2",

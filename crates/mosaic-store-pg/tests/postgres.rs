@@ -5,7 +5,8 @@ mod common;
 
 use common::{test_database, TestDatabase};
 use mosaic_store::MetaStore;
-use mosaic_store_pg::migrate::{METADATA, METADATA_MIGRATIONS, RECENT, RECENT_MIGRATIONS};
+use mosaic_store_pg::bulk::BULK_MIGRATIONS;
+use mosaic_store_pg::migrate::{BULK, METADATA, METADATA_MIGRATIONS, RECENT, RECENT_MIGRATIONS};
 use mosaic_store_pg::{migrate, migrate_metadata, Migration, PgMetaStore, PgPool};
 use mosaic_types::ErrorCode;
 
@@ -40,6 +41,7 @@ async fn migrations_apply_once_and_record_their_versions() {
     let mut expected: Vec<(String, i64)> =
         (1..=latest).map(|v| (METADATA.to_string(), v)).collect();
     expected.extend((1..=RECENT_MIGRATIONS.len() as i64).map(|v| (RECENT.to_string(), v)));
+    expected.extend((1..=BULK_MIGRATIONS.len() as i64).map(|v| (BULK.to_string(), v)));
     assert_eq!(versions(&db).await, expected);
 }
 
@@ -59,7 +61,7 @@ async fn concurrent_migrators_wait_for_each_other() {
     }
     assert_eq!(
         versions(&db).await.len(),
-        METADATA_MIGRATIONS.len() + RECENT_MIGRATIONS.len()
+        METADATA_MIGRATIONS.len() + RECENT_MIGRATIONS.len() + BULK_MIGRATIONS.len()
     );
 }
 

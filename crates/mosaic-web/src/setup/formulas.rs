@@ -844,7 +844,10 @@ mod tests {
     fn the_reference_has_every_category_and_function_text() {
         let r = &*REFERENCE;
         let labels: Vec<&str> = r.iter().map(|g| g.label.as_str()).collect();
-        assert_eq!(labels, ["Logical", "Text", "Math", "Location", "Date and time"]);
+        assert_eq!(
+            labels,
+            ["Logical", "Text", "Math", "Location", "Date and time"]
+        );
         let iff = r[0].functions.iter().find(|f| f.name == "IF").unwrap();
         assert!(iff.text.contains("value_if_true"));
         let n: usize = r.iter().map(|g| g.functions.len()).sum();
