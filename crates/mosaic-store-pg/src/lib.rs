@@ -129,8 +129,10 @@ mod tenant_predicate {
     /// Heads of statements built in pieces, whose tenant predicate is
     /// appended by the builder (`WHERE tenant_id = …` after the column
     /// list; the query generator's `scope`, debug-asserted per statement).
-    const HEADS: [&str; 5] = [
+    const HEADS: [&str; 6] = [
         "SELECT ",
+        // A roll-up's correlated aggregate, inside the wrapper below.
+        "(SELECT ",
         // The roll-up wrapper around the root source: its inner SELECT
         // carries the tenant predicate (query.rs, root_source).
         " FROM (SELECT r0.*",
